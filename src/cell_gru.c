@@ -1,0 +1,2 @@
+/* cell_gru.c — (being written) */
+#include "real.h"

@@ -1,0 +1,2 @@
+/* cell_lstm.c — (being written) */
+#include "real.h"

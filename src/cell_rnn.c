@@ -1,0 +1,2 @@
+/* cell_rnn.c — (being written) */
+#include "real.h"

@@ -1,0 +1,2 @@
+/* checkpoint.c — (being written) */
+#include "checkpoint.h"

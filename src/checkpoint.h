@@ -1,0 +1,37 @@
+/* checkpoint.h — the model file (docs/model-format.md): magic, format version,
+ * then sections (config, vocabulary, parameters, and optionally optimizer
+ * state and training state), each with a type, a length and a CRC-32.
+ * Little-endian, fixed-width fields. Loading bounds-checks every read and
+ * never trusts a size before checking it against the file and the config;
+ * any problem is CRN_EFORMAT / CRN_ECHECKSUM with a message naming the file,
+ * the section and the byte offset. Saving is atomic: write a temp file in the
+ * same directory, fsync it, rename it over the target, fsync the directory. */
+#ifndef CRN_CHECKPOINT_H
+#define CRN_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "optim.h"
+#include "vocab.h"
+
+struct crn_train_state; /* train.h: step, data position, RNG, options, history */
+
+typedef struct crn_checkpoint {
+    crn_model_config cfg;
+    crn_vocab *vocab;               /* owned */
+    crn_model *model;               /* owned; parameters loaded */
+    crn_optim *optim;               /* owned; NULL if the file has no optimizer state */
+    struct crn_train_state *train;  /* owned; NULL if the file has no training state */
+} crn_checkpoint;
+
+/* Load path. @return 0 or a negative error (message: "PATH: section S at byte
+ * N: what is wrong"). */
+int crn_checkpoint_load(crn_checkpoint **out, const char *path);
+/* Save atomically. optim and train may be NULL (a model-only file). */
+int crn_checkpoint_save(const char *path, const crn_model_config *cfg, const crn_vocab *vocab,
+                        crn_model *model, const crn_optim *optim, const struct crn_train_state *train);
+void crn_checkpoint_destroy(crn_checkpoint *c); /* NULL is a no-op; frees everything owned */
+
+#endif

@@ -1,0 +1,2 @@
+/* corpus.c — (being written) */
+#include "corpus.h"

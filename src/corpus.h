@@ -1,0 +1,99 @@
+/* corpus.h — a text file turned into token ids, ready for training.
+ *
+ * Loading: mmap the file, drop a leading UTF-8 BOM, check/repair UTF-8 (error
+ * names path:line:col and the byte offset), clean line by line with PCRE2
+ * (keep, drop, then each replace in order), normalise, count tokens into a
+ * vocabulary (unless one is given), then encode into a compact id array
+ * (uint16 when the vocabulary has <= 65536 ids, else uint32). Work is done in
+ * pieces cut at '\n', so memory is the id array plus one piece.
+ *
+ * Split: the last val_frac of the ids is the validation split (contiguous).
+ *
+ * Batching (karpathy/char-rnn layout, as ../shared/bench/torch_charrnn.py):
+ * the train ids are cut into B rows of L = n_win*T ids (n_win = (n_train-1) /
+ * (B*T); the tail that does not fill a window is dropped); window w of row b
+ * is ids[b*L + w*T .. +T) with targets shifted by one. At the end of an epoch
+ * the window index wraps to 0 and the caller resets the model state. */
+#ifndef CRN_CORPUS_H
+#define CRN_CORPUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "regex.h"
+#include "utf8.h"
+#include "vocab.h"
+
+typedef struct crn_corpus_opts {
+    enum crn_unit unit;         /* default CRN_UNIT_CODEPOINT */
+    enum crn_norm norm;         /* default CRN_NORM_NFC */
+    enum crn_invalid invalid;   /* default CRN_INVALID_ERROR */
+    uint64_t min_count;         /* default 1 */
+    double val_frac;            /* default 0.1; 0 = no validation split */
+    /* cleaning, applied per line in this order; patterns as typed by the user */
+    const char **keep; size_t n_keep;       /* keep only lines matching any */
+    const char **drop; size_t n_drop;       /* drop lines matching any */
+    const char **replace; size_t n_replace; /* "REGEX=TEXT", split at the last '=' not escaped by '\' */
+} crn_corpus_opts;
+
+void crn_corpus_opts_default(crn_corpus_opts *o);
+
+typedef struct crn_corpus {
+    char *path;
+    crn_vocab *vocab;        /* owned */
+    int wide;                /* ids are uint32 (else uint16) */
+    void *ids;               /* n_tokens ids */
+    size_t n_tokens;
+    size_t n_train;          /* ids [0, n_train) train, [n_train, n_tokens) validation */
+    /* statistics */
+    uint64_t n_bytes;        /* bytes of the file */
+    uint64_t n_chars;        /* code points after cleaning and normalisation */
+    uint64_t n_val_chars;    /* NFC code points of the validation split's text */
+    uint64_t n_invalid;      /* invalid sequences repaired (replace/skip) */
+    uint64_t n_unk;          /* tokens mapped to <unk> */
+    uint64_t n_lines_dropped;
+    int had_bom;
+} crn_corpus;
+
+/* Load path with opts. If vocab is non-NULL it is used (copied) instead of
+ * building one (evaluation and fine-tuning); unknown tokens count in n_unk.
+ * @return 0 or a negative error with a message naming the file (missing,
+ *         directory, unreadable, empty after cleaning, invalid UTF-8 at
+ *         path:line:col (byte offset N), bad regex). */
+int crn_corpus_load(crn_corpus **out, const char *path, const crn_corpus_opts *opts, const crn_vocab *vocab);
+/* Same from memory (tests, prompts); name is used in messages. */
+int crn_corpus_from_memory(crn_corpus **out, const char *name, const uint8_t *text, size_t n,
+                           const crn_corpus_opts *opts, const crn_vocab *vocab);
+void crn_corpus_destroy(crn_corpus *c); /* NULL is a no-op */
+
+static inline uint32_t crn_corpus_id(const crn_corpus *c, size_t i) {
+    return c->wide ? ((const uint32_t *)c->ids)[i] : ((const uint16_t *)c->ids)[i];
+}
+
+/* Truncated-BPTT batch iterator over the train split (layout above). */
+typedef struct crn_batcher {
+    const crn_corpus *c;
+    size_t B, T;
+    size_t row_len;    /* L */
+    size_t n_win;      /* windows per epoch */
+    size_t win;        /* next window */
+    uint64_t epoch;    /* completed epochs */
+} crn_batcher;
+
+/* @return 0, or CRN_EEMPTY / CRN_ERANGE if the train split is shorter than one
+ *         window of B*T+1 ids (the message says how many are needed). */
+int crn_batcher_init(crn_batcher *bt, const crn_corpus *c, size_t B, size_t T);
+/* Fill x and y (T, B) time-major: x[t*B + b]. *reset is set to 1 when this
+ * window starts a new epoch (the caller zeroes the carried state), else 0. */
+void crn_batcher_next(crn_batcher *bt, uint32_t *x, uint32_t *y, int *reset);
+
+/* Validation layout (as the peer's evaluate): of the validation ids
+ * v = ids[n_train, n_tokens), the n = n_val-1 (input v[i], target v[i+1])
+ * pairs are cut into B rows of L = ceil(n/B); padded positions have input 0
+ * and target CRN_IGNORE; each row starts from a zero state. Fills window w (T, B) of that layout;
+ * returns the number of windows. */
+#define CRN_IGNORE 0xffffffffu
+size_t crn_val_windows(const crn_corpus *c, size_t B, size_t T);
+void crn_val_window(const crn_corpus *c, size_t B, size_t T, size_t w, uint32_t *x, uint32_t *y);
+
+#endif

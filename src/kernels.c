@@ -1,0 +1,2 @@
+/* kernels.c — (being written) */
+#include "kernels.h"

@@ -1,0 +1,69 @@
+/* optim.h — optimizers over flat parameter arrays (the model's one buffer),
+ * global-norm gradient clipping, and learning-rate schedules.
+ * Optimizer state (moments) has the parameters' layout: m[i], v[i] belong to
+ * params[i]. */
+#ifndef CRN_OPTIM_H
+#define CRN_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum crn_optim_kind {
+    CRN_OPT_ADAM = 0,    /* Kingma & Ba, bias-corrected (PyTorch's Adam) */
+    CRN_OPT_ADAMW = 1,   /* decoupled weight decay (PyTorch's AdamW) */
+    CRN_OPT_RMSPROP = 2, /* char-rnn's: v = a v + (1-a) g^2; p -= lr g / (sqrt(v) + eps) */
+    CRN_OPT_ADAGRAD = 3, /* min-char-rnn's: v += g^2; p -= lr g / sqrt(v + eps) */
+    CRN_OPT_SGD = 4,     /* with optional (PyTorch-style) momentum */
+};
+
+typedef struct crn_optim_config {
+    enum crn_optim_kind kind;
+    float lr;            /* base learning rate; default 2e-3 */
+    float beta1, beta2;  /* adam/adamw: 0.9, 0.999 */
+    float eps;           /* adam 1e-8, rmsprop 1e-8, adagrad 1e-8 */
+    float weight_decay;  /* adamw: default 0.01; others: L2 added to the gradient (default 0) */
+    float momentum;      /* sgd: default 0 */
+    float alpha;         /* rmsprop decay: default 0.95 (char-rnn) */
+} crn_optim_config;
+
+const char *crn_optim_name(enum crn_optim_kind k);
+int crn_optim_parse(const char *s, enum crn_optim_kind *out);
+/* Defaults for kind (lr 2e-3 for adam/adamw/rmsprop, 0.1 for adagrad and sgd). */
+void crn_optim_config_default(crn_optim_config *c, enum crn_optim_kind kind);
+
+typedef struct crn_optim {
+    crn_optim_config cfg;
+    size_t n;            /* number of parameters */
+    uint64_t t;          /* updates done (Adam bias correction) */
+    float *m;            /* first moment / momentum buffer / NULL (n) */
+    float *v;            /* second moment / accumulator / NULL (n) */
+} crn_optim;
+
+int crn_optim_create(crn_optim **out, const crn_optim_config *cfg, size_t n);
+void crn_optim_destroy(crn_optim *o); /* NULL is a no-op */
+/* Number of state arrays (0, 1 or 2) and access, for checkpoints. */
+int crn_optim_num_buffers(const crn_optim *o);
+float *crn_optim_buffer(crn_optim *o, int i);
+/* One update with learning rate lr (the schedule's value this step). */
+void crn_optim_step(crn_optim *o, float *params, const float *grads, float lr);
+
+/* Global L2 norm of g (double accumulation); if max_norm > 0 and the norm
+ * exceeds it, scale g by max_norm / norm. Returns the norm before clipping
+ * (NaN/Inf if g has a non-finite entry; then g is left as it is). */
+double crn_clip_grad_norm(float *g, size_t n, double max_norm);
+
+enum crn_schedule_kind { CRN_SCHED_CONSTANT = 0, CRN_SCHED_STEP_DECAY = 1, CRN_SCHED_COSINE = 2 };
+typedef struct crn_schedule {
+    enum crn_schedule_kind kind;
+    float lr;              /* base */
+    float decay;           /* step decay: lr *= decay every decay_every steps after decay_after */
+    uint64_t decay_after;  /* char-rnn's learning_rate_decay_after, in steps */
+    uint64_t decay_every;  /* default: one epoch's steps */
+    uint64_t warmup;       /* linear warm-up steps (cosine; also allowed with the others) */
+    uint64_t total;        /* cosine: steps to decay to min_lr */
+    float min_lr;          /* cosine floor, default 0 */
+} crn_schedule;
+/* Learning rate at step (0-based). */
+float crn_schedule_lr(const crn_schedule *s, uint64_t step);
+
+#endif

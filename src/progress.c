@@ -1,0 +1,2 @@
+/* progress.c — (being written) */
+#include "progress.h"

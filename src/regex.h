@@ -1,0 +1,47 @@
+/* regex.h — the PCRE2 wrapper. Patterns are compiled with PCRE2_UTF|PCRE2_UCP
+ * and run with a match limit and a depth limit, so a pathological pattern
+ * fails with CRN_ELIMIT instead of hanging. Each crn_regex owns its match
+ * data: use one from one thread at a time. */
+#ifndef CRN_REGEX_H
+#define CRN_REGEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct crn_regex crn_regex;
+
+#define CRN_REGEX_ANCHORED 1u /* match only at the start of the subject */
+#define CRN_REGEX_ENDANCHORED 2u /* a match must end at the end of the subject */
+
+#define CRN_REGEX_MATCH_LIMIT 1000000u
+#define CRN_REGEX_DEPTH_LIMIT 10000u
+
+/* @return 0, or CRN_EREGEX with the message
+ *         "bad regex 'PATTERN' at offset N: <PCRE2's reason>". */
+int crn_regex_compile(crn_regex **out, const char *pattern, uint32_t flags);
+void crn_regex_destroy(crn_regex *re); /* NULL is a no-op */
+const char *crn_regex_pattern(const crn_regex *re);
+
+/* Search s[0..n) from byte offset start.
+ * @return 1 (match; *mstart and *mend set, may be NULL), 0 (no match), or
+ *         CRN_ELIMIT / CRN_EREGEX on a matching error. */
+int crn_regex_search(crn_regex *re, const uint8_t *s, size_t n, size_t start, size_t *mstart, size_t *mend);
+
+/* For constrained generation (compile with CRN_REGEX_ANCHORED|CRN_REGEX_ENDANCHORED):
+ * classify the whole subject s[0..n) with PCRE2_PARTIAL_HARD. */
+enum crn_regex_prefix {
+    CRN_PREFIX_NONE = 0,     /* no extension of s can match */
+    CRN_PREFIX_PARTIAL = 1,  /* s is a proper prefix of some match (not complete yet) */
+    CRN_PREFIX_COMPLETE = 2, /* s matches in full and cannot be extended */
+    CRN_PREFIX_EXTENSIBLE = 3, /* s matches in full and could also be extended */
+};
+/* @return a crn_regex_prefix value (>= 0) or CRN_ELIMIT / CRN_EREGEX. */
+int crn_regex_prefix(crn_regex *re, const uint8_t *s, size_t n);
+
+/* Replace every match in s with repl (PCRE2 substitution syntax: $1, ${name};
+ * PCRE2_SUBSTITUTE_GLOBAL). *out malloc'ed. @return number of replacements
+ * or a negative error. */
+long long crn_regex_replace(crn_regex *re, const uint8_t *s, size_t n, const char *repl,
+                            uint8_t **out, size_t *out_len);
+
+#endif

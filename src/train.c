@@ -1,0 +1,2 @@
+/* train.c — (being written) */
+#include "train.h"

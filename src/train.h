@@ -1,0 +1,4 @@
+/* train.h */
+#ifndef CRN_TRAIN_H
+#define CRN_TRAIN_H
+#endif

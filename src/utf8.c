@@ -1,0 +1,2 @@
+/* utf8.c — (being written) */
+#include "utf8.h"

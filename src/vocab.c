@@ -1,0 +1,2 @@
+/* vocab.c — (being written) */
+#include "vocab.h"
