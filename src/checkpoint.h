@@ -16,22 +16,25 @@
 #include "optim.h"
 #include "vocab.h"
 
-struct crn_train_state; /* train.h: step, data position, RNG, options, history */
-
+/* The training state (step, data position, RNG, options, history) is owned
+ * by train.c, which encodes it into a byte string of its own (bounds-checked
+ * on decode); the checkpoint stores that string as one checksummed section. */
 typedef struct crn_checkpoint {
     crn_model_config cfg;
     crn_vocab *vocab;               /* owned */
     crn_model *model;               /* owned; parameters loaded */
     crn_optim *optim;               /* owned; NULL if the file has no optimizer state */
-    struct crn_train_state *train;  /* owned; NULL if the file has no training state */
+    uint8_t *train_blob;            /* owned (malloc); NULL if the file has no training state */
+    size_t train_blob_len;
 } crn_checkpoint;
 
 /* Load path. @return 0 or a negative error (message: "PATH: section S at byte
  * N: what is wrong"). */
 int crn_checkpoint_load(crn_checkpoint **out, const char *path);
-/* Save atomically. optim and train may be NULL (a model-only file). */
+/* Save atomically. optim and train_blob may be NULL (a model-only file). */
 int crn_checkpoint_save(const char *path, const crn_model_config *cfg, const crn_vocab *vocab,
-                        crn_model *model, const crn_optim *optim, const struct crn_train_state *train);
+                        crn_model *model, const crn_optim *optim,
+                        const uint8_t *train_blob, size_t train_blob_len);
 void crn_checkpoint_destroy(crn_checkpoint *c); /* NULL is a no-op; frees everything owned */
 
 #endif
