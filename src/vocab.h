@@ -44,7 +44,8 @@ uint64_t crn_vocab_freq(const crn_vocab *v, uint32_t id);
 /* Id of one token (its exact bytes), CRN_UNK if absent. */
 uint32_t crn_vocab_lookup(const crn_vocab *v, const uint8_t *tok, size_t len);
 
-/* Encode text into ids; out must hold at least n entries (every token takes
+/* Encode text (valid UTF-8, already normalised with crn_vocab_norm(v):
+ * see crn_utf8_normalize) into ids; out must hold at least n entries (every token takes
  * at least one byte of text; in jamo mode a 3-byte syllable gives at most 3
  * tokens). @return number of ids written (>= 0) or a negative error;
  * *n_unk (may be NULL) receives the count of unknown tokens. */
@@ -56,19 +57,33 @@ long long crn_vocab_encode(const crn_vocab *v, const uint8_t *text, size_t n,
  * @return number of tokens added. */
 long long crn_vocab_extend(crn_vocab *v, const uint8_t *text, size_t n);
 
-/* Serialise: a self-contained little-endian byte string (unit, norm, count,
- * then per token: u32 length, bytes, u64 freq). Deserialise bounds-checks
- * everything and returns CRN_EFORMAT on any inconsistency (duplicate tokens,
- * invalid UTF-8, absurd counts). */
+/* Serialise: a self-contained little-endian byte string ("CRNV", u32
+ * version, u32 unit, u32 norm, u32 size (ids incl. <unk>), u64 freq of <unk>,
+ * u32 nruns, u32 run lengths (ids 1.. come in runs each sorted by bytes: the
+ * finalized set, then one run per extend), then per token id 1..: u32 length,
+ * bytes, u64 freq). Deserialise bounds-checks everything and returns
+ * CRN_EFORMAT on any inconsistency (truncation, trailing bytes, duplicate or
+ * unsorted tokens, invalid UTF-8, a token that is not one code point in
+ * codepoint/jamo units, absurd counts). Only finalized vocabularies. */
 int crn_vocab_serialize(const crn_vocab *v, uint8_t **buf, size_t *len); /* *buf malloc'ed */
 int crn_vocab_deserialize(crn_vocab **out, const uint8_t *buf, size_t len);
+
+/* Deep copy of a finalized vocabulary. @return 0, CRN_EINVAL or CRN_ENOMEM. */
+int crn_vocab_clone(crn_vocab **out, const crn_vocab *v);
+
+/* Length in bytes of the longest token (>= 3, the length of <unk>'s text):
+ * size decoder output buffers as CRN_DECODER_HOLD + this. */
+size_t crn_vocab_max_token_len(const crn_vocab *v);
 
 /* Streaming decoder. Push ids one at a time; each call appends to out the
  * bytes that are now final (complete, valid UTF-8) and returns how many.
  * In jamo mode a leading consonant (L) and vowel (V) are held until the next
  * token shows whether a trailing consonant (T) follows; crn_decoder_finish()
  * emits whatever is held (dangling jamo as themselves, still valid UTF-8).
- * out must have room for CRN_DECODER_HOLD bytes plus the token's length. */
+ * out must have room for CRN_DECODER_HOLD bytes plus the token's length
+ * (if it has not, nothing is written, 0 is returned and CRN_ERANGE recorded).
+ * Ids >= crn_vocab_size() decode like <unk> (U+FFFD). Only jamo vocabularies
+ * hold anything; they recompose modern conjoining jamo L V [T]. */
 #define CRN_DECODER_HOLD 16
 typedef struct crn_decoder {
     const crn_vocab *v;
