@@ -1,2 +1,644 @@
-/* model.c — (being written) */
+/* model.c — config, the parameter size table and buffer, the activation
+ * arena, window forward/backward through the stacked cells, state carry and
+ * the single step used for sampling. Compiled as float and as double
+ * (real.h); every external symbol goes through CRN_FN.
+ *
+ * Forward of one layer over a window (T steps of B streams, rows t*B + b):
+ *   gx = X @ w_x + b_x        one GEMM over T*B rows (layer 0 one-hot: a row
+ *                             gather of w_x; embedding: gather embed rows, GEMM)
+ *   recurrence                the cell (cell_*.c): per step h_{t-1} @ w_h
+ * then logits = H_top @ out_w + out_b (one GEMM) and the fused softmax
+ * cross-entropy, which already writes dlogits (scaled by 1/count) for backward.
+ *
+ * Backward mirrors it with single GEMMs over the window for dout_w, dW_x,
+ * dW_h and the gradients of the layer inputs; only dh_{t-1} += dg_t @ w_h^T
+ * runs step by step inside the cells. Nothing is allocated in forward,
+ * backward or step: the arena is sized by crn_model_reserve, the step scratch
+ * by crn_state_create. */
 #include "model.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cell.h"
+#include "common.h"
+#include "kernels.h"
+
+#ifndef CRN_IGNORE
+#define CRN_IGNORE 0xffffffffu
+#endif
+
+/* Saved activations of one layer for one window (see cell.h for hs/cs). */
+struct layer_cache {
+    real *hs;       // (T+1, B, H)
+    real *cs;       // (T+1, B, H) LSTM only
+    real *gates;    // (T*B, G*H) gx, then activated gates (LSTM, GRU)
+    real *tc;       // (T*B, H) LSTM tanh(c_t)
+    real *hg;       // (T*B, 3H) GRU recurrent projection
+    real *mask;     // (T*B, H) dropout mask of this layer's input (l > 0, dropout > 0)
+    real *xin;      // (T*B, H) the dropped input (l > 0, dropout > 0)
+    const real *in; // the input X of the last forward (T*B, in_l); NULL for layer 0 one-hot
+    int dropped;    // dropout was applied to this layer's input in the last forward
+};
+
+struct arena {
+    struct layer_cache *lc; // (L)
+    real *xe;               // (T*B, E) gathered embedding rows
+    real *logits;           // (T*B, V)
+    real *dlogits;          // (T*B, V)
+    real *dh_a, *dh_b;      // (T*B, H) gradients w.r.t. layer outputs, ping-pong
+    real *dgx;              // (T*B, G*H)
+    real *dhg;              // (T*B, 3H) GRU
+    real *dc;               // (B, H) LSTM
+    real *dxe;              // (T*B, E)
+};
+
+enum { ARENA_LOGITS = 1, ARENA_BACKWARD = 2 };
+
+struct layer_params {
+    size_t w_x, w_h, b_x, b_h; // offsets into params/grads
+    int in;                    // input width of the layer
+};
+
+struct crn_model {
+    crn_model_config cfg;
+    int G, H, V, E, L;
+    real *params, *grads;
+    size_t nparams;
+    crn_tensor_info *tensors;
+    int ntensors;
+    size_t embed_off, out_w_off, out_b_off;
+    struct layer_params *lp; // (L)
+
+    real *arena_mem;
+    struct arena ar;
+    uint32_t Bcap, Tcap;
+    uint32_t *ids;      // (Tcap*Bcap) the last forward's inputs, for the gathers in backward
+    uint32_t fwd_B, fwd_T;
+    int fwd_ok;         // a forward with targets ran since the last reserve
+};
+
+struct crn_state {
+    uint32_t B, L, H;
+    enum crn_cell cell;
+    real *h;            // (L, B, H)
+    real *c;            // (L, B, H) LSTM, else NULL
+    real *mem;          // step scratch
+    struct arena ar;    // sized (B, T = 1), no logits/backward
+};
+
+/* ------------------------------------------------------------------ */
+/* names, config (float build only: they do not depend on real)        */
+
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+const char *crn_cell_name(enum crn_cell c) {
+    switch (c) {
+    case CRN_CELL_RNN: return "rnn";
+    case CRN_CELL_LSTM: return "lstm";
+    case CRN_CELL_GRU: return "gru";
+    }
+    return "?";
+}
+
+int crn_cell_parse(const char *s, enum crn_cell *out) {
+    static const enum crn_cell all[] = {CRN_CELL_RNN, CRN_CELL_LSTM, CRN_CELL_GRU};
+    for (size_t i = 0; s && i < CRN_ARRAY_LEN(all); i++)
+        if (!strcmp(s, crn_cell_name(all[i]))) {
+            *out = all[i];
+            return 0;
+        }
+    return crn_error_set(CRN_EINVAL, "unknown cell '%s' (expected rnn, lstm or gru)", s ? s : "(null)");
+}
+
+const char *crn_act_name(enum crn_act a) {
+    switch (a) {
+    case CRN_ACT_TANH: return "tanh";
+    case CRN_ACT_RELU: return "relu";
+    }
+    return "?";
+}
+
+int crn_act_parse(const char *s, enum crn_act *out) {
+    if (s && !strcmp(s, "tanh")) {
+        *out = CRN_ACT_TANH;
+        return 0;
+    }
+    if (s && !strcmp(s, "relu")) {
+        *out = CRN_ACT_RELU;
+        return 0;
+    }
+    return crn_error_set(CRN_EINVAL, "unknown activation '%s' (expected tanh or relu)", s ? s : "(null)");
+}
+#endif
+
+/* Limits keep every GEMM dimension (T*B*4H products are size_t, but each of
+ * M, N, K and the leading dimensions is an int) and the size table in range. */
+#define CRN_MAX_VOCAB (1u << 22)
+#define CRN_MAX_HIDDEN 16384u
+#define CRN_MAX_EMBED 16384u
+#define CRN_MAX_LAYERS 64u
+
+/* static so the double build (linked without the float one) has it too */
+static int config_check(const crn_model_config *cfg) {
+    if (!cfg) return crn_error_set(CRN_EINVAL, "model config: NULL");
+    if ((unsigned)cfg->cell > CRN_CELL_GRU) return crn_error_set(CRN_EINVAL, "model config: cell %d unknown", (int)cfg->cell);
+    if ((unsigned)cfg->act > CRN_ACT_RELU)
+        return crn_error_set(CRN_EINVAL, "model config: activation %d unknown", (int)cfg->act);
+    if (cfg->vocab == 0 || cfg->vocab > CRN_MAX_VOCAB)
+        return crn_error_set(CRN_ERANGE, "model config: vocab %u not in [1, %u]", cfg->vocab, CRN_MAX_VOCAB);
+    if (cfg->hidden == 0 || cfg->hidden > CRN_MAX_HIDDEN)
+        return crn_error_set(CRN_ERANGE, "model config: hidden %u not in [1, %u]", cfg->hidden, CRN_MAX_HIDDEN);
+    if (cfg->embed > CRN_MAX_EMBED)
+        return crn_error_set(CRN_ERANGE, "model config: embed %u not in [0, %u]", cfg->embed, CRN_MAX_EMBED);
+    if (cfg->layers == 0 || cfg->layers > CRN_MAX_LAYERS)
+        return crn_error_set(CRN_ERANGE, "model config: layers %u not in [1, %u]", cfg->layers, CRN_MAX_LAYERS);
+    if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
+        return crn_error_set(CRN_ERANGE, "model config: dropout %g not in [0, 1)", (double)cfg->dropout);
+    return 0;
+}
+
+static int gates_of(enum crn_cell c) { return c == CRN_CELL_LSTM ? 4 : c == CRN_CELL_GRU ? 3 : 1; }
+
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+int crn_model_config_check(const crn_model_config *cfg) { return config_check(cfg); }
+
+double crn_model_flops_per_token(const crn_model_config *cfg) {
+    double H = cfg->hidden, V = cfg->vocab, GH = gates_of(cfg->cell) * H, f = 0;
+    for (uint32_t l = 0; l < cfg->layers; l++) {
+        double in = l == 0 ? (cfg->embed ? cfg->embed : V) : H;
+        f += 2 * in * GH + 2 * H * GH;
+    }
+    return f + 2 * H * V;
+}
+#endif
+
+/* ------------------------------------------------------------------ */
+/* size table                                                          */
+
+static void add_tensor(crn_model *m, const char *name, size_t rows, size_t cols, size_t *off) {
+    crn_tensor_info *t = &m->tensors[m->ntensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->offset = *off;
+    t->rows = rows;
+    t->cols = cols;
+    *off += rows * cols; // sizes are bounded by crn_model_config_check: no overflow
+}
+
+int CRN_FN(crn_model_create)(crn_model **out, const crn_model_config *cfg) {
+    *out = NULL;
+    int rc = config_check(cfg);
+    if (rc) return rc;
+    crn_model *m = calloc(1, sizeof *m);
+    if (!m) return crn_error_set(CRN_ENOMEM, "model: out of memory");
+    m->cfg = *cfg;
+    m->G = gates_of(cfg->cell);
+    m->H = (int)cfg->hidden;
+    m->V = (int)cfg->vocab;
+    m->E = (int)cfg->embed;
+    m->L = (int)cfg->layers;
+    m->tensors = calloc((size_t)4 * m->L + 3, sizeof *m->tensors);
+    m->lp = calloc((size_t)m->L, sizeof *m->lp);
+    m->ar.lc = calloc((size_t)m->L, sizeof *m->ar.lc);
+    if (!m->tensors || !m->lp || !m->ar.lc) {
+        rc = crn_error_set(CRN_ENOMEM, "model: out of memory");
+        goto fail;
+    }
+    size_t off = 0, GH = (size_t)m->G * m->H;
+    char name[32];
+    if (m->E > 0) {
+        m->embed_off = off;
+        add_tensor(m, "embed", (size_t)m->V, (size_t)m->E, &off);
+    }
+    for (int l = 0; l < m->L; l++) {
+        struct layer_params *p = &m->lp[l];
+        p->in = l == 0 ? (m->E > 0 ? m->E : m->V) : m->H;
+        snprintf(name, sizeof name, "l%d.w_x", l);
+        p->w_x = off;
+        add_tensor(m, name, (size_t)p->in, GH, &off);
+        snprintf(name, sizeof name, "l%d.w_h", l);
+        p->w_h = off;
+        add_tensor(m, name, (size_t)m->H, GH, &off);
+        snprintf(name, sizeof name, "l%d.b_x", l);
+        p->b_x = off;
+        add_tensor(m, name, 1, GH, &off);
+        snprintf(name, sizeof name, "l%d.b_h", l);
+        p->b_h = off;
+        add_tensor(m, name, 1, GH, &off);
+    }
+    m->out_w_off = off;
+    add_tensor(m, "out_w", (size_t)m->H, (size_t)m->V, &off);
+    m->out_b_off = off;
+    add_tensor(m, "out_b", 1, (size_t)m->V, &off);
+    m->nparams = off;
+    m->params = crn_calloc(off, sizeof(real));
+    m->grads = crn_calloc(off, sizeof(real));
+    if (!m->params || !m->grads) {
+        rc = crn_error_set(CRN_ENOMEM, "model: cannot allocate %zu parameters", off);
+        goto fail;
+    }
+    *out = m;
+    return 0;
+fail:
+    CRN_FN(crn_model_destroy)(m);
+    return rc;
+}
+
+void CRN_FN(crn_model_destroy)(crn_model *m) {
+    if (!m) return;
+    crn_free(m->params);
+    crn_free(m->grads);
+    crn_free(m->arena_mem);
+    free(m->ids);
+    free(m->ar.lc);
+    free(m->lp);
+    free(m->tensors);
+    free(m);
+}
+
+const crn_model_config *CRN_FN(crn_model_config_of)(const crn_model *m) { return &m->cfg; }
+real *CRN_FN(crn_model_params)(crn_model *m) { return m->params; }
+real *CRN_FN(crn_model_grads)(crn_model *m) { return m->grads; }
+size_t CRN_FN(crn_model_num_params)(const crn_model *m) { return m->nparams; }
+int CRN_FN(crn_model_num_tensors)(const crn_model *m) { return m->ntensors; }
+
+const crn_tensor_info *CRN_FN(crn_model_tensor)(const crn_model *m, int i) {
+    return i >= 0 && i < m->ntensors ? &m->tensors[i] : NULL;
+}
+
+const crn_tensor_info *CRN_FN(crn_model_find_tensor)(const crn_model *m, const char *name) {
+    for (int i = 0; i < m->ntensors; i++)
+        if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
+    return NULL;
+}
+
+void CRN_FN(crn_model_zero_grads)(crn_model *m) { memset(m->grads, 0, m->nparams * sizeof(real)); }
+
+/* Tensors in table order, each row-major, one draw per element:
+ * embed ~ N(0, 1) (Box-Muller, two uniforms per element), everything else
+ * uniform(-1/sqrt(H), 1/sqrt(H)); then the LSTM forget-gate biases are
+ * overwritten: b_x[f] = 1, b_h[f] = 0. */
+void CRN_FN(crn_model_init)(crn_model *m, crn_rng *rng) {
+    const double k = 1.0 / sqrt((double)m->H);
+    for (int i = 0; i < m->ntensors; i++) {
+        const crn_tensor_info *t = &m->tensors[i];
+        real *p = m->params + t->offset;
+        size_t n = t->rows * t->cols;
+        if (!strcmp(t->name, "embed")) {
+            for (size_t j = 0; j < n; j++) {
+                double u1 = crn_rng_uniform(rng), u2 = crn_rng_uniform(rng);
+                p[j] = (real)(sqrt(-2.0 * log(1.0 - u1)) * cos(2.0 * M_PI * u2));
+            }
+        } else {
+            for (size_t j = 0; j < n; j++) p[j] = (real)((2.0 * crn_rng_uniform(rng) - 1.0) * k);
+        }
+    }
+    if (m->cfg.cell == CRN_CELL_LSTM)
+        for (int l = 0; l < m->L; l++)
+            for (int j = 0; j < m->H; j++) {
+                m->params[m->lp[l].b_x + m->H + j] = 1;
+                m->params[m->lp[l].b_h + m->H + j] = 0;
+            }
+}
+
+/* ------------------------------------------------------------------ */
+/* arena                                                               */
+
+/* Carve (or, with base == NULL, just count) the arena for B streams x T
+ * steps. Every buffer starts on a 16-element (64-byte for float) boundary.
+ * Returns the element count, or 0 on size overflow. */
+static size_t carve(const crn_model *m, struct arena *ar, real *base, size_t B, size_t T, int flags) {
+    size_t off = 0;
+    int overflow = 0;
+#define TAKE(ptr, n)                                                                                                   \
+    do {                                                                                                               \
+        size_t n_ = (n);                                                                                               \
+        n_ = (n_ + 15) & ~(size_t)15;                                                                                  \
+        (ptr) = base ? base + off : NULL;                                                                              \
+        if (crn_add_size(off, n_, &off)) overflow = 1;                                                                 \
+    } while (0)
+    size_t H = (size_t)m->H, GH = (size_t)m->G * H, V = (size_t)m->V, E = (size_t)m->E;
+    size_t TB, BH, TBH, TBGH, T1BH;
+    if (crn_mul_size(T, B, &TB) || crn_mul_size(B, H, &BH) || crn_mul_size(TB, H, &TBH) ||
+        crn_mul_size(TB, GH, &TBGH) || crn_mul_size(T + 1, BH, &T1BH) || crn_mul_size(TB, V, &(size_t){0}) ||
+        crn_mul_size(TB, E, &(size_t){0}))
+        return 0;
+    int lstm = m->cfg.cell == CRN_CELL_LSTM, gru = m->cfg.cell == CRN_CELL_GRU;
+    int drop = (flags & ARENA_BACKWARD) && m->cfg.dropout > 0;
+    for (int l = 0; l < m->L; l++) {
+        struct layer_cache *c = &ar->lc[l];
+        memset(c, 0, sizeof *c);
+        TAKE(c->hs, T1BH);
+        if (lstm) TAKE(c->cs, T1BH);
+        TAKE(c->gates, TBGH);
+        if (lstm) TAKE(c->tc, TBH);
+        if (gru) TAKE(c->hg, TBGH);
+        if (drop && l > 0) {
+            TAKE(c->mask, TBH);
+            TAKE(c->xin, TBH);
+        }
+    }
+    ar->xe = ar->logits = ar->dlogits = ar->dh_a = ar->dh_b = ar->dgx = ar->dhg = ar->dc = ar->dxe = NULL;
+    if (E) TAKE(ar->xe, TB * E);
+    if (flags & ARENA_LOGITS) TAKE(ar->logits, TB * V);
+    if (flags & ARENA_BACKWARD) {
+        TAKE(ar->dlogits, TB * V);
+        TAKE(ar->dh_a, TBH);
+        TAKE(ar->dh_b, TBH);
+        TAKE(ar->dgx, TBGH);
+        if (gru) TAKE(ar->dhg, TBGH);
+        if (lstm) TAKE(ar->dc, BH);
+        if (E) TAKE(ar->dxe, TB * E);
+    }
+#undef TAKE
+    return overflow ? 0 : off;
+}
+
+int CRN_FN(crn_model_reserve)(crn_model *m, uint32_t B, uint32_t T) {
+    if (B == 0 || T == 0) return crn_error_set(CRN_EINVAL, "model reserve: B=%u, T=%u must be > 0", B, T);
+    if (B <= m->Bcap && T <= m->Tcap) return 0;
+    /* every GEMM has M = T*B rows; each must fit an int, and so must T*B*G*H
+     * for the pointer arithmetic done in int-sized steps */
+    if ((uint64_t)B * T > (uint64_t)INT_MAX / ((uint64_t)m->G * m->H + m->V + 1))
+        return crn_error_set(CRN_ERANGE, "model reserve: window B=%u x T=%u too large", B, T);
+    size_t n = carve(m, &m->ar, NULL, B, T, ARENA_LOGITS | ARENA_BACKWARD);
+    if (n == 0) return crn_error_set(CRN_ERANGE, "model reserve: window B=%u x T=%u too large", B, T);
+    real *mem = crn_calloc(n, sizeof(real));
+    uint32_t *ids = calloc((size_t)B * T, sizeof *ids);
+    if (!mem || !ids) {
+        crn_free(mem);
+        free(ids);
+        return crn_error_set(CRN_ENOMEM, "model reserve: cannot allocate %zu activations for B=%u x T=%u", n, B, T);
+    }
+    crn_free(m->arena_mem);
+    free(m->ids);
+    m->arena_mem = mem;
+    m->ids = ids;
+    carve(m, &m->ar, mem, B, T, ARENA_LOGITS | ARENA_BACKWARD);
+    m->Bcap = B;
+    m->Tcap = T;
+    m->fwd_ok = 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* state                                                               */
+
+int CRN_FN(crn_state_create)(crn_state **out, const crn_model *m, uint32_t B) {
+    *out = NULL;
+    if (B == 0 || (uint64_t)B > (uint64_t)INT_MAX / ((uint64_t)m->G * m->H + m->V + 1))
+        return crn_error_set(CRN_EINVAL, "state: batch %u out of range", B);
+    crn_state *s = calloc(1, sizeof *s);
+    if (!s) return crn_error_set(CRN_ENOMEM, "state: out of memory");
+    s->B = B;
+    s->L = (uint32_t)m->L;
+    s->H = (uint32_t)m->H;
+    s->cell = m->cfg.cell;
+    size_t n = (size_t)m->L * B * m->H;
+    s->h = crn_calloc(n, sizeof(real));
+    if (m->cfg.cell == CRN_CELL_LSTM) s->c = crn_calloc(n, sizeof(real));
+    s->ar.lc = calloc((size_t)m->L, sizeof *s->ar.lc);
+    size_t ns = s->ar.lc ? carve(m, &s->ar, NULL, B, 1, 0) : 0;
+    s->mem = ns ? crn_calloc(ns, sizeof(real)) : NULL;
+    if (!s->h || (m->cfg.cell == CRN_CELL_LSTM && !s->c) || !s->mem) {
+        CRN_FN(crn_state_destroy)(s);
+        return crn_error_set(CRN_ENOMEM, "state: cannot allocate for batch %u", B);
+    }
+    carve(m, &s->ar, s->mem, B, 1, 0);
+    *out = s;
+    return 0;
+}
+
+void CRN_FN(crn_state_destroy)(crn_state *s) {
+    if (!s) return;
+    crn_free(s->h);
+    crn_free(s->c);
+    crn_free(s->mem);
+    free(s->ar.lc);
+    free(s);
+}
+
+void CRN_FN(crn_state_reset)(crn_state *s) {
+    size_t n = (size_t)s->L * s->B * s->H;
+    memset(s->h, 0, n * sizeof(real));
+    if (s->c) memset(s->c, 0, n * sizeof(real));
+}
+
+uint32_t CRN_FN(crn_state_batch)(const crn_state *s) { return s->B; }
+
+real *CRN_FN(crn_state_h)(crn_state *s, uint32_t l) {
+    return l < s->L ? s->h + (size_t)l * s->B * s->H : NULL;
+}
+
+real *CRN_FN(crn_state_c)(crn_state *s, uint32_t l) {
+    return s->c && l < s->L ? s->c + (size_t)l * s->B * s->H : NULL;
+}
+
+void CRN_FN(crn_state_copy_stream)(crn_state *dst, uint32_t dst_b, const crn_state *src, uint32_t src_b) {
+    if (dst_b >= dst->B || src_b >= src->B || dst->L != src->L || dst->H != src->H) return;
+    size_t H = dst->H;
+    for (uint32_t l = 0; l < dst->L; l++) {
+        memmove(dst->h + ((size_t)l * dst->B + dst_b) * H, src->h + ((size_t)l * src->B + src_b) * H,
+                H * sizeof(real));
+        if (dst->c && src->c)
+            memmove(dst->c + ((size_t)l * dst->B + dst_b) * H, src->c + ((size_t)l * src->B + src_b) * H,
+                    H * sizeof(real));
+    }
+}
+
+static int state_matches(const crn_model *m, const crn_state *st) {
+    return st->L == (uint32_t)m->L && st->H == (uint32_t)m->H && st->cell == m->cfg.cell;
+}
+
+/* ------------------------------------------------------------------ */
+/* forward                                                             */
+
+/* The stacked layers and the output projection over T steps of B streams;
+ * st carries the state in and out. logits (T*B, V). */
+static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const uint32_t *x, int B, int T,
+                         crn_rng *rng, real *logits) {
+    const int H = m->H, GH = m->G * m->H, V = m->V, E = m->E, TB = T * B;
+    const size_t BH = (size_t)B * H;
+    const real *P = m->params;
+    const real *in = NULL; // (T*B, in_l) the current layer's input
+    for (int l = 0; l < m->L; l++) {
+        struct layer_cache *c = &ar->lc[l];
+        const struct layer_params *p = &m->lp[l];
+        real *gx = c->gates; // (T*B, GH)
+        c->dropped = 0;
+        if (l == 0 && E == 0) {
+            // one-hot input: gx[row] = w_x[x[row]] + b_x, a gather
+            for (int r = 0; r < TB; r++) {
+                const real *w = P + p->w_x + (size_t)x[r] * GH;
+                real *g = gx + (size_t)r * GH;
+                for (int j = 0; j < GH; j++) g[j] = w[j] + P[p->b_x + j];
+            }
+            c->in = NULL;
+        } else {
+            if (l == 0) {
+                for (int r = 0; r < TB; r++)
+                    memcpy(ar->xe + (size_t)r * E, P + m->embed_off + (size_t)x[r] * E, (size_t)E * sizeof(real));
+                in = ar->xe;
+            } else if (rng && m->cfg.dropout > 0 && c->mask) {
+                // inverted dropout: keep with probability 1-p, scaled by 1/(1-p)
+                const double pd = m->cfg.dropout;
+                const real keep = (real)(1.0 / (1.0 - pd));
+                size_t n = (size_t)TB * H;
+                for (size_t k = 0; k < n; k++) {
+                    real mk = crn_rng_uniform(rng) < pd ? 0 : keep;
+                    c->mask[k] = mk;
+                    c->xin[k] = in[k] * mk;
+                }
+                in = c->xin;
+                c->dropped = 1;
+            }
+            c->in = in;
+            const int in_w = p->in;
+            for (int r = 0; r < TB; r++) memcpy(gx + (size_t)r * GH, P + p->b_x, (size_t)GH * sizeof(real));
+            CRN_FN(crn_gemm)(0, 0, TB, GH, in_w, 1, in, in_w, P + p->w_x, GH, 1, gx, GH);
+        }
+        memcpy(c->hs, st->h + (size_t)l * BH, BH * sizeof(real));
+        switch (m->cfg.cell) {
+        case CRN_CELL_RNN:
+            CRN_FN(crn_rnn_forward)(c->hs, gx, P + p->w_h, P + p->b_h, m->cfg.act == CRN_ACT_RELU, B, T, H);
+            break;
+        case CRN_CELL_LSTM:
+            memcpy(c->cs, st->c + (size_t)l * BH, BH * sizeof(real));
+            CRN_FN(crn_lstm_forward)(c->hs, c->cs, gx, c->tc, P + p->w_h, P + p->b_h, B, T, H);
+            memcpy(st->c + (size_t)l * BH, c->cs + (size_t)T * BH, BH * sizeof(real));
+            break;
+        case CRN_CELL_GRU:
+            CRN_FN(crn_gru_forward)(c->hs, gx, c->hg, P + p->w_h, P + p->b_h, B, T, H);
+            break;
+        }
+        memcpy(st->h + (size_t)l * BH, c->hs + (size_t)T * BH, BH * sizeof(real));
+        in = c->hs + BH; // (T*B, H) this layer's outputs h_0..h_{T-1}
+    }
+    // logits = H_top (T*B, H) @ out_w (H, V) + out_b
+    for (int r = 0; r < TB; r++) memcpy(logits + (size_t)r * V, P + m->out_b_off, (size_t)V * sizeof(real));
+    CRN_FN(crn_gemm)(0, 0, TB, V, H, 1, in, H, P + m->out_w_off, V, 1, logits, V);
+}
+
+static int check_ids(const uint32_t *x, size_t n, uint32_t V, int allow_ignore, const char *what) {
+    for (size_t i = 0; i < n; i++)
+        if (x[i] >= V && !(allow_ignore && x[i] == CRN_IGNORE))
+            return crn_error_set(CRN_EINVAL, "model: %s id %u at position %zu out of range (vocab %u)", what, x[i], i,
+                                 V);
+    return 0;
+}
+
+int CRN_FN(crn_model_forward)(crn_model *m, crn_state *st, const uint32_t *x, const uint32_t *y, uint32_t B,
+                              uint32_t T, crn_rng *rng, double *loss_sum, size_t *count) {
+    m->fwd_ok = 0;
+    if (B == 0 || T == 0 || B > m->Bcap || T > m->Tcap)
+        return crn_error_set(CRN_EINVAL, "model forward: window B=%u x T=%u beyond the reserved %u x %u", B, T, m->Bcap,
+                             m->Tcap);
+    if (!st || st->B != B || !state_matches(m, st))
+        return crn_error_set(CRN_EINVAL, "model forward: state (batch %u) does not match the window (B=%u) or model",
+                             st ? st->B : 0, B);
+    size_t TB = (size_t)T * B;
+    int rc = check_ids(x, TB, m->cfg.vocab, 0, "input");
+    if (!rc && y) rc = check_ids(y, TB, m->cfg.vocab, 1, "target");
+    if (rc) return rc;
+    memcpy(m->ids, x, TB * sizeof *x);
+    forward_core(m, &m->ar, st, x, (int)B, (int)T, rng, m->ar.logits);
+    double loss = 0;
+    size_t cnt = 0;
+    if (y) {
+        for (size_t i = 0; i < TB; i++) cnt += y[i] != CRN_IGNORE;
+        real scale = cnt ? (real)(1.0 / (double)cnt) : 0;
+        loss = CRN_FN(crn_softmax_xent)(m->ar.dlogits, m->ar.logits, y, TB, (size_t)m->V, scale, &cnt);
+        m->fwd_ok = 1;
+        m->fwd_B = B;
+        m->fwd_T = T;
+    }
+    if (loss_sum) *loss_sum = loss;
+    if (count) *count = cnt;
+    return 0;
+}
+
+const real *CRN_FN(crn_model_logits)(const crn_model *m) { return m->ar.logits; }
+
+/* ------------------------------------------------------------------ */
+/* backward                                                            */
+
+int CRN_FN(crn_model_backward)(crn_model *m) {
+    if (!m->fwd_ok) return crn_error_set(CRN_EINVAL, "model backward: no forward with targets to differentiate");
+    struct arena *ar = &m->ar;
+    const int B = (int)m->fwd_B, T = (int)m->fwd_T, TB = T * B;
+    const int H = m->H, GH = m->G * m->H, V = m->V, E = m->E;
+    const size_t BH = (size_t)B * H;
+    const real *P = m->params;
+    real *D = m->grads;
+    const real *top = ar->lc[m->L - 1].hs + BH; // (T*B, H)
+
+    // output layer: dout_w += H_top^T @ dlogits, dout_b += colsum, dH_top = dlogits @ out_w^T
+    CRN_FN(crn_gemm)(1, 0, H, V, TB, 1, top, H, ar->dlogits, V, 1, D + m->out_w_off, V);
+    crn_colsum_acc(D + m->out_b_off, ar->dlogits, TB, V);
+    real *dh = ar->dh_a, *dh_next = ar->dh_b; // (T*B, H)
+    CRN_FN(crn_gemm)(0, 1, TB, H, V, 1, ar->dlogits, V, P + m->out_w_off, V, 0, dh, H);
+
+    for (int l = m->L - 1; l >= 0; l--) {
+        const struct layer_cache *c = &ar->lc[l];
+        const struct layer_params *p = &m->lp[l];
+        real *dgx = ar->dgx; // (T*B, GH)
+        switch (m->cfg.cell) {
+        case CRN_CELL_RNN:
+            CRN_FN(crn_rnn_backward)(dgx, D + p->w_h, D + p->b_h, dh, c->hs, P + p->w_h,
+                                     m->cfg.act == CRN_ACT_RELU, B, T, H);
+            break;
+        case CRN_CELL_LSTM:
+            CRN_FN(crn_lstm_backward)(dgx, D + p->w_h, D + p->b_h, dh, ar->dc, c->hs, c->cs, c->gates, c->tc,
+                                      P + p->w_h, B, T, H);
+            break;
+        case CRN_CELL_GRU:
+            CRN_FN(crn_gru_backward)(dgx, ar->dhg, D + p->w_h, D + p->b_h, dh, c->hs, c->gates, c->hg, P + p->w_h,
+                                     B, T, H);
+            break;
+        }
+        crn_colsum_acc(D + p->b_x, dgx, TB, GH);
+        if (l == 0 && E == 0) {
+            // one-hot: dW_x[x[row]] += dgx[row], the transpose of the gather
+            for (int r = 0; r < TB; r++) {
+                real *dw = D + p->w_x + (size_t)m->ids[r] * GH;
+                const real *g = dgx + (size_t)r * GH;
+                for (int j = 0; j < GH; j++) dw[j] += g[j];
+            }
+            continue;
+        }
+        // dW_x += X^T (in, T*B) @ dgx (T*B, GH)
+        CRN_FN(crn_gemm)(1, 0, p->in, GH, TB, 1, c->in, p->in, dgx, GH, 1, D + p->w_x, GH);
+        if (l == 0) {
+            // embedding: dX = dgx @ w_x^T (T*B, E), scattered into the used rows
+            CRN_FN(crn_gemm)(0, 1, TB, E, GH, 1, dgx, GH, P + p->w_x, GH, 0, ar->dxe, E);
+            for (int r = 0; r < TB; r++) {
+                real *de = D + m->embed_off + (size_t)m->ids[r] * E;
+                const real *g = ar->dxe + (size_t)r * E;
+                for (int j = 0; j < E; j++) de[j] += g[j];
+            }
+        } else {
+            // gradient w.r.t. the outputs of layer l-1, through the dropout mask
+            CRN_FN(crn_gemm)(0, 1, TB, H, GH, 1, dgx, GH, P + p->w_x, GH, 0, dh_next, H);
+            if (c->dropped) {
+                size_t n = (size_t)TB * H;
+                for (size_t k = 0; k < n; k++) dh_next[k] *= c->mask[k];
+            }
+            real *tmp = dh;
+            dh = dh_next;
+            dh_next = tmp;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* single step                                                         */
+
+int CRN_FN(crn_model_step)(crn_model *m, crn_state *st, const uint32_t *tokens, real *logits) {
+    if (!st || !state_matches(m, st)) return crn_error_set(CRN_EINVAL, "model step: state does not match the model");
+    int rc = check_ids(tokens, st->B, m->cfg.vocab, 0, "input");
+    if (rc) return rc;
+    forward_core(m, &st->ar, st, tokens, (int)st->B, 1, NULL, logits);
+    return 0;
+}

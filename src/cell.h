@@ -1,0 +1,114 @@
+/* cell.h — internal: the recurrent cells, one window of one layer each.
+ *
+ * Division of work with model.c: model.c computes the input projection of the
+ * whole window, gx = X @ w_x + b_x (T*B, G*H), as one GEMM (or a row gather
+ * for one-hot input), and, in backward, turns dgx into dW_x, db_x and the
+ * gradient of the layer input. A cell runs only the recurrence: per step one
+ * small GEMM h_{t-1} (B, H) @ w_h (H, G*H), then fused elementwise gates.
+ *
+ * Saved layout (time-major, rows t*B + b):
+ *   hs (T+1, B, H): hs[0] = carried-in h, hs[t+1] = h_t. So hs[0..T-1] is the
+ *                   array of previous states (T*B, H) used by the single dW_h
+ *                   GEMM, and hs[1..T] the layer output (T*B, H).
+ *   cs (T+1, B, H): the same for the LSTM cell state.
+ *
+ * Backward: dh (T*B, H) holds on entry the gradient of the loss w.r.t. the
+ * layer outputs h_t (from the layer above or the output projection); the cell
+ * adds the recurrent contributions into it in place (dh[t-1] += ...), so it
+ * is clobbered. No gradient flows into the carried-in state (truncated BPTT).
+ * dw_h, db_h accumulate (+=); dgx is written (=). */
+#ifndef CRN_CELL_H
+#define CRN_CELL_H
+
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "real.h"
+
+#if defined(CRN_DOUBLE) && CRN_DOUBLE
+#define R_EXP exp
+#define R_TANH tanh
+#else
+#define R_EXP expf
+#define R_TANH tanhf
+#endif
+
+static inline real crn_sigmoid(real x) { return (real)1 / ((real)1 + R_EXP(-x)); }
+
+/* Y (N, C) += row vector b (C) on every row. */
+static inline void crn_add_rows(real *Y, const real *b, int N, int C) {
+    for (int i = 0; i < N; i++) {
+        real *y = Y + (size_t)i * C;
+        for (int j = 0; j < C; j++) y[j] += b[j];
+    }
+}
+
+/* db (C) += column sums of X (N, C). */
+static inline void crn_colsum_acc(real *db, const real *X, int N, int C) {
+    for (int i = 0; i < N; i++) {
+        const real *x = X + (size_t)i * C;
+        for (int j = 0; j < C; j++) db[j] += x[j];
+    }
+}
+
+/* ---- Elman RNN: h_t = act(gx_t + h_{t-1} @ w_h + b_h), act = tanh or relu ---- */
+void CRN_FN(crn_rnn_forward)(real *hs,         // (T+1, B, H) in: hs[0]; out: hs[1..T]
+                             const real *gx,   // (T*B, H) input projection incl. b_x
+                             const real *w_h,  // (H, H)
+                             const real *b_h,  // (H)
+                             int relu, int B, int T, int H);
+void CRN_FN(crn_rnn_backward)(real *dgx,        // (T*B, H) out: d loss / d pre-activation
+                              real *dw_h,       // (H, H) +=
+                              real *db_h,       // (H) +=
+                              real *dh,         // (T*B, H) in: d loss / d h_t; clobbered
+                              const real *hs,   // (T+1, B, H) from forward
+                              const real *w_h,  // (H, H)
+                              int relu, int B, int T, int H);
+
+/* ---- LSTM (PyTorch gate order i, f, g, o):
+ *   [i f g o]_pre = gx_t + h_{t-1} @ w_h + b_h
+ *   i = sig(i_pre), f = sig(f_pre), g = tanh(g_pre), o = sig(o_pre)
+ *   c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t) ---- */
+void CRN_FN(crn_lstm_forward)(real *hs,         // (T+1, B, H) in: hs[0]; out: hs[1..T]
+                              real *cs,         // (T+1, B, H) in: cs[0]; out: cs[1..T]
+                              real *gates,      // (T*B, 4H) in: gx incl. b_x; out: i, f, g, o activated
+                              real *tc,         // (T*B, H) out: tanh(c_t)
+                              const real *w_h,  // (H, 4H)
+                              const real *b_h,  // (4H)
+                              int B, int T, int H);
+void CRN_FN(crn_lstm_backward)(real *dgx,         // (T*B, 4H) out: d loss / d gate pre-activations
+                               real *dw_h,        // (H, 4H) +=
+                               real *db_h,        // (4H) +=
+                               real *dh,          // (T*B, H) in: d loss / d h_t; clobbered
+                               real *dc,          // (B, H) scratch: the carried d loss / d c
+                               const real *hs,    // (T+1, B, H)
+                               const real *cs,    // (T+1, B, H)
+                               const real *gates, // (T*B, 4H) activated
+                               const real *tc,    // (T*B, H)
+                               const real *w_h,   // (H, 4H)
+                               int B, int T, int H);
+
+/* ---- GRU (PyTorch, gate order r, z, n):
+ *   hg = h_{t-1} @ w_h + b_h                    (the recurrent part, kept apart)
+ *   r = sig(gx_r + hg_r), z = sig(gx_z + hg_z)
+ *   n = tanh(gx_n + r * hg_n)                   (b_hn inside the r product)
+ *   h_t = (1 - z) * n + z * h_{t-1} ---- */
+void CRN_FN(crn_gru_forward)(real *hs,         // (T+1, B, H) in: hs[0]; out: hs[1..T]
+                             real *gates,      // (T*B, 3H) in: gx incl. b_x; out: r, z, n activated
+                             real *hg,         // (T*B, 3H) out: h_{t-1} @ w_h + b_h
+                             const real *w_h,  // (H, 3H)
+                             const real *b_h,  // (3H)
+                             int B, int T, int H);
+void CRN_FN(crn_gru_backward)(real *dgx,         // (T*B, 3H) out: d loss / d gx
+                              real *dhg,         // (T*B, 3H) scratch: d loss / d hg
+                              real *dw_h,        // (H, 3H) +=
+                              real *db_h,        // (3H) +=
+                              real *dh,          // (T*B, H) in: d loss / d h_t; clobbered
+                              const real *hs,    // (T+1, B, H)
+                              const real *gates, // (T*B, 3H) activated
+                              const real *hg,    // (T*B, 3H)
+                              const real *w_h,   // (H, 3H)
+                              int B, int T, int H);
+
+#endif
