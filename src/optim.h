@@ -44,11 +44,23 @@ void crn_optim_destroy(crn_optim *o); /* NULL is a no-op */
 /* Number of state arrays (0, 1 or 2) and access, for checkpoints. */
 int crn_optim_num_buffers(const crn_optim *o);
 float *crn_optim_buffer(crn_optim *o, int i);
-/* One update with learning rate lr (the schedule's value this step). */
+/* One update with learning rate lr (the schedule's value this step): t += 1,
+ * then per element (wd = weight_decay; scalars computed in double from the
+ * float settings and rounded to float once; element math in float):
+ *   adam:    g' = g + wd p; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2;
+ *            p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ *   adamw:   p *= 1 - lr wd, then adam's update with g' = g
+ *   rmsprop: g' = g + wd p; v = a v + (1-a) g'^2; p -= lr g' / (sqrt(v) + eps)
+ *   adagrad: g' = g + wd p; v += g'^2; p -= lr g' / sqrt(v + eps)
+ *   sgd:     g' = g + wd p; with momentum mu > 0: m = g' at t = 1, else
+ *            m = mu m + g'; p -= lr m (without momentum: p -= lr g')
+ * These are torch.optim's Adam/AdamW/SGD (torch 1.13 single-tensor CPU path,
+ * same operation order), char-rnn's rmsprop and min-char-rnn's Adagrad.
+ * Never allocates. */
 void crn_optim_step(crn_optim *o, float *params, const float *grads, float lr);
 
 /* Global L2 norm of g (double accumulation); if max_norm > 0 and the norm
- * exceeds it, scale g by max_norm / norm. Returns the norm before clipping
+ * exceeds it, scale g by (float)(max_norm / norm). Returns the norm before clipping
  * (NaN/Inf if g has a non-finite entry; then g is left as it is). */
 double crn_clip_grad_norm(float *g, size_t n, double max_norm);
 
@@ -63,7 +75,18 @@ typedef struct crn_schedule {
     uint64_t total;        /* cosine: steps to decay to min_lr */
     float min_lr;          /* cosine floor, default 0 */
 } crn_schedule;
-/* Learning rate at step (0-based). */
+/* Learning rate at step (0-based), computed in double, returned as float.
+ * warm(step) = (step + 1) / warmup while step < warmup (warmup > 0), else 1.
+ *   constant:   lr * warm(step)
+ *   step decay: lr * decay^k * warm(step), k = 0 while step < decay_after,
+ *               else 1 + (step - decay_after) / decay_every (integer division;
+ *               decay_every = 0: k = 1, a single decay). So the first step
+ *               that uses the decayed rate is step decay_after, as in char-rnn
+ *               (it decays after the update that ends epoch decay_after).
+ *   cosine:     lr * warm(step) while step < warmup; then
+ *               min_lr + (lr - min_lr) * (1 + cos(pi * p)) / 2,
+ *               p = min(1, (step - warmup) / (total - warmup)) (p = 1 when
+ *               total <= warmup), so step >= total gives min_lr. */
 float crn_schedule_lr(const crn_schedule *s, uint64_t step);
 
 #endif
