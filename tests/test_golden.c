@@ -15,9 +15,12 @@
  * relative error max_i |a_i - b_i| / max(|b_i|, 1e-3) is printed too, for
  * information (it is dominated by float32 rounding of tiny entries).
  *
- * Also checked: a malformed fixture is rejected with a message (no crash),
- * a perturbed fixture fails the comparison, and step-by-step sampling
- * (crn_model_step) reproduces the window's logits.
+ * Also checked against the same values, within GOLD_TOL: crn_model_step run
+ * T times from the carried-in state (logits and final state); a second
+ * crn_model_backward doubles every gradient (+=); a model configured with
+ * dropout 0.5 gives the golden forward in evaluation mode (rng NULL). And a
+ * malformed fixture is rejected with a "file:line: message" error (no
+ * crash), a perturbed fixture fails the comparison.
  *
  * Fixture directory: env CRN_GOLDEN_DIR (set by meson). */
 #include <check.h>
@@ -437,20 +440,29 @@ typedef struct report {
     double loss, logits, state, grads;  /* worst normwise error of each kind */
     double worst, worst_elem;
     char worst_what[48], worst_elem_what[48];
-    double step_logits;                 /* crn_model_step against the fixture logits */
+    double step;   /* crn_model_step, T times from the carried-in state: logits and final state */
+    double accum;  /* a second crn_model_backward: gradients must be exactly doubled (+=) */
+    double eval;   /* dropout 0.5 model, evaluation-mode forward (rng NULL): dropout must be off */
 } report;
 
-static err_stat compare(const real *a, const double *b, size_t n) {
+/* Compare a with the reference b * scale. */
+static err_stat compare_scaled(const real *a, const double *b, double scale, size_t n) {
     double maxdiff = 0, maxref = 0, elem = 0;
     for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
+        double d = fabs((double)a[i] - b[i] * scale);
         if (!(d <= maxdiff)) maxdiff = d; /* NaN sticks */
-        if (fabs(b[i]) > maxref) maxref = fabs(b[i]);
-        double e = d / fmax(fabs(b[i]), 1e-3);
+        if (fabs(b[i] * scale) > maxref) maxref = fabs(b[i] * scale);
+        double e = d / fmax(fabs(b[i] * scale), 1e-3);
         if (!(e <= elem)) elem = e;
     }
     err_stat s = {maxdiff / fmax(maxref, 1e-12), elem};
     return s;
+}
+
+static err_stat compare(const real *a, const double *b, size_t n) { return compare_scaled(a, b, 1.0, n); }
+
+static void worse(double *slot, err_stat s) {
+    if (!(s.norm <= *slot)) *slot = s.norm;
 }
 
 static void note(report *r, double *slot, err_stat s, const char *kind, const char *name) {
@@ -468,8 +480,8 @@ static void note(report *r, double *slot, err_stat s, const char *kind, const ch
 /* Load g's weights into a new model (every fixture tensor must exist with
  * the same shape, every model tensor must be covered; the rest of the
  * buffer is NaN so a read outside the tensors shows). */
-static int load_model(const gold *g, crn_model **out) {
-    crn_model_config cfg = {g->cell, g->act, g->V, g->E, g->H, g->L, 0.0f};
+static int load_model(const gold *g, float dropout, crn_model **out) {
+    crn_model_config cfg = {g->cell, g->act, g->V, g->E, g->H, g->L, dropout};
     crn_model *m = NULL;
     int rc = crn_model_create(&m, &cfg);
     if (rc) return rc;
@@ -520,6 +532,15 @@ static int load_state(const gold *g, crn_state *st) {
     return 0;
 }
 
+/* Worst error of the state st against the fixture's final state, into *slot. */
+static void compare_state(const gold *g, crn_state *st, double *slot) {
+    for (uint32_t l = 0; l < g->L; l++) {
+        worse(slot, compare(crn_state_h(st, l), gold_find_layer(g, "hT", l)->v, (size_t)g->B * g->H));
+        if (g->cell == CRN_CELL_LSTM)
+            worse(slot, compare(crn_state_c(st, l), gold_find_layer(g, "cT", l)->v, (size_t)g->B * g->H));
+    }
+}
+
 /* Forward + backward of the fixture's window; fills r. */
 static int run_case(const gold *g, report *r) {
     memset(r, 0, sizeof *r);
@@ -535,7 +556,7 @@ static int run_case(const gold *g, report *r) {
         x[i] = (uint32_t)bx->v[i];
         y[i] = by->v[i] < 0 ? CRN_IGNORE : (uint32_t)by->v[i];
     }
-    if ((rc = load_model(g, &m))) goto out;
+    if ((rc = load_model(g, 0.0f, &m))) goto out;
     if ((rc = crn_model_reserve(m, g->B, g->T))) goto out;
     if ((rc = crn_state_create(&st, m, g->B))) goto out;
     if ((rc = load_state(g, st))) goto out;
@@ -574,15 +595,40 @@ static int run_case(const gold *g, report *r) {
         note(r, &r->grads, compare(gr + ti->offset, b->v, b->rows * b->cols), "grad", b->name);
     }
 
+    /* backward again through the same window accumulates: 2x the gradients */
+    if ((rc = crn_model_backward(m))) goto out;
+    for (int i = 0; i < g->nblk; i++) {
+        const gold_block *b = &g->blk[i];
+        if (strcmp(b->kind, "grad")) continue;
+        const crn_tensor_info *ti = crn_model_find_tensor(m, b->name);
+        worse(&r->accum, compare_scaled(gr + ti->offset, b->v, 2.0, b->rows * b->cols));
+    }
+
     /* The same window one step at a time from the carried-in state, in
      * evaluation mode, as the sampler runs it. */
     if ((rc = load_state(g, st))) goto out;
     const double *ref_logits = gold_find(g, "logits", "-")->v;
     for (uint32_t t = 0; t < g->T; t++) {
         if ((rc = crn_model_step(m, st, x + (size_t)t * g->B, step_logits))) goto out;
-        err_stat s = compare(step_logits, ref_logits + (size_t)t * g->B * g->V, (size_t)g->B * g->V);
-        if (!(s.norm <= r->step_logits)) r->step_logits = s.norm;
+        worse(&r->step, compare(step_logits, ref_logits + (size_t)t * g->B * g->V, (size_t)g->B * g->V));
     }
+    compare_state(g, st, &r->step);
+    crn_state_destroy(st);
+    st = NULL;
+    crn_model_destroy(m);
+    m = NULL;
+
+    /* Dropout is for training only: with dropout 0.5 configured, an
+     * evaluation-mode forward (rng NULL) must still give the golden values. */
+    if ((rc = load_model(g, 0.5f, &m)) || (rc = crn_model_reserve(m, g->B, g->T)) ||
+        (rc = crn_state_create(&st, m, g->B)) || (rc = load_state(g, st)))
+        goto out;
+    if ((rc = crn_model_forward(m, st, x, y, g->B, g->T, NULL, &loss_sum, &count))) goto out;
+    err_stat es = {fabs(loss_sum / (double)count - ref) / fabs(ref), 0};
+    if (isnan(loss_sum) || count != g->count) es.norm = INFINITY;
+    worse(&r->eval, es);
+    worse(&r->eval, compare(crn_model_logits(m), ref_logits, TB * g->V));
+    compare_state(g, st, &r->eval);
     rc = 0;
 out:
     if (rc == CRN_ENOMEM && !*crn_error_message()) crn_error_set(rc, "%s: out of memory", g->src);
@@ -608,15 +654,18 @@ START_TEST(test_case) {
     rc = run_case(&g, &r);
     gold_free(&g);
     ck_assert_msg(rc == 0, "%s: %s (%s)", CASES[_i], crn_error_message(), crn_strerror(rc));
-    printf("golden %-18s loss %.1e  logits %.1e  state %.1e  grads %.1e  step %.1e | worst %.1e (%s)"
-           " | elementwise worst %.1e (%s)\n",
-           CASES[_i], r.loss, r.logits, r.state, r.grads, r.step_logits, r.worst, r.worst_what, r.worst_elem,
-           r.worst_elem_what);
+    printf("golden %-18s loss %.1e  logits %.1e  state %.1e  grads %.1e | worst %.1e (%s)"
+           " | elementwise worst %.1e (%s) | step %.1e  accum %.1e  eval %.1e\n",
+           CASES[_i], r.loss, r.logits, r.state, r.grads, r.worst, r.worst_what, r.worst_elem, r.worst_elem_what,
+           r.step, r.accum, r.eval);
     fflush(stdout);
     ck_assert_msg(r.worst <= GOLD_TOL, "%s: %s differs from PyTorch by %.3g (relative to its max-norm) > %g",
                   CASES[_i], r.worst_what, r.worst, GOLD_TOL);
-    ck_assert_msg(r.step_logits <= GOLD_TOL, "%s: crn_model_step logits differ by %.3g > %g", CASES[_i],
-                  r.step_logits, GOLD_TOL);
+    ck_assert_msg(r.step <= GOLD_TOL, "%s: crn_model_step differs by %.3g > %g", CASES[_i], r.step, GOLD_TOL);
+    ck_assert_msg(r.accum <= GOLD_TOL, "%s: a second backward does not double the gradients: %.3g", CASES[_i],
+                  r.accum);
+    ck_assert_msg(r.eval <= GOLD_TOL, "%s: evaluation-mode forward of a dropout model differs by %.3g", CASES[_i],
+                  r.eval);
 }
 END_TEST
 
