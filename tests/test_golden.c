@@ -847,12 +847,59 @@ START_TEST(test_loader_nul_and_empty) {
 }
 END_TEST
 
+/* A real fixture cut at every 37th byte before "end", or with a digit turned
+ * into a letter, is rejected (and never crashes). */
+START_TEST(test_loader_truncated_real) {
+    char path[1024];
+    fixture_path(path, sizeof path, "lstm-2-embed");
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    static char text[1 << 16];
+    size_t n = fread(text, 1, sizeof text, f);
+    fclose(f);
+    ck_assert_msg(n > 0 && n < sizeof text, "%s: unexpected size %zu", path, n);
+    gold g;
+    size_t end = (size_t)(strstr(text, "\nend\n") - text);
+    int rejected = 0;
+    for (size_t cut = 0; cut <= end; cut += 37) {
+        int rc = gold_parse(&g, "cut.txt", text, cut);
+        if (rc == 0) {
+            rc = gold_validate(&g);
+            gold_free(&g);
+        }
+        ck_assert_msg(rc == CRN_EFORMAT, "cut at byte %zu: accepted (rc %d)", cut, rc);
+        rejected++;
+    }
+    /* a digit replaced by a letter (outside comments and the free-text case
+     * name): always rejected */
+    int flipped = 0;
+    for (size_t at = 0; at < n; at += 53) {
+        char saved = text[at];
+        text[at] = 'q';
+        int rc = gold_parse(&g, "flip.txt", text, n);
+        if (rc == 0) {
+            rc = gold_validate(&g);
+            gold_free(&g);
+        }
+        text[at] = saved;
+        const char *line = text + at;
+        while (line > text && line[-1] != '\n') line--;
+        if (saved >= '0' && saved <= '9' && *line != '#' && strncmp(line, "case ", 5)) {
+            ck_assert_msg(rc == CRN_EFORMAT, "byte %zu ('%c') -> 'q': accepted", at, saved);
+            flipped++;
+        }
+    }
+    printf("lstm-2-embed: %d truncations and %d corrupted digits rejected\n", rejected, flipped);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("golden");
     TCase *tl = tcase_create("loader");
     tcase_add_test(tl, test_loader_accepts_tiny);
     tcase_add_loop_test(tl, test_loader_rejects, 0, NEDITS);
     tcase_add_test(tl, test_loader_nul_and_empty);
+    tcase_add_test(tl, test_loader_truncated_real);
     suite_add_tcase(s, tl);
     TCase *tc = tcase_create("pytorch");
     tcase_add_loop_test(tc, test_case, 0, NCASES);
