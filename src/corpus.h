@@ -1,11 +1,14 @@
 /* corpus.h — a text file turned into token ids, ready for training.
  *
  * Loading: mmap the file, drop a leading UTF-8 BOM, check/repair UTF-8 (error
- * names path:line:col and the byte offset), clean line by line with PCRE2
- * (keep, drop, then each replace in order), normalise, count tokens into a
- * vocabulary (unless one is given), then encode into a compact id array
- * (uint16 when the vocabulary has <= 65536 ids, else uint32). Work is done in
- * pieces cut at '\n', so memory is the id array plus one piece.
+ * names path:line:col and the byte offset of the original file), normalise,
+ * clean line by line with PCRE2 (keep, drop, then each replace in order; the
+ * patterns see normalised text, and lines changed by a replacement are
+ * normalised again), count tokens into a vocabulary (unless one is given),
+ * then encode into a compact id array (uint16 when the vocabulary has <= 65536
+ * ids, else uint32). Work is done in pieces cut after '\n', so memory is the
+ * id array plus a few copies of one piece (a piece is never cut inside a
+ * line: the longest line bounds it).
  *
  * Split: the last val_frac of the ids is the validation split (contiguous).
  *
@@ -37,6 +40,17 @@ typedef struct crn_corpus_opts {
 } crn_corpus_opts;
 
 void crn_corpus_opts_default(crn_corpus_opts *o);
+
+/* Split a --replace argument "REGEX=TEXT" at the last '=' not escaped by a
+ * backslash; the regex keeps its backslashes ('\=' is a literal '=' to
+ * PCRE2), the text loses the backslash of each '\='. *re and *text are
+ * malloc'ed. @return 0 or CRN_EINVAL (no '=', empty regex). */
+int crn_corpus_split_replace(const char *spec, char **re, char **text);
+
+/* Tests only (not thread-safe): the target size of a piece in bytes and how
+ * much prepared text pass 1 may keep for pass 2 (0 = always prepare twice).
+ * Defaults 8 MiB and 64 MiB; piece 0 restores the default piece size. */
+void crn_corpus_tune(size_t piece_bytes, size_t cache_bytes);
 
 typedef struct crn_corpus {
     char *path;
@@ -84,7 +98,8 @@ typedef struct crn_batcher {
  *         window of B*T+1 ids (the message says how many are needed). */
 int crn_batcher_init(crn_batcher *bt, const crn_corpus *c, size_t B, size_t T);
 /* Fill x and y (T, B) time-major: x[t*B + b]. *reset is set to 1 when this
- * window starts a new epoch (the caller zeroes the carried state), else 0. */
+ * window starts an epoch (window 0, including the very first call: the
+ * caller zeroes the carried state), else 0. */
 void crn_batcher_next(crn_batcher *bt, uint32_t *x, uint32_t *y, int *reset);
 
 /* Validation layout (as the peer's evaluate): of the validation ids
