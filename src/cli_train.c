@@ -1,8 +1,650 @@
-/* cli_train.c — (being written) */
+/* cli_train.c — `charrnn train CORPUS -o MODEL [options]`: option parsing,
+ * resume/fine-tune set-up, signals, and the final report. The loop is in
+ * train.c; the display in progress.c. */
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "checkpoint.h"
 #include "cli.h"
+#include "common.h"
+#include "progress.h"
+#include "train.h"
+
+#define CMD "train"
+#define DEFAULT_TIME 300.0 /* seconds, when no budget is given */
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "Usage: charrnn train CORPUS -o MODEL [options]\n"
+        "       charrnn train --resume MODEL [CORPUS] [options]\n"
+        "       charrnn train CORPUS -o MODEL --init-from BASE [--extend-vocab] [options]\n"
+        "\n"
+        "Train a character model on a UTF-8 text file. MODEL always holds the best\n"
+        "model by validation loss (a complete, resumable checkpoint); MODEL.resume holds\n"
+        "the latest state (written at every eval, every --save-every, at the end and on\n"
+        "Ctrl-C). --resume MODEL continues from MODEL.resume (or MODEL if it is missing)\n"
+        "exactly where training stopped. Ctrl-C finishes the current step, saves and\n"
+        "exits with status 130; a second Ctrl-C aborts at once (saves are atomic).\n"
+        "\n"
+        "Output:\n"
+        "  -o, --output MODEL        model file to write (with --resume: default the resumed MODEL)\n"
+        "\n"
+        "Corpus:\n"
+        "      --unit U              codepoint | grapheme | jamo (default codepoint)\n"
+        "      --normalize N         nfc | nfkc | none (default nfc)\n"
+        "      --invalid P           invalid UTF-8: error | replace | skip (default error)\n"
+        "      --min-count N         rarer tokens map to <unk> (default 1)\n"
+        "      --keep REGEX          keep only lines matching (repeatable)\n"
+        "      --drop REGEX          drop lines matching (repeatable)\n"
+        "      --replace REGEX=TEXT  substitute in every line (repeatable, in order)\n"
+        "      --val-frac F          last fraction of the text used for validation (default 0.1; 0 = none)\n"
+        "\n"
+        "Model:\n"
+        "      --cell C              rnn | lstm | gru (default lstm)\n"
+        "      --activation A        rnn cell: tanh | relu (default tanh)\n"
+        "      --layers N            stacked layers (default 2)\n"
+        "      --hidden N            hidden units per layer (default 128)\n"
+        "      --embed N             embedding width, 0 = one-hot input (default 0)\n"
+        "      --dropout P           dropout between layers, [0, 1) (default 0)\n"
+        "\n"
+        "Optimisation:\n"
+        "      --batch N             parallel streams B (default 50)\n"
+        "      --seq N               steps per window T, truncated BPTT (default 50)\n"
+        "      --optimizer O         adam | adamw | rmsprop | adagrad | sgd (default adam)\n"
+        "      --lr F                learning rate (default 2e-3; adagrad and sgd 0.1)\n"
+        "      --weight-decay F      adamw: decoupled (default 0.01); others: L2 (default 0)\n"
+        "      --momentum F          sgd momentum (default 0)\n"
+        "      --clip F              clip gradients to this global norm, 0 = off (default 5)\n"
+        "      --schedule S          constant | step | cosine (default constant;\n"
+        "                            step if --lr-decay is given)\n"
+        "      --lr-decay F          step schedule: multiply lr by F ... (default 1 = none)\n"
+        "      --lr-decay-after N    ... from step N on, then once more every epoch (default 0)\n"
+        "      --warmup N            linear warm-up steps (default 0)\n"
+        "\n"
+        "Budget (whichever comes first; totals for the run, counting resumed steps):\n"
+        "      --time D              wall-clock training time, e.g. 90s, 10m, 1.5h\n"
+        "                            (default 5m when no budget option is given)\n"
+        "      --steps N             optimizer steps (default: no limit)\n"
+        "      --epochs N            passes over the training text (default: no limit)\n"
+        "\n"
+        "Validation and checkpoints:\n"
+        "      --eval-every N        validate every N steps and at the end (default 500; 0 = end only)\n"
+        "      --patience N          stop after N evals without improvement (default 0 = off)\n"
+        "      --save-every N|D      also save MODEL.resume every N steps, or every D (with a unit,\n"
+        "                            e.g. 10m) (default 10m)\n"
+        "      --no-optimizer-state  write MODEL without optimizer state (smaller; MODEL.resume keeps it)\n"
+        "      --resume MODEL        continue a run; options come from the checkpoint unless given\n"
+        "                            (model shape, unit, cleaning, batch, seq and optimizer cannot change)\n"
+        "      --init-from BASE      fine-tune: start from BASE's weights and vocabulary (fresh optimizer);\n"
+        "                            characters BASE lacks map to <unk>\n"
+        "      --extend-vocab        with --init-from: give new characters new rows instead\n"
+        "\n"
+        "Other:\n"
+        "      --seed N              random seed (default 123); with --threads 1 runs are bit-identical\n"
+        "      --threads N           threads, 0 = all cores (default 0)\n"
+        "      --log FILE.csv        CSV log: step,epoch,seconds,train_bpc,val_bpc,lr,chars_per_s\n"
+        "      --sample-every N      print a short sample at evals, at most every N steps (default 0 = off)\n"
+        "      --sample-len N        tokens per sample (default 200)\n"
+        "  -q, --quiet               no progress output\n"
+        "  -h, --help                show this help\n"
+        "\n"
+        "Progress goes to stderr: on a terminal one live line (epoch, step, train and\n"
+        "validation bits per char, chars/s, time left); otherwise one line per eval.\n"
+        "Bits per char are per NFC code point of the source text in every unit.\n");
+}
+
+enum {
+    O_UNIT = 256, O_NORM, O_INVALID, O_MINCOUNT, O_KEEP, O_DROP, O_REPLACE, O_VALFRAC,
+    O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_DROPOUT,
+    O_BATCH, O_SEQ, O_OPTIM, O_LR, O_WD, O_MOMENTUM, O_CLIP, O_SCHED, O_DECAY, O_DECAY_AFTER, O_WARMUP,
+    O_TIME, O_STEPS, O_EPOCHS, O_EVAL, O_PATIENCE, O_SAVE, O_NOOPT, O_RESUME, O_INIT, O_EXTEND,
+    O_SEED, O_THREADS, O_LOG, O_SAMPLE, O_SAMPLE_LEN, O_END
+};
+
+static const struct option long_opts[] = {
+    {"output", required_argument, 0, 'o'},
+    {"unit", required_argument, 0, O_UNIT},
+    {"normalize", required_argument, 0, O_NORM},
+    {"invalid", required_argument, 0, O_INVALID},
+    {"min-count", required_argument, 0, O_MINCOUNT},
+    {"keep", required_argument, 0, O_KEEP},
+    {"drop", required_argument, 0, O_DROP},
+    {"replace", required_argument, 0, O_REPLACE},
+    {"val-frac", required_argument, 0, O_VALFRAC},
+    {"cell", required_argument, 0, O_CELL},
+    {"activation", required_argument, 0, O_ACT},
+    {"layers", required_argument, 0, O_LAYERS},
+    {"hidden", required_argument, 0, O_HIDDEN},
+    {"embed", required_argument, 0, O_EMBED},
+    {"dropout", required_argument, 0, O_DROPOUT},
+    {"batch", required_argument, 0, O_BATCH},
+    {"seq", required_argument, 0, O_SEQ},
+    {"optimizer", required_argument, 0, O_OPTIM},
+    {"lr", required_argument, 0, O_LR},
+    {"weight-decay", required_argument, 0, O_WD},
+    {"momentum", required_argument, 0, O_MOMENTUM},
+    {"clip", required_argument, 0, O_CLIP},
+    {"schedule", required_argument, 0, O_SCHED},
+    {"lr-decay", required_argument, 0, O_DECAY},
+    {"lr-decay-after", required_argument, 0, O_DECAY_AFTER},
+    {"warmup", required_argument, 0, O_WARMUP},
+    {"time", required_argument, 0, O_TIME},
+    {"steps", required_argument, 0, O_STEPS},
+    {"epochs", required_argument, 0, O_EPOCHS},
+    {"eval-every", required_argument, 0, O_EVAL},
+    {"patience", required_argument, 0, O_PATIENCE},
+    {"save-every", required_argument, 0, O_SAVE},
+    {"no-optimizer-state", no_argument, 0, O_NOOPT},
+    {"resume", required_argument, 0, O_RESUME},
+    {"init-from", required_argument, 0, O_INIT},
+    {"extend-vocab", no_argument, 0, O_EXTEND},
+    {"seed", required_argument, 0, O_SEED},
+    {"threads", required_argument, 0, O_THREADS},
+    {"log", required_argument, 0, O_LOG},
+    {"sample-every", required_argument, 0, O_SAMPLE},
+    {"sample-len", required_argument, 0, O_SAMPLE_LEN},
+    {"quiet", no_argument, 0, 'q'},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
+static const char *opt_name(int id) {
+    for (const struct option *o = long_opts; o->name; o++)
+        if (o->val == id) return o->name;
+    return "?";
+}
+
+/* Everything the user typed, before it is merged with defaults or a checkpoint. */
+typedef struct args {
+    unsigned char set[O_END];
+    crn_train_opts o;           /* only fields whose option is set are meaningful */
+    const char *out, *resume, *init_from, *corpus;
+    int extend, quiet;
+} args;
+
+static int push_str(char ***a, size_t *n, const char *s) {
+    char **b = realloc(*a, (*n + 1) * sizeof *b);
+    if (!b) return -1;
+    *a = b;
+    if (!(b[*n] = strdup(s))) return -1;
+    (*n)++;
+    return 0;
+}
+
+static int parse_sched(const char *s, enum crn_schedule_kind *k) {
+    if (!strcmp(s, "constant")) *k = CRN_SCHED_CONSTANT;
+    else if (!strcmp(s, "step")) *k = CRN_SCHED_STEP_DECAY;
+    else if (!strcmp(s, "cosine")) *k = CRN_SCHED_COSINE;
+    else return -1;
+    return 0;
+}
+
+/* Parse argv into a. @return -1 ok, else the exit status. */
+static int parse_args(args *a, int argc, char **argv) {
+    crn_train_opts *o = &a->o;
+    crn_train_opts_default(o);
+    long long v;
+    double d;
+    int c;
+    opterr = 1;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:qh", long_opts, NULL)) != -1) {
+        if (c == '?') return cli_bad_option(CMD);
+        if (c >= O_UNIT && c < O_END) a->set[c] = 1;
+        char optbuf[48];
+        snprintf(optbuf, sizeof optbuf, "--%s", c >= O_UNIT ? opt_name(c) : "output");
+        const char *on = optbuf;
+        switch (c) {
+        case 'h': usage(stdout); return CLI_EXIT_OK;
+        case 'q': a->quiet = 1; break;
+        case 'o': a->out = optarg; break;
+        case O_UNIT:
+            if (crn_unit_parse(optarg, &o->unit)) return cli_usage_error(CMD, "--unit: '%s' is not codepoint, grapheme or jamo", optarg);
+            break;
+        case O_NORM:
+            if (crn_norm_parse(optarg, &o->norm)) return cli_usage_error(CMD, "--normalize: '%s' is not nfc, nfkc or none", optarg);
+            break;
+        case O_INVALID:
+            if (crn_invalid_parse(optarg, &o->invalid)) return cli_usage_error(CMD, "--invalid: '%s' is not error, replace or skip", optarg);
+            break;
+        case O_MINCOUNT:
+            if (cli_parse_long(CMD, on, optarg, 1, (long long)1 << 40, &v)) return CLI_EXIT_USAGE;
+            o->min_count = (uint64_t)v;
+            break;
+        case O_KEEP:
+            if (push_str(&o->keep, &o->n_keep, optarg)) return cli_fail(CMD, CRN_ENOMEM);
+            break;
+        case O_DROP:
+            if (push_str(&o->drop, &o->n_drop, optarg)) return cli_fail(CMD, CRN_ENOMEM);
+            break;
+        case O_REPLACE:
+            if (!strchr(optarg, '=')) return cli_usage_error(CMD, "--replace: '%s' has no '=' (expected REGEX=TEXT)", optarg);
+            if (push_str(&o->replace, &o->n_replace, optarg)) return cli_fail(CMD, CRN_ENOMEM);
+            break;
+        case O_VALFRAC:
+            if (cli_parse_double(CMD, on, optarg, 0, 0.9, &d)) return CLI_EXIT_USAGE;
+            o->val_frac = d;
+            break;
+        case O_CELL:
+            if (crn_cell_parse(optarg, &o->model.cell)) return cli_usage_error(CMD, "--cell: '%s' is not rnn, lstm or gru", optarg);
+            break;
+        case O_ACT:
+            if (crn_act_parse(optarg, &o->model.act)) return cli_usage_error(CMD, "--activation: '%s' is not tanh or relu", optarg);
+            break;
+        case O_LAYERS:
+            if (cli_parse_long(CMD, on, optarg, 1, 64, &v)) return CLI_EXIT_USAGE;
+            o->model.layers = (uint32_t)v;
+            break;
+        case O_HIDDEN:
+            if (cli_parse_long(CMD, on, optarg, 1, 65536, &v)) return CLI_EXIT_USAGE;
+            o->model.hidden = (uint32_t)v;
+            break;
+        case O_EMBED:
+            if (cli_parse_long(CMD, on, optarg, 0, 65536, &v)) return CLI_EXIT_USAGE;
+            o->model.embed = (uint32_t)v;
+            break;
+        case O_DROPOUT:
+            if (cli_parse_double(CMD, on, optarg, 0, 0.99, &d)) return CLI_EXIT_USAGE;
+            o->model.dropout = (float)d;
+            break;
+        case O_BATCH:
+            if (cli_parse_long(CMD, on, optarg, 1, 1 << 16, &v)) return CLI_EXIT_USAGE;
+            o->batch = (uint32_t)v;
+            break;
+        case O_SEQ:
+            if (cli_parse_long(CMD, on, optarg, 1, 1 << 16, &v)) return CLI_EXIT_USAGE;
+            o->seq = (uint32_t)v;
+            break;
+        case O_OPTIM:
+            if (crn_optim_parse(optarg, &o->optim.kind))
+                return cli_usage_error(CMD, "--optimizer: '%s' is not adam, adamw, rmsprop, adagrad or sgd", optarg);
+            break;
+        case O_LR:
+            if (cli_parse_double(CMD, on, optarg, 1e-12, 100, &d)) return CLI_EXIT_USAGE;
+            o->optim.lr = (float)d;
+            break;
+        case O_WD:
+            if (cli_parse_double(CMD, on, optarg, 0, 100, &d)) return CLI_EXIT_USAGE;
+            o->optim.weight_decay = (float)d;
+            break;
+        case O_MOMENTUM:
+            if (cli_parse_double(CMD, on, optarg, 0, 0.9999, &d)) return CLI_EXIT_USAGE;
+            o->optim.momentum = (float)d;
+            break;
+        case O_CLIP:
+            if (cli_parse_double(CMD, on, optarg, 0, 1e30, &d)) return CLI_EXIT_USAGE;
+            o->clip = d;
+            break;
+        case O_SCHED:
+            if (parse_sched(optarg, &o->sched.kind)) return cli_usage_error(CMD, "--schedule: '%s' is not constant, step or cosine", optarg);
+            break;
+        case O_DECAY:
+            if (cli_parse_double(CMD, on, optarg, 1e-6, 1, &d)) return CLI_EXIT_USAGE;
+            o->sched.decay = (float)d;
+            break;
+        case O_DECAY_AFTER:
+            if (cli_parse_long(CMD, on, optarg, 0, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
+            o->sched.decay_after = (uint64_t)v;
+            break;
+        case O_WARMUP:
+            if (cli_parse_long(CMD, on, optarg, 0, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
+            o->sched.warmup = (uint64_t)v;
+            break;
+        case O_TIME:
+            if (cli_parse_duration(CMD, on, optarg, &d)) return CLI_EXIT_USAGE;
+            o->time_limit = d;
+            break;
+        case O_STEPS:
+            if (cli_parse_long(CMD, on, optarg, 1, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
+            o->max_steps = (uint64_t)v;
+            break;
+        case O_EPOCHS:
+            if (cli_parse_long(CMD, on, optarg, 1, (long long)1 << 40, &v)) return CLI_EXIT_USAGE;
+            o->max_epochs = (uint64_t)v;
+            break;
+        case O_EVAL:
+            if (cli_parse_long(CMD, on, optarg, 0, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
+            o->eval_every = (uint64_t)v;
+            break;
+        case O_PATIENCE:
+            if (cli_parse_long(CMD, on, optarg, 0, 1 << 30, &v)) return CLI_EXIT_USAGE;
+            o->patience = (uint32_t)v;
+            break;
+        case O_SAVE: {
+            size_t n = strlen(optarg);
+            if (n && strspn(optarg, "0123456789") == n) {
+                if (cli_parse_long(CMD, on, optarg, 1, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
+                o->save_every_steps = (uint64_t)v;
+                o->save_every_seconds = 0;
+            } else {
+                if (cli_parse_duration(CMD, on, optarg, &d)) return CLI_EXIT_USAGE;
+                o->save_every_seconds = d;
+                o->save_every_steps = 0;
+            }
+            break;
+        }
+        case O_NOOPT: o->no_optimizer_state = 1; break;
+        case O_RESUME: a->resume = optarg; break;
+        case O_INIT: a->init_from = optarg; break;
+        case O_EXTEND: a->extend = 1; break;
+        case O_SEED:
+            if (cli_parse_long(CMD, on, optarg, 0, INT64_MAX, &v)) return CLI_EXIT_USAGE;
+            o->seed = (uint64_t)v;
+            break;
+        case O_THREADS:
+            if (cli_parse_long(CMD, on, optarg, 0, 1024, &v)) return CLI_EXIT_USAGE;
+            o->threads = (int)v;
+            break;
+        case O_LOG:
+            free(o->log_path);
+            if (!(o->log_path = strdup(optarg))) return cli_fail(CMD, CRN_ENOMEM);
+            break;
+        case O_SAMPLE:
+            if (cli_parse_long(CMD, on, optarg, 0, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
+            o->sample_every = (uint64_t)v;
+            break;
+        case O_SAMPLE_LEN:
+            if (cli_parse_long(CMD, on, optarg, 1, 100000, &v)) return CLI_EXIT_USAGE;
+            o->sample_len = (uint32_t)v;
+            break;
+        default: return cli_bad_option(CMD);
+        }
+    }
+    if (optind < argc) a->corpus = argv[optind++];
+    if (optind < argc) return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+    return -1;
+}
+
+/* Optimizer settings: kind's defaults, then what was typed. */
+static void apply_optim(crn_train_opts *dst, const args *a) {
+    const crn_optim_config *u = &a->o.optim;
+    enum crn_optim_kind kind = a->set[O_OPTIM] ? u->kind : dst->optim.kind;
+    if (a->set[O_OPTIM] && kind != dst->optim.kind) crn_optim_config_default(&dst->optim, kind);
+    if (a->set[O_LR]) dst->optim.lr = u->lr;
+    if (a->set[O_WD]) dst->optim.weight_decay = u->weight_decay;
+    if (a->set[O_MOMENTUM]) dst->optim.momentum = u->momentum;
+}
+
+/* Options that may change between sessions of a run. */
+static void apply_common(crn_train_opts *dst, const args *a) {
+    const crn_train_opts *u = &a->o;
+    apply_optim(dst, a);
+    if (a->set[O_CLIP]) dst->clip = u->clip;
+    if (a->set[O_SCHED]) dst->sched.kind = u->sched.kind;
+    if (a->set[O_DECAY]) {
+        dst->sched.decay = u->sched.decay;
+        if (!a->set[O_SCHED]) dst->sched.kind = CRN_SCHED_STEP_DECAY;
+    }
+    if (a->set[O_DECAY_AFTER]) dst->sched.decay_after = u->sched.decay_after;
+    if (a->set[O_WARMUP]) dst->sched.warmup = u->sched.warmup;
+    if (a->set[O_TIME] || a->set[O_STEPS] || a->set[O_EPOCHS]) {
+        dst->time_limit = a->set[O_TIME] ? u->time_limit : 0;
+        dst->max_steps = a->set[O_STEPS] ? u->max_steps : 0;
+        dst->max_epochs = a->set[O_EPOCHS] ? u->max_epochs : 0;
+        if (dst->sched.kind == CRN_SCHED_COSINE) dst->sched.total = 0; /* recomputed from the new budget */
+    }
+    if (a->set[O_EVAL]) dst->eval_every = u->eval_every;
+    if (a->set[O_PATIENCE]) dst->patience = u->patience;
+    if (a->set[O_SAVE]) {
+        dst->save_every_steps = u->save_every_steps;
+        dst->save_every_seconds = u->save_every_seconds;
+    }
+    if (a->set[O_NOOPT]) dst->no_optimizer_state = 1;
+    if (a->set[O_SEED]) dst->seed = u->seed;
+    if (a->set[O_THREADS]) dst->threads = u->threads;
+    if (a->set[O_LOG]) {
+        free(dst->log_path);
+        dst->log_path = u->log_path ? strdup(u->log_path) : NULL;
+    }
+    if (a->set[O_SAMPLE]) dst->sample_every = u->sample_every;
+    if (a->set[O_SAMPLE_LEN]) dst->sample_len = u->sample_len;
+}
+
+static int same_list(char **a, size_t na, char **b, size_t nb) {
+    if (na != nb) return 0;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i])) return 0;
+    return 1;
+}
+
+/* On resume: refuse options that would make the checkpoint's state
+ * meaningless. @return -1 ok, else the exit status. */
+static int check_resume_conflicts(const args *a, const crn_train_opts *ck) {
+    const crn_train_opts *u = &a->o;
+#define CONFLICT(id, cond, fmt, ...) \
+    if (a->set[id] && (cond)) \
+        return cli_usage_error(CMD, "--%s conflicts with the checkpoint (" fmt "); a resumed run keeps its " \
+                               "model, data and optimizer settings (start a new run, or use --init-from)", \
+                               opt_name(id), __VA_ARGS__)
+    CONFLICT(O_CELL, u->model.cell != ck->model.cell, "cell %s", crn_cell_name(ck->model.cell));
+    CONFLICT(O_ACT, u->model.act != ck->model.act, "activation %s", crn_act_name(ck->model.act));
+    CONFLICT(O_LAYERS, u->model.layers != ck->model.layers, "layers %u", ck->model.layers);
+    CONFLICT(O_HIDDEN, u->model.hidden != ck->model.hidden, "hidden %u", ck->model.hidden);
+    CONFLICT(O_EMBED, u->model.embed != ck->model.embed, "embed %u", ck->model.embed);
+    CONFLICT(O_DROPOUT, u->model.dropout != ck->model.dropout, "dropout %g", (double)ck->model.dropout);
+    CONFLICT(O_UNIT, u->unit != ck->unit, "unit %s", crn_unit_name(ck->unit));
+    CONFLICT(O_NORM, u->norm != ck->norm, "normalize %s", crn_norm_name(ck->norm));
+    CONFLICT(O_INVALID, u->invalid != ck->invalid, "invalid %s", crn_invalid_name(ck->invalid));
+    CONFLICT(O_MINCOUNT, u->min_count != ck->min_count, "min-count %llu", (unsigned long long)ck->min_count);
+    CONFLICT(O_VALFRAC, u->val_frac != ck->val_frac, "val-frac %g", ck->val_frac);
+    CONFLICT(O_BATCH, u->batch != ck->batch, "batch %u", ck->batch);
+    CONFLICT(O_SEQ, u->seq != ck->seq, "seq %u", ck->seq);
+    CONFLICT(O_OPTIM, u->optim.kind != ck->optim.kind, "optimizer %s", crn_optim_name(ck->optim.kind));
+    CONFLICT(O_KEEP, !same_list(u->keep, u->n_keep, ck->keep, ck->n_keep), "%zu --keep patterns", ck->n_keep);
+    CONFLICT(O_DROP, !same_list(u->drop, u->n_drop, ck->drop, ck->n_drop), "%zu --drop patterns", ck->n_drop);
+    CONFLICT(O_REPLACE, !same_list(u->replace, u->n_replace, ck->replace, ck->n_replace), "%zu --replace patterns",
+             ck->n_replace);
+#undef CONFLICT
+    if (a->init_from) return cli_usage_error(CMD, "--resume and --init-from cannot be combined");
+    return -1;
+}
+
+/* ---- signals: first SIGINT/SIGTERM asks the loop to stop; SA_RESETHAND
+ * restores the default action, so a second one aborts at once. ---- */
+static void on_signal(int sig) {
+    (void)sig;
+    crn_train_request_stop();
+}
+
+static void install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static int file_exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t n = strlen(s), k = strlen(suf);
+    return n >= k && !strcmp(s + n - k, suf);
+}
+
 int cli_train(int argc, char **argv) {
-    (void)argc; (void)argv;
-    cli_error("train", "not available in this build yet");
-    return CLI_EXIT_ERROR;
+    args a;
+    memset(&a, 0, sizeof a);
+    crn_train_opts opts;
+    crn_train_opts_default(&opts);
+    crn_train_state rstate;
+    memset(&rstate, 0, sizeof rstate);
+    crn_checkpoint *ck = NULL;
+    crn_trainer *tr = NULL;
+    crn_progress *prog = NULL;
+    char *base = NULL, *resume_file = NULL;
+    const char *loaded_from = NULL;
+    int status = CLI_EXIT_ERROR, rc;
+
+    int pa = parse_args(&a, argc, argv);
+    if (pa >= 0) {
+        status = pa;
+        goto done;
+    }
+    crn_train_start start;
+    memset(&start, 0, sizeof start);
+
+    if (a.resume) {
+        /* MODEL or MODEL.resume may be named; the run's files are MODEL(.resume) */
+        base = strdup(a.resume);
+        if (!base) { status = cli_fail(CMD, CRN_ENOMEM); goto done; }
+        if (ends_with(base, CRN_RESUME_SUFFIX)) base[strlen(base) - strlen(CRN_RESUME_SUFFIX)] = 0;
+        resume_file = malloc(strlen(base) + sizeof CRN_RESUME_SUFFIX);
+        if (!resume_file) { status = cli_fail(CMD, CRN_ENOMEM); goto done; }
+        sprintf(resume_file, "%s%s", base, CRN_RESUME_SUFFIX);
+        if (file_exists(resume_file)) {
+            rc = crn_checkpoint_load(&ck, resume_file);
+            if (rc < 0) {
+                cli_error(CMD, "warning: %s; trying %s", crn_error_message(), base);
+                ck = NULL;
+            } else if (!ck->train_blob) {
+                crn_checkpoint_destroy(ck);
+                ck = NULL;
+            } else {
+                loaded_from = resume_file;
+            }
+        }
+        if (!ck) {
+            if ((rc = crn_checkpoint_load(&ck, base)) < 0) { status = cli_fail(CMD, rc); goto done; }
+            loaded_from = base;
+            if (!ck->train_blob) {
+                cli_error(CMD, "%s has no training state (a model-only file); use --init-from %s to fine-tune it",
+                          base, base);
+                goto done;
+            }
+        }
+        crn_train_opts_free(&opts);
+        if ((rc = crn_train_blob_decode(&opts, &rstate, ck->train_blob, ck->train_blob_len)) < 0) {
+            crn_error_prefix(rc, "%s", loaded_from);
+            status = cli_fail(CMD, rc);
+            goto done;
+        }
+        opts.model = ck->cfg;
+        int cf = check_resume_conflicts(&a, &opts);
+        if (cf >= 0) { status = cf; goto done; }
+        apply_common(&opts, &a);
+        if (a.corpus) {
+            free(opts.corpus_path);
+            if (!(opts.corpus_path = strdup(a.corpus))) { status = cli_fail(CMD, CRN_ENOMEM); goto done; }
+        }
+        if (!opts.corpus_path) {
+            status = cli_usage_error(CMD, "%s does not record its corpus; give CORPUS", loaded_from);
+            goto done;
+        }
+        start.resume = ck;
+        start.resume_state = &rstate;
+        start.log_append = 1;
+        start.out_path = a.out ? a.out : base;
+        if (a.out) start.log_append = a.set[O_LOG] ? 0 : 1;
+    } else {
+        if (!a.corpus) { status = cli_usage_error(CMD, "missing CORPUS (the text file to train on)"); goto done; }
+        if (!a.out) { status = cli_usage_error(CMD, "missing -o MODEL (where to write the model)"); goto done; }
+        if (a.extend && !a.init_from) { status = cli_usage_error(CMD, "--extend-vocab needs --init-from BASE"); goto done; }
+        crn_train_opts *u = &a.o;
+        opts.corpus_path = strdup(a.corpus);
+        if (!opts.corpus_path) { status = cli_fail(CMD, CRN_ENOMEM); goto done; }
+        if (a.set[O_UNIT]) opts.unit = u->unit;
+        if (a.set[O_NORM]) opts.norm = u->norm;
+        if (a.set[O_INVALID]) opts.invalid = u->invalid;
+        if (a.set[O_MINCOUNT]) opts.min_count = u->min_count;
+        if (a.set[O_VALFRAC]) opts.val_frac = u->val_frac;
+        /* the lists were parsed into a.o; move them */
+        opts.keep = u->keep; opts.n_keep = u->n_keep; u->keep = NULL; u->n_keep = 0;
+        opts.drop = u->drop; opts.n_drop = u->n_drop; u->drop = NULL; u->n_drop = 0;
+        opts.replace = u->replace; opts.n_replace = u->n_replace; u->replace = NULL; u->n_replace = 0;
+        if (a.set[O_BATCH]) opts.batch = u->batch;
+        if (a.set[O_SEQ]) opts.seq = u->seq;
+        opts.model = u->model;
+        if (a.init_from) {
+            static const int shape[] = {O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_UNIT, O_NORM};
+            for (size_t i = 0; i < CRN_ARRAY_LEN(shape); i++)
+                if (a.set[shape[i]]) {
+                    status = cli_usage_error(CMD, "--%s cannot be combined with --init-from (the model shape and "
+                                             "tokenizer come from %s)", opt_name(shape[i]), a.init_from);
+                    goto done;
+                }
+            if ((rc = crn_checkpoint_load(&ck, a.init_from)) < 0) { status = cli_fail(CMD, rc); goto done; }
+            opts.unit = crn_vocab_unit(ck->vocab);
+            opts.norm = crn_vocab_norm(ck->vocab);
+            start.init_from = ck;
+            start.extend_vocab = a.extend;
+        }
+        apply_common(&opts, &a);
+        if (!a.set[O_TIME] && !a.set[O_STEPS] && !a.set[O_EPOCHS]) opts.time_limit = DEFAULT_TIME;
+        if (opts.model.cell != CRN_CELL_RNN && a.set[O_ACT] && opts.model.act != CRN_ACT_TANH) {
+            status = cli_usage_error(CMD, "--activation applies to --cell rnn only");
+            goto done;
+        }
+        start.out_path = a.out;
+        if (a.init_from && !strcmp(a.init_from, a.out))
+            cli_error(CMD, "warning: -o is the --init-from model; it will be overwritten by the fine-tuned one");
+    }
+
+    if ((rc = crn_progress_create(&prog, stderr, -1, a.quiet)) < 0) { status = cli_fail(CMD, rc); goto done; }
+    if ((rc = crn_trainer_create(&tr, &opts, &start)) < 0) { status = cli_fail(CMD, rc); goto done; }
+    if (!a.quiet) {
+        if (a.resume)
+            fprintf(stderr, "resuming %s at step %llu (epoch %llu)\n", loaded_from,
+                    (unsigned long long)rstate.step, (unsigned long long)rstate.epoch);
+        if (a.init_from) {
+            uint64_t nt = crn_trainer_new_tokens(tr);
+            if (a.extend)
+                fprintf(stderr, "fine-tuning from %s: %llu new tokens added to the vocabulary\n", a.init_from,
+                        (unsigned long long)nt);
+            else if (nt)
+                fprintf(stderr, "fine-tuning from %s: %llu tokens of the corpus are not in its vocabulary and map "
+                        "to <unk> (use --extend-vocab to learn them)\n", a.init_from, (unsigned long long)nt);
+            else
+                fprintf(stderr, "fine-tuning from %s\n", a.init_from);
+        }
+    }
+    crn_checkpoint_destroy(ck);
+    ck = NULL;
+
+    install_signals();
+    rc = crn_trainer_run(tr, crn_progress_report, prog);
+    crn_progress_finish(prog);
+    const crn_train_state *s = crn_trainer_state(tr);
+    char best[160] = "";
+    if (s->has_best)
+        snprintf(best, sizeof best, " (validation %.4f bits/char at step %llu)", s->best_val_bpc,
+                 (unsigned long long)s->best_step);
+    if (rc == CRN_EINTR) {
+        fprintf(stderr,
+                "charrnn train: interrupted after step %llu; nothing lost.\n"
+                "  best model:   %s%s\n"
+                "  latest state: %s%s\n"
+                "  continue with: charrnn train --resume %s\n",
+                (unsigned long long)s->step, start.out_path, best, start.out_path, CRN_RESUME_SUFFIX,
+                start.out_path);
+        status = CLI_EXIT_INTERRUPTED;
+        goto done;
+    }
+    if (rc < 0) {
+        status = cli_fail(CMD, rc);
+        goto done;
+    }
+    if (!a.quiet)
+        fprintf(stderr, "model: %s%s\nlatest state: %s%s (continue with --resume %s and a larger budget)\n",
+                start.out_path, best, start.out_path, CRN_RESUME_SUFFIX, start.out_path);
+    status = CLI_EXIT_OK;
+done:
+    crn_trainer_destroy(tr);
+    crn_progress_destroy(prog);
+    crn_checkpoint_destroy(ck);
+    crn_train_state_free(&rstate);
+    crn_train_opts_free(&opts);
+    crn_train_opts_free(&a.o);
+    free(base);
+    free(resume_file);
+    return status;
 }

@@ -1,2 +1,140 @@
-/* progress.c — (being written) */
+/* progress.c — the training display (see progress.h). */
 #include "progress.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define REDRAW_INTERVAL 0.125 /* seconds between live-line redraws */
+
+struct crn_progress {
+    FILE *f;
+    int tty, quiet;
+    int live;            /* a live line is on screen (no newline yet) */
+    double last_draw;
+};
+
+int crn_progress_create(crn_progress **out, FILE *f, int tty, int quiet) {
+    *out = NULL;
+    crn_progress *p = calloc(1, sizeof *p);
+    if (!p) return crn_error_set(CRN_ENOMEM, "out of memory");
+    p->f = f ? f : stderr;
+    p->tty = tty >= 0 ? tty : isatty(fileno(p->f));
+    p->quiet = quiet;
+    p->last_draw = -1e9;
+    *out = p;
+    return 0;
+}
+
+void crn_progress_destroy(crn_progress *p) {
+    if (!p) return;
+    crn_progress_finish(p);
+    free(p);
+}
+
+const char *crn_format_duration(char *buf, size_t n, double s) {
+    if (!isfinite(s) || s < 0) {
+        snprintf(buf, n, "?");
+        return buf;
+    }
+    unsigned long long t = (unsigned long long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%lluh%02llum", t / 3600, t / 60 % 60);
+    else if (t >= 60) snprintf(buf, n, "%llum%02llus", t / 60, t % 60);
+    else snprintf(buf, n, "%llus", t);
+    return buf;
+}
+
+static void fmt_bpc(char *buf, size_t n, double v) {
+    if (isfinite(v)) snprintf(buf, n, "%.3f", v);
+    else snprintf(buf, n, "-");
+}
+
+static void clear_live(crn_progress *p) {
+    if (p->live) {
+        fputs("\r\033[K", p->f);
+        p->live = 0;
+    }
+}
+
+void crn_progress_finish(crn_progress *p) {
+    if (!p) return;
+    if (p->live) {
+        fputc('\n', p->f);
+        p->live = 0;
+        fflush(p->f);
+    }
+}
+
+/* "epoch 1.23 | step 120/2000 | train 2.345 | val 2.401 (best 2.390) | 81.2k chars/s | 3m05s left" */
+static void status_line(char *buf, size_t n, const crn_train_report *r) {
+    char steps[48], tr[16], va[16], best[16], eta[16], rate[24];
+    if (r->total_steps) snprintf(steps, sizeof steps, "%llu/%llu", (unsigned long long)r->step,
+                                 (unsigned long long)r->total_steps);
+    else snprintf(steps, sizeof steps, "%llu", (unsigned long long)r->step);
+    fmt_bpc(tr, sizeof tr, r->train_bpc);
+    fmt_bpc(va, sizeof va, r->val_bpc);
+    fmt_bpc(best, sizeof best, r->best_val_bpc);
+    if (r->chars_per_s >= 1e4) snprintf(rate, sizeof rate, "%.1fk", r->chars_per_s / 1000);
+    else snprintf(rate, sizeof rate, "%.0f", r->chars_per_s);
+    crn_format_duration(eta, sizeof eta, r->eta);
+    snprintf(buf, n, "epoch %.2f | step %s | train %s | val %s (best %s) | %s chars/s | %s left", r->epoch, steps, tr,
+             va, best, rate, eta);
+}
+
+void crn_progress_report(void *ud, const crn_train_report *r) {
+    crn_progress *p = ud;
+    if (!p || p->quiet) return;
+    char line[320];
+    switch (r->event) {
+    case CRN_EV_START:
+        clear_live(p);
+        fprintf(p->f, "training %s\n", r->message ? r->message : "");
+        break;
+    case CRN_EV_STEP:
+        if (!p->tty) return;
+        {
+            double now = crn_now();
+            if (now - p->last_draw < REDRAW_INTERVAL) return;
+            p->last_draw = now;
+        }
+        status_line(line, sizeof line, r);
+        fprintf(p->f, "\r%s\033[K", line);
+        p->live = 1;
+        break;
+    case CRN_EV_EVAL:
+        status_line(line, sizeof line, r);
+        if (p->tty) {
+            fprintf(p->f, "\r%s%s\033[K", line, r->improved ? " *" : "");
+            p->live = 1;
+            p->last_draw = crn_now();
+        } else {
+            fprintf(p->f, "%s%s\n", line, r->improved ? " (saved best)" : "");
+        }
+        break;
+    case CRN_EV_SAVE:
+        return; /* the final report names the files */
+    case CRN_EV_WARN:
+        clear_live(p);
+        fprintf(p->f, "warning: %s\n", r->message ? r->message : "");
+        break;
+    case CRN_EV_SAMPLE:
+        clear_live(p);
+        fprintf(p->f, "---- sample at step %llu ----\n", (unsigned long long)r->step);
+        fwrite(r->text, 1, r->text_len, p->f);
+        fprintf(p->f, "\n----\n");
+        break;
+    case CRN_EV_DONE:
+        crn_progress_finish(p);
+        {
+            char el[16];
+            fprintf(p->f, "%s after %llu steps (%s)\n", r->message ? r->message : "done",
+                    (unsigned long long)r->step, crn_format_duration(el, sizeof el, r->elapsed));
+        }
+        break;
+    }
+    fflush(p->f);
+}

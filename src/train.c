@@ -1,2 +1,1337 @@
-/* train.c — (being written) */
+/* train.c — the training loop (see train.h for the files it writes and the
+ * resume guarantee).
+ *
+ * One step: next window (T, B) from the batcher -> on an epoch wrap zero the
+ * carried state -> zero grads -> forward (dropout from the run's RNG) ->
+ * backward -> clip by global norm -> lr = schedule(step) * lr_scale ->
+ * optimizer update. Everything the step touches is allocated in
+ * crn_trainer_create; the loop itself never allocates (saving a checkpoint
+ * does, but that is not a step).
+ *
+ * A non-finite loss or gradient norm skips the update (parameters and
+ * optimizer state untouched), restores the carried state from before the
+ * step, halves lr_scale and is reported; CRN_NONFINITE_MAX in a row stop the
+ * run with CRN_ENONFINITE. So no checkpoint ever holds non-finite weights. */
 #include "train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "kernels.h"
+
+#define CRN_NONFINITE_MAX 5
+#define BLOB_MAGIC "CRNTRAIN"
+#define BLOB_VERSION 1u
+#define BLOB_MAX_STRING (1u << 20)
+#define BLOB_MAX_LIST 4096u
+
+static volatile sig_atomic_t g_stop;
+
+void crn_train_request_stop(void) { g_stop = 1; }
+int crn_train_stop_requested(void) { return g_stop != 0; }
+
+const char *crn_train_stop_name(enum crn_train_stop r) {
+    switch (r) {
+    case CRN_TSTOP_NONE: return "running";
+    case CRN_TSTOP_STEPS: return "step budget reached";
+    case CRN_TSTOP_EPOCHS: return "epoch budget reached";
+    case CRN_TSTOP_TIME: return "time budget reached";
+    case CRN_TSTOP_PATIENCE: return "early stop (patience)";
+    case CRN_TSTOP_SIGNAL: return "interrupted";
+    case CRN_TSTOP_NONFINITE: return "stopped: repeated non-finite steps";
+    case CRN_TSTOP_ERROR: return "error";
+    }
+    return "unknown";
+}
+
+/* ------------------------------------------------------------------------ */
+/* options */
+
+void crn_train_opts_default(crn_train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->unit = CRN_UNIT_CODEPOINT;
+    o->norm = CRN_NORM_NFC;
+    o->invalid = CRN_INVALID_ERROR;
+    o->min_count = 1;
+    o->val_frac = 0.1;
+    o->batch = 50;
+    o->seq = 50;
+    o->model.cell = CRN_CELL_LSTM;
+    o->model.act = CRN_ACT_TANH;
+    o->model.embed = 0;
+    o->model.hidden = 128;
+    o->model.layers = 2;
+    o->model.dropout = 0;
+    crn_optim_config_default(&o->optim, CRN_OPT_ADAM);
+    o->clip = 5;
+    o->sched.kind = CRN_SCHED_CONSTANT;
+    o->sched.lr = o->optim.lr;
+    o->sched.decay = 1;
+    o->eval_every = 500;
+    o->save_every_seconds = 600;
+    o->seed = 123;
+    o->sample_len = 200;
+}
+
+static void free_list(char **a, size_t n) {
+    if (!a) return;
+    for (size_t i = 0; i < n; i++) free(a[i]);
+    free(a);
+}
+
+void crn_train_opts_free(crn_train_opts *o) {
+    if (!o) return;
+    free(o->corpus_path);
+    free(o->log_path);
+    free_list(o->keep, o->n_keep);
+    free_list(o->drop, o->n_drop);
+    free_list(o->replace, o->n_replace);
+    o->corpus_path = o->log_path = NULL;
+    o->keep = o->drop = o->replace = NULL;
+    o->n_keep = o->n_drop = o->n_replace = 0;
+}
+
+static int dup_str(char **dst, const char *src) {
+    *dst = NULL;
+    if (!src) return 0;
+    *dst = strdup(src);
+    return *dst ? 0 : -1;
+}
+
+static int dup_list(char ***dst, char *const *src, size_t n) {
+    *dst = NULL;
+    if (!n) return 0;
+    char **a = calloc(n, sizeof *a);
+    if (!a) return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (dup_str(&a[i], src[i])) {
+            free_list(a, i);
+            return -1;
+        }
+    }
+    *dst = a;
+    return 0;
+}
+
+int crn_train_opts_copy(crn_train_opts *dst, const crn_train_opts *src) {
+    *dst = *src;
+    dst->corpus_path = dst->log_path = NULL;
+    dst->keep = dst->drop = dst->replace = NULL;
+    size_t nk = src->n_keep, nd = src->n_drop, nr = src->n_replace;
+    dst->n_keep = dst->n_drop = dst->n_replace = 0;
+    if (dup_str(&dst->corpus_path, src->corpus_path) || dup_str(&dst->log_path, src->log_path))
+        goto fail;
+    if (dup_list(&dst->keep, src->keep, nk)) goto fail;
+    dst->n_keep = nk;
+    if (dup_list(&dst->drop, src->drop, nd)) goto fail;
+    dst->n_drop = nd;
+    if (dup_list(&dst->replace, src->replace, nr)) goto fail;
+    dst->n_replace = nr;
+    return 0;
+fail:
+    crn_train_opts_free(dst);
+    return crn_error_set(CRN_ENOMEM, "out of memory copying training options");
+}
+
+void crn_train_state_free(crn_train_state *s) {
+    if (!s) return;
+    free(s->carry);
+    s->carry = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* the training state blob */
+
+typedef struct wbuf {
+    uint8_t *p;
+    size_t n, cap;
+    int oom;
+} wbuf;
+
+static void w_bytes(wbuf *w, const void *src, size_t n) {
+    if (w->oom) return;
+    if (n > w->cap - w->n) {
+        size_t cap = w->cap ? w->cap : 256;
+        while (n > cap - w->n) {
+            if (cap > SIZE_MAX / 2) { w->oom = 1; return; }
+            cap *= 2;
+        }
+        uint8_t *p = realloc(w->p, cap);
+        if (!p) { w->oom = 1; return; }
+        w->p = p;
+        w->cap = cap;
+    }
+    memcpy(w->p + w->n, src, n);
+    w->n += n;
+}
+
+static void w_u32(wbuf *w, uint32_t v) {
+    uint8_t b[4];
+    for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
+    w_bytes(w, b, 4);
+}
+
+static void w_u64(wbuf *w, uint64_t v) {
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    w_bytes(w, b, 8);
+}
+
+static void w_f64(wbuf *w, double d) {
+    uint64_t v;
+    memcpy(&v, &d, 8);
+    w_u64(w, v);
+}
+
+static void w_f32(wbuf *w, float f) {
+    uint32_t v;
+    memcpy(&v, &f, 4);
+    w_u32(w, v);
+}
+
+static void w_str(wbuf *w, const char *s) {
+    size_t n = s ? strlen(s) : 0;
+    w_u32(w, s ? (uint32_t)n : 0xffffffffu); /* 0xffffffff = NULL */
+    if (s) w_bytes(w, s, n);
+}
+
+static void w_list(wbuf *w, char *const *a, size_t n) {
+    w_u32(w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) w_str(w, a[i]);
+}
+
+static void w_optim(wbuf *w, const crn_optim_config *c) {
+    w_u32(w, (uint32_t)c->kind);
+    w_f32(w, c->lr);
+    w_f32(w, c->beta1);
+    w_f32(w, c->beta2);
+    w_f32(w, c->eps);
+    w_f32(w, c->weight_decay);
+    w_f32(w, c->momentum);
+    w_f32(w, c->alpha);
+}
+
+int crn_train_blob_encode(uint8_t **out, size_t *len, const crn_train_opts *o, const crn_train_state *s) {
+    *out = NULL;
+    *len = 0;
+    if (o->n_keep > BLOB_MAX_LIST || o->n_drop > BLOB_MAX_LIST || o->n_replace > BLOB_MAX_LIST)
+        return crn_error_set(CRN_ERANGE, "training state: too many cleaning patterns (max %u)", BLOB_MAX_LIST);
+    wbuf w = {0};
+    w_bytes(&w, BLOB_MAGIC, 8);
+    w_u32(&w, BLOB_VERSION);
+    /* state */
+    w_u64(&w, s->run_id);
+    w_u64(&w, s->step);
+    w_u64(&w, s->epoch);
+    w_u64(&w, s->win);
+    w_f64(&w, s->elapsed);
+    w_u32(&w, (uint32_t)(s->has_best != 0));
+    w_f64(&w, s->best_val_bpc);
+    w_u64(&w, s->best_step);
+    w_u32(&w, s->bad_evals);
+    w_u32(&w, s->nonfinite_total);
+    w_u32(&w, s->nonfinite_run);
+    w_f64(&w, s->lr_scale);
+    for (int i = 0; i < 4; i++) w_u64(&w, s->rng.s[i]);
+    w_u64(&w, s->n_evals);
+    w_f64(&w, s->first_val_bpc);
+    w_f64(&w, s->last_val_bpc);
+    w_f64(&w, s->last_val_bpt);
+    w_f64(&w, s->last_train_bpc);
+    w_u64(&w, s->tokens_seen);
+    w_u32(&w, s->stop_reason);
+    w_u64(&w, s->started_unix);
+    /* options */
+    w_str(&w, o->corpus_path);
+    w_u32(&w, (uint32_t)o->unit);
+    w_u32(&w, (uint32_t)o->norm);
+    w_u32(&w, (uint32_t)o->invalid);
+    w_u64(&w, o->min_count);
+    w_f64(&w, o->val_frac);
+    w_list(&w, o->keep, o->n_keep);
+    w_list(&w, o->drop, o->n_drop);
+    w_list(&w, o->replace, o->n_replace);
+    w_u32(&w, o->batch);
+    w_u32(&w, o->seq);
+    w_u32(&w, (uint32_t)o->model.cell);
+    w_u32(&w, (uint32_t)o->model.act);
+    w_u32(&w, o->model.vocab);
+    w_u32(&w, o->model.embed);
+    w_u32(&w, o->model.hidden);
+    w_u32(&w, o->model.layers);
+    w_f32(&w, o->model.dropout);
+    w_optim(&w, &o->optim);
+    w_f64(&w, o->clip);
+    w_u32(&w, (uint32_t)o->sched.kind);
+    w_f32(&w, o->sched.lr);
+    w_f32(&w, o->sched.decay);
+    w_u64(&w, o->sched.decay_after);
+    w_u64(&w, o->sched.decay_every);
+    w_u64(&w, o->sched.warmup);
+    w_u64(&w, o->sched.total);
+    w_f32(&w, o->sched.min_lr);
+    w_f64(&w, o->time_limit);
+    w_u64(&w, o->max_steps);
+    w_u64(&w, o->max_epochs);
+    w_u64(&w, o->eval_every);
+    w_u32(&w, o->patience);
+    w_u64(&w, o->save_every_steps);
+    w_f64(&w, o->save_every_seconds);
+    w_u32(&w, (uint32_t)(o->no_optimizer_state != 0));
+    w_u64(&w, o->seed);
+    w_str(&w, o->log_path);
+    w_u64(&w, o->sample_every);
+    w_u32(&w, o->sample_len);
+    /* carried state */
+    w_u32(&w, s->carry ? s->carry_layers : 0);
+    w_u32(&w, s->carry ? s->carry_batch : 0);
+    w_u32(&w, s->carry ? s->carry_hidden : 0);
+    w_u32(&w, s->carry ? s->carry_has_c : 0);
+    if (s->carry) {
+        size_t n = (size_t)s->carry_layers * (1u + s->carry_has_c) * s->carry_batch * s->carry_hidden;
+        for (size_t i = 0; i < n; i++) w_f32(&w, s->carry[i]);
+    }
+    if (w.oom) {
+        free(w.p);
+        return crn_error_set(CRN_ENOMEM, "out of memory encoding the training state");
+    }
+    *out = w.p;
+    *len = w.n;
+    return 0;
+}
+
+typedef struct rbuf {
+    const uint8_t *p;
+    size_t n, pos;
+    int err;            /* first error code, 0 if none */
+} rbuf;
+
+static int r_fail(rbuf *r, const char *what) {
+    if (!r->err)
+        r->err = crn_error_set(CRN_EFORMAT, "training state at byte %zu: %s", r->pos, what);
+    return r->err;
+}
+
+static int r_need(rbuf *r, size_t k) {
+    if (r->err) return -1;
+    if (k > r->n - r->pos) {
+        r_fail(r, "truncated");
+        return -1;
+    }
+    return 0;
+}
+
+static uint32_t r_u32(rbuf *r) {
+    if (r_need(r, 4)) return 0;
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) v |= (uint32_t)r->p[r->pos + i] << (8 * i);
+    r->pos += 4;
+    return v;
+}
+
+static uint64_t r_u64(rbuf *r) {
+    if (r_need(r, 8)) return 0;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)r->p[r->pos + i] << (8 * i);
+    r->pos += 8;
+    return v;
+}
+
+static double r_f64(rbuf *r) {
+    uint64_t v = r_u64(r);
+    double d;
+    memcpy(&d, &v, 8);
+    return d;
+}
+
+static float r_f32(rbuf *r) {
+    uint32_t v = r_u32(r);
+    float f;
+    memcpy(&f, &v, 4);
+    return f;
+}
+
+/* finite and within [lo, hi] */
+static double r_f64_in(rbuf *r, double lo, double hi, const char *what) {
+    size_t at = r->pos;
+    double d = r_f64(r);
+    if (!r->err && !(d >= lo && d <= hi)) {
+        r->pos = at;
+        r_fail(r, what);
+    }
+    return d;
+}
+
+static float r_f32_in(rbuf *r, float lo, float hi, const char *what) {
+    size_t at = r->pos;
+    float f = r_f32(r);
+    if (!r->err && !(f >= lo && f <= hi)) {
+        r->pos = at;
+        r_fail(r, what);
+    }
+    return f;
+}
+
+static uint32_t r_u32_max(rbuf *r, uint32_t max, const char *what) {
+    size_t at = r->pos;
+    uint32_t v = r_u32(r);
+    if (!r->err && v > max) {
+        r->pos = at;
+        r_fail(r, what);
+    }
+    return v;
+}
+
+static char *r_str(rbuf *r) {
+    size_t at = r->pos;
+    uint32_t n = r_u32(r);
+    if (r->err || n == 0xffffffffu) return NULL;
+    if (n > BLOB_MAX_STRING) {
+        r->pos = at;
+        r_fail(r, "string length out of range");
+        return NULL;
+    }
+    if (r_need(r, n)) return NULL;
+    if (memchr(r->p + r->pos, 0, n)) {
+        r_fail(r, "NUL byte inside a string");
+        return NULL;
+    }
+    char *s = malloc((size_t)n + 1);
+    if (!s) {
+        r->err = crn_error_set(CRN_ENOMEM, "out of memory decoding the training state");
+        return NULL;
+    }
+    memcpy(s, r->p + r->pos, n);
+    s[n] = 0;
+    r->pos += n;
+    return s;
+}
+
+static char **r_list(rbuf *r, size_t *count) {
+    *count = 0;
+    uint32_t n = r_u32_max(r, BLOB_MAX_LIST, "pattern count out of range");
+    if (r->err || n == 0) return NULL;
+    char **a = calloc(n, sizeof *a);
+    if (!a) {
+        r->err = crn_error_set(CRN_ENOMEM, "out of memory decoding the training state");
+        return NULL;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        a[i] = r_str(r);
+        if (r->err || !a[i]) {
+            if (!r->err) r_fail(r, "missing pattern");
+            free_list(a, n);
+            return NULL;
+        }
+    }
+    *count = n;
+    return a;
+}
+
+int crn_train_blob_decode(crn_train_opts *o, crn_train_state *s, const uint8_t *buf, size_t len) {
+    crn_train_opts_default(o);
+    memset(s, 0, sizeof *s);
+    rbuf rr = {buf, len, 0, 0}, *r = &rr;
+    if (!buf || len < 12 || memcmp(buf, BLOB_MAGIC, 8))
+        return crn_error_set(CRN_EFORMAT, "training state at byte 0: bad magic (not a charrnn training state)");
+    r->pos = 8;
+    uint32_t ver = r_u32(r);
+    if (ver != BLOB_VERSION) {
+        r->pos = 8;
+        return crn_error_set(CRN_EFORMAT, "training state at byte 8: version %u is not supported (this build reads %u)",
+                             ver, BLOB_VERSION);
+    }
+    s->run_id = r_u64(r);
+    s->step = r_u64(r);
+    s->epoch = r_u64(r);
+    s->win = r_u64(r);
+    s->elapsed = r_f64_in(r, 0, 1e12, "elapsed time out of range");
+    s->has_best = (int)r_u32_max(r, 1, "bad best flag");
+    s->best_val_bpc = r_f64(r);
+    s->best_step = r_u64(r);
+    s->bad_evals = r_u32(r);
+    s->nonfinite_total = r_u32(r);
+    s->nonfinite_run = r_u32(r);
+    s->lr_scale = r_f64_in(r, 0, 1, "learning-rate scale out of range");
+    for (int i = 0; i < 4; i++) s->rng.s[i] = r_u64(r);
+    s->n_evals = r_u64(r);
+    s->first_val_bpc = r_f64(r);
+    s->last_val_bpc = r_f64(r);
+    s->last_val_bpt = r_f64(r);
+    s->last_train_bpc = r_f64(r);
+    s->tokens_seen = r_u64(r);
+    s->stop_reason = r_u32_max(r, CRN_TSTOP_ERROR, "bad stop reason");
+    s->started_unix = r_u64(r);
+    if (!r->err && s->step > ((uint64_t)1 << 62)) r_fail(r, "step count out of range");
+
+    o->corpus_path = r_str(r);
+    o->unit = (enum crn_unit)r_u32_max(r, CRN_UNIT_JAMO, "bad unit");
+    o->norm = (enum crn_norm)r_u32_max(r, CRN_NORM_NONE, "bad normalisation");
+    o->invalid = (enum crn_invalid)r_u32_max(r, CRN_INVALID_SKIP, "bad invalid-input policy");
+    o->min_count = r_u64(r);
+    o->val_frac = r_f64_in(r, 0, 0.9, "validation fraction out of range");
+    o->keep = r_list(r, &o->n_keep);
+    o->drop = r_list(r, &o->n_drop);
+    o->replace = r_list(r, &o->n_replace);
+    o->batch = r_u32_max(r, 1u << 20, "batch out of range");
+    o->seq = r_u32_max(r, 1u << 20, "sequence length out of range");
+    if (!r->err && (o->batch == 0 || o->seq == 0)) r_fail(r, "batch or sequence length is 0");
+    o->model.cell = (enum crn_cell)r_u32_max(r, CRN_CELL_GRU, "bad cell");
+    o->model.act = (enum crn_act)r_u32_max(r, CRN_ACT_RELU, "bad activation");
+    o->model.vocab = r_u32(r);
+    o->model.embed = r_u32(r);
+    o->model.hidden = r_u32(r);
+    o->model.layers = r_u32(r);
+    o->model.dropout = r_f32_in(r, 0, 0.999f, "dropout out of range");
+    o->optim.kind = (enum crn_optim_kind)r_u32_max(r, CRN_OPT_SGD, "bad optimizer");
+    o->optim.lr = r_f32_in(r, 0, 1e6f, "learning rate out of range");
+    o->optim.beta1 = r_f32_in(r, 0, 1, "beta1 out of range");
+    o->optim.beta2 = r_f32_in(r, 0, 1, "beta2 out of range");
+    o->optim.eps = r_f32_in(r, 0, 1, "eps out of range");
+    o->optim.weight_decay = r_f32_in(r, 0, 1e6f, "weight decay out of range");
+    o->optim.momentum = r_f32_in(r, 0, 1, "momentum out of range");
+    o->optim.alpha = r_f32_in(r, 0, 1, "alpha out of range");
+    o->clip = r_f64_in(r, 0, 1e30, "clip out of range");
+    o->sched.kind = (enum crn_schedule_kind)r_u32_max(r, CRN_SCHED_COSINE, "bad schedule");
+    o->sched.lr = r_f32_in(r, 0, 1e6f, "schedule lr out of range");
+    o->sched.decay = r_f32_in(r, 0, 1e6f, "decay out of range");
+    o->sched.decay_after = r_u64(r);
+    o->sched.decay_every = r_u64(r);
+    o->sched.warmup = r_u64(r);
+    o->sched.total = r_u64(r);
+    o->sched.min_lr = r_f32_in(r, 0, 1e6f, "min lr out of range");
+    o->time_limit = r_f64_in(r, 0, 1e12, "time budget out of range");
+    o->max_steps = r_u64(r);
+    o->max_epochs = r_u64(r);
+    o->eval_every = r_u64(r);
+    o->patience = r_u32(r);
+    o->save_every_steps = r_u64(r);
+    o->save_every_seconds = r_f64_in(r, 0, 1e12, "save interval out of range");
+    o->no_optimizer_state = (int)r_u32_max(r, 1, "bad flag");
+    o->seed = r_u64(r);
+    o->log_path = r_str(r);
+    o->sample_every = r_u64(r);
+    o->sample_len = r_u32_max(r, 1u << 24, "sample length out of range");
+
+    s->carry_layers = r_u32_max(r, 1u << 16, "carried state: layers out of range");
+    s->carry_batch = r_u32_max(r, 1u << 20, "carried state: batch out of range");
+    s->carry_hidden = r_u32_max(r, 1u << 24, "carried state: hidden size out of range");
+    s->carry_has_c = r_u32_max(r, 1, "carried state: bad flag");
+    if (!r->err && s->carry_layers && s->carry_batch && s->carry_hidden) {
+        size_t n = 0;
+        if (crn_mul_size((size_t)s->carry_layers * (1u + s->carry_has_c), s->carry_batch, &n) ||
+            crn_mul_size(n, s->carry_hidden, &n) || n > (r->n - r->pos) / 4) {
+            r_fail(r, "carried state larger than the data");
+        } else {
+            s->carry = malloc(n * sizeof(float));
+            if (!s->carry) {
+                r->err = crn_error_set(CRN_ENOMEM, "out of memory decoding the training state");
+            } else {
+                for (size_t i = 0; i < n; i++) s->carry[i] = r_f32(r);
+                for (size_t i = 0; i < n && !r->err; i++)
+                    if (!isfinite(s->carry[i])) r_fail(r, "non-finite value in the carried state");
+            }
+        }
+    } else if (!r->err) {
+        s->carry_layers = s->carry_batch = s->carry_hidden = s->carry_has_c = 0;
+    }
+    if (!r->err && r->pos != r->n) r_fail(r, "trailing bytes");
+    if (r->err) {
+        crn_train_opts_free(o);
+        crn_train_state_free(s);
+        return r->err;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* the trainer */
+
+struct crn_trainer {
+    crn_train_opts o;
+    crn_train_state s;
+    char *out_path;
+    char *resume_path;
+    crn_corpus *corpus;
+    crn_model *model;
+    crn_optim *optim;
+    crn_batcher bt;
+    crn_state *st;          /* carried training state (B streams) */
+    crn_state *eval_st;     /* validation state (B streams) */
+    crn_state *sample_st;   /* 1 stream */
+    uint32_t *x, *y;        /* (T, B) */
+    float *carry_backup;    /* the carried state before the current step */
+    size_t carry_len;
+    real *sample_logits;    /* (V) */
+    double *sample_p;       /* (V) */
+    uint8_t *sample_buf;
+    size_t sample_cap, max_token_len;
+    crn_rng sample_rng;
+    FILE *log;
+    int log_append;
+    double tokens_per_char; /* to turn train bits/token into bits/char */
+    uint64_t new_tokens;
+    int model_written;
+    int has_val;
+    char start_note[256];
+};
+
+/* The batcher wraps lazily: after an epoch's last window win == n_win. */
+static uint64_t epochs_done(const crn_batcher *bt) {
+    return bt->epoch + (bt->win >= bt->n_win ? 1 : 0);
+}
+
+static size_t carry_size(const crn_model_config *cfg, uint32_t B) {
+    return (size_t)cfg->layers * (cfg->cell == CRN_CELL_LSTM ? 2u : 1u) * B * cfg->hidden;
+}
+
+static void carry_save(crn_state *st, const crn_model_config *cfg, uint32_t B, float *dst) {
+    size_t bh = (size_t)B * cfg->hidden;
+    for (uint32_t l = 0; l < cfg->layers; l++) {
+        memcpy(dst, crn_state_h(st, l), bh * sizeof(float));
+        dst += bh;
+        if (cfg->cell == CRN_CELL_LSTM) {
+            memcpy(dst, crn_state_c(st, l), bh * sizeof(float));
+            dst += bh;
+        }
+    }
+}
+
+static void carry_load(crn_state *st, const crn_model_config *cfg, uint32_t B, const float *src) {
+    size_t bh = (size_t)B * cfg->hidden;
+    for (uint32_t l = 0; l < cfg->layers; l++) {
+        memcpy(crn_state_h(st, l), src, bh * sizeof(float));
+        src += bh;
+        if (cfg->cell == CRN_CELL_LSTM) {
+            memcpy(crn_state_c(st, l), src, bh * sizeof(float));
+            src += bh;
+        }
+    }
+}
+
+static uint64_t make_run_id(uint64_t seed) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    crn_rng r;
+    crn_rng_seed(&r, seed ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 40));
+    uint64_t id = crn_rng_u64(&r);
+    return id ? id : 1;
+}
+
+/* Copy the overlapping (rows, cols) block of every tensor of src into the
+ * tensor of the same name in dst (fine-tuning with a grown vocabulary: the
+ * vocabulary-sized dimension of embed / l0.w_x / out_w / out_b grows, the
+ * new rows/columns keep dst's fresh initialisation). */
+static void copy_weights(crn_model *dst, crn_model *src) {
+    const real *sp = crn_model_params(src);
+    real *dp = crn_model_params(dst);
+    for (int i = 0; i < crn_model_num_tensors(src); i++) {
+        const crn_tensor_info *a = crn_model_tensor(src, i);
+        const crn_tensor_info *b = crn_model_find_tensor(dst, a->name);
+        if (!b) continue;
+        size_t rows = CRN_MIN(a->rows, b->rows), cols = CRN_MIN(a->cols, b->cols);
+        for (size_t r = 0; r < rows; r++)
+            memcpy(dp + b->offset + r * b->cols, sp + a->offset + r * a->cols, cols * sizeof(real));
+    }
+}
+
+static int load_corpus(crn_trainer *t, const crn_vocab *vocab) {
+    crn_corpus_opts co;
+    crn_corpus_opts_default(&co);
+    co.unit = t->o.unit;
+    co.norm = t->o.norm;
+    co.invalid = t->o.invalid;
+    co.min_count = t->o.min_count;
+    co.val_frac = t->o.val_frac;
+    co.keep = (const char **)t->o.keep;
+    co.n_keep = t->o.n_keep;
+    co.drop = (const char **)t->o.drop;
+    co.n_drop = t->o.n_drop;
+    co.replace = (const char **)t->o.replace;
+    co.n_replace = t->o.n_replace;
+    crn_corpus_destroy(t->corpus);
+    t->corpus = NULL;
+    return crn_corpus_load(&t->corpus, t->o.corpus_path, &co, vocab);
+}
+
+/* Tokens of the fine-tuning corpus missing from base: add them (extend) and
+ * return how many distinct ones there were. */
+static long long extend_vocab(crn_trainer *t, crn_vocab *base) {
+    int rc = load_corpus(t, NULL);
+    if (rc < 0) return rc;
+    const crn_vocab *nv = t->corpus->vocab;
+    long long added = 0;
+    for (uint32_t id = 1; id < crn_vocab_size(nv); id++) {
+        size_t len;
+        const uint8_t *tok = crn_vocab_token(nv, id, &len);
+        if (crn_vocab_lookup(base, tok, len) != CRN_UNK) continue;
+        long long k = crn_vocab_extend(base, tok, len);
+        if (k < 0) return k;
+        added += k;
+    }
+    return added;
+}
+
+int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_start *start) {
+    *out = NULL;
+    int rc;
+    crn_vocab *vocab = NULL; /* ours to free (the corpus copies it) */
+    crn_trainer *t = calloc(1, sizeof *t);
+    if (!t) return crn_error_set(CRN_ENOMEM, "out of memory");
+    if ((rc = crn_train_opts_copy(&t->o, opts)) < 0) {
+        free(t);
+        return rc;
+    }
+    if (!start || !start->out_path || !*start->out_path) {
+        rc = crn_error_set(CRN_EINVAL, "train: no output model path");
+        goto fail;
+    }
+    if (!t->o.corpus_path) {
+        rc = crn_error_set(CRN_EINVAL, "train: no corpus path");
+        goto fail;
+    }
+    if (t->o.batch == 0 || t->o.seq == 0) {
+        rc = crn_error_set(CRN_EINVAL, "train: batch and sequence length must be > 0");
+        goto fail;
+    }
+    size_t plen = strlen(start->out_path);
+    t->out_path = strdup(start->out_path);
+    t->resume_path = malloc(plen + sizeof CRN_RESUME_SUFFIX);
+    if (!t->out_path || !t->resume_path) {
+        rc = crn_error_set(CRN_ENOMEM, "out of memory");
+        goto fail;
+    }
+    memcpy(t->resume_path, start->out_path, plen);
+    memcpy(t->resume_path + plen, CRN_RESUME_SUFFIX, sizeof CRN_RESUME_SUFFIX);
+    t->log_append = start->log_append;
+
+    crn_checkpoint *ck = start->resume ? start->resume : start->init_from;
+    crn_rng init_rng;
+    crn_rng_seed(&init_rng, t->o.seed);
+    if (start->resume) {
+        /* ---- continue a run: everything from the checkpoint ---- */
+        if (!start->resume_state) {
+            rc = crn_error_set(CRN_EINVAL, "train: resume without a training state");
+            goto fail;
+        }
+        t->s = *start->resume_state;
+        t->s.carry = NULL;
+        if (start->resume_state->carry) {
+            size_t n = (size_t)t->s.carry_layers * (1u + t->s.carry_has_c) * t->s.carry_batch * t->s.carry_hidden;
+            t->s.carry = malloc(n * sizeof(float));
+            if (!t->s.carry) {
+                rc = crn_error_set(CRN_ENOMEM, "out of memory");
+                goto fail;
+            }
+            memcpy(t->s.carry, start->resume_state->carry, n * sizeof(float));
+        }
+        vocab = ck->vocab;
+        ck->vocab = NULL;
+        t->model = ck->model;
+        ck->model = NULL;
+        if ((rc = load_corpus(t, vocab)) < 0) goto fail;
+        if (crn_vocab_size(t->corpus->vocab) != crn_model_config_of(t->model)->vocab) {
+            rc = crn_error_set(CRN_EFORMAT, "%s: vocabulary size %u does not match the model's %u",
+                               t->o.corpus_path, crn_vocab_size(t->corpus->vocab),
+                               crn_model_config_of(t->model)->vocab);
+            goto fail;
+        }
+        if (t->corpus->n_unk)
+            snprintf(t->start_note, sizeof t->start_note,
+                     "%llu tokens of %s are not in the model's vocabulary (mapped to <unk>)",
+                     (unsigned long long)t->corpus->n_unk, t->o.corpus_path);
+        if (ck->optim && ck->optim->cfg.kind == t->o.optim.kind &&
+            ck->optim->n == crn_model_num_params(t->model)) {
+            t->optim = ck->optim;
+            ck->optim = NULL;
+            t->optim->cfg = t->o.optim;
+        } else if (!t->start_note[0]) {
+            snprintf(t->start_note, sizeof t->start_note,
+                     "%s; the optimizer starts fresh",
+                     ck->optim ? "the optimizer differs from the checkpoint's"
+                               : "the checkpoint has no optimizer state");
+        }
+    } else if (start->init_from) {
+        /* ---- fine-tune: weights and vocabulary of a trained model ---- */
+        vocab = ck->vocab;
+        ck->vocab = NULL;
+        if (start->extend_vocab) {
+            long long added = extend_vocab(t, vocab);
+            if (added < 0) {
+                rc = (int)added;
+                goto fail;
+            }
+            t->new_tokens = (uint64_t)added;
+        }
+        if ((rc = load_corpus(t, vocab)) < 0) goto fail;
+        if (!start->extend_vocab) t->new_tokens = t->corpus->n_unk;
+        crn_model_config cfg = *crn_model_config_of(ck->model);
+        cfg.vocab = crn_vocab_size(t->corpus->vocab);
+        cfg.dropout = t->o.model.dropout;
+        if ((rc = crn_model_config_check(&cfg)) < 0) goto fail;
+        if ((rc = crn_model_create(&t->model, &cfg)) < 0) goto fail;
+        crn_model_init(t->model, &init_rng);
+        copy_weights(t->model, ck->model);
+        t->o.model = cfg;
+    } else {
+        /* ---- a fresh model ---- */
+        if ((rc = load_corpus(t, NULL)) < 0) goto fail;
+        crn_model_config cfg = t->o.model;
+        cfg.vocab = crn_vocab_size(t->corpus->vocab);
+        if ((rc = crn_model_config_check(&cfg)) < 0) goto fail;
+        if ((rc = crn_model_create(&t->model, &cfg)) < 0) goto fail;
+        crn_model_init(t->model, &init_rng);
+    }
+    if (!start->resume) {
+        memset(&t->s, 0, sizeof t->s);
+        t->s.run_id = make_run_id(t->o.seed);
+        t->s.rng = init_rng; /* dropout continues the init stream */
+        t->s.lr_scale = 1;
+        t->s.best_val_bpc = NAN;
+        t->s.first_val_bpc = t->s.last_val_bpc = t->s.last_val_bpt = t->s.last_train_bpc = NAN;
+        t->s.started_unix = (uint64_t)time(NULL);
+    }
+    crn_vocab_destroy(vocab);
+    vocab = NULL;
+    const crn_model_config *cfg = crn_model_config_of(t->model);
+    t->o.model = *cfg;
+    const crn_corpus *c = t->corpus;
+    t->has_val = c->n_tokens - c->n_train >= 2;
+    t->tokens_per_char = 1;
+    if (t->o.unit != CRN_UNIT_CODEPOINT && c->n_chars > 0)
+        t->tokens_per_char = (double)c->n_tokens / (double)c->n_chars;
+
+    if (!t->optim) {
+        if ((rc = crn_optim_create(&t->optim, &t->o.optim, crn_model_num_params(t->model))) < 0) goto fail;
+    }
+    if ((rc = crn_batcher_init(&t->bt, c, t->o.batch, t->o.seq)) < 0) goto fail;
+    if (start->resume) {
+        if (t->s.win <= t->bt.n_win) { /* win == n_win: the wrap happens at the next window */
+            t->bt.win = (size_t)t->s.win;
+            t->bt.epoch = t->s.epoch;
+        } else { /* the corpus changed under us: start its next epoch */
+            t->bt.win = 0;
+            t->bt.epoch = t->s.epoch + 1;
+        }
+    }
+    /* schedule: base lr from the optimizer; defaults that need the corpus */
+    t->o.sched.lr = t->o.optim.lr;
+    if (t->o.sched.kind == CRN_SCHED_STEP_DECAY && t->o.sched.decay_every == 0)
+        t->o.sched.decay_every = t->bt.n_win;
+    if (t->o.sched.kind == CRN_SCHED_COSINE && t->o.sched.total == 0) {
+        if (t->o.max_steps) t->o.sched.total = t->o.max_steps;
+        else if (t->o.max_epochs) t->o.sched.total = t->o.max_epochs * t->bt.n_win;
+        else {
+            rc = crn_error_set(CRN_EINVAL, "the cosine schedule needs a step or epoch budget (--steps or --epochs)");
+            goto fail;
+        }
+    }
+
+    uint32_t B = t->o.batch, T = t->o.seq;
+    if ((rc = crn_model_reserve(t->model, B, T)) < 0) goto fail;
+    if ((rc = crn_state_create(&t->st, t->model, B)) < 0) goto fail;
+    if ((rc = crn_state_create(&t->eval_st, t->model, B)) < 0) goto fail;
+    t->carry_len = carry_size(cfg, B);
+    size_t bt_n = (size_t)B * T;
+    t->x = malloc(bt_n * sizeof *t->x);
+    t->y = malloc(bt_n * sizeof *t->y);
+    t->carry_backup = malloc(t->carry_len * sizeof(float));
+    if (!t->x || !t->y || !t->carry_backup) {
+        rc = crn_error_set(CRN_ENOMEM, "out of memory for (B=%u, T=%u) buffers", B, T);
+        goto fail;
+    }
+    if (start->resume) {
+        if (t->s.carry && t->s.carry_layers == cfg->layers && t->s.carry_batch == B &&
+            t->s.carry_hidden == cfg->hidden && t->s.carry_has_c == (cfg->cell == CRN_CELL_LSTM))
+            carry_load(t->st, cfg, B, t->s.carry);
+        else if (t->s.carry && !t->start_note[0])
+            snprintf(t->start_note, sizeof t->start_note, "the carried hidden state does not fit (B changed); starting from zero");
+    }
+    free(t->s.carry);
+    t->s.carry = malloc(t->carry_len * sizeof(float));
+    if (!t->s.carry) {
+        rc = crn_error_set(CRN_ENOMEM, "out of memory");
+        goto fail;
+    }
+    t->s.carry_layers = cfg->layers;
+    t->s.carry_batch = B;
+    t->s.carry_hidden = cfg->hidden;
+    t->s.carry_has_c = cfg->cell == CRN_CELL_LSTM;
+
+    if (t->o.sample_every && t->o.sample_len) {
+        const crn_vocab *v = c->vocab;
+        uint32_t V = crn_vocab_size(v);
+        for (uint32_t id = 0; id < V; id++) {
+            size_t len;
+            crn_vocab_token(v, id, &len);
+            if (len > t->max_token_len) t->max_token_len = len;
+        }
+        t->sample_cap = (size_t)t->o.sample_len * (t->max_token_len + 4) + 2 * CRN_DECODER_HOLD + 64;
+        t->sample_buf = malloc(t->sample_cap);
+        t->sample_logits = malloc((size_t)V * sizeof(real));
+        t->sample_p = malloc((size_t)V * sizeof(double));
+        if (!t->sample_buf || !t->sample_logits || !t->sample_p) {
+            rc = crn_error_set(CRN_ENOMEM, "out of memory for samples");
+            goto fail;
+        }
+        if ((rc = crn_state_create(&t->sample_st, t->model, 1)) < 0) goto fail;
+        crn_rng_seed(&t->sample_rng, t->o.seed ^ 0x5a5a5a5a5a5a5a5aull);
+    }
+    /* Does MODEL exist already (an earlier session of this run)? */
+    struct stat sb;
+    t->model_written = start->resume && stat(t->out_path, &sb) == 0;
+    *out = t;
+    return 0;
+fail:
+    crn_vocab_destroy(vocab);
+    crn_trainer_destroy(t);
+    return rc;
+}
+
+void crn_trainer_destroy(crn_trainer *t) {
+    if (!t) return;
+    if (t->log) fclose(t->log);
+    crn_state_destroy(t->st);
+    crn_state_destroy(t->eval_st);
+    crn_state_destroy(t->sample_st);
+    crn_optim_destroy(t->optim);
+    crn_model_destroy(t->model);
+    crn_corpus_destroy(t->corpus);
+    free(t->x);
+    free(t->y);
+    free(t->carry_backup);
+    free(t->sample_logits);
+    free(t->sample_p);
+    free(t->sample_buf);
+    free(t->out_path);
+    free(t->resume_path);
+    crn_train_state_free(&t->s);
+    crn_train_opts_free(&t->o);
+    free(t);
+}
+
+const crn_train_state *crn_trainer_state(const crn_trainer *t) { return &t->s; }
+const crn_corpus *crn_trainer_corpus(const crn_trainer *t) { return t->corpus; }
+crn_model *crn_trainer_model(crn_trainer *t) { return t->model; }
+uint64_t crn_trainer_new_tokens(const crn_trainer *t) { return t->new_tokens; }
+int crn_trainer_has_model_file(const crn_trainer *t) { return t->model_written; }
+
+/* ------------------------------------------------------------------------ */
+/* the loop's pieces */
+
+typedef struct loop {
+    crn_progress_fn cb;
+    void *ud;
+    double t0, base_elapsed;
+    double seg_t0;            /* start of the current throughput segment */
+    uint64_t seg_tokens;      /* tokens trained in it */
+    double eval_seconds;      /* time spent evaluating/saving in it (excluded) */
+    double train_nats;        /* since the last eval */
+    uint64_t train_count;
+    double lr;
+    double chars_per_s;
+    uint64_t last_eval_step, last_sample_step;
+    double last_save_time;
+    uint64_t last_save_step;
+} loop;
+
+static double elapsed_now(const crn_trainer *t, const loop *L) {
+    (void)t;
+    return L->base_elapsed + (crn_now() - L->t0);
+}
+
+static void fill_report(const crn_trainer *t, const loop *L, crn_train_report *r, enum crn_train_event ev) {
+    memset(r, 0, sizeof *r);
+    r->event = ev;
+    r->step = t->s.step;
+    r->total_steps = t->o.max_steps;
+    if (t->o.max_epochs && t->bt.n_win) {
+        uint64_t ep_steps = t->o.max_epochs * t->bt.n_win;
+        if (!r->total_steps || ep_steps < r->total_steps) r->total_steps = ep_steps;
+    }
+    r->epoch = (double)t->bt.epoch + (t->bt.n_win ? (double)t->bt.win / (double)t->bt.n_win : 0);
+    r->elapsed = elapsed_now(t, L);
+    r->time_limit = t->o.time_limit;
+    r->eta = -1;
+    double seg = crn_now() - L->seg_t0 - L->eval_seconds;
+    uint64_t seg_steps = L->seg_tokens / ((uint64_t)t->o.batch * t->o.seq);
+    if (r->total_steps && seg_steps > 0 && seg > 0) {
+        double left = (double)(r->total_steps > r->step ? r->total_steps - r->step : 0);
+        r->eta = left * seg / (double)seg_steps;
+    }
+    if (r->time_limit > 0) {
+        double left = r->time_limit - r->elapsed;
+        if (left < 0) left = 0;
+        if (r->eta < 0 || left < r->eta) r->eta = left;
+    }
+    r->train_bpc = L->train_count ? L->train_nats / (double)L->train_count / M_LN2 * t->tokens_per_char : NAN;
+    r->val_bpc = t->s.n_evals ? t->s.last_val_bpc : NAN;
+    r->val_bpt = t->s.n_evals ? t->s.last_val_bpt : NAN;
+    r->best_val_bpc = t->s.has_best ? t->s.best_val_bpc : NAN;
+    r->best_step = t->s.best_step;
+    r->lr = L->lr;
+    r->chars_per_s = L->chars_per_s;
+    if (seg > 0 && L->seg_tokens) r->chars_per_s = (double)L->seg_tokens / t->tokens_per_char / seg;
+}
+
+static void emit(crn_trainer *t, loop *L, enum crn_train_event ev, const char *msg, const char *path) {
+    if (!L->cb) return;
+    crn_train_report r;
+    fill_report(t, L, &r, ev);
+    r.message = msg;
+    r.path = path;
+    L->cb(L->ud, &r);
+}
+
+/* Write a checkpoint. with_optim: include the optimizer state. */
+static int save_to(crn_trainer *t, loop *L, const char *path, int with_optim) {
+    carry_save(t->st, crn_model_config_of(t->model), t->o.batch, t->s.carry);
+    t->s.win = t->bt.win;
+    t->s.epoch = t->bt.epoch;
+    t->s.elapsed = elapsed_now(t, L);
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    int rc = crn_train_blob_encode(&blob, &len, &t->o, &t->s);
+    if (rc < 0) return rc;
+    rc = crn_checkpoint_save(path, crn_model_config_of(t->model), t->corpus->vocab, t->model,
+                             with_optim ? t->optim : NULL, blob, len);
+    free(blob);
+    if (rc < 0) return rc;
+    emit(t, L, CRN_EV_SAVE, NULL, path);
+    return 0;
+}
+
+static int save_resume(crn_trainer *t, loop *L) {
+    int rc = save_to(t, L, t->resume_path, 1);
+    L->last_save_time = crn_now();
+    L->last_save_step = t->s.step;
+    return rc;
+}
+
+static int save_best(crn_trainer *t, loop *L) {
+    int rc = save_to(t, L, t->out_path, !t->o.no_optimizer_state);
+    if (rc == 0) t->model_written = 1;
+    return rc;
+}
+
+static int validate(crn_trainer *t, double *nats, uint64_t *count) {
+    const crn_corpus *c = t->corpus;
+    uint32_t B = t->o.batch, T = t->o.seq;
+    size_t nw = crn_val_windows(c, B, T);
+    double total = 0;
+    uint64_t n = 0;
+    crn_state_reset(t->eval_st);
+    for (size_t w = 0; w < nw; w++) {
+        crn_val_window(c, B, T, w, t->x, t->y);
+        double l = 0;
+        size_t k = 0;
+        int rc = crn_model_forward(t->model, t->eval_st, t->x, t->y, B, T, NULL, &l, &k);
+        if (rc < 0) return rc;
+        total += l;
+        n += k;
+    }
+    *nats = total;
+    *count = n;
+    return 0;
+}
+
+static void sample(crn_trainer *t, loop *L) {
+    const crn_vocab *v = t->corpus->vocab;
+    uint32_t V = crn_vocab_size(v);
+    crn_state_reset(t->sample_st);
+    uint32_t tok = crn_vocab_lookup(v, (const uint8_t *)"\n", 1);
+    crn_decoder d;
+    crn_decoder_init(&d, v);
+    size_t n = 0;
+    const double inv_temp = 1.0 / 0.8;
+    for (uint32_t i = 0; i < t->o.sample_len; i++) {
+        if (crn_model_step(t->model, t->sample_st, &tok, t->sample_logits) < 0) break;
+        double mx = -INFINITY, z = 0;
+        for (uint32_t j = 0; j < V; j++)
+            if (t->sample_logits[j] > mx) mx = t->sample_logits[j];
+        for (uint32_t j = 0; j < V; j++) {
+            t->sample_p[j] = exp((t->sample_logits[j] - mx) * inv_temp);
+            z += t->sample_p[j];
+        }
+        double u = crn_rng_uniform(&t->sample_rng) * z;
+        uint32_t pick = V - 1;
+        for (uint32_t j = 0; j < V; j++) {
+            u -= t->sample_p[j];
+            if (u < 0) {
+                pick = j;
+                break;
+            }
+        }
+        tok = pick;
+        if (t->sample_cap - n < CRN_DECODER_HOLD + t->max_token_len + 8) break;
+        n += crn_decoder_push(&d, tok, t->sample_buf + n, t->sample_cap - n);
+    }
+    if (t->sample_cap - n >= CRN_DECODER_HOLD + 8) n += crn_decoder_finish(&d, t->sample_buf + n, t->sample_cap - n);
+    if (!L->cb) return;
+    crn_train_report r;
+    fill_report(t, L, &r, CRN_EV_SAMPLE);
+    r.text = (const char *)t->sample_buf;
+    r.text_len = n;
+    L->cb(L->ud, &r);
+}
+
+static void log_row(crn_trainer *t, const crn_train_report *r) {
+    if (!t->log) return;
+    char val[32] = "", tr[32] = "";
+    if (isfinite(r->val_bpc)) snprintf(val, sizeof val, "%.6f", r->val_bpc);
+    if (isfinite(r->train_bpc)) snprintf(tr, sizeof tr, "%.6f", r->train_bpc);
+    fprintf(t->log, "%llu,%.4f,%.3f,%s,%s,%.6g,%.1f\n", (unsigned long long)r->step, r->epoch, r->elapsed, tr, val,
+            r->lr, r->chars_per_s);
+    fflush(t->log);
+}
+
+/* Evaluate, log, keep the best, sample; *stop set by patience. */
+static int do_eval(crn_trainer *t, loop *L, int *stop) {
+    crn_train_report r;
+    fill_report(t, L, &r, CRN_EV_EVAL);
+    L->chars_per_s = r.chars_per_s;
+    t->s.last_train_bpc = r.train_bpc;
+    if (t->has_val) {
+        double nats = 0;
+        uint64_t count = 0;
+        int rc = validate(t, &nats, &count);
+        if (rc < 0) return rc;
+        const crn_corpus *c = t->corpus;
+        double chars = t->o.unit == CRN_UNIT_CODEPOINT ? (double)count
+                                                       : (double)(c->n_val_chars > 1 ? c->n_val_chars - 1 : 1);
+        double bpt = count ? nats / (double)count / M_LN2 : NAN;
+        double bpc = chars > 0 ? nats / M_LN2 / chars : NAN;
+        t->s.n_evals++;
+        if (t->s.n_evals == 1) t->s.first_val_bpc = bpc;
+        t->s.last_val_bpc = bpc;
+        t->s.last_val_bpt = bpt;
+        r.val_bpc = bpc;
+        r.val_bpt = bpt;
+        if (isfinite(bpc) && (!t->s.has_best || bpc < t->s.best_val_bpc)) {
+            t->s.has_best = 1;
+            t->s.best_val_bpc = bpc;
+            t->s.best_step = t->s.step;
+            t->s.bad_evals = 0;
+            r.improved = 1;
+            if ((rc = save_best(t, L)) < 0) return rc;
+        } else {
+            t->s.bad_evals++;
+        }
+        r.best_val_bpc = t->s.best_val_bpc;
+        r.best_step = t->s.best_step;
+    } else {
+        int rc = save_best(t, L); /* no validation split: the latest is the best we know */
+        if (rc < 0) return rc;
+    }
+    log_row(t, &r);
+    if (L->cb) L->cb(L->ud, &r);
+    if (t->o.sample_every && t->sample_buf && t->s.step >= L->last_sample_step + t->o.sample_every) {
+        sample(t, L);
+        L->last_sample_step = t->s.step;
+    }
+    int rc = save_resume(t, L);
+    if (rc < 0) return rc;
+    L->last_eval_step = t->s.step;
+    L->train_nats = 0;
+    L->train_count = 0;
+    /* a new throughput segment starts after the eval */
+    L->seg_t0 = crn_now();
+    L->seg_tokens = 0;
+    L->eval_seconds = 0;
+    if (t->o.patience && t->s.bad_evals >= t->o.patience) *stop = CRN_TSTOP_PATIENCE;
+    return 0;
+}
+
+static int open_log(crn_trainer *t) {
+    if (!t->o.log_path) return 0;
+    struct stat sb;
+    int exists = stat(t->o.log_path, &sb) == 0 && sb.st_size > 0;
+    t->log = fopen(t->o.log_path, t->log_append ? "a" : "w");
+    if (!t->log)
+        return crn_error_set(CRN_EIO, "%s: cannot open the log for writing: %s", t->o.log_path, strerror(errno));
+    if (!t->log_append || !exists) fprintf(t->log, "step,epoch,seconds,train_bpc,val_bpc,lr,chars_per_s\n");
+    fflush(t->log);
+    return 0;
+}
+
+int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
+    int rc = open_log(t);
+    if (rc < 0) return rc;
+    crn_set_threads(t->o.threads);
+    loop L;
+    memset(&L, 0, sizeof L);
+    L.cb = cb;
+    L.ud = ud;
+    L.t0 = L.seg_t0 = L.last_save_time = crn_now();
+    L.base_elapsed = t->s.elapsed;
+    L.last_eval_step = L.last_sample_step = L.last_save_step = t->s.step;
+    L.lr = crn_schedule_lr(&t->o.sched, t->s.step) * t->s.lr_scale;
+    t->s.stop_reason = CRN_TSTOP_NONE;
+
+    const crn_model_config *cfg = crn_model_config_of(t->model);
+    const uint32_t B = t->o.batch, T = t->o.seq;
+    real *params = crn_model_params(t->model);
+    real *grads = crn_model_grads(t->model);
+    const size_t np = crn_model_num_params(t->model);
+    char msg[256];
+
+    {
+        char buf[200];
+        snprintf(buf, sizeof buf, "%s %ux%u, %zu parameters, vocabulary %u, %zu train / %zu val tokens",
+                 crn_cell_name(cfg->cell), cfg->layers, cfg->hidden, np, cfg->vocab, t->corpus->n_train,
+                 t->corpus->n_tokens - t->corpus->n_train);
+        emit(t, &L, CRN_EV_START, buf, NULL);
+        if (t->start_note[0]) emit(t, &L, CRN_EV_WARN, t->start_note, NULL);
+    }
+
+    int stop = CRN_TSTOP_NONE;
+    for (;;) {
+        /* ---- budgets, checked between steps ---- */
+        double el = elapsed_now(t, &L);
+        if (t->o.max_steps && t->s.step >= t->o.max_steps) stop = CRN_TSTOP_STEPS;
+        else if (t->o.max_epochs && epochs_done(&t->bt) >= t->o.max_epochs) stop = CRN_TSTOP_EPOCHS;
+        else if (t->o.time_limit > 0 && el >= t->o.time_limit) stop = CRN_TSTOP_TIME;
+        else if (g_stop) stop = CRN_TSTOP_SIGNAL;
+        if (stop) break;
+
+        /* ---- one step ---- */
+        int reset = 0;
+        crn_batcher_next(&t->bt, t->x, t->y, &reset);
+        if (reset) crn_state_reset(t->st);
+        carry_save(t->st, cfg, B, t->carry_backup);
+        crn_model_zero_grads(t->model);
+        double loss = 0;
+        size_t count = 0;
+        if ((rc = crn_model_forward(t->model, t->st, t->x, t->y, B, T, &t->s.rng, &loss, &count)) < 0) goto error;
+        double norm = NAN;
+        if (isfinite(loss)) {
+            if ((rc = crn_model_backward(t->model)) < 0) goto error;
+            norm = crn_clip_grad_norm(grads, np, t->o.clip);
+        }
+        if (!isfinite(loss) || !isfinite(norm)) {
+            carry_load(t->st, cfg, B, t->carry_backup);
+            t->s.nonfinite_total++;
+            t->s.nonfinite_run++;
+            t->s.lr_scale *= 0.5;
+            t->s.step++;
+            snprintf(msg, sizeof msg, "step %llu: non-finite %s; update skipped, learning rate halved (%u in a row)",
+                     (unsigned long long)t->s.step, isfinite(loss) ? "gradient" : "loss", t->s.nonfinite_run);
+            emit(t, &L, CRN_EV_WARN, msg, NULL);
+            if (t->s.nonfinite_run >= CRN_NONFINITE_MAX) {
+                stop = CRN_TSTOP_NONFINITE;
+                break;
+            }
+            continue;
+        }
+        t->s.nonfinite_run = 0;
+        float lr = (float)(crn_schedule_lr(&t->o.sched, t->s.step) * t->s.lr_scale);
+        crn_optim_step(t->optim, params, grads, lr);
+        L.lr = lr;
+        t->s.step++;
+        t->s.tokens_seen += (uint64_t)B * T;
+        L.seg_tokens += (uint64_t)B * T;
+        L.train_nats += loss;
+        L.train_count += count;
+        emit(t, &L, CRN_EV_STEP, NULL, NULL);
+
+        /* ---- evaluation and checkpoints ---- */
+        if (t->o.eval_every && t->s.step % t->o.eval_every == 0) {
+            if ((rc = do_eval(t, &L, &stop)) < 0) goto error;
+            if (stop) break;
+        } else {
+            int due = (t->o.save_every_steps && t->s.step - L.last_save_step >= t->o.save_every_steps) ||
+                      (t->o.save_every_seconds > 0 && crn_now() - L.last_save_time >= t->o.save_every_seconds);
+            if (due) {
+                double ts = crn_now();
+                if ((rc = save_resume(t, &L)) < 0) goto error;
+                L.eval_seconds += crn_now() - ts;
+            }
+        }
+    }
+
+    /* ---- the end ---- */
+    t->s.stop_reason = (uint32_t)stop;
+    if (stop == CRN_TSTOP_SIGNAL || stop == CRN_TSTOP_NONFINITE) {
+        /* no final eval: stop promptly; keep a model file in any case */
+        if ((rc = save_resume(t, &L)) < 0) goto error;
+        if (!t->model_written && (rc = save_best(t, &L)) < 0) goto error;
+    } else if (L.last_eval_step != t->s.step || t->s.n_evals == 0) {
+        int dummy = 0;
+        if ((rc = do_eval(t, &L, &dummy)) < 0) goto error;
+    } else {
+        if ((rc = save_resume(t, &L)) < 0) goto error; /* records the stop reason */
+    }
+    emit(t, &L, CRN_EV_DONE, crn_train_stop_name((enum crn_train_stop)stop), NULL);
+    if (stop == CRN_TSTOP_SIGNAL)
+        return crn_error_set(CRN_EINTR, "interrupted at step %llu; saved %s", (unsigned long long)t->s.step,
+                             t->resume_path);
+    if (stop == CRN_TSTOP_NONFINITE)
+        return crn_error_set(CRN_ENONFINITE,
+                             "%d non-finite steps in a row at step %llu (loss or gradient is NaN/Inf); "
+                             "try a lower --lr or --clip; the last good state is in %s",
+                             CRN_NONFINITE_MAX, (unsigned long long)t->s.step, t->resume_path);
+    return 0;
+error:
+    t->s.stop_reason = CRN_TSTOP_ERROR;
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+
+int crn_evaluate_ids(crn_model *m, const crn_corpus *c, size_t begin, size_t end, uint32_t B, uint32_t T,
+                     double *nats, uint64_t *count) {
+    *nats = 0;
+    *count = 0;
+    if (end > c->n_tokens || begin > end) return crn_error_set(CRN_EINVAL, "evaluate: bad range");
+    if (end - begin < 2) return crn_error_set(CRN_EEMPTY, "%s: fewer than 2 tokens to evaluate", c->path);
+    if (B == 0 || T == 0) return crn_error_set(CRN_EINVAL, "evaluate: B and T must be > 0");
+    int rc;
+    size_t n = end - begin - 1;            /* (input, target) pairs */
+    if (n < B) B = (uint32_t)n;
+    size_t Lr = (n + B - 1) / B;           /* row length */
+    uint32_t *x = malloc((size_t)B * T * sizeof *x), *y = malloc((size_t)B * T * sizeof *y);
+    crn_state *st = NULL;
+    if (!x || !y) {
+        rc = crn_error_set(CRN_ENOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = crn_model_reserve(m, B, T)) < 0) goto done;
+    if ((rc = crn_state_create(&st, m, B)) < 0) goto done;
+    double total = 0;
+    uint64_t cnt = 0;
+    for (size_t t0 = 0; t0 < Lr; t0 += T) {
+        uint32_t Tw = (uint32_t)CRN_MIN((size_t)T, Lr - t0);
+        for (uint32_t t = 0; t < Tw; t++)
+            for (uint32_t b = 0; b < B; b++) {
+                size_t i = (size_t)b * Lr + t0 + t; /* pair index */
+                if (i < n) {
+                    x[t * B + b] = crn_corpus_id(c, begin + i);
+                    y[t * B + b] = crn_corpus_id(c, begin + i + 1);
+                } else {
+                    x[t * B + b] = 0;
+                    y[t * B + b] = CRN_IGNORE;
+                }
+            }
+        double l = 0;
+        size_t k = 0;
+        if ((rc = crn_model_forward(m, st, x, y, B, Tw, NULL, &l, &k)) < 0) goto done;
+        total += l;
+        cnt += k;
+    }
+    *nats = total;
+    *count = cnt;
+    rc = 0;
+done:
+    crn_state_destroy(st);
+    free(x);
+    free(y);
+    return rc;
+}

@@ -1,4 +1,167 @@
-/* train.h */
+/* train.h — the training loop: truncated BPTT over a corpus, gradient
+ * clipping, the optimizer, validation, the best model, checkpoints and
+ * resume, early stopping, and stop requests (signals).
+ *
+ * Files. Training into MODEL writes two checkpoints, both complete and
+ * loadable by every command:
+ *   MODEL         the best model by validation loss (written at each eval
+ *                 that improves it; with no validation split, the latest).
+ *                 It also carries the optimizer state (unless
+ *                 no_optimizer_state) and the training state of that moment.
+ *   MODEL.resume  the latest state: parameters, optimizer state and training
+ *                 state (step, data position, carried hidden state, RNG,
+ *                 options, history), written at every eval, every save_every,
+ *                 at the end and when stopped by a signal.
+ * Resuming loads MODEL.resume (falling back to MODEL if it is missing or
+ * belongs to another run) and continues exactly: with one thread, N steps +
+ * resume to N+M gives bit-for-bit the parameters and optimizer state of N+M
+ * steps in one go.
+ *
+ * The training state is a little-endian byte string owned by this file
+ * (format below, crn_train_blob_*), stored by checkpoint.c as one
+ * checksummed section; decoding bounds-checks every field. */
 #ifndef CRN_TRAIN_H
 #define CRN_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "corpus.h"
+#include "model.h"
+#include "optim.h"
+#include "progress.h"
+#include "rng.h"
+
+#define CRN_RESUME_SUFFIX ".resume"
+
+/* Options of a run. Strings and string arrays are owned (malloc'ed) and freed
+ * by crn_train_opts_free(). */
+typedef struct crn_train_opts {
+    /* data */
+    char *corpus_path;
+    enum crn_unit unit;
+    enum crn_norm norm;
+    enum crn_invalid invalid;
+    uint64_t min_count;
+    double val_frac;
+    char **keep; size_t n_keep;
+    char **drop; size_t n_drop;
+    char **replace; size_t n_replace;
+    uint32_t batch, seq;            /* B streams x T steps per window */
+    /* model (cfg.vocab is set from the corpus) */
+    crn_model_config model;
+    /* optimisation */
+    crn_optim_config optim;
+    double clip;                    /* global-norm clip, 0 = off; default 5 */
+    crn_schedule sched;             /* sched.lr is taken from optim.lr */
+    /* budget: whichever comes first; totals for the whole run (0 = none) */
+    double time_limit;              /* seconds */
+    uint64_t max_steps;
+    uint64_t max_epochs;
+    /* evaluation, early stopping, checkpoints */
+    uint64_t eval_every;            /* steps; 0 = only at the end */
+    uint32_t patience;              /* evals without improvement; 0 = off */
+    uint64_t save_every_steps;      /* 0 = off */
+    double save_every_seconds;      /* 0 = off */
+    int no_optimizer_state;         /* MODEL (the best) without optimizer state */
+    /* misc */
+    uint64_t seed;
+    int threads;                    /* <= 0: all cores (not saved) */
+    char *log_path;                 /* CSV log or NULL */
+    uint64_t sample_every;          /* steps (at evals); 0 = off */
+    uint32_t sample_len;            /* tokens per sample */
+} crn_train_opts;
+
+/* Defaults (stated in `charrnn train --help`). */
+void crn_train_opts_default(crn_train_opts *o);
+void crn_train_opts_free(crn_train_opts *o);    /* frees the owned strings; NULL ok */
+/* Deep copy (dst is overwritten, not freed first). @return 0 or CRN_ENOMEM. */
+int crn_train_opts_copy(crn_train_opts *dst, const crn_train_opts *src);
+
+enum crn_train_stop {
+    CRN_TSTOP_NONE = 0, CRN_TSTOP_STEPS = 1, CRN_TSTOP_EPOCHS = 2, CRN_TSTOP_TIME = 3,
+    CRN_TSTOP_PATIENCE = 4, CRN_TSTOP_SIGNAL = 5, CRN_TSTOP_NONFINITE = 6, CRN_TSTOP_ERROR = 7,
+};
+const char *crn_train_stop_name(enum crn_train_stop r);
+
+/* Where a run is: everything, besides the parameters and optimizer moments,
+ * that an exact resume needs, and a summary of the history for `info`. */
+typedef struct crn_train_state {
+    uint64_t run_id;                /* random per fresh run: MODEL and MODEL.resume must agree */
+    uint64_t step;                  /* optimizer steps done (skipped steps count too) */
+    uint64_t epoch, win;            /* batcher position: completed epochs, next window */
+    double elapsed;                 /* training seconds so far */
+    int has_best;
+    double best_val_bpc;
+    uint64_t best_step;
+    uint32_t bad_evals;             /* evals since the best (patience) */
+    uint32_t nonfinite_total, nonfinite_run;
+    double lr_scale;                /* halved after each non-finite step (1 otherwise) */
+    crn_rng rng;                    /* dropout stream */
+    /* history */
+    uint64_t n_evals;
+    double first_val_bpc, last_val_bpc, last_val_bpt, last_train_bpc;
+    uint64_t tokens_seen;
+    uint32_t stop_reason;           /* enum crn_train_stop of the last session */
+    uint64_t started_unix;          /* wall-clock start of the run */
+    /* carried hidden state (B streams): per layer h (B, H), then c (B, H) for LSTM */
+    uint32_t carry_layers, carry_batch, carry_hidden, carry_has_c;
+    float *carry;                   /* owned; NULL if none */
+} crn_train_state;
+
+void crn_train_state_free(crn_train_state *s); /* frees carry; NULL ok */
+
+/* Training state blob (all little-endian):
+ *   "CRNTRAIN" u32 version(1)
+ *   state fields in the order of crn_train_state (u64/u32, f64 as IEEE bits)
+ *   options in the order of crn_train_opts (strings: u32 length + bytes;
+ *     arrays: u32 count + strings)
+ *   carried state: u32 L, B, H, has_c, then L*(1+has_c)*B*H f32
+ * @return 0, or CRN_ENOMEM / CRN_EFORMAT ("training state at byte N: ..."). */
+int crn_train_blob_encode(uint8_t **out, size_t *len, const crn_train_opts *o, const crn_train_state *s);
+int crn_train_blob_decode(crn_train_opts *o, crn_train_state *s, const uint8_t *buf, size_t len);
+
+/* Ask a running loop to stop after the current step (async-signal-safe). */
+void crn_train_request_stop(void);
+int crn_train_stop_requested(void);
+
+/* How a run starts. */
+typedef struct crn_train_start {
+    const char *out_path;           /* MODEL (required) */
+    crn_checkpoint *resume;         /* continue this run (its blob decoded into the opts passed) */
+    const crn_train_state *resume_state;
+    crn_checkpoint *init_from;      /* start from these weights and vocabulary, fresh optimizer */
+    int extend_vocab;               /* with init_from: new tokens get new rows */
+    int log_append;                 /* append to the CSV log (resume) */
+} crn_train_start;
+
+typedef struct crn_trainer crn_trainer;
+
+/* Load the corpus, build or take over the model, optimizer and state.
+ * Takes ownership of start->resume/init_from's vocab, model and optim (their
+ * fields are set to NULL). @return 0 or a negative error. */
+int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_start *start);
+void crn_trainer_destroy(crn_trainer *t); /* NULL is a no-op */
+/* Run until a budget, patience, a stop request or an error. cb may be NULL.
+ * @return 0 (budget or patience reached), CRN_EINTR (stop requested; state
+ *         saved), CRN_ENONFINITE (repeated non-finite steps), or an error. */
+int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud);
+/* After run: the state, the corpus, the model (read only). */
+const crn_train_state *crn_trainer_state(const crn_trainer *t);
+const crn_corpus *crn_trainer_corpus(const crn_trainer *t);
+crn_model *crn_trainer_model(crn_trainer *t);
+/* Number of tokens the fine-tuning corpus had that the base vocabulary lacks
+ * (mapped to <unk>, or added with extend_vocab). */
+uint64_t crn_trainer_new_tokens(const crn_trainer *t);
+/* Did MODEL get written in this session or an earlier one of the run? */
+int crn_trainer_has_model_file(const crn_trainer *t);
+
+/* Cross-entropy of ids[begin, end) of a corpus under a model, in the
+ * validation layout (B rows of ceil(n/B) targets, each row from a zero state,
+ * windows of T): the summed loss in nats and the number of targets. Used by
+ * `charrnn eval`. Reserves the model arena for (B, T). */
+int crn_evaluate_ids(crn_model *m, const crn_corpus *c, size_t begin, size_t end, uint32_t B, uint32_t T,
+                     double *nats, uint64_t *count);
+
 #endif
