@@ -1,2 +1,1004 @@
-/* sampler.c — (being written) */
+/* sampler.c — sampling (temperature -> top-k -> top-p -> draw), the
+ * generation loop with streaming output, --stop hold-back, --match
+ * constrained sampling, beam search, and the REPL command parser.
+ * See sampler.h for the semantics. */
 #include "sampler.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "regex.h"
+#include "utf8.h"
+
+/* ---- settings ------------------------------------------------------------- */
+
+void crn_sample_settings_init(crn_sample_settings *s) {
+    memset(s, 0, sizeof *s);
+    s->temperature = 1.0;
+    s->top_k = 0;
+    s->top_p = 1.0;
+    s->seed = 0;
+    s->length = 500;
+    s->beam = 0;
+}
+
+void crn_sample_settings_clear_stops(crn_sample_settings *s) {
+    for (uint32_t i = 0; i < s->n_stop; i++) {
+        free(s->stop[i]);
+        s->stop[i] = NULL;
+    }
+    s->n_stop = 0;
+}
+
+void crn_sample_settings_free(crn_sample_settings *s) {
+    if (!s) return;
+    crn_sample_settings_clear_stops(s);
+    free(s->match);
+    s->match = NULL;
+}
+
+static char *dup_str(const char *p) {
+    size_t n = strlen(p) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, p, n);
+    return d;
+}
+
+int crn_sample_settings_copy(crn_sample_settings *dst, const crn_sample_settings *src) {
+    *dst = *src;
+    dst->n_stop = 0;
+    dst->match = NULL;
+    for (uint32_t i = 0; i < CRN_MAX_STOP; i++) dst->stop[i] = NULL;
+    for (uint32_t i = 0; i < src->n_stop; i++) {
+        if (!(dst->stop[i] = dup_str(src->stop[i]))) goto nomem;
+        dst->n_stop = i + 1;
+    }
+    if (src->match && !(dst->match = dup_str(src->match))) goto nomem;
+    return 0;
+nomem:
+    crn_sample_settings_free(dst);
+    return crn_error_set(CRN_ENOMEM, "sampling settings: out of memory");
+}
+
+int crn_sample_settings_add_stop(crn_sample_settings *s, const char *pattern) {
+    if (s->n_stop >= CRN_MAX_STOP)
+        return crn_error_set(CRN_ERANGE, "too many stop patterns (at most %d)", CRN_MAX_STOP);
+    crn_regex *re = NULL;
+    int err = crn_regex_compile(&re, pattern, 0);
+    if (err < 0) return err;
+    static const uint8_t empty[1] = {0};
+    int rc = crn_regex_search(re, empty, 0, 0, NULL, NULL);
+    crn_regex_destroy(re);
+    if (rc < 0) return rc;
+    if (rc == 1)
+        return crn_error_set(CRN_EINVAL, "stop pattern '%s' matches the empty string (it would stop at once)",
+                             pattern);
+    char *d = dup_str(pattern);
+    if (!d) return crn_error_set(CRN_ENOMEM, "stop pattern: out of memory");
+    s->stop[s->n_stop++] = d;
+    return 0;
+}
+
+int crn_sample_settings_set_match(crn_sample_settings *s, const char *pattern) {
+    char *d = NULL;
+    if (pattern) {
+        crn_regex *re = NULL;
+        int err = crn_regex_compile(&re, pattern, CRN_REGEX_ANCHORED | CRN_REGEX_ENDANCHORED);
+        if (err < 0) return err;
+        crn_regex_destroy(re);
+        if (!(d = dup_str(pattern))) return crn_error_set(CRN_ENOMEM, "match pattern: out of memory");
+    }
+    free(s->match);
+    s->match = d;
+    return 0;
+}
+
+int crn_sample_settings_check(const crn_sample_settings *s) {
+    if (!(s->temperature >= 0 && s->temperature <= CRN_SAMPLE_MAX_TEMPERATURE))
+        return crn_error_set(CRN_ERANGE, "temperature %g is out of range [0, %g]", s->temperature,
+                             CRN_SAMPLE_MAX_TEMPERATURE);
+    if (!(s->top_p > 0 && s->top_p <= 1))
+        return crn_error_set(CRN_ERANGE, "top-p %g is out of range (0, 1]", s->top_p);
+    if (s->length < 1 || s->length > CRN_SAMPLE_MAX_LENGTH)
+        return crn_error_set(CRN_ERANGE, "length %u is out of range [1, %u]", s->length, CRN_SAMPLE_MAX_LENGTH);
+    if (s->beam > CRN_SAMPLE_MAX_BEAM)
+        return crn_error_set(CRN_ERANGE, "beam width %u is out of range [0, %u]", s->beam, CRN_SAMPLE_MAX_BEAM);
+    if (s->beam >= 2 && (uint64_t)s->beam * s->length > 10000000u)
+        return crn_error_set(CRN_ERANGE, "beam width x length = %llu is too large (at most 10000000)",
+                             (unsigned long long)s->beam * s->length);
+    if (s->beam >= 2 && s->match)
+        return crn_error_set(CRN_EINVAL, "--match cannot be combined with beam search");
+    if (s->n_stop > CRN_MAX_STOP) return crn_error_set(CRN_ERANGE, "too many stop patterns");
+    return 0;
+}
+
+/* ---- one step's candidates -------------------------------------------------- */
+
+typedef struct cand {
+    double w;     /* unnormalised probability (T > 0) or the logit (T == 0) */
+    uint32_t id;
+} cand;
+
+/* Most likely first; ties by smaller id, so the order is total and the
+ * result deterministic whatever the sort does. */
+static int cand_cmp(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    if (x->w > y->w) return -1;
+    if (x->w < y->w) return 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Move the k best (cand_cmp order) to c[0..k) (unordered). Quickselect with
+ * median-of-three pivots: O(n) expected, no allocation. */
+static void select_top(cand *c, uint32_t n, uint32_t k) {
+    uint32_t lo = 0, hi = n; /* the k-th boundary lies in [lo, hi) */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        /* median of three to c[mid] */
+        if (cand_cmp(&c[mid], &c[lo]) < 0) { cand t = c[mid]; c[mid] = c[lo]; c[lo] = t; }
+        if (cand_cmp(&c[hi - 1], &c[lo]) < 0) { cand t = c[hi - 1]; c[hi - 1] = c[lo]; c[lo] = t; }
+        if (cand_cmp(&c[hi - 1], &c[mid]) < 0) { cand t = c[hi - 1]; c[hi - 1] = c[mid]; c[mid] = t; }
+        cand pivot = c[mid];
+        /* three-way partition: [lo, lt) better, [lt, gt) equal, [gt, hi) worse */
+        uint32_t lt = lo, i = lo, gt = hi;
+        while (i < gt) {
+            int r = cand_cmp(&c[i], &pivot);
+            if (r < 0) { cand t = c[lt]; c[lt] = c[i]; c[i] = t; lt++; i++; }
+            else if (r > 0) { gt--; cand t = c[gt]; c[gt] = c[i]; c[i] = t; }
+            else i++;
+        }
+        if (k <= lt) hi = lt;
+        else if (k >= gt) lo = gt;
+        else return;
+    }
+}
+
+typedef struct pick {
+    cand *c;      /* (V) scratch */
+    uint32_t n;   /* live candidates c[0..n) */
+    double total; /* sum of their w (T > 0) */
+    int greedy;   /* T == 0: w holds logits, take the max */
+} pick;
+
+/* Steps 1-3 of the documented order: fill p with the filtered candidates. */
+static void pick_prepare(pick *p, const real *logits, uint32_t V, const crn_sample_settings *s) {
+    uint32_t first = V > 1 ? 1 : 0; /* never <unk> unless it is all there is */
+    cand *c = p->c;
+    uint32_t n = 0;
+    p->greedy = !(s->temperature > 0);
+    if (p->greedy) {
+        for (uint32_t i = first; i < V; i++) c[n++] = (cand){(double)logits[i], i};
+        p->n = n;
+        p->total = 0;
+        return;
+    }
+    double mx = -INFINITY;
+    for (uint32_t i = first; i < V; i++)
+        if (logits[i] > mx) mx = logits[i];
+    double inv_t = 1.0 / s->temperature;
+    for (uint32_t i = first; i < V; i++) c[n++] = (cand){exp(((double)logits[i] - mx) * inv_t), i};
+    if (s->top_k > 0 && s->top_k < n) {
+        select_top(c, n, s->top_k);
+        n = s->top_k;
+    }
+    double total = 0;
+    if (s->top_p < 1) {
+        qsort(c, n, sizeof *c, cand_cmp);
+        double all = 0;
+        for (uint32_t i = 0; i < n; i++) all += c[i].w;
+        double want = s->top_p * all, cum = 0;
+        uint32_t keep = 0;
+        while (keep < n) {
+            cum += c[keep].w;
+            keep++;
+            if (cum >= want) break;
+        }
+        n = keep;
+        total = cum;
+    } else {
+        for (uint32_t i = 0; i < n; i++) total += c[i].w;
+    }
+    p->n = n;
+    p->total = total;
+}
+
+/* Step 4: draw a live candidate; returns its index in p->c, or -1 if none
+ * is left. When the probability mass left has underflowed to zero but
+ * candidates remain, the largest w (first in c order) is taken. */
+static long pick_draw(pick *p, crn_rng *rng) {
+    if (p->n == 0) return -1;
+    cand *c = p->c;
+    if (p->greedy || !(p->total > 0)) {
+        uint32_t best = 0;
+        for (uint32_t i = 1; i < p->n; i++)
+            if (cand_cmp(&c[i], &c[best]) < 0) best = i;
+        return best;
+    }
+    double u = crn_rng_uniform(rng) * p->total;
+    double cum = 0;
+    uint32_t last = 0;
+    for (uint32_t i = 0; i < p->n; i++) {
+        if (c[i].w <= 0) continue;
+        cum += c[i].w;
+        last = i;
+        if (u < cum) return i;
+    }
+    return last; /* rounding: u landed past the accumulated sum */
+}
+
+/* Zero a rejected candidate: it leaves the live set, the rest renormalise. */
+static void pick_remove(pick *p, long i) {
+    if (!p->greedy) p->total -= p->c[i].w;
+    p->c[i] = p->c[--p->n];
+    if (p->total < 0) p->total = 0;
+}
+
+uint32_t crn_sample_logits(const real *logits, uint32_t V, const crn_sample_settings *s, crn_rng *rng,
+                           void *scratch) {
+    pick p = {.c = scratch};
+    pick_prepare(&p, logits, V, s);
+    long i = pick_draw(&p, rng);
+    return i < 0 ? 0 : p.c[i].id;
+}
+
+size_t crn_sample_scratch_size(uint32_t V) { return (size_t)(V ? V : 1) * sizeof(cand); }
+
+/* log softmax(logits)[t] over all V (the model's own distribution, T = 1). */
+static double log_prob(const real *logits, uint32_t V, uint32_t t) {
+    double mx = -INFINITY;
+    for (uint32_t i = 0; i < V; i++)
+        if (logits[i] > mx) mx = logits[i];
+    double sum = 0;
+    for (uint32_t i = 0; i < V; i++) sum += exp((double)logits[i] - mx);
+    return (double)logits[t] - mx - log(sum);
+}
+
+/* ---- the generator ------------------------------------------------------------ */
+
+const char *crn_stop_reason_name(enum crn_stop_reason r) {
+    switch (r) {
+    case CRN_STOP_LENGTH: return "length";
+    case CRN_STOP_REGEX: return "stop";
+    case CRN_STOP_MATCH: return "match";
+    case CRN_STOP_NO_CONTINUATION: return "no_continuation";
+    case CRN_STOP_INTERRUPTED: return "interrupted";
+    default: return "none";
+    }
+}
+
+struct crn_generator {
+    crn_model *m;
+    const crn_vocab *v;
+    uint32_t V;
+    size_t max_tok;             /* longest token in bytes */
+    crn_sample_settings s;      /* owned copy */
+    crn_regex *stop[CRN_MAX_STOP];
+    crn_regex *match;
+    crn_rng rng;
+    volatile sig_atomic_t *cancel;
+
+    crn_state *st;              /* B = 1: the sampling stream */
+    int have_logits;            /* logits[0..V) hold the next-token distribution of st */
+    real *logits;               /* (W, V), W = max(1, beam) */
+    cand *cands;                /* (V) */
+
+    uint8_t *gen;               /* generated text of the current run, + room for trial decodes */
+    size_t gen_cap;
+    crn_decoder dec;
+
+    /* beam search (beam >= 2) */
+    uint32_t W;
+    crn_state *bst[2];          /* B = W each, double-buffered */
+    uint32_t *btok[2];          /* (W, length) token histories */
+    double *bscore[2];          /* (W) summed log-probabilities */
+    uint32_t *bfeed;            /* (W) */
+    double *cscore;             /* (W) top candidates, best first */
+    uint32_t *cbeam, *ctok;     /* (W) */
+};
+
+static void free_beams(crn_generator *g) {
+    for (int i = 0; i < 2; i++) {
+        crn_state_destroy(g->bst[i]);
+        g->bst[i] = NULL;
+        free(g->btok[i]);
+        g->btok[i] = NULL;
+        free(g->bscore[i]);
+        g->bscore[i] = NULL;
+    }
+    free(g->bfeed);
+    free(g->cscore);
+    free(g->cbeam);
+    free(g->ctok);
+    g->bfeed = g->cbeam = g->ctok = NULL;
+    g->cscore = NULL;
+    g->W = 0;
+}
+
+static void free_regexes(crn_regex **stop, crn_regex **match) {
+    for (int i = 0; i < CRN_MAX_STOP; i++) {
+        crn_regex_destroy(stop[i]);
+        stop[i] = NULL;
+    }
+    crn_regex_destroy(*match);
+    *match = NULL;
+}
+
+void crn_generator_destroy(crn_generator *g) {
+    if (!g) return;
+    free_regexes(g->stop, &g->match);
+    free_beams(g);
+    crn_state_destroy(g->st);
+    free(g->logits);
+    free(g->cands);
+    free(g->gen);
+    crn_sample_settings_free(&g->s);
+    free(g);
+}
+
+int crn_generator_create(crn_generator **out, crn_model *m, const crn_vocab *v, const crn_sample_settings *s) {
+    *out = NULL;
+    int err;
+    uint32_t V = crn_vocab_size(v);
+    if (crn_model_config_of(m)->vocab != V)
+        return crn_error_set(CRN_EINVAL, "model has %u output tokens but the vocabulary %u",
+                             crn_model_config_of(m)->vocab, V);
+    crn_generator *g = calloc(1, sizeof *g);
+    if (!g) return crn_error_set(CRN_ENOMEM, "generator: out of memory");
+    g->m = m;
+    g->v = v;
+    g->V = V;
+    crn_sample_settings_init(&g->s);
+    for (uint32_t i = 0; i < V; i++) {
+        size_t len = 0;
+        (void)crn_vocab_token(v, i, &len);
+        if (len > g->max_tok) g->max_tok = len;
+    }
+    if (g->max_tok < 4) g->max_tok = 4;
+    if ((err = crn_state_create(&g->st, m, 1)) < 0) goto fail;
+    if (!(g->cands = malloc((size_t)V * sizeof *g->cands))) goto nomem;
+    if ((err = crn_generator_configure(g, s)) < 0) goto fail;
+    crn_rng_seed(&g->rng, s->seed);
+    *out = g;
+    return 0;
+nomem:
+    err = crn_error_set(CRN_ENOMEM, "generator: out of memory");
+fail:
+    crn_generator_destroy(g);
+    return err;
+}
+
+int crn_generator_configure(crn_generator *g, const crn_sample_settings *s) {
+    int err = crn_sample_settings_check(s);
+    if (err < 0) return err;
+    crn_regex *stop[CRN_MAX_STOP] = {0}, *match = NULL;
+    crn_sample_settings copy;
+    crn_sample_settings_init(&copy);
+    real *logits = NULL;
+    uint8_t *gen = NULL;
+    for (uint32_t i = 0; i < s->n_stop; i++)
+        if ((err = crn_regex_compile(&stop[i], s->stop[i], 0)) < 0) goto fail;
+    if (s->match && (err = crn_regex_compile(&match, s->match, CRN_REGEX_ANCHORED | CRN_REGEX_ENDANCHORED)) < 0)
+        goto fail;
+    if ((err = crn_sample_settings_copy(&copy, s)) < 0) goto fail;
+
+    uint32_t W = s->beam >= 2 ? s->beam : 1;
+    /* Output bytes never exceed the tokens' bytes (jamo recompose to fewer);
+     * the slack is for trial decodes of a candidate past gen_len. */
+    size_t gen_cap;
+    if (crn_mul_size(s->length, g->max_tok, &gen_cap) < 0 ||
+        crn_add_size(gen_cap, 4 * CRN_DECODER_HOLD + 2 * g->max_tok + 16, &gen_cap) < 0) {
+        err = crn_error_set(CRN_ERANGE, "length %u is too large", s->length);
+        goto fail;
+    }
+    size_t nlog;
+    if (crn_mul_size(W, g->V, &nlog) < 0 || !(logits = calloc(nlog, sizeof *logits))) goto nomem;
+    if (!(gen = malloc(gen_cap))) goto nomem;
+    if (g->logits && g->have_logits) memcpy(logits, g->logits, (size_t)g->V * sizeof *logits);
+
+    /* beams */
+    if (W >= 2 && (W != g->W || !g->btok[0] || s->length != g->s.length)) {
+        free_beams(g);
+        for (int i = 0; i < 2; i++) {
+            if ((err = crn_state_create(&g->bst[i], g->m, W)) < 0) goto fail;
+            if (!(g->btok[i] = malloc((size_t)W * s->length * sizeof(uint32_t)))) goto nomem;
+            if (!(g->bscore[i] = malloc(W * sizeof(double)))) goto nomem;
+        }
+        if (!(g->bfeed = calloc(W, sizeof(uint32_t))) || !(g->cscore = malloc(W * sizeof(double))) ||
+            !(g->cbeam = malloc(W * sizeof(uint32_t))) || !(g->ctok = malloc(W * sizeof(uint32_t))))
+            goto nomem;
+        g->W = W;
+    } else if (W < 2) {
+        free_beams(g);
+    }
+
+    free_regexes(g->stop, &g->match);
+    memcpy(g->stop, stop, sizeof stop);
+    g->match = match;
+    crn_sample_settings_free(&g->s);
+    g->s = copy;
+    free(g->logits);
+    g->logits = logits;
+    free(g->gen);
+    g->gen = gen;
+    g->gen_cap = gen_cap;
+    return 0;
+nomem:
+    err = crn_error_set(CRN_ENOMEM, "generator: out of memory");
+fail:
+    free_beams(g); /* rebuilt on the next successful configure */
+    free_regexes(stop, &match);
+    crn_sample_settings_free(&copy);
+    free(logits);
+    free(gen);
+    return err;
+}
+
+void crn_generator_seed(crn_generator *g, uint64_t seed) {
+    g->s.seed = seed;
+    crn_rng_seed(&g->rng, seed);
+}
+
+void crn_generator_reset(crn_generator *g) {
+    crn_state_reset(g->st);
+    g->have_logits = 0;
+}
+
+void crn_generator_set_cancel(crn_generator *g, volatile sig_atomic_t *flag) { g->cancel = flag; }
+
+static int feed(crn_generator *g, uint32_t id) {
+    int err = crn_model_step(g->m, g->st, &id, g->logits);
+    if (err < 0) return err;
+    g->have_logits = 1;
+    return 0;
+}
+
+/* Append the distinct unknown character tok to info->unknown if it fits. */
+static void note_unknown(crn_prime_info *info, const uint8_t *tok, size_t len) {
+    size_t have = strlen(info->unknown);
+    for (size_t i = 0; i + len <= have; i++)
+        if (!memcmp(info->unknown + i, tok, len)) return;
+    if (have + len + 1 > sizeof info->unknown) return;
+    memcpy(info->unknown + have, tok, len);
+    info->unknown[have + len] = 0;
+}
+
+int crn_generator_prime(crn_generator *g, const uint8_t *prompt, size_t n, crn_prime_info *info) {
+    crn_prime_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    int err;
+    uint8_t *norm = NULL;
+    uint32_t *ids = NULL;
+    if (n == 0) {
+        if (g->have_logits) return 0;
+        uint32_t nl = crn_vocab_lookup(g->v, (const uint8_t *)"\n", 1);
+        return feed(g, nl);
+    }
+    crn_textpos bad;
+    if ((err = crn_utf8_validate(prompt, n, &bad)) < 0) return crn_error_prefix(err, "prompt");
+    size_t nn = 0;
+    if ((err = crn_utf8_normalize(&norm, &nn, prompt, n, crn_vocab_norm(g->v))) < 0) goto done;
+    /* every token takes at least one byte; a 3-byte syllable gives <= 3 jamo */
+    if (!(ids = malloc((nn + 1) * sizeof *ids))) {
+        err = crn_error_set(CRN_ENOMEM, "prompt: out of memory");
+        goto done;
+    }
+    crn_tokiter it;
+    crn_tokiter_init(&it, norm, nn, crn_vocab_unit(g->v));
+    size_t nt = 0;
+    const uint8_t *tok;
+    size_t len;
+    int rc;
+    while ((rc = crn_tokiter_next(&it, &tok, &len)) == 1) {
+        uint32_t id = crn_vocab_lookup(g->v, tok, len);
+        if (id == CRN_UNK) {
+            if (g->s.strict) {
+                err = crn_error_set(CRN_EINVAL, "prompt: '%.*s' (byte offset %zu) is a character the model has never seen",
+                                    (int)len, (const char *)tok, it.pos >= len ? it.pos - len : 0);
+                goto done;
+            }
+            info->n_unk++;
+            note_unknown(info, tok, len);
+        }
+        if (nt < nn + 1) ids[nt++] = id;
+    }
+    if (rc < 0) {
+        err = crn_error_prefix(rc, "prompt");
+        goto done;
+    }
+    for (size_t i = 0; i < nt; i++)
+        if ((err = feed(g, ids[i])) < 0) goto done;
+    info->tokens = nt;
+    err = 0;
+done:
+    free(norm);
+    free(ids);
+    return err;
+}
+
+/* ---- the run ----------------------------------------------------------------- */
+
+typedef struct run {
+    crn_generator *g;
+    crn_emit_fn emit;
+    void *user;
+    size_t gen_len;   /* final decoded bytes in g->gen */
+    size_t emitted;   /* of which passed to emit */
+    size_t cut;       /* with a stop match: end of the text to keep */
+    int stopped;      /* a stop regex matched */
+    int cancelled;    /* emit asked to stop */
+} run;
+
+static int emit_upto(run *r, size_t end) {
+    if (end > r->emitted) {
+        if (r->emit && !r->cancelled && r->emit(r->user, r->g->gen + r->emitted, end - r->emitted)) r->cancelled = 1;
+        r->emitted = end;
+    }
+    return 0;
+}
+
+static size_t cp_len(uint8_t b) { return b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4; }
+
+/* After new text was appended: stop at the first --stop match, otherwise
+ * emit everything that can no longer be the start of a match. final: no more
+ * text will come (emit the rest). @return 0 or a negative error. */
+static int stop_check(run *r, int final) {
+    crn_generator *g = r->g;
+    if (g->s.n_stop == 0) return emit_upto(r, r->gen_len);
+    /* Nothing before `emitted` can start a match (that is why it was
+     * emitted), so search from there; the full subject keeps lookbehind. */
+    size_t best_s = SIZE_MAX, best_e = 0;
+    for (uint32_t k = 0; k < g->s.n_stop; k++) {
+        size_t ms, me;
+        int rc = crn_regex_search(g->stop[k], g->gen, r->gen_len, r->emitted, &ms, &me);
+        if (rc < 0) return crn_error_prefix(rc, "--stop");
+        if (rc == 1 && (ms < best_s || (ms == best_s && me < best_e))) {
+            best_s = ms;
+            best_e = me;
+        }
+    }
+    if (best_s != SIZE_MAX) {
+        r->stopped = 1;
+        r->cut = g->s.keep_stop ? best_e : best_s;
+        return emit_upto(r, r->cut);
+    }
+    if (final) return emit_upto(r, r->gen_len);
+    size_t i = r->emitted;
+    while (i < r->gen_len) {
+        int hold = 0;
+        for (uint32_t k = 0; k < g->s.n_stop && !hold; k++) {
+            int rc = crn_regex_prefix(g->stop[k], g->gen + i, r->gen_len - i);
+            if (rc < 0) return crn_error_prefix(rc, "--stop");
+            hold = rc != CRN_PREFIX_NONE;
+        }
+        if (hold) break;
+        i += cp_len(g->gen[i]);
+    }
+    if (i > r->gen_len) i = r->gen_len;
+    return emit_upto(r, i);
+}
+
+static int is_L(int32_t c) { return c >= 0x1100 && c <= 0x1112; }
+static int is_V(int32_t c) { return c >= 0x1161 && c <= 0x1175; }
+
+/* --match status of gen[0..gen_len) + bytes at gen+gen_len when the decoder
+ * d holds jamo: the best status over the syllables the held jamo can still
+ * become (any non-NONE wins). extra = bytes already written at gen+gen_len. */
+static int match_status(crn_generator *g, size_t gen_len, size_t extra, const crn_decoder *d) {
+    uint8_t *at = g->gen + gen_len + extra;
+    size_t base = gen_len + extra;
+    if (d->nheld == 0) return crn_regex_prefix(g->match, g->gen, base);
+    if (d->nheld <= 2 && is_L(d->held[0]) && (d->nheld == 1 || is_V(d->held[1]))) {
+        int v0 = d->nheld == 2 ? d->held[1] : 0x1161, v1 = d->nheld == 2 ? d->held[1] : 0x1175;
+        int best = CRN_PREFIX_NONE;
+        for (int32_t v = v0; v <= v1; v++)
+            for (int32_t t = 0; t <= 27; t++) {
+                int32_t syl = crn_hangul_join(d->held[0], v, t ? 0x11A7 + t : 0);
+                if (syl < 0) continue;
+                int w = crn_utf8_encode(syl, at);
+                int rc = crn_regex_prefix(g->match, g->gen, base + (size_t)w);
+                if (rc < 0) return rc;
+                if (rc != CRN_PREFIX_NONE) return rc;
+            }
+        return best;
+    }
+    crn_decoder d2 = *d;
+    size_t w = crn_decoder_finish(&d2, at, g->gen_cap - base);
+    return crn_regex_prefix(g->match, g->gen, base + w);
+}
+
+/* Status if generation stopped now (held jamo flushed as they are). */
+static int match_status_now(crn_generator *g, size_t gen_len) {
+    crn_decoder d2 = g->dec;
+    size_t w = crn_decoder_finish(&d2, g->gen + gen_len, g->gen_cap - gen_len);
+    return crn_regex_prefix(g->match, g->gen, gen_len + w);
+}
+
+static int cancelled(const crn_generator *g, const run *r) { return r->cancelled || (g->cancel && *g->cancel); }
+
+static int run_sample(crn_generator *g, run *r, crn_gen_result *res) {
+    int err;
+    const uint32_t V = g->V;
+    double lp_sum = 0;
+    size_t ntok = 0;
+    enum crn_stop_reason reason = CRN_STOP_NONE;
+    pick p = {.c = g->cands};
+    while (reason == CRN_STOP_NONE) {
+        if (cancelled(g, r)) {
+            reason = CRN_STOP_INTERRUPTED;
+            break;
+        }
+        if (ntok >= g->s.length) {
+            reason = CRN_STOP_LENGTH;
+            break;
+        }
+        int now = CRN_PREFIX_PARTIAL;
+        if (g->match) {
+            now = match_status_now(g, r->gen_len);
+            if (now < 0) return crn_error_prefix(now, "--match");
+            if (now == CRN_PREFIX_COMPLETE) {
+                reason = CRN_STOP_MATCH;
+                break;
+            }
+        }
+        pick_prepare(&p, g->logits, V, &g->s);
+        uint32_t tok = 0;
+        for (int first = 1;; first = 0) {
+            long i = pick_draw(&p, &g->rng);
+            if (i < 0) {
+                reason = now == CRN_PREFIX_EXTENSIBLE ? CRN_STOP_MATCH : CRN_STOP_NO_CONTINUATION;
+                break;
+            }
+            tok = p.c[i].id;
+            if (!g->match) break;
+            crn_decoder d2 = g->dec;
+            size_t w = crn_decoder_push(&d2, tok, g->gen + r->gen_len, g->gen_cap - r->gen_len);
+            int st = match_status(g, r->gen_len, w, &d2);
+            if (st < 0) return crn_error_prefix(st, "--match");
+            if (st != CRN_PREFIX_NONE) break;
+            if (first && now == CRN_PREFIX_EXTENSIBLE) { /* the model chose to end the match */
+                reason = CRN_STOP_MATCH;
+                break;
+            }
+            pick_remove(&p, i);
+        }
+        if (reason != CRN_STOP_NONE) break;
+        lp_sum += log_prob(g->logits, V, tok);
+        ntok++;
+        r->gen_len += crn_decoder_push(&g->dec, tok, g->gen + r->gen_len, g->gen_cap - r->gen_len);
+        if ((err = feed(g, tok)) < 0) return err;
+        if ((err = stop_check(r, 0)) < 0) return err;
+        if (r->stopped) reason = CRN_STOP_REGEX;
+    }
+    res->reason = reason;
+    res->tokens = ntok;
+    res->mean_logprob = ntok ? lp_sum / (double)ntok : 0;
+    return 0;
+}
+
+/* Insert (score, beam, tok) into the best-first top list of n (<= W) entries. */
+static void top_insert(crn_generator *g, uint32_t *n, double score, uint32_t beam, uint32_t tok) {
+    uint32_t W = g->W, k = *n;
+    if (k == W) {
+        if (!(score > g->cscore[W - 1])) return;
+        k = W - 1;
+    }
+    while (k > 0 && score > g->cscore[k - 1]) {
+        g->cscore[k] = g->cscore[k - 1];
+        g->cbeam[k] = g->cbeam[k - 1];
+        g->ctok[k] = g->ctok[k - 1];
+        k--;
+    }
+    g->cscore[k] = score;
+    g->cbeam[k] = beam;
+    g->ctok[k] = tok;
+    if (*n < W) (*n)++;
+}
+
+static int run_beam(crn_generator *g, run *r, crn_gen_result *res) {
+    int err;
+    const uint32_t V = g->V, W = g->W, L = g->s.length;
+    uint32_t first = V > 1 ? 1 : 0;
+    int cur = 0;
+    uint32_t nb = 1, step;
+    crn_state_copy_stream(g->bst[0], 0, g->st, 0);
+    g->bscore[0][0] = 0;
+    for (step = 0; step < L; step++) {
+        if (cancelled(g, r)) break;
+        uint32_t nc = 0;
+        for (uint32_t b = 0; b < nb; b++) {
+            const real *row = g->logits + (size_t)b * V;
+            double mx = -INFINITY, sum = 0;
+            for (uint32_t i = 0; i < V; i++)
+                if (row[i] > mx) mx = row[i];
+            for (uint32_t i = 0; i < V; i++) sum += exp((double)row[i] - mx);
+            double base = g->bscore[cur][b] - mx - log(sum);
+            for (uint32_t t = first; t < V; t++) top_insert(g, &nc, base + (double)row[t], b, t);
+        }
+        int nxt = 1 - cur;
+        for (uint32_t j = 0; j < nc; j++) {
+            uint32_t b = g->cbeam[j];
+            memcpy(g->btok[nxt] + (size_t)j * L, g->btok[cur] + (size_t)b * L, step * sizeof(uint32_t));
+            g->btok[nxt][(size_t)j * L + step] = g->ctok[j];
+            g->bscore[nxt][j] = g->cscore[j];
+            crn_state_copy_stream(g->bst[nxt], j, g->bst[cur], b);
+            g->bfeed[j] = g->ctok[j];
+        }
+        for (uint32_t j = nc; j < W; j++) g->bfeed[j] = g->bfeed[0]; /* idle streams */
+        cur = nxt;
+        nb = nc;
+        if ((err = crn_model_step(g->m, g->bst[cur], g->bfeed, g->logits)) < 0) return err;
+    }
+    /* every beam has the same length here, so dividing by it keeps the order;
+     * it matters only for comparing runs of different lengths */
+    uint32_t best = 0;
+    for (uint32_t j = 1; j < nb; j++)
+        if (g->bscore[cur][j] > g->bscore[cur][best]) best = j;
+    uint32_t ntok = step;
+    if (ntok > 0) {
+        crn_state_copy_stream(g->st, 0, g->bst[cur], best);
+        memmove(g->logits, g->logits + (size_t)best * V, (size_t)V * sizeof *g->logits);
+        g->have_logits = 1;
+    }
+    for (uint32_t i = 0; i < ntok; i++)
+        r->gen_len += crn_decoder_push(&g->dec, g->btok[cur][(size_t)best * L + i], g->gen + r->gen_len,
+                                       g->gen_cap - r->gen_len);
+    res->reason = ntok < L ? CRN_STOP_INTERRUPTED : CRN_STOP_LENGTH;
+    res->tokens = ntok;
+    res->mean_logprob = ntok ? g->bscore[cur][best] / (double)ntok : 0;
+    return 0;
+}
+
+int crn_generator_run(crn_generator *g, crn_emit_fn emit, void *user, crn_gen_result *res) {
+    int err;
+    memset(res, 0, sizeof *res);
+    if (!g->have_logits && (err = crn_generator_prime(g, NULL, 0, NULL)) < 0) return err;
+    run r = {.g = g, .emit = emit, .user = user};
+    crn_decoder_init(&g->dec, g->v);
+    err = g->W >= 2 ? run_beam(g, &r, res) : run_sample(g, &r, res);
+    if (err < 0) return err;
+    if (!r.stopped) {
+        r.gen_len += crn_decoder_finish(&g->dec, g->gen + r.gen_len, g->gen_cap - r.gen_len);
+        if ((err = stop_check(&r, 1)) < 0) return err;
+        if (r.stopped) res->reason = CRN_STOP_REGEX;
+    }
+    if (r.cancelled) res->reason = CRN_STOP_INTERRUPTED;
+    res->text = g->gen;
+    res->text_len = r.emitted;
+    return 0;
+}
+
+/* ---- the REPL command parser ---------------------------------------------------- */
+
+static void msgf(char *msg, size_t cap, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static void msgf(char *msg, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vsnprintf(msg, cap, fmt, ap);
+    va_end(ap);
+    if (rc < 0) msg[0] = 0;
+}
+
+void crn_sample_settings_describe(const crn_sample_settings *s, char *msg, size_t cap) {
+    size_t at = 0;
+    int rc = snprintf(msg, cap,
+                      "temperature %g, top-k %u%s, top-p %g, length %u, seed %llu, beam %u%s, keep state %s, keep stop %s",
+                      s->temperature, s->top_k, s->top_k ? "" : " (off)", s->top_p, s->length,
+                      (unsigned long long)s->seed, s->beam, s->beam >= 2 ? "" : " (off: sampling)",
+                      s->keep_state ? "on" : "off", s->keep_stop ? "on" : "off");
+    if (rc < 0 || (size_t)rc >= cap) return;
+    at = (size_t)rc;
+    for (uint32_t i = 0; i < s->n_stop && at < cap; i++) {
+        rc = snprintf(msg + at, cap - at, "\nstop '%s'", s->stop[i]);
+        if (rc < 0) return;
+        at += (size_t)rc;
+    }
+    if (at < cap) (void)snprintf(msg + at, cap - at, "\nmatch %s%s%s", s->match ? "'" : "",
+                                 s->match ? s->match : "(none)", s->match ? "'" : "");
+}
+
+static const char repl_help[] =
+    "Type a line to prime the model with it and see the continuation.\n"
+    "Commands:\n"
+    "  :temp T       temperature in [0, 100] (0 = always the most likely token)\n"
+    "  :topk K       sample among the K most likely tokens (0 = off)\n"
+    "  :topp P       nucleus sampling: smallest set with probability >= P, in (0, 1]\n"
+    "  :len N        tokens to generate per line, [1, 1000000]\n"
+    "  :seed N       reseed the random generator\n"
+    "  :beam W       beam search with W beams (0 = off, sampling)\n"
+    "  :stop REGEX   add a stop pattern (':stop' alone clears them)\n"
+    "  :match REGEX  constrain the output to match REGEX (':match' alone clears it)\n"
+    "  :keep on|off  carry the hidden state across lines (a running conversation)\n"
+    "  :reset        clear the hidden state\n"
+    "  :show         show the settings\n"
+    "  :help         this help\n"
+    "  :quit         leave (Ctrl-D too); Ctrl-C stops a generation\n"
+    "A line starting with '::' is sent as text starting with ':'.";
+
+static int parse_u64(const char *a, unsigned long long max, unsigned long long *out) {
+    if (*a < '0' || *a > '9') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(a, &end, 10);
+    if (*end || errno == ERANGE || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_dbl(const char *a, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(a, &end);
+    if (!*a || *end || errno == ERANGE || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+int crn_repl_command(crn_sample_settings *s, const char *line, size_t n, const char **text, size_t *text_len,
+                     char *msg, size_t cap) {
+    msg[0] = 0;
+    *text = line;
+    *text_len = n;
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+    *text_len = n;
+    if (n == 0 || line[0] != ':') return CRN_REPL_TEXT;
+    if (n >= 2 && line[1] == ':') {
+        *text = line + 1;
+        *text_len = n - 1;
+        return CRN_REPL_TEXT;
+    }
+    /* command word and argument (leading blanks skipped, kept verbatim after) */
+    char cmd[16], arg[1024];
+    size_t i = 1, c = 0;
+    while (i < n && line[i] != ' ' && line[i] != '\t') {
+        if (c + 1 < sizeof cmd) cmd[c++] = line[i];
+        else c = sizeof cmd; /* too long: cannot be a command */
+        i++;
+    }
+    if (c >= sizeof cmd) c = sizeof cmd - 1, cmd[0] = '?';
+    cmd[c] = 0;
+    while (i < n && (line[i] == ' ' || line[i] == '\t')) i++;
+    size_t alen = n - i;
+    if (alen >= sizeof arg) {
+        msgf(msg, cap, "argument too long (%zu bytes, at most %zu)", alen, sizeof arg - 1);
+        return CRN_REPL_ERROR;
+    }
+    if (memchr(line + i, 0, alen)) {
+        msgf(msg, cap, "the argument contains a NUL byte");
+        return CRN_REPL_ERROR;
+    }
+    memcpy(arg, line + i, alen);
+    arg[alen] = 0;
+    /* the validity of UTF-8 in patterns is left to PCRE2, which reports it */
+    int has_arg = alen > 0;
+    double d;
+    unsigned long long u;
+
+    if (!strcmp(cmd, "temp") || !strcmp(cmd, "temperature")) {
+        if (!has_arg || parse_dbl(arg, &d) < 0 || !(d >= 0 && d <= CRN_SAMPLE_MAX_TEMPERATURE)) {
+            msgf(msg, cap, ":temp wants a number in [0, %g], got '%s'", CRN_SAMPLE_MAX_TEMPERATURE, arg);
+            return CRN_REPL_ERROR;
+        }
+        s->temperature = d;
+        msgf(msg, cap, "temperature %g%s", d, d == 0 ? " (argmax)" : "");
+        return CRN_REPL_OK;
+    }
+    if (!strcmp(cmd, "topk")) {
+        if (!has_arg || parse_u64(arg, 1000000000ull, &u) < 0) {
+            msgf(msg, cap, ":topk wants an integer in [0, 1000000000] (0 = off), got '%s'", arg);
+            return CRN_REPL_ERROR;
+        }
+        s->top_k = (uint32_t)u;
+        msgf(msg, cap, "top-k %u%s", s->top_k, u ? "" : " (off)");
+        return CRN_REPL_OK;
+    }
+    if (!strcmp(cmd, "topp")) {
+        if (!has_arg || parse_dbl(arg, &d) < 0 || !(d > 0 && d <= 1)) {
+            msgf(msg, cap, ":topp wants a number in (0, 1], got '%s'", arg);
+            return CRN_REPL_ERROR;
+        }
+        s->top_p = d;
+        msgf(msg, cap, "top-p %g%s", d, d == 1 ? " (off)" : "");
+        return CRN_REPL_OK;
+    }
+    if (!strcmp(cmd, "len") || !strcmp(cmd, "length")) {
+        if (!has_arg || parse_u64(arg, CRN_SAMPLE_MAX_LENGTH, &u) < 0 || u < 1 ||
+            (s->beam >= 2 && u * s->beam > 10000000ull)) {
+            msgf(msg, cap, ":len wants an integer in [1, %u], got '%s'", CRN_SAMPLE_MAX_LENGTH, arg);
+            return CRN_REPL_ERROR;
+        }
+        s->length = (uint32_t)u;
+        msgf(msg, cap, "length %u", s->length);
+        return CRN_REPL_OK;
+    }
+    if (!strcmp(cmd, "seed")) {
+        if (!has_arg || parse_u64(arg, UINT64_MAX, &u) < 0) {
+            msgf(msg, cap, ":seed wants a non-negative integer, got '%s'", arg);
+            return CRN_REPL_ERROR;
+        }
+        s->seed = u;
+        msgf(msg, cap, "seed %llu", u);
+        return CRN_REPL_SEED;
+    }
+    if (!strcmp(cmd, "beam")) {
+        if (!has_arg || parse_u64(arg, CRN_SAMPLE_MAX_BEAM, &u) < 0 || (u >= 2 && u * s->length > 10000000ull)) {
+            msgf(msg, cap, ":beam wants an integer in [0, %u] (0 or 1 = off), got '%s'", CRN_SAMPLE_MAX_BEAM, arg);
+            return CRN_REPL_ERROR;
+        }
+        if (u >= 2 && s->match) {
+            msgf(msg, cap, ":beam cannot be combined with :match (clear it with ':match')");
+            return CRN_REPL_ERROR;
+        }
+        s->beam = (uint32_t)u;
+        msgf(msg, cap, "beam %u%s", s->beam, u >= 2 ? "" : " (off: sampling)");
+        return CRN_REPL_OK;
+    }
+    if (!strcmp(cmd, "stop")) {
+        if (!has_arg) {
+            crn_sample_settings_clear_stops(s);
+            msgf(msg, cap, "stop patterns cleared");
+            return CRN_REPL_OK;
+        }
+        if (crn_sample_settings_add_stop(s, arg) < 0) {
+            msgf(msg, cap, ":stop: %s", crn_error_message());
+            return CRN_REPL_ERROR;
+        }
+        msgf(msg, cap, "stop pattern '%s' added (%u in all)", arg, s->n_stop);
+        return CRN_REPL_OK;
+    }
+    if (!strcmp(cmd, "match")) {
+        if (has_arg && s->beam >= 2) {
+            msgf(msg, cap, ":match cannot be combined with beam search (':beam 0' first)");
+            return CRN_REPL_ERROR;
+        }
+        if (crn_sample_settings_set_match(s, has_arg ? arg : NULL) < 0) {
+            msgf(msg, cap, ":match: %s", crn_error_message());
+            return CRN_REPL_ERROR;
+        }
+        if (has_arg) msgf(msg, cap, "match '%s'", arg);
+        else msgf(msg, cap, "match cleared");
+        return CRN_REPL_OK;
+    }
+    if (!strcmp(cmd, "keep")) {
+        if (!strcmp(arg, "on")) s->keep_state = 1;
+        else if (!strcmp(arg, "off")) s->keep_state = 0;
+        else {
+            msgf(msg, cap, ":keep wants 'on' or 'off', got '%s'", arg);
+            return CRN_REPL_ERROR;
+        }
+        msgf(msg, cap, "keep state %s", s->keep_state ? "on" : "off");
+        return CRN_REPL_OK;
+    }
+    if (!strcmp(cmd, "reset") || !strcmp(cmd, "show") || !strcmp(cmd, "help") || !strcmp(cmd, "quit") ||
+        !strcmp(cmd, "q") || !strcmp(cmd, "exit")) {
+        if (has_arg) {
+            msgf(msg, cap, ":%s takes no argument", cmd);
+            return CRN_REPL_ERROR;
+        }
+        if (!strcmp(cmd, "reset")) {
+            msgf(msg, cap, "hidden state cleared");
+            return CRN_REPL_RESET;
+        }
+        if (!strcmp(cmd, "show")) {
+            crn_sample_settings_describe(s, msg, cap);
+            return CRN_REPL_SHOW;
+        }
+        if (!strcmp(cmd, "help")) {
+            msgf(msg, cap, "%s", repl_help);
+            return CRN_REPL_HELP;
+        }
+        return CRN_REPL_QUIT;
+    }
+    if (!cmd[0]) msgf(msg, cap, "a command name must follow ':' (try :help)");
+    else msgf(msg, cap, "unknown command ':%s' (try :help)", cmd);
+    return CRN_REPL_ERROR;
+}

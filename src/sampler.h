@@ -1,7 +1,189 @@
 /* sampler.h — turning logits into tokens, and the generation loop: prime the
  * state with a prompt, then sample a token, feed it back, repeat; stop on
  * length, a --stop regex, or a --match constraint becoming complete.
- * (Owned by the generation work; see issue "charrnn generate and repl".) */
+ *
+ * Sampling, in this order, at every step (logits l over the vocabulary V):
+ *   1. temperature: p_i ∝ exp(l_i / T); T == 0 means greedy argmax (steps 2-4
+ *      are skipped; with --match the most likely acceptable token is taken);
+ *   2. top-k (k > 0): keep the k most likely tokens;
+ *   3. top-p (p < 1): of those, keep the smallest most-likely-first set whose
+ *      renormalised probability mass reaches p (the nucleus; always >= 1 token);
+ *   4. draw one token from what is left, renormalised, with the generator's
+ *      explicit crn_rng (seeded: same seed, same output).
+ * <unk> (id 0) is never generated when V > 1: it is not a character.
+ *
+ * --stop REGEX (several): generation stops as soon as the generated text (not
+ * the prompt) contains a match of any of them; the match is withheld unless
+ * keep_stop. Text that might still become the start of a match is held back
+ * (PCRE2 partial matching) until it cannot, so nothing of a match is ever
+ * emitted early.
+ *
+ * --match REGEX (anchored at both ends): the generated text stays a possible
+ * prefix of a full match. The drawn token is tested; if text+token cannot
+ * lead to a match it gets probability zero and a new token is drawn from the
+ * remainder (candidates are tested lazily, most likely first in effect, never
+ * the whole vocabulary unless needed). Generation ends when the text is a
+ * complete match that cannot be extended (reason "match"), or, when it is a
+ * complete match that could be extended, as soon as the drawn token would
+ * break the match (the model chose to stop). If no allowed token can continue
+ * a partial match, the reason is "no_continuation". In jamo mode the regex
+ * sees recomposed syllables: a held leading consonant (and vowel) is accepted
+ * if some syllable starting with it keeps the text a possible prefix.
+ *
+ * Beam search (beam >= 2): W beams of the raw model distribution (temperature,
+ * top-k/top-p and --match do not apply), ranked by log-probability divided by
+ * length; returns the single most likely continuation of `length` tokens,
+ * emitted at the end (it cannot stream: the best beam changes). --stop
+ * regexes cut the final text at the first match.
+ *
+ * The mean log-probability reported is that of the generated tokens under the
+ * model's own distribution (softmax of the logits at temperature 1), in nats.
+ *
+ * No allocation inside the step loop: the generator sizes its buffers in
+ * crn_generator_create / crn_generator_configure. */
 #ifndef CRN_SAMPLER_H
 #define CRN_SAMPLER_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "rng.h"
+#include "vocab.h"
+
+#define CRN_MAX_STOP 16
+#define CRN_SAMPLE_MAX_LENGTH 1000000u
+#define CRN_SAMPLE_MAX_BEAM 64u
+#define CRN_SAMPLE_MAX_TEMPERATURE 100.0
+
+/* Sampling settings. Strings are owned (strdup'ed by the setters below);
+ * free with crn_sample_settings_free. */
+typedef struct crn_sample_settings {
+    double temperature; /* [0, 100]; 0 = argmax. Default 1 */
+    uint32_t top_k;     /* 0 = off. Default 0 */
+    double top_p;       /* (0, 1]; 1 = off. Default 1 */
+    uint64_t seed;      /* default 0 (the CLI picks a time-based one) */
+    uint32_t length;    /* tokens to generate, [1, CRN_SAMPLE_MAX_LENGTH]. Default 500 */
+    uint32_t beam;      /* 0 or 1 = sampling; 2..CRN_SAMPLE_MAX_BEAM = beam search */
+    int keep_stop;      /* emit the --stop match too */
+    int strict;         /* refuse prompts with characters the model has never seen */
+    int keep_state;     /* REPL: carry the hidden state across turns */
+    uint32_t n_stop;
+    char *stop[CRN_MAX_STOP];
+    char *match;        /* NULL = none */
+} crn_sample_settings;
+
+void crn_sample_settings_init(crn_sample_settings *s);
+void crn_sample_settings_free(crn_sample_settings *s); /* frees the strings, keeps the numbers */
+/* Deep copy (dst is overwritten, not freed first). @return 0 or CRN_ENOMEM. */
+int crn_sample_settings_copy(crn_sample_settings *dst, const crn_sample_settings *src);
+/* Add a stop pattern (at most CRN_MAX_STOP: CRN_ERANGE). The pattern is
+ * compiled once to check it (CRN_EREGEX with PCRE2's reason and offset); a
+ * pattern that matches the empty string is refused (CRN_EINVAL). */
+int crn_sample_settings_add_stop(crn_sample_settings *s, const char *pattern);
+void crn_sample_settings_clear_stops(crn_sample_settings *s);
+/* Set (pattern != NULL, checked by compiling) or clear (NULL) --match. */
+int crn_sample_settings_set_match(crn_sample_settings *s, const char *pattern);
+/* Range checks of every field. @return 0 or CRN_ERANGE naming the field. */
+int crn_sample_settings_check(const crn_sample_settings *s);
+
+/* ---- one step's token choice (exposed for tests) --------------------------- */
+
+/* Draw a token from logits (V) with s's temperature/top-k/top-p and rng.
+ * scratch: crn_sample_scratch_size(V) bytes (e.g. malloc'ed once).
+ * Excludes <unk> when V > 1. @return the token id. */
+uint32_t crn_sample_logits(const real *logits, uint32_t V, const crn_sample_settings *s, crn_rng *rng,
+                           void *scratch);
+size_t crn_sample_scratch_size(uint32_t V);
+
+/* ---- the generator ---------------------------------------------------------- */
+
+enum crn_stop_reason {
+    CRN_STOP_NONE = 0,         /* not finished */
+    CRN_STOP_LENGTH,           /* `length` tokens generated */
+    CRN_STOP_REGEX,            /* a --stop regex matched */
+    CRN_STOP_MATCH,            /* the --match regex is matched in full */
+    CRN_STOP_NO_CONTINUATION,  /* no token can continue the --match prefix */
+    CRN_STOP_INTERRUPTED,      /* the cancel flag was set, or the callback asked to stop */
+};
+/* "length", "stop", "match", "no_continuation", "interrupted" ("none"). */
+const char *crn_stop_reason_name(enum crn_stop_reason r);
+
+typedef struct crn_generator crn_generator;
+
+/* model and vocab are borrowed (must outlive the generator); the model's
+ * vocabulary size must equal the vocab's. Settings are applied as by
+ * crn_generator_configure, and the RNG is seeded with s->seed. */
+int crn_generator_create(crn_generator **out, crn_model *m, const crn_vocab *v, const crn_sample_settings *s);
+void crn_generator_destroy(crn_generator *g); /* NULL is a no-op */
+
+/* Apply new settings (compiles the regexes, resizes buffers: allocates).
+ * The RNG and the hidden state are left as they are. On error the previous
+ * settings stay in force. */
+int crn_generator_configure(crn_generator *g, const crn_sample_settings *s);
+/* Reseed the RNG. */
+void crn_generator_seed(crn_generator *g, uint64_t seed);
+/* Zero the hidden state (and forget the pending logits). */
+void crn_generator_reset(crn_generator *g);
+/* A flag (e.g. set by a SIGINT handler) checked at every step; NULL = none. */
+void crn_generator_set_cancel(crn_generator *g, volatile sig_atomic_t *flag);
+
+/* What priming found in a prompt. */
+typedef struct crn_prime_info {
+    size_t tokens;     /* tokens fed */
+    size_t n_unk;      /* of which unknown (fed as <unk>) */
+    char unknown[64];  /* distinct unknown characters, NUL-terminated, truncated at a character boundary */
+} crn_prime_info;
+
+/* Feed a prompt (valid UTF-8, normalised here with the vocab's norm) on top
+ * of the current state. An empty prompt on a fresh state feeds "\n" if the
+ * vocabulary has it (text starts after a line break), else <unk>.
+ * In strict mode an unknown character is CRN_EINVAL (message names it and
+ * its byte offset) and nothing is fed. info may be NULL. Allocates (prompt-sized).
+ * @return 0 or a negative error (CRN_EUTF8 with the byte offset). */
+int crn_generator_prime(crn_generator *g, const uint8_t *prompt, size_t n, crn_prime_info *info);
+
+/* Receives each chunk of output as soon as it is final: complete, valid
+ * UTF-8, never part of a --stop match (unless keep_stop). Return non-zero to
+ * stop generation (reason "interrupted"). */
+typedef int (*crn_emit_fn)(void *user, const uint8_t *s, size_t n);
+
+typedef struct crn_gen_result {
+    enum crn_stop_reason reason;
+    size_t tokens;         /* tokens generated (including a withheld stop match) */
+    double mean_logprob;   /* nats per generated token under the model; 0 if none */
+    const uint8_t *text;   /* everything emitted, valid until the next run/configure/destroy */
+    size_t text_len;
+} crn_gen_result;
+
+/* Generate up to `length` tokens after the primed state (primes with an empty
+ * prompt first if nothing is pending). emit may be NULL. The state keeps
+ * advancing: a following prime+run continues the same stream.
+ * @return 0 or a negative error (CRN_ELIMIT from a pathological regex, ...). */
+int crn_generator_run(crn_generator *g, crn_emit_fn emit, void *user, crn_gen_result *res);
+
+/* ---- the REPL command parser (pure: no I/O, fuzzable) ----------------------- */
+
+enum crn_repl_action {
+    CRN_REPL_TEXT = 0,   /* not a command: *text, *text_len is the prompt to generate from */
+    CRN_REPL_OK,         /* a setting changed (msg says what) */
+    CRN_REPL_SEED,       /* the seed changed: reseed the generator */
+    CRN_REPL_RESET,      /* :reset */
+    CRN_REPL_SHOW,       /* :show (msg holds the settings) */
+    CRN_REPL_HELP,       /* :help (msg holds the help) */
+    CRN_REPL_QUIT,       /* :quit */
+    CRN_REPL_ERROR,      /* msg explains what is wrong; settings unchanged */
+};
+
+/* Parse one input line (without its line break; any bytes). Lines starting
+ * with ':' are commands (':' + ':' escapes a literal leading colon: the prompt
+ * is the line minus one colon). Settings are updated in place, validated.
+ * msg (cap >= 1) always receives a NUL-terminated message ("" if none).
+ * @return a crn_repl_action. */
+int crn_repl_command(crn_sample_settings *s, const char *line, size_t n, const char **text, size_t *text_len,
+                     char *msg, size_t cap);
+/* Settings as text (for :show and --verbose), into msg (truncated to cap). */
+void crn_sample_settings_describe(const crn_sample_settings *s, char *msg, size_t cap);
+
 #endif
