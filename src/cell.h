@@ -20,18 +20,69 @@
 #ifndef CRN_CELL_H
 #define CRN_CELL_H
 
+/* Let GCC vectorise the fused gate loops also at -O2 (debugoptimized): the
+ * clamps and selects in crn_fexp/crn_ftanh are only if-converted without
+ * trapping math (we never inspect FP exception flags), and -O2's "very
+ * cheap" cost model refuses loops of unknown trip count. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math", "tree-vectorize", "vect-cost-model=dynamic")
+#endif
+
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels.h"
 #include "real.h"
 
 #if defined(CRN_DOUBLE) && CRN_DOUBLE
+/* the double build exists for gradient checks: libm, exact as can be */
 #define R_EXP exp
 #define R_TANH tanh
 #else
-#define R_EXP expf
-#define R_TANH tanhf
+/* The float build uses call-free exp and tanh so that the fused gate loops
+ * vectorise (libm calls would not, and were a third of a training step).
+ * Both are the Cephes single-precision algorithms, accurate to a few ulp. */
+#define R_EXP crn_fexp
+#define R_TANH crn_ftanh
+
+/* e^x: x = k ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial, 2^k by
+ * building the exponent bits. x is clamped to [-87.3, 88.3] so 2^k stays a
+ * normal float (e^-87.3 ~ 1e-38 stands in for anything smaller). */
+static inline float crn_fexp(float x) {
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.3f ? 88.3f : x;
+    float k = x * 1.44269504088896341f;
+    k = (k + 12582912.0f) - 12582912.0f; // round to nearest integer (1.5 * 2^23 trick)
+    float r = x - k * 0.693359375f;      // ln2 split in two for an exact reduction
+    r = r - k * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { int32_t i; float f; } s;
+    s.i = ((int32_t)k + 127) << 23;
+    return p * s.f;
+}
+
+/* tanh: an odd polynomial for |x| < 0.625 (no cancellation near 0), else
+ * 1 - 2 / (e^{2|x|} + 1) with the sign restored. */
+static inline float crn_ftanh(float x) {
+    float ax = x < 0 ? -x : x;
+    float z = x * x;
+    float p = -5.70498872745e-3f;
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    float small = p * z * x + x;
+    float big = 1.0f - 2.0f / (crn_fexp(2.0f * ax) + 1.0f);
+    big = x < 0 ? -big : big;
+    return ax < 0.625f ? small : big;
+}
 #endif
 
 static inline real crn_sigmoid(real x) { return (real)1 / ((real)1 + R_EXP(-x)); }

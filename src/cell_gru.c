@@ -10,6 +10,49 @@
  *   dh_{t-1} += dhg_t @ w_h^T */
 #include "cell.h"
 
+/* One stream at one step; restrict lets the loops vectorise. */
+static inline void gru_row_forward(real *restrict g,         // (3H) in: gx; out: r z n
+                                   real *restrict hg,        // (3H) in: h_{t-1} @ w_h; out: + b_h
+                                   real *restrict h,         // (H) h_t
+                                   const real *restrict hp,  // (H) h_{t-1}
+                                   const real *restrict b_h, // (3H)
+                                   int H) {
+    for (int j = 0; j < 3 * H; j++) hg[j] += b_h[j];
+    for (int j = 0; j < H; j++) {
+        real r = crn_sigmoid(g[j] + hg[j]);
+        real z = crn_sigmoid(g[H + j] + hg[H + j]);
+        real n = R_TANH(g[2 * H + j] + r * hg[2 * H + j]);
+        g[j] = r;
+        g[H + j] = z;
+        g[2 * H + j] = n;
+        h[j] = (1 - z) * n + z * hp[j];
+    }
+}
+
+static inline void gru_row_backward(real *restrict dx,        // (3H) out: d gx
+                                    real *restrict dhg,       // (3H) out: d hg
+                                    real *restrict dprev,     // (H) += d h_{t-1} (direct path); NULL at t = 0
+                                    const real *restrict g,   // (3H) r z n
+                                    const real *restrict hg,  // (3H)
+                                    const real *restrict hp,  // (H) h_{t-1}
+                                    const real *restrict dh,  // (H) d h_t
+                                    int H) {
+    for (int j = 0; j < H; j++) {
+        real r = g[j], z = g[H + j], n = g[2 * H + j], dhj = dh[j];
+        real dnp = dhj * (1 - z) * (1 - n * n);
+        real dzp = dhj * (hp[j] - n) * z * (1 - z);
+        real drp = dnp * hg[2 * H + j] * r * (1 - r);
+        dx[j] = drp;
+        dx[H + j] = dzp;
+        dx[2 * H + j] = dnp;
+        dhg[j] = drp;
+        dhg[H + j] = dzp;
+        dhg[2 * H + j] = dnp * r;
+    }
+    if (dprev)
+        for (int j = 0; j < H; j++) dprev[j] += dh[j] * g[H + j];
+}
+
 void CRN_FN(crn_gru_forward)(real *hs, real *gates, real *hg, const real *w_h, const real *b_h, int B, int T, int H) {
     const size_t BH = (size_t)B * H;
     const int G = 3 * H;
@@ -19,22 +62,8 @@ void CRN_FN(crn_gru_forward)(real *hs, real *gates, real *hg, const real *w_h, c
         real *gt = gates + (size_t)t * B * G;  // (B, 3H) holds gx_t
         real *ht = hg + (size_t)t * B * G;     // (B, 3H)
         CRN_FN(crn_gemm)(0, 0, B, G, H, 1, hp, H, w_h, G, 0, ht, G);
-        for (int b = 0; b < B; b++) {
-            real *gr = gt + (size_t)b * G, *gz = gr + H, *gn = gz + H;
-            real *hr = ht + (size_t)b * G, *hz = hr + H, *hn = hz + H;
-            const real *hpb = hp + (size_t)b * H;
-            real *hb = h + (size_t)b * H;
-            for (int j = 0; j < H; j++) {
-                hr[j] += b_h[j];
-                hz[j] += b_h[H + j];
-                hn[j] += b_h[2 * H + j];
-                real r = crn_sigmoid(gr[j] + hr[j]);
-                real z = crn_sigmoid(gz[j] + hz[j]);
-                real n = R_TANH(gn[j] + r * hn[j]);
-                gr[j] = r, gz[j] = z, gn[j] = n;
-                hb[j] = (1 - z) * n + z * hpb[j];
-            }
-        }
+        for (int b = 0; b < B; b++)
+            gru_row_forward(gt + (size_t)b * G, ht + (size_t)b * G, h + (size_t)b * H, hp + (size_t)b * H, b_h, H);
     }
 }
 
@@ -50,25 +79,9 @@ void CRN_FN(crn_gru_backward)(real *dgx, real *dhg, real *dw_h, real *db_h, real
         real *dx = dgx + (size_t)t * B * G;          // (B, 3H)
         real *dr = dhg + (size_t)t * B * G;          // (B, 3H)
         real *dprev = t > 0 ? dh + (size_t)(t - 1) * BH : NULL;
-        for (int b = 0; b < B; b++) {
-            const real *gr = gt + (size_t)b * G, *gz = gr + H, *gn = gz + H;
-            const real *hn = ht + (size_t)b * G + 2 * H;
-            const real *hpb = hp + (size_t)b * H, *db = d + (size_t)b * H;
-            real *dxr = dx + (size_t)b * G, *dxz = dxr + H, *dxn = dxz + H;
-            real *dhr = dr + (size_t)b * G, *dhz = dhr + H, *dhn = dhz + H;
-            for (int j = 0; j < H; j++) {
-                real r = gr[j], z = gz[j], n = gn[j], dhj = db[j];
-                real dnp = dhj * (1 - z) * (1 - n * n);
-                real dzp = dhj * (hpb[j] - n) * z * (1 - z);
-                real drp = dnp * hn[j] * r * (1 - r);
-                dxr[j] = drp, dxz[j] = dzp, dxn[j] = dnp;
-                dhr[j] = drp, dhz[j] = dzp, dhn[j] = dnp * r;
-            }
-            if (dprev) {
-                real *dpb = dprev + (size_t)b * H;
-                for (int j = 0; j < H; j++) dpb[j] += db[j] * gz[j];
-            }
-        }
+        for (int b = 0; b < B; b++)
+            gru_row_backward(dx + (size_t)b * G, dr + (size_t)b * G, dprev ? dprev + (size_t)b * H : NULL,
+                             gt + (size_t)b * G, ht + (size_t)b * G, hp + (size_t)b * H, d + (size_t)b * H, H);
         if (dprev) // dh_{t-1} += dhg_t (B, 3H) @ w_h^T (3H, H)
             CRN_FN(crn_gemm)(0, 1, B, H, G, 1, dr, G, w_h, G, 1, dprev, H);
     }

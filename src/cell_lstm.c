@@ -9,6 +9,49 @@
  *   dh_{t-1} += dgates_t @ w_h^T */
 #include "cell.h"
 
+/* One stream's gates at one step; restrict lets the loop vectorise. */
+static inline void lstm_row_forward(real *restrict g,         // (4H) in: pre-activation without b_h; out: i f g o
+                                    const real *restrict cp,  // (H) c_{t-1}
+                                    real *restrict c,         // (H) c_t
+                                    real *restrict tc,        // (H) tanh(c_t)
+                                    real *restrict h,         // (H) h_t
+                                    const real *restrict b_h, // (4H)
+                                    int H) {
+    for (int j = 0; j < H; j++) {
+        real i = crn_sigmoid(g[j] + b_h[j]);
+        real f = crn_sigmoid(g[H + j] + b_h[H + j]);
+        real gg = R_TANH(g[2 * H + j] + b_h[2 * H + j]);
+        real o = crn_sigmoid(g[3 * H + j] + b_h[3 * H + j]);
+        real cn = f * cp[j] + i * gg;
+        real th = R_TANH(cn);
+        g[j] = i;
+        g[H + j] = f;
+        g[2 * H + j] = gg;
+        g[3 * H + j] = o;
+        c[j] = cn;
+        tc[j] = th;
+        h[j] = o * th;
+    }
+}
+
+static inline void lstm_row_backward(real *restrict dg,        // (4H) out: d pre-activations
+                                     real *restrict dc,        // (H) in: dc_t from t+1; out: dc_{t-1}
+                                     const real *restrict g,   // (4H) i f g o
+                                     const real *restrict cp,  // (H) c_{t-1}
+                                     const real *restrict tc,  // (H) tanh(c_t)
+                                     const real *restrict dh,  // (H) d h_t
+                                     int H) {
+    for (int j = 0; j < H; j++) {
+        real i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j], th = tc[j], dhj = dh[j];
+        real dcj = dc[j] + dhj * o * (1 - th * th);
+        dg[j] = dcj * gg * i * (1 - i);
+        dg[H + j] = dcj * cp[j] * f * (1 - f);
+        dg[2 * H + j] = dcj * i * (1 - gg * gg);
+        dg[3 * H + j] = dhj * th * o * (1 - o);
+        dc[j] = dcj * f;
+    }
+}
+
 void CRN_FN(crn_lstm_forward)(real *hs, real *cs, real *gates, real *tc, const real *w_h, const real *b_h, int B,
                               int T, int H) {
     const size_t BH = (size_t)B * H;
@@ -21,24 +64,9 @@ void CRN_FN(crn_lstm_forward)(real *hs, real *cs, real *gates, real *tc, const r
         real *gt = gates + (size_t)t * B * G;          // (B, 4H) holds gx_t
         real *tct = tc + (size_t)t * BH;               // (B, H)
         CRN_FN(crn_gemm)(0, 0, B, G, H, 1, hp, H, w_h, G, 1, gt, G);
-        for (int b = 0; b < B; b++) {
-            real *gi = gt + (size_t)b * G, *gf = gi + H, *gg = gf + H, *go = gg + H;
-            const real *bi = b_h, *bf = b_h + H, *bg = bf + H, *bo = bg + H;
-            const real *cpb = cp + (size_t)b * H;
-            real *cb = c + (size_t)b * H, *hb = h + (size_t)b * H, *tb = tct + (size_t)b * H;
-            for (int j = 0; j < H; j++) {
-                real i = crn_sigmoid(gi[j] + bi[j]);
-                real f = crn_sigmoid(gf[j] + bf[j]);
-                real g = R_TANH(gg[j] + bg[j]);
-                real o = crn_sigmoid(go[j] + bo[j]);
-                real cn = f * cpb[j] + i * g;
-                real th = R_TANH(cn);
-                gi[j] = i, gf[j] = f, gg[j] = g, go[j] = o;
-                cb[j] = cn;
-                tb[j] = th;
-                hb[j] = o * th;
-            }
-        }
+        for (int b = 0; b < B; b++)
+            lstm_row_forward(gt + (size_t)b * G, cp + (size_t)b * H, c + (size_t)b * H, tct + (size_t)b * H,
+                             h + (size_t)b * H, b_h, H);
     }
 }
 
@@ -53,23 +81,9 @@ void CRN_FN(crn_lstm_backward)(real *dgx, real *dw_h, real *db_h, real *dh, real
         const real *tct = tc + (size_t)t * BH;         // (B, H)
         const real *d = dh + (size_t)t * BH;           // (B, H)
         real *dg = dgx + (size_t)t * B * G;            // (B, 4H)
-        for (int b = 0; b < B; b++) {
-            const real *gi = gt + (size_t)b * G, *gf = gi + H, *gg = gf + H, *go = gg + H;
-            const real *cpb = cp + (size_t)b * H, *tb = tct + (size_t)b * H, *db = d + (size_t)b * H;
-            real *dcb = dc + (size_t)b * H;
-            real *di = dg + (size_t)b * G, *df = di + H, *dgg = df + H, *dov = dgg + H;
-            for (int j = 0; j < H; j++) {
-                real i = gi[j], f = gf[j], g = gg[j], o = go[j], th = tb[j];
-                real dhj = db[j];
-                real dcj = dcb[j] + dhj * o * (1 - th * th);
-                real dop = dhj * th;
-                di[j] = dcj * g * i * (1 - i);
-                df[j] = dcj * cpb[j] * f * (1 - f);
-                dgg[j] = dcj * i * (1 - g * g);
-                dov[j] = dop * o * (1 - o);
-                dcb[j] = dcj * f;
-            }
-        }
+        for (int b = 0; b < B; b++)
+            lstm_row_backward(dg + (size_t)b * G, dc + (size_t)b * H, gt + (size_t)b * G, cp + (size_t)b * H,
+                              tct + (size_t)b * H, d + (size_t)b * H, H);
         if (t > 0) // dh_{t-1} += dgates_t (B, 4H) @ w_h^T (4H, H)
             CRN_FN(crn_gemm)(0, 1, B, H, G, 1, dg, G, w_h, G, 1, dh + (size_t)(t - 1) * BH, H);
     }

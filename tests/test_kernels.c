@@ -5,9 +5,11 @@
  * window forward for every cell. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cell.h"
 #include "common.h"
 #include "kernels.h"
 #include "model.h"
@@ -90,6 +92,34 @@ START_TEST(test_gemm_detects_difference) {
     ck_assert_float_eq(C1[1], 5);
     ck_assert_float_eq(C1[2], 10);
     ck_assert_float_eq(C1[3], 11);
+}
+END_TEST
+
+START_TEST(test_fast_exp_tanh) {
+    /* the call-free float exp/tanh of the cells against libm in double */
+    double worst_e = 0, worst_t = 0, worst_s = 0;
+    for (int i = 0; i <= 400000; i++) {
+        float x = -87.0f + 175.0f * (float)i / 400000.0f;
+        double e = exp((double)x);
+        worst_e = fmax(worst_e, fabs(crn_fexp(x) - e) / e);
+        float y = -20.0f + 40.0f * (float)i / 400000.0f;
+        double t = tanh((double)y);
+        worst_t = fmax(worst_t, fabs(crn_ftanh(y) - t) / fmax(fabs(t), 1e-30));
+        double s = 1 / (1 + exp(-(double)y));
+        worst_s = fmax(worst_s, fabs(crn_sigmoid(y) - s) / s);
+    }
+    for (float y = 1e-30f; y < 1; y *= 1.7f) /* tiny arguments: tanh(y) = y to full precision */
+        worst_t = fmax(worst_t, fabs(crn_ftanh(-y) + tanh((double)y)) / tanh((double)y));
+    printf("fast exp max rel err %.2e, tanh %.2e, sigmoid %.2e\n", worst_e, worst_t, worst_s);
+    ck_assert_msg(worst_e < 5e-7, "exp rel err %g", worst_e);
+    ck_assert_msg(worst_t < 5e-7, "tanh rel err %g", worst_t);
+    ck_assert_msg(worst_s < 5e-7, "sigmoid rel err %g", worst_s);
+    /* saturation: finite, and the right limits */
+    ck_assert(crn_fexp(-1000.0f) >= 0 && crn_fexp(-1000.0f) < 1e-37f);
+    ck_assert(isfinite(crn_fexp(1000.0f)));
+    ck_assert_float_eq(crn_ftanh(100.0f), 1.0f);
+    ck_assert_float_eq(crn_ftanh(-100.0f), -1.0f);
+    ck_assert_float_eq(crn_ftanh(0.0f), 0.0f);
 }
 END_TEST
 
@@ -306,6 +336,7 @@ int main(void) {
     tcase_add_test(tc, test_gemm_float_and_double);
     tcase_add_test(tc, test_gemm_detects_difference);
     tcase_add_test(tc, test_softmax_xent);
+    tcase_add_test(tc, test_fast_exp_tanh);
     tcase_add_test(tc, test_step_matches_forward);
     tcase_add_test(tc, test_model_table_and_errors);
     suite_add_tcase(s, tc);
