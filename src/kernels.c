@@ -10,9 +10,11 @@
 
 #if defined(CRN_DOUBLE) && CRN_DOUBLE
 #define CRN_BLAS_GEMM cblas_dgemm
+#define CRN_BLAS_GEMV cblas_dgemv
 #define R_EXP exp
 #else
 #define CRN_BLAS_GEMM cblas_sgemm
+#define CRN_BLAS_GEMV cblas_sgemv
 #define R_EXP expf
 #endif
 
@@ -35,6 +37,16 @@ void CRN_FN(crn_gemm)(int ta, int tb, int M, int N, int K, real alpha, const rea
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    if (M == 1) {
+        /* one row (sampling at batch 1): a matrix-vector product, which skips
+         * the packing a GEMM does. c (N) = alpha * op(B)^T a + beta * c, with a
+         * the row of op(A): contiguous, or a column of stride lda if ta. */
+        if (tb) // B stored (N, K)
+            CRN_BLAS_GEMV(CblasRowMajor, CblasNoTrans, N, K, alpha, B, ldb, A, ta ? lda : 1, beta, C, 1);
+        else    // B stored (K, N)
+            CRN_BLAS_GEMV(CblasRowMajor, CblasTrans, K, N, alpha, B, ldb, A, ta ? lda : 1, beta, C, 1);
         return;
     }
     CRN_BLAS_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha,

@@ -23,7 +23,7 @@ void crn_gemm_ref_f64(int ta, int tb, int M, int N, int K, double alpha, const d
 double crn_softmax_xent_f64(double *dlogits, const double *logits, const uint32_t *targets, size_t N, size_t V,
                             double scale, size_t *count);
 
-static const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 65, 17}, {2, 1, 9}, {1, 31, 1}, {64, 3, 100}};
+static const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 65, 17}, {2, 1, 9}, {1, 31, 1}, {1, 40, 23}, {64, 3, 100}};
 
 /* One shape, one transpose combination: op(A) (M, K), op(B) (K, N), stored
  * with leading dimensions padded by pad (lda > cols when pad > 0). */
