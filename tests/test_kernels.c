@@ -326,6 +326,20 @@ START_TEST(test_model_table_and_errors) {
     ck_assert_int_eq(crn_act_parse("relu", &a), 0);
     ck_assert_int_eq(a, CRN_ACT_RELU);
     ck_assert_str_eq(crn_cell_name(CRN_CELL_LSTM), "lstm");
+    /* the benchmark peer's canonical configs (shared/bench/README.md): same
+     * parameter counts (two biases per gate, as PyTorch) and FLOPs per char */
+    static const struct { crn_model_config c; size_t params; double flops; } peer[] = {
+        {{.cell = CRN_CELL_LSTM, .vocab = 65, .embed = 0, .hidden = 128, .layers = 2}, 240321, 476416},
+        {{.cell = CRN_CELL_RNN, .vocab = 65, .embed = 64, .hidden = 256, .layers = 2}, 234881, 459264},
+        {{.cell = CRN_CELL_LSTM, .vocab = 65, .embed = 64, .hidden = 512, .layers = 2}, 3322497, 6620160},
+        {{.cell = CRN_CELL_GRU, .vocab = 65, .embed = 64, .hidden = 256, .layers = 2}, 662913, 1311232},
+    };
+    for (size_t i = 0; i < CRN_ARRAY_LEN(peer); i++) {
+        ck_assert_int_eq(crn_model_create(&m, &peer[i].c), 0);
+        ck_assert_uint_eq(crn_model_num_params(m), peer[i].params);
+        ck_assert_double_eq(crn_model_flops_per_token(&peer[i].c), peer[i].flops);
+        crn_model_destroy(m);
+    }
 }
 END_TEST
 
