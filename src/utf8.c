@@ -264,17 +264,29 @@ int crn_utf8_repair(uint8_t **out, size_t *out_len, size_t *n_invalid, const uin
  * inside a very long line. */
 #define NORM_PIECE_SOFT_MAX ((size_t)1 << 20)
 
-/* End of the piece starting at p: just after the next '\n'; if the line is
- * longer than NORM_PIECE_SOFT_MAX, also between two ASCII bytes after that
+/* End of the piece starting at p: just after the next '\n'; in a line
+ * longer than NORM_PIECE_SOFT_MAX, also between two ASCII bytes past that
  * mark (two ASCII characters in a row are a normalisation boundary for NFC
  * and NFKC: the second is a starter that composes with nothing before it and
- * blocks any composition across it). */
+ * blocks any composition across it). Scans are bounded so that a huge
+ * single-line text is still cut in linear time. */
 static size_t piece_end(const uint8_t *s, size_t n, size_t p) {
-    const uint8_t *nl = memchr(s + p, '\n', n - p);
-    size_t end = nl ? (size_t)(nl - s) + 1 : n;
-    if (end - p <= NORM_PIECE_SOFT_MAX) return end;
-    for (size_t i = p + NORM_PIECE_SOFT_MAX; i + 1 < end; i++)
-        if (s[i] < 0x80 && s[i + 1] < 0x80) return i + 1;
+    size_t lim = n - p > NORM_PIECE_SOFT_MAX ? p + NORM_PIECE_SOFT_MAX : n;
+    const uint8_t *nl = memchr(s + p, '\n', lim - p);
+    size_t end = n;
+    if (nl) {
+        end = (size_t)(nl - s) + 1;
+    } else if (lim < n) {
+        for (size_t i = lim; i + 1 < n; i++)
+            if (s[i] == '\n' || (s[i] < 0x80 && s[i + 1] < 0x80)) {
+                end = i + 1;
+                break;
+            }
+    }
+    /* NUL is data here, but utf8proc refuses it: a NUL is a piece of its
+     * own (a starter that composes with nothing, so a boundary too). */
+    const uint8_t *nul = memchr(s + p, 0, end - p);
+    if (nul) return nul == s + p ? p + 1 : (size_t)(nul - s);
     return end;
 }
 
