@@ -28,6 +28,15 @@
 #pragma GCC optimize("no-trapping-math", "tree-vectorize", "vect-cost-model=dynamic")
 #endif
 
+/* The cells' fused loops are compiled for AVX-512 and AVX2 as well as the
+ * baseline, and the loader picks the widest the CPU has (GCC function
+ * multiversioning); the float product build only. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+#define CRN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CRN_CLONES
+#endif
+
 #include <math.h>
 #include <stdint.h>
 #include <string.h>

@@ -53,7 +53,7 @@ static inline void gru_row_backward(real *restrict dx,        // (3H) out: d gx
         for (int j = 0; j < H; j++) dprev[j] += dh[j] * g[H + j];
 }
 
-void CRN_FN(crn_gru_forward)(real *hs, real *gates, real *hg, const real *w_h, const real *b_h, int B, int T, int H) {
+CRN_CLONES void CRN_FN(crn_gru_forward)(real *hs, real *gates, real *hg, const real *w_h, const real *b_h, int B, int T, int H) {
     const size_t BH = (size_t)B * H;
     const int G = 3 * H;
     for (int t = 0; t < T; t++) {
@@ -67,7 +67,7 @@ void CRN_FN(crn_gru_forward)(real *hs, real *gates, real *hg, const real *w_h, c
     }
 }
 
-void CRN_FN(crn_gru_backward)(real *dgx, real *dhg, real *dw_h, real *db_h, real *dh, const real *hs,
+CRN_CLONES void CRN_FN(crn_gru_backward)(real *dgx, real *dhg, real *dw_h, real *db_h, real *dh, const real *hs,
                               const real *gates, const real *hg, const real *w_h, int B, int T, int H) {
     const size_t BH = (size_t)B * H;
     const int G = 3 * H;

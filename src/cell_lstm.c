@@ -52,7 +52,7 @@ static inline void lstm_row_backward(real *restrict dg,        // (4H) out: d pr
     }
 }
 
-void CRN_FN(crn_lstm_forward)(real *hs, real *cs, real *gates, real *tc, const real *w_h, const real *b_h, int B,
+CRN_CLONES void CRN_FN(crn_lstm_forward)(real *hs, real *cs, real *gates, real *tc, const real *w_h, const real *b_h, int B,
                               int T, int H) {
     const size_t BH = (size_t)B * H;
     const int G = 4 * H;
@@ -70,7 +70,7 @@ void CRN_FN(crn_lstm_forward)(real *hs, real *cs, real *gates, real *tc, const r
     }
 }
 
-void CRN_FN(crn_lstm_backward)(real *dgx, real *dw_h, real *db_h, real *dh, real *dc, const real *hs, const real *cs,
+CRN_CLONES void CRN_FN(crn_lstm_backward)(real *dgx, real *dw_h, real *db_h, real *dh, real *dc, const real *hs, const real *cs,
                                const real *gates, const real *tc, const real *w_h, int B, int T, int H) {
     const size_t BH = (size_t)B * H;
     const int G = 4 * H;

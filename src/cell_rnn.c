@@ -3,7 +3,7 @@
  * Backward needs only hs: tanh' = 1 - h^2, relu' = [h > 0]. */
 #include "cell.h"
 
-void CRN_FN(crn_rnn_forward)(real *hs, const real *gx, const real *w_h, const real *b_h, int relu, int B, int T,
+CRN_CLONES void CRN_FN(crn_rnn_forward)(real *hs, const real *gx, const real *w_h, const real *b_h, int relu, int B, int T,
                              int H) {
     const size_t BH = (size_t)B * H;
     for (int t = 0; t < T; t++) {
@@ -24,7 +24,7 @@ void CRN_FN(crn_rnn_forward)(real *hs, const real *gx, const real *w_h, const re
     }
 }
 
-void CRN_FN(crn_rnn_backward)(real *dgx, real *dw_h, real *db_h, real *dh, const real *hs, const real *w_h, int relu,
+CRN_CLONES void CRN_FN(crn_rnn_backward)(real *dgx, real *dw_h, real *db_h, real *dh, const real *hs, const real *w_h, int relu,
                               int B, int T, int H) {
     const size_t BH = (size_t)B * H;
     for (int t = T - 1; t >= 0; t--) {
