@@ -1,8 +1,280 @@
-/* cli_vocab.c — (being written) */
+/* cli_vocab.c — `charrnn vocab CORPUS`: token statistics of a text file as
+ * the training pipeline sees it (same cleaning, normalisation and unit), as
+ * text or one JSON object. */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
+#include "common.h"
+#include "corpus.h"
+
+#define CMD "vocab"
+#define DEFAULT_TOP 20
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: charrnn vocab CORPUS [options]\n"
+            "\n"
+            "Token statistics of a UTF-8 text file, after the same cleaning and\n"
+            "normalisation as training: bytes, characters, tokens, distinct tokens,\n"
+            "invalid sequences, dropped lines, and the most frequent tokens.\n"
+            "\n"
+            "Options:\n"
+            "  --unit U            token unit: codepoint, grapheme or jamo (default: codepoint)\n"
+            "  --normalize N       nfc, nfkc or none (default: nfc)\n"
+            "  --invalid P         invalid UTF-8: error, replace (U+FFFD) or skip (default: error)\n"
+            "  --min-count N       tokens seen fewer than N times would map to <unk>;\n"
+            "                      reports the vocabulary size that gives (default: 1)\n"
+            "  --keep REGEX        keep only lines matching REGEX (repeatable: any of them)\n"
+            "  --drop REGEX        drop lines matching REGEX (repeatable; after --keep)\n"
+            "  --replace RE=TEXT   replace every match of RE by TEXT ($1, ${name}; repeatable,\n"
+            "                      applied in order after --keep/--drop; '\\=' is a literal '=')\n"
+            "  --top N             list the N most frequent tokens (default: %d; 0 = none)\n"
+            "  --json              print one JSON object instead of text\n"
+            "  -h, --help          show this help\n"
+            "\n"
+            "Regexes are PCRE2 with UTF and Unicode properties; they see normalised lines\n"
+            "without the newline. Statistics cover the whole file (no validation split).\n",
+            DEFAULT_TOP);
+}
+
+/* Visible form of a token for the text report: controls and blanks escaped. */
+static void show_token(FILE *f, const uint8_t *tok, size_t n) {
+    for (size_t i = 0; i < n;) {
+        int32_t cp;
+        int k = crn_utf8_decode(tok + i, n - i, &cp);
+        if (k <= 0) {
+            fprintf(f, "\\x%02X", tok[i]);
+            i++;
+            continue;
+        }
+        switch (cp) {
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        case ' ': fputs("\xE2\x90\xA0", f); break; /* ␠ */
+        default:
+            if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0) || cp == 0xA0 || cp == 0xAD || (cp >= 0x2000 && cp <= 0x200F) ||
+                (cp >= 0x2028 && cp <= 0x202F) || cp == 0x3000 || cp == 0xFEFF)
+                fprintf(f, "<U+%04X>", (unsigned)cp);
+            else
+                fwrite(tok + i, 1, (size_t)k, f);
+        }
+        i += (size_t)k;
+    }
+}
+
+static void show_codepoints(FILE *f, const uint8_t *tok, size_t n) {
+    int first = 1;
+    for (size_t i = 0; i < n;) {
+        int32_t cp;
+        int k = crn_utf8_decode(tok + i, n - i, &cp);
+        if (k <= 0) break;
+        fprintf(f, "%sU+%04X", first ? "" : " ", (unsigned)cp);
+        first = 0;
+        i += (size_t)k;
+    }
+}
+
+static const char *group(char *buf, uint64_t v) {
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v), o = 0;
+    for (int i = 0; i < n; i++) {
+        if (i && (n - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = tmp[i];
+    }
+    buf[o] = 0;
+    return buf;
+}
+
+typedef struct ranked {
+    uint32_t id;
+    uint64_t freq;
+} ranked;
+
+static int by_freq(const void *a, const void *b) {
+    const ranked *x = a, *y = b;
+    if (x->freq != y->freq) return x->freq < y->freq ? 1 : -1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+enum { OPT_UNIT = 256, OPT_NORM, OPT_INVALID, OPT_MIN_COUNT, OPT_KEEP, OPT_DROP, OPT_REPLACE, OPT_TOP, OPT_JSON };
+
 int cli_vocab(int argc, char **argv) {
-    (void)argc; (void)argv;
-    cli_error("vocab", "not available in this build yet");
-    return CLI_EXIT_ERROR;
+    static const struct option longopts[] = {
+        {"unit", required_argument, NULL, OPT_UNIT},
+        {"normalize", required_argument, NULL, OPT_NORM},
+        {"invalid", required_argument, NULL, OPT_INVALID},
+        {"min-count", required_argument, NULL, OPT_MIN_COUNT},
+        {"keep", required_argument, NULL, OPT_KEEP},
+        {"drop", required_argument, NULL, OPT_DROP},
+        {"replace", required_argument, NULL, OPT_REPLACE},
+        {"top", required_argument, NULL, OPT_TOP},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    crn_corpus_opts o;
+    crn_corpus_opts_default(&o);
+    o.val_frac = 0; /* statistics of the whole file */
+    long long min_count = 1, top = DEFAULT_TOP;
+    int json = 0;
+    /* the repeatable options: at most argc of each */
+    const char **keep = calloc((size_t)argc + 1, sizeof *keep);
+    const char **drop = calloc((size_t)argc + 1, sizeof *drop);
+    const char **repl = calloc((size_t)argc + 1, sizeof *repl);
+    crn_corpus *c = NULL;
+    ranked *rk = NULL;
+    int status = CLI_EXIT_USAGE;
+    char *argv0 = argv[0];
+    if (!keep || !drop || !repl) {
+        cli_error(CMD, "out of memory");
+        status = CLI_EXIT_ERROR;
+        goto out;
+    }
+    o.keep = keep;
+    o.drop = drop;
+    o.replace = repl;
+
+    /* getopt names argv[0] in its messages: make that "charrnn vocab" */
+    argv[0] = (char *)"charrnn " CMD;
+    optind = 1;
+    opterr = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        int bad = 0;
+        switch (ch) {
+        case 'h':
+            usage(stdout);
+            status = CLI_EXIT_OK;
+            goto out;
+        case OPT_UNIT:
+            if (crn_unit_parse(optarg, &o.unit)) {
+                cli_usage_error(CMD, "--unit: '%s' is not one of codepoint, grapheme, jamo", optarg);
+                bad = 1;
+            }
+            break;
+        case OPT_NORM:
+            if (crn_norm_parse(optarg, &o.norm)) {
+                cli_usage_error(CMD, "--normalize: '%s' is not one of nfc, nfkc, none", optarg);
+                bad = 1;
+            }
+            break;
+        case OPT_INVALID:
+            if (crn_invalid_parse(optarg, &o.invalid)) {
+                cli_usage_error(CMD, "--invalid: '%s' is not one of error, replace, skip", optarg);
+                bad = 1;
+            }
+            break;
+        case OPT_MIN_COUNT: bad = cli_parse_long(CMD, "--min-count", optarg, 1, INT64_MAX, &min_count); break;
+        case OPT_TOP: bad = cli_parse_long(CMD, "--top", optarg, 0, 1000000000, &top); break;
+        case OPT_KEEP: keep[o.n_keep++] = optarg; break;
+        case OPT_DROP: drop[o.n_drop++] = optarg; break;
+        case OPT_REPLACE: repl[o.n_replace++] = optarg; break;
+        case OPT_JSON: json = 1; break;
+        default: status = cli_bad_option(CMD); goto out;
+        }
+        if (bad) goto out;
+    }
+    argv[0] = argv0;
+    if (optind >= argc) {
+        status = cli_usage_error(CMD, "missing the CORPUS file");
+        goto out;
+    }
+    if (optind + 1 < argc) {
+        status = cli_usage_error(CMD, "unexpected argument '%s' (one CORPUS file)", argv[optind + 1]);
+        goto out;
+    }
+    const char *path = argv[optind];
+
+    /* Built with min_count 1 so every distinct token is listed; what
+     * --min-count would do is computed from the frequencies. */
+    int err = crn_corpus_load(&c, path, &o, NULL);
+    if (err) {
+        status = cli_fail(CMD, err);
+        goto out;
+    }
+    uint32_t V = crn_vocab_size(c->vocab);
+    size_t distinct = V - 1;
+    rk = malloc((distinct + 1) * sizeof *rk);
+    if (!rk) {
+        cli_error(CMD, "out of memory");
+        status = CLI_EXIT_ERROR;
+        goto out;
+    }
+    uint64_t kept = 0, rare = 0;
+    for (uint32_t id = 1; id < V; id++) {
+        uint64_t f = crn_vocab_freq(c->vocab, id);
+        rk[id - 1] = (ranked){id, f};
+        if (f >= (uint64_t)min_count) kept++;
+        else rare += f;
+    }
+    qsort(rk, distinct, sizeof *rk, by_freq);
+    size_t show = (size_t)top < distinct ? (size_t)top : distinct;
+
+    if (json) {
+        printf("{\"file\": ");
+        cli_json_string(stdout, path, strlen(path));
+        printf(", \"bytes\": %llu, \"bom\": %s, \"unit\": \"%s\", \"normalize\": \"%s\", \"invalid_policy\": \"%s\"",
+               (unsigned long long)c->n_bytes, c->had_bom ? "true" : "false", crn_unit_name(o.unit),
+               crn_norm_name(o.norm), crn_invalid_name(o.invalid));
+        printf(", \"chars\": %llu, \"tokens\": %zu, \"distinct\": %zu, \"invalid\": %llu, \"lines_dropped\": %llu",
+               (unsigned long long)c->n_chars, c->n_tokens, distinct, (unsigned long long)c->n_invalid,
+               (unsigned long long)c->n_lines_dropped);
+        printf(", \"min_count\": %lld, \"vocab_size\": %llu, \"unk_tokens\": %llu, \"top\": [", min_count,
+               (unsigned long long)(kept + 1), (unsigned long long)rare);
+        for (size_t i = 0; i < show; i++) {
+            size_t tl;
+            const uint8_t *tok = crn_vocab_token(c->vocab, rk[i].id, &tl);
+            printf("%s{\"token\": ", i ? ", " : "");
+            cli_json_string(stdout, (const char *)tok, tl);
+            printf(", \"count\": %llu}", (unsigned long long)rk[i].freq);
+        }
+        printf("]}\n");
+    } else {
+        char b[32];
+        printf("file:               %s\n", path);
+        printf("bytes:              %s\n", group(b, c->n_bytes));
+        printf("BOM:                %s\n", c->had_bom ? "yes (UTF-8 byte order mark, dropped)" : "no");
+        printf("unit:               %s\n", crn_unit_name(o.unit));
+        printf("normalize:          %s\n", crn_norm_name(o.norm));
+        printf("characters:         %s (code points after cleaning)\n", group(b, c->n_chars));
+        printf("tokens:             %s\n", group(b, c->n_tokens));
+        printf("distinct tokens:    %s\n", group(b, distinct));
+        printf("invalid sequences:  %s (--invalid %s)\n", group(b, c->n_invalid), crn_invalid_name(o.invalid));
+        printf("lines dropped:      %s\n", group(b, c->n_lines_dropped));
+        if (min_count > 1) {
+            printf("vocabulary:         %s ids with --min-count %lld (incl. <unk>); ", group(b, kept + 1), min_count);
+            printf("%s tokens would be <unk>\n", group(b, rare));
+        }
+        if (show) {
+            printf("\ntop %zu tokens:\n", show);
+            for (size_t i = 0; i < show; i++) {
+                size_t tl;
+                const uint8_t *tok = crn_vocab_token(c->vocab, rk[i].id, &tl);
+                printf("%6zu  %12s  %6.2f%%  ", i + 1, group(b, rk[i].freq),
+                       c->n_tokens ? 100.0 * (double)rk[i].freq / (double)c->n_tokens : 0.0);
+                show_token(stdout, tok, tl);
+                printf("  (");
+                show_codepoints(stdout, tok, tl);
+                printf(")\n");
+            }
+        }
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_error(CMD, "cannot write the output");
+        status = CLI_EXIT_ERROR;
+        goto out;
+    }
+    status = CLI_EXIT_OK;
+out:
+    argv[0] = argv0;
+    free(rk);
+    crn_corpus_destroy(c);
+    free(keep);
+    free(drop);
+    free(repl);
+    return status;
 }
