@@ -396,7 +396,8 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
             goto done;
         }
         sample_cps = (double)o->sample_len / sample_s;
-        foreign_cpu(&s0, &s1, sample_s, &sample_foreign, &sample_steal);
+        /* /proc/stat counts in clock ticks (10 ms): meaningless for short loops */
+        if (sample_s >= 1.0) foreign_cpu(&s0, &s1, sample_s, &sample_foreign, &sample_steal);
         size_t head = o->sample_len < 120 ? (size_t)o->sample_len : 120;
         if ((rc = crn_vocab_decode(corpus->vocab, sample, head, &text, &text_len)) < 0) {
             status = cli_fail(CMD, rc);
