@@ -358,6 +358,9 @@ static size_t carve(const crn_model *m, struct arena *ar, real *base, size_t B, 
 int CRN_FN(crn_model_reserve)(crn_model *m, uint32_t B, uint32_t T) {
     if (B == 0 || T == 0) return crn_error_set(CRN_EINVAL, "model reserve: B=%u, T=%u must be > 0", B, T);
     if (B <= m->Bcap && T <= m->Tcap) return 0;
+    /* grow to cover both the old and the new window shape */
+    B = CRN_MAX(B, m->Bcap);
+    T = CRN_MAX(T, m->Tcap);
     /* every GEMM has M = T*B rows; each must fit an int, and so must T*B*G*H
      * for the pointer arithmetic done in int-sized steps */
     if ((uint64_t)B * T > (uint64_t)INT_MAX / ((uint64_t)m->G * m->H + m->V + 1))

@@ -308,6 +308,16 @@ START_TEST(test_model_table_and_errors) {
     ck_assert(loss > 0 && isfinite(loss));
     ck_assert_int_eq(crn_model_backward(m), 0);
     ck_assert_int_eq(crn_model_forward(m, st, x, y, 1, 3, NULL, NULL, NULL), CRN_EINVAL); // B != state's
+    /* reserving a longer window for fewer streams keeps room for the old one */
+    ck_assert_int_eq(crn_model_reserve(m, 1, 6), 0);
+    ck_assert_int_eq(crn_model_forward(m, st, x, y, 2, 3, NULL, &loss, &count), 0);
+    ck_assert_uint_eq(count, 5);
+    crn_state *s1 = NULL;
+    ck_assert_int_eq(crn_state_create(&s1, m, 1), 0);
+    ck_assert_int_eq(crn_model_forward(m, s1, x, y, 1, 6, NULL, &loss, &count), 0);
+    ck_assert_uint_eq(count, 5);
+    ck_assert_int_eq(crn_model_backward(m), 0);
+    crn_state_destroy(s1);
     crn_state_destroy(st);
     crn_model_destroy(m);
     crn_model_destroy(NULL);
