@@ -469,6 +469,22 @@ int crn_tokiter_next(crn_tokiter *it, const uint8_t **tok, size_t *len) {
          * decision before this token's first code point was already taken
          * with it); prev_cp is the last code point seen. */
         if (it->prev_cp >= 0) (void)utf8proc_grapheme_break_stateful(it->prev_cp, cp, &it->grapheme_state);
+        /* Fast path for most of English and Korean: between two code points
+         * that are each ASCII (but a CR first: CR LF is one cluster) or a
+         * precomposed Hangul syllable there is always a break (UAX #29 GB4,
+         * GB5, GB6-8 need jamo, GB9 needs Extend/ZWJ, GB999), and no state
+         * carries past it: restart the state machine after cp. */
+        if (it->pos < it->n && cp != '\r' && (cp < 0x80 || crn_hangul_split(cp, it->jamo))) {
+            int32_t c2 = -1;
+            uint8_t b = it->s[it->pos];
+            if (b < 0x80) c2 = b;
+            else if (b >= 0xEA && b <= 0xED) (void)crn_utf8_decode(it->s + it->pos, it->n - it->pos, &c2);
+            if (c2 >= 0 && (c2 < 0x80 || crn_hangul_split(c2, it->jamo))) {
+                it->prev_cp = -1;
+                it->grapheme_state = 0; /* UTF8PROC_BOUNDCLASS_START */
+                break;
+            }
+        }
         int32_t prev = cp;
         while (it->pos < it->n) {
             int32_t c2 = 0;

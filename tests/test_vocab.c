@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <utf8proc.h>
+
 #include "common.h"
 #include "utf8.h"
 #include "vocab.h"
@@ -182,6 +184,9 @@ START_TEST(test_golden_mixed) {
      * \n=1 ' '=2 !=3 C=4 a=5 e+0301=6 f=7 U+1F600=8 */
     static const uint32_t gr[] = {4, 5, 7, 6, 2, 8, 3, 1};
     expect_ids(t, CRN_UNIT_GRAPHEME, CRN_NORM_NONE, gr, 8, 9);
+    /* a token that is a prefix of another sorts first: \n=1 "e"=2 "e\u0301"=3 */
+    static const uint32_t px[] = {3, 2, 1};
+    expect_ids("e\xCC\x81" "e\n", CRN_UNIT_GRAPHEME, CRN_NORM_NONE, px, 3, 4);
     /* After NFC: é = U+00E9 (C3 A9) sorts after f: \n=1 ' '=2 !=3 C=4 a=5 f=6 é=7 😀=8 */
     size_t nl;
     uint8_t *nfc = normalize(t, strlen(t), CRN_NORM_NFC, &nl);
@@ -294,7 +299,10 @@ START_TEST(test_invalid_positions) {
     expect_bad("\x80" "abc", 4, 0, 1, 1, "invalid UTF-8 (byte offset 0)");
     expect_bad("ab\ncd\xC0\x80" "ef", 9, 5, 2, 3, "invalid UTF-8 (byte offset 5)");   /* overlong C0 80 */
     expect_bad("abc\xE2\x82", 5, 3, 1, 4, "byte offset 3");                         /* truncated at end */
-    expect_bad("x\xE0\x80\x80", 4, 1, 1, 2, "byte offset 1");                       /* overlong E0 80 80 */
+    expect_bad("x\xE0\x80\x80", 4, 1, 1, 2, "invalid UTF-8 (byte offset 1)");       /* overlong E0 80 80 */
+    expect_bad("xy\xE0\x9F\xBF", 5, 2, 1, 3, "invalid UTF-8 (byte offset 2)");     /* overlong U+07FF */
+    expect_bad("\xF0\x8F\xBF\xBF", 4, 0, 1, 1, "invalid UTF-8 (byte offset 0)");  /* overlong U+FFFF */
+    expect_bad("\xC1\xBF", 2, 0, 1, 1, "invalid UTF-8 (byte offset 0)");          /* overlong U+007F */
     expect_bad("\xED\x95\x9C\xED\xA0\x80", 6, 3, 1, 2, "byte offset 3");            /* 한 + surrogate */
     expect_bad("\n\nab\xF0\x9F\x98" "a", 8, 4, 3, 3, "byte offset 4");              /* truncated 4-byte */
     expect_bad("\xF4\x90\x80\x80", 4, 0, 1, 1, "byte offset 0");                    /* > U+10FFFF */
@@ -345,6 +353,8 @@ START_TEST(test_repair) {
     expect_repair(s, 10, CRN_INVALID_REPLACE, "a" FFFD "b" FFFD FFFD "c" FFFD, 15, 4);
     expect_repair(s, 10, CRN_INVALID_SKIP, "abc", 3, 4);
     expect_repair("\xE0\x80\x80", 3, CRN_INVALID_REPLACE, FFFD FFFD FFFD, 9, 3);
+    expect_repair("\xE0\x9F\xBF" "a", 4, CRN_INVALID_REPLACE, FFFD FFFD FFFD "a", 10, 3);
+    expect_repair("\xF0\x9F\x98\x80\xF0\x9F", 6, CRN_INVALID_REPLACE, "\xF0\x9F\x98\x80" FFFD, 7, 1);
     expect_repair("\xED\xA0\x80", 3, CRN_INVALID_REPLACE, FFFD FFFD FFFD, 9, 3);
     expect_repair("\xF4\x90\x80\x80", 4, CRN_INVALID_SKIP, "", 0, 4);
     expect_repair("x\0y", 3, CRN_INVALID_REPLACE, "x" FFFD "y", 5, 1);
@@ -874,6 +884,69 @@ START_TEST(test_shared_corpora) {
 }
 END_TEST
 
+/* ---- grapheme segmentation against utf8proc directly ---------------------- */
+
+/* Cluster boundaries by calling utf8proc_grapheme_break_stateful on every
+ * pair in order, compared with the iterator (which skips the call on
+ * ASCII/Hangul pairs). */
+static void check_graphemes(const uint8_t *s, size_t n, const char *what) {
+    uint8_t *is_start = calloc(n + 1, 1);
+    utf8proc_int32_t state = 0, prev = -1;
+    for (size_t i = 0; i < n;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate(s + i, (utf8proc_ssize_t)(n - i), &cp);
+        CHECK(k > 0, "%s: utf8proc_iterate failed at %zu", what, i);
+        if (prev < 0 || utf8proc_grapheme_break_stateful(prev, cp, &state)) is_start[i] = 1;
+        prev = cp;
+        i += (size_t)k;
+    }
+    is_start[n] = 1;
+    crn_tokiter it;
+    crn_tokiter_init(&it, s, n, CRN_UNIT_GRAPHEME);
+    const uint8_t *tok;
+    size_t len, pos = 0;
+    int r;
+    while ((r = crn_tokiter_next(&it, &tok, &len)) == 1) {
+        CHECK(tok == s + pos && len > 0, "%s: token at %zu, want %zu", what, (size_t)(tok - s), pos);
+        CHECK(is_start[pos], "%s: cluster starts at byte %zu, utf8proc says no break there", what, pos);
+        for (size_t b = pos + 1; b < pos + len; b++)
+            CHECK(!is_start[b], "%s: cluster at byte %zu runs over a break at %zu", what, pos, b);
+        pos += len;
+    }
+    CHECK(r == 0 && pos == n, "%s: iteration ended at %zu of %zu (rc %d)", what, pos, n, r);
+    free(is_start);
+}
+
+START_TEST(test_grapheme_reference) {
+    static const char *const tricky[] = {
+        "a\xCC\x81" "b\r\nc\n\r\r\n",                               /* combining mark, CR LF, lone CR */
+        "\xEA\xB0\x80\xCC\x81\xEA\xB0\x80" "a",                     /* 가 + U+0301 is one cluster */
+        "\xE1\x84\x80\xEA\xB0\x80\xEA\xB0\x80\xE1\x86\xA8" "x",     /* L + LV; LV + T */
+        "\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8\xE1\x84\x80" "a",     /* L V T, L */
+        "x\xE2\x80\x8Dy\xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9" "a", /* ZWJ after x; emoji ZWJ emoji */
+        "\xF0\x9F\x87\xB0\xF0\x9F\x87\xB7\xF0\x9F\x87\xAF" "1"      /* RI RI RI 1 RI RI RI RI */
+        "\xF0\x9F\x87\xB0\xF0\x9F\x87\xB7\xF0\x9F\x87\xAF\xF0\x9F\x87\xB5",
+        "a\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD!\xE0\xA4\x95\xE0\xA5\x8D\xE0\xA4\xB7" "a", /* skin tone; Devanagari */
+        "\xC2\xA9\xE2\x80\x8D\xC2\xA9 \xF0\x9F\x98\x80\xCC\x81\xE2\x80\x8D\xF0\x9F\x98\x80" "1\xE2\x83\xA3",
+    };
+    for (size_t i = 0; i < CRN_ARRAY_LEN(tricky); i++) check_graphemes(U8(tricky[i]), strlen(tricky[i]), tricky[i]);
+    for (size_t i = 0; i < CRN_ARRAY_LEN(texts); i++) check_graphemes(U8(texts[i]), strlen(texts[i]), texts[i]);
+    for (size_t i = 0; i < CRN_ARRAY_LEN(raw_texts); i++)
+        check_graphemes(U8(raw_texts[i]), strlen(raw_texts[i]), raw_texts[i]);
+    const char *dir = getenv("CRN_SHARED_CORPORA");
+    static const char *const names[] = {"korean_nsmc_small.txt", "mixed_emacs_hello.txt", "debian_faq_ko.txt"};
+    for (size_t f = 0; dir && f < CRN_ARRAY_LEN(names); f++) {
+        char path[4096];
+        size_t n;
+        snprintf(path, sizeof path, "%s/%s", dir, names[f]);
+        uint8_t *t = read_file(path, &n);
+        if (!t) continue;
+        check_graphemes(t, n, names[f]);
+        free(t);
+    }
+}
+END_TEST
+
 /* ---- main ---------------------------------------------------------------- */
 
 int main(void) {
@@ -898,6 +971,7 @@ int main(void) {
     tcase_add_test(tc, test_serialize);
     tcase_add_test(tc, test_deserialize_corrupt);
     tcase_add_test(tc, test_shared_corpora);
+    tcase_add_test(tc, test_grapheme_reference);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
