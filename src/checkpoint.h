@@ -1,7 +1,8 @@
 /* checkpoint.h — the model file (docs/model-format.md): magic, format version,
  * then sections (config, vocabulary, parameters, and optionally optimizer
  * state and training state), each with a type, a length and a CRC-32.
- * Little-endian, fixed-width fields. Loading bounds-checks every read and
+ * Little-endian, fixed-width fields; a section's CRC-32 covers its header
+ * (type, flags, length) and its payload. Loading bounds-checks every read and
  * never trusts a size before checking it against the file and the config;
  * any problem is CRN_EFORMAT / CRN_ECHECKSUM with a message naming the file,
  * the section and the byte offset. Saving is atomic: write a temp file in the
@@ -31,7 +32,16 @@ typedef struct crn_checkpoint {
 /* Load path. @return 0 or a negative error (message: "PATH: section S at byte
  * N: what is wrong"). */
 int crn_checkpoint_load(crn_checkpoint **out, const char *path);
-/* Save atomically. optim and train_blob may be NULL (a model-only file). */
+/* Save atomically. optim and train_blob may be NULL (a model-only file).
+ * Refuses (CRN_ENONFINITE) non-finite parameters or optimizer state, and
+ * (CRN_EINVAL) a cfg/vocab/optim that does not match the model. On any
+ * failure (CRN_EIO: the message names the path and the errno text) the temp
+ * file is removed and an existing file at path is untouched.
+ *
+ * Test hook: if the environment variable CRN_FAULT_WRITE_AFTER=N is set
+ * (read at every save), the save writes at most N bytes of the temp file and
+ * then fails as if the disk were full (ENOSPC -> CRN_EIO), so tests can check
+ * that a full disk never harms the previous file. Not for normal use. */
 int crn_checkpoint_save(const char *path, const crn_model_config *cfg, const crn_vocab *vocab,
                         crn_model *model, const crn_optim *optim,
                         const uint8_t *train_blob, size_t train_blob_len);
