@@ -1,3 +1,212 @@
 #!/usr/bin/env bash
-# cli_train.sh — (being written; exits 77 = skipped)
-exit 77
+# cli_train.sh — `charrnn train`, `eval`, `info` and tools/plot-loss end to end:
+# loss goes down, exact resume, SIGINT saves, damaged files are refused,
+# usage errors, eval/info JSON, fine-tuning, and (when the shared corpora are
+# present) a short real run on tinyshakespeare.
+. "$(dirname "$0")/lib.sh"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+D=$T_TMP
+C=$CHARRNN
+
+# ---- our own texts (English + Korean) ------------------------------------
+python3 - "$D" <<'PY'
+import random, sys
+d = sys.argv[1]
+random.seed(7)
+words = ["the", "cat", "sat", "on", "a", "mat", "and", "the", "dog", "ran", "far", "away",
+         "하늘은", "파랗고", "바다는", "넓다", "우리는", "한국어를", "배웁니다", "그리고", "노래한다"]
+lines = [" ".join(random.choice(words) for _ in range(random.randint(3, 9))) + "." for _ in range(700)]
+open(f"{d}/text.txt", "w", encoding="utf-8").write("\n".join(lines) + "\n")
+# a text with characters the first one lacks (for fine-tuning)
+lines2 = [l.replace("cat", "cow").replace("바다는", "강물은") + " 끝!" for l in lines[:300]]
+open(f"{d}/new.txt", "w", encoding="utf-8").write("\n".join(lines2) + "\n")
+PY
+TINY=(--cell lstm --layers 1 --hidden 24 --batch 8 --seq 16 --threads 1 --quiet)
+
+jget() { # jget FILE KEY [SUBKEY]: a value from a JSON object file
+    python3 -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+for k in sys.argv[2:]: d = d[k]
+print(d)' "$@"
+}
+
+# ---- usage errors: exit 2 with a hint -------------------------------------
+expect_exit 2 "no arguments" "$C" train
+expect_exit 2 "missing -o" "$C" train "$D/text.txt"
+expect_exit 2 "unknown option" "$C" train "$D/text.txt" -o "$D/x.ckpt" --no-such-option
+expect_exit 2 "--hidden 0" "$C" train "$D/text.txt" -o "$D/x.ckpt" --hidden 0
+expect_exit 2 "--time 0" "$C" train "$D/text.txt" -o "$D/x.ckpt" --time 0
+expect_exit 2 "--steps -5" "$C" train "$D/text.txt" -o "$D/x.ckpt" --steps -5
+expect_exit 2 "--cell foo" "$C" train "$D/text.txt" -o "$D/x.ckpt" --cell foo
+expect_exit 2 "--lr abc" "$C" train "$D/text.txt" -o "$D/x.ckpt" --lr abc
+expect_grep "Try 'charrnn train --help'" "$T_TMP/err" "usage error names the help"
+expect_exit 2 "--extend-vocab without --init-from" "$C" train "$D/text.txt" -o "$D/x.ckpt" --extend-vocab
+expect_exit 2 "eval without FILE" "$C" eval "$D/x.ckpt"
+expect_exit 2 "info with two files" "$C" info a b
+check "train --help" "$C" train --help
+expect_grep "--batch N .*default 50" "$T_TMP/out" "help shows --batch default"
+expect_grep "--clip F .*default 5" "$T_TMP/out" "help shows --clip default"
+expect_grep "default 5m" "$T_TMP/out" "help states the default budget"
+expect_exit 1 "missing corpus is a runtime error" "$C" train "$D/missing.txt" -o "$D/x.ckpt" --steps 2 --quiet
+expect_grep "missing.txt" "$T_TMP/err" "missing corpus named"
+
+# ---- loss goes down (CSV log), files written --------------------------------
+check "train 240 steps" "$C" train "$D/text.txt" -o "$D/m.ckpt" "${TINY[@]}" --steps 240 --eval-every 40 \
+    --log "$D/m.csv"
+expect_grep "^step,epoch,seconds,train_bpc,val_bpc,lr,chars_per_s$" "$D/m.csv" "CSV header"
+rows=$(($(wc -l < "$D/m.csv") - 1))
+if [ "$rows" -eq 6 ]; then pass "CSV has one row per eval ($rows)"; else fail "CSV rows" "expected 6, got $rows"; fi
+first=$(awk -F, 'NR==2{print $5}' "$D/m.csv"); last=$(awk -F, 'END{print $5}' "$D/m.csv")
+if awk -v a="$first" -v b="$last" 'BEGIN{exit !(b < a - 0.5)}'; then pass "val bpc falls ($first -> $last)"
+else fail "val bpc falls" "first $first, last $last"; fi
+ftr=$(awk -F, 'NR==2{print $4}' "$D/m.csv"); ltr=$(awk -F, 'END{print $4}' "$D/m.csv")
+if awk -v a="$ftr" -v b="$ltr" 'BEGIN{exit !(b < a)}'; then pass "train bpc falls ($ftr -> $ltr)"
+else fail "train bpc falls" "first $ftr, last $ltr"; fi
+[ -s "$D/m.ckpt" ] && [ -s "$D/m.ckpt.resume" ] && pass "MODEL and MODEL.resume written" || fail "model files"
+
+# ---- info ----------------------------------------------------------------
+check "info" "$C" info "$D/m.ckpt"
+expect_grep "lstm, 1 layers x 24 hidden" "$T_TMP/out" "info shows the config"
+expect_grep "하" "$T_TMP/out" "info previews the Korean vocabulary"
+check "info --json" sh -c "'$C' info --json '$D/m.ckpt' > '$D/info.json'"
+best=$(jget "$D/info.json" training best_val_bpc)
+minlog=$(awk -F, 'NR>1 && $5!="" {print $5}' "$D/m.csv" | sort -g | head -1)
+if awk -v a="$best" -v b="$minlog" 'BEGIN{d=a-b; exit !(d < 1e-5 && d > -1e-5)}'; then
+    pass "MODEL holds the best model ($best = min of log)"; else fail "best model" "info $best, log min $minlog"; fi
+steps=$(jget "$D/info.json" training step)
+[ "$steps" = 240 ] && pass "info reports 240 steps" || fail "info steps" "got $steps"
+
+# ---- eval ----------------------------------------------------------------
+check "eval --json" sh -c "'$C' eval '$D/m.ckpt' '$D/text.txt' --json > '$D/eval.json'"
+if python3 - "$D/eval.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for k in ("bits_per_char", "bits_per_token", "bits_per_byte", "chars", "tokens"):
+    assert k in d, k
+assert abs(d["bits_per_char"] - d["bits_per_token"]) < 1e-9        # codepoint unit
+assert d["bits_per_byte"] < d["bits_per_char"]                      # Korean: 3 bytes per syllable
+assert d["chars"] == d["tokens"] and d["targets"] == d["tokens"] - 1
+assert d["unknown"] == 0 and 0.5 < d["bits_per_char"] < 6
+PY
+then pass "eval JSON keys consistent"; else fail "eval JSON keys consistent" "$(cat "$D/eval.json")"; fi
+check "eval of a text with unseen characters" "$C" eval "$D/m.ckpt" "$D/new.txt"
+expect_grep "not in the model's vocabulary" "$T_TMP/out" "eval reports unknown characters"
+
+# ---- resume determinism (one thread): 20 + 20 == 40 ----------------------
+R=("${TINY[@]}" --dropout 0 --layers 2 --eval-every 7 --seed 5)
+check "run A: 20 steps" "$C" train "$D/text.txt" -o "$D/a.ckpt" "${R[@]}" --steps 20
+"$C" info --json "$D/a.ckpt.resume" > "$D/a20.json"
+check "run A: resume to 40" "$C" train --resume "$D/a.ckpt" --steps 40 --threads 1 --quiet
+check "run B: 40 steps straight" "$C" train "$D/text.txt" -o "$D/b.ckpt" "${R[@]}" --steps 40
+"$C" info --json "$D/a.ckpt.resume" > "$D/a40.json"
+"$C" info --json "$D/b.ckpt.resume" > "$D/b40.json"
+pa=$(jget "$D/a40.json" params_crc32); pb=$(jget "$D/b40.json" params_crc32)
+oa=$(jget "$D/a40.json" optimizer_crc32); ob=$(jget "$D/b40.json" optimizer_crc32)
+p20=$(jget "$D/a20.json" params_crc32)
+if [ "$pa" = "$pb" ] && [ "$oa" = "$ob" ] && [ "$p20" != "$pa" ]; then
+    pass "resumed == straight, bit for bit (params $pa, optimizer $oa)"
+else fail "resume determinism" "params $pa vs $pb, optimizer $oa vs $ob (20 steps: $p20)"; fi
+[ "$(jget "$D/a40.json" training step)" = 40 ] && pass "resumed run counts steps as totals" || fail "resume step total"
+# the same with dropout and a GRU, resuming across an epoch boundary (95 windows per epoch)
+R2=(--cell gru --layers 2 --hidden 16 --batch 8 --seq 16 --dropout 0.2 --threads 1 --quiet --eval-every 50 --seed 9)
+"$C" train "$D/text.txt" -o "$D/c.ckpt" "${R2[@]}" --steps 90 &&
+"$C" train --resume "$D/c.ckpt" --steps 110 --threads 1 --quiet &&
+"$C" train "$D/text.txt" -o "$D/e.ckpt" "${R2[@]}" --steps 110
+"$C" info --json "$D/c.ckpt.resume" > "$D/c.json"; "$C" info --json "$D/e.ckpt.resume" > "$D/e.json"
+if [ "$(jget "$D/c.json" params_crc32)" = "$(jget "$D/e.json" params_crc32)" ] &&
+   [ "$(jget "$D/c.json" optimizer_crc32)" = "$(jget "$D/e.json" optimizer_crc32)" ]; then
+    pass "GRU + dropout resume across an epoch wrap is exact"
+else fail "GRU + dropout resume" "$(jget "$D/c.json" params_crc32) vs $(jget "$D/e.json" params_crc32)"; fi
+
+# resume refuses incompatible overrides
+expect_exit 2 "resume refuses --hidden change" "$C" train --resume "$D/a.ckpt" --hidden 64 --steps 50
+expect_grep "conflicts with the checkpoint" "$T_TMP/err" "resume conflict explained"
+expect_exit 2 "resume refuses --unit change" "$C" train --resume "$D/a.ckpt" --unit jamo --steps 50
+
+# ---- SIGINT: finish the step, save, exit 130 -----------------------------
+"$C" train "$D/text.txt" -o "$D/s.ckpt" --layers 1 --hidden 32 --batch 8 --seq 16 --time 120s --eval-every 20 \
+    --log "$D/s.csv" --threads 1 > "$D/s.out" 2> "$D/s.err" &
+pid=$!
+for _ in $(seq 200); do
+    [ -f "$D/s.csv" ] && [ "$(wc -l < "$D/s.csv")" -ge 3 ] && break
+    sleep 0.1
+done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+[ "$rc" -eq 130 ] && pass "SIGINT exits 130" || fail "SIGINT exit status" "got $rc" "$(tail -3 "$D/s.err")"
+expect_grep "continue with: charrnn train --resume" "$D/s.err" "SIGINT says how to resume"
+check "interrupted model loads" "$C" info "$D/s.ckpt"
+check "interrupted resume state loads" "$C" info --json "$D/s.ckpt.resume"
+expect_grep '"stop": "interrupted"' "$T_TMP/out" "resume state records the interrupt"
+s_step=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["training"]["step"])' "$T_TMP/out" 2>/dev/null || echo 0)
+check "resume after SIGINT" "$C" train --resume "$D/s.ckpt" --steps $((s_step + 5)) --threads 1 --quiet
+
+# ---- damaged files: exit 1 with a message, never a crash -----------------
+size=$(stat -c %s "$D/m.ckpt")
+head -c $((size / 2)) "$D/m.ckpt" > "$D/trunc.ckpt"
+expect_exit 1 "truncated model" "$C" info "$D/trunc.ckpt"
+expect_grep "trunc.ckpt" "$T_TMP/err" "truncated model named in the message"
+head -c 10 "$D/m.ckpt" > "$D/trunc10.ckpt"
+expect_exit 1 "model truncated in the header" "$C" info "$D/trunc10.ckpt"
+: > "$D/empty.ckpt"
+expect_exit 1 "empty model file" "$C" info "$D/empty.ckpt"
+for frac in 10 40 70 95; do
+    cp "$D/m.ckpt" "$D/bad.ckpt"
+    off=$((size * frac / 100))
+    byte=$(od -An -tu1 -j "$off" -N1 "$D/bad.ckpt" | tr -d ' ')
+    printf "$(printf '\\%03o' $(((byte + 1) % 256)))" | dd of="$D/bad.ckpt" bs=1 seek="$off" conv=notrunc 2>/dev/null
+    expect_exit 1 "model with a flipped byte at $frac%" "$C" info "$D/bad.ckpt"
+    expect_exit 1 "eval refuses the damaged model ($frac%)" "$C" eval "$D/bad.ckpt" "$D/text.txt"
+done
+expect_exit 1 "missing model" "$C" info "$D/nope.ckpt"
+expect_exit 1 "resume of a missing model" "$C" train --resume "$D/nope.ckpt" --steps 5
+
+# ---- jamo unit: bits per char against NFC code points --------------------
+check "train --unit jamo" "$C" train "$D/text.txt" -o "$D/j.ckpt" "${TINY[@]}" --unit jamo --steps 30 --eval-every 0
+check "eval jamo --json" sh -c "'$C' eval '$D/j.ckpt' '$D/text.txt' --json > '$D/j.json'"
+if python3 - "$D/j.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["unit"] == "jamo" and d["tokens"] > d["chars"]      # syllables split into 2-3 jamo
+ratio = d["bits_per_char"] / d["bits_per_token"]
+expect = d["targets"] / (d["chars"] - 1)
+assert abs(ratio - expect) < 1e-4, (ratio, expect)
+PY
+then pass "jamo bits per char = bits / (code points - 1)"; else fail "jamo bpc" "$(cat "$D/j.json")"; fi
+
+# ---- fine-tuning ---------------------------------------------------------
+check "init-from (unknown chars to <unk>)" "$C" train "$D/new.txt" -o "$D/f.ckpt" --init-from "$D/m.ckpt" \
+    --steps 10 --batch 8 --seq 16 --threads 1
+expect_grep "not in its vocabulary and map to <unk>" "$T_TMP/err" "init-from reports unknown characters"
+v0=$("$C" info --json "$D/m.ckpt" | python3 -c 'import json,sys; print(json.load(sys.stdin)["vocab_size"])')
+v1=$("$C" info --json "$D/f.ckpt" | python3 -c 'import json,sys; print(json.load(sys.stdin)["vocab_size"])')
+check "init-from --extend-vocab" "$C" train "$D/new.txt" -o "$D/g.ckpt" --init-from "$D/m.ckpt" --extend-vocab \
+    --steps 10 --batch 8 --seq 16 --threads 1
+v2=$("$C" info --json "$D/g.ckpt" | python3 -c 'import json,sys; print(json.load(sys.stdin)["vocab_size"])')
+[ "$v1" = "$v0" ] && [ "$v2" -gt "$v0" ] && pass "vocabulary kept ($v0) / extended ($v2)" ||
+    fail "fine-tune vocab" "base $v0, init-from $v1, extend $v2"
+expect_exit 2 "init-from refuses --hidden" "$C" train "$D/new.txt" -o "$D/h.ckpt" --init-from "$D/m.ckpt" --hidden 99
+
+# ---- plot ----------------------------------------------------------------
+if command -v gnuplot >/dev/null 2>&1; then
+    check "plot-loss" "$ROOT/tools/plot-loss" "$D/m.csv" -o "$D/loss.png"
+    [ "$(head -c 4 "$D/loss.png" | od -An -c | tr -d ' ')" = "211PNG" ] && pass "plot is a PNG" || fail "plot is a PNG"
+else
+    echo "skip - gnuplot not installed: plot-loss not tested"
+fi
+expect_exit 1 "plot-loss of a non-log" "$ROOT/tools/plot-loss" "$D/text.txt" -o "$D/x.png"
+
+# ---- a real text ---------------------------------------------------------
+if have_shared tinyshakespeare.txt; then
+    check "tinyshakespeare 800 steps" "$C" train "$SHARED/tinyshakespeare.txt" -o "$D/ts.ckpt" --layers 1 \
+        --hidden 64 --batch 32 --seq 32 --lr 1e-2 --steps 800 --eval-every 400 --val-frac 0.02 \
+        --log "$D/ts.csv" --threads 1 --quiet
+    v=$(awk -F, 'END{print $5}' "$D/ts.csv")
+    if awk -v a="$v" 'BEGIN{exit !(a != "" && a < 3.2)}'; then pass "tinyshakespeare val bpc $v < 3.2 (about 2.9 expected)"
+    else fail "tinyshakespeare val bpc" "got '$v' (want < 3.2)"; fi
+else
+    echo "skip - \$CRN_SHARED_CORPORA/tinyshakespeare.txt absent: real-text run not done"
+fi
+
+summary
