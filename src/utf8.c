@@ -28,21 +28,19 @@ static const char *const unit_names[] = {"codepoint", "grapheme", "jamo"};
 static const char *const norm_names[] = {"nfc", "nfkc", "none"};
 static const char *const invalid_names[] = {"error", "replace", "skip"};
 
-static int parse_name(const char *s, const char *const *names, int n, const char *what) {
-    if (s)
-        for (int i = 0; i < n; i++)
-            if (strcmp(s, names[i]) == 0) return i;
-    if (n == 3)
-        crn_error_set(CRN_EINVAL, "unknown %s '%s' (expected %s, %s or %s)", what, s ? s : "(null)",
-                      names[0], names[1], names[2]);
-    return CRN_EINVAL;
+/* Index of s in names[0..3), or CRN_EINVAL with a message listing them. */
+static int parse_name(const char *s, const char *const names[3], const char *what) {
+    for (int i = 0; s && i < 3; i++)
+        if (strcmp(s, names[i]) == 0) return i;
+    return crn_error_set(CRN_EINVAL, "unknown %s '%s' (expected %s, %s or %s)", what, s ? s : "(null)", names[0],
+                         names[1], names[2]);
 }
 
 const char *crn_unit_name(enum crn_unit u) {
     return (unsigned)u < CRN_ARRAY_LEN(unit_names) ? unit_names[u] : "?";
 }
 int crn_unit_parse(const char *s, enum crn_unit *out) {
-    int i = parse_name(s, unit_names, 3, "token unit");
+    int i = parse_name(s, unit_names, "token unit");
     if (i < 0) return i;
     *out = (enum crn_unit)i;
     return 0;
@@ -51,7 +49,7 @@ const char *crn_norm_name(enum crn_norm n) {
     return (unsigned)n < CRN_ARRAY_LEN(norm_names) ? norm_names[n] : "?";
 }
 int crn_norm_parse(const char *s, enum crn_norm *out) {
-    int i = parse_name(s, norm_names, 3, "normalisation");
+    int i = parse_name(s, norm_names, "normalisation");
     if (i < 0) return i;
     *out = (enum crn_norm)i;
     return 0;
@@ -60,7 +58,7 @@ const char *crn_invalid_name(enum crn_invalid p) {
     return (unsigned)p < CRN_ARRAY_LEN(invalid_names) ? invalid_names[p] : "?";
 }
 int crn_invalid_parse(const char *s, enum crn_invalid *out) {
-    int i = parse_name(s, invalid_names, 3, "invalid-UTF-8 policy");
+    int i = parse_name(s, invalid_names, "invalid-UTF-8 policy");
     if (i < 0) return i;
     *out = (enum crn_invalid)i;
     return 0;

@@ -49,15 +49,18 @@ int crn_utf8_repair(uint8_t **out, size_t *out_len, size_t *n_invalid,
 size_t crn_utf8_bom_len(const uint8_t *s, size_t n);
 
 /* Normalise valid UTF-8 s[0..n) (NFC, NFKC; NONE copies). *out is malloc'ed.
- * Works in pieces cut after '\n', so memory is bounded by the longest line,
- * not the text. */
+ * Works in pieces cut after '\n' (and, in lines over 1 MiB, between two ASCII
+ * characters), so working memory is bounded by the longest line, not the
+ * text. NUL bytes pass through unchanged. Invalid input: CRN_EUTF8 naming
+ * the byte offset. */
 int crn_utf8_normalize(uint8_t **out, size_t *out_len, const uint8_t *s, size_t n, enum crn_norm norm);
 
 /* Number of code points in valid UTF-8. */
 size_t crn_utf8_count(const uint8_t *s, size_t n);
 
 /* Decode one code point from valid UTF-8 at s (n > 0 bytes); returns its byte
- * length (1..4), or -1 if invalid. */
+ * length (1..4), or -1 if invalid (overlong, surrogate, > U+10FFFF,
+ * truncated). NUL decodes as code point 0 (length 1). */
 int crn_utf8_decode(const uint8_t *s, size_t n, int32_t *cp);
 /* Encode cp into out[4]; returns the byte length. */
 int crn_utf8_encode(int32_t cp, uint8_t out[4]);
@@ -70,8 +73,10 @@ int32_t crn_hangul_join(int32_t l, int32_t v, int32_t t /* 0 if none */);
 
 /* Token iterator over valid, already-normalised UTF-8. A token is a byte
  * slice: one code point (codepoint), one extended grapheme cluster
- * (grapheme), or, in jamo mode, one conjoining jamo of a decomposed syllable
- * (whose bytes are in it->buf, not in the input) or any other code point. */
+ * (grapheme, UAX #29 via utf8proc), or, in jamo mode, one conjoining jamo of
+ * a decomposed syllable (whose bytes are in it->buf, not in the input) or any
+ * other code point. Invalid UTF-8 or a NUL byte: CRN_EUTF8 ("invalid UTF-8
+ * (byte offset N)", offset from s). */
 typedef struct crn_tokiter {
     const uint8_t *s;
     size_t n, pos;

@@ -30,7 +30,9 @@ void crn_vocab_destroy(crn_vocab *v); /* NULL is a no-op */
 enum crn_unit crn_vocab_unit(const crn_vocab *v);
 enum crn_norm crn_vocab_norm(const crn_vocab *v);
 
-/* Counting phase: add the tokens of text (valid, normalised UTF-8). */
+/* Counting phase: add the tokens of text (valid, normalised UTF-8; may be
+ * called once per piece of a text cut after '\n'). On CRN_EUTF8 the tokens
+ * before the bad byte stay counted. */
 int crn_vocab_count(crn_vocab *v, const uint8_t *text, size_t n);
 /* Assign ids (see above). After this, counting is refused (CRN_EINVAL). */
 int crn_vocab_finalize(crn_vocab *v, uint64_t min_count);
@@ -53,8 +55,10 @@ long long crn_vocab_encode(const crn_vocab *v, const uint8_t *text, size_t n,
                            uint32_t *out, size_t *n_unk);
 
 /* Add tokens to a finalized vocabulary (fine-tuning with --extend-vocab):
- * new tokens get ids after the existing ones (existing ids never change).
- * @return number of tokens added. */
+ * new tokens get ids after the existing ones (existing ids never change),
+ * sorted by bytes among themselves, with their counts in text as freq
+ * (existing tokens' freq is unchanged; min_count does not apply).
+ * @return number of tokens added (>= 0) or a negative error. */
 long long crn_vocab_extend(crn_vocab *v, const uint8_t *text, size_t n);
 
 /* Serialise: a self-contained little-endian byte string ("CRNV", u32
