@@ -861,6 +861,20 @@ START_TEST(test_shared_corpora) {
         ck_assert_int_eq(crn_utf8_normalize(&nfc, &nfc_n, raw, n, CRN_NORM_NFC), 0);
         int same = nfc_n == n && memcmp(nfc, raw, n) == 0;
         ck_assert_msg(same == files[f].nfc, "%s: NFC status %d, expected %d", path, same, files[f].nfc);
+        /* piecewise normalisation == utf8proc on the whole text at once */
+        for (int nm = 0; nm < 2; nm++) {
+            utf8proc_uint8_t *whole = NULL;
+            utf8proc_option_t opt = UTF8PROC_STABLE | UTF8PROC_COMPOSE | (nm == CRN_NORM_NFKC ? UTF8PROC_COMPAT : 0);
+            utf8proc_ssize_t wn = utf8proc_map(raw, (utf8proc_ssize_t)n, &whole, opt);
+            ck_assert_int_ge(wn, 0);
+            size_t pn;
+            uint8_t *pieces;
+            ck_assert_int_eq(crn_utf8_normalize(&pieces, &pn, raw, n, (enum crn_norm)nm), 0);
+            ck_assert_msg(pn == (size_t)wn && memcmp(pieces, whole, pn) == 0, "%s: %s differs from utf8proc_map", path,
+                          crn_norm_name((enum crn_norm)nm));
+            free(pieces);
+            free(whole);
+        }
         for (int u = 0; u < 3; u++) {
             round_trip(nfc, nfc_n, (enum crn_unit)u, CRN_NORM_NFC, files[f].name);
             /* raw bytes under none: in jamo mode only if no conjoining jamo
