@@ -5,7 +5,8 @@
  *
  * Two passes over the text, each piece by piece (a piece ends after a '\n'):
  *   pass 1: prepare the piece (repair, normalise, clean), count its code
- *           points and tokens, and count tokens into the vocabulary;
+ *           points, and count its tokens into the vocabulary (the number of
+ *           tokens is then the sum of the vocabulary's frequencies);
  *   pass 2: prepare it again and encode it into the id array.
  * Preparing is deterministic, so both passes see the same text. The
  * prepared pieces of pass 1 are kept while their total stays under a cache
@@ -507,17 +508,19 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
         size_t pn;
         if ((err = prepare(&L, text, pos, end - pos, line, 1, &piece, &pn))) goto done;
         L.n_chars += count_codepoints(piece, pn);
-        crn_tokiter it;
-        crn_tokiter_init(&it, piece, pn, L.unit);
-        const uint8_t *tok;
-        size_t tl;
-        int rc;
-        while ((rc = crn_tokiter_next(&it, &tok, &tl)) == 1) L.n_tokens++;
-        if (rc < 0) {
-            err = crn_error_prefix(rc, "%s:%zu", c->path, line);
-            goto done;
-        }
-        if (!given && (err = crn_vocab_count(c->vocab, piece, pn))) {
+        if (given) {
+            /* tokens counted here; a vocabulary being built counts them itself */
+            crn_tokiter it;
+            crn_tokiter_init(&it, piece, pn, L.unit);
+            const uint8_t *tok;
+            size_t tl;
+            int rc;
+            while ((rc = crn_tokiter_next(&it, &tok, &tl)) == 1) L.n_tokens++;
+            if (rc < 0) {
+                err = crn_error_prefix(rc, "%s:%zu", c->path, line);
+                goto done;
+            }
+        } else if ((err = crn_vocab_count(c->vocab, piece, pn))) {
             err = crn_error_prefix(err, "%s", c->path);
             goto done;
         }
@@ -540,16 +543,22 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
     c->n_chars = L.n_chars;
     c->n_invalid = L.n_invalid;
     c->n_lines_dropped = L.n_dropped;
+    if (!given) {
+        /* every counted token has an id or went to <unk>, whose frequency is
+         * the total of the tokens mapped to it */
+        if ((err = crn_vocab_finalize(c->vocab, o->min_count))) {
+            err = crn_error_prefix(err, "%s", c->path);
+            goto done;
+        }
+        for (uint32_t id = 0, V = crn_vocab_size(c->vocab); id < V; id++)
+            L.n_tokens += crn_vocab_freq(c->vocab, id);
+    }
     if (L.n_tokens == 0) {
         if (L.n_dropped)
             err = crn_error_set(CRN_EEMPTY, "%s: no text left after cleaning (%s of %s lines dropped)", c->path,
                                 fmt_count(b1, L.n_dropped), fmt_count(b2, line - 1 + (text[n - 1] != '\n')));
         else
             err = crn_error_set(CRN_EEMPTY, "%s: no text (nothing left after removing invalid bytes)", c->path);
-        goto done;
-    }
-    if (!given && (err = crn_vocab_finalize(c->vocab, o->min_count))) {
-        err = crn_error_prefix(err, "%s", c->path);
         goto done;
     }
 
