@@ -712,6 +712,27 @@ START_TEST(save_refusals) {
     ck_assert_msg(strstr(crn_error_message(), bad) != NULL, "%s", crn_error_message());
     ck_assert_msg(strstr(crn_error_message(), strerror(ENOENT)) != NULL, "%s", crn_error_message());
 
+    /* the target is a directory: the rename fails, the temp file goes */
+    snprintf(bad, sizeof bad, "%s/adir", dir);
+    ck_assert_int_eq(mkdir(bad, 0755), 0);
+    ck_assert_int_eq(save_fixture(bad, &f, 1), CRN_EIO);
+    ck_assert_msg(strstr(crn_error_message(), bad) != NULL, "%s", crn_error_message());
+    ck_assert_int_eq(count_entries(), 1);
+    ck_assert_int_eq(rmdir(bad), 0);
+    /* a read-only directory (root may write anyway: then skip) */
+    if (geteuid() != 0) {
+        snprintf(bad, sizeof bad, "%s/ro", dir);
+        ck_assert_int_eq(mkdir(bad, 0555), 0);
+        char inro[800];
+        snprintf(inro, sizeof inro, "%s/model.crn", bad);
+        ck_assert_int_eq(save_fixture(inro, &f, 1), CRN_EIO);
+        ck_assert_msg(strstr(crn_error_message(), inro) != NULL, "%s", crn_error_message());
+        ck_assert_msg(strstr(crn_error_message(), strerror(EACCES)) != NULL, "%s", crn_error_message());
+        ck_assert_int_eq(rmdir(bad), 0);
+    } else {
+        printf("  running as root: read-only directory case skipped\n");
+    }
+
     ck_assert_int_eq(save_fixture(path, &f, 1), 0);
     size_t n0;
     uint8_t *before = read_file(path, &n0);
