@@ -472,12 +472,13 @@ int crn_tokiter_next(crn_tokiter *it, const uint8_t **tok, size_t *len) {
          * precomposed Hangul syllable there is always a break (UAX #29 GB4,
          * GB5, GB6-8 need jamo, GB9 needs Extend/ZWJ, GB999), and no state
          * carries past it: restart the state machine after cp. */
-        if (it->pos < it->n && cp != '\r' && (cp < 0x80 || crn_hangul_split(cp, it->jamo))) {
+        int32_t unused[3];
+        if (it->pos < it->n && cp != '\r' && (cp < 0x80 || crn_hangul_split(cp, unused))) {
             int32_t c2 = -1;
             uint8_t b = it->s[it->pos];
             if (b < 0x80) c2 = b;
             else if (b >= 0xEA && b <= 0xED) (void)crn_utf8_decode(it->s + it->pos, it->n - it->pos, &c2);
-            if (c2 >= 0 && (c2 < 0x80 || crn_hangul_split(c2, it->jamo))) {
+            if (c2 >= 0 && (c2 < 0x80 || crn_hangul_split(c2, unused))) {
                 it->prev_cp = -1;
                 it->grapheme_state = 0; /* UTF8PROC_BOUNDCLASS_START */
                 break;

@@ -169,6 +169,7 @@ static long long add_indexed(crn_vocab *v, const uint8_t *p, size_t n, int32_t c
     int rc = cp >= 0 ? cp_set(v, cp, (uint32_t)slot) : ht_put(v, p, n, (uint32_t)slot);
     if (rc < 0) {
         v->ntok--;
+        v->arena_len -= n;
         return crn_error_set(CRN_ENOMEM, "out of memory indexing the vocabulary");
     }
     return slot;
