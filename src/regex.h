@@ -24,11 +24,20 @@ const char *crn_regex_pattern(const crn_regex *re);
 
 /* Search s[0..n) from byte offset start.
  * @return 1 (match; *mstart and *mend set, may be NULL), 0 (no match), or
- *         CRN_ELIMIT / CRN_EREGEX on a matching error. */
+ *         CRN_ELIMIT / CRN_EREGEX on a matching error (also CRN_EINVAL for a
+ *         start beyond n or inside a character, CRN_EUTF8 for a subject that
+ *         is not UTF-8). */
 int crn_regex_search(crn_regex *re, const uint8_t *s, size_t n, size_t start, size_t *mstart, size_t *mend);
 
-/* For constrained generation (compile with CRN_REGEX_ANCHORED|CRN_REGEX_ENDANCHORED):
- * classify the whole subject s[0..n) with PCRE2_PARTIAL_HARD. */
+/* For constrained generation: classify the whole subject s[0..n) against the
+ * pattern anchored at both ends (whatever the compile flags; compiling with
+ * CRN_REGEX_ANCHORED|CRN_REGEX_ENDANCHORED is still the natural choice, as
+ * search then means the same thing). "Complete" is an exact anchored match;
+ * "can grow" is a PCRE2_PARTIAL_HARD partial match found by the DFA matcher,
+ * which follows all alternatives (the backtracking matcher is the fallback
+ * for back references and the like). PARTIAL_HARD treats an assertion at the
+ * end ('$', '\b', lookahead) as wanting more input, so 'abc$' on "abc" is
+ * EXTENSIBLE, not COMPLETE. The empty subject is PARTIAL unless it matches. */
 enum crn_regex_prefix {
     CRN_PREFIX_NONE = 0,     /* no extension of s can match */
     CRN_PREFIX_PARTIAL = 1,  /* s is a proper prefix of some match (not complete yet) */
@@ -39,8 +48,10 @@ enum crn_regex_prefix {
 int crn_regex_prefix(crn_regex *re, const uint8_t *s, size_t n);
 
 /* Replace every match in s with repl (PCRE2 substitution syntax: $1, ${name};
- * PCRE2_SUBSTITUTE_GLOBAL). *out malloc'ed. @return number of replacements
- * or a negative error. */
+ * PCRE2_SUBSTITUTE_GLOBAL). *out malloc'ed (NUL-terminated; *out_len excludes
+ * the NUL), also when nothing matched. @return number of replacements or a
+ * negative error (CRN_EREGEX "bad replacement 'TEXT' for regex 'PAT' at
+ * offset N: reason" for a bad repl, CRN_ELIMIT as for search). */
 long long crn_regex_replace(crn_regex *re, const uint8_t *s, size_t n, const char *repl,
                             uint8_t **out, size_t *out_len);
 

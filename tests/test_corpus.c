@@ -341,6 +341,21 @@ START_TEST(corpus_cleaning_order) {
     free(s);
     crn_corpus_destroy(c);
 
+    /* a pattern that gives up on a line: an error naming the line */
+    const char *slow[] = {"(a+)+$"};
+    o.n_replace = 0;
+    o.n_keep = 0;
+    o.drop = slow;
+    o.n_drop = 1;
+    char big[128] = "ok\nfine\n";
+    memset(big + 8, 'a', 60);
+    strcpy(big + 68, "b\nend\n");
+    c = (crn_corpus *)1;
+    ck_assert_int_eq(crn_corpus_from_memory(&c, "slow.txt", U8(big), strlen(big), &o, NULL), CRN_ELIMIT);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(crn_error_message(), "slow.txt:3: --drop: regex '(a+)+$'") != NULL, "%s",
+                  crn_error_message());
+
     /* several keep patterns: any one keeps the line; drop wins over keep;
      * a last line without '\n' stays without it */
     const char *keep3[] = {"^A", "^B"};
