@@ -158,6 +158,33 @@ static void select_top(cand *c, uint32_t n, uint32_t k) {
     }
 }
 
+/* Sort c[0..n) best first, in place (heapsort: no allocation, unlike
+ * glibc's qsort, which may malloc a merge buffer, inside the step loop). */
+static void sift_down(cand *c, size_t root, size_t n) {
+    for (;;) {
+        size_t child = 2 * root + 1;
+        if (child >= n) return;
+        /* a max-heap of "worst first" order, so the sorted result is best first */
+        if (child + 1 < n && cand_cmp(&c[child + 1], &c[child]) > 0) child++;
+        if (cand_cmp(&c[child], &c[root]) <= 0) return;
+        cand t = c[root];
+        c[root] = c[child];
+        c[child] = t;
+        root = child;
+    }
+}
+
+static void sort_cands(cand *c, size_t n) {
+    if (n < 2) return;
+    for (size_t i = n / 2; i-- > 0;) sift_down(c, i, n);
+    for (size_t end = n - 1; end > 0; end--) {
+        cand t = c[0];
+        c[0] = c[end];
+        c[end] = t;
+        sift_down(c, 0, end);
+    }
+}
+
 typedef struct pick {
     cand *c;      /* (V) scratch */
     uint32_t n;   /* live candidates c[0..n) */
@@ -188,7 +215,7 @@ static void pick_prepare(pick *p, const real *logits, uint32_t V, const crn_samp
     }
     double total = 0;
     if (s->top_p < 1) {
-        qsort(c, n, sizeof *c, cand_cmp);
+        sort_cands(c, n);
         double all = 0;
         for (uint32_t i = 0; i < n; i++) all += c[i].w;
         double want = s->top_p * all, cum = 0;
@@ -380,6 +407,7 @@ int crn_generator_configure(crn_generator *g, const crn_sample_settings *s) {
     crn_sample_settings_init(&copy);
     real *logits = NULL;
     uint8_t *gen = NULL;
+    int rebuilt = 0;
     for (uint32_t i = 0; i < s->n_stop; i++)
         if ((err = crn_regex_compile(&stop[i], s->stop[i], 0)) < 0) goto fail;
     if (s->match && (err = crn_regex_compile(&match, s->match, CRN_REGEX_ANCHORED | CRN_REGEX_ENDANCHORED)) < 0)
@@ -402,6 +430,7 @@ int crn_generator_configure(crn_generator *g, const crn_sample_settings *s) {
 
     /* beams */
     if (W >= 2 && (W != g->W || !g->btok[0] || s->length != g->s.length)) {
+        rebuilt = 1;
         free_beams(g);
         for (int i = 0; i < 2; i++) {
             if ((err = crn_state_create(&g->bst[i], g->m, W)) < 0) goto fail;
@@ -430,7 +459,7 @@ int crn_generator_configure(crn_generator *g, const crn_sample_settings *s) {
 nomem:
     err = crn_error_set(CRN_ENOMEM, "generator: out of memory");
 fail:
-    free_beams(g); /* rebuilt on the next successful configure */
+    if (rebuilt) free_beams(g); /* half-built: run refuses beam search until a configure succeeds */
     free_regexes(stop, &match);
     crn_sample_settings_free(&copy);
     free(logits);
@@ -760,7 +789,9 @@ int crn_generator_run(crn_generator *g, crn_emit_fn emit, void *user, crn_gen_re
     if (!g->have_logits && (err = crn_generator_prime(g, NULL, 0, NULL)) < 0) return err;
     run r = {.g = g, .emit = emit, .user = user};
     crn_decoder_init(&g->dec, g->v);
-    err = g->W >= 2 ? run_beam(g, &r, res) : run_sample(g, &r, res);
+    if (g->s.beam >= 2 && (g->W != g->s.beam || !g->btok[0] || !g->btok[1]))
+        return crn_error_set(CRN_ENOMEM, "beam search buffers are missing (an earlier configure failed)");
+    err = g->s.beam >= 2 ? run_beam(g, &r, res) : run_sample(g, &r, res);
     if (err < 0) return err;
     if (!r.stopped) {
         r.gen_len += crn_decoder_finish(&g->dec, g->gen + r.gen_len, g->gen_cap - r.gen_len);

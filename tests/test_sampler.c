@@ -478,6 +478,17 @@ START_TEST(test_beam) {
     ck_assert(!memcmp(k.buf, want, want_len));
     ck_assert_uint_eq(res.tokens, L);
     ck_assert_double_eq_tol(res.mean_logprob, best / L, 1e-5);
+    /* a --stop pattern cuts the beam's text at its first match */
+    ck_assert_uint_gt(want_len, 1);
+    char pat[8];
+    snprintf(pat, sizeof pat, "%c", (char)want[1]);
+    ck_assert_int_eq(crn_sample_settings_add_stop(&s, pat), 0);
+    static sink cut;
+    ck_assert_int_eq(gen_text(m, v, &s, "a", &cut, &res), 0);
+    ck_assert_int_eq(res.reason, CRN_STOP_REGEX);
+    ck_assert_ptr_null(memchr(cut.buf, want[1], cut.len));
+    ck_assert(cut.len <= 1 && !memcmp(cut.buf, want, cut.len));
+    crn_sample_settings_clear_stops(&s);
     /* greedy can only do as well or worse */
     s.beam = 0;
     s.temperature = 0;
@@ -529,6 +540,38 @@ START_TEST(test_state_carry) {
     ck_assert_int_eq(crn_generator_configure(g, &s), CRN_ERANGE);
     crn_generator_destroy(g);
     crn_generator_destroy(NULL);
+    crn_model_destroy(m);
+    crn_vocab_destroy(v);
+}
+END_TEST
+
+static int stop_after_3(void *user, const uint8_t *s, size_t n) {
+    (void)s;
+    (void)n;
+    return ++*(int *)user >= 3;
+}
+
+/* The emit callback and the cancel flag both stop a run ("interrupted"). */
+START_TEST(test_interrupt) {
+    crn_vocab *v = make_vocab(TEXT, CRN_UNIT_CODEPOINT);
+    crn_model *m = make_model(crn_vocab_size(v), CRN_CELL_LSTM, 17, 2.0f);
+    crn_sample_settings s;
+    crn_sample_settings_init(&s);
+    s.length = 1000;
+    crn_generator *g = NULL;
+    ck_assert_int_eq(crn_generator_create(&g, m, v, &s), 0);
+    int calls = 0;
+    crn_gen_result res;
+    ck_assert_int_eq(crn_generator_run(g, stop_after_3, &calls, &res), 0);
+    ck_assert_int_eq(res.reason, CRN_STOP_INTERRUPTED);
+    ck_assert_int_eq(calls, 3);
+    ck_assert_uint_lt(res.tokens, 10);
+    volatile sig_atomic_t flag = 1;
+    crn_generator_set_cancel(g, &flag);
+    ck_assert_int_eq(crn_generator_run(g, NULL, NULL, &res), 0);
+    ck_assert_int_eq(res.reason, CRN_STOP_INTERRUPTED);
+    ck_assert_uint_eq(res.tokens, 0);
+    crn_generator_destroy(g);
     crn_model_destroy(m);
     crn_vocab_destroy(v);
 }
@@ -614,6 +657,7 @@ int main(void) {
     tcase_add_test(tc, test_pathological);
     tcase_add_test(tc, test_beam);
     tcase_add_test(tc, test_state_carry);
+    tcase_add_test(tc, test_interrupt);
     tcase_add_test(tc, test_repl_parser);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
