@@ -87,7 +87,9 @@ size_t crn_vocab_max_token_len(const crn_vocab *v);
  * out must have room for CRN_DECODER_HOLD bytes plus the token's length
  * (if it has not, nothing is written, 0 is returned and CRN_ERANGE recorded).
  * Ids >= crn_vocab_size() decode like <unk> (U+FFFD). Only jamo vocabularies
- * hold anything; they recompose modern conjoining jamo L V [T]. */
+ * hold anything; they recompose modern conjoining jamo L V [T] (so NFC/NFKC
+ * text round-trips exactly; under `none`, decomposed Hangul typed as raw
+ * conjoining jamo comes back precomposed). */
 #define CRN_DECODER_HOLD 16
 typedef struct crn_decoder {
     const crn_vocab *v;
