@@ -20,12 +20,15 @@
 /* Workspace of pcre2_dfa_match (ints): bounds the number of simultaneously
  * active paths, not the subject length. */
 #define CRN_REGEX_DFA_WS 4096
+/* Largest JIT stack (bytes) */
+#define CRN_REGEX_JIT_STACK (16u << 20)
 
 struct crn_regex {
     char *pattern;
     pcre2_code *code;
     pcre2_match_data *md;
     pcre2_match_context *mctx;
+    pcre2_jit_stack *jit_stack; /* NULL when the pattern is not JIT-compiled */
     uint32_t match_opts; /* PCRE2_ENDANCHORED when asked for (see compile) */
     int dfa_ws[CRN_REGEX_DFA_WS];
 };
@@ -82,15 +85,20 @@ int crn_regex_compile(crn_regex **out, const char *pattern, uint32_t flags) {
         err = crn_error_set(CRN_EREGEX, "bad regex '%s' at offset %zu: %s", pattern, (size_t)eoff, reason);
         goto fail;
     }
-    /* Best effort: a JIT failure (unsupported CPU, no executable memory)
-     * leaves the interpreter in charge, which is correct, only slower. */
-    (void)pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
-
     re->md = pcre2_match_data_create_from_pattern(re->code, NULL);
     re->mctx = pcre2_match_context_create(NULL);
     if (!re->md || !re->mctx) goto fail_nomem;
     pcre2_set_match_limit(re->mctx, CRN_REGEX_MATCH_LIMIT);
     pcre2_set_depth_limit(re->mctx, CRN_REGEX_DEPTH_LIMIT);
+    /* Best effort: a JIT failure (unsupported CPU, no executable memory)
+     * leaves the interpreter in charge, which is correct, only slower. The
+     * JIT's default 32 KiB stack overflows on a group repeated over a line
+     * of ~10,000 characters ('(ab|cd)*'); give it room to grow (reserved,
+     * committed as used). */
+    if (pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD) == 0) {
+        re->jit_stack = pcre2_jit_stack_create(32 * 1024, CRN_REGEX_JIT_STACK, NULL);
+        if (re->jit_stack) pcre2_jit_stack_assign(re->mctx, NULL, re->jit_stack);
+    }
     *out = re;
     return 0;
 
@@ -104,6 +112,7 @@ fail:
 void crn_regex_destroy(crn_regex *re) {
     if (!re) return;
     pcre2_match_context_free(re->mctx);
+    pcre2_jit_stack_free(re->jit_stack);
     pcre2_match_data_free(re->md);
     pcre2_code_free(re->code);
     free(re->pattern);

@@ -93,7 +93,17 @@ START_TEST(regex_search) {
     ck_assert_int_lt(crn_regex_search(re, U8("a\xff"), 2, 0, NULL, NULL), 0);
     crn_regex_destroy(re);
 
-    /* UCP digits and case-insensitive Unicode */
+    /* a repeated group over a long line is not a limit case */
+    ck_assert_int_eq(crn_regex_compile(&re, "^(?:ab|cd)*$", 0), 0);
+    char *line = malloc(20001);
+    for (int i = 0; i < 20000; i++) line[i] = "abcd"[i % 4];
+    ck_assert_int_eq(crn_regex_search(re, U8(line), 20000, 0, NULL, NULL), 1);
+    line[19999] = 'x';
+    ck_assert_int_eq(crn_regex_search(re, U8(line), 20000, 0, NULL, NULL), 0);
+    free(line);
+    crn_regex_destroy(re);
+
+    /* UCP digits */
     ck_assert_int_eq(crn_regex_compile(&re, "^\\d+$", 0), 0);
     ck_assert_int_eq(crn_regex_search(re, U8("\xd9\xa1\xd9\xa2"), 4, 0, NULL, NULL), 1); /* Arabic-Indic 12 */
     crn_regex_destroy(re);
