@@ -307,9 +307,9 @@ int cli_info(int argc, char **argv) {
             printf("  optimizer:   no state (model only)\n");
         if (have_state) {
             char el[32];
-            printf("  training:    step %llu, epoch %.2f, %s of training, %.3g M tokens seen\n",
-                   (unsigned long long)s.step, (double)s.epoch, crn_format_duration(el, sizeof el, s.elapsed),
-                   (double)s.tokens_seen / 1e6);
+            printf("  training:    step %llu (epoch %llu, window %llu), %s of training, %.3g M tokens seen\n",
+                   (unsigned long long)s.step, (unsigned long long)s.epoch, (unsigned long long)s.win,
+                   crn_format_duration(el, sizeof el, s.elapsed), (double)s.tokens_seen / 1e6);
             printf("               corpus %s; batch %u x seq %u; %s lr %g, clip %g, %s schedule; seed %llu\n",
                    o.corpus_path ? o.corpus_path : "?", o.batch, o.seq, crn_optim_name(o.optim.kind),
                    (double)o.optim.lr, o.clip, sched_name(o.sched.kind), (unsigned long long)o.seed);

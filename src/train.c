@@ -35,8 +35,17 @@
 
 static volatile sig_atomic_t g_stop;
 
+/* test hook: steps [from, from + count) (0-based, before the step) get a NaN loss */
+static uint64_t g_fault_from, g_fault_count;
+
+void crn_train_fault_nan(uint64_t from_step, uint64_t count) {
+    g_fault_from = from_step;
+    g_fault_count = count;
+}
+
 void crn_train_request_stop(void) { g_stop = 1; }
 int crn_train_stop_requested(void) { return g_stop != 0; }
+void crn_train_clear_stop(void) { g_stop = 0; }
 
 const char *crn_train_stop_name(enum crn_train_stop r) {
     switch (r) {
@@ -1211,6 +1220,7 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
         double loss = 0;
         size_t count = 0;
         if ((rc = crn_model_forward(t->model, t->st, t->x, t->y, B, T, &t->s.rng, &loss, &count)) < 0) goto error;
+        if (g_fault_count && t->s.step >= g_fault_from && t->s.step < g_fault_from + g_fault_count) loss = NAN;
         double norm = NAN;
         if (isfinite(loss)) {
             if ((rc = crn_model_backward(t->model)) < 0) goto error;

@@ -125,6 +125,9 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_state *s, const uint8_t *
 /* Ask a running loop to stop after the current step (async-signal-safe). */
 void crn_train_request_stop(void);
 int crn_train_stop_requested(void);
+void crn_train_clear_stop(void);
+/* Tests only: steps from_step .. from_step+count-1 (0-based) see a NaN loss. */
+void crn_train_fault_nan(uint64_t from_step, uint64_t count);
 
 /* How a run starts. */
 typedef struct crn_train_start {

@@ -1,0 +1,409 @@
+/* test_train.c — the training loop as a library: the training-state blob
+ * (round trip, every truncation, every flipped byte, bad magic/version),
+ * exact resume compared on the full parameter and optimizer buffers,
+ * non-finite steps (skipped, learning rate halved, stop after 5 in a row,
+ * never saved), a stop request (saves, CRN_EINTR), validation bits/token
+ * against crn_evaluate_ids, and that the loss goes down. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "common.h"
+#include "train.h"
+
+static char g_dir[256];
+static char g_text[300];
+
+static int write_text(void) {
+    snprintf(g_dir, sizeof g_dir, "%s/crn-test-train.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(g_dir)) {
+        perror(g_dir);
+        return -1;
+    }
+    snprintf(g_text, sizeof g_text, "%s/text.txt", g_dir);
+    FILE *f = fopen(g_text, "w");
+    if (!f) {
+        perror(g_text);
+        return -1;
+    }
+    static const char *words[] = {"the", "cat", "sat", "on", "a", "mat", "하늘은", "파랗고", "바다는", "넓다", "우리는",
+                                  "노래한다", "and", "dog"};
+    unsigned x = 12345;
+    for (int line = 0; line < 300; line++) {
+        int n = 3 + (int)((x = x * 1103515245u + 12345u) >> 16) % 6;
+        for (int i = 0; i < n; i++) {
+            x = x * 1103515245u + 12345u;
+            fprintf(f, "%s%s", i ? " " : "", words[(x >> 16) % (sizeof words / sizeof *words)]);
+        }
+        fputs(".\n", f);
+    }
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+static void path_in(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", g_dir, name); }
+
+static void tiny_opts(crn_train_opts *o, uint64_t steps) {
+    crn_train_opts_default(o);
+    o->corpus_path = strdup(g_text);
+    o->batch = 4;
+    o->seq = 12;
+    o->model.cell = CRN_CELL_LSTM;
+    o->model.layers = 2;
+    o->model.hidden = 16;
+    o->model.dropout = 0.1f;
+    o->max_steps = steps;
+    o->eval_every = 5;
+    o->threads = 1;
+    o->seed = 42;
+}
+
+static crn_trainer *run(const crn_train_opts *o, const char *out, int expect_rc) {
+    crn_train_start st = {0};
+    st.out_path = out;
+    crn_trainer *t = NULL;
+    ck_assert_int_eq(crn_trainer_create(&t, o, &st), 0);
+    int rc = crn_trainer_run(t, NULL, NULL);
+    ck_assert_msg(rc == expect_rc, "run returned %d (%s), expected %d", rc, crn_error_message(), expect_rc);
+    return t;
+}
+
+/* ---- the blob ------------------------------------------------------------ */
+
+static void sample_state(crn_train_opts *o, crn_train_state *s) {
+    crn_train_opts_default(o);
+    o->corpus_path = strdup("corpus/한국어.txt");
+    o->log_path = strdup("log.csv");
+    o->n_keep = 2;
+    o->keep = calloc(2, sizeof(char *));
+    o->keep[0] = strdup("^[가-힣]");
+    o->keep[1] = strdup("x+");
+    o->n_replace = 1;
+    o->replace = calloc(1, sizeof(char *));
+    o->replace[0] = strdup("\\s+= ");
+    o->max_steps = 1234;
+    o->sched.kind = CRN_SCHED_COSINE;
+    o->sched.warmup = 17;
+    memset(s, 0, sizeof *s);
+    s->run_id = 0x1122334455667788ull;
+    s->step = 99;
+    s->epoch = 3;
+    s->win = 7;
+    s->elapsed = 12.5;
+    s->has_best = 1;
+    s->best_val_bpc = 2.25;
+    s->best_step = 90;
+    s->lr_scale = 0.5;
+    crn_rng_seed(&s->rng, 77);
+    s->first_val_bpc = 4.5;
+    s->last_val_bpc = 2.5;
+    s->last_val_bpt = NAN;
+    s->last_train_bpc = 2.0;
+    s->carry_layers = 2;
+    s->carry_batch = 3;
+    s->carry_hidden = 4;
+    s->carry_has_c = 1;
+    s->carry = malloc(2 * 2 * 3 * 4 * sizeof(float));
+    for (int i = 0; i < 48; i++) s->carry[i] = (float)i * 0.25f - 3;
+}
+
+START_TEST(blob_round_trip) {
+    crn_train_opts o, o2;
+    crn_train_state s, s2;
+    sample_state(&o, &s);
+    uint8_t *b;
+    size_t n;
+    ck_assert_int_eq(crn_train_blob_encode(&b, &n, &o, &s), 0);
+    ck_assert_int_eq(crn_train_blob_decode(&o2, &s2, b, n), 0);
+    ck_assert_str_eq(o2.corpus_path, o.corpus_path);
+    ck_assert_str_eq(o2.log_path, "log.csv");
+    ck_assert_uint_eq(o2.n_keep, 2);
+    ck_assert_str_eq(o2.keep[0], "^[가-힣]");
+    ck_assert_str_eq(o2.keep[1], "x+");
+    ck_assert_uint_eq(o2.n_drop, 0);
+    ck_assert_uint_eq(o2.n_replace, 1);
+    ck_assert_str_eq(o2.replace[0], "\\s+= ");
+    ck_assert_uint_eq(o2.max_steps, 1234);
+    ck_assert_int_eq(o2.sched.kind, CRN_SCHED_COSINE);
+    ck_assert_uint_eq(o2.sched.warmup, 17);
+    ck_assert_uint_eq(o2.batch, o.batch);
+    ck_assert(o2.optim.lr == o.optim.lr && o2.clip == o.clip);
+    ck_assert_uint_eq(s2.run_id, s.run_id);
+    ck_assert_uint_eq(s2.step, 99);
+    ck_assert_uint_eq(s2.epoch, 3);
+    ck_assert_uint_eq(s2.win, 7);
+    ck_assert(s2.elapsed == 12.5 && s2.best_val_bpc == 2.25 && s2.lr_scale == 0.5);
+    ck_assert(isnan(s2.last_val_bpt));
+    ck_assert(memcmp(&s2.rng, &s.rng, sizeof s.rng) == 0);
+    ck_assert_uint_eq(s2.carry_layers, 2);
+    ck_assert_uint_eq(s2.carry_has_c, 1);
+    ck_assert_ptr_nonnull(s2.carry);
+    ck_assert(memcmp(s2.carry, s.carry, 48 * sizeof(float)) == 0);
+    /* re-encoding the decoded state gives the same bytes */
+    uint8_t *b2;
+    size_t n2;
+    ck_assert_int_eq(crn_train_blob_encode(&b2, &n2, &o2, &s2), 0);
+    ck_assert_uint_eq(n2, n);
+    ck_assert(memcmp(b, b2, n) == 0);
+    free(b2);
+    free(b);
+    crn_train_opts_free(&o);
+    crn_train_opts_free(&o2);
+    crn_train_state_free(&s);
+    crn_train_state_free(&s2);
+}
+END_TEST
+
+START_TEST(blob_damage) {
+    crn_train_opts o, o2;
+    crn_train_state s, s2;
+    sample_state(&o, &s);
+    uint8_t *b;
+    size_t n;
+    ck_assert_int_eq(crn_train_blob_encode(&b, &n, &o, &s), 0);
+    /* every truncation is refused with a message naming the byte */
+    for (size_t k = 0; k < n; k++) {
+        int rc = crn_train_blob_decode(&o2, &s2, b, k);
+        ck_assert_msg(rc == CRN_EFORMAT, "truncated to %zu: rc %d", k, rc);
+        ck_assert_msg(strstr(crn_error_message(), "training state at byte") != NULL, "%s", crn_error_message());
+    }
+    /* trailing garbage too */
+    uint8_t *longer = malloc(n + 1);
+    memcpy(longer, b, n);
+    longer[n] = 0;
+    ck_assert_int_eq(crn_train_blob_decode(&o2, &s2, longer, n + 1), CRN_EFORMAT);
+    free(longer);
+    /* every flipped byte: decoded or refused, never a crash or a leak */
+    int refused = 0;
+    for (size_t k = 0; k < n; k++) {
+        for (int bit = 0; bit < 8; bit += 3) {
+            b[k] ^= (uint8_t)(1u << bit);
+            int rc = crn_train_blob_decode(&o2, &s2, b, n);
+            if (rc == 0) {
+                crn_train_opts_free(&o2);
+                crn_train_state_free(&s2);
+            } else {
+                ck_assert_int_eq(rc, CRN_EFORMAT);
+                refused++;
+            }
+            b[k] ^= (uint8_t)(1u << bit);
+        }
+    }
+    ck_assert_int_gt(refused, 30); /* magic, version, lengths, flags, ranges */
+    b[0] = 'X';
+    ck_assert_int_eq(crn_train_blob_decode(&o2, &s2, b, n), CRN_EFORMAT);
+    ck_assert(strstr(crn_error_message(), "bad magic") != NULL);
+    b[0] = 'C';
+    b[8] = 9; /* version 9 */
+    ck_assert_int_eq(crn_train_blob_decode(&o2, &s2, b, n), CRN_EFORMAT);
+    ck_assert(strstr(crn_error_message(), "version 9") != NULL);
+    free(b);
+    crn_train_opts_free(&o);
+    crn_train_state_free(&s);
+}
+END_TEST
+
+/* ---- the loop -------------------------------------------------------------- */
+
+static int all_finite(const float *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) return 0;
+    return 1;
+}
+
+START_TEST(resume_exact) {
+    char a[300], b[300];
+    path_in(a, sizeof a, "a.ckpt");
+    path_in(b, sizeof b, "b.ckpt");
+    crn_train_opts o;
+    tiny_opts(&o, 13);
+    crn_trainer_destroy(run(&o, a, 0));
+    /* resume from a.ckpt.resume to 29 steps */
+    char ar[310];
+    snprintf(ar, sizeof ar, "%s.resume", a);
+    crn_checkpoint *ck = NULL;
+    ck_assert_int_eq(crn_checkpoint_load(&ck, ar), 0);
+    crn_train_opts ro;
+    crn_train_state rs;
+    ck_assert_int_eq(crn_train_blob_decode(&ro, &rs, ck->train_blob, ck->train_blob_len), 0);
+    ck_assert_uint_eq(rs.step, 13);
+    ro.max_steps = 29;
+    ro.threads = 1;
+    crn_train_start st = {0};
+    st.out_path = a;
+    st.resume = ck;
+    st.resume_state = &rs;
+    crn_trainer *ta = NULL;
+    ck_assert_int_eq(crn_trainer_create(&ta, &ro, &st), 0);
+    crn_checkpoint_destroy(ck);
+    ck_assert_int_eq(crn_trainer_run(ta, NULL, NULL), 0);
+    /* straight to 29 */
+    o.max_steps = 29;
+    crn_trainer *tb = run(&o, b, 0);
+    crn_model *ma = crn_trainer_model(ta), *mb = crn_trainer_model(tb);
+    size_t np = crn_model_num_params(ma);
+    ck_assert_uint_eq(np, crn_model_num_params(mb));
+    ck_assert(memcmp(crn_model_params(ma), crn_model_params(mb), np * sizeof(float)) == 0);
+    ck_assert_uint_eq(crn_trainer_state(ta)->step, 29);
+    ck_assert(memcmp(&crn_trainer_state(ta)->rng, &crn_trainer_state(tb)->rng, sizeof(crn_rng)) == 0);
+    crn_trainer_destroy(ta);
+    crn_trainer_destroy(tb);
+    /* and the optimizer moments in the saved files */
+    char br[310];
+    snprintf(br, sizeof br, "%s.resume", b);
+    crn_checkpoint *ca = NULL, *cb = NULL;
+    ck_assert_int_eq(crn_checkpoint_load(&ca, ar), 0);
+    ck_assert_int_eq(crn_checkpoint_load(&cb, br), 0);
+    ck_assert_ptr_nonnull(ca->optim);
+    ck_assert_uint_eq(ca->optim->t, 29);
+    ck_assert_uint_eq(cb->optim->t, 29);
+    for (int i = 0; i < crn_optim_num_buffers(ca->optim); i++)
+        ck_assert(memcmp(crn_optim_buffer(ca->optim, i), crn_optim_buffer(cb->optim, i), np * sizeof(float)) == 0);
+    crn_checkpoint_destroy(ca);
+    crn_checkpoint_destroy(cb);
+    crn_train_opts_free(&ro);
+    crn_train_state_free(&rs);
+    crn_train_opts_free(&o);
+}
+END_TEST
+
+START_TEST(resume_differs_without_state) {
+    /* the test above can fail: two runs with different seeds differ */
+    char a[300], b[300];
+    path_in(a, sizeof a, "d1.ckpt");
+    path_in(b, sizeof b, "d2.ckpt");
+    crn_train_opts o;
+    tiny_opts(&o, 6);
+    crn_trainer *t1 = run(&o, a, 0);
+    o.seed = 43;
+    crn_trainer *t2 = run(&o, b, 0);
+    size_t np = crn_model_num_params(crn_trainer_model(t1));
+    ck_assert(memcmp(crn_model_params(crn_trainer_model(t1)), crn_model_params(crn_trainer_model(t2)),
+                     np * sizeof(float)) != 0);
+    crn_trainer_destroy(t1);
+    crn_trainer_destroy(t2);
+    crn_train_opts_free(&o);
+}
+END_TEST
+
+START_TEST(nonfinite_skipped) {
+    char a[300];
+    path_in(a, sizeof a, "nf.ckpt");
+    crn_train_opts o;
+    tiny_opts(&o, 12);
+    crn_train_fault_nan(3, 2); /* steps 3 and 4 */
+    crn_trainer *t = run(&o, a, 0);
+    crn_train_fault_nan(0, 0);
+    const crn_train_state *s = crn_trainer_state(t);
+    ck_assert_uint_eq(s->step, 12);
+    ck_assert_uint_eq(s->nonfinite_total, 2);
+    ck_assert_uint_eq(s->nonfinite_run, 0);
+    ck_assert(s->lr_scale == 0.25);
+    crn_model *m = crn_trainer_model(t);
+    ck_assert(all_finite(crn_model_params(m), crn_model_num_params(m)));
+    crn_trainer_destroy(t);
+    crn_train_opts_free(&o);
+}
+END_TEST
+
+START_TEST(nonfinite_stops) {
+    char a[300], ar[310];
+    path_in(a, sizeof a, "nf2.ckpt");
+    snprintf(ar, sizeof ar, "%s.resume", a);
+    crn_train_opts o;
+    tiny_opts(&o, 50);
+    crn_train_fault_nan(2, 1000);
+    crn_trainer *t = run(&o, a, CRN_ENONFINITE);
+    crn_train_fault_nan(0, 0);
+    ck_assert(strstr(crn_error_message(), "non-finite") != NULL);
+    ck_assert_uint_eq(crn_trainer_state(t)->step, 7); /* 2 good + 5 bad */
+    crn_trainer_destroy(t);
+    crn_checkpoint *ck = NULL;
+    ck_assert_int_eq(crn_checkpoint_load(&ck, ar), 0);
+    ck_assert(all_finite(crn_model_params(ck->model), crn_model_num_params(ck->model)));
+    crn_train_opts ro;
+    crn_train_state rs;
+    ck_assert_int_eq(crn_train_blob_decode(&ro, &rs, ck->train_blob, ck->train_blob_len), 0);
+    ck_assert_uint_eq(rs.stop_reason, CRN_TSTOP_NONFINITE);
+    ck_assert_uint_eq(rs.nonfinite_total, 5);
+    crn_train_opts_free(&ro);
+    crn_train_state_free(&rs);
+    crn_checkpoint_destroy(ck);
+    crn_train_opts_free(&o);
+}
+END_TEST
+
+START_TEST(stop_request_saves) {
+    char a[300], ar[310];
+    path_in(a, sizeof a, "stop.ckpt");
+    snprintf(ar, sizeof ar, "%s.resume", a);
+    crn_train_opts o;
+    tiny_opts(&o, 50);
+    crn_train_request_stop();
+    crn_trainer *t = run(&o, a, CRN_EINTR);
+    crn_train_clear_stop();
+    ck_assert_uint_eq(crn_trainer_state(t)->step, 0);
+    crn_trainer_destroy(t);
+    crn_checkpoint *ck = NULL;
+    ck_assert_int_eq(crn_checkpoint_load(&ck, a), 0); /* a model file exists even without an eval */
+    crn_checkpoint_destroy(ck);
+    ck_assert_int_eq(crn_checkpoint_load(&ck, ar), 0);
+    ck_assert_ptr_nonnull(ck->train_blob);
+    crn_checkpoint_destroy(ck);
+    crn_train_opts_free(&o);
+}
+END_TEST
+
+START_TEST(val_matches_evaluate_ids) {
+    char a[300];
+    path_in(a, sizeof a, "v.ckpt");
+    crn_train_opts o;
+    tiny_opts(&o, 40);
+    o.eval_every = 10;
+    o.model.dropout = 0;
+    crn_trainer *t = run(&o, a, 0);
+    const crn_train_state *s = crn_trainer_state(t);
+    const crn_corpus *c = crn_trainer_corpus(t);
+    ck_assert_uint_eq(s->n_evals, 4);
+    ck_assert(s->last_val_bpc < s->first_val_bpc - 0.3); /* it learns */
+    double nats;
+    uint64_t count;
+    ck_assert_int_eq(crn_evaluate_ids(crn_trainer_model(t), c, c->n_train, c->n_tokens, o.batch, o.seq, &nats, &count), 0);
+    ck_assert_uint_eq(count, c->n_tokens - c->n_train - 1);
+    double bpt = nats / (double)count / M_LN2;
+    ck_assert_msg(fabs(bpt - s->last_val_bpt) < 1e-9 * bpt, "%.12f vs %.12f", bpt, s->last_val_bpt);
+    ck_assert(fabs(s->last_val_bpc - s->last_val_bpt) < 1e-12); /* codepoint: per char = per token */
+    crn_trainer_destroy(t);
+    crn_train_opts_free(&o);
+}
+END_TEST
+
+int main(void) {
+    if (write_text()) return 1;
+    Suite *s = suite_create("train");
+    TCase *tb = tcase_create("blob");
+    tcase_add_test(tb, blob_round_trip);
+    tcase_add_test(tb, blob_damage);
+    suite_add_tcase(s, tb);
+    TCase *tl = tcase_create("loop");
+    tcase_set_timeout(tl, 120);
+    tcase_add_test(tl, resume_exact);
+    tcase_add_test(tl, resume_differs_without_state);
+    tcase_add_test(tl, nonfinite_skipped);
+    tcase_add_test(tl, nonfinite_stops);
+    tcase_add_test(tl, stop_request_saves);
+    tcase_add_test(tl, val_matches_evaluate_ids);
+    suite_add_tcase(s, tl);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+    return failed ? 1 : 0;
+}
