@@ -36,7 +36,8 @@ static void usage(FILE *f) {
             "  -h, --help          show this help\n"
             "\n"
             "Regexes are PCRE2 with UTF and Unicode properties; they see normalised lines\n"
-            "without the newline. Statistics cover the whole file (no validation split).\n",
+            "without the newline (or CR LF). Statistics cover the whole file (no\n"
+            "validation split).\n",
             DEFAULT_TOP);
 }
 

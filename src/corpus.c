@@ -230,6 +230,10 @@ static int clean_lines(loader *L, const uint8_t *s, size_t n, size_t line0, int 
         size_t next = nl ? end + 1 : n;
         const uint8_t *ln = s + pos;
         size_t len = end - pos;
+        /* a CRLF line is matched without its '\r' (so '$' and '.*' behave), and
+         * keeps it */
+        int cr = nl && len > 0 && ln[len - 1] == '\r';
+        len -= (size_t)cr;
         int keep = L->n_keep == 0;
         for (size_t i = 0; i < L->n_keep && !keep; i++) {
             int rc = crn_regex_search(L->keep[i], ln, len, 0, NULL, NULL);
@@ -265,7 +269,8 @@ static int clean_lines(loader *L, const uint8_t *s, size_t n, size_t line0, int 
             ln = r;
             len = rn;
         }
-        if (obuf_put(&b, ln, len) || (nl && obuf_put(&b, (const uint8_t *)"\n", 1))) {
+        if (obuf_put(&b, ln, len) || (cr && obuf_put(&b, (const uint8_t *)"\r", 1)) ||
+            (nl && obuf_put(&b, (const uint8_t *)"\n", 1))) {
             err = crn_error_set(CRN_ENOMEM, "%s: out of memory while cleaning", L->name);
             goto done;
         }

@@ -3,8 +3,8 @@
  * Loading: mmap the file, drop a leading UTF-8 BOM, check/repair UTF-8 (error
  * names path:line:col and the byte offset of the original file), normalise,
  * clean line by line with PCRE2 (keep, drop, then each replace in order; the
- * patterns see normalised text, and lines changed by a replacement are
- * normalised again), count tokens into a vocabulary (unless one is given),
+ * patterns see a normalised line without its '\n' or '\r\n', and lines
+ * changed by a replacement are normalised again), count tokens into a vocabulary (unless one is given),
  * then encode into a compact id array (uint16 when the vocabulary has <= 65536
  * ids, else uint32). Work is done in pieces cut after '\n', so memory is the
  * id array plus a few copies of one piece (a piece is never cut inside a

@@ -366,6 +366,21 @@ START_TEST(corpus_cleaning_order) {
     ck_assert_msg(strstr(crn_error_message(), "slow.txt:3: --drop: regex '(a+)+$'") != NULL, "%s",
                   crn_error_message());
 
+    /* CRLF lines: matched without the '\r', which stays */
+    const char *end_num[] = {"[0-9]$"};
+    const char *repl_end[] = {"x$=y"};
+    o.drop = end_num;
+    o.n_drop = 1;
+    o.replace = repl_end;
+    o.n_replace = 1;
+    c = load_mem("ax\r\nb2\r\ncx\r\ndx", &o);
+    s = corpus_text(c);
+    ck_assert_str_eq(s, "ay\r\ncy\r\ndy");
+    ck_assert_uint_eq(c->n_lines_dropped, 1);
+    free(s);
+    crn_corpus_destroy(c);
+    o.n_replace = 0;
+
     /* several keep patterns: any one keeps the line; drop wins over keep;
      * a last line without '\n' stays without it */
     const char *keep3[] = {"^A", "^B"};
