@@ -670,8 +670,27 @@ int crn_corpus_load(crn_corpus **out, const char *path, const crn_corpus_opts *o
         return crn_error_set(CRN_EINVAL, "%s: is a directory, not a text file", path);
     }
     if (!S_ISREG(st.st_mode)) {
+        /* a pipe or a device (/dev/stdin): read it all, then as from memory */
+        obuf b = {0};
+        uint8_t chunk[65536];
+        ssize_t k;
+        int err = 0;
+        while ((k = read(fd, chunk, sizeof chunk)) != 0) {
+            if (k < 0) {
+                if (errno == EINTR) continue;
+                err = crn_error_set(CRN_EIO, "%s: cannot read: %s", path, strerror(errno));
+                break;
+            }
+            if (obuf_put(&b, chunk, (size_t)k)) {
+                err = crn_error_set(CRN_ENOMEM, "%s: out of memory", path);
+                break;
+            }
+        }
         close(fd);
-        return crn_error_set(CRN_EINVAL, "%s: not a regular file", path);
+        if (!err && b.n == 0) err = crn_error_set(CRN_EEMPTY, "%s: empty file", path);
+        if (!err) err = crn_corpus_from_memory(out, path, b.p, b.n, opts, vocab);
+        free(b.p);
+        return err;
     }
     if (st.st_size == 0) {
         close(fd);

@@ -180,6 +180,11 @@ rare = sum(v for v in c.values() if v < 2)
 assert (g["vocab_size"], g["unk_tokens"], g["distinct"]) == (kept + 1, rare, len(c)), g' "$T_TMP/min.json" "$CL"
 fi
 
+# ---- a pipe ------------------------------------------------------------------------
+pipe_vocab() { printf '가나다 abc\n' | "$CHARRNN" vocab /dev/stdin --json; }
+check "vocab reads a pipe (/dev/stdin)" pipe_vocab
+expect_grep '"chars": 8, "tokens": 8, "distinct": 8,' "$T_TMP/out" "piped text is counted"
+
 # ---- errors and usage --------------------------------------------------------------
 expect_exit 1 "missing file exits 1" "$CHARRNN" vocab "$T_TMP/nope.txt"
 expect_grep "^charrnn vocab: $T_TMP/nope.txt: no such file" "$T_TMP/err" "missing file is named"
