@@ -13,6 +13,9 @@
  *   sampling  batch 1, temperature 1, `sample_len` tokens from "\n" with
  *             crn_model_step and a plain softmax sample; two 50-token warm-up
  *             runs, then only the loop is timed
+ *   eval      with --eval, validation bits/char after training over the
+ *             peer's layout (crn_val_window: batch rows, zero start state,
+ *             state carried over --eval-seq windows)
  *   machine   foreign_cpu_frac: share of the machine's CPU time used by other
  *             processes during the timed training (from /proc/stat and
  *             /proc/self/stat, the peer's formula); peak RSS = ru_maxrss
@@ -73,6 +76,8 @@ typedef struct bench_opts {
     double lr, clip, temperature;
     double peak_gflops;   /* 0 = unknown: pct_of_peak is null */
     int json;
+    int eval;             /* validation bits/char after training (as the peer without --no-eval) */
+    long long eval_seq;
     int gemm_peak;
     long long gemm_n;
     const char *tag;
@@ -371,6 +376,40 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
     tail = n_tail ? tail / (double)n_tail / log(2.0) : NAN;
     const double epochs = (double)bt.epoch + (bt.n_win ? (double)bt.win / (double)bt.n_win : 0);
 
+    /* ---- validation bits/char (the peer's evaluate) ---- */
+    double val_bpc = NAN, eval_s = NAN;
+    size_t val_targets = 0;
+    if (o->eval) {
+        const uint32_t ET = (uint32_t)o->eval_seq;
+        const size_t n_val_win = crn_val_windows(corpus, B, ET);
+        const double te = crn_now();
+        uint32_t *ex = malloc((size_t)B * ET * sizeof *ex), *ey = malloc((size_t)B * ET * sizeof *ey);
+        if (!ex || !ey) {
+            free(ex), free(ey);
+            cli_error(CMD, "out of memory");
+            goto done;
+        }
+        double total = 0;
+        size_t counted = 0;
+        rc = crn_model_reserve(m, B, ET);
+        if (rc >= 0) crn_state_reset(st);
+        for (size_t w = 0; rc >= 0 && w < n_val_win; w++) {
+            double ls = 0;
+            size_t cnt = 0;
+            crn_val_window(corpus, B, ET, w, ex, ey);
+            rc = crn_model_forward(m, st, ex, ey, B, ET, NULL, &ls, &cnt);
+            total += ls, counted += cnt;
+        }
+        free(ex), free(ey);
+        if (rc < 0) {
+            status = cli_fail(CMD, rc);
+            goto done;
+        }
+        val_bpc = counted ? total / (double)counted / log(2.0) : NAN;
+        val_targets = counted;
+        eval_s = crn_now() - te;
+    }
+
     /* ---- sampling at batch 1 ---- */
     uint32_t first = crn_vocab_lookup(corpus->vocab, (const uint8_t *)"\n", 1);
     if (first == CRN_UNK && corpus->n_train > 0) first = crn_corpus_id(corpus, 0);
@@ -438,6 +477,8 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
         json_num("temperature", o->temperature, 3, &f2);
         json_num("threads", (double)o->threads, 0, &f2);
         json_str("data", o->corpus, &f2);
+        json_num("eval", o->eval, 0, &f2);
+        json_num("eval_seq", (double)o->eval_seq, 0, &f2);
         printf("}");
         json_num("vocab", V, 0, &f);
         json_num("n_train", (double)corpus->n_train, 0, &f);
@@ -450,7 +491,9 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
         json_num("train_chars_per_s", tput, 1, &f);
         json_num("train_chars_per_s_overall", train_s > 0 ? chars_per_step * (double)step / train_s : NAN, 1, &f);
         json_num("train_bpc_last100", tail, 4, &f);
-        json_num("val_bpc", NAN, 0, &f);
+        json_num("val_bpc", val_bpc, 4, &f);
+        json_num("eval_s", eval_s, 2, &f);
+        json_num("val_targets", o->eval ? (double)val_targets : NAN, 0, &f);
         json_num("sample_chars_per_s", sample_cps, 1, &f);
         printf(", \"sample_head\": ");
         cli_json_string(stdout, text ? (const char *)text : "", text ? text_len : 0);
@@ -467,7 +510,9 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
         printf("%s %s: train %.0f chars/s (%lld steps, %.1f s, %.1f GFLOPS", bc->name, label, tput, step,
                train_s, gflops);
         if (o->peak_gflops > 0) printf(", %.1f %% of %.0f", 100 * gflops / o->peak_gflops, o->peak_gflops);
-        printf(", bpc %.3f), sample %.0f chars/s, peak RSS %.1f MB, foreign CPU ", tail, sample_cps, rss_peak);
+        printf(", bpc %.3f)", tail);
+        if (o->eval) printf(", val bpc %.4f", val_bpc);
+        printf(", sample %.0f chars/s, peak RSS %.1f MB, foreign CPU ", sample_cps, rss_peak);
         if (foreign >= 0) printf("%.4f%s\n", foreign, foreign > 0.02 ? " (contaminated: machine not idle)" : "");
         else printf("n/a\n");
     }
@@ -598,6 +643,8 @@ static void usage(FILE *f) {
             "      --peak-gflops G   sgemm peak, to report %% of peak\n"
             "      --tag TEXT        label copied to the JSON\n"
             "      --json            one JSON object per line (fields as the peer's)\n"
+            "      --eval            validation bits/char after training (off: throughput runs)\n"
+            "      --eval-seq N      window of the validation pass (default 256; state is carried)\n"
             "      --gemm-peak       time cblas_sgemm 2048^3 (best of >= 2 s) and print GFLOPS\n"
             "  Custom shapes (override the configuration):\n"
             "      --cell rnn|lstm|gru  --layers N  --hidden N  --embed N (0 = one-hot)\n"
@@ -680,7 +727,7 @@ static int run_children(int argc, char **argv, const bench_config *list, size_t 
 enum {
     OPT_CONFIG = 256, OPT_CORPUS, OPT_SECONDS, OPT_STEPS, OPT_WARMUP, OPT_SAMPLE_LEN, OPT_TEMP, OPT_THREADS,
     OPT_PEAK, OPT_TAG, OPT_JSON, OPT_GEMM, OPT_GEMM_N, OPT_CELL, OPT_LAYERS, OPT_HIDDEN, OPT_EMBED, OPT_SEQ,
-    OPT_BATCH, OPT_LR, OPT_CLIP, OPT_SEED,
+    OPT_BATCH, OPT_LR, OPT_CLIP, OPT_SEED, OPT_EVAL, OPT_EVAL_SEQ,
 };
 
 int cli_bench(int argc, char **argv) {
@@ -696,6 +743,8 @@ int cli_bench(int argc, char **argv) {
         {"peak-gflops", required_argument, NULL, OPT_PEAK},
         {"tag", required_argument, NULL, OPT_TAG},
         {"json", no_argument, NULL, OPT_JSON},
+        {"eval", no_argument, NULL, OPT_EVAL},
+        {"eval-seq", required_argument, NULL, OPT_EVAL_SEQ},
         {"gemm-peak", no_argument, NULL, OPT_GEMM},
         {"gemm-n", required_argument, NULL, OPT_GEMM_N},
         {"cell", required_argument, NULL, OPT_CELL},
@@ -712,7 +761,7 @@ int cli_bench(int argc, char **argv) {
     };
     bench_opts o = {
         .configs = "A", .warmup = 5, .sample_len = 2000, .threads = 2, .seed = 123, .lr = 2e-3, .clip = 5,
-        .temperature = 1, .gemm_n = 2048, .tag = "", .o_layers = -1, .o_hidden = -1, .o_embed = -1,
+        .temperature = 1, .eval_seq = 256, .gemm_n = 2048, .tag = "", .o_layers = -1, .o_hidden = -1, .o_embed = -1,
         .o_seq = -1, .o_batch = -1,
     };
     /* getopt_long permutes argv: keep the original order for child processes */
@@ -741,6 +790,8 @@ int cli_bench(int argc, char **argv) {
         case OPT_PEAK: bad = cli_parse_double(CMD, "--peak-gflops", optarg, 0, 1e6, &o.peak_gflops); break;
         case OPT_TAG: o.tag = optarg; break;
         case OPT_JSON: o.json = 1; break;
+        case OPT_EVAL: o.eval = 1; break;
+        case OPT_EVAL_SEQ: bad = cli_parse_long(CMD, "--eval-seq", optarg, 1, 1000000, &o.eval_seq); break;
         case OPT_GEMM: o.gemm_peak = 1; break;
         case OPT_GEMM_N: bad = cli_parse_long(CMD, "--gemm-n", optarg, 1, 16384, &o.gemm_n); break;
         case OPT_CELL: o.o_cell = optarg; break;

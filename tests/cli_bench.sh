@@ -87,6 +87,15 @@ check "other seed" "$CHARRNN" bench --corpus "$SMALL" --cell gru --hidden 16 --e
 [ "$(jget "$T_TMP/out" 0 train_bpc_last100)" != "$(jget "$T_TMP/j1" 0 train_bpc_last100)" ] \
     && pass "--seed changes the run" || fail "--seed changes the run"
 
+# ---- validation pass (--eval): every validation target counted once --------
+check "--eval" "$CHARRNN" bench --corpus "$SMALL" --hidden 16 --embed 8 --seq 8 --batch 4 --steps 3 --warmup 1 \
+    --sample-len 5 --eval --eval-seq 16 --json
+[ "$(jget "$T_TMP/out" 0 val_targets)" = "$((N_CHARS - N_TRAIN - 1))" ] && pass "val targets = n_val - 1" \
+    || fail "val targets = n_val - 1" "got $(jget "$T_TMP/out" 0 val_targets)"
+python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline()); sys.exit(0 if 0 < r["val_bpc"] < 10 else 1)' \
+    "$T_TMP/out" && pass "val bpc is a number" || fail "val bpc is a number" "$(cat "$T_TMP/out")"
+[ "$(jget "$T_TMP/j1" 0 val_bpc)" = None ] && pass "no --eval: val_bpc null" || fail "no --eval: val_bpc null"
+
 # ---- readable output ----------------------------------------------------------
 check "readable line" "$CHARRNN" bench --corpus "$SMALL" --hidden 8 --seq 4 --batch 2 --steps 6 --warmup 1 \
     --sample-len 20 --peak-gflops 100
