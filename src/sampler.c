@@ -425,7 +425,8 @@ int crn_generator_configure(crn_generator *g, const crn_sample_settings *s) {
     }
     size_t nlog;
     if (crn_mul_size(W, g->V, &nlog) < 0 || !(logits = calloc(nlog, sizeof *logits))) goto nomem;
-    if (!(gen = malloc(gen_cap))) goto nomem;
+    /* zeroed: PCRE2's JIT may read a little past the subject (valgrind-clean) */
+    if (!(gen = calloc(gen_cap, 1))) goto nomem;
     if (g->logits && g->have_logits) memcpy(logits, g->logits, (size_t)g->V * sizeof *logits);
 
     /* beams */
