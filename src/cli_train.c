@@ -1,6 +1,7 @@
 /* cli_train.c — `charrnn train CORPUS -o MODEL [options]`: option parsing,
  * resume/fine-tune set-up, signals, and the final report. The loop is in
  * train.c; the display in progress.c. */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "cli.h"
@@ -471,6 +473,32 @@ static int ends_with(const char *s, const char *suf) {
     return n >= k && !strcmp(s + n - k, suf);
 }
 
+/* dst := src through a temp file and rename (dst is never half-written). */
+static int copy_file(const char *dst, const char *src) {
+    size_t n = strlen(dst);
+    char *tmp = malloc(n + 16);
+    if (!tmp) return crn_error_set(CRN_ENOMEM, "out of memory");
+    snprintf(tmp, n + 16, "%s.tmp-copy", dst);
+    FILE *in = fopen(src, "rb"), *out = in ? fopen(tmp, "wb") : NULL;
+    int rc = 0;
+    if (!in || !out) {
+        rc = crn_error_set(CRN_EIO, "%s: cannot copy to %s: %s", src, dst, strerror(errno));
+    } else {
+        char buf[1 << 16];
+        size_t k;
+        while ((k = fread(buf, 1, sizeof buf, in)) > 0)
+            if (fwrite(buf, 1, k, out) != k) break;
+        if (ferror(in) || ferror(out) || fflush(out) || fsync(fileno(out)))
+            rc = crn_error_set(CRN_EIO, "%s: cannot copy to %s: %s", src, dst, strerror(errno));
+    }
+    if (in) fclose(in);
+    if (out && fclose(out) && !rc) rc = crn_error_set(CRN_EIO, "%s: %s", tmp, strerror(errno));
+    if (!rc && rename(tmp, dst)) rc = crn_error_set(CRN_EIO, "%s: cannot rename to %s: %s", tmp, dst, strerror(errno));
+    if (rc && out) unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
 int cli_train(int argc, char **argv) {
     args a;
     memset(&a, 0, sizeof a);
@@ -544,7 +572,11 @@ int cli_train(int argc, char **argv) {
         start.resume_state = &rstate;
         start.log_append = 1;
         start.out_path = a.out ? a.out : base;
-        if (a.out) start.log_append = a.set[O_LOG] ? 0 : 1;
+        if (a.out && strcmp(a.out, base)) {
+            /* a new home for the run: it starts with the run's best model */
+            if (file_exists(base) && (rc = copy_file(a.out, base)) < 0) { status = cli_fail(CMD, rc); goto done; }
+            start.log_append = a.set[O_LOG] ? 0 : 1;
+        }
     } else {
         if (!a.corpus) { status = cli_usage_error(CMD, "missing CORPUS (the text file to train on)"); goto done; }
         if (!a.out) { status = cli_usage_error(CMD, "missing -o MODEL (where to write the model)"); goto done; }
@@ -589,6 +621,10 @@ int cli_train(int argc, char **argv) {
             cli_error(CMD, "warning: -o is the --init-from model; it will be overwritten by the fine-tuned one");
     }
 
+    if (opts.sched.kind == CRN_SCHED_COSINE && !opts.max_steps && !opts.max_epochs && !opts.sched.total) {
+        status = cli_usage_error(CMD, "--schedule cosine needs --steps or --epochs (the length of the decay)");
+        goto done;
+    }
     if ((rc = crn_progress_create(&prog, stderr, -1, a.quiet)) < 0) { status = cli_fail(CMD, rc); goto done; }
     if ((rc = crn_trainer_create(&tr, &opts, &start)) < 0) { status = cli_fail(CMD, rc); goto done; }
     if (!a.quiet) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -15,6 +16,7 @@ struct crn_progress {
     FILE *f;
     int tty, quiet;
     int live;            /* a live line is on screen (no newline yet) */
+    int width;           /* terminal columns (tty only; the live line must not wrap) */
     double last_draw;
 };
 
@@ -26,6 +28,11 @@ int crn_progress_create(crn_progress **out, FILE *f, int tty, int quiet) {
     p->tty = tty >= 0 ? tty : isatty(fileno(p->f));
     p->quiet = quiet;
     p->last_draw = -1e9;
+    p->width = 0;
+    if (p->tty) {
+        struct winsize ws;
+        if (ioctl(fileno(p->f), TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20) p->width = ws.ws_col;
+    }
     *out = p;
     return 0;
 }
@@ -51,6 +58,11 @@ const char *crn_format_duration(char *buf, size_t n, double s) {
 static void fmt_bpc(char *buf, size_t n, double v) {
     if (isfinite(v)) snprintf(buf, n, "%.3f", v);
     else snprintf(buf, n, "-");
+}
+
+/* Cut the (ASCII) live line to the terminal width so "\r" redraws it. */
+static void fit(const crn_progress *p, char *line) {
+    if (p->width > 0 && strlen(line) >= (size_t)p->width) line[p->width - 1] = 0;
 }
 
 static void clear_live(crn_progress *p) {
@@ -102,13 +114,16 @@ void crn_progress_report(void *ud, const crn_train_report *r) {
             p->last_draw = now;
         }
         status_line(line, sizeof line, r);
+        fit(p, line);
         fprintf(p->f, "\r%s\033[K", line);
         p->live = 1;
         break;
     case CRN_EV_EVAL:
         status_line(line, sizeof line, r);
         if (p->tty) {
-            fprintf(p->f, "\r%s%s\033[K", line, r->improved ? " *" : "");
+            if (r->improved) strncat(line, " *", sizeof line - strlen(line) - 1);
+            fit(p, line);
+            fprintf(p->f, "\r%s\033[K", line);
             p->live = 1;
             p->last_draw = crn_now();
         } else {
@@ -123,7 +138,11 @@ void crn_progress_report(void *ud, const crn_train_report *r) {
         break;
     case CRN_EV_SAMPLE:
         clear_live(p);
-        fprintf(p->f, "---- sample at step %llu ----\n", (unsigned long long)r->step);
+        if (isfinite(r->val_bpc))
+            fprintf(p->f, "---- sample at step %llu (validation %.3f bits/char) ----\n", (unsigned long long)r->step,
+                    r->val_bpc);
+        else
+            fprintf(p->f, "---- sample at step %llu ----\n", (unsigned long long)r->step);
         fwrite(r->text, 1, r->text_len, p->f);
         fprintf(p->f, "\n----\n");
         break;

@@ -1279,6 +1279,9 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
     } else {
         if ((rc = save_resume(t, &L)) < 0) goto error; /* records the stop reason */
     }
+    /* never end without a model file (e.g. no eval improved in a resumed run
+     * writing to a new path): then MODEL is the latest state */
+    if (!t->model_written && (rc = save_best(t, &L)) < 0) goto error;
     emit(t, &L, CRN_EV_DONE, crn_train_stop_name((enum crn_train_stop)stop), NULL);
     if (stop == CRN_TSTOP_SIGNAL)
         return crn_error_set(CRN_EINTR, "interrupted at step %llu; saved %s", (unsigned long long)t->s.step,
