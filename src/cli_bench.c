@@ -65,7 +65,7 @@ static const bench_config canonical[] = {
 };
 
 typedef struct bench_opts {
-    const char *configs;  /* "A", "A,B", "all" */
+    const char *configs;  /* "A", "A,B", "all"; NULL = all (A with custom shapes) */
     const char *corpus;
     double seconds;       /* 0 = use steps */
     long long steps;      /* 0 = use seconds */
@@ -629,8 +629,9 @@ static void usage(FILE *f) {
             "  B  rnn  2x256 emb 64, seq 64 x batch 32     D  gru  2x256 emb 64, seq 64 x batch 32\n"
             "\n"
             "Options:\n"
-            "      --config LIST     A, B, C, D, a comma list (A,B) or all (default A); several\n"
-            "                        configurations run one after another, each in its own process\n"
+            "      --config LIST     A, B, C, D, a comma list (A,B) or all (the default; A when\n"
+            "                        shapes are overridden); several configurations run one\n"
+            "                        after another, each in its own process\n"
             "      --corpus PATH     text file (default $CRN_SHARED_CORPORA/" DEFAULT_CORPUS ",\n"
             "                        else ../shared/corpora/" DEFAULT_CORPUS " from the current\n"
             "                        directory or from the build directory's parent)\n"
@@ -760,7 +761,7 @@ int cli_bench(int argc, char **argv) {
         {NULL, 0, NULL, 0},
     };
     bench_opts o = {
-        .configs = "A", .warmup = 5, .sample_len = 2000, .threads = 2, .seed = 123, .lr = 2e-3, .clip = 5,
+        .configs = NULL, .warmup = 5, .sample_len = 2000, .threads = 2, .seed = 123, .lr = 2e-3, .clip = 5,
         .temperature = 1, .eval_seq = 256, .gemm_n = 2048, .tag = "", .o_layers = -1, .o_hidden = -1, .o_embed = -1,
         .o_seq = -1, .o_batch = -1,
     };
@@ -819,6 +820,9 @@ int cli_bench(int argc, char **argv) {
     }
 
     /* the configuration list */
+    const int custom_shape = o.o_cell || o.o_layers >= 0 || o.o_hidden >= 0 || o.o_embed >= 0 || o.o_seq >= 0 ||
+                             o.o_batch >= 0;
+    if (!o.configs) o.configs = custom_shape ? "A" : "all";
     bench_config list[CRN_ARRAY_LEN(canonical)];
     size_t n_list = 0;
     if (!strcmp(o.configs, "all")) {
