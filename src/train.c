@@ -1067,7 +1067,8 @@ static void sample(crn_trainer *t, loop *L) {
         for (uint32_t j = 0; j < V; j++)
             if (t->sample_logits[j] > mx) mx = t->sample_logits[j];
         for (uint32_t j = 0; j < V; j++) {
-            t->sample_p[j] = exp((t->sample_logits[j] - mx) * inv_temp);
+            /* never <unk> (it decodes to U+FFFD) unless it is all there is */
+            t->sample_p[j] = j == CRN_UNK && V > 1 ? 0 : exp((t->sample_logits[j] - mx) * inv_temp);
             z += t->sample_p[j];
         }
         double u = crn_rng_uniform(&t->sample_rng) * z;
