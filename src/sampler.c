@@ -190,6 +190,7 @@ typedef struct pick {
     uint32_t n;   /* live candidates c[0..n) */
     double total; /* sum of their w (T > 0) */
     int greedy;   /* T == 0: w holds logits, take the max */
+    double lse;   /* log sum exp of all V logits if computed on the way (T == 1), else NAN */
 } pick;
 
 /* Steps 1-3 of the documented order: fill p with the filtered candidates. */
@@ -198,6 +199,7 @@ static void pick_prepare(pick *p, const real *logits, uint32_t V, const crn_samp
     cand *c = p->c;
     uint32_t n = 0;
     p->greedy = !(s->temperature > 0);
+    p->lse = NAN;
     if (p->greedy) {
         for (uint32_t i = first; i < V; i++) c[n++] = (cand){(double)logits[i], i};
         p->n = n;
@@ -209,6 +211,11 @@ static void pick_prepare(pick *p, const real *logits, uint32_t V, const crn_samp
         if (logits[i] > mx) mx = logits[i];
     double inv_t = 1.0 / s->temperature;
     for (uint32_t i = first; i < V; i++) c[n++] = (cand){exp(((double)logits[i] - mx) * inv_t), i};
+    if (s->temperature == 1) { /* the model's own normaliser comes for free */
+        double sum = first ? exp((double)logits[0] - mx) : 0;
+        for (uint32_t i = 0; i < n; i++) sum += c[i].w;
+        p->lse = mx + log(sum);
+    }
     if (s->top_k > 0 && s->top_k < n) {
         select_top(c, n, s->top_k);
         n = s->top_k;
@@ -698,7 +705,7 @@ static int run_sample(crn_generator *g, run *r, crn_gen_result *res) {
             pick_remove(&p, i);
         }
         if (reason != CRN_STOP_NONE) break;
-        lp_sum += log_prob(g->logits, V, tok);
+        lp_sum += isfinite(p.lse) ? (double)g->logits[tok] - p.lse : log_prob(g->logits, V, tok);
         ntok++;
         r->gen_len += crn_decoder_push(&g->dec, tok, g->gen + r->gen_len, g->gen_cap - r->gen_len);
         if ((err = feed(g, tok)) < 0) return err;

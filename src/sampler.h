@@ -16,7 +16,10 @@
  * the prompt) contains a match of any of them; the match is withheld unless
  * keep_stop. Text that might still become the start of a match is held back
  * (PCRE2 partial matching) until it cannot, so nothing of a match is ever
- * emitted early.
+ * emitted early. Limits: '$' matches at the end of the text generated so far
+ * (write '\n' for a line end); the hold-back test sees the text from the
+ * candidate start on, so a pattern that begins with a lookbehind may let its
+ * first characters out before the match is recognised.
  *
  * --match REGEX (anchored at both ends): the generated text stays a possible
  * prefix of a full match. The drawn token is tested; if text+token cannot

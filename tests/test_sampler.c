@@ -244,7 +244,18 @@ START_TEST(test_top_k_generator) {
     crn_gen_result res;
     ck_assert_int_eq(gen_text(m, v, &s, "a", &k, &res), 0);
     ck_assert_uint_eq(k.len, 2000);
-    for (size_t i = 0; i < k.len; i++) ck_assert(k.buf[i] == 'b' || k.buf[i] == 'c');
+    double lp = 0;
+    for (size_t i = 0; i < k.len; i++) {
+        ck_assert(k.buf[i] == 'b' || k.buf[i] == 'c');
+        lp += log(k.buf[i] == 'b' ? 0.4 : 0.3);
+    }
+    /* mean log-probability under the model itself (not the top-k renormalised one) */
+    ck_assert_double_eq_tol(res.mean_logprob, lp / 2000, 1e-5);
+    s.temperature = 0.7; /* the other path to the normaliser */
+    ck_assert_int_eq(gen_text(m, v, &s, "a", &k, &res), 0);
+    lp = 0;
+    for (size_t i = 0; i < k.len; i++) lp += log(k.buf[i] == 'b' ? 0.4 : 0.3);
+    ck_assert_double_eq_tol(res.mean_logprob, lp / 2000, 1e-5);
     crn_model_destroy(m);
     crn_vocab_destroy(v);
 }
