@@ -467,11 +467,18 @@ int crn_checkpoint_load(crn_checkpoint **out, const char *path) {
     size_t size = 0;
     int err = read_whole_file(path, &b, &size);
     if (err) return err;
+    err = crn_checkpoint_load_mem(out, path, b, size);
+    free(b);
+    return err;
+}
+
+int crn_checkpoint_load_mem(crn_checkpoint **out, const char *path, const uint8_t *b, size_t size) {
+    *out = NULL;
+    int err;
+    if (!b && size) return crn_error_set(CRN_EINVAL, "%s: no data", path);
+    if (!b) b = (const uint8_t *)"";
     crn_checkpoint *ck = calloc(1, sizeof *ck);
-    if (!ck) {
-        free(b);
-        return crn_error_set(CRN_ENOMEM, "%s: out of memory", path);
-    }
+    if (!ck) return crn_error_set(CRN_ENOMEM, "%s: out of memory", path);
     sect_loc loc[SECT_KNOWN_MAX + 1];
     memset(loc, 0, sizeof loc);
     if ((err = scan_sections(path, b, size, loc))) goto fail;
@@ -536,11 +543,9 @@ int crn_checkpoint_load(crn_checkpoint **out, const char *path) {
         memcpy(ck->train_blob, b + tl->off, (size_t)tl->len);
         ck->train_blob_len = (size_t)tl->len;
     }
-    free(b);
     *out = ck;
     return 0;
 fail:
-    free(b);
     crn_checkpoint_destroy(ck);
     return err;
 }

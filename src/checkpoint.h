@@ -32,6 +32,9 @@ typedef struct crn_checkpoint {
 /* Load path. @return 0 or a negative error (message: "PATH: section S at byte
  * N: what is wrong"). */
 int crn_checkpoint_load(crn_checkpoint **out, const char *path);
+/* The same from bytes in memory (fuzzing, embedding); name stands for the
+ * path in messages. The bytes are not kept. */
+int crn_checkpoint_load_mem(crn_checkpoint **out, const char *name, const uint8_t *buf, size_t len);
 /* Save atomically. optim and train_blob may be NULL (a model-only file).
  * Refuses (CRN_ENONFINITE) non-finite parameters or optimizer state, and
  * (CRN_EINVAL) a cfg/vocab/optim that does not match the model. On any

@@ -5,6 +5,9 @@
  * atomic saves under a simulated full disk (CRN_FAULT_WRITE_AFTER) and
  * saving into a missing directory.
  *
+ * With CRN_FUZZ_SEEDS_DIR=DIR in the environment it also writes its small
+ * model file to DIR/checkpoint-small.crn, a seed for the loader's fuzzer.
+ *
  * The test walks the file with its own little parser, written from
  * docs/model-format.md (16-byte header; sections of u32 type, u32 flags,
  * u64 length, payload, u32 CRC-32 over header and payload). */
@@ -281,6 +284,10 @@ START_TEST(round_trip) {
         /* the loaded model saves to the same bytes */
         size_t n1, n2;
         uint8_t *b1 = read_file(path, &n1);
+        crn_checkpoint *cm = NULL;
+        ck_assert_int_eq(crn_checkpoint_load_mem(&cm, "mem", b1, n1), 0);
+        check_same(&f, cm, with_state);
+        crn_checkpoint_destroy(cm);
         char path2[600];
         snprintf(path2, sizeof path2, "%s/again.crn", dir);
         ck_assert_int_eq(crn_checkpoint_save(path2, &c->cfg, c->vocab, c->model, c->optim, c->train_blob,
@@ -344,6 +351,13 @@ static uint8_t *small_file(const char *path, size_t *n, sect *s, int *ns) {
     uint8_t *b = read_file(path, n);
     *ns = parse(b, *n, s, 8);
     ck_assert_int_eq(*ns, 5);
+    /* seeds for the model-file fuzzer, on request */
+    const char *seeds = getenv("CRN_FUZZ_SEEDS_DIR");
+    if (seeds && *seeds) {
+        char sp[1024];
+        snprintf(sp, sizeof sp, "%s/checkpoint-small.crn", seeds);
+        write_file(sp, b, *n);
+    }
     return b;
 }
 
@@ -365,8 +379,20 @@ START_TEST(truncated_at_every_byte) {
     size_t n;
     uint8_t *b = small_file(path, &n, s, &ns);
     printf("  truncating a %zu-byte file at every offset\n", n);
+    char msg2[1200];
     for (size_t k = 0; k < n; k++) {
+        /* in memory too, from an exact-size copy (ASan sees any overread) */
+        uint8_t *cut = malloc(k ? k : 1);
+        ck_assert_ptr_nonnull(cut);
+        memcpy(cut, b, k);
+        crn_checkpoint *cm = NULL;
+        int err_mem = crn_checkpoint_load_mem(&cm, tpath, cut, k);
+        ck_assert_ptr_null(cm);
+        snprintf(msg2, sizeof msg2, "%s", crn_error_message());
+        free(cut);
         int err = load_bytes(tpath, b, k, msg, sizeof msg);
+        ck_assert_int_eq(err_mem, err);
+        ck_assert_str_eq(msg2, msg);
         ck_assert_msg(err == CRN_EFORMAT, "cut at %zu: got %d (%s)", k, err, msg);
         ck_assert_msg(strstr(msg, tpath) != NULL, "cut at %zu: message lacks the path: %s", k, msg);
         ck_assert_msg(strstr(msg, "at byte") != NULL, "cut at %zu: message lacks the offset: %s", k, msg);
