@@ -337,6 +337,14 @@ static int prepare(loader *L, const uint8_t *base, size_t off, size_t n, size_t 
         *out_len = norm_n;
         return 0;
     }
+    /* zero padding after the text the regexes run on (see CRN_REGEX_PAD) */
+    uint8_t *padded = realloc(norm, norm_n + CRN_REGEX_PAD);
+    if (!padded) {
+        free(norm);
+        return crn_error_set(CRN_ENOMEM, "%s: out of memory", L->name);
+    }
+    norm = padded;
+    memset(norm + norm_n, 0, CRN_REGEX_PAD);
     err = clean_lines(L, norm, norm_n, line0, count_stats, &clean, &clean_n);
     free(norm);
     if (err) return err;

@@ -203,7 +203,9 @@ long long crn_regex_replace(crn_regex *re, const uint8_t *s, size_t n, const cha
      * makes a too-small buffer report the size it needs, so at most one retry. */
     size_t cap = n + n / 4 + 64;
     for (int attempt = 0; attempt < 3; attempt++) {
-        uint8_t *buf = malloc(cap);
+        /* CRN_REGEX_PAD zeroed bytes after the capacity: the output is often
+         * the next subject, and JIT code reads a little past a subject's end */
+        uint8_t *buf = calloc(1, cap + CRN_REGEX_PAD);
         if (!buf) return crn_error_set(CRN_ENOMEM, "regex '%s': out of memory (%zu bytes)", re->pattern, cap);
         PCRE2_SIZE len = cap;
         int rc = pcre2_substitute(re->code, (PCRE2_SPTR)s, n, 0,

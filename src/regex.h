@@ -13,6 +13,12 @@ typedef struct crn_regex crn_regex;
 #define CRN_REGEX_ANCHORED 1u /* match only at the start of the subject */
 #define CRN_REGEX_ENDANCHORED 2u /* a match must end at the end of the subject */
 
+/* PCRE2's JIT code may read (and ignore) a few bytes past the end of a
+ * subject, inside the same allocation; tools like valgrind flag that when
+ * those bytes were never written. Subject buffers that the caller allocates
+ * can carry CRN_REGEX_PAD zeroed bytes after the text to stay clean. */
+#define CRN_REGEX_PAD 64u
+
 #define CRN_REGEX_MATCH_LIMIT 1000000u
 #define CRN_REGEX_DEPTH_LIMIT 10000u
 
