@@ -753,7 +753,7 @@ int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_
                                crn_model_config_of(t->model)->vocab);
             goto fail;
         }
-        if (t->corpus->n_unk)
+        if (t->corpus->n_unk && t->o.min_count <= 1) /* with min_count > 1 rare tokens are <unk> by design */
             snprintf(t->start_note, sizeof t->start_note,
                      "%llu tokens of %s are not in the model's vocabulary (mapped to <unk>)",
                      (unsigned long long)t->corpus->n_unk, t->o.corpus_path);
