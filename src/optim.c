@@ -5,7 +5,7 @@
  * operation (scalars derived in double, then rounded to float once, tensor
  * operations in float, left to right, fused where torch fuses), so with float32-representable
  * hyperparameters our Adam/AdamW/SGD updates match torch.optim's to the bit
- * (or within an ulp where the compiler orders things differently). Every
+ * (tests/test_optim.c checks that against torch's own numbers). Every
  * update loop is a plain loop over restrict pointers with no branches in the
  * body, which the compiler vectorises (the loops with sqrtf only when built
  * with -fno-math-errno: GCC keeps the errno path of sqrtf as a branch; neither
