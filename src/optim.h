@@ -41,7 +41,9 @@ typedef struct crn_optim {
 
 int crn_optim_create(crn_optim **out, const crn_optim_config *cfg, size_t n);
 void crn_optim_destroy(crn_optim *o); /* NULL is a no-op */
-/* Number of state arrays (0, 1 or 2) and access, for checkpoints. */
+/* Number of state arrays (0, 1 or 2) and access, for checkpoints. Order:
+ * m (if the kind has it: adam/adamw, sgd with momentum > 0), then v
+ * (adam/adamw, rmsprop, adagrad). crn_optim_buffer returns NULL past the end. */
 int crn_optim_num_buffers(const crn_optim *o);
 float *crn_optim_buffer(crn_optim *o, int i);
 /* One update with learning rate lr (the schedule's value this step): t += 1,
