@@ -437,6 +437,9 @@ static int count_nfc_chars(const crn_corpus *c, size_t from, size_t to, uint64_t
     obuf b = {0};
     uint8_t tmp[CRN_DECODER_HOLD + 64];
     int err = 0;
+    /* flush when the buffer reaches `flush_at`; doubled while no newline
+     * comes, so a text without newlines is not rescanned for each token */
+    size_t flush_at = (size_t)1 << 20;
     for (size_t i = from; i <= to; i++) {
         size_t k;
         if (i < to) {
@@ -461,11 +464,14 @@ static int count_nfc_chars(const crn_corpus *c, size_t from, size_t to, uint64_t
             k = crn_decoder_finish(&d, tmp, sizeof tmp);
         }
         if ((err = obuf_put(&b, tmp, k))) break;
-        if (b.n >= ((size_t)1 << 20) || i == to) {
+        if (b.n >= flush_at || i == to) {
             size_t cut = b.n;
             if (i < to) {
                 while (cut > 0 && b.p[cut - 1] != '\n') cut--;
-                if (cut == 0) continue; /* no newline yet: keep collecting */
+                if (cut == 0) { /* no newline yet: keep collecting */
+                    flush_at = b.n * 2;
+                    continue;
+                }
             }
             uint8_t *nf;
             size_t nn;
