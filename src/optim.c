@@ -7,10 +7,11 @@
  * hyperparameters our Adam/AdamW/SGD updates match torch.optim's to the bit
  * (tests/test_optim.c checks that against torch's own numbers). Every
  * update loop is a plain loop over restrict pointers with no branches in the
- * body, which the compiler vectorises (the loops with sqrtf only when built
- * with -fno-math-errno: GCC keeps the errno path of sqrtf as a branch; neither
- * `#pragma GCC optimize` nor the attribute lifts that). crn_optim_step never
- * allocates. */
+ * body, which the compiler vectorises. The loops with sqrtf need
+ * -fno-math-errno for that (GCC otherwise keeps sqrtf's errno path as a
+ * branch, and neither `#pragma GCC optimize` nor the function attribute lifts
+ * it), so meson.build compiles this library with it: Adam goes from ~14 to
+ * ~4 ns per parameter. crn_optim_step never allocates. */
 #include "optim.h"
 
 #include <math.h>
