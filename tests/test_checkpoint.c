@@ -340,6 +340,100 @@ START_TEST(empty_train_blob_and_plain_sgd) {
 }
 END_TEST
 
+/* The bytes on disk are what docs/model-format.md says, field by field. */
+START_TEST(layout_matches_docs) {
+    make_dir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/m.crn", dir);
+    fixture f;
+    fixture_make_text(&f, "ab", CRN_CELL_GRU, CRN_ACT_TANH, 0, 2, 1, CRN_UNIT_CODEPOINT, 4);
+    f.optim->cfg.momentum = 0.5f; /* any value round-trips, even unused */
+    ck_assert_int_eq(save_fixture(path, &f, 1), 0);
+    size_t n;
+    uint8_t *b = read_file(path, &n);
+    sect s[8];
+    int ns = parse(b, n, s, 8);
+    ck_assert_int_eq(ns, 5);
+    static const uint32_t order[5] = {T_CONFIG, T_VOCAB, T_PARAMS, T_OPTIM, T_TRAIN};
+    static const uint32_t flags[5] = {0, 0, 0, 1, 1};
+    for (int i = 0; i < 5; i++) {
+        ck_assert_uint_eq(s[i].type, order[i]);
+        ck_assert_uint_eq(s[i].flags, flags[i]);
+        ck_assert_uint_eq(rd32(b + s[i].off + s[i].len), crn_crc32(0, b + s[i].hdr, 16 + s[i].len));
+    }
+    /* CONFIG: V = 3 (<unk>, a, b), one-hot GRU, H = 2, L = 1 */
+    const uint8_t *c = b + s[0].off;
+    ck_assert_uint_eq(rd32(c + 0), 2);  /* gru */
+    ck_assert_uint_eq(rd32(c + 4), 0);  /* tanh */
+    ck_assert_uint_eq(rd32(c + 8), 3);
+    ck_assert_uint_eq(rd32(c + 12), 0);
+    ck_assert_uint_eq(rd32(c + 16), 2);
+    ck_assert_uint_eq(rd32(c + 20), 1);
+    ck_assert_uint_eq(rd32(c + 24), 0x3e800000u); /* 0.25f */
+    /* w_x (3, 6), w_h (2, 6), b_x (1, 6), b_h (1, 6), out_w (2, 3), out_b (1, 3) */
+    static const struct { const char *name; uint64_t rows, cols; } T[] = {
+        {"l0.w_x", 3, 6}, {"l0.w_h", 2, 6}, {"l0.b_x", 1, 6}, {"l0.b_h", 1, 6}, {"out_w", 2, 3}, {"out_b", 1, 3}};
+    uint64_t count = 0;
+    for (size_t i = 0; i < CRN_ARRAY_LEN(T); i++) count += T[i].rows * T[i].cols;
+    ck_assert_uint_eq(rd64(c + 28), count);
+    ck_assert_uint_eq(rd32(c + 36), CRN_ARRAY_LEN(T));
+    size_t pos = 40;
+    uint64_t off = 0;
+    for (size_t i = 0; i < CRN_ARRAY_LEN(T); i++) {
+        size_t nl = strlen(T[i].name);
+        ck_assert_uint_eq(rd32(c + pos), nl);
+        ck_assert_int_eq(memcmp(c + pos + 4, T[i].name, nl), 0);
+        ck_assert_uint_eq(rd64(c + pos + 4 + nl), off);
+        ck_assert_uint_eq(rd64(c + pos + 12 + nl), T[i].rows);
+        ck_assert_uint_eq(rd64(c + pos + 20 + nl), T[i].cols);
+        pos += 4 + nl + 24;
+        off += T[i].rows * T[i].cols;
+    }
+    ck_assert_uint_eq(pos, s[0].len);
+    /* VOCAB: crn_vocab_serialize's bytes, verbatim */
+    uint8_t *vb;
+    size_t vlen;
+    ck_assert_int_eq(crn_vocab_serialize(f.vocab, &vb, &vlen), 0);
+    ck_assert_uint_eq(s[1].len, vlen);
+    ck_assert_int_eq(memcmp(b + s[1].off, vb, vlen), 0);
+    free(vb);
+    /* PARAMS: little-endian float32 bit patterns */
+    ck_assert_uint_eq(s[2].len, 4 * count);
+    const float *p = crn_model_params(f.model);
+    for (uint64_t i = 0; i < count; i++) {
+        uint32_t bits;
+        memcpy(&bits, &p[i], 4);
+        ck_assert_uint_eq(rd32(b + s[2].off + 4 * i), bits);
+    }
+    /* OPTIM: adam, 7 floats, t, n, 2 buffers (m then v) */
+    const uint8_t *o = b + s[3].off;
+    ck_assert_uint_eq(rd32(o), 0);
+    const float want[7] = {2e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 0.5f, 0.95f};
+    for (int i = 0; i < 7; i++) {
+        uint32_t bits;
+        memcpy(&bits, &want[i], 4);
+        ck_assert_uint_eq(rd32(o + 4 + 4 * i), bits);
+    }
+    ck_assert_uint_eq(rd64(o + 32), 2);
+    ck_assert_uint_eq(rd64(o + 40), count);
+    ck_assert_uint_eq(rd32(o + 48), 2);
+    ck_assert_uint_eq(s[3].len, 52 + 2 * 4 * count);
+    for (uint64_t i = 0; i < count; i++) {
+        uint32_t mb, vbits;
+        memcpy(&mb, &f.optim->m[i], 4);
+        memcpy(&vbits, &f.optim->v[i], 4);
+        ck_assert_uint_eq(rd32(o + 52 + 4 * i), mb);
+        ck_assert_uint_eq(rd32(o + 52 + 4 * (count + i)), vbits);
+    }
+    /* TRAIN: the blob, verbatim */
+    ck_assert_uint_eq(s[4].len, f.blob_len);
+    ck_assert_int_eq(memcmp(b + s[4].off, f.blob, f.blob_len), 0);
+    free(b);
+    fixture_free(&f);
+    remove_dir();
+}
+END_TEST
+
 /* ---- damaged files ---------------------------------------------------------- */
 
 /* A small file with every section, its bytes and its section table. */
@@ -808,6 +902,7 @@ int main(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, round_trip, 0, (int)CRN_ARRAY_LEN(CASES));
     tcase_add_test(tc, empty_train_blob_and_plain_sgd);
+    tcase_add_test(tc, layout_matches_docs);
     tcase_add_test(tc, truncated_at_every_byte);
     tcase_add_test(tc, flipped_byte_anywhere);
     tcase_add_test(tc, wrong_magic_and_version);
