@@ -646,7 +646,7 @@ int crn_corpus_from_memory(crn_corpus **out, const char *name, const uint8_t *te
         crn_corpus_opts_default(&def);
         opts = &def;
     }
-    crn_corpus *c;
+    crn_corpus *c = NULL;
     int err = corpus_new(&c, name ? name : "(memory)");
     if (err) return err;
     static const uint8_t empty[1] = {0};
@@ -721,7 +721,7 @@ int crn_corpus_load(crn_corpus **out, const char *path, const crn_corpus_opts *o
     if (map == MAP_FAILED) return crn_error_set(CRN_EIO, "%s: cannot map: %s", path, strerror(e));
     (void)madvise(map, n, MADV_SEQUENTIAL);
 
-    crn_corpus *c;
+    crn_corpus *c = NULL;
     int err = corpus_new(&c, path);
     if (!err) {
         c->n_bytes = n;
