@@ -473,6 +473,34 @@ static int ends_with(const char *s, const char *suf) {
     return n >= k && !strcmp(s + n - k, suf);
 }
 
+/* The directory of path must exist and be writable (the checkpoint is
+ * written as a temp file next to it, then renamed). */
+static int check_writable_dir(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        cli_error(CMD, "cannot write %s: directory '%s': %s", path, dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        cli_error(CMD, "cannot write %s: '%s' is not a directory", path, dir);
+        return -1;
+    }
+    if (access(dir, W_OK) != 0) {
+        cli_error(CMD, "cannot write %s: directory '%s' is not writable: %s", path, dir, strerror(errno));
+        return -1;
+    }
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        cli_error(CMD, "cannot write %s: it is a directory", path);
+        return -1;
+    }
+    return 0;
+}
+
 /* dst := src through a temp file and rename (dst is never half-written). */
 static int copy_file(const char *dst, const char *src) {
     size_t n = strlen(dst);
@@ -625,6 +653,7 @@ int cli_train(int argc, char **argv) {
         status = cli_usage_error(CMD, "--schedule cosine needs --steps or --epochs (the length of the decay)");
         goto done;
     }
+    if (check_writable_dir(start.out_path) < 0) goto done; /* fail now, not at the first save */
     if ((rc = crn_progress_create(&prog, stderr, -1, a.quiet)) < 0) { status = cli_fail(CMD, rc); goto done; }
     if ((rc = crn_trainer_create(&tr, &opts, &start)) < 0) { status = cli_fail(CMD, rc); goto done; }
     if (!a.quiet) {
