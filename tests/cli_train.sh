@@ -49,6 +49,10 @@ expect_grep "--clip F .*default 5" "$T_TMP/out" "help shows --clip default"
 expect_grep "default 5m" "$T_TMP/out" "help states the default budget"
 expect_exit 1 "missing corpus is a runtime error" "$C" train "$D/missing.txt" -o "$D/x.ckpt" --steps 2 --quiet
 expect_grep "missing.txt" "$T_TMP/err" "missing corpus named"
+expect_exit 1 "output in a missing directory" "$C" train "$D/text.txt" -o "$D/no/such/dir/m.ckpt" --steps 2 --quiet
+expect_grep "no/such/dir" "$T_TMP/err" "missing output directory named"
+printf 'short' > "$D/short.txt"
+expect_exit 1 "corpus shorter than one window" "$C" train "$D/short.txt" -o "$D/x.ckpt" --steps 2 --quiet
 
 # ---- loss goes down (CSV log), files written --------------------------------
 check "train 240 steps" "$C" train "$D/text.txt" -o "$D/m.ckpt" "${TINY[@]}" --steps 240 --eval-every 40 \
