@@ -30,7 +30,7 @@ typedef struct crn_train_report {
     uint64_t total_steps;   /* step budget (0: none) */
     double epoch;           /* fractional epochs done */
     double elapsed;         /* training seconds in the whole run (resumes add up) */
-    double time_limit;      /* time budget in seconds (0: none) */
+    double time_limit;      /* time budget of this session in seconds (0: none) */
     double eta;             /* seconds to the nearest budget (< 0: unknown) */
     double train_bpc;       /* mean train bits per char since the last eval */
     double val_bpc;         /* last validation bits per char (NaN before the first) */

@@ -977,7 +977,7 @@ static void fill_report(const crn_trainer *t, const loop *L, crn_train_report *r
         r->eta = left * seg / (double)seg_steps;
     }
     if (r->time_limit > 0) {
-        double left = r->time_limit - r->elapsed;
+        double left = r->time_limit - (crn_now() - L->t0); /* the time budget is per session */
         if (left < 0) left = 0;
         if (r->eta < 0 || left < r->eta) r->eta = left;
     }
@@ -1205,10 +1205,10 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
     int stop = CRN_TSTOP_NONE;
     for (;;) {
         /* ---- budgets, checked between steps ---- */
-        double el = elapsed_now(t, &L);
+        double session = crn_now() - L.t0;
         if (t->o.max_steps && t->s.step >= t->o.max_steps) stop = CRN_TSTOP_STEPS;
         else if (t->o.max_epochs && epochs_done(&t->bt) >= t->o.max_epochs) stop = CRN_TSTOP_EPOCHS;
-        else if (t->o.time_limit > 0 && el >= t->o.time_limit) stop = CRN_TSTOP_TIME;
+        else if (t->o.time_limit > 0 && session >= t->o.time_limit) stop = CRN_TSTOP_TIME;
         else if (g_stop) stop = CRN_TSTOP_SIGNAL;
         if (stop) break;
 

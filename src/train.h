@@ -55,8 +55,9 @@ typedef struct crn_train_opts {
     crn_optim_config optim;
     double clip;                    /* global-norm clip, 0 = off; default 5 */
     crn_schedule sched;             /* sched.lr is taken from optim.lr */
-    /* budget: whichever comes first; totals for the whole run (0 = none) */
-    double time_limit;              /* seconds */
+    /* budget: whichever comes first (0 = none); steps and epochs are totals
+     * for the whole run, the time is this session's (a resumed run gets it again) */
+    double time_limit;              /* seconds of this session */
     uint64_t max_steps;
     uint64_t max_epochs;
     /* evaluation, early stopping, checkpoints */

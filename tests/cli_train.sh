@@ -122,6 +122,13 @@ if [ "$(jget "$D/c.json" params_crc32)" = "$(jget "$D/e.json" params_crc32)" ] &
     pass "GRU + dropout resume across an epoch wrap is exact"
 else fail "GRU + dropout resume" "$(jget "$D/c.json" params_crc32) vs $(jget "$D/e.json" params_crc32)"; fi
 
+# --time is per session: resuming a time-limited run without budget options trains again
+check "1 s run" "$C" train "$D/text.txt" -o "$D/t.ckpt" "${TINY[@]}" --time 1s --eval-every 0
+t1=$("$C" info --json "$D/t.ckpt.resume" | python3 -c 'import json,sys; print(json.load(sys.stdin)["training"]["step"])')
+check "resume it (no budget options)" "$C" train --resume "$D/t.ckpt" --threads 1 --quiet
+t2=$("$C" info --json "$D/t.ckpt.resume" | python3 -c 'import json,sys; print(json.load(sys.stdin)["training"]["step"])')
+[ "$t2" -gt "$t1" ] && pass "resumed session trained again ($t1 -> $t2 steps)" || fail "time per session" "$t1 -> $t2"
+
 # resume refuses incompatible overrides
 expect_exit 2 "resume refuses --hidden change" "$C" train --resume "$D/a.ckpt" --hidden 64 --steps 50
 expect_grep "conflicts with the checkpoint" "$T_TMP/err" "resume conflict explained"
