@@ -1031,6 +1031,8 @@ static int save_best(crn_trainer *t, loop *L) {
     return rc;
 }
 
+/* Validation pass: summed nats and targets. @return 0, 1 if a stop was
+ * requested midway (no result), or a negative error. */
 static int validate(crn_trainer *t, double *nats, uint64_t *count) {
     const crn_corpus *c = t->corpus;
     uint32_t B = t->o.batch, T = t->o.seq;
@@ -1039,6 +1041,7 @@ static int validate(crn_trainer *t, double *nats, uint64_t *count) {
     uint64_t n = 0;
     crn_state_reset(t->eval_st);
     for (size_t w = 0; w < nw; w++) {
+        if (g_stop) return 1; /* Ctrl-C: a long validation pass must not delay the save */
         crn_val_window(c, B, T, w, t->x, t->y);
         double l = 0;
         size_t k = 0;
@@ -1114,6 +1117,10 @@ static int do_eval(crn_trainer *t, loop *L, int *stop) {
         uint64_t count = 0;
         int rc = validate(t, &nats, &count);
         if (rc < 0) return rc;
+        if (rc == 1) { /* interrupted: this eval does not count */
+            *stop = CRN_TSTOP_SIGNAL;
+            return 0;
+        }
         const crn_corpus *c = t->corpus;
         double chars = t->o.unit == CRN_UNIT_CODEPOINT ? (double)count
                                                        : (double)(c->n_val_chars > 1 ? c->n_val_chars - 1 : 1);
@@ -1275,8 +1282,13 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
         if ((rc = save_resume(t, &L)) < 0) goto error;
         if (!t->model_written && (rc = save_best(t, &L)) < 0) goto error;
     } else if (L.last_eval_step != t->s.step || t->s.n_evals == 0) {
-        int dummy = 0;
-        if ((rc = do_eval(t, &L, &dummy)) < 0) goto error;
+        int st2 = 0;
+        if ((rc = do_eval(t, &L, &st2)) < 0) goto error;
+        if (st2 == CRN_TSTOP_SIGNAL) { /* interrupted during the final eval */
+            stop = CRN_TSTOP_SIGNAL;
+            t->s.stop_reason = (uint32_t)stop;
+            if ((rc = save_resume(t, &L)) < 0) goto error;
+        }
     } else {
         if ((rc = save_resume(t, &L)) < 0) goto error; /* records the stop reason */
     }

@@ -382,6 +382,72 @@ START_TEST(val_matches_evaluate_ids) {
 }
 END_TEST
 
+START_TEST(init_from_extend_keeps_base) {
+    char a[300], nt[300];
+    path_in(a, sizeof a, "base.ckpt");
+    path_in(nt, sizeof nt, "new.txt");
+    FILE *f = fopen(nt, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 40; i++) fputs("the cow sat on a 강물 and 새 노래! ¿qué?\n", f);
+    fclose(f);
+    crn_train_opts o;
+    tiny_opts(&o, 6);
+    o.model.embed = 0; /* one-hot: l0.w_x has a row per token */
+    crn_trainer_destroy(run(&o, a, 0));
+    crn_checkpoint *base = NULL, *ck = NULL;
+    ck_assert_int_eq(crn_checkpoint_load(&base, a), 0);
+    ck_assert_int_eq(crn_checkpoint_load(&ck, a), 0);
+    crn_train_opts fo;
+    tiny_opts(&fo, 3);
+    free(fo.corpus_path);
+    fo.corpus_path = strdup(nt);
+    crn_train_start st = {0};
+    char out[300];
+    path_in(out, sizeof out, "ft.ckpt");
+    st.out_path = out;
+    st.init_from = ck;
+    st.extend_vocab = 1;
+    crn_trainer *t = NULL;
+    ck_assert_int_eq(crn_trainer_create(&t, &fo, &st), 0);
+    crn_checkpoint_destroy(ck);
+    const crn_vocab *bv = base->vocab, *nv = crn_trainer_corpus(t)->vocab;
+    uint32_t V0 = crn_vocab_size(bv), V1 = crn_vocab_size(nv);
+    ck_assert_uint_gt(crn_trainer_new_tokens(t), 5); /* c, o? w, 강, 물, 새, !, ¿, q, u, é, ... */
+    ck_assert_uint_eq(V1, V0 + crn_trainer_new_tokens(t));
+    for (uint32_t id = 0; id < V0; id++) { /* the base mapping never changes */
+        size_t l0, l1;
+        const uint8_t *t0 = crn_vocab_token(bv, id, &l0), *t1 = crn_vocab_token(nv, id, &l1);
+        ck_assert(l0 == l1 && memcmp(t0, t1, l0) == 0);
+    }
+    ck_assert_uint_eq(crn_trainer_corpus(t)->n_unk, 0);
+    /* every base weight is where it was; the new rows/columns are fresh */
+    crn_model *m = crn_trainer_model(t);
+    int checked = 0;
+    for (int i = 0; i < crn_model_num_tensors(base->model); i++) {
+        const crn_tensor_info *ti = crn_model_tensor(base->model, i);
+        const crn_tensor_info *tn = crn_model_find_tensor(m, ti->name);
+        ck_assert_ptr_nonnull(tn);
+        for (size_t r = 0; r < ti->rows; r++)
+            ck_assert(memcmp(crn_model_params(m) + tn->offset + r * tn->cols,
+                             crn_model_params(base->model) + ti->offset + r * ti->cols, ti->cols * sizeof(float)) == 0);
+        if (!strcmp(ti->name, "out_w")) {
+            ck_assert_uint_eq(tn->cols, V1);
+            checked++;
+        }
+        if (!strcmp(ti->name, "l0.w_x")) {
+            ck_assert_uint_eq(tn->rows, V1);
+            checked++;
+        }
+    }
+    ck_assert_int_eq(checked, 2);
+    ck_assert_int_eq(crn_trainer_run(t, NULL, NULL), 0);
+    crn_trainer_destroy(t);
+    crn_checkpoint_destroy(base);
+    crn_train_opts_free(&o);
+    crn_train_opts_free(&fo);
+}
+END_TEST
+
 int main(void) {
     if (write_text()) return 1;
     Suite *s = suite_create("train");
@@ -397,6 +463,7 @@ int main(void) {
     tcase_add_test(tl, nonfinite_stops);
     tcase_add_test(tl, stop_request_saves);
     tcase_add_test(tl, val_matches_evaluate_ids);
+    tcase_add_test(tl, init_from_extend_keeps_base);
     suite_add_tcase(s, tl);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
