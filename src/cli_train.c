@@ -612,7 +612,9 @@ int cli_train(int argc, char **argv) {
         if (!a.out) { status = cli_usage_error(CMD, "missing -o MODEL (where to write the model)"); goto done; }
         if (a.extend && !a.init_from) { status = cli_usage_error(CMD, "--extend-vocab needs --init-from BASE"); goto done; }
         crn_train_opts *u = &a.o;
-        opts.corpus_path = strdup(a.corpus);
+        /* absolute, so --resume works from any directory (as typed if it cannot be resolved) */
+        opts.corpus_path = realpath(a.corpus, NULL);
+        if (!opts.corpus_path) opts.corpus_path = strdup(a.corpus);
         if (!opts.corpus_path) { status = cli_fail(CMD, CRN_ENOMEM); goto done; }
         if (a.set[O_UNIT]) opts.unit = u->unit;
         if (a.set[O_NORM]) opts.norm = u->norm;
