@@ -11,7 +11,7 @@
  *     sequences; its output is valid;
  *   - normalise gives valid UTF-8, equal to utf8proc_map on the whole text,
  *     and is idempotent; "none" copies;
- *   - for every unit x norm: a vocabulary counted on the text encodes it with
+ *   - for each unit x norm (one per input): a vocabulary counted on the text encodes it with
  *     no <unk>, ids sorted by bytes, serialise/deserialise/serialise is
  *     stable; the streaming decoder emits valid UTF-8 in every chunk, the
  *     same as crn_vocab_decode, and the round trip gives the normalised text
@@ -326,11 +326,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (r < 0) FUZZ_CHECK_ERR(r, "crn_tokiter_next(raw)");
 
+    /* every normalisation; the vocabulary in one unit x norm per input
+     * (chosen by the first byte, which stays part of the text): a vocabulary
+     * is costly under ASan, and libFuzzer varies that byte anyway */
+    int combo = size ? data[0] % 9 : 0;
     for (int norm = CRN_NORM_NFC; norm <= CRN_NORM_NONE; norm++) {
         size_t nn = 0;
         uint8_t *t = check_normalize(rep, rn, (enum crn_norm)norm, &nn);
-        for (int unit = CRN_UNIT_CODEPOINT; unit <= CRN_UNIT_JAMO; unit++)
-            check_vocab(t, nn, (enum crn_unit)unit, (enum crn_norm)norm, data, size, rep, rn);
+        if (norm == combo / 3) check_vocab(t, nn, (enum crn_unit)(combo % 3), (enum crn_norm)norm, data, size, rep, rn);
         free(t);
     }
     free(rep);
