@@ -47,6 +47,29 @@ int cli_parse_double(const char *cmd, const char *opt, const char *s, double min
 /* Durations: "90", "90s", "10m", "1.5h" -> seconds (> 0). */
 int cli_parse_duration(const char *cmd, const char *opt, const char *s, double *out);
 
+/* Sampling options shared by `generate` and `repl`: getopt_long codes, the
+ * table entries (CLI_SAMPLING_OPTIONS inside a struct option array) and one
+ * handler, so both commands parse and check them the same way. */
+enum {
+    CLI_OPT_LENGTH = 512, CLI_OPT_SEED, CLI_OPT_TEMP, CLI_OPT_TOPK, CLI_OPT_TOPP, CLI_OPT_BEAM,
+    CLI_OPT_STOP, CLI_OPT_KEEP_STOP, CLI_OPT_MATCH, CLI_OPT_STRICT,
+};
+#define CLI_SAMPLING_OPTIONS                                     \
+    {"length", required_argument, NULL, CLI_OPT_LENGTH},         \
+    {"seed", required_argument, NULL, CLI_OPT_SEED},             \
+    {"temperature", required_argument, NULL, CLI_OPT_TEMP},      \
+    {"top-k", required_argument, NULL, CLI_OPT_TOPK},            \
+    {"top-p", required_argument, NULL, CLI_OPT_TOPP},            \
+    {"beam", required_argument, NULL, CLI_OPT_BEAM},             \
+    {"stop", required_argument, NULL, CLI_OPT_STOP},             \
+    {"keep-stop", no_argument, NULL, CLI_OPT_KEEP_STOP},         \
+    {"match", required_argument, NULL, CLI_OPT_MATCH},           \
+    {"strict", no_argument, NULL, CLI_OPT_STRICT}
+struct crn_sample_settings;
+/* Apply sampling option c (value arg) to s; *have_seed is set by --seed.
+ * @return 1 handled, 0 not a sampling option, -1 bad value (usage error printed). */
+int cli_sampling_option(const char *cmd, int c, const char *arg, struct crn_sample_settings *s, int *have_seed);
+
 /* JSON string output (escapes quotes, backslashes, control characters). */
 void cli_json_string(FILE *f, const char *s, size_t n);
 

@@ -143,25 +143,15 @@ static uint64_t time_seed(void) {
 }
 
 enum {
-    OPT_PROMPT = 256, OPT_PROMPT_FILE, OPT_LENGTH, OPT_NUM, OPT_SEED, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_BEAM,
-    OPT_STOP, OPT_KEEP_STOP, OPT_MATCH, OPT_STRICT, OPT_JSON, OPT_THREADS, OPT_ECHO,
+    OPT_PROMPT = 256, OPT_PROMPT_FILE, OPT_NUM, OPT_JSON, OPT_THREADS, OPT_ECHO,
 };
 
 int cli_generate(int argc, char **argv) {
     static const struct option opts[] = {
         {"prompt", required_argument, NULL, OPT_PROMPT},
         {"prompt-file", required_argument, NULL, OPT_PROMPT_FILE},
-        {"length", required_argument, NULL, OPT_LENGTH},
         {"num", required_argument, NULL, OPT_NUM},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"temperature", required_argument, NULL, OPT_TEMP},
-        {"top-k", required_argument, NULL, OPT_TOPK},
-        {"top-p", required_argument, NULL, OPT_TOPP},
-        {"beam", required_argument, NULL, OPT_BEAM},
-        {"stop", required_argument, NULL, OPT_STOP},
-        {"keep-stop", no_argument, NULL, OPT_KEEP_STOP},
-        {"match", required_argument, NULL, OPT_MATCH},
-        {"strict", no_argument, NULL, OPT_STRICT},
+        CLI_SAMPLING_OPTIONS,
         {"json", no_argument, NULL, OPT_JSON},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"echo", no_argument, NULL, OPT_ECHO},
@@ -172,8 +162,7 @@ int cli_generate(int argc, char **argv) {
     crn_sample_settings s;
     crn_sample_settings_init(&s);
     const char *prompt_arg = NULL, *prompt_file = NULL, *model_path = NULL;
-    long long num = 1, threads = 1, v;
-    double d;
+    long long num = 1, threads = 1;
     int json = 0, verbose = 0, echo = 0, have_seed = 0;
     int rc = CLI_EXIT_USAGE;
     uint8_t *prompt = NULL;
@@ -193,59 +182,13 @@ int cli_generate(int argc, char **argv) {
         case 'v': verbose = 1; break;
         case OPT_PROMPT: prompt_arg = optarg; break;
         case OPT_PROMPT_FILE: prompt_file = optarg; break;
-        case OPT_LENGTH:
-            if (cli_parse_long(CMD, "--length", optarg, 1, CRN_SAMPLE_MAX_LENGTH, &v) < 0) goto done;
-            s.length = (uint32_t)v;
-            break;
         case OPT_NUM:
             if (cli_parse_long(CMD, "--num", optarg, 1, 1000000, &num) < 0) goto done;
             break;
-        case OPT_SEED: {
-            char *end;
-            errno = 0;
-            unsigned long long u = strtoull(optarg, &end, 10);
-            if (optarg[0] < '0' || optarg[0] > '9' || *end || errno == ERANGE) {
-                cli_usage_error(CMD, "--seed: '%s' is not a non-negative integer", optarg);
-                goto done;
-            }
-            s.seed = u;
-            have_seed = 1;
+        case CLI_OPT_LENGTH: case CLI_OPT_SEED: case CLI_OPT_TEMP: case CLI_OPT_TOPK: case CLI_OPT_TOPP:
+        case CLI_OPT_BEAM: case CLI_OPT_STOP: case CLI_OPT_KEEP_STOP: case CLI_OPT_MATCH: case CLI_OPT_STRICT:
+            if (cli_sampling_option(CMD, c, optarg, &s, &have_seed) < 0) goto done;
             break;
-        }
-        case OPT_TEMP:
-            if (cli_parse_double(CMD, "--temperature", optarg, 0, CRN_SAMPLE_MAX_TEMPERATURE, &d) < 0) goto done;
-            s.temperature = d;
-            break;
-        case OPT_TOPK:
-            if (cli_parse_long(CMD, "--top-k", optarg, 0, 1000000000, &v) < 0) goto done;
-            s.top_k = (uint32_t)v;
-            break;
-        case OPT_TOPP:
-            if (cli_parse_double(CMD, "--top-p", optarg, 0, 1, &d) < 0) goto done;
-            if (!(d > 0)) {
-                cli_usage_error(CMD, "--top-p: must be greater than 0 (1 = off), got '%s'", optarg);
-                goto done;
-            }
-            s.top_p = d;
-            break;
-        case OPT_BEAM:
-            if (cli_parse_long(CMD, "--beam", optarg, 0, CRN_SAMPLE_MAX_BEAM, &v) < 0) goto done;
-            s.beam = (uint32_t)v;
-            break;
-        case OPT_STOP:
-            if (crn_sample_settings_add_stop(&s, optarg) < 0) {
-                cli_usage_error(CMD, "--stop: %s", crn_error_message());
-                goto done;
-            }
-            break;
-        case OPT_KEEP_STOP: s.keep_stop = 1; break;
-        case OPT_MATCH:
-            if (crn_sample_settings_set_match(&s, optarg) < 0) {
-                cli_usage_error(CMD, "--match: %s", crn_error_message());
-                goto done;
-            }
-            break;
-        case OPT_STRICT: s.strict = 1; break;
         case OPT_JSON: json = 1; break;
         case OPT_ECHO: echo = 1; break;
         case OPT_THREADS:

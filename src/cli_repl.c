@@ -228,22 +228,12 @@ static int reader_next(reader *r, const char **line, size_t *n) {
 /* ---- the loop ---------------------------------------------------------------- */
 
 enum {
-    OPT_LENGTH = 256, OPT_SEED, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_BEAM, OPT_STOP, OPT_KEEP_STOP, OPT_MATCH,
-    OPT_STRICT, OPT_THREADS, OPT_KEEP,
+    OPT_THREADS = 256, OPT_KEEP,
 };
 
 int cli_repl(int argc, char **argv) {
     static const struct option opts[] = {
-        {"length", required_argument, NULL, OPT_LENGTH},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"temperature", required_argument, NULL, OPT_TEMP},
-        {"top-k", required_argument, NULL, OPT_TOPK},
-        {"top-p", required_argument, NULL, OPT_TOPP},
-        {"beam", required_argument, NULL, OPT_BEAM},
-        {"stop", required_argument, NULL, OPT_STOP},
-        {"keep-stop", no_argument, NULL, OPT_KEEP_STOP},
-        {"match", required_argument, NULL, OPT_MATCH},
-        {"strict", no_argument, NULL, OPT_STRICT},
+        CLI_SAMPLING_OPTIONS,
         {"threads", required_argument, NULL, OPT_THREADS},
         {"keep", no_argument, NULL, OPT_KEEP},
         {"help", no_argument, NULL, 'h'},
@@ -253,8 +243,7 @@ int cli_repl(int argc, char **argv) {
     crn_sample_settings_init(&s);
     crn_sample_settings_init(&backup);
     s.length = 200;
-    long long threads = 1, v;
-    double d;
+    long long threads = 1;
     int have_seed = 0, rc = CLI_EXIT_USAGE, err;
     crn_checkpoint *ck = NULL;
     crn_generator *g = NULL;
@@ -272,56 +261,10 @@ int cli_repl(int argc, char **argv) {
             usage(stdout);
             rc = CLI_EXIT_OK;
             goto done;
-        case OPT_LENGTH:
-            if (cli_parse_long(CMD, "--length", optarg, 1, CRN_SAMPLE_MAX_LENGTH, &v) < 0) goto done;
-            s.length = (uint32_t)v;
+        case CLI_OPT_LENGTH: case CLI_OPT_SEED: case CLI_OPT_TEMP: case CLI_OPT_TOPK: case CLI_OPT_TOPP:
+        case CLI_OPT_BEAM: case CLI_OPT_STOP: case CLI_OPT_KEEP_STOP: case CLI_OPT_MATCH: case CLI_OPT_STRICT:
+            if (cli_sampling_option(CMD, c, optarg, &s, &have_seed) < 0) goto done;
             break;
-        case OPT_SEED: {
-            char *end;
-            errno = 0;
-            unsigned long long u = strtoull(optarg, &end, 10);
-            if (optarg[0] < '0' || optarg[0] > '9' || *end || errno == ERANGE) {
-                cli_usage_error(CMD, "--seed: '%s' is not a non-negative integer", optarg);
-                goto done;
-            }
-            s.seed = u;
-            have_seed = 1;
-            break;
-        }
-        case OPT_TEMP:
-            if (cli_parse_double(CMD, "--temperature", optarg, 0, CRN_SAMPLE_MAX_TEMPERATURE, &d) < 0) goto done;
-            s.temperature = d;
-            break;
-        case OPT_TOPK:
-            if (cli_parse_long(CMD, "--top-k", optarg, 0, 1000000000, &v) < 0) goto done;
-            s.top_k = (uint32_t)v;
-            break;
-        case OPT_TOPP:
-            if (cli_parse_double(CMD, "--top-p", optarg, 0, 1, &d) < 0) goto done;
-            if (!(d > 0)) {
-                cli_usage_error(CMD, "--top-p: must be greater than 0 (1 = off), got '%s'", optarg);
-                goto done;
-            }
-            s.top_p = d;
-            break;
-        case OPT_BEAM:
-            if (cli_parse_long(CMD, "--beam", optarg, 0, CRN_SAMPLE_MAX_BEAM, &v) < 0) goto done;
-            s.beam = (uint32_t)v;
-            break;
-        case OPT_STOP:
-            if (crn_sample_settings_add_stop(&s, optarg) < 0) {
-                cli_usage_error(CMD, "--stop: %s", crn_error_message());
-                goto done;
-            }
-            break;
-        case OPT_KEEP_STOP: s.keep_stop = 1; break;
-        case OPT_MATCH:
-            if (crn_sample_settings_set_match(&s, optarg) < 0) {
-                cli_usage_error(CMD, "--match: %s", crn_error_message());
-                goto done;
-            }
-            break;
-        case OPT_STRICT: s.strict = 1; break;
         case OPT_KEEP: s.keep_state = 1; break;
         case OPT_THREADS:
             if (cli_parse_long(CMD, "--threads", optarg, 1, 1024, &threads) < 0) goto done;

@@ -1,0 +1,68 @@
+/* cli_sampling.c — the sampling options that `generate` and `repl` share. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+
+#include "cli.h"
+#include "common.h"
+#include "sampler.h"
+
+int cli_sampling_option(const char *cmd, int c, const char *arg, crn_sample_settings *s, int *have_seed) {
+    long long v;
+    double d;
+    switch (c) {
+    case CLI_OPT_LENGTH:
+        if (cli_parse_long(cmd, "--length", arg, 1, CRN_SAMPLE_MAX_LENGTH, &v) < 0) return -1;
+        s->length = (uint32_t)v;
+        break;
+    case CLI_OPT_SEED: {
+        char *end;
+        errno = 0;
+        unsigned long long u = strtoull(arg, &end, 10);
+        if (arg[0] < '0' || arg[0] > '9' || *end || errno == ERANGE) {
+            cli_usage_error(cmd, "--seed: '%s' is not a non-negative integer", arg);
+            return -1;
+        }
+        s->seed = u;
+        *have_seed = 1;
+        break;
+    }
+    case CLI_OPT_TEMP:
+        if (cli_parse_double(cmd, "--temperature", arg, 0, CRN_SAMPLE_MAX_TEMPERATURE, &d) < 0) return -1;
+        s->temperature = d;
+        break;
+    case CLI_OPT_TOPK:
+        if (cli_parse_long(cmd, "--top-k", arg, 0, 1000000000, &v) < 0) return -1;
+        s->top_k = (uint32_t)v;
+        break;
+    case CLI_OPT_TOPP:
+        if (cli_parse_double(cmd, "--top-p", arg, 0, 1, &d) < 0) return -1;
+        if (!(d > 0)) {
+            cli_usage_error(cmd, "--top-p: must be greater than 0 (1 = off), got '%s'", arg);
+            return -1;
+        }
+        s->top_p = d;
+        break;
+    case CLI_OPT_BEAM:
+        if (cli_parse_long(cmd, "--beam", arg, 0, CRN_SAMPLE_MAX_BEAM, &v) < 0) return -1;
+        s->beam = (uint32_t)v;
+        break;
+    case CLI_OPT_STOP:
+        if (crn_sample_settings_add_stop(s, arg) < 0) {
+            cli_usage_error(cmd, "--stop: %s", crn_error_message());
+            return -1;
+        }
+        break;
+    case CLI_OPT_KEEP_STOP: s->keep_stop = 1; break;
+    case CLI_OPT_MATCH:
+        if (crn_sample_settings_set_match(s, arg) < 0) {
+            cli_usage_error(cmd, "--match: %s", crn_error_message());
+            return -1;
+        }
+        break;
+    case CLI_OPT_STRICT: s->strict = 1; break;
+    default:
+        return 0;
+    }
+    return 1;
+}
