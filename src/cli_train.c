@@ -245,11 +245,11 @@ static int parse_args(args *a, int argc, char **argv) {
             o->model.layers = (uint32_t)v;
             break;
         case O_HIDDEN:
-            if (cli_parse_long(CMD, on, optarg, 1, 65536, &v)) return CLI_EXIT_USAGE;
+            if (cli_parse_long(CMD, on, optarg, 1, 16384, &v)) return CLI_EXIT_USAGE; /* model.c's CRN_MAX_HIDDEN */
             o->model.hidden = (uint32_t)v;
             break;
         case O_EMBED:
-            if (cli_parse_long(CMD, on, optarg, 0, 65536, &v)) return CLI_EXIT_USAGE;
+            if (cli_parse_long(CMD, on, optarg, 0, 16384, &v)) return CLI_EXIT_USAGE; /* CRN_MAX_EMBED */
             o->model.embed = (uint32_t)v;
             break;
         case O_DROPOUT:
