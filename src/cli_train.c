@@ -503,6 +503,19 @@ static int check_writable_dir(const char *path) {
     return 0;
 }
 
+/* Refuse to write over the corpus: "-o corpus.txt" (or its MODEL.resume or
+ * --log) would replace the text by a model file. Compared by device and
+ * inode, so another spelling of the same path is caught too. */
+static int check_not_corpus(const char *path, const char *suffix, const char *corpus) {
+    struct stat a, b;
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s%s", path, suffix);
+    if (!corpus || stat(buf, &a) != 0 || stat(corpus, &b) != 0) return 0;
+    if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) return 0;
+    cli_error(CMD, "cannot write %s: it is the corpus %s", buf, corpus);
+    return -1;
+}
+
 /* dst := src through a temp file and rename (dst is never half-written). */
 static int copy_file(const char *dst, const char *src) {
     size_t n = strlen(dst);
@@ -658,6 +671,10 @@ int cli_train(int argc, char **argv) {
         goto done;
     }
     if (check_writable_dir(start.out_path) < 0) goto done; /* fail now, not at the first save */
+    if (check_not_corpus(start.out_path, "", opts.corpus_path) < 0 ||
+        check_not_corpus(start.out_path, CRN_RESUME_SUFFIX, opts.corpus_path) < 0 ||
+        (opts.log_path && check_not_corpus(opts.log_path, "", opts.corpus_path) < 0))
+        goto done;
     if ((rc = crn_progress_create(&prog, stderr, -1, a.quiet)) < 0) { status = cli_fail(CMD, rc); goto done; }
     if ((rc = crn_trainer_create(&tr, &opts, &start)) < 0) { status = cli_fail(CMD, rc); goto done; }
     if (!a.quiet) {

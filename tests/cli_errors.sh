@@ -296,6 +296,12 @@ row E85 0 "error: :temp wants a number in \[0, 100\], got 'abc'" \
 # ---- output paths and saving --------------------------------------------------------
 row E90 1 "no/such/dir" "$C" train "$D/t.txt" -o "$D/no/such/dir/m.ckpt" "${TINY[@]}" --steps 1
 row E91 1 "cannot write .*adir: it is a directory" "$C" train "$D/t.txt" -o "$D/adir" "${TINY[@]}" --steps 1
+cp "$D/t.txt" "$D/corpus.txt"
+row E95 1 "cannot write .*corpus.txt: it is the corpus .*corpus.txt" \
+    "$C" train "$D/corpus.txt" -o "$D/../$(basename "$D")/corpus.txt" "${TINY[@]}" --steps 1
+row E95l 1 "cannot write .*corpus.txt: it is the corpus" \
+    "$C" train "$D/corpus.txt" -o "$D/y.ckpt" --log "$D/corpus.txt" "${TINY[@]}" --steps 1
+cmp -s "$D/corpus.txt" "$D/t.txt" && pass "E95 the corpus is intact" || fail "E95 the corpus was overwritten"
 cp "$M" "$D/keep.ckpt"
 cp "$M.resume" "$D/keep.ckpt.resume"
 cp "$M" "$D/keep.orig"
