@@ -223,9 +223,13 @@ typedef struct sect_loc {
 static int read_whole_file(const char *path, uint8_t **buf, size_t *len) {
     *buf = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
+    /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever
+     * before the regular-file check below could refuse it */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
     if (!f) {
         int e = errno;
+        if (fd >= 0) close(fd);
         return crn_error_set(e == ENOENT ? CRN_ENOTFOUND : CRN_EIO, "%s: cannot open model file: %s", path,
                              strerror(e));
     }

@@ -240,6 +240,9 @@ craft "$M" trailing "$B"
 row E39 1 "1 unexpected bytes after the last of 5 sections" "$C" info "$B"
 row E40 1 "missing.ckpt: cannot open model file: No such file or directory" "$C" info "$D/missing.ckpt"
 row E41 1 "adir: is a directory, not a model file" "$C" generate "$D/adir"
+mkfifo "$D/fifo.ckpt"
+timed 5 E42 1 "fifo.ckpt: not a regular file" timeout 10 "$C" info "$D/fifo.ckpt"
+row E42b 1 "/dev/zero: not a regular file" "$C" generate /dev/zero
 
 # ---- prompts --------------------------------------------------------------------
 row E45 0 "the prompt has 2 characters the model has never seen \(x🙂\); fed as <unk> \(--strict refuses them\)" \
