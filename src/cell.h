@@ -16,6 +16,11 @@
  * layer outputs h_t (from the layer above or the output projection); the cell
  * adds the recurrent contributions into it in place (dh[t-1] += ...), so it
  * is clobbered. No gradient flows into the carried-in state (truncated BPTT).
+ * The per-step products use a packed copy of w_h (forward) or of w_h^T
+ * (backward), made once per window in the scratch wp (crn_pack; sized
+ * crn_pack_size(H, G*H) forward, crn_pack_size(G*H, H) backward). Forward
+ * with wp == NULL (single steps, where packing would cost as much as the
+ * product) reads w_h in place through crn_gemm_nn.
  * dw_h, db_h accumulate (+=); dgx is written (=). */
 #ifndef CRN_CELL_H
 #define CRN_CELL_H
@@ -117,6 +122,7 @@ void CRN_FN(crn_rnn_forward)(real *hs,         // (T+1, B, H) in: hs[0]; out: hs
                              const real *gx,   // (T*B, H) input projection incl. b_x
                              const real *w_h,  // (H, H)
                              const real *b_h,  // (H)
+                             real *wp,         // scratch for packed w_h, or NULL
                              int relu, int B, int T, int H);
 void CRN_FN(crn_rnn_backward)(real *dgx,        // (T*B, H) out: d loss / d pre-activation
                               real *dw_h,       // (H, H) +=
@@ -124,6 +130,7 @@ void CRN_FN(crn_rnn_backward)(real *dgx,        // (T*B, H) out: d loss / d pre-
                               real *dh,         // (T*B, H) in: d loss / d h_t; clobbered
                               const real *hs,   // (T+1, B, H) from forward
                               const real *w_h,  // (H, H)
+                              real *wp,         // scratch: w_h^T packed
                               int relu, int B, int T, int H);
 
 /* ---- LSTM (PyTorch gate order i, f, g, o):
@@ -136,6 +143,7 @@ void CRN_FN(crn_lstm_forward)(real *hs,         // (T+1, B, H) in: hs[0]; out: h
                               real *tc,         // (T*B, H) out: tanh(c_t)
                               const real *w_h,  // (H, 4H)
                               const real *b_h,  // (4H)
+                              real *wp,         // scratch for packed w_h, or NULL
                               int B, int T, int H);
 void CRN_FN(crn_lstm_backward)(real *dgx,         // (T*B, 4H) out: d loss / d gate pre-activations
                                real *dw_h,        // (H, 4H) +=
@@ -147,6 +155,7 @@ void CRN_FN(crn_lstm_backward)(real *dgx,         // (T*B, 4H) out: d loss / d g
                                const real *gates, // (T*B, 4H) activated
                                const real *tc,    // (T*B, H)
                                const real *w_h,   // (H, 4H)
+                               real *wp,          // scratch: w_h^T packed
                                int B, int T, int H);
 
 /* ---- GRU (PyTorch, gate order r, z, n):
@@ -159,6 +168,7 @@ void CRN_FN(crn_gru_forward)(real *hs,         // (T+1, B, H) in: hs[0]; out: hs
                              real *hg,         // (T*B, 3H) out: h_{t-1} @ w_h + b_h
                              const real *w_h,  // (H, 3H)
                              const real *b_h,  // (3H)
+                             real *wp,         // scratch for packed w_h, or NULL
                              int B, int T, int H);
 void CRN_FN(crn_gru_backward)(real *dgx,         // (T*B, 3H) out: d loss / d gx
                               real *dhg,         // (T*B, 3H) scratch: d loss / d hg
@@ -169,6 +179,7 @@ void CRN_FN(crn_gru_backward)(real *dgx,         // (T*B, 3H) out: d loss / d gx
                               const real *gates, // (T*B, 3H) activated
                               const real *hg,    // (T*B, 3H)
                               const real *w_h,   // (H, 3H)
+                              real *wp,          // scratch: w_h^T packed
                               int B, int T, int H);
 
 #endif

@@ -53,24 +53,30 @@ static inline void gru_row_backward(real *restrict dx,        // (3H) out: d gx
         for (int j = 0; j < H; j++) dprev[j] += dh[j] * g[H + j];
 }
 
-CRN_CLONES void CRN_FN(crn_gru_forward)(real *hs, real *gates, real *hg, const real *w_h, const real *b_h, int B, int T, int H) {
+CRN_CLONES void CRN_FN(crn_gru_forward)(real *hs, real *gates, real *hg, const real *w_h, const real *b_h, real *wp, int B,
+                                        int T, int H) {
     const size_t BH = (size_t)B * H;
     const int G = 3 * H;
+    if (wp) CRN_FN(crn_pack)(wp, 0, H, G, w_h, G);
     for (int t = 0; t < T; t++) {
         const real *hp = hs + (size_t)t * BH;  // (B, H) h_{t-1}
         real *h = hs + (size_t)(t + 1) * BH;   // (B, H)
         real *gt = gates + (size_t)t * B * G;  // (B, 3H) holds gx_t
         real *ht = hg + (size_t)t * B * G;     // (B, 3H)
-        CRN_FN(crn_gemm)(0, 0, B, G, H, 1, hp, H, w_h, G, 0, ht, G);
+        if (wp)
+            CRN_FN(crn_gemm_packed)(B, G, H, hp, H, wp, 0, ht, G);
+        else
+            CRN_FN(crn_gemm_nn)(B, G, H, hp, H, w_h, G, 0, ht, G);
         for (int b = 0; b < B; b++)
             gru_row_forward(gt + (size_t)b * G, ht + (size_t)b * G, h + (size_t)b * H, hp + (size_t)b * H, b_h, H);
     }
 }
 
 CRN_CLONES void CRN_FN(crn_gru_backward)(real *dgx, real *dhg, real *dw_h, real *db_h, real *dh, const real *hs,
-                              const real *gates, const real *hg, const real *w_h, int B, int T, int H) {
+                              const real *gates, const real *hg, const real *w_h, real *wp, int B, int T, int H) {
     const size_t BH = (size_t)B * H;
     const int G = 3 * H;
+    CRN_FN(crn_pack)(wp, 1, G, H, w_h, G); // w_h^T (3H, H)
     for (int t = T - 1; t >= 0; t--) {
         const real *hp = hs + (size_t)t * BH;        // (B, H) h_{t-1}
         const real *gt = gates + (size_t)t * B * G;  // (B, 3H)
@@ -83,7 +89,7 @@ CRN_CLONES void CRN_FN(crn_gru_backward)(real *dgx, real *dhg, real *dw_h, real 
             gru_row_backward(dx + (size_t)b * G, dr + (size_t)b * G, dprev ? dprev + (size_t)b * H : NULL,
                              gt + (size_t)b * G, ht + (size_t)b * G, hp + (size_t)b * H, d + (size_t)b * H, H);
         if (dprev) // dh_{t-1} += dhg_t (B, 3H) @ w_h^T (3H, H)
-            CRN_FN(crn_gemm)(0, 1, B, H, G, 1, dr, G, w_h, G, 1, dprev, H);
+            CRN_FN(crn_gemm_packed)(B, H, G, dr, G, wp, 1, dprev, H);
     }
     // dW_h += H_prev^T (H, T*B) @ dhg (T*B, 3H)
     CRN_FN(crn_gemm)(1, 0, H, G, T * B, 1, hs, H, dhg, G, 1, dw_h, G);

@@ -52,10 +52,11 @@ static inline void lstm_row_backward(real *restrict dg,        // (4H) out: d pr
     }
 }
 
-CRN_CLONES void CRN_FN(crn_lstm_forward)(real *hs, real *cs, real *gates, real *tc, const real *w_h, const real *b_h, int B,
-                              int T, int H) {
+CRN_CLONES void CRN_FN(crn_lstm_forward)(real *hs, real *cs, real *gates, real *tc, const real *w_h, const real *b_h, real *wp,
+                                         int B, int T, int H) {
     const size_t BH = (size_t)B * H;
     const int G = 4 * H;
+    if (wp) CRN_FN(crn_pack)(wp, 0, H, G, w_h, G);
     for (int t = 0; t < T; t++) {
         const real *hp = hs + (size_t)t * BH;          // (B, H) h_{t-1}
         const real *cp = cs + (size_t)t * BH;          // (B, H) c_{t-1}
@@ -63,7 +64,10 @@ CRN_CLONES void CRN_FN(crn_lstm_forward)(real *hs, real *cs, real *gates, real *
         real *c = cs + (size_t)(t + 1) * BH;           // (B, H)
         real *gt = gates + (size_t)t * B * G;          // (B, 4H) holds gx_t
         real *tct = tc + (size_t)t * BH;               // (B, H)
-        CRN_FN(crn_gemm)(0, 0, B, G, H, 1, hp, H, w_h, G, 1, gt, G);
+        if (wp)
+            CRN_FN(crn_gemm_packed)(B, G, H, hp, H, wp, 1, gt, G);
+        else
+            CRN_FN(crn_gemm_nn)(B, G, H, hp, H, w_h, G, 1, gt, G);
         for (int b = 0; b < B; b++)
             lstm_row_forward(gt + (size_t)b * G, cp + (size_t)b * H, c + (size_t)b * H, tct + (size_t)b * H,
                              h + (size_t)b * H, b_h, H);
@@ -71,9 +75,10 @@ CRN_CLONES void CRN_FN(crn_lstm_forward)(real *hs, real *cs, real *gates, real *
 }
 
 CRN_CLONES void CRN_FN(crn_lstm_backward)(real *dgx, real *dw_h, real *db_h, real *dh, real *dc, const real *hs, const real *cs,
-                               const real *gates, const real *tc, const real *w_h, int B, int T, int H) {
+                               const real *gates, const real *tc, const real *w_h, real *wp, int B, int T, int H) {
     const size_t BH = (size_t)B * H;
     const int G = 4 * H;
+    CRN_FN(crn_pack)(wp, 1, G, H, w_h, G); // w_h^T (4H, H)
     memset(dc, 0, BH * sizeof(real)); // nothing flows back from beyond the window
     for (int t = T - 1; t >= 0; t--) {
         const real *cp = cs + (size_t)t * BH;          // (B, H) c_{t-1}
@@ -85,7 +90,7 @@ CRN_CLONES void CRN_FN(crn_lstm_backward)(real *dgx, real *dw_h, real *db_h, rea
             lstm_row_backward(dg + (size_t)b * G, dc + (size_t)b * H, gt + (size_t)b * G, cp + (size_t)b * H,
                               tct + (size_t)b * H, d + (size_t)b * H, H);
         if (t > 0) // dh_{t-1} += dgates_t (B, 4H) @ w_h^T (4H, H)
-            CRN_FN(crn_gemm)(0, 1, B, H, G, 1, dg, G, w_h, G, 1, dh + (size_t)(t - 1) * BH, H);
+            CRN_FN(crn_gemm_packed)(B, H, G, dg, G, wp, 1, dh + (size_t)(t - 1) * BH, H);
     }
     // dW_h += H_prev^T (H, T*B) @ dgates (T*B, 4H), one GEMM for the window
     CRN_FN(crn_gemm)(1, 0, H, G, T * B, 1, hs, H, dgx, G, 1, dw_h, G);

@@ -5,8 +5,20 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
+
+/* The AVX2/FMA kernels: float build on x86-64 with GCC or clang, picked at
+ * run time (the binary stays portable; -Dnative is not needed). */
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE) && defined(__x86_64__) && defined(__GNUC__)
+#define CRN_FAST_X86 1
+#include <immintrin.h>
+#else
+#define CRN_FAST_X86 0
+#endif
 
 #if defined(CRN_DOUBLE) && CRN_DOUBLE
 #define CRN_BLAS_GEMM cblas_dgemm
@@ -32,6 +44,37 @@ static void scale_c(int M, int N, real beta, real *C, int ldc) {
     }
 }
 
+static int g_threads = 0;
+
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+struct gemm_job {
+    int ta, tb, M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+};
+
+static void gemm_part(void *p, int part, int nparts) {
+    const struct gemm_job *j = p;
+    const CBLAS_TRANSPOSE ta = j->ta ? CblasTrans : CblasNoTrans, tb = j->tb ? CblasTrans : CblasNoTrans;
+    if (j->M >= j->N) { // rows of C: rows of op(A)
+        int nb = (j->M + 7) / 8, b0 = (int)((long)nb * part / nparts), b1 = (int)((long)nb * (part + 1) / nparts);
+        int r0 = b0 * 8, r1 = b1 * 8 < j->M ? b1 * 8 : j->M;
+        if (r0 >= r1) return;
+        const float *A = j->ta ? j->A + r0 : j->A + (size_t)r0 * j->lda;
+        cblas_sgemm(CblasRowMajor, ta, tb, r1 - r0, j->N, j->K, j->alpha, A, j->lda, j->B, j->ldb, j->beta,
+                    j->C + (size_t)r0 * j->ldc, j->ldc);
+    } else { // columns of C: columns of op(B)
+        int nb = (j->N + 15) / 16, b0 = (int)((long)nb * part / nparts), b1 = (int)((long)nb * (part + 1) / nparts);
+        int c0 = b0 * 16, c1 = b1 * 16 < j->N ? b1 * 16 : j->N;
+        if (c0 >= c1) return;
+        const float *B = j->tb ? j->B + (size_t)c0 * j->ldb : j->B + c0;
+        cblas_sgemm(CblasRowMajor, ta, tb, j->M, c1 - c0, j->K, j->alpha, j->A, j->lda, B, j->ldb, j->beta,
+                    j->C + c0, j->ldc);
+    }
+}
+#endif
+
 void CRN_FN(crn_gemm)(int ta, int tb, int M, int N, int K, real alpha, const real *A, int lda,
                       const real *B, int ldb, real beta, real *C, int ldc) {
     if (M <= 0 || N <= 0) return;
@@ -49,6 +92,15 @@ void CRN_FN(crn_gemm)(int ta, int tb, int M, int N, int K, real alpha, const rea
             CRN_BLAS_GEMV(CblasRowMajor, CblasTrans, K, N, alpha, B, ldb, A, ta ? lda : 1, beta, C, 1);
         return;
     }
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+    /* large products: split the rows (or, if C is wider than tall, the
+     * columns) of C across the pool, one single-threaded sgemm per part */
+    if (g_threads > 1 && (double)M * N * K >= 1e6) {
+        struct gemm_job j = {ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C};
+        CRN_FN(crn_parallel)(gemm_part, &j, M >= N ? (M + 7) / 8 : (N + 15) / 16);
+        return;
+    }
+#endif
     CRN_BLAS_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha,
                   A, lda, B, ldb, beta, C, ldc);
 }
@@ -70,7 +122,110 @@ void CRN_FN(crn_gemm_ref)(int ta, int tb, int M, int N, int K, real alpha, const
     }
 }
 
-static int g_threads = 0;
+/* ------------------------------------------------------------------ */
+/* threads: one persistent pool of workers; parts run on the caller and
+ * the workers. OpenBLAS itself is kept single-threaded in the float build:
+ * its own pthread workers spin after every call and would fight ours for
+ * the cores, so large products are split across our pool instead (each
+ * part one single-threaded cblas call). */
+
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+#define CRN_MAX_WORKERS 63
+/* A worker spins this many pause-loops (~50-100 us) for the next job before
+ * sleeping: the gaps between the per-step products are shorter than that,
+ * and a futex wake-up costs more than the product of a small step. */
+#define CRN_SPIN 4000
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_uint gen;        // bumped once per job
+    atomic_int done;        // workers finished with the current job
+    atomic_flag busy;       // a job is in flight (a second caller runs serially)
+    crn_part_fn fn;
+    void *arg;
+    int nparts;
+    int nworkers;           // started (they never exit)
+} g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, ATOMIC_FLAG_INIT, NULL, NULL, 0, 0};
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void *pool_worker(void *p) {
+    const int id = (int)(intptr_t)p; // part index 1..
+    unsigned seen = 0;
+    for (;;) {
+        unsigned g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&g_pool.gen, memory_order_acquire)) == seen) {
+            if (++spins < CRN_SPIN) {
+                cpu_relax();
+                continue;
+            }
+            pthread_mutex_lock(&g_pool.mu);
+            while ((g = atomic_load_explicit(&g_pool.gen, memory_order_acquire)) == seen)
+                pthread_cond_wait(&g_pool.cv, &g_pool.mu);
+            pthread_mutex_unlock(&g_pool.mu);
+            break;
+        }
+        seen = g;
+        if (id < g_pool.nparts) g_pool.fn(g_pool.arg, id, g_pool.nparts);
+        atomic_fetch_add_explicit(&g_pool.done, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+/* Start workers up to n - 1 (called outside any job). */
+static void pool_grow(int n) {
+    pthread_mutex_lock(&g_pool.mu);
+    while (g_pool.nworkers < n - 1 && g_pool.nworkers < CRN_MAX_WORKERS) {
+        pthread_t t;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &at, pool_worker, (void *)(intptr_t)(g_pool.nworkers + 1));
+        pthread_attr_destroy(&at);
+        if (rc) break; // fewer workers: parts beyond them run on the caller
+        g_pool.nworkers++;
+    }
+    pthread_mutex_unlock(&g_pool.mu);
+}
+#endif
+
+void CRN_FN(crn_parallel)(crn_part_fn fn, void *arg, int max_parts) {
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+    int n = g_threads > 0 ? g_threads : 1;
+    if (n > max_parts) n = max_parts;
+    if (n > 1 && g_pool.nworkers < n - 1) pool_grow(n);
+    if (n > g_pool.nworkers + 1) n = g_pool.nworkers + 1;
+    if (n > 1 && !atomic_flag_test_and_set_explicit(&g_pool.busy, memory_order_acquire)) {
+        g_pool.fn = fn;
+        g_pool.arg = arg;
+        g_pool.nparts = n;
+        atomic_store_explicit(&g_pool.done, 0, memory_order_relaxed);
+        pthread_mutex_lock(&g_pool.mu);
+        atomic_fetch_add_explicit(&g_pool.gen, 1, memory_order_release);
+        pthread_cond_broadcast(&g_pool.cv);
+        pthread_mutex_unlock(&g_pool.mu);
+        fn(arg, 0, n);
+        int spins = 0;
+        while (atomic_load_explicit(&g_pool.done, memory_order_acquire) < g_pool.nworkers) {
+            if (++spins < CRN_SPIN)
+                cpu_relax();
+            else
+                sched_yield(); // a descheduled worker: give it the core
+        }
+        atomic_flag_clear_explicit(&g_pool.busy, memory_order_release);
+        return;
+    }
+#endif
+    if (max_parts < 1) max_parts = 1;
+    (void)max_parts;
+    fn(arg, 0, 1);
+}
 
 void CRN_FN(crn_set_threads)(int n) {
     if (n <= 0) {
@@ -78,10 +233,240 @@ void CRN_FN(crn_set_threads)(int n) {
         n = nc > 0 ? (int)nc : 1;
     }
     g_threads = n;
+#if defined(CRN_DOUBLE) && CRN_DOUBLE
     openblas_set_num_threads(n);
+#else
+    openblas_set_num_threads(1);
+    if (n > 1) pool_grow(n);
+#endif
 }
 
-int CRN_FN(crn_get_threads)(void) { return g_threads > 0 ? g_threads : openblas_get_num_threads(); }
+int CRN_FN(crn_get_threads)(void) { return g_threads > 0 ? g_threads : 1; }
+
+/* ------------------------------------------------------------------ */
+/* small products: C (M, N) = A (M, K) @ B (K, N) (+ C)                 */
+
+size_t CRN_FN(crn_pack_size)(int K, int N) { return (size_t)K * (size_t)((N + 15) / 16 * 16); }
+
+void CRN_FN(crn_pack)(real *Bp, int tb, int K, int N, const real *B, int ldb) {
+    for (int j0 = 0; j0 < N; j0 += 16) {
+        real *P = Bp + (size_t)j0 * K; // panel j0 / 16: (K, 16)
+        int w = N - j0 < 16 ? N - j0 : 16;
+        for (int k = 0; k < K; k++) {
+            real *d = P + (size_t)k * 16;
+            if (tb)
+                for (int c = 0; c < w; c++) d[c] = B[(size_t)(j0 + c) * ldb + k];
+            else
+                memcpy(d, B + (size_t)k * ldb + j0, (size_t)w * sizeof(real));
+            for (int c = w; c < 16; c++) d[c] = 0;
+        }
+    }
+}
+
+#if CRN_FAST_X86
+#define TGT __attribute__((target("avx2,fma")))
+#define AINL __attribute__((always_inline)) inline
+
+enum { KC = 256 }; // K block: a 16-column panel of B is KC * 64 bytes, in L1
+
+/* One register block: mr (1..6) rows x nv (1, 2) vectors of 8 columns over
+ * kc steps; the last vector masked when msk (a tail of < 8 columns).
+ * acc: add to C (else overwrite). 12 accumulators + 2 B vectors + 1
+ * broadcast fit the 16 ymm registers. */
+static AINL TGT void mk(int mr, int nv, int msk, __m256i mask, int kc, const float *A, int lda, const float *B,
+                        int ldb, float *C, int ldc, int acc) {
+    __m256 c0[6], c1[6];
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) c0[i] = c1[i] = _mm256_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        const float *b = B + (size_t)k * ldb;
+        __m256 b0, b1 = _mm256_setzero_ps();
+        if (nv == 1)
+            b0 = msk ? _mm256_maskload_ps(b, mask) : _mm256_loadu_ps(b);
+        else {
+            b0 = _mm256_loadu_ps(b);
+            b1 = msk ? _mm256_maskload_ps(b + 8, mask) : _mm256_loadu_ps(b + 8);
+        }
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++)
+            if (i < mr) {
+                __m256 a = _mm256_broadcast_ss(A + (size_t)i * lda + k);
+                c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+                if (nv == 2) c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+            }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++)
+        if (i < mr) {
+            float *c = C + (size_t)i * ldc;
+            if (nv == 1) {
+                if (msk) {
+                    __m256 v = acc ? _mm256_add_ps(c0[i], _mm256_maskload_ps(c, mask)) : c0[i];
+                    _mm256_maskstore_ps(c, mask, v);
+                } else
+                    _mm256_storeu_ps(c, acc ? _mm256_add_ps(c0[i], _mm256_loadu_ps(c)) : c0[i]);
+            } else {
+                _mm256_storeu_ps(c, acc ? _mm256_add_ps(c0[i], _mm256_loadu_ps(c)) : c0[i]);
+                if (msk) {
+                    __m256 v = acc ? _mm256_add_ps(c1[i], _mm256_maskload_ps(c + 8, mask)) : c1[i];
+                    _mm256_maskstore_ps(c + 8, mask, v);
+                } else
+                    _mm256_storeu_ps(c + 8, acc ? _mm256_add_ps(c1[i], _mm256_loadu_ps(c + 8)) : c1[i]);
+            }
+        }
+}
+
+/* The row blocks of one column block (width: nv vectors, masked tail). */
+#define MK_ROWS(NV, MSK)                                                                                               \
+    static TGT void rows_##NV##_##MSK(int M, int kc, __m256i mask, const float *A, int lda, const float *B, int ldb,  \
+                                      float *C, int ldc, int acc) {                                                    \
+        int i = 0;                                                                                                     \
+        for (; i + 6 <= M; i += 6) mk(6, NV, MSK, mask, kc, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc, ldc, acc); \
+        switch (M - i) {                                                                                               \
+        case 5: mk(5, NV, MSK, mask, kc, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc, ldc, acc); break;     \
+        case 4: mk(4, NV, MSK, mask, kc, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc, ldc, acc); break;     \
+        case 3: mk(3, NV, MSK, mask, kc, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc, ldc, acc); break;     \
+        case 2: mk(2, NV, MSK, mask, kc, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc, ldc, acc); break;     \
+        case 1: mk(1, NV, MSK, mask, kc, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc, ldc, acc); break;     \
+        default: break;                                                                                                \
+        }                                                                                                              \
+    }
+MK_ROWS(2, 0)
+MK_ROWS(1, 0)
+MK_ROWS(1, 1)
+MK_ROWS(2, 1)
+
+/* One row (M = 1, sampling): 64 columns at a time, eight independent
+ * accumulators so the FMA latency is hidden (a 1 x 16 block would wait on
+ * two dependency chains). */
+static TGT void row1_64(int kc, const float *a, const float *B, int ldb, float *c, int acc) {
+    __m256 s[8];
+#pragma GCC unroll 8
+    for (int v = 0; v < 8; v++) s[v] = _mm256_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        const float *b = B + (size_t)k * ldb;
+        __m256 x = _mm256_broadcast_ss(a + k);
+#pragma GCC unroll 8
+        for (int v = 0; v < 8; v++) s[v] = _mm256_fmadd_ps(x, _mm256_loadu_ps(b + 8 * v), s[v]);
+    }
+#pragma GCC unroll 8
+    for (int v = 0; v < 8; v++)
+        _mm256_storeu_ps(c + 8 * v, acc ? _mm256_add_ps(s[v], _mm256_loadu_ps(c + 8 * v)) : s[v]);
+}
+
+/* One row (M = 1), columns [j0, j1) of an unpacked B, in the order B is
+ * stored: four rows of B at a time stream contiguously into the row of C
+ * (kept in L1), so the reads are sequential whatever the row stride (a
+ * column walk with a stride of 2^k floats would thrash a few L1 sets). */
+static TGT void row1_stream(int K, const float *a, const float *B, int ldb, float *c, int acc, int j0, int j1) {
+    static const int lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    const int r = (j1 - j0) & 7, jv = j1 - r;
+    const __m256i mask = _mm256_loadu_si256((const __m256i *)(lanes + 8 - r));
+    if (!acc) {
+        for (int j = j0; j < jv; j += 8) _mm256_storeu_ps(c + j, _mm256_setzero_ps());
+        if (r) _mm256_maskstore_ps(c + jv, mask, _mm256_setzero_ps());
+    }
+    int k = 0;
+    for (; k + 4 <= K; k += 4) {
+        const __m256 x0 = _mm256_broadcast_ss(a + k), x1 = _mm256_broadcast_ss(a + k + 1);
+        const __m256 x2 = _mm256_broadcast_ss(a + k + 2), x3 = _mm256_broadcast_ss(a + k + 3);
+        const float *b0 = B + (size_t)k * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+        for (int j = j0; j < jv; j += 8) {
+            __m256 s0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b0 + j), _mm256_loadu_ps(c + j));
+            __m256 s1 = _mm256_mul_ps(x1, _mm256_loadu_ps(b1 + j));
+            s0 = _mm256_fmadd_ps(x2, _mm256_loadu_ps(b2 + j), s0);
+            s1 = _mm256_fmadd_ps(x3, _mm256_loadu_ps(b3 + j), s1);
+            _mm256_storeu_ps(c + j, _mm256_add_ps(s0, s1));
+        }
+        if (r) {
+            __m256 s0 = _mm256_fmadd_ps(x0, _mm256_maskload_ps(b0 + jv, mask), _mm256_maskload_ps(c + jv, mask));
+            __m256 s1 = _mm256_mul_ps(x1, _mm256_maskload_ps(b1 + jv, mask));
+            s0 = _mm256_fmadd_ps(x2, _mm256_maskload_ps(b2 + jv, mask), s0);
+            s1 = _mm256_fmadd_ps(x3, _mm256_maskload_ps(b3 + jv, mask), s1);
+            _mm256_maskstore_ps(c + jv, mask, _mm256_add_ps(s0, s1));
+        }
+    }
+    for (; k < K; k++) {
+        const __m256 x0 = _mm256_broadcast_ss(a + k);
+        const float *b0 = B + (size_t)k * ldb;
+        for (int j = j0; j < jv; j += 8)
+            _mm256_storeu_ps(c + j, _mm256_fmadd_ps(x0, _mm256_loadu_ps(b0 + j), _mm256_loadu_ps(c + j)));
+        if (r)
+            _mm256_maskstore_ps(c + jv, mask,
+                                _mm256_fmadd_ps(x0, _mm256_maskload_ps(b0 + jv, mask), _mm256_maskload_ps(c + jv, mask)));
+    }
+}
+
+/* Columns [j0, j1) of the product, all K blocks. packed: B is crn_pack'ed
+ * (panels of 16 columns, zero-padded, so their loads need no mask). */
+static TGT void nn_range(int M, int K, const float *A, int lda, const float *B, int ldb, int packed, int acc0,
+                         float *C, int ldc, int j0, int j1) {
+    static const int lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        const int kc = K - k0 < KC ? K - k0 : KC, acc = acc0 || k0 > 0;
+        const float *Ak = A + k0;
+        int j = j0;
+        if (M == 1 && !packed) {
+            if ((j1 - j0) * kc >= 16384) { // large: stream B in storage order
+                row1_stream(kc, Ak, B + (size_t)k0 * ldb, ldb, C, acc, j0, j1);
+                continue;
+            }
+            for (; j + 64 <= j1; j += 64) row1_64(kc, Ak, B + (size_t)k0 * ldb + j, ldb, C + j, acc);
+        }
+        for (; j + 16 <= j1; j += 16) {
+            const float *Bj = packed ? B + (size_t)j * K + (size_t)k0 * 16 : B + (size_t)k0 * ldb + j;
+            rows_2_0(M, kc, _mm256_setzero_si256(), Ak, lda, Bj, packed ? 16 : ldb, C + j, ldc, acc);
+        }
+        int r = j1 - j; // 0..15 columns left
+        if (r == 0) continue;
+        const float *Bj = packed ? B + (size_t)j * K + (size_t)k0 * 16 : B + (size_t)k0 * ldb + j;
+        const int lb = packed ? 16 : ldb;
+        __m256i mask = _mm256_loadu_si256((const __m256i *)(lanes + 8 - (r & 7)));
+        if (r == 8)
+            rows_1_0(M, kc, mask, Ak, lda, Bj, lb, C + j, ldc, acc);
+        else if (r < 8)
+            rows_1_1(M, kc, mask, Ak, lda, Bj, lb, C + j, ldc, acc);
+        else
+            rows_2_1(M, kc, mask, Ak, lda, Bj, lb, C + j, ldc, acc);
+    }
+}
+
+static int have_avx2(void) {
+    static int v = -1;
+    if (v < 0) v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return v;
+}
+
+struct nn_job {
+    int M, N, K, lda, ldb, ldc, acc, packed;
+    const float *A, *B;
+    float *C;
+};
+
+static void nn_part(void *p, int part, int nparts) {
+    const struct nn_job *j = p;
+    int nb = (j->N + 15) / 16; // column blocks of 16, split evenly
+    int b0 = (int)((long)nb * part / nparts), b1 = (int)((long)nb * (part + 1) / nparts);
+    int c0 = b0 * 16, c1 = b1 * 16 < j->N ? b1 * 16 : j->N;
+    if (c0 < c1) nn_range(j->M, j->K, j->A, j->lda, j->B, j->ldb, j->packed, j->acc, j->C, j->ldc, c0, c1);
+}
+#endif
+
+void CRN_FN(crn_gemm_nn)(int M, int N, int K, const real *A, int lda, const real *B, int ldb, real beta, real *C,
+                         int ldc) {
+#if CRN_FAST_X86
+    if (M > 0 && N > 0 && K > 0 && (beta == 0 || beta == 1) && have_avx2()) {
+        struct nn_job j = {M, N, K, lda, ldb, ldc, beta != 0, 0, A, B, C};
+        /* two parts pay off above ~30-100k multiply-adds (a hand-off to a
+         * spinning worker is ~1 us; a row streams at ~20 GFLOPS) */
+        double work = (double)M * N * K;
+        int parts = work < (M == 1 ? 3e4 : 1e5) ? 1 : (N + 15) / 16;
+        CRN_FN(crn_parallel)(nn_part, &j, parts);
+        return;
+    }
+#endif
+    CRN_FN(crn_gemm)(0, 0, M, N, K, 1, A, lda, B, ldb, beta, C, ldc);
+}
 
 double CRN_FN(crn_softmax_xent)(real *dlogits, const real *logits, const uint32_t *targets, size_t N, size_t V,
                                 real scale, size_t *count) {
@@ -115,4 +500,32 @@ double CRN_FN(crn_softmax_xent)(real *dlogits, const real *logits, const uint32_
     }
     if (count) *count = counted;
     return loss;
+}
+
+void CRN_FN(crn_gemm_packed)(int M, int N, int K, const real *A, int lda, const real *Bp, real beta, real *C,
+                             int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+#if CRN_FAST_X86
+    if ((beta == 0 || beta == 1) && have_avx2()) {
+        struct nn_job j = {M, N, K, lda, 16, ldc, beta != 0, 1, A, Bp, C};
+        double work = (double)M * N * K;
+        CRN_FN(crn_parallel)(nn_part, &j, work < 1e5 ? 1 : (N + 15) / 16);
+        return;
+    }
+#endif
+    /* plain loops over the packed layout (double build, other CPUs) */
+    for (int i = 0; i < M; i++) {
+        const real *a = A + (size_t)i * lda;
+        real *c = C + (size_t)i * ldc;
+        for (int j = 0; j < N; j++) {
+            const real *b = Bp + (size_t)(j / 16) * 16 * K + (j % 16);
+            real acc = 0;
+            for (int k = 0; k < K; k++) acc += a[k] * b[(size_t)k * 16];
+            c[j] = beta == 0 ? acc : beta * c[j] + acc;
+        }
+    }
 }

@@ -18,6 +18,32 @@ void CRN_FN(crn_gemm)(int ta, int tb, int M, int N, int K, real alpha, const rea
 void CRN_FN(crn_gemm_ref)(int ta, int tb, int M, int N, int K, real alpha, const real *A, int lda,
                           const real *B, int ldb, real beta, real *C, int ldc);
 
+/* C (M, N) = A (M, K) @ B (K, N) + beta * C with beta 0 or 1 (other values go
+ * to crn_gemm), row-major, no transposes: the small per-step products of the
+ * recurrence (M = batch) and of sampling (M = 1). Float build on x86-64 with
+ * AVX2+FMA: a register-blocked kernel that reads B in place (a 16-column
+ * panel of B stays in L1 while every row block of A passes over it, so no
+ * packing is needed), its column blocks split across the worker threads for
+ * large products. Elsewhere (double build, other CPUs): crn_gemm. */
+void CRN_FN(crn_gemm_nn)(int M, int N, int K, const real *A, int lda, const real *B, int ldb, real beta, real *C,
+                         int ldc);
+/* The same product with op(B) pre-packed by crn_pack: panels of 16 columns,
+ * each (K, 16) contiguous, zero-padded past N. Packing once per window
+ * makes every per-step read of B contiguous (a row stride of a power of two
+ * floats, e.g. 4H = 512, maps a column panel onto two L1 sets). */
+void CRN_FN(crn_gemm_packed)(int M, int N, int K, const real *A, int lda, const real *Bp, real beta, real *C,
+                             int ldc);
+/* Elements of a packed op(B) (K, N): K * (N rounded up to 16). */
+size_t CRN_FN(crn_pack_size)(int K, int N);
+/* Bp = op(B) (K, N) packed; tb nonzero: B is stored (N, K), ldb its row stride. */
+void CRN_FN(crn_pack)(real *Bp, int tb, int K, int N, const real *B, int ldb);
+
+/* Run fn(arg, part, nparts) for part = 0..nparts-1 on the caller and the
+ * persistent worker threads (nparts = min(max_parts, threads)); returns when
+ * all parts are done. Workers are started on first use, never per call. */
+typedef void (*crn_part_fn)(void *arg, int part, int nparts);
+void CRN_FN(crn_parallel)(crn_part_fn fn, void *arg, int max_parts);
+
 /* Threads for OpenBLAS and our own parallel loops (n <= 0: all cores). */
 void CRN_FN(crn_set_threads)(int n);
 int CRN_FN(crn_get_threads)(void);

@@ -53,6 +53,7 @@ struct arena {
     real *dhg;              // (T*B, 3H) GRU
     real *dc;               // (B, H) LSTM
     real *dxe;              // (T*B, E)
+    real *wp;               // packed w_h (forward) or w_h^T (backward) of one layer; NULL in step arenas
 };
 
 enum { ARENA_LOGITS = 1, ARENA_BACKWARD = 2 };
@@ -339,7 +340,7 @@ static size_t carve(const crn_model *m, struct arena *ar, real *base, size_t B, 
             TAKE(c->xin, TBH);
         }
     }
-    ar->xe = ar->logits = ar->dlogits = ar->dh_a = ar->dh_b = ar->dgx = ar->dhg = ar->dc = ar->dxe = NULL;
+    ar->xe = ar->logits = ar->dlogits = ar->dh_a = ar->dh_b = ar->dgx = ar->dhg = ar->dc = ar->dxe = ar->wp = NULL;
     if (E) TAKE(ar->xe, TB * E);
     if (flags & ARENA_LOGITS) TAKE(ar->logits, TB * V);
     if (flags & ARENA_BACKWARD) {
@@ -350,6 +351,10 @@ static size_t carve(const crn_model *m, struct arena *ar, real *base, size_t B, 
         if (gru) TAKE(ar->dhg, TBGH);
         if (lstm) TAKE(ar->dc, BH);
         if (E) TAKE(ar->dxe, TB * E);
+    }
+    if (flags & ARENA_BACKWARD) { // training windows: pack w_h per window
+        size_t pf = CRN_FN(crn_pack_size)(m->H, m->G * m->H), pb = CRN_FN(crn_pack_size)(m->G * m->H, m->H);
+        TAKE(ar->wp, pf > pb ? pf : pb);
     }
 #undef TAKE
     return overflow ? 0 : off;
@@ -499,20 +504,23 @@ static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const ui
             c->in = in;
             const int in_w = p->in;
             for (int r = 0; r < TB; r++) memcpy(gx + (size_t)r * GH, P + p->b_x, (size_t)GH * sizeof(real));
-            CRN_FN(crn_gemm)(0, 0, TB, GH, in_w, 1, in, in_w, P + p->w_x, GH, 1, gx, GH);
+            if (TB <= 64) // a step (sampling): the small-product kernel, no BLAS call overhead
+                CRN_FN(crn_gemm_nn)(TB, GH, in_w, in, in_w, P + p->w_x, GH, 1, gx, GH);
+            else
+                CRN_FN(crn_gemm)(0, 0, TB, GH, in_w, 1, in, in_w, P + p->w_x, GH, 1, gx, GH);
         }
         memcpy(c->hs, st->h + (size_t)l * BH, BH * sizeof(real));
         switch (m->cfg.cell) {
         case CRN_CELL_RNN:
-            CRN_FN(crn_rnn_forward)(c->hs, gx, P + p->w_h, P + p->b_h, m->cfg.act == CRN_ACT_RELU, B, T, H);
+            CRN_FN(crn_rnn_forward)(c->hs, gx, P + p->w_h, P + p->b_h, ar->wp, m->cfg.act == CRN_ACT_RELU, B, T, H);
             break;
         case CRN_CELL_LSTM:
             memcpy(c->cs, st->c + (size_t)l * BH, BH * sizeof(real));
-            CRN_FN(crn_lstm_forward)(c->hs, c->cs, gx, c->tc, P + p->w_h, P + p->b_h, B, T, H);
+            CRN_FN(crn_lstm_forward)(c->hs, c->cs, gx, c->tc, P + p->w_h, P + p->b_h, ar->wp, B, T, H);
             memcpy(st->c + (size_t)l * BH, c->cs + (size_t)T * BH, BH * sizeof(real));
             break;
         case CRN_CELL_GRU:
-            CRN_FN(crn_gru_forward)(c->hs, gx, c->hg, P + p->w_h, P + p->b_h, B, T, H);
+            CRN_FN(crn_gru_forward)(c->hs, gx, c->hg, P + p->w_h, P + p->b_h, ar->wp, B, T, H);
             break;
         }
         memcpy(st->h + (size_t)l * BH, c->hs + (size_t)T * BH, BH * sizeof(real));
@@ -520,7 +528,10 @@ static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const ui
     }
     // logits = H_top (T*B, H) @ out_w (H, V) + out_b
     for (int r = 0; r < TB; r++) memcpy(logits + (size_t)r * V, P + m->out_b_off, (size_t)V * sizeof(real));
-    CRN_FN(crn_gemm)(0, 0, TB, V, H, 1, in, H, P + m->out_w_off, V, 1, logits, V);
+    if (TB <= 64)
+        CRN_FN(crn_gemm_nn)(TB, V, H, in, H, P + m->out_w_off, V, 1, logits, V);
+    else
+        CRN_FN(crn_gemm)(0, 0, TB, V, H, 1, in, H, P + m->out_w_off, V, 1, logits, V);
 }
 
 static int check_ids(const uint32_t *x, size_t n, uint32_t V, int allow_ignore, const char *what) {
@@ -588,16 +599,16 @@ int CRN_FN(crn_model_backward)(crn_model *m) {
         real *dgx = ar->dgx; // (T*B, GH)
         switch (m->cfg.cell) {
         case CRN_CELL_RNN:
-            CRN_FN(crn_rnn_backward)(dgx, D + p->w_h, D + p->b_h, dh, c->hs, P + p->w_h,
+            CRN_FN(crn_rnn_backward)(dgx, D + p->w_h, D + p->b_h, dh, c->hs, P + p->w_h, ar->wp,
                                      m->cfg.act == CRN_ACT_RELU, B, T, H);
             break;
         case CRN_CELL_LSTM:
             CRN_FN(crn_lstm_backward)(dgx, D + p->w_h, D + p->b_h, dh, ar->dc, c->hs, c->cs, c->gates, c->tc,
-                                      P + p->w_h, B, T, H);
+                                      P + p->w_h, ar->wp, B, T, H);
             break;
         case CRN_CELL_GRU:
             CRN_FN(crn_gru_backward)(dgx, ar->dhg, D + p->w_h, D + p->b_h, dh, c->hs, c->gates, c->hg, P + p->w_h,
-                                     B, T, H);
+                                     ar->wp, B, T, H);
             break;
         }
         crn_colsum_acc(D + p->b_x, dgx, TB, GH);

@@ -95,6 +95,147 @@ START_TEST(test_gemm_detects_difference) {
 }
 END_TEST
 
+/* The small-product kernel (AVX2 register blocks, M = 1 path, K blocks,
+ * masked column tails, the column split across threads) against the plain
+ * loops: shapes around every block edge (6 rows, 8/16/64 columns, K = 256),
+ * padded leading dimensions, beta 0 (overwrites NaN) and 1, 1 and 2 threads. */
+START_TEST(test_gemm_nn_matches_reference) {
+    static const int Ms[] = {1, 2, 5, 6, 7, 13, 50, 64};
+    static const int Ns[] = {1, 3, 8, 9, 15, 16, 17, 40, 63, 64, 65, 100, 129, 200};
+    static const int Ks[] = {1, 5, 37, 256, 300, 513};
+    crn_rng rng;
+    crn_rng_seed(&rng, 77);
+    double worst = 0;
+    int cases = 0;
+    for (int th = 1; th <= 2; th++) {
+        crn_set_threads(th);
+        for (size_t a = 0; a < CRN_ARRAY_LEN(Ms); a++)
+            for (size_t b = 0; b < CRN_ARRAY_LEN(Ns); b++)
+                for (size_t c = 0; c < CRN_ARRAY_LEN(Ks); c++) {
+                    int M = Ms[a], N = Ns[b], K = Ks[c], pad = (int)((a + b + c) % 3) * 3;
+                    if ((double)M * N * K > 3e6) continue;
+                    int lda = K + pad, ldb = N + pad, ldc = N + pad;
+                    float *A = malloc(sizeof(float) * (size_t)M * lda), *Bm = malloc(sizeof(float) * (size_t)K * ldb);
+                    float *C1 = malloc(sizeof(float) * (size_t)M * ldc), *C2 = malloc(sizeof(float) * (size_t)M * ldc);
+                    for (int i = 0; i < M * lda; i++) A[i] = (float)(2 * crn_rng_uniform(&rng) - 1);
+                    for (int i = 0; i < K * ldb; i++) Bm[i] = (float)(2 * crn_rng_uniform(&rng) - 1);
+                    for (int beta = 0; beta <= 1; beta++) {
+                        for (int i = 0; i < M * ldc; i++)
+                            C1[i] = C2[i] = beta ? (float)(2 * crn_rng_uniform(&rng) - 1) : NAN;
+                        crn_gemm_nn(M, N, K, A, lda, Bm, ldb, (float)beta, C1, ldc);
+                        crn_gemm_ref(0, 0, M, N, K, 1, A, lda, Bm, ldb, (float)beta, C2, ldc);
+                        /* ck_assert per element would be slow (each is a pipe write): collect, assert once */
+                        int pad_ok = 1, finite = 1;
+                        double w = 0;
+                        for (int i = 0; i < M; i++)
+                            for (int j = 0; j < ldc; j++) {
+                                double x = C1[i * ldc + j], y = C2[i * ldc + j];
+                                if (j >= N) { /* padding untouched */
+                                    pad_ok &= x == y || (isnan(x) && isnan(y));
+                                    continue;
+                                }
+                                finite &= isfinite(x) != 0;
+                                double e = fabs(x - y) / (1e-6 * (K + 1) * (1 + fabs(y)));
+                                w = e > w ? e : w;
+                            }
+                        ck_assert_msg(pad_ok, "gemm_nn %dx%dx%d wrote into the padding", M, N, K);
+                        ck_assert_msg(finite, "gemm_nn %dx%dx%d beta=%d: non-finite result", M, N, K, beta);
+                        ck_assert_msg(w <= 1, "gemm_nn %dx%dx%d beta=%d threads=%d: err/tol %g", M, N, K, beta, th, w);
+                        worst = w > worst ? w : worst;
+                        cases++;
+                    }
+                    /* the comparison can fail: one changed entry of B moves a column */
+                    Bm[(K - 1) * ldb + N - 1] += 0.5f;
+                    crn_gemm_nn(M, N, K, A, lda, Bm, ldb, 0, C1, ldc);
+                    ck_assert(fabs(C1[(M - 1) * ldc + N - 1] - C2[(M - 1) * ldc + N - 1]) > 1e-3 * fabs(A[(M - 1) * lda + K - 1]) ||
+                              A[(M - 1) * lda + K - 1] == 0);
+                    free(A), free(Bm), free(C1), free(C2);
+                }
+    }
+    crn_set_threads(1);
+    printf("gemm_nn: %d cases, worst err/tol %.3g\n", cases, worst);
+}
+END_TEST
+
+/* The packed product: op(B) packed from B stored (K, N) or transposed (N, K),
+ * against the plain loops on the same shapes; the zero padding of the last
+ * panel must not leak into C. */
+START_TEST(test_gemm_packed_matches_reference) {
+    static const int Ms[] = {1, 4, 6, 7, 50};
+    static const int Ns[] = {1, 9, 16, 17, 33, 100, 128};
+    static const int Ks[] = {1, 7, 256, 257, 520};
+    crn_rng rng;
+    crn_rng_seed(&rng, 78);
+    int cases = 0;
+    for (int th = 1; th <= 2; th++) {
+        crn_set_threads(th);
+        for (size_t a = 0; a < CRN_ARRAY_LEN(Ms); a++)
+            for (size_t b = 0; b < CRN_ARRAY_LEN(Ns); b++)
+                for (size_t c = 0; c < CRN_ARRAY_LEN(Ks); c++)
+                    for (int tb = 0; tb <= 1; tb++) {
+                        int M = Ms[a], N = Ns[b], K = Ks[c], pad = (int)((a + b + c) % 2) * 5;
+                        int lda = K + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+                        size_t nb = (size_t)(tb ? N : K) * ldb;
+                        float *A = malloc(sizeof(float) * (size_t)M * lda), *Bm = malloc(sizeof(float) * nb);
+                        float *Bp = malloc(sizeof(float) * crn_pack_size(K, N));
+                        float *C1 = malloc(sizeof(float) * (size_t)M * ldc), *C2 = malloc(sizeof(float) * (size_t)M * ldc);
+                        ck_assert_uint_eq(crn_pack_size(K, N), (size_t)K * ((N + 15) / 16 * 16));
+                        for (int i = 0; i < M * lda; i++) A[i] = (float)(2 * crn_rng_uniform(&rng) - 1);
+                        for (size_t i = 0; i < nb; i++) Bm[i] = (float)(2 * crn_rng_uniform(&rng) - 1);
+                        crn_pack(Bp, tb, K, N, Bm, ldb);
+                        for (int beta = 0; beta <= 1; beta++) {
+                            for (int i = 0; i < M * ldc; i++)
+                                C1[i] = C2[i] = beta ? (float)(2 * crn_rng_uniform(&rng) - 1) : NAN;
+                            crn_gemm_packed(M, N, K, A, lda, Bp, (float)beta, C1, ldc);
+                            crn_gemm_ref(0, tb, M, N, K, 1, A, lda, Bm, ldb, (float)beta, C2, ldc);
+                            int ok = 1;
+                            double w = 0;
+                            for (int i = 0; i < M; i++)
+                                for (int j = 0; j < ldc; j++) {
+                                    double x = C1[i * ldc + j], y = C2[i * ldc + j];
+                                    if (j >= N)
+                                        ok &= x == y || (isnan(x) && isnan(y));
+                                    else {
+                                        ok &= isfinite(x) != 0;
+                                        double e = fabs(x - y) / (1e-6 * (K + 1) * (1 + fabs(y)));
+                                        w = e > w ? e : w;
+                                    }
+                                }
+                            ck_assert_msg(ok && w <= 1, "gemm_packed %dx%dx%d tb=%d beta=%d threads=%d: err/tol %g%s",
+                                          M, N, K, tb, beta, th, w, ok ? "" : ", padding or non-finite");
+                            cases++;
+                        }
+                        free(A), free(Bm), free(Bp), free(C1), free(C2);
+                    }
+    }
+    crn_set_threads(1);
+    printf("gemm_packed: %d cases\n", cases);
+}
+END_TEST
+
+/* Every part runs exactly once, on 1 to 4 threads, more parts asked than threads. */
+static void count_part(void *arg, int part, int nparts) {
+    int *hits = arg;
+    __atomic_fetch_add(&hits[part], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&hits[16], nparts, __ATOMIC_RELAXED);
+}
+
+START_TEST(test_parallel_parts) {
+    for (int th = 1; th <= 4; th++) {
+        crn_set_threads(th);
+        ck_assert_int_eq(crn_get_threads(), th);
+        for (int rep = 0; rep < 200; rep++) {
+            int hits[17] = {0};
+            crn_parallel(count_part, hits, 3);
+            int n = th < 3 ? th : 3;
+            for (int p = 0; p < 16; p++) ck_assert_int_eq(hits[p], p < n ? 1 : 0);
+            ck_assert_int_eq(hits[16], n * n);
+        }
+    }
+    crn_set_threads(1);
+}
+END_TEST
+
 START_TEST(test_fast_exp_tanh) {
     /* the call-free float exp/tanh of the cells against libm in double */
     double worst_e = 0, worst_t = 0, worst_s = 0;
@@ -359,6 +500,9 @@ int main(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_gemm_float_and_double);
     tcase_add_test(tc, test_gemm_detects_difference);
+    tcase_add_test(tc, test_gemm_nn_matches_reference);
+    tcase_add_test(tc, test_gemm_packed_matches_reference);
+    tcase_add_test(tc, test_parallel_parts);
     tcase_add_test(tc, test_softmax_xent);
     tcase_add_test(tc, test_fast_exp_tanh);
     tcase_add_test(tc, test_step_matches_forward);
