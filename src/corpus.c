@@ -660,6 +660,8 @@ int crn_corpus_from_memory(crn_corpus **out, const char *name, const uint8_t *te
     return 0;
 }
 
+#define CRN_CORPUS_MAX_STREAM ((size_t)1 << 30)
+
 int crn_corpus_load(crn_corpus **out, const char *path, const crn_corpus_opts *opts, const crn_vocab *vocab) {
     *out = NULL;
     crn_corpus_opts def;
@@ -697,6 +699,14 @@ int crn_corpus_load(crn_corpus **out, const char *path, const crn_corpus_opts *o
             }
             if (obuf_put(&b, chunk, (size_t)k)) {
                 err = crn_error_set(CRN_ENOMEM, "%s: out of memory", path);
+                break;
+            }
+            /* a stream is held in memory whole (a file is mapped): bound it,
+             * or /dev/zero or an endless pipe would eat all memory */
+            if (b.n > CRN_CORPUS_MAX_STREAM) {
+                err = crn_error_set(CRN_ERANGE, "%s: more than %u MiB from a pipe or device; save the text to a "
+                                    "regular file (files are mapped, not read into memory)", path,
+                                    (unsigned)(CRN_CORPUS_MAX_STREAM >> 20));
                 break;
             }
         }

@@ -128,6 +128,10 @@ fi
 expect_grep "\"chars\": $chars," "$T_TMP/out" "E17 counts all $chars characters"
 rm -f "$D/big.txt"
 
+# E19: an endless device is read into memory only up to 1 GiB
+timed 10 E19 1 "/dev/zero: more than 1024 MiB from a pipe or device; save the text to a regular file" \
+    "$C" vocab /dev/zero
+
 # ---- model files ---------------------------------------------------------------
 # craft SRC KIND DST: a damaged copy of SRC with the CRCs of edited sections fixed
 craft() {
