@@ -372,6 +372,20 @@ static size_t piece_end(const uint8_t *s, size_t n, size_t pos) {
     return nl ? (size_t)(nl - s) + 1 : n;
 }
 
+/* Longest line the loader accepts: a line is one piece, held in memory a few
+ * times over. Checked in pass 1 before the search for its end goes further,
+ * so a huge file without line breaks (binary, sparse) fails fast instead of
+ * being scanned to its end first. */
+#define CRN_CORPUS_MAX_LINE ((size_t)256 << 20)
+
+/* 1 if the piece starting at pos would hold a line longer than
+ * CRN_CORPUS_MAX_LINE (it then starts at pos: piece_end found no '\n' in the
+ * first piece_bytes). */
+static int line_too_long(const uint8_t *s, size_t n, size_t pos) {
+    if (n - pos <= CRN_CORPUS_MAX_LINE || n - pos <= piece_bytes) return 0;
+    return !memchr(s + pos, '\n', CRN_CORPUS_MAX_LINE);
+}
+
 /* Same, over prepared text that is already in memory (for encoding). */
 static size_t chunk_end(const uint8_t *s, size_t n, size_t pos) { return piece_end(s, n, pos); }
 
@@ -523,6 +537,12 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
     /* ---- pass 1: prepare, count -------------------------------------- */
     size_t line = 1;
     for (size_t pos = bom; pos < n;) {
+        if (line_too_long(text, n, pos)) {
+            err = crn_error_set(CRN_ERANGE, "%s:%zu: line longer than %u MiB (byte offset %zu); charrnn reads text "
+                                "line by line: add line breaks first (e.g. fold -w 10000)", c->path, line,
+                                (unsigned)(CRN_CORPUS_MAX_LINE >> 20), pos);
+            goto done;
+        }
         size_t end = piece_end(text, n, pos);
         size_t pn;
         if ((err = prepare(&L, text, pos, end - pos, line, 1, &piece, &pn))) goto done;

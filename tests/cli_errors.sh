@@ -128,6 +128,19 @@ fi
 expect_grep "\"chars\": $chars," "$T_TMP/out" "E17 counts all $chars characters"
 rm -f "$D/big.txt"
 
+# E18: huge files without line breaks fail fast (a line is one piece in memory)
+if truncate -s 1T "$D/sparse.txt" 2>/dev/null; then
+    timed 5 E18 1 "sparse.txt:1: line longer than 256 MiB \(byte offset 0\); charrnn reads text line by line" \
+        "$C" vocab "$D/sparse.txt"
+else
+    echo "skip - E18: no sparse 1 TiB file on this filesystem"
+fi
+rm -f "$D/sparse.txt"
+printf 'hello\nworld\n' > "$D/sparse2.txt"
+if truncate -s 300M "$D/sparse2.txt" 2>/dev/null; then
+    timed 5 E18b 1 "sparse2.txt:3: line longer than 256 MiB \(byte offset 12\)" "$C" vocab "$D/sparse2.txt"
+fi
+rm -f "$D/sparse2.txt"
 # E19: an endless device is read into memory only up to 1 GiB
 timed 10 E19 1 "/dev/zero: more than 1024 MiB from a pipe or device; save the text to a regular file" \
     "$C" vocab /dev/zero
