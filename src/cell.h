@@ -99,6 +99,17 @@ static inline float crn_ftanh(float x) {
 }
 #endif
 
+/* The recurrence over a window is independent per stream, so the cells
+ * split the batch rows across the worker threads for the whole window: one
+ * hand-off per layer and window instead of one per step, and the gate
+ * elementwise work runs in parallel too. Rows [*r0, *r1) of part of nparts. */
+static inline void crn_split_rows(int B, int part, int nparts, int *r0, int *r1) {
+    *r0 = (int)((long)B * part / nparts);
+    *r1 = (int)((long)B * (part + 1) / nparts);
+}
+/* Parts worth running for B streams whose step costs work multiply-adds. */
+static inline int crn_row_parts(int B, double work) { return work * B < 2e4 ? 1 : B; }
+
 static inline real crn_sigmoid(real x) { return (real)1 / ((real)1 + R_EXP(-x)); }
 
 /* Y (N, C) += row vector b (C) on every row. */

@@ -53,44 +53,77 @@ static inline void gru_row_backward(real *restrict dx,        // (3H) out: d gx
         for (int j = 0; j < H; j++) dprev[j] += dh[j] * g[H + j];
 }
 
-CRN_CLONES void CRN_FN(crn_gru_forward)(real *hs, real *gates, real *hg, const real *w_h, const real *b_h, real *wp, int B,
-                                        int T, int H) {
+struct gru_job {
+    real *hs, *gates, *hg, *dgx, *dhg, *dh;
+    const real *w_h, *b_h, *wp;
+    int B, T, H;
+};
+
+/* Streams [r0, r1) over the whole window. */
+CRN_CLONES static void gru_forward_rows(const struct gru_job *j, int r0, int r1) {
+    const int B = j->B, H = j->H, G = 3 * H, n = r1 - r0;
     const size_t BH = (size_t)B * H;
-    const int G = 3 * H;
-    if (wp) CRN_FN(crn_pack)(wp, 0, H, G, w_h, G);
-    for (int t = 0; t < T; t++) {
-        const real *hp = hs + (size_t)t * BH;  // (B, H) h_{t-1}
-        real *h = hs + (size_t)(t + 1) * BH;   // (B, H)
-        real *gt = gates + (size_t)t * B * G;  // (B, 3H) holds gx_t
-        real *ht = hg + (size_t)t * B * G;     // (B, 3H)
-        if (wp)
-            CRN_FN(crn_gemm_packed)(B, G, H, hp, H, wp, 0, ht, G);
+    for (int t = 0; t < j->T; t++) {
+        const real *hp = j->hs + (size_t)t * BH + (size_t)r0 * H; // (n, H) h_{t-1}
+        real *h = j->hs + (size_t)(t + 1) * BH + (size_t)r0 * H;  // (n, H)
+        real *gt = j->gates + ((size_t)t * B + r0) * G;           // (n, 3H) holds gx_t
+        real *ht = j->hg + ((size_t)t * B + r0) * G;              // (n, 3H)
+        if (j->wp)
+            CRN_FN(crn_gemm_packed)(n, G, H, hp, H, j->wp, 0, ht, G);
         else
-            CRN_FN(crn_gemm_nn)(B, G, H, hp, H, w_h, G, 0, ht, G);
-        for (int b = 0; b < B; b++)
-            gru_row_forward(gt + (size_t)b * G, ht + (size_t)b * G, h + (size_t)b * H, hp + (size_t)b * H, b_h, H);
+            CRN_FN(crn_gemm_nn)(n, G, H, hp, H, j->w_h, G, 0, ht, G);
+        for (int b = 0; b < n; b++)
+            gru_row_forward(gt + (size_t)b * G, ht + (size_t)b * G, h + (size_t)b * H, hp + (size_t)b * H, j->b_h, H);
     }
 }
 
-CRN_CLONES void CRN_FN(crn_gru_backward)(real *dgx, real *dhg, real *dw_h, real *db_h, real *dh, const real *hs,
-                              const real *gates, const real *hg, const real *w_h, real *wp, int B, int T, int H) {
+static void gru_forward_part(void *p, int part, int nparts) {
+    const struct gru_job *j = p;
+    int r0, r1;
+    crn_split_rows(j->B, part, nparts, &r0, &r1);
+    if (r0 < r1) gru_forward_rows(j, r0, r1);
+}
+
+void CRN_FN(crn_gru_forward)(real *hs, real *gates, real *hg, const real *w_h, const real *b_h, real *wp, int B, int T,
+                             int H) {
+    if (wp) CRN_FN(crn_pack)(wp, 0, H, 3 * H, w_h, 3 * H);
+    struct gru_job j = {hs, gates, hg, NULL, NULL, NULL, w_h, b_h, wp, B, T, H};
+    CRN_FN(crn_parallel)(gru_forward_part, &j, crn_row_parts(B, 3.0 * H * H));
+}
+
+CRN_CLONES static void gru_backward_rows(const struct gru_job *j, int r0, int r1) {
+    const int B = j->B, H = j->H, G = 3 * H, n = r1 - r0;
     const size_t BH = (size_t)B * H;
-    const int G = 3 * H;
-    CRN_FN(crn_pack)(wp, 1, G, H, w_h, G); // w_h^T (3H, H)
-    for (int t = T - 1; t >= 0; t--) {
-        const real *hp = hs + (size_t)t * BH;        // (B, H) h_{t-1}
-        const real *gt = gates + (size_t)t * B * G;  // (B, 3H)
-        const real *ht = hg + (size_t)t * B * G;     // (B, 3H)
-        const real *d = dh + (size_t)t * BH;         // (B, H)
-        real *dx = dgx + (size_t)t * B * G;          // (B, 3H)
-        real *dr = dhg + (size_t)t * B * G;          // (B, 3H)
-        real *dprev = t > 0 ? dh + (size_t)(t - 1) * BH : NULL;
-        for (int b = 0; b < B; b++)
+    for (int t = j->T - 1; t >= 0; t--) {
+        const real *hp = j->hs + (size_t)t * BH + (size_t)r0 * H; // (n, H) h_{t-1}
+        const real *gt = j->gates + ((size_t)t * B + r0) * G;     // (n, 3H)
+        const real *ht = j->hg + ((size_t)t * B + r0) * G;        // (n, 3H)
+        const real *d = j->dh + (size_t)t * BH + (size_t)r0 * H;  // (n, H)
+        real *dx = j->dgx + ((size_t)t * B + r0) * G;             // (n, 3H)
+        real *dr = j->dhg + ((size_t)t * B + r0) * G;             // (n, 3H)
+        real *dprev = t > 0 ? j->dh + (size_t)(t - 1) * BH + (size_t)r0 * H : NULL;
+        for (int b = 0; b < n; b++)
             gru_row_backward(dx + (size_t)b * G, dr + (size_t)b * G, dprev ? dprev + (size_t)b * H : NULL,
                              gt + (size_t)b * G, ht + (size_t)b * G, hp + (size_t)b * H, d + (size_t)b * H, H);
-        if (dprev) // dh_{t-1} += dhg_t (B, 3H) @ w_h^T (3H, H)
-            CRN_FN(crn_gemm_packed)(B, H, G, dr, G, wp, 1, dprev, H);
+        if (dprev) // dh_{t-1} += dhg_t (n, 3H) @ w_h^T (3H, H)
+            CRN_FN(crn_gemm_packed)(n, H, G, dr, G, j->wp, 1, dprev, H);
     }
+}
+
+static void gru_backward_part(void *p, int part, int nparts) {
+    const struct gru_job *j = p;
+    int r0, r1;
+    crn_split_rows(j->B, part, nparts, &r0, &r1);
+    if (r0 < r1) gru_backward_rows(j, r0, r1);
+}
+
+CRN_CLONES void CRN_FN(crn_gru_backward)(real *dgx, real *dhg, real *dw_h, real *db_h, real *dh, const real *hs,
+                                         const real *gates, const real *hg, const real *w_h, real *wp, int B, int T,
+                                         int H) {
+    const int G = 3 * H;
+    CRN_FN(crn_pack)(wp, 1, G, H, w_h, G); // w_h^T (3H, H)
+    struct gru_job j = {(real *)hs, (real *)gates, (real *)hg, dgx, dhg, dh, w_h, NULL, wp, B, T, H};
+    CRN_FN(crn_parallel)(gru_backward_part, &j, crn_row_parts(B, 3.0 * H * H));
     // dW_h += H_prev^T (H, T*B) @ dhg (T*B, 3H)
     CRN_FN(crn_gemm)(1, 0, H, G, T * B, 1, hs, H, dhg, G, 1, dw_h, G);
     crn_colsum_acc(db_h, dhg, T * B, G);

@@ -52,46 +52,80 @@ static inline void lstm_row_backward(real *restrict dg,        // (4H) out: d pr
     }
 }
 
-CRN_CLONES void CRN_FN(crn_lstm_forward)(real *hs, real *cs, real *gates, real *tc, const real *w_h, const real *b_h, real *wp,
-                                         int B, int T, int H) {
+struct lstm_job {
+    real *hs, *cs, *gates, *tc, *dgx, *dh, *dc;
+    const real *w_h, *b_h, *wp;
+    int B, T, H;
+};
+
+/* Streams [r0, r1) over the whole window (B rows per step, these rows only). */
+CRN_CLONES static void lstm_forward_rows(const struct lstm_job *j, int r0, int r1) {
+    const int B = j->B, H = j->H, G = 4 * H, n = r1 - r0;
     const size_t BH = (size_t)B * H;
-    const int G = 4 * H;
-    if (wp) CRN_FN(crn_pack)(wp, 0, H, G, w_h, G);
-    for (int t = 0; t < T; t++) {
-        const real *hp = hs + (size_t)t * BH;          // (B, H) h_{t-1}
-        const real *cp = cs + (size_t)t * BH;          // (B, H) c_{t-1}
-        real *h = hs + (size_t)(t + 1) * BH;           // (B, H)
-        real *c = cs + (size_t)(t + 1) * BH;           // (B, H)
-        real *gt = gates + (size_t)t * B * G;          // (B, 4H) holds gx_t
-        real *tct = tc + (size_t)t * BH;               // (B, H)
-        if (wp)
-            CRN_FN(crn_gemm_packed)(B, G, H, hp, H, wp, 1, gt, G);
+    for (int t = 0; t < j->T; t++) {
+        const real *hp = j->hs + (size_t)t * BH + (size_t)r0 * H;     // (n, H) h_{t-1}
+        const real *cp = j->cs + (size_t)t * BH + (size_t)r0 * H;     // (n, H) c_{t-1}
+        real *h = j->hs + (size_t)(t + 1) * BH + (size_t)r0 * H;      // (n, H)
+        real *c = j->cs + (size_t)(t + 1) * BH + (size_t)r0 * H;      // (n, H)
+        real *gt = j->gates + ((size_t)t * B + r0) * G;               // (n, 4H) holds gx_t
+        real *tct = j->tc + (size_t)t * BH + (size_t)r0 * H;          // (n, H)
+        if (j->wp)
+            CRN_FN(crn_gemm_packed)(n, G, H, hp, H, j->wp, 1, gt, G);
         else
-            CRN_FN(crn_gemm_nn)(B, G, H, hp, H, w_h, G, 1, gt, G);
-        for (int b = 0; b < B; b++)
+            CRN_FN(crn_gemm_nn)(n, G, H, hp, H, j->w_h, G, 1, gt, G);
+        for (int b = 0; b < n; b++)
             lstm_row_forward(gt + (size_t)b * G, cp + (size_t)b * H, c + (size_t)b * H, tct + (size_t)b * H,
-                             h + (size_t)b * H, b_h, H);
+                             h + (size_t)b * H, j->b_h, H);
     }
 }
 
-CRN_CLONES void CRN_FN(crn_lstm_backward)(real *dgx, real *dw_h, real *db_h, real *dh, real *dc, const real *hs, const real *cs,
-                               const real *gates, const real *tc, const real *w_h, real *wp, int B, int T, int H) {
+static void lstm_forward_part(void *p, int part, int nparts) {
+    const struct lstm_job *j = p;
+    int r0, r1;
+    crn_split_rows(j->B, part, nparts, &r0, &r1);
+    if (r0 < r1) lstm_forward_rows(j, r0, r1);
+}
+
+void CRN_FN(crn_lstm_forward)(real *hs, real *cs, real *gates, real *tc, const real *w_h, const real *b_h, real *wp,
+                              int B, int T, int H) {
+    if (wp) CRN_FN(crn_pack)(wp, 0, H, 4 * H, w_h, 4 * H);
+    struct lstm_job j = {hs, cs, gates, tc, NULL, NULL, NULL, w_h, b_h, wp, B, T, H};
+    CRN_FN(crn_parallel)(lstm_forward_part, &j, crn_row_parts(B, 4.0 * H * H));
+}
+
+CRN_CLONES static void lstm_backward_rows(const struct lstm_job *j, int r0, int r1) {
+    const int B = j->B, H = j->H, G = 4 * H, n = r1 - r0;
     const size_t BH = (size_t)B * H;
-    const int G = 4 * H;
-    CRN_FN(crn_pack)(wp, 1, G, H, w_h, G); // w_h^T (4H, H)
-    memset(dc, 0, BH * sizeof(real)); // nothing flows back from beyond the window
-    for (int t = T - 1; t >= 0; t--) {
-        const real *cp = cs + (size_t)t * BH;          // (B, H) c_{t-1}
-        const real *gt = gates + (size_t)t * B * G;    // (B, 4H)
-        const real *tct = tc + (size_t)t * BH;         // (B, H)
-        const real *d = dh + (size_t)t * BH;           // (B, H)
-        real *dg = dgx + (size_t)t * B * G;            // (B, 4H)
-        for (int b = 0; b < B; b++)
+    real *dc = j->dc + (size_t)r0 * H;                                // (n, H)
+    memset(dc, 0, (size_t)n * H * sizeof(real)); // nothing flows back from beyond the window
+    for (int t = j->T - 1; t >= 0; t--) {
+        const real *cp = j->cs + (size_t)t * BH + (size_t)r0 * H;     // (n, H) c_{t-1}
+        const real *gt = j->gates + ((size_t)t * B + r0) * G;         // (n, 4H)
+        const real *tct = j->tc + (size_t)t * BH + (size_t)r0 * H;    // (n, H)
+        const real *d = j->dh + (size_t)t * BH + (size_t)r0 * H;      // (n, H)
+        real *dg = j->dgx + ((size_t)t * B + r0) * G;                 // (n, 4H)
+        for (int b = 0; b < n; b++)
             lstm_row_backward(dg + (size_t)b * G, dc + (size_t)b * H, gt + (size_t)b * G, cp + (size_t)b * H,
                               tct + (size_t)b * H, d + (size_t)b * H, H);
-        if (t > 0) // dh_{t-1} += dgates_t (B, 4H) @ w_h^T (4H, H)
-            CRN_FN(crn_gemm_packed)(B, H, G, dg, G, wp, 1, dh + (size_t)(t - 1) * BH, H);
+        if (t > 0) // dh_{t-1} += dgates_t (n, 4H) @ w_h^T (4H, H)
+            CRN_FN(crn_gemm_packed)(n, H, G, dg, G, j->wp, 1, j->dh + (size_t)(t - 1) * BH + (size_t)r0 * H, H);
     }
+}
+
+static void lstm_backward_part(void *p, int part, int nparts) {
+    const struct lstm_job *j = p;
+    int r0, r1;
+    crn_split_rows(j->B, part, nparts, &r0, &r1);
+    if (r0 < r1) lstm_backward_rows(j, r0, r1);
+}
+
+CRN_CLONES void CRN_FN(crn_lstm_backward)(real *dgx, real *dw_h, real *db_h, real *dh, real *dc, const real *hs,
+                                          const real *cs, const real *gates, const real *tc, const real *w_h, real *wp,
+                                          int B, int T, int H) {
+    const int G = 4 * H;
+    CRN_FN(crn_pack)(wp, 1, G, H, w_h, G); // w_h^T (4H, H)
+    struct lstm_job j = {(real *)hs, (real *)cs, (real *)gates, (real *)tc, dgx, dh, dc, w_h, NULL, wp, B, T, H};
+    CRN_FN(crn_parallel)(lstm_backward_part, &j, crn_row_parts(B, 4.0 * H * H));
     // dW_h += H_prev^T (H, T*B) @ dgates (T*B, 4H), one GEMM for the window
     CRN_FN(crn_gemm)(1, 0, H, G, T * B, 1, hs, H, dgx, G, 1, dw_h, G);
     crn_colsum_acc(db_h, dgx, T * B, G);

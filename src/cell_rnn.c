@@ -3,46 +3,80 @@
  * Backward needs only hs: tanh' = 1 - h^2, relu' = [h > 0]. */
 #include "cell.h"
 
-CRN_CLONES void CRN_FN(crn_rnn_forward)(real *hs, const real *gx, const real *w_h, const real *b_h, real *wp, int relu,
-                                        int B, int T, int H) {
+struct rnn_job {
+    real *hs, *dgx, *dh;
+    const real *gx, *w_h, *b_h, *wp;
+    int relu, B, T, H;
+};
+
+/* Streams [r0, r1) over the whole window. */
+CRN_CLONES static void rnn_forward_rows(const struct rnn_job *j, int r0, int r1) {
+    const int B = j->B, H = j->H, n = r1 - r0;
     const size_t BH = (size_t)B * H;
-    if (wp) CRN_FN(crn_pack)(wp, 0, H, H, w_h, H);
-    for (int t = 0; t < T; t++) {
-        const real *hp = hs + (size_t)t * BH;  // (B, H) h_{t-1}
-        real *h = hs + (size_t)(t + 1) * BH;   // (B, H) h_t
-        memcpy(h, gx + (size_t)t * BH, BH * sizeof(real));
-        if (wp)
-            CRN_FN(crn_gemm_packed)(B, H, H, hp, H, wp, 1, h, H);
+    const real *b_h = j->b_h;
+    for (int t = 0; t < j->T; t++) {
+        const real *hp = j->hs + (size_t)t * BH + (size_t)r0 * H; // (n, H) h_{t-1}
+        real *h = j->hs + (size_t)(t + 1) * BH + (size_t)r0 * H;  // (n, H) h_t
+        memcpy(h, j->gx + (size_t)t * BH + (size_t)r0 * H, (size_t)n * H * sizeof(real));
+        if (j->wp)
+            CRN_FN(crn_gemm_packed)(n, H, H, hp, H, j->wp, 1, h, H);
         else
-            CRN_FN(crn_gemm_nn)(B, H, H, hp, H, w_h, H, 1, h, H);
-        for (int b = 0; b < B; b++) {
+            CRN_FN(crn_gemm_nn)(n, H, H, hp, H, j->w_h, H, 1, h, H);
+        for (int b = 0; b < n; b++) {
             real *hb = h + (size_t)b * H;
-            if (relu)
-                for (int j = 0; j < H; j++) {
-                    real v = hb[j] + b_h[j];
-                    hb[j] = v > 0 ? v : 0;
+            if (j->relu)
+                for (int k = 0; k < H; k++) {
+                    real v = hb[k] + b_h[k];
+                    hb[k] = v > 0 ? v : 0;
                 }
             else
-                for (int j = 0; j < H; j++) hb[j] = R_TANH(hb[j] + b_h[j]);
+                for (int k = 0; k < H; k++) hb[k] = R_TANH(hb[k] + b_h[k]);
         }
     }
 }
 
-CRN_CLONES void CRN_FN(crn_rnn_backward)(real *dgx, real *dw_h, real *db_h, real *dh, const real *hs, const real *w_h, real *wp,
-                              int relu, int B, int T, int H) {
-    const size_t BH = (size_t)B * H;
-    CRN_FN(crn_pack)(wp, 1, H, H, w_h, H); // w_h^T
-    for (int t = T - 1; t >= 0; t--) {
-        const real *h = hs + (size_t)(t + 1) * BH; // (B, H)
-        const real *d = dh + (size_t)t * BH;       // (B, H) complete: t+1 already added its share
-        real *dp = dgx + (size_t)t * BH;           // (B, H)
-        if (relu)
-            for (size_t k = 0; k < BH; k++) dp[k] = h[k] > 0 ? d[k] : 0;
+static void rnn_forward_part(void *p, int part, int nparts) {
+    const struct rnn_job *j = p;
+    int r0, r1;
+    crn_split_rows(j->B, part, nparts, &r0, &r1);
+    if (r0 < r1) rnn_forward_rows(j, r0, r1);
+}
+
+void CRN_FN(crn_rnn_forward)(real *hs, const real *gx, const real *w_h, const real *b_h, real *wp, int relu, int B,
+                             int T, int H) {
+    if (wp) CRN_FN(crn_pack)(wp, 0, H, H, w_h, H);
+    struct rnn_job j = {hs, NULL, NULL, gx, w_h, b_h, wp, relu, B, T, H};
+    CRN_FN(crn_parallel)(rnn_forward_part, &j, crn_row_parts(B, (double)H * H));
+}
+
+CRN_CLONES static void rnn_backward_rows(const struct rnn_job *j, int r0, int r1) {
+    const int B = j->B, H = j->H, n = r1 - r0;
+    const size_t BH = (size_t)B * H, nH = (size_t)n * H;
+    for (int t = j->T - 1; t >= 0; t--) {
+        const real *h = j->hs + (size_t)(t + 1) * BH + (size_t)r0 * H; // (n, H)
+        const real *d = j->dh + (size_t)t * BH + (size_t)r0 * H;       // (n, H) complete: t+1 added its share
+        real *dp = j->dgx + (size_t)t * BH + (size_t)r0 * H;           // (n, H)
+        if (j->relu)
+            for (size_t k = 0; k < nH; k++) dp[k] = h[k] > 0 ? d[k] : 0;
         else
-            for (size_t k = 0; k < BH; k++) dp[k] = d[k] * (1 - h[k] * h[k]);
+            for (size_t k = 0; k < nH; k++) dp[k] = d[k] * (1 - h[k] * h[k]);
         if (t > 0) // dh_{t-1} += dpre_t @ w_h^T
-            CRN_FN(crn_gemm_packed)(B, H, H, dp, H, wp, 1, dh + (size_t)(t - 1) * BH, H);
+            CRN_FN(crn_gemm_packed)(n, H, H, dp, H, j->wp, 1, j->dh + (size_t)(t - 1) * BH + (size_t)r0 * H, H);
     }
+}
+
+static void rnn_backward_part(void *p, int part, int nparts) {
+    const struct rnn_job *j = p;
+    int r0, r1;
+    crn_split_rows(j->B, part, nparts, &r0, &r1);
+    if (r0 < r1) rnn_backward_rows(j, r0, r1);
+}
+
+CRN_CLONES void CRN_FN(crn_rnn_backward)(real *dgx, real *dw_h, real *db_h, real *dh, const real *hs, const real *w_h,
+                                         real *wp, int relu, int B, int T, int H) {
+    CRN_FN(crn_pack)(wp, 1, H, H, w_h, H); // w_h^T
+    struct rnn_job j = {(real *)hs, dgx, dh, NULL, w_h, NULL, wp, relu, B, T, H};
+    CRN_FN(crn_parallel)(rnn_backward_part, &j, crn_row_parts(B, (double)H * H));
     // the weight gradient of the whole window at once: dW_h += H_prev^T (H, T*B) @ dpre (T*B, H)
     CRN_FN(crn_gemm)(1, 0, H, H, T * B, 1, hs, H, dgx, H, 1, dw_h, H);
     crn_colsum_acc(db_h, dgx, T * B, H);

@@ -403,6 +403,64 @@ START_TEST(test_step_matches_forward) {
 }
 END_TEST
 
+/* The threaded paths (batch rows of the recurrence split across threads,
+ * large products split into parts) against one thread: the same loss,
+ * logits and gradients for every cell, odd B and H not a multiple of 8. */
+static void threads_agree(enum crn_cell cell, uint32_t E) {
+    enum { B = 7, T = 6, V = 13, H = 70 };
+    crn_model_config cfg = {.cell = cell, .vocab = V, .embed = E, .hidden = H, .layers = 2};
+    crn_model *m = NULL;
+    crn_state *st = NULL;
+    ck_assert_int_eq(crn_model_create(&m, &cfg), 0);
+    crn_rng rng;
+    crn_rng_seed(&rng, 99 + cell);
+    crn_model_init(m, &rng);
+    ck_assert_int_eq(crn_model_reserve(m, B, T), 0);
+    ck_assert_int_eq(crn_state_create(&st, m, B), 0);
+    uint32_t x[T * B], y[T * B];
+    for (int i = 0; i < T * B; i++) x[i] = (uint32_t)crn_rng_below(&rng, V), y[i] = (uint32_t)crn_rng_below(&rng, V);
+    size_t np = crn_model_num_params(m);
+    float *g1 = malloc(np * sizeof(float)), *l1 = malloc(sizeof(float) * T * B * V);
+    double loss[2];
+    double worst_g = 0, worst_l = 0, gnorm = 0;
+    for (int th = 1; th <= 2; th++) {
+        crn_set_threads(th);
+        crn_state_reset(st);
+        crn_model_zero_grads(m);
+        /* two windows, so the carried state goes through the threaded path too */
+        ck_assert_int_eq(crn_model_forward(m, st, x, y, B, T, NULL, &loss[th - 1], NULL), 0);
+        ck_assert_int_eq(crn_model_forward(m, st, y, x, B, T, NULL, &loss[th - 1], NULL), 0);
+        ck_assert_int_eq(crn_model_backward(m), 0);
+        const float *g = crn_model_grads(m), *l = crn_model_logits(m);
+        if (th == 1) {
+            memcpy(g1, g, np * sizeof(float));
+            memcpy(l1, l, sizeof(float) * T * B * V);
+            for (size_t i = 0; i < np; i++) gnorm = fmax(gnorm, fabs(g[i]));
+            continue;
+        }
+        for (size_t i = 0; i < np; i++) worst_g = fmax(worst_g, fabs(g[i] - g1[i]));
+        for (int i = 0; i < T * B * V; i++) worst_l = fmax(worst_l, fabs(l[i] - l1[i]) / (1 + fabs(l1[i])));
+    }
+    crn_set_threads(1);
+    ck_assert_msg(gnorm > 1e-4, "%s: gradients are all ~0 (%g), the comparison would be empty", crn_cell_name(cell), gnorm);
+    ck_assert_msg(fabs(loss[0] - loss[1]) <= 1e-5 * fabs(loss[0]), "%s E=%u: loss %.9g (1 thread) vs %.9g (2)",
+                  crn_cell_name(cell), E, loss[0], loss[1]);
+    ck_assert_msg(worst_l <= 1e-5, "%s E=%u: logits differ by %g", crn_cell_name(cell), E, worst_l);
+    ck_assert_msg(worst_g <= 1e-5 * gnorm, "%s E=%u: gradients differ by %g (max |g| %g)", crn_cell_name(cell), E,
+                  worst_g, gnorm);
+    free(g1), free(l1);
+    crn_state_destroy(st);
+    crn_model_destroy(m);
+}
+
+START_TEST(test_threads_agree) {
+    for (int c = CRN_CELL_RNN; c <= CRN_CELL_GRU; c++) {
+        threads_agree((enum crn_cell)c, 0);
+        threads_agree((enum crn_cell)c, 5);
+    }
+}
+END_TEST
+
 START_TEST(test_model_table_and_errors) {
     crn_model_config cfg = {.cell = CRN_CELL_LSTM, .vocab = 10, .embed = 6, .hidden = 8, .layers = 2};
     crn_model *m = NULL;
@@ -506,6 +564,7 @@ int main(void) {
     tcase_add_test(tc, test_softmax_xent);
     tcase_add_test(tc, test_fast_exp_tanh);
     tcase_add_test(tc, test_step_matches_forward);
+    tcase_add_test(tc, test_threads_agree);
     tcase_add_test(tc, test_model_table_and_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
