@@ -1,6 +1,9 @@
 /* fuzz_repl_command.c — libFuzzer target: the REPL command parser
- * (crn_repl_command in sampler.h) and the settings it edits, plus one token
- * choice with the resulting settings.
+ * (crn_repl_command in sampler.h) and the settings it edits, one token
+ * choice with the resulting settings, and — like the REPL does — a short
+ * generation turn for each prompt line, on a tiny model (codepoint or jamo
+ * vocabulary, chosen by bit 0 of byte 0), with the --stop/--match regexes
+ * and beam settings the commands set.
  *
  * Input: byte 0 = message buffer size (1..256), then lines separated by '\n'
  * fed in order to one settings struct (so sequences like ":beam 4" then
@@ -9,16 +12,23 @@
  * the line; CRN_REPL_ERROR leaves the settings unchanged; the settings always
  * pass crn_sample_settings_check and the parser's own cross-field rules
  * (beam search without --match, beam x length bounded); a sampled token is
- * in range and never <unk>. */
+ * in range and never <unk>; a generation turn emits complete UTF-8 chunks
+ * whose concatenation is the result text, within the length, with a known
+ * stop reason, and (sampling, stop match withheld) no text matching a stop
+ * regex. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
+#include "model.h"
+#include "regex.h"
 #include "fuzz.h"
 #include "rng.h"
 #include "sampler.h"
+#include "utf8.h"
+#include "vocab.h"
 
 static int settings_equal(const crn_sample_settings *a, const crn_sample_settings *b) {
     if (a->temperature != b->temperature || a->top_k != b->top_k || a->top_p != b->top_p || a->seed != b->seed ||
@@ -46,6 +56,100 @@ static void check_settings(const crn_sample_settings *s) {
     }
 }
 
+
+/* Two tiny models, built once: an LSTM over a codepoint vocabulary and a GRU
+ * over a jamo vocabulary of a short Korean/English text. */
+typedef struct {
+    crn_vocab *v;
+    crn_model *m;
+} tiny_model;
+static tiny_model g_models[2];
+
+static void build_models(void) {
+    if (g_models[0].m) return;
+    static const char text[] = "안녕하세요, 세계! 한국어 닭 값.\nhello world? abc 123\n";
+    for (int k = 0; k < 2; k++) {
+        uint8_t *norm = NULL;
+        size_t nn = 0;
+        FUZZ_CHECK(crn_utf8_normalize(&norm, &nn, (const uint8_t *)text, sizeof text - 1, CRN_NORM_NFC) == 0, "nfc");
+        FUZZ_CHECK(crn_vocab_create(&g_models[k].v, k ? CRN_UNIT_JAMO : CRN_UNIT_CODEPOINT, CRN_NORM_NFC) == 0 &&
+                       crn_vocab_count(g_models[k].v, norm, nn) == 0 && crn_vocab_finalize(g_models[k].v, 1) == 0,
+                   "tiny vocabulary");
+        free(norm);
+        crn_model_config cfg = {k ? CRN_CELL_GRU : CRN_CELL_LSTM, CRN_ACT_TANH, crn_vocab_size(g_models[k].v), 0, 4, 1, 0};
+        FUZZ_CHECK(crn_model_create(&g_models[k].m, &cfg) == 0, "tiny model");
+        crn_rng r;
+        crn_rng_seed(&r, 7 + (uint64_t)k);
+        crn_model_init(g_models[k].m, &r);
+    }
+}
+
+typedef struct {
+    uint8_t buf[4096];
+    size_t len;
+    int overflow;
+} sink;
+
+static int collect(void *user, const uint8_t *p, size_t n) {
+    sink *k = user;
+    FUZZ_CHECK(n > 0 && ref_utf8_wellformed(p, n), "an emitted chunk of %zu bytes is not complete UTF-8", n);
+    if (n > sizeof k->buf - k->len) k->overflow = 1;
+    else memcpy(k->buf + k->len, p, n), k->len += n;
+    return 0;
+}
+
+/* One REPL turn: configure the generator with s (length and beam clamped to
+ * keep a turn cheap), prime with the prompt, run. */
+static void turn(crn_generator *g, const crn_sample_settings *s0, const char *prompt, size_t n) {
+    crn_sample_settings s;
+    FUZZ_CHECK(crn_sample_settings_copy(&s, s0) == 0, "copy");
+    if (s.length > 24) s.length = 24;
+    if (s.beam > 4) s.beam = 4;
+    int rc = crn_generator_configure(g, &s);
+    if (rc < 0) {
+        FUZZ_CHECK_ERR(rc, "crn_generator_configure");
+        crn_sample_settings_free(&s);
+        return;
+    }
+    if (!s.keep_state) crn_generator_reset(g);
+    crn_prime_info info;
+    rc = crn_generator_prime(g, (const uint8_t *)prompt, n, &info);
+    if (rc < 0) {
+        FUZZ_CHECK_ERR(rc, "crn_generator_prime");
+        FUZZ_CHECK(rc != CRN_EUTF8 || !ref_utf8_wellformed((const uint8_t *)prompt, n) || memchr(prompt, 0, n),
+                   "valid prompt refused as invalid UTF-8");
+        crn_sample_settings_free(&s);
+        return;
+    }
+    FUZZ_CHECK(info.n_unk <= info.tokens && memchr(info.unknown, 0, sizeof info.unknown), "prime info");
+    sink k = {.len = 0, .overflow = 0};
+    crn_gen_result res;
+    rc = crn_generator_run(g, collect, &k, &res);
+    if (rc < 0) {
+        FUZZ_CHECK_ERR(rc, "crn_generator_run");
+    } else {
+        FUZZ_CHECK(res.reason >= CRN_STOP_LENGTH && res.reason <= CRN_STOP_INTERRUPTED, "stop reason %d", (int)res.reason);
+        FUZZ_CHECK(res.tokens <= s.length, "%zu tokens for length %u", res.tokens, s.length);
+        FUZZ_CHECK(res.reason != CRN_STOP_LENGTH || res.tokens == s.length, "length stop after %zu of %u tokens",
+                   res.tokens, s.length);
+        FUZZ_CHECK(ref_utf8_wellformed(res.text, res.text_len), "result text is not UTF-8");
+        if (!k.overflow)
+            FUZZ_CHECK(k.len == res.text_len && (k.len == 0 || !memcmp(k.buf, res.text, k.len)),
+                       "emitted chunks (%zu bytes) differ from the result text (%zu bytes)", k.len, res.text_len);
+        if (s.beam < 2 && !s.keep_stop) {
+            for (uint32_t i = 0; i < s.n_stop; i++) {
+                crn_regex *re = NULL;
+                if (crn_regex_compile(&re, s.stop[i], 0) < 0) continue;
+                size_t ms = 0, me = 0;
+                int m = crn_regex_search(re, res.text, res.text_len, 0, &ms, &me);
+                FUZZ_CHECK(m != 1, "emitted text contains a match [%zu, %zu) of stop regex '%s'", ms, me, s.stop[i]);
+                crn_regex_destroy(re);
+            }
+        }
+    }
+    crn_sample_settings_free(&s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
@@ -64,6 +168,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     void *scratch = fuzz_xmalloc(crn_sample_scratch_size(V));
     crn_rng rng;
     crn_rng_seed(&rng, size);
+    build_models();
+    tiny_model *tm = &g_models[data[0] & 1];
+    crn_generator *g = NULL;
+    FUZZ_CHECK(crn_generator_create(&g, tm->m, tm->v, &s) == 0, "generator_create with default settings");
+    int turns = 0;
 
     const uint8_t *p = data + 1, *end = data + size;
     int lines = 0;
@@ -84,6 +193,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (act == CRN_REPL_TEXT) {
             FUZZ_CHECK(text >= line && tl <= n && text + tl <= line + n, "prompt is not a slice of the line");
             FUZZ_CHECK(settings_equal(&s, &before), "a prompt line changed the settings");
+            if (turns++ < 4) turn(g, &s, text, tl);
         } else {
             FUZZ_CHECK(n >= 1 && line[0] == ':', "a line not starting with ':' was a command (%d)", act);
         }
@@ -92,6 +202,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             FUZZ_CHECK(msg[0] != 0 || cap == 1, "an error without a message");
         }
         check_settings(&s);
+        if (act == CRN_REPL_SEED) crn_generator_seed(g, s.seed);
+        if (act == CRN_REPL_RESET) crn_generator_reset(g);
         crn_sample_settings_free(&before);
         free(line);
 
@@ -105,6 +217,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(memchr(small, 0, sizeof small) != NULL, "describe did not terminate");
     crn_sample_settings_describe(&s, msg, cap);
     FUZZ_CHECK(memchr(msg, 0, cap) != NULL && msg[cap] == 0x5A, "describe overflowed");
+    crn_generator_destroy(g);
     crn_sample_settings_free(&s);
     free(scratch);
     free(msg);
