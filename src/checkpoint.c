@@ -252,12 +252,21 @@ static int read_whole_file(const char *path, uint8_t **buf, size_t *len) {
         return crn_error_set(CRN_ERANGE, "%s: file too large (%lld bytes)", path, (long long)st.st_size);
     }
     size_t size = (size_t)st.st_size;
+    /* Header first: a file that is no model (or a newer one) is judged on
+     * its 16 bytes alone, so an 8 GB disk image given by mistake is refused
+     * at once instead of being read whole first. */
+    uint8_t head[CKPT_HEADER];
+    size_t hn = fread(head, 1, CRN_MIN(size, sizeof head), f);
+    if (hn == CKPT_HEADER && (memcmp(head, CKPT_MAGIC, CKPT_MAGIC_LEN) != 0 || get_u32(head + 8) == 0 ||
+                              get_u32(head + 8) > CKPT_VERSION))
+        size = hn;
     uint8_t *b = malloc(size ? size : 1);
     if (!b) {
         fclose(f);
         return crn_error_set(CRN_ENOMEM, "%s: out of memory reading %zu bytes", path, size);
     }
-    size_t got = fread(b, 1, size, f);
+    memcpy(b, head, hn);
+    size_t got = hn + (size > hn ? fread(b + hn, 1, size - hn, f) : 0);
     int rerr = ferror(f);
     fclose(f);
     if (rerr) {

@@ -260,6 +260,10 @@ row E41 1 "adir: is a directory, not a model file" "$C" generate "$D/adir"
 mkfifo "$D/fifo.ckpt"
 timed 5 E42 1 "fifo.ckpt: not a regular file" timeout 10 "$C" info "$D/fifo.ckpt"
 row E42b 1 "/dev/zero: not a regular file" "$C" generate /dev/zero
+if truncate -s 8G "$D/disk.img" 2>/dev/null; then
+    timed 2 E43 1 "disk.img: header at byte 0: not a charrnn model file \(bad magic\)" "$C" info "$D/disk.img"
+fi
+rm -f "$D/disk.img"
 
 # ---- prompts --------------------------------------------------------------------
 row E45 0 "the prompt has 2 characters the model has never seen \(x🙂\); fed as <unk> \(--strict refuses them\)" \
