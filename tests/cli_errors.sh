@@ -264,6 +264,11 @@ if truncate -s 8G "$D/disk.img" 2>/dev/null; then
     timed 2 E43 1 "disk.img: header at byte 0: not a charrnn model file \(bad magic\)" "$C" info "$D/disk.img"
 fi
 rm -f "$D/disk.img"
+cp "$M" "$D/fb.ckpt"
+printf 'garbage' > "$D/fb.ckpt.resume"
+row E44 0 "warning: .*fb.ckpt.resume: header at byte 0: not a charrnn model file \(bad magic\); trying .*fb.ckpt" \
+    "$C" train --resume "$D/fb.ckpt" --steps 7 --quiet
+check "E44 the run went on into MODEL.resume" "$C" info "$D/fb.ckpt.resume"
 
 # ---- prompts --------------------------------------------------------------------
 row E45 0 "the prompt has 2 characters the model has never seen \(x🙂\); fed as <unk> \(--strict refuses them\)" \
@@ -334,6 +339,16 @@ expect_grep "cannot write .*keep.ckpt.*tmp.*: No space left on device" "$T_TMP/e
 cmp -s "$D/keep.ckpt" "$D/keep.orig" && pass "E92 the previous model is unchanged" || fail "E92 model changed"
 check "E92 the previous model loads" "$C" info "$D/keep.ckpt"
 ls "$D"/keep.ckpt*.tmp.* >/dev/null 2>&1 && fail "E92 temp file left" || pass "E92 no temp file left"
+
+# E96: a run that blows up (relu RNN, plain SGD at lr 20, no clipping): every
+# bad step is skipped with a warning and the lr halved; after 5 in a row it
+# stops, and the saved state it points to loads (finite weights only)
+row E96 1 "5 non-finite steps in a row at step [0-9]+ \(loss or gradient is NaN/Inf\); try a lower --lr or --clip; the last good state is in .*nan.ckpt.resume" \
+    "$C" train "$D/t.txt" -o "$D/nan.ckpt" --cell rnn --activation relu --layers 2 --hidden 64 --batch 4 --seq 16 \
+    --threads 1 --steps 100 --eval-every 50 --optimizer sgd --lr 20 --clip 0 --seed 1
+expect_grep "warning: step [0-9]+: non-finite loss; update skipped, learning rate halved \(1 in a row\)" "$T_TMP/err" \
+    "E96 each skipped step is reported"
+check "E96 the saved state loads" "$C" info "$D/nan.ckpt.resume"
 
 # real filesystems (root only): a full 64 KiB tmpfs and a read-only mount, in a
 # private mount namespace so nothing outlives the test
