@@ -108,6 +108,14 @@ row E16 0 "" "$C" vocab "$D/bom8.txt"
 expect_grep "BOM: +yes \(UTF-8 byte order mark, dropped\)" "$T_TMP/out" "E16 reports the dropped BOM"
 expect_grep "characters: +800 " "$T_TMP/out" "E16 the BOM is not a character"
 
+# E16b: "Zalgo" text, 100,000 combining marks of alternating classes on one
+# base letter: canonical ordering is quadratic in the run, so runs are cut
+# every 30 non-starters (Stream-Safe Text Format) — instant instead of 30 s
+python3 -c '
+import sys
+open(sys.argv[1], "w", encoding="utf-8").write("hello world\n" * 10 + "a" + "\u0301\u0316" * 50000 + "\n")' "$D/zalgo.txt"
+timed 5 E16b 0 "" "$C" vocab "$D/zalgo.txt" --unit grapheme --json --top 0
+expect_grep '"chars": 100121,' "$T_TMP/out" "E16b every mark is kept"
 # E17: one line of 50 MiB (no '\n' at all): fine, bounded by a few copies of the line
 python3 -c '
 import sys
