@@ -123,30 +123,33 @@ void CRN_FN(crn_gemm_ref)(int ta, int tb, int M, int N, int K, real alpha, const
 }
 
 /* ------------------------------------------------------------------ */
-/* threads: one persistent pool of workers; parts run on the caller and
- * the workers. OpenBLAS itself is kept single-threaded in the float build:
- * its own pthread workers spin after every call and would fight ours for
- * the cores, so large products are split across our pool instead (each
- * part one single-threaded cblas call). */
+/* threads: one persistent pool of workers. The parts of a job are claimed
+ * dynamically (an atomic counter) by the caller and the workers alike, so a
+ * worker that is slow to wake (or descheduled: this machine is shared) never
+ * holds the caller up: the caller runs the parts nobody has claimed. OpenBLAS
+ * itself is kept single-threaded in the float build: its own pthread workers
+ * spin after every call and would fight ours for the cores, so large
+ * products are split across our pool instead (each part one single-threaded
+ * cblas call). */
 
 #if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
 #define CRN_MAX_WORKERS 63
 /* A worker spins this many pause-loops (~50-100 us) for the next job before
- * sleeping: the gaps between the per-step products are shorter than that,
- * and a futex wake-up costs more than the product of a small step. */
+ * sleeping: the gaps between jobs are mostly shorter than that, and a futex
+ * wake-up costs more than a small job. */
 #define CRN_SPIN 4000
 
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    atomic_uint gen;        // bumped once per job
-    atomic_int done;        // workers finished with the current job
-    atomic_flag busy;       // a job is in flight (a second caller runs serially)
+    atomic_uint gen;             // bumped once per job
+    atomic_ullong claim;         // job generation << 32 | part count << 16 | next unclaimed part
+    atomic_int done;             // parts finished in the current job
+    atomic_flag busy;            // a job is in flight (a second caller runs serially)
     crn_part_fn fn;
     void *arg;
-    int nparts;
-    int nworkers;           // started (they never exit)
-} g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, ATOMIC_FLAG_INIT, NULL, NULL, 0, 0};
+    int nworkers;                // started (they never exit)
+} g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, ATOMIC_FLAG_INIT, NULL, NULL, 0};
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -154,8 +157,25 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+/* Claim and run parts of job g until none is left (or the job is stale). */
+static void pool_run(unsigned g) {
+    for (;;) {
+        unsigned long long c = atomic_load_explicit(&g_pool.claim, memory_order_acquire);
+        /* the part count travels in the claim word, so a stale worker never
+         * mixes this word with the next job's fields */
+        int next = (int)(c & 0xffff), n = (int)((c >> 16) & 0xffff);
+        if ((unsigned)(c >> 32) != g || next >= n) return;
+        if (!atomic_compare_exchange_weak_explicit(&g_pool.claim, &c, c + 1, memory_order_acq_rel,
+                                                   memory_order_relaxed))
+            continue;
+        /* a claimed part keeps the caller waiting for job g, so fn/arg are g's */
+        g_pool.fn(g_pool.arg, next, n);
+        atomic_fetch_add_explicit(&g_pool.done, 1, memory_order_release);
+    }
+}
+
 static void *pool_worker(void *p) {
-    const int id = (int)(intptr_t)p; // part index 1..
+    (void)p;
     unsigned seen = 0;
     for (;;) {
         unsigned g;
@@ -172,8 +192,7 @@ static void *pool_worker(void *p) {
             break;
         }
         seen = g;
-        if (id < g_pool.nparts) g_pool.fn(g_pool.arg, id, g_pool.nparts);
-        atomic_fetch_add_explicit(&g_pool.done, 1, memory_order_release);
+        pool_run(g);
     }
     return NULL;
 }
@@ -186,9 +205,9 @@ static void pool_grow(int n) {
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&t, &at, pool_worker, (void *)(intptr_t)(g_pool.nworkers + 1));
+        int rc = pthread_create(&t, &at, pool_worker, NULL);
         pthread_attr_destroy(&at);
-        if (rc) break; // fewer workers: parts beyond them run on the caller
+        if (rc) break; // fewer workers: the caller runs the unclaimed parts
         g_pool.nworkers++;
     }
     pthread_mutex_unlock(&g_pool.mu);
@@ -199,30 +218,31 @@ void CRN_FN(crn_parallel)(crn_part_fn fn, void *arg, int max_parts) {
 #if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
     int n = g_threads > 0 ? g_threads : 1;
     if (n > max_parts) n = max_parts;
+    if (n > 0xffff) n = 0xffff;
     if (n > 1 && g_pool.nworkers < n - 1) pool_grow(n);
-    if (n > g_pool.nworkers + 1) n = g_pool.nworkers + 1;
-    if (n > 1 && !atomic_flag_test_and_set_explicit(&g_pool.busy, memory_order_acquire)) {
+    if (n > 1 && g_pool.nworkers > 0 && !atomic_flag_test_and_set_explicit(&g_pool.busy, memory_order_acquire)) {
+        unsigned g = atomic_load_explicit(&g_pool.gen, memory_order_relaxed) + 1;
         g_pool.fn = fn;
         g_pool.arg = arg;
-        g_pool.nparts = n;
         atomic_store_explicit(&g_pool.done, 0, memory_order_relaxed);
+        atomic_store_explicit(&g_pool.claim, (unsigned long long)g << 32 | (unsigned long long)n << 16,
+                              memory_order_release);
         pthread_mutex_lock(&g_pool.mu);
-        atomic_fetch_add_explicit(&g_pool.gen, 1, memory_order_release);
+        atomic_store_explicit(&g_pool.gen, g, memory_order_release);
         pthread_cond_broadcast(&g_pool.cv);
         pthread_mutex_unlock(&g_pool.mu);
-        fn(arg, 0, n);
+        pool_run(g);
         int spins = 0;
-        while (atomic_load_explicit(&g_pool.done, memory_order_acquire) < g_pool.nworkers) {
+        while (atomic_load_explicit(&g_pool.done, memory_order_acquire) < n) {
             if (++spins < CRN_SPIN)
                 cpu_relax();
             else
-                sched_yield(); // a descheduled worker: give it the core
+                sched_yield(); // a worker holding a part was descheduled: give it the core
         }
         atomic_flag_clear_explicit(&g_pool.busy, memory_order_release);
         return;
     }
 #endif
-    if (max_parts < 1) max_parts = 1;
     (void)max_parts;
     fn(arg, 0, 1);
 }
@@ -457,10 +477,11 @@ void CRN_FN(crn_gemm_nn)(int M, int N, int K, const real *A, int lda, const real
 #if CRN_FAST_X86
     if (M > 0 && N > 0 && K > 0 && (beta == 0 || beta == 1) && have_avx2()) {
         struct nn_job j = {M, N, K, lda, ldb, ldc, beta != 0, 0, A, B, C};
-        /* two parts pay off above ~30-100k multiply-adds (a hand-off to a
-         * spinning worker is ~1 us; a row streams at ~20 GFLOPS) */
+        /* two parts pay off above ~100k multiply-adds (a hand-off to a
+         * spinning worker is ~1 us); a single row (sampling) only from ~300k,
+         * where splitting also doubles the bandwidth for weights beyond L2 */
         double work = (double)M * N * K;
-        int parts = work < (M == 1 ? 3e4 : 1e5) ? 1 : (N + 15) / 16;
+        int parts = work < (M == 1 ? 3e5 : 1e5) ? 1 : (N + 15) / 16;
         CRN_FN(crn_parallel)(nn_part, &j, parts);
         return;
     }
