@@ -448,7 +448,7 @@ static int check_resume_conflicts(const args *a, const crn_train_opts *ck) {
     return -1;
 }
 
-/* ---- signals: first SIGINT/SIGTERM asks the loop to stop; SA_RESETHAND
+/* ---- signals: first SIGINT/SIGTERM/SIGHUP asks the loop to stop; SA_RESETHAND
  * restores the default action, so a second one aborts at once. ---- */
 static void on_signal(int sig) {
     (void)sig;
@@ -463,6 +463,10 @@ static void install_signals(void) {
     sa.sa_flags = SA_RESETHAND | SA_RESTART; /* a save in progress must not see EINTR */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* a closed terminal or ssh session saves too, unless hang-ups are
+     * ignored (nohup): then training goes on as the user asked */
+    struct sigaction old;
+    if (sigaction(SIGHUP, NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaction(SIGHUP, &sa, NULL);
 }
 
 static int file_exists(const char *p) {

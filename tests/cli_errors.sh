@@ -358,6 +358,29 @@ expect_grep "warning: step [0-9]+: non-finite loss; update skipped, learning rat
     "E96 each skipped step is reported"
 check "E96 the saved state loads" "$C" info "$D/nan.ckpt.resume"
 
+# E97: a hang-up (terminal or ssh session closed) saves and stops like Ctrl-C;
+# under nohup (SIGHUP ignored) training goes on
+LONG=("$D/t.txt" "${TINY[@]}" --steps 100000000)
+"$C" train "${LONG[@]}" -o "$D/hup.ckpt" 2>"$D/hup.err" &
+pid=$!
+sleep 1
+kill -HUP $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] && pass "E97 SIGHUP: exit 130" || fail "E97 SIGHUP: exit $rc (expected 130)"
+expect_grep "interrupted after step [0-9]+; nothing lost" "$D/hup.err" "E97 says /interrupted after step N; nothing lost/"
+check "E97 the saved state loads" "$C" info "$D/hup.ckpt.resume"
+(trap '' HUP; exec "$C" train "${LONG[@]}" -o "$D/nohup.ckpt" 2>"$D/nohup.err") &
+pid=$!
+sleep 1
+kill -HUP $pid
+sleep 0.5
+kill -0 $pid 2>/dev/null && pass "E97b SIGHUP ignored (nohup): still training" || fail "E97b stopped by an ignored SIGHUP"
+kill -TERM $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] && pass "E97b SIGTERM afterwards: exit 130" || fail "E97b SIGTERM: exit $rc (expected 130)"
+
 # real filesystems (root only): a full 64 KiB tmpfs and a read-only mount, in a
 # private mount namespace so nothing outlives the test
 if [ "$(id -u)" -eq 0 ] && unshare -m true 2>/dev/null; then
