@@ -20,7 +20,10 @@
  * (backward), made once per window in the scratch wp (crn_pack; sized
  * crn_pack_size(H, G*H) forward, crn_pack_size(G*H, H) backward). Forward
  * with wp == NULL (single steps, where packing would cost as much as the
- * product) reads w_h in place through crn_gemm_nn.
+ * product) reads w_h in place through crn_gemm_nn. Forward with w_h == NULL
+ * (and wp == NULL): the caller has already added h_{t-1} @ w_h (to gates for
+ * the LSTM, into hg for the GRU, to gx for the RNN); used by the binary16
+ * sampling step, with T = 1.
  * dw_h, db_h accumulate (+=); dgx is written (=). */
 #ifndef CRN_CELL_H
 #define CRN_CELL_H

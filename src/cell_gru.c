@@ -70,7 +70,7 @@ CRN_CLONES static void gru_forward_rows(const struct gru_job *j, int r0, int r1)
         real *ht = j->hg + ((size_t)t * B + r0) * G;              // (n, 3H)
         if (j->wp)
             CRN_FN(crn_gemm_packed)(n, G, H, hp, H, j->wp, 0, ht, G);
-        else
+        else if (j->w_h) // else the caller has written h_{t-1} @ w_h into hg
             CRN_FN(crn_gemm_nn)(n, G, H, hp, H, j->w_h, G, 0, ht, G);
         for (int b = 0; b < n; b++)
             gru_row_forward(gt + (size_t)b * G, ht + (size_t)b * G, h + (size_t)b * H, hp + (size_t)b * H, j->b_h, H);

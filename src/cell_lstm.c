@@ -71,7 +71,7 @@ CRN_CLONES static void lstm_forward_rows(const struct lstm_job *j, int r0, int r
         real *tct = j->tc + (size_t)t * BH + (size_t)r0 * H;          // (n, H)
         if (j->wp)
             CRN_FN(crn_gemm_packed)(n, G, H, hp, H, j->wp, 1, gt, G);
-        else
+        else if (j->w_h) // else the caller has added h_{t-1} @ w_h to the gates
             CRN_FN(crn_gemm_nn)(n, G, H, hp, H, j->w_h, G, 1, gt, G);
         for (int b = 0; b < n; b++)
             lstm_row_forward(gt + (size_t)b * G, cp + (size_t)b * H, c + (size_t)b * H, tct + (size_t)b * H,

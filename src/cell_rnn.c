@@ -20,7 +20,7 @@ CRN_CLONES static void rnn_forward_rows(const struct rnn_job *j, int r0, int r1)
         memcpy(h, j->gx + (size_t)t * BH + (size_t)r0 * H, (size_t)n * H * sizeof(real));
         if (j->wp)
             CRN_FN(crn_gemm_packed)(n, H, H, hp, H, j->wp, 1, h, H);
-        else
+        else if (j->w_h) // else the caller has added h_{t-1} @ w_h to gx
             CRN_FN(crn_gemm_nn)(n, H, H, hp, H, j->w_h, H, 1, h, H);
         for (int b = 0; b < n; b++) {
             real *hb = h + (size_t)b * H;

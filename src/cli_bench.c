@@ -417,6 +417,12 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
     crn_rng srng;
     double sample_cps = NAN, sample_foreign = -1, sample_steal = -1;
     if (o->sample_len > 0) {
+        /* the weights are final: sample from their binary16 snapshot (half the
+         * bytes per token; tolerance tested in tests/test_kernels.c) */
+        if ((rc = crn_model_step_f16(m, 1)) < 0) {
+            status = cli_fail(CMD, rc);
+            goto done;
+        }
         for (int w = 0; w < 2; w++) { /* warm-up, as the peer's two 50-token calls */
             crn_rng_seed(&srng, (uint64_t)o->seed);
             if ((rc = sample_run(m, st1, first, sample, 50, inv_temp, &srng, logits, probs, V)) < 0) {

@@ -550,3 +550,128 @@ void CRN_FN(crn_gemm_packed)(int M, int N, int K, const real *A, int lda, const 
         }
     }
 }
+
+/* ------------------------------------------------------------------ */
+/* binary16 weights for sampling (float build only)                    */
+
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+uint16_t crn_f16_from_f32_ref(float f) {
+    union { float f; uint32_t u; } v = {f};
+    const uint32_t sign = (v.u >> 16) & 0x8000u, ax = v.u & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0)); // inf, NaN
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); // rounds to >= 65520: inf
+    if (ax < 0x38800000u) { // below 2^-14: a subnormal half (units of 2^-24), or 0
+        if (ax < 0x33000000u) return (uint16_t)sign; // <= 2^-25 rounds to 0
+        const uint32_t m = (ax & 0x7fffffu) | 0x800000u;
+        const int shift = 126 - (int)(ax >> 23); // 14..24
+        uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = (ax - 0x38000000u) >> 13, rem = ax & 0x1fffu; // exponent rebiased 127 -> 15
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+}
+
+float crn_f16_to_f32_ref(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    union { float f; uint32_t u; } v;
+    if (e == 0) {
+        float f = (float)m * 5.9604644775390625e-8f; // m * 2^-24, exact
+        return sign ? -f : f;
+    }
+    v.u = e == 31 ? sign | 0x7f800000u | (m << 13) : sign | ((e + 112) << 23) | (m << 13);
+    return v.f;
+}
+
+void crn_gemv_f16_ref(int N, int K, const float *a, const uint16_t *W, int ldw, float *c) {
+    for (int j = 0; j < N; j++) {
+        double acc = 0;
+        for (int k = 0; k < K; k++) acc += (double)a[k] * crn_f16_to_f32_ref(W[(size_t)k * ldw + j]);
+        c[j] = (float)(c[j] + acc);
+    }
+}
+
+#if CRN_FAST_X86
+static int have_f16c(void) {
+    static int v = -1;
+    if (v < 0) v = have_avx2() && __builtin_cpu_supports("f16c") != 0;
+    return v;
+}
+
+#define TGT16 __attribute__((target("avx2,fma,f16c")))
+
+static TGT16 void f16_convert(uint16_t *dst, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = crn_f16_from_f32_ref(src[i]);
+}
+
+static inline TGT16 __m256 ld16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
+/* Columns [j0, j1): four rows of W at a time stream into c (as row1_stream). */
+static TGT16 void gemv16_range(int K, const float *a, const uint16_t *W, int ldw, float *c, int j0, int j1) {
+    const int jv = j0 + (j1 - j0) / 8 * 8;
+    int k = 0;
+    for (; k + 4 <= K; k += 4) {
+        const __m256 x0 = _mm256_broadcast_ss(a + k), x1 = _mm256_broadcast_ss(a + k + 1);
+        const __m256 x2 = _mm256_broadcast_ss(a + k + 2), x3 = _mm256_broadcast_ss(a + k + 3);
+        const uint16_t *b0 = W + (size_t)k * ldw, *b1 = b0 + ldw, *b2 = b1 + ldw, *b3 = b2 + ldw;
+        for (int j = j0; j < jv; j += 8) {
+            __m256 s0 = _mm256_fmadd_ps(x0, ld16(b0 + j), _mm256_loadu_ps(c + j));
+            __m256 s1 = _mm256_mul_ps(x1, ld16(b1 + j));
+            s0 = _mm256_fmadd_ps(x2, ld16(b2 + j), s0);
+            s1 = _mm256_fmadd_ps(x3, ld16(b3 + j), s1);
+            _mm256_storeu_ps(c + j, _mm256_add_ps(s0, s1));
+        }
+        for (int j = jv; j < j1; j++)
+            c[j] += a[k] * crn_f16_to_f32_ref(b0[j]) + a[k + 1] * crn_f16_to_f32_ref(b1[j]) +
+                    a[k + 2] * crn_f16_to_f32_ref(b2[j]) + a[k + 3] * crn_f16_to_f32_ref(b3[j]);
+    }
+    for (; k < K; k++) {
+        const __m256 x0 = _mm256_broadcast_ss(a + k);
+        const uint16_t *b0 = W + (size_t)k * ldw;
+        for (int j = j0; j < jv; j += 8)
+            _mm256_storeu_ps(c + j, _mm256_fmadd_ps(x0, ld16(b0 + j), _mm256_loadu_ps(c + j)));
+        for (int j = jv; j < j1; j++) c[j] += a[k] * crn_f16_to_f32_ref(b0[j]);
+    }
+}
+
+struct gemv16_job {
+    int N, K, ldw;
+    const float *a;
+    const uint16_t *W;
+    float *c;
+};
+
+static void gemv16_part(void *p, int part, int nparts) {
+    const struct gemv16_job *j = p;
+    int nb = (j->N + 7) / 8, b0 = (int)((long)nb * part / nparts), b1 = (int)((long)nb * (part + 1) / nparts);
+    int c0 = b0 * 8, c1 = b1 * 8 < j->N ? b1 * 8 : j->N;
+    if (c0 < c1) gemv16_range(j->K, j->a, j->W, j->ldw, j->c, c0, c1);
+}
+#endif
+
+void crn_f16_from_f32(uint16_t *dst, const float *src, size_t n) {
+#if CRN_FAST_X86
+    if (have_f16c()) {
+        f16_convert(dst, src, n);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) dst[i] = crn_f16_from_f32_ref(src[i]);
+}
+
+void crn_gemv_f16(int N, int K, const float *a, const uint16_t *W, int ldw, float *c) {
+    if (N <= 0 || K <= 0) return;
+#if CRN_FAST_X86
+    if (have_f16c()) {
+        struct gemv16_job j = {N, K, ldw, a, W, c};
+        CRN_FN(crn_parallel)(gemv16_part, &j, (double)N * K < 3e5 ? 1 : (N + 7) / 8);
+        return;
+    }
+#endif
+    crn_gemv_f16_ref(N, K, a, W, ldw, c);
+}
+#endif

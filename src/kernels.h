@@ -44,6 +44,21 @@ void CRN_FN(crn_pack)(real *Bp, int tb, int K, int N, const real *B, int ldb);
 typedef void (*crn_part_fn)(void *arg, int part, int nparts);
 void CRN_FN(crn_parallel)(crn_part_fn fn, void *arg, int max_parts);
 
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+/* IEEE binary16 copies of weights, for sampling only (crn_model_step_f16):
+ * half the bytes per token, so a small model's weights stay in L2. */
+/* dst[i] = src[i] rounded to nearest even binary16 (overflow -> inf). */
+void crn_f16_from_f32(uint16_t *dst, const float *src, size_t n);
+/* The same for one value, plain C (the reference), and back to float. */
+uint16_t crn_f16_from_f32_ref(float f);
+float crn_f16_to_f32_ref(uint16_t h);
+/* c (N) += a (K) @ W (K, N), W binary16 row-major with row stride ldw; AVX2
+ * and F16C when the CPU has them (columns split across the threads for
+ * large products), else crn_gemv_f16_ref. */
+void crn_gemv_f16(int N, int K, const float *a, const uint16_t *W, int ldw, float *c);
+void crn_gemv_f16_ref(int N, int K, const float *a, const uint16_t *W, int ldw, float *c);
+#endif
+
 /* Threads for OpenBLAS and our own parallel loops (n <= 0: all cores). */
 void CRN_FN(crn_set_threads)(int n);
 int CRN_FN(crn_get_threads)(void);

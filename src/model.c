@@ -79,6 +79,7 @@ struct crn_model {
     uint32_t *ids;      // (Tcap*Bcap) the last forward's inputs, for the gathers in backward
     uint32_t fwd_B, fwd_T;
     int fwd_ok;         // a forward with targets ran since the last reserve
+    uint16_t *half;     // (nparams) binary16 snapshot of params for crn_model_step, or NULL (float build)
 };
 
 struct crn_state {
@@ -252,6 +253,7 @@ void CRN_FN(crn_model_destroy)(crn_model *m) {
     crn_free(m->grads);
     crn_free(m->arena_mem);
     free(m->ids);
+    free(m->half);
     free(m->ar.lc);
     free(m->lp);
     free(m->tensors);
@@ -301,7 +303,80 @@ void CRN_FN(crn_model_init)(crn_model *m, crn_rng *rng) {
                 m->params[m->lp[l].b_x + m->H + j] = 1;
                 m->params[m->lp[l].b_h + m->H + j] = 0;
             }
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+    if (m->half) crn_f16_from_f32(m->half, m->params, m->nparams); // keep the sampling snapshot current
+#endif
 }
+
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+int crn_model_step_f16(crn_model *m, int enable) {
+    if (!enable) {
+        free(m->half);
+        m->half = NULL;
+        return 0;
+    }
+    if (!m->half) {
+        m->half = malloc(m->nparams * sizeof *m->half);
+        if (!m->half) return crn_error_set(CRN_ENOMEM, "model: cannot allocate the binary16 sampling weights (%zu)", m->nparams);
+    }
+    /* the whole buffer, so every tensor keeps its offset; only the product
+     * weights are read */
+    crn_f16_from_f32(m->half, m->params, m->nparams);
+    return 0;
+}
+
+/* One step of one stream with the binary16 weights: per layer the input
+ * and recurrent products stream the half-precision rows (the cells then
+ * only apply the gates: w_h == NULL), then the output layer. */
+static void step_f16(crn_model *m, crn_state *st, uint32_t tok, real *logits) {
+    const int H = m->H, GH = m->G * m->H, V = m->V, E = m->E;
+    const real *P = m->params;
+    const uint16_t *W = m->half;
+    struct arena *ar = &st->ar;
+    const real *in = NULL;
+    int in_w = 0;
+    for (int l = 0; l < m->L; l++) {
+        struct layer_cache *c = &ar->lc[l];
+        const struct layer_params *p = &m->lp[l];
+        real *g = c->gates; // (1, GH)
+        if (l == 0 && E == 0) {
+            const real *w = P + p->w_x + (size_t)tok * GH; // one-hot: a float row
+            for (int j = 0; j < GH; j++) g[j] = w[j] + P[p->b_x + j];
+        } else {
+            if (l == 0) {
+                in = P + m->embed_off + (size_t)tok * E;
+                in_w = E;
+            }
+            memcpy(g, P + p->b_x, (size_t)GH * sizeof(real));
+            crn_gemv_f16(GH, in_w, in, W + p->w_x, GH, g);
+        }
+        real *hp = st->h + (size_t)l * H;
+        memcpy(c->hs, hp, (size_t)H * sizeof(real));
+        switch (m->cfg.cell) {
+        case CRN_CELL_RNN:
+            crn_gemv_f16(GH, H, hp, W + p->w_h, GH, g);
+            crn_rnn_forward(c->hs, g, NULL, P + p->b_h, NULL, m->cfg.act == CRN_ACT_RELU, 1, 1, H);
+            break;
+        case CRN_CELL_LSTM:
+            crn_gemv_f16(GH, H, hp, W + p->w_h, GH, g);
+            memcpy(c->cs, st->c + (size_t)l * H, (size_t)H * sizeof(real));
+            crn_lstm_forward(c->hs, c->cs, g, c->tc, NULL, P + p->b_h, NULL, 1, 1, H);
+            memcpy(st->c + (size_t)l * H, c->cs + H, (size_t)H * sizeof(real));
+            break;
+        case CRN_CELL_GRU:
+            memset(c->hg, 0, (size_t)GH * sizeof(real));
+            crn_gemv_f16(GH, H, hp, W + p->w_h, GH, c->hg);
+            crn_gru_forward(c->hs, g, c->hg, NULL, P + p->b_h, NULL, 1, 1, H);
+            break;
+        }
+        memcpy(hp, c->hs + H, (size_t)H * sizeof(real));
+        in = c->hs + H;
+        in_w = H;
+    }
+    memcpy(logits, P + m->out_b_off, (size_t)V * sizeof(real));
+    crn_gemv_f16(V, H, in, W + m->out_w_off, V, logits);
+}
+#endif
 
 /* ------------------------------------------------------------------ */
 /* arena                                                               */
@@ -653,6 +728,12 @@ int CRN_FN(crn_model_step)(crn_model *m, crn_state *st, const uint32_t *tokens, 
     if (!st || !state_matches(m, st)) return crn_error_set(CRN_EINVAL, "model step: state does not match the model");
     int rc = check_ids(tokens, st->B, m->cfg.vocab, 0, "input");
     if (rc) return rc;
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+    if (m->half && st->B == 1) {
+        step_f16(m, st, tokens[0], logits);
+        return 0;
+    }
+#endif
     forward_core(m, &st->ar, st, tokens, (int)st->B, 1, NULL, logits);
     return 0;
 }

@@ -121,6 +121,18 @@ void CRN_FN(crn_model_zero_grads)(crn_model *m);
  * step. No allocation (uses scratch sized by crn_state_create). */
 int CRN_FN(crn_model_step)(crn_model *m, crn_state *st, const uint32_t *tokens, real *logits);
 
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+/* Sampling with binary16 weights (float build only). enable != 0 snapshots
+ * the product weights (w_x fed by a dense input, w_h, out_w) in IEEE half
+ * precision; from then on crn_model_step at batch 1 reads the snapshot (half
+ * the bytes per token; biases, embedding and one-hot rows stay float). The
+ * snapshot is NOT updated when the parameters change: call again after
+ * changing them (crn_model_init refreshes it), or pass 0 to go back to the
+ * float weights. The output distribution stays within a tested tolerance of
+ * the float path (tests/test_kernels.c). @return 0 or CRN_ENOMEM. */
+int crn_model_step_f16(crn_model *m, int enable);
+#endif
+
 /* Forward matmul FLOPs per token (2*m*n*k, the dense one-hot counted as the
  * peer counts it), for throughput reports. */
 double crn_model_flops_per_token(const crn_model_config *cfg);

@@ -461,6 +461,138 @@ START_TEST(test_threads_agree) {
 }
 END_TEST
 
+/* binary16: the vector conversion against the plain-C reference on edge
+ * cases and random values (all rounding ties included), the round trip
+ * within half an ulp, and the half-weight matrix-vector product against its
+ * reference on odd shapes. */
+START_TEST(test_f16_conversion_and_gemv) {
+    static const float edge[] = {0.0f, -0.0f, 1.0f, -1.0f, 65504.0f, 65519.99f, 65520.0f, -70000.0f, 6.1035156e-05f,
+                                 6.0975552e-05f, 5.9604645e-08f, 2.9802322e-08f, 2.9802326e-08f, 1e-10f, 0.1f, 1.0009766f,
+                                 1.00048828125f, 1.00146484375f, INFINITY, -INFINITY};
+    enum { N = 4096 };
+    float src[N];
+    uint16_t h[N];
+    crn_rng rng;
+    crn_rng_seed(&rng, 5);
+    for (int i = 0; i < N; i++) {
+        if (i < (int)CRN_ARRAY_LEN(edge))
+            src[i] = edge[i];
+        else if (i < 1024) { // exact ties between two halves: 11 significant bits + a half unit
+            union { float f; uint32_t u; } v = {.u = (uint32_t)(crn_rng_below(&rng, 0x8e) + 0x71) << 23 |
+                                                  (uint32_t)crn_rng_below(&rng, 1u << 10) << 13 | 0x1000u};
+            src[i] = i & 1 ? -v.f : v.f;
+        } else
+            src[i] = (float)((2 * crn_rng_uniform(&rng) - 1) * pow(2.0, (double)crn_rng_below(&rng, 40) - 30));
+    }
+    crn_f16_from_f32(h, src, N);
+    int mism = 0;
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        mism += h[i] != crn_f16_from_f32_ref(src[i]);
+        float back = crn_f16_to_f32_ref(h[i]);
+        if (fabsf(src[i]) >= 6.103515625e-05f && fabsf(src[i]) <= 65504.0f)
+            worst = fmax(worst, fabs((double)back - src[i]) / fabs((double)src[i]));
+    }
+    ck_assert_msg(mism == 0, "%d of %d vector conversions differ from the reference", mism, N);
+    ck_assert_msg(worst <= 1.0 / 2048, "binary16 round trip rel err %g > 2^-11", worst);
+    ck_assert_uint_eq(crn_f16_from_f32_ref(65520.0f), 0x7c00);
+    ck_assert_uint_eq(crn_f16_from_f32_ref(1.0f), 0x3c00);
+    ck_assert_uint_eq(crn_f16_from_f32_ref(-2.0f), 0xc000);
+    ck_assert_uint_eq(crn_f16_from_f32_ref(5.9604645e-08f), 0x0001);
+    ck_assert(isnan(crn_f16_to_f32_ref(crn_f16_from_f32_ref(NAN))));
+    ck_assert_float_eq(crn_f16_to_f32_ref(0x7bff), 65504.0f);
+
+    static const int shapes16[][2] = {{1, 1}, {7, 3}, {8, 4}, {65, 128}, {100, 37}, {513, 129}, {2048, 160}};
+    for (int th = 1; th <= 2; th++) {
+        crn_set_threads(th);
+        for (size_t s = 0; s < CRN_ARRAY_LEN(shapes16); s++) {
+            int Nc = shapes16[s][0], K = shapes16[s][1], ldw = Nc + (int)(s % 2) * 3;
+            uint16_t *W = malloc(sizeof(uint16_t) * (size_t)K * ldw);
+            float *a = malloc(sizeof(float) * K), *c1 = malloc(sizeof(float) * Nc), *c2 = malloc(sizeof(float) * Nc);
+            for (int i = 0; i < K * ldw; i++) W[i] = crn_f16_from_f32_ref((float)(2 * crn_rng_uniform(&rng) - 1));
+            for (int i = 0; i < K; i++) a[i] = (float)(2 * crn_rng_uniform(&rng) - 1);
+            for (int i = 0; i < Nc; i++) c1[i] = c2[i] = (float)(crn_rng_uniform(&rng) - 0.5);
+            crn_gemv_f16(Nc, K, a, W, ldw, c1);
+            crn_gemv_f16_ref(Nc, K, a, W, ldw, c2);
+            double w = 0;
+            for (int i = 0; i < Nc; i++) w = fmax(w, fabs(c1[i] - c2[i]) / (1e-6 * (K + 1) * (1 + fabs(c2[i]))));
+            ck_assert_msg(w <= 1, "gemv_f16 %dx%d threads=%d: err/tol %g", Nc, K, th, w);
+            free(W), free(a), free(c1), free(c2);
+        }
+    }
+    crn_set_threads(1);
+}
+END_TEST
+
+/* Sampling with binary16 weights: at each of 40 steps, one step from the
+ * same state, the softmax distribution stays within 2e-3 (max abs per
+ * probability) and 1e-4 nats KL of the float path, for every cell; a weight
+ * change after the snapshot is visible (the comparison can fail). */
+static void f16_step_close(enum crn_cell cell, uint32_t E) {
+    enum { V = 37, H = 70, STEPS = 40 };
+    crn_model_config cfg = {.cell = cell, .vocab = V, .embed = E, .hidden = H, .layers = 2};
+    crn_model *m = NULL;
+    crn_state *s1 = NULL, *s2 = NULL;
+    ck_assert_int_eq(crn_model_create(&m, &cfg), 0);
+    crn_rng rng;
+    crn_rng_seed(&rng, 321 + cell + E);
+    crn_model_init(m, &rng);
+    /* trained weights are larger than the init: scale them up so the logits
+     * spread (a flat distribution would hide differences) */
+    float *P = crn_model_params(m);
+    for (size_t i = 0; i < crn_model_num_params(m); i++) P[i] *= 3.0f;
+    ck_assert_int_eq(crn_state_create(&s1, m, 1), 0);
+    ck_assert_int_eq(crn_state_create(&s2, m, 1), 0);
+    float l1[V], l2[V];
+    double worst_p = 0, worst_kl = 0, spread = 0;
+    uint32_t tok = 1;
+    for (int t = 0; t < STEPS; t++) {
+        crn_state_copy_stream(s2, 0, s1, 0); // one step from the same state
+        ck_assert_int_eq(crn_model_step_f16(m, 0), 0);
+        ck_assert_int_eq(crn_model_step(m, s1, &tok, l1), 0);
+        ck_assert_int_eq(crn_model_step_f16(m, 1), 0);
+        ck_assert_int_eq(crn_model_step(m, s2, &tok, l2), 0);
+        double m1 = -INFINITY, m2 = -INFINITY, z1 = 0, z2 = 0, kl = 0;
+        for (int k = 0; k < V; k++) m1 = fmax(m1, l1[k]), m2 = fmax(m2, l2[k]);
+        for (int k = 0; k < V; k++) z1 += exp(l1[k] - m1), z2 += exp(l2[k] - m2);
+        double pmax = 0, pmin = 1;
+        for (int k = 0; k < V; k++) {
+            double p1 = exp(l1[k] - m1) / z1, p2 = exp(l2[k] - m2) / z2;
+            worst_p = fmax(worst_p, fabs(p1 - p2));
+            kl += p1 * (log(p1) - log(p2));
+            pmax = fmax(pmax, p1), pmin = fmin(pmin, p1);
+        }
+        worst_kl = fmax(worst_kl, kl);
+        spread = fmax(spread, pmax - pmin);
+        tok = (uint32_t)crn_rng_below(&rng, V);
+    }
+    printf("binary16 step %s E=%u: max |dp| %.2e, KL %.2e (spread %.2f)\n", crn_cell_name(cell), E, worst_p, worst_kl,
+           spread);
+    ck_assert_msg(spread > 0.05, "%s: distributions too flat to compare (%g)", crn_cell_name(cell), spread);
+    ck_assert_msg(worst_p <= 2e-3 && worst_kl <= 1e-4, "%s E=%u: binary16 step: max |dp| %g, KL %g",
+                  crn_cell_name(cell), E, worst_p, worst_kl);
+    /* the comparison can fail: a stale snapshot after a weight change differs */
+    const crn_tensor_info *ow = crn_model_find_tensor(m, "out_w");
+    for (size_t i = 0; i < ow->rows * ow->cols; i++) P[ow->offset + i] *= 2.0f;
+    ck_assert_int_eq(crn_model_step(m, s2, &tok, l2), 0);
+    ck_assert_int_eq(crn_model_step_f16(m, 0), 0);
+    ck_assert_int_eq(crn_model_step(m, s1, &tok, l1), 0);
+    double d = 0;
+    for (int k = 0; k < V; k++) d = fmax(d, fabs(l1[k] - l2[k]));
+    ck_assert_msg(d > 1e-2, "%s: stale snapshot not detected (%g)", crn_cell_name(cell), d);
+    crn_state_destroy(s1);
+    crn_state_destroy(s2);
+    crn_model_destroy(m);
+}
+
+START_TEST(test_f16_step_close_to_float) {
+    for (int c = CRN_CELL_RNN; c <= CRN_CELL_GRU; c++) {
+        f16_step_close((enum crn_cell)c, 0);
+        f16_step_close((enum crn_cell)c, 6);
+    }
+}
+END_TEST
+
 START_TEST(test_model_table_and_errors) {
     crn_model_config cfg = {.cell = CRN_CELL_LSTM, .vocab = 10, .embed = 6, .hidden = 8, .layers = 2};
     crn_model *m = NULL;
@@ -565,6 +697,8 @@ int main(void) {
     tcase_add_test(tc, test_fast_exp_tanh);
     tcase_add_test(tc, test_step_matches_forward);
     tcase_add_test(tc, test_threads_agree);
+    tcase_add_test(tc, test_f16_conversion_and_gemv);
+    tcase_add_test(tc, test_f16_step_close_to_float);
     tcase_add_test(tc, test_model_table_and_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
