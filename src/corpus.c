@@ -300,6 +300,12 @@ static int prepare(loader *L, const uint8_t *base, size_t off, size_t n, size_t 
     uint8_t *valid = NULL, *norm = NULL, *clean = NULL;
     size_t valid_n = n, norm_n = 0, clean_n = 0;
     int err;
+    /* UTF-16 is refused whatever --invalid says: repairing it would train on
+     * (or score) a U+FFFD or NUL for every other byte. FF and FE never occur
+     * in UTF-8, so this BOM is never the start of a UTF-8 text. */
+    if (off == 0 && n >= 2 && ((s[0] == 0xFF && s[1] == 0xFE) || (s[0] == 0xFE && s[1] == 0xFF)))
+        return crn_error_set(CRN_EUTF8, "%s:1:1: looks like UTF-16 (BOM %02X %02X), not UTF-8; convert it with "
+                             "iconv -f UTF-16 -t UTF-8", L->name, s[0], s[1]);
     if (L->o->invalid == CRN_INVALID_ERROR) {
         crn_textpos bad;
         err = crn_utf8_validate(s, n, &bad);

@@ -103,6 +103,9 @@ expect_grep "invalid sequences: +3 \(--invalid skip\)" "$T_TMP/out" "E13b counts
 row E14 1 "utf16le.txt:1:1: looks like UTF-16 \(BOM FF FE\), not UTF-8; convert it with iconv -f UTF-16 -t UTF-8" \
     "$C" vocab "$D/utf16le.txt"
 row E14b 1 "utf16be.txt:1:1: looks like UTF-16 \(BOM FE FF\), not UTF-8" "$C" vocab "$D/utf16be.txt"
+# refused under every --invalid policy (eval repairs by default)
+row E14c 1 "utf16le.txt:1:1: looks like UTF-16 \(BOM FF FE\), not UTF-8" "$C" eval "$M" "$D/utf16le.txt"
+row E14d 1 "utf16be.txt:1:1: looks like UTF-16 \(BOM FE FF\), not UTF-8" "$C" vocab "$D/utf16be.txt" --invalid skip
 row E15 1 "nul.txt:4:5: NUL byte \(byte offset 100\); is this UTF-16 or binary\?" "$C" vocab "$D/nul.txt"
 row E16 0 "" "$C" vocab "$D/bom8.txt"
 expect_grep "BOM: +yes \(UTF-8 byte order mark, dropped\)" "$T_TMP/out" "E16 reports the dropped BOM"
