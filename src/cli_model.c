@@ -105,6 +105,11 @@ int cli_eval(int argc, char **argv) {
      * after the first. */
     double chars = co.unit == CRN_UNIT_CODEPOINT ? (double)count
                                                  : (double)(corp->n_chars > 1 ? corp->n_chars - 1 : 1);
+    if (!isfinite(nats)) { /* finite weights can still overflow: a run that diverged */
+        cli_error(cmd, "%s: the model's predictions on %s are not finite (NaN/Inf): its weights have blown up; "
+                  "use an earlier checkpoint", mpath, fpath);
+        goto done;
+    }
     double bits = nats / M_LN2;
     double bpc = bits / chars, bpt = count ? bits / (double)count : NAN;
     double bpb = corp->n_bytes ? bits / (double)corp->n_bytes : NAN;

@@ -487,9 +487,20 @@ void crn_generator_reset(crn_generator *g) {
 
 void crn_generator_set_cancel(crn_generator *g, volatile sig_atomic_t *flag) { g->cancel = flag; }
 
+/* Weights that are finite but blown up (a run that diverged) overflow in the
+ * forward pass: sampling from NaN/Inf logits would print garbage. */
+static int check_logits(const real *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return crn_error_set(CRN_ENONFINITE, "the model's output is not finite (NaN/Inf): its weights have "
+                                 "blown up; use an earlier checkpoint");
+    return 0;
+}
+
 static int feed(crn_generator *g, uint32_t id) {
     int err = crn_model_step(g->m, g->st, &id, g->logits);
     if (err < 0) return err;
+    if ((err = check_logits(g->logits, g->V)) < 0) return err;
     g->have_logits = 1;
     return 0;
 }
@@ -770,6 +781,7 @@ static int run_beam(crn_generator *g, run *r, crn_gen_result *res) {
         cur = nxt;
         nb = nc;
         if ((err = crn_model_step(g->m, g->bst[cur], g->bfeed, g->logits)) < 0) return err;
+        if ((err = check_logits(g->logits, (size_t)nb * V)) < 0) return err;
     }
     /* every beam has the same length here, so dividing by it keeps the order;
      * it matters only for comparing runs of different lengths */

@@ -360,6 +360,12 @@ row E96 1 "5 non-finite steps in a row at step [0-9]+ \(loss or gradient is NaN/
 expect_grep "warning: step [0-9]+: non-finite loss; update skipped, learning rate halved \(1 in a row\)" "$T_TMP/err" \
     "E96 each skipped step is reported"
 check "E96 the saved state loads" "$C" info "$D/nan.ckpt.resume"
+# E98: those weights are finite but overflow in the forward pass: eval and
+# generate say so instead of printing "-nan" (invalid JSON) or garbage
+row E98 1 "nan.ckpt.resume: the model's predictions on .*t.txt are not finite \(NaN/Inf\): its weights have blown up" \
+    "$C" eval "$D/nan.ckpt.resume" "$D/t.txt" --json
+row E98g 1 "the model's output is not finite \(NaN/Inf\): its weights have blown up; use an earlier checkpoint" \
+    "$C" generate "$D/nan.ckpt.resume" --length 1000 --seed 1
 
 # E97: a hang-up (terminal or ssh session closed) saves and stops like Ctrl-C;
 # under nohup (SIGHUP ignored) training goes on
