@@ -154,7 +154,6 @@ void CRN_FN(crn_rnn_backward)(real *dgx,        // (T*B, H) out: d loss / d pre-
 void CRN_FN(crn_lstm_forward)(real *hs,         // (T+1, B, H) in: hs[0]; out: hs[1..T]
                               real *cs,         // (T+1, B, H) in: cs[0]; out: cs[1..T]
                               real *gates,      // (T*B, 4H) in: gx incl. b_x; out: i, f, g, o activated
-                              real *tc,         // (T*B, H) out: tanh(c_t)
                               const real *w_h,  // (H, 4H)
                               const real *b_h,  // (4H)
                               real *wp,         // scratch for packed w_h, or NULL
@@ -167,7 +166,6 @@ void CRN_FN(crn_lstm_backward)(real *dgx,         // (T*B, 4H) out: d loss / d g
                                const real *hs,    // (T+1, B, H)
                                const real *cs,    // (T+1, B, H)
                                const real *gates, // (T*B, 4H) activated
-                               const real *tc,    // (T*B, H)
                                const real *w_h,   // (H, 4H)
                                real *wp,          // scratch: w_h^T packed
                                int B, int T, int H);

@@ -1,6 +1,9 @@
 /* cell_lstm.c — the LSTM cell over one window (see cell.h for the layout and
  * the formulas; PyTorch gate order i, f, g, o).
  *
+ * tanh(c_t) is not saved (a (T*B, H) buffer per layer, 8 % of config C's
+ * memory): backward recomputes it from c_t.
+ *
  * Backward at step t, with dh the complete gradient w.r.t. h_t and dc the
  * gradient w.r.t. c_t carried from step t+1:
  *   do = dh * tanh(c_t)          dc += dh * o * (1 - tanh(c_t)^2)
@@ -13,7 +16,6 @@
 static inline void lstm_row_forward(real *restrict g,         // (4H) in: pre-activation without b_h; out: i f g o
                                     const real *restrict cp,  // (H) c_{t-1}
                                     real *restrict c,         // (H) c_t
-                                    real *restrict tc,        // (H) tanh(c_t)
                                     real *restrict h,         // (H) h_t
                                     const real *restrict b_h, // (4H)
                                     int H) {
@@ -29,7 +31,6 @@ static inline void lstm_row_forward(real *restrict g,         // (4H) in: pre-ac
         g[2 * H + j] = gg;
         g[3 * H + j] = o;
         c[j] = cn;
-        tc[j] = th;
         h[j] = o * th;
     }
 }
@@ -38,11 +39,11 @@ static inline void lstm_row_backward(real *restrict dg,        // (4H) out: d pr
                                      real *restrict dc,        // (H) in: dc_t from t+1; out: dc_{t-1}
                                      const real *restrict g,   // (4H) i f g o
                                      const real *restrict cp,  // (H) c_{t-1}
-                                     const real *restrict tc,  // (H) tanh(c_t)
+                                     const real *restrict c,   // (H) c_t
                                      const real *restrict dh,  // (H) d h_t
                                      int H) {
     for (int j = 0; j < H; j++) {
-        real i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j], th = tc[j], dhj = dh[j];
+        real i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j], th = R_TANH(c[j]), dhj = dh[j];
         real dcj = dc[j] + dhj * o * (1 - th * th);
         dg[j] = dcj * gg * i * (1 - i);
         dg[H + j] = dcj * cp[j] * f * (1 - f);
@@ -53,7 +54,7 @@ static inline void lstm_row_backward(real *restrict dg,        // (4H) out: d pr
 }
 
 struct lstm_job {
-    real *hs, *cs, *gates, *tc, *dgx, *dh, *dc;
+    real *hs, *cs, *gates, *dgx, *dh, *dc;
     const real *w_h, *b_h, *wp;
     int B, T, H;
 };
@@ -68,14 +69,13 @@ CRN_CLONES static void lstm_forward_rows(const struct lstm_job *j, int r0, int r
         real *h = j->hs + (size_t)(t + 1) * BH + (size_t)r0 * H;      // (n, H)
         real *c = j->cs + (size_t)(t + 1) * BH + (size_t)r0 * H;      // (n, H)
         real *gt = j->gates + ((size_t)t * B + r0) * G;               // (n, 4H) holds gx_t
-        real *tct = j->tc + (size_t)t * BH + (size_t)r0 * H;          // (n, H)
         if (j->wp)
             CRN_FN(crn_gemm_packed)(n, G, H, hp, H, j->wp, 1, gt, G);
         else if (j->w_h) // else the caller has added h_{t-1} @ w_h to the gates
             CRN_FN(crn_gemm_nn)(n, G, H, hp, H, j->w_h, G, 1, gt, G);
         for (int b = 0; b < n; b++)
-            lstm_row_forward(gt + (size_t)b * G, cp + (size_t)b * H, c + (size_t)b * H, tct + (size_t)b * H,
-                             h + (size_t)b * H, j->b_h, H);
+            lstm_row_forward(gt + (size_t)b * G, cp + (size_t)b * H, c + (size_t)b * H, h + (size_t)b * H, j->b_h,
+                             H);
     }
 }
 
@@ -86,10 +86,10 @@ static void lstm_forward_part(void *p, int part, int nparts) {
     if (r0 < r1) lstm_forward_rows(j, r0, r1);
 }
 
-void CRN_FN(crn_lstm_forward)(real *hs, real *cs, real *gates, real *tc, const real *w_h, const real *b_h, real *wp,
+void CRN_FN(crn_lstm_forward)(real *hs, real *cs, real *gates, const real *w_h, const real *b_h, real *wp,
                               int B, int T, int H) {
     if (wp) CRN_FN(crn_pack)(wp, 0, H, 4 * H, w_h, 4 * H);
-    struct lstm_job j = {hs, cs, gates, tc, NULL, NULL, NULL, w_h, b_h, wp, B, T, H};
+    struct lstm_job j = {hs, cs, gates, NULL, NULL, NULL, w_h, b_h, wp, B, T, H};
     CRN_FN(crn_parallel)(lstm_forward_part, &j, crn_row_parts(B, 4.0 * H * H));
 }
 
@@ -101,12 +101,12 @@ CRN_CLONES static void lstm_backward_rows(const struct lstm_job *j, int r0, int 
     for (int t = j->T - 1; t >= 0; t--) {
         const real *cp = j->cs + (size_t)t * BH + (size_t)r0 * H;     // (n, H) c_{t-1}
         const real *gt = j->gates + ((size_t)t * B + r0) * G;         // (n, 4H)
-        const real *tct = j->tc + (size_t)t * BH + (size_t)r0 * H;    // (n, H)
+        const real *ct = j->cs + (size_t)(t + 1) * BH + (size_t)r0 * H; // (n, H) c_t
         const real *d = j->dh + (size_t)t * BH + (size_t)r0 * H;      // (n, H)
         real *dg = j->dgx + ((size_t)t * B + r0) * G;                 // (n, 4H)
         for (int b = 0; b < n; b++)
             lstm_row_backward(dg + (size_t)b * G, dc + (size_t)b * H, gt + (size_t)b * G, cp + (size_t)b * H,
-                              tct + (size_t)b * H, d + (size_t)b * H, H);
+                              ct + (size_t)b * H, d + (size_t)b * H, H);
         if (t > 0) // dh_{t-1} += dgates_t (n, 4H) @ w_h^T (4H, H)
             CRN_FN(crn_gemm_packed)(n, H, G, dg, G, j->wp, 1, j->dh + (size_t)(t - 1) * BH + (size_t)r0 * H, H);
     }
@@ -120,11 +120,11 @@ static void lstm_backward_part(void *p, int part, int nparts) {
 }
 
 CRN_CLONES void CRN_FN(crn_lstm_backward)(real *dgx, real *dw_h, real *db_h, real *dh, real *dc, const real *hs,
-                                          const real *cs, const real *gates, const real *tc, const real *w_h, real *wp,
+                                          const real *cs, const real *gates, const real *w_h, real *wp,
                                           int B, int T, int H) {
     const int G = 4 * H;
     CRN_FN(crn_pack)(wp, 1, G, H, w_h, G); // w_h^T (4H, H)
-    struct lstm_job j = {(real *)hs, (real *)cs, (real *)gates, (real *)tc, dgx, dh, dc, w_h, NULL, wp, B, T, H};
+    struct lstm_job j = {(real *)hs, (real *)cs, (real *)gates, dgx, dh, dc, w_h, NULL, wp, B, T, H};
     CRN_FN(crn_parallel)(lstm_backward_part, &j, crn_row_parts(B, 4.0 * H * H));
     // dW_h += H_prev^T (H, T*B) @ dgates (T*B, 4H), one GEMM for the window
     CRN_FN(crn_gemm)(1, 0, H, G, T * B, 1, hs, H, dgx, G, 1, dw_h, G);

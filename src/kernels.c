@@ -336,19 +336,27 @@ static AINL TGT void mk(int mr, int nv, int msk, __m256i mask, int kc, const flo
         }
 }
 
-/* The row blocks of one column block (width: nv vectors, masked tail). */
+/* The row blocks of one column block (width: nv vectors, masked tail). The
+ * M rows are cut into ceil(M / 6) blocks of near-equal height (25 rows:
+ * 5 x 5, not 4 x 6 + 1: a 1-row block waits on two FMA chains and costs
+ * almost as much as a full one). */
 #define MK_ROWS(NV, MSK)                                                                                               \
     static TGT void rows_##NV##_##MSK(int M, int kc, __m256i mask, const float *A, int lda, const float *B, int ldb,  \
                                       float *C, int ldc, int acc) {                                                    \
-        int i = 0;                                                                                                     \
-        for (; i + 6 <= M; i += 6) mk(6, NV, MSK, mask, kc, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc, ldc, acc); \
-        switch (M - i) {                                                                                               \
-        case 5: mk(5, NV, MSK, mask, kc, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc, ldc, acc); break;     \
-        case 4: mk(4, NV, MSK, mask, kc, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc, ldc, acc); break;     \
-        case 3: mk(3, NV, MSK, mask, kc, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc, ldc, acc); break;     \
-        case 2: mk(2, NV, MSK, mask, kc, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc, ldc, acc); break;     \
-        case 1: mk(1, NV, MSK, mask, kc, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc, ldc, acc); break;     \
-        default: break;                                                                                                \
+        const int nb = (M + 5) / 6, base = M / nb, extra = M % nb;                                                     \
+        for (int b = 0, i = 0; b < nb; b++) {                                                                          \
+            const int mr = base + (b < extra);                                                                         \
+            const float *Ai = A + (size_t)i * lda;                                                                     \
+            float *Ci = C + (size_t)i * ldc;                                                                           \
+            switch (mr) {                                                                                              \
+            case 6: mk(6, NV, MSK, mask, kc, Ai, lda, B, ldb, Ci, ldc, acc); break;                                    \
+            case 5: mk(5, NV, MSK, mask, kc, Ai, lda, B, ldb, Ci, ldc, acc); break;                                    \
+            case 4: mk(4, NV, MSK, mask, kc, Ai, lda, B, ldb, Ci, ldc, acc); break;                                    \
+            case 3: mk(3, NV, MSK, mask, kc, Ai, lda, B, ldb, Ci, ldc, acc); break;                                    \
+            case 2: mk(2, NV, MSK, mask, kc, Ai, lda, B, ldb, Ci, ldc, acc); break;                                    \
+            default: mk(1, NV, MSK, mask, kc, Ai, lda, B, ldb, Ci, ldc, acc); break;                                   \
+            }                                                                                                          \
+            i += mr;                                                                                                   \
         }                                                                                                              \
     }
 MK_ROWS(2, 0)

@@ -35,7 +35,6 @@ struct layer_cache {
     real *hs;       // (T+1, B, H)
     real *cs;       // (T+1, B, H) LSTM only
     real *gates;    // (T*B, G*H) gx, then activated gates (LSTM, GRU)
-    real *tc;       // (T*B, H) LSTM tanh(c_t)
     real *hg;       // (T*B, 3H) GRU recurrent projection
     real *mask;     // (T*B, H) dropout mask of this layer's input (l > 0, dropout > 0)
     real *xin;      // (T*B, H) the dropped input (l > 0, dropout > 0)
@@ -48,7 +47,7 @@ struct arena {
     real *xe;               // (T*B, E) gathered embedding rows
     real *logits;           // (T*B, V)
     real *dlogits;          // (T*B, V)
-    real *dh_a, *dh_b;      // (T*B, H) gradients w.r.t. layer outputs, ping-pong
+    real *dh;               // (T*B, H) gradient w.r.t. a layer's outputs (reused down the stack)
     real *dgx;              // (T*B, G*H)
     real *dhg;              // (T*B, 3H) GRU
     real *dc;               // (B, H) LSTM
@@ -360,7 +359,7 @@ static void step_f16(crn_model *m, crn_state *st, uint32_t tok, real *logits) {
         case CRN_CELL_LSTM:
             crn_gemv_f16(GH, H, hp, W + p->w_h, GH, g);
             memcpy(c->cs, st->c + (size_t)l * H, (size_t)H * sizeof(real));
-            crn_lstm_forward(c->hs, c->cs, g, c->tc, NULL, P + p->b_h, NULL, 1, 1, H);
+            crn_lstm_forward(c->hs, c->cs, g, NULL, P + p->b_h, NULL, 1, 1, H);
             memcpy(st->c + (size_t)l * H, c->cs + H, (size_t)H * sizeof(real));
             break;
         case CRN_CELL_GRU:
@@ -408,20 +407,18 @@ static size_t carve(const crn_model *m, struct arena *ar, real *base, size_t B, 
         TAKE(c->hs, T1BH);
         if (lstm) TAKE(c->cs, T1BH);
         TAKE(c->gates, TBGH);
-        if (lstm) TAKE(c->tc, TBH);
         if (gru) TAKE(c->hg, TBGH);
         if (drop && l > 0) {
             TAKE(c->mask, TBH);
             TAKE(c->xin, TBH);
         }
     }
-    ar->xe = ar->logits = ar->dlogits = ar->dh_a = ar->dh_b = ar->dgx = ar->dhg = ar->dc = ar->dxe = ar->wp = NULL;
+    ar->xe = ar->logits = ar->dlogits = ar->dh = ar->dgx = ar->dhg = ar->dc = ar->dxe = ar->wp = NULL;
     if (E) TAKE(ar->xe, TB * E);
     if (flags & ARENA_LOGITS) TAKE(ar->logits, TB * V);
     if (flags & ARENA_BACKWARD) {
         TAKE(ar->dlogits, TB * V);
-        TAKE(ar->dh_a, TBH);
-        TAKE(ar->dh_b, TBH);
+        TAKE(ar->dh, TBH);
         TAKE(ar->dgx, TBGH);
         if (gru) TAKE(ar->dhg, TBGH);
         if (lstm) TAKE(ar->dc, BH);
@@ -591,7 +588,7 @@ static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const ui
             break;
         case CRN_CELL_LSTM:
             memcpy(c->cs, st->c + (size_t)l * BH, BH * sizeof(real));
-            CRN_FN(crn_lstm_forward)(c->hs, c->cs, gx, c->tc, P + p->w_h, P + p->b_h, ar->wp, B, T, H);
+            CRN_FN(crn_lstm_forward)(c->hs, c->cs, gx, P + p->w_h, P + p->b_h, ar->wp, B, T, H);
             memcpy(st->c + (size_t)l * BH, c->cs + (size_t)T * BH, BH * sizeof(real));
             break;
         case CRN_CELL_GRU:
@@ -665,7 +662,7 @@ int CRN_FN(crn_model_backward)(crn_model *m) {
     // output layer: dout_w += H_top^T @ dlogits, dout_b += colsum, dH_top = dlogits @ out_w^T
     CRN_FN(crn_gemm)(1, 0, H, V, TB, 1, top, H, ar->dlogits, V, 1, D + m->out_w_off, V);
     crn_colsum_acc(D + m->out_b_off, ar->dlogits, TB, V);
-    real *dh = ar->dh_a, *dh_next = ar->dh_b; // (T*B, H)
+    real *dh = ar->dh; // (T*B, H)
     CRN_FN(crn_gemm)(0, 1, TB, H, V, 1, ar->dlogits, V, P + m->out_w_off, V, 0, dh, H);
 
     for (int l = m->L - 1; l >= 0; l--) {
@@ -678,7 +675,7 @@ int CRN_FN(crn_model_backward)(crn_model *m) {
                                      m->cfg.act == CRN_ACT_RELU, B, T, H);
             break;
         case CRN_CELL_LSTM:
-            CRN_FN(crn_lstm_backward)(dgx, D + p->w_h, D + p->b_h, dh, ar->dc, c->hs, c->cs, c->gates, c->tc,
+            CRN_FN(crn_lstm_backward)(dgx, D + p->w_h, D + p->b_h, dh, ar->dc, c->hs, c->cs, c->gates,
                                       P + p->w_h, ar->wp, B, T, H);
             break;
         case CRN_CELL_GRU:
@@ -707,15 +704,13 @@ int CRN_FN(crn_model_backward)(crn_model *m) {
                 for (int j = 0; j < E; j++) de[j] += g[j];
             }
         } else {
-            // gradient w.r.t. the outputs of layer l-1, through the dropout mask
-            CRN_FN(crn_gemm)(0, 1, TB, H, GH, 1, dgx, GH, P + p->w_x, GH, 0, dh_next, H);
+            // gradient w.r.t. the outputs of layer l-1, through the dropout mask;
+            // it overwrites dh, which the cell has consumed (one buffer, not two)
+            CRN_FN(crn_gemm)(0, 1, TB, H, GH, 1, dgx, GH, P + p->w_x, GH, 0, dh, H);
             if (c->dropped) {
                 size_t n = (size_t)TB * H;
-                for (size_t k = 0; k < n; k++) dh_next[k] *= c->mask[k];
+                for (size_t k = 0; k < n; k++) dh[k] *= c->mask[k];
             }
-            real *tmp = dh;
-            dh = dh_next;
-            dh_next = tmp;
         }
     }
     return 0;
