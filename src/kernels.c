@@ -261,7 +261,9 @@ void CRN_FN(crn_set_threads)(int n) {
 #endif
 }
 
-int CRN_FN(crn_get_threads)(void) { return g_threads > 0 ? g_threads : 1; }
+/* before any crn_set_threads, OpenBLAS's own default (its threads do the
+ * large products, ours are not used) */
+int CRN_FN(crn_get_threads)(void) { return g_threads > 0 ? g_threads : openblas_get_num_threads(); }
 
 /* ------------------------------------------------------------------ */
 /* small products: C (M, N) = A (M, K) @ B (K, N) (+ C)                 */
@@ -497,7 +499,49 @@ void CRN_FN(crn_gemm_nn)(int M, int N, int K, const real *A, int lda, const real
     CRN_FN(crn_gemm)(0, 0, M, N, K, 1, A, lda, B, ldb, beta, C, ldc);
 }
 
+static double softmax_xent_rows(real *dlogits, const real *logits, const uint32_t *targets, size_t N, size_t V,
+                                real scale, size_t *count);
+
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+struct xent_job {
+    real *d;
+    const real *l;
+    const uint32_t *t;
+    size_t N, V;
+    real scale;
+    double loss[64];
+    size_t count[64];
+};
+
+static void xent_part(void *p, int part, int nparts) {
+    struct xent_job *j = p;
+    size_t r0 = j->N * (size_t)part / (size_t)nparts, r1 = j->N * (size_t)(part + 1) / (size_t)nparts;
+    j->loss[part] = softmax_xent_rows(j->d + r0 * j->V, j->l + r0 * j->V, j->t + r0, r1 - r0, j->V, j->scale,
+                                      &j->count[part]);
+}
+#endif
+
 double CRN_FN(crn_softmax_xent)(real *dlogits, const real *logits, const uint32_t *targets, size_t N, size_t V,
+                                real scale, size_t *count) {
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+    /* rows split across the threads for a whole window; the partial losses
+     * are summed in part order (the same total whatever the timing) */
+    if (g_threads > 1 && N * V >= 65536) {
+        struct xent_job j = {dlogits, logits, targets, N, V, scale, {0}, {0}};
+        int parts = g_threads < 64 ? g_threads : 64;
+        for (int i = 0; i < 64; i++) j.count[i] = 0, j.loss[i] = 0;
+        CRN_FN(crn_parallel)(xent_part, &j, parts);
+        double loss = 0;
+        size_t cnt = 0;
+        for (int i = 0; i < 64; i++) loss += j.loss[i], cnt += j.count[i];
+        if (count) *count = cnt;
+        return loss;
+    }
+#endif
+    return softmax_xent_rows(dlogits, logits, targets, N, V, scale, count);
+}
+
+static double softmax_xent_rows(real *dlogits, const real *logits, const uint32_t *targets, size_t N, size_t V,
                                 real scale, size_t *count) {
     double loss = 0.0;
     size_t counted = 0;

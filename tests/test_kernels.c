@@ -213,6 +213,30 @@ START_TEST(test_gemm_packed_matches_reference) {
 }
 END_TEST
 
+/* The softmax cross-entropy of a whole window split across threads: the
+ * same dlogits bit for bit, the same count, the loss to rounding. */
+START_TEST(test_softmax_xent_threads) {
+    enum { N = 3001, V = 37 };
+    float *l = malloc(sizeof(float) * N * V), *d1 = malloc(sizeof(float) * N * V), *d2 = malloc(sizeof(float) * N * V);
+    uint32_t *t = malloc(sizeof(uint32_t) * N);
+    crn_rng rng;
+    crn_rng_seed(&rng, 11);
+    for (int i = 0; i < N * V; i++) l[i] = (float)(6 * crn_rng_uniform(&rng) - 3);
+    for (int i = 0; i < N; i++) t[i] = i % 17 == 0 ? 0xffffffffu : (uint32_t)crn_rng_below(&rng, V);
+    size_t c1 = 0, c2 = 0;
+    crn_set_threads(1);
+    double L1 = crn_softmax_xent(d1, l, t, N, V, 0.5f, &c1);
+    crn_set_threads(2);
+    double L2 = crn_softmax_xent(d2, l, t, N, V, 0.5f, &c2);
+    crn_set_threads(1);
+    ck_assert_uint_eq(c1, c2);
+    ck_assert_uint_eq(c1, N - (N + 16) / 17);
+    ck_assert_msg(fabs(L1 - L2) <= 1e-12 * fabs(L1), "loss %.17g vs %.17g", L1, L2);
+    ck_assert_msg(memcmp(d1, d2, sizeof(float) * N * V) == 0, "dlogits differ between 1 and 2 threads");
+    free(l), free(d1), free(d2), free(t);
+}
+END_TEST
+
 /* Every part runs exactly once, on 1 to 4 threads, more parts asked than threads. */
 static void count_part(void *arg, int part, int nparts) {
     int *hits = arg;
@@ -694,6 +718,7 @@ int main(void) {
     tcase_add_test(tc, test_gemm_packed_matches_reference);
     tcase_add_test(tc, test_parallel_parts);
     tcase_add_test(tc, test_softmax_xent);
+    tcase_add_test(tc, test_softmax_xent_threads);
     tcase_add_test(tc, test_fast_exp_tanh);
     tcase_add_test(tc, test_step_matches_forward);
     tcase_add_test(tc, test_threads_agree);
