@@ -8,10 +8,14 @@
  * crn_trainer_create; the loop itself never allocates (saving a checkpoint
  * does, but that is not a step).
  *
- * A non-finite loss or gradient norm skips the update (parameters and
- * optimizer state untouched), restores the carried state from before the
- * step, halves lr_scale and is reported; CRN_NONFINITE_MAX in a row stop the
- * run with CRN_ENONFINITE. So no checkpoint ever holds non-finite weights. */
+ * A non-finite loss or gradient norm skips the update, rolls parameters and
+ * optimizer state back to the last good state (a copy taken at the start of
+ * the session and after every eval whose loss was finite: weights can be
+ * finite yet blown up, so the step's own inputs are not enough), zeroes the
+ * carried state (computed with the bad weights), halves lr_scale and is
+ * reported; CRN_NONFINITE_MAX in a row stop the run with CRN_ENONFINITE. So
+ * no checkpoint ever holds non-finite weights, and the one written at such a
+ * stop holds the last good state. */
 #include "train.h"
 
 #include <errno.h>
@@ -577,7 +581,9 @@ struct crn_trainer {
     crn_state *eval_st;     /* validation state (B streams) */
     crn_state *sample_st;   /* 1 stream */
     uint32_t *x, *y;        /* (T, B) */
-    float *carry_backup;    /* the carried state before the current step */
+    float *good_params;     /* (n_params) the last good state, for a rollback */
+    float *good_buf[2];     /* optimizer buffers then (NULL when the kind has fewer) */
+    uint64_t good_t;        /* optimizer update count then */
     size_t carry_len;
     real *sample_logits;    /* (V) */
     double *sample_p;       /* (V) */
@@ -852,10 +858,19 @@ int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_
     size_t bt_n = (size_t)B * T;
     t->x = malloc(bt_n * sizeof *t->x);
     t->y = malloc(bt_n * sizeof *t->y);
-    t->carry_backup = malloc(t->carry_len * sizeof(float));
-    if (!t->x || !t->y || !t->carry_backup) {
+    if (!t->x || !t->y) {
         rc = crn_error_set(CRN_ENOMEM, "out of memory for (B=%u, T=%u) buffers", B, T);
         goto fail;
+    }
+    {
+        const size_t np = crn_model_num_params(t->model);
+        int ok = (t->good_params = malloc(np * sizeof(float))) != NULL;
+        for (int i = 0; ok && i < crn_optim_num_buffers(t->optim) && i < 2; i++)
+            ok = (t->good_buf[i] = malloc(np * sizeof(float))) != NULL;
+        if (!ok) {
+            rc = crn_error_set(CRN_ENOMEM, "out of memory for the rollback copy of %zu parameters", np);
+            goto fail;
+        }
     }
     if (start->resume) {
         if (t->s.carry && t->s.carry_layers == cfg->layers && t->s.carry_batch == B &&
@@ -916,7 +931,9 @@ void crn_trainer_destroy(crn_trainer *t) {
     crn_corpus_destroy(t->corpus);
     free(t->x);
     free(t->y);
-    free(t->carry_backup);
+    free(t->good_params);
+    free(t->good_buf[0]);
+    free(t->good_buf[1]);
     free(t->sample_logits);
     free(t->sample_p);
     free(t->sample_buf);
@@ -1107,6 +1124,20 @@ static void log_row(crn_trainer *t, const crn_train_report *r) {
 }
 
 /* Evaluate, log, keep the best, sample; *stop set by patience. */
+/* Copy the current parameters and optimizer state as the last good state
+ * (to = 1), or restore them from it (to = 0). */
+static void good_state(crn_trainer *t, int to) {
+    float *p = crn_model_params(t->model);
+    const size_t bytes = crn_model_num_params(t->model) * sizeof(float);
+    memcpy(to ? t->good_params : p, to ? p : t->good_params, bytes);
+    for (int i = 0; i < 2 && t->good_buf[i]; i++) {
+        float *b = crn_optim_buffer(t->optim, i);
+        memcpy(to ? t->good_buf[i] : b, to ? b : t->good_buf[i], bytes);
+    }
+    if (to) t->good_t = t->optim->t;
+    else t->optim->t = t->good_t;
+}
+
 static int do_eval(crn_trainer *t, loop *L, int *stop) {
     crn_train_report r;
     fill_report(t, L, &r, CRN_EV_EVAL);
@@ -1144,7 +1175,9 @@ static int do_eval(crn_trainer *t, loop *L, int *stop) {
         }
         r.best_val_bpc = t->s.best_val_bpc;
         r.best_step = t->s.best_step;
+        if (isfinite(bpc)) good_state(t, 1);
     } else {
+        if (isfinite(r.train_bpc)) good_state(t, 1);
         int rc = save_best(t, L); /* no validation split: the latest is the best we know */
         if (rc < 0) return rc;
     }
@@ -1209,6 +1242,7 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
         if (t->start_note[0]) emit(t, &L, CRN_EV_WARN, t->start_note, NULL);
     }
 
+    good_state(t, 1); /* loaded or fresh weights are finite (the loader refuses others) */
     int stop = CRN_TSTOP_NONE;
     for (;;) {
         /* ---- budgets, checked between steps ---- */
@@ -1223,7 +1257,6 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
         int reset = 0;
         crn_batcher_next(&t->bt, t->x, t->y, &reset);
         if (reset) crn_state_reset(t->st);
-        carry_save(t->st, cfg, B, t->carry_backup);
         crn_model_zero_grads(t->model);
         double loss = 0;
         size_t count = 0;
@@ -1235,7 +1268,8 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
             norm = crn_clip_grad_norm(grads, np, t->o.clip);
         }
         if (!isfinite(loss) || !isfinite(norm)) {
-            carry_load(t->st, cfg, B, t->carry_backup);
+            good_state(t, 0);
+            crn_state_reset(t->st);
             t->s.nonfinite_total++;
             t->s.nonfinite_run++;
             t->s.lr_scale *= 0.5;

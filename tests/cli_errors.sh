@@ -209,6 +209,12 @@ elif kind == "huge":                                # largest legal shape; arg: 
     fix(1)
 elif kind == "nan":
     struct.pack_into("<f", d, S[3][0] + 16 + 40, float("nan")); fix(3)
+elif kind == "scale":                               # every parameter times arg (finite, CRC fixed)
+    o, l = S[3]
+    for i in range(l // 4):
+        v = struct.unpack_from("<f", d, o + 16 + 4 * i)[0]
+        struct.pack_into("<f", d, o + 16 + 4 * i, v * float(arg))
+    fix(3)
 elif kind == "trailing": d += b"\0"
 else: sys.exit("craft: unknown kind " + kind)
 open(dst, "wb").write(d)
@@ -351,21 +357,28 @@ cmp -s "$D/keep.ckpt" "$D/keep.orig" && pass "E92 the previous model is unchange
 check "E92 the previous model loads" "$C" info "$D/keep.ckpt"
 ls "$D"/keep.ckpt*.tmp.* >/dev/null 2>&1 && fail "E92 temp file left" || pass "E92 no temp file left"
 
-# E96: a run that blows up (relu RNN, plain SGD at lr 20, no clipping): every
-# bad step is skipped with a warning and the lr halved; after 5 in a row it
-# stops, and the saved state it points to loads (finite weights only)
-row E96 1 "5 non-finite steps in a row at step [0-9]+ \(loss or gradient is NaN/Inf\); try a lower --lr or --clip; the last good state is in .*nan.ckpt.resume" \
-    "$C" train "$D/t.txt" -o "$D/nan.ckpt" --cell rnn --activation relu --layers 2 --hidden 64 --batch 4 --seq 16 \
-    --threads 1 --steps 100 --eval-every 50 --optimizer sgd --lr 20 --clip 0 --seed 1
-expect_grep "warning: step [0-9]+: non-finite loss; update skipped, learning rate halved \(1 in a row\)" "$T_TMP/err" \
+# E96: weights that are finite but blown up (a relu RNN's parameters x 1e20,
+# CRCs fixed): every step's loss overflows; each is skipped with a warning,
+# the state rolled back and the lr halved; after 5 in a row training stops
+check "a tiny relu RNN" "$C" train "$D/t.txt" -o "$D/relu.ckpt" --cell rnn --activation relu --layers 1 --hidden 8 \
+    --batch 4 --seq 8 --threads 1 --quiet --steps 3
+craft "$D/relu.ckpt" scale "$D/blown.ckpt" 1e20
+row E96 1 "5 non-finite steps in a row at step 8 \(loss or gradient is NaN/Inf\); try a lower --lr or --clip; the last good state is in .*blown.ckpt.resume" \
+    "$C" train --resume "$D/blown.ckpt" --steps 20
+expect_grep "warning: step 4: non-finite loss; update skipped, learning rate halved \(1 in a row\)" "$T_TMP/err" \
     "E96 each skipped step is reported"
-check "E96 the saved state loads" "$C" info "$D/nan.ckpt.resume"
-# E98: those weights are finite but overflow in the forward pass: eval and
-# generate say so instead of printing "-nan" (invalid JSON) or garbage
-row E98 1 "nan.ckpt.resume: the model's predictions on .*t.txt are not finite \(NaN/Inf\): its weights have blown up" \
-    "$C" eval "$D/nan.ckpt.resume" "$D/t.txt" --json
+check "E96 the saved state loads" "$C" info "$D/blown.ckpt.resume"
+# E96b: a run that diverges now and then (relu RNN, plain SGD at lr 20, no
+# clipping) recovers: rolled back to the last eval's state with half the lr
+row E96b 0 "warning: step [0-9]+: non-finite loss; update skipped, learning rate halved \(1 in a row\)" \
+    "$C" train "$D/t.txt" -o "$D/div.ckpt" --cell rnn --activation relu --layers 2 --hidden 64 --batch 4 --seq 16 \
+    --threads 1 --steps 100 --eval-every 10 --optimizer sgd --lr 20 --clip 0 --seed 1
+check "E96b the final model evaluates to a finite loss" "$C" eval "$D/div.ckpt.resume" "$D/t.txt"
+# E98: eval and generate say so instead of printing "-nan" (invalid JSON) or garbage
+row E98 1 "blown.ckpt: the model's predictions on .*t.txt are not finite \(NaN/Inf\): its weights have blown up" \
+    "$C" eval "$D/blown.ckpt" "$D/t.txt" --json
 row E98g 1 "the model's output is not finite \(NaN/Inf\): its weights have blown up; use an earlier checkpoint" \
-    "$C" generate "$D/nan.ckpt.resume" --length 1000 --seed 1
+    "$C" generate "$D/blown.ckpt" --length 100 --seed 1
 
 # E97: a hang-up (terminal or ssh session closed) saves and stops like Ctrl-C;
 # under nohup (SIGHUP ignored) training goes on
