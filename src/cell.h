@@ -123,12 +123,32 @@ static inline void crn_add_rows(real *Y, const real *b, int N, int C) {
     }
 }
 
-/* db (C) += column sums of X (N, C). */
-static inline void crn_colsum_acc(real *db, const real *X, int N, int C) {
+/* db (C) += column sums of X (N, C); column ranges split across the
+ * threads for a window (each column summed in row order: the same result
+ * whatever the split). */
+static inline void crn_colsum_range(real *db, const real *X, int N, int C, int c0, int c1) {
     for (int i = 0; i < N; i++) {
         const real *x = X + (size_t)i * C;
-        for (int j = 0; j < C; j++) db[j] += x[j];
+        for (int j = c0; j < c1; j++) db[j] += x[j];
     }
+}
+
+struct crn_colsum_job {
+    real *db;
+    const real *X;
+    int N, C;
+};
+
+static inline void crn_colsum_part(void *p, int part, int nparts) {
+    const struct crn_colsum_job *j = p;
+    int nb = (j->C + 15) / 16, b0 = (int)((long)nb * part / nparts), b1 = (int)((long)nb * (part + 1) / nparts);
+    int c0 = b0 * 16, c1 = b1 * 16 < j->C ? b1 * 16 : j->C;
+    if (c0 < c1) crn_colsum_range(j->db, j->X, j->N, j->C, c0, c1);
+}
+
+static inline void crn_colsum_acc(real *db, const real *X, int N, int C) {
+    struct crn_colsum_job j = {db, X, N, C};
+    CRN_FN(crn_parallel)(crn_colsum_part, &j, (double)N * C < 65536 ? 1 : (C + 15) / 16);
 }
 
 /* ---- Elman RNN: h_t = act(gx_t + h_{t-1} @ w_h + b_h), act = tanh or relu ---- */

@@ -237,6 +237,30 @@ START_TEST(test_softmax_xent_threads) {
 }
 END_TEST
 
+/* Column sums split across threads: bit-identical to one thread and equal
+ * to a plain double sum within float rounding. */
+START_TEST(test_colsum_threads) {
+    enum { N = 1003, C = 133 };
+    float *X = malloc(sizeof(float) * N * C), d1[C], d2[C];
+    crn_rng rng;
+    crn_rng_seed(&rng, 12);
+    for (int i = 0; i < N * C; i++) X[i] = (float)(2 * crn_rng_uniform(&rng) - 1);
+    for (int j = 0; j < C; j++) d1[j] = d2[j] = (float)j; // accumulates (+=)
+    crn_set_threads(1);
+    crn_colsum_acc(d1, X, N, C);
+    crn_set_threads(2);
+    crn_colsum_acc(d2, X, N, C);
+    crn_set_threads(1);
+    ck_assert_msg(memcmp(d1, d2, sizeof d1) == 0, "column sums differ between 1 and 2 threads");
+    for (int j = 0; j < C; j++) {
+        double ref = j;
+        for (int i = 0; i < N; i++) ref += X[i * C + j];
+        ck_assert_msg(fabs(d1[j] - ref) < 1e-3, "column %d: %g vs %g", j, d1[j], ref);
+    }
+    free(X);
+}
+END_TEST
+
 /* Every part runs exactly once, on 1 to 4 threads, more parts asked than threads. */
 static void count_part(void *arg, int part, int nparts) {
     int *hits = arg;
@@ -719,6 +743,7 @@ int main(void) {
     tcase_add_test(tc, test_parallel_parts);
     tcase_add_test(tc, test_softmax_xent);
     tcase_add_test(tc, test_softmax_xent_threads);
+    tcase_add_test(tc, test_colsum_threads);
     tcase_add_test(tc, test_fast_exp_tanh);
     tcase_add_test(tc, test_step_matches_forward);
     tcase_add_test(tc, test_threads_agree);
