@@ -124,12 +124,23 @@ static inline void crn_add_rows(real *Y, const real *b, int N, int C) {
 }
 
 /* db (C) += column sums of X (N, C); column ranges split across the
- * threads for a window (each column summed in row order: the same result
- * whatever the split). */
-static inline void crn_colsum_range(real *db, const real *X, int N, int C, int c0, int c1) {
-    for (int i = 0; i < N; i++) {
-        const real *x = X + (size_t)i * C;
-        for (int j = c0; j < c1; j++) db[j] += x[j];
+ * threads for a window (each column summed in row order into a register
+ * block, then added: the same result whatever the split). */
+CRN_CLONES static void crn_colsum_range(real *restrict db, const real *restrict X, int N, int C, int c0, int c1) {
+    enum { W = 32 };
+    int j = c0;
+    for (; j + W <= c1; j += W) {
+        real acc[W] = {0};
+        for (int i = 0; i < N; i++) {
+            const real *x = X + (size_t)i * C + j;
+            for (int k = 0; k < W; k++) acc[k] += x[k];
+        }
+        for (int k = 0; k < W; k++) db[j + k] += acc[k];
+    }
+    for (; j < c1; j++) {
+        real acc = 0;
+        for (int i = 0; i < N; i++) acc += X[(size_t)i * C + j];
+        db[j] += acc;
     }
 }
 
@@ -141,14 +152,14 @@ struct crn_colsum_job {
 
 static inline void crn_colsum_part(void *p, int part, int nparts) {
     const struct crn_colsum_job *j = p;
-    int nb = (j->C + 15) / 16, b0 = (int)((long)nb * part / nparts), b1 = (int)((long)nb * (part + 1) / nparts);
-    int c0 = b0 * 16, c1 = b1 * 16 < j->C ? b1 * 16 : j->C;
+    int nb = (j->C + 31) / 32, b0 = (int)((long)nb * part / nparts), b1 = (int)((long)nb * (part + 1) / nparts);
+    int c0 = b0 * 32, c1 = b1 * 32 < j->C ? b1 * 32 : j->C;
     if (c0 < c1) crn_colsum_range(j->db, j->X, j->N, j->C, c0, c1);
 }
 
 static inline void crn_colsum_acc(real *db, const real *X, int N, int C) {
     struct crn_colsum_job j = {db, X, N, C};
-    CRN_FN(crn_parallel)(crn_colsum_part, &j, (double)N * C < 65536 ? 1 : (C + 15) / 16);
+    CRN_FN(crn_parallel)(crn_colsum_part, &j, (double)N * C < 65536 ? 1 : (C + 31) / 32);
 }
 
 /* ---- Elman RNN: h_t = act(gx_t + h_{t-1} @ w_h + b_h), act = tanh or relu ---- */
