@@ -197,8 +197,21 @@ static void *pool_worker(void *p) {
     return NULL;
 }
 
+/* A forked child has none of the parent's workers (and maybe a mutex taken
+ * by one): start afresh; workers are created again on demand. */
+static void pool_atfork_child(void) {
+    pthread_mutex_init(&g_pool.mu, NULL);
+    pthread_cond_init(&g_pool.cv, NULL);
+    atomic_flag_clear(&g_pool.busy);
+    g_pool.nworkers = 0;
+}
+
+static void pool_register_atfork(void) { pthread_atfork(NULL, NULL, pool_atfork_child); }
+
 /* Start workers up to n - 1 (called outside any job). */
 static void pool_grow(int n) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, pool_register_atfork);
     pthread_mutex_lock(&g_pool.mu);
     while (g_pool.nworkers < n - 1 && g_pool.nworkers < CRN_MAX_WORKERS) {
         pthread_t t;

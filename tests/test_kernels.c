@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cell.h"
 #include "common.h"
@@ -267,6 +269,26 @@ static void count_part(void *arg, int part, int nparts) {
     __atomic_fetch_add(&hits[part], 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&hits[16], nparts, __ATOMIC_RELAXED);
 }
+
+START_TEST(test_parallel_after_fork) {
+    /* a child of a process with workers has none: jobs still complete */
+    crn_set_threads(2);
+    int hits[17] = {0};
+    crn_parallel(count_part, hits, 2);
+    ck_assert_int_eq(hits[0] + hits[1], 2);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        int h[17] = {0};
+        for (int rep = 0; rep < 50; rep++) crn_parallel(count_part, h, 2);
+        _exit(h[0] + h[1] == 100 ? 0 : 1);
+    }
+    int status = -1;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    crn_set_threads(1);
+}
+END_TEST
 
 START_TEST(test_parallel_parts) {
     for (int th = 1; th <= 4; th++) {
@@ -741,6 +763,7 @@ int main(void) {
     tcase_add_test(tc, test_gemm_nn_matches_reference);
     tcase_add_test(tc, test_gemm_packed_matches_reference);
     tcase_add_test(tc, test_parallel_parts);
+    tcase_add_test(tc, test_parallel_after_fork);
     tcase_add_test(tc, test_softmax_xent);
     tcase_add_test(tc, test_softmax_xent_threads);
     tcase_add_test(tc, test_colsum_threads);
