@@ -546,6 +546,9 @@ static int gemm_peak(const bench_opts *o) {
     const int n = (int)o->gemm_n;
     const double min_s = o->seconds > 0 ? o->seconds : 2.0;
     crn_set_threads((int)o->threads);
+    /* the peak is OpenBLAS's own with all the threads (as the peer measures
+     * it): crn_set_threads keeps OpenBLAS at 1 and splits products itself */
+    openblas_set_num_threads((int)o->threads);
     float *a = crn_calloc((size_t)n * n, sizeof(float));
     float *b = crn_calloc((size_t)n * n, sizeof(float));
     float *c = crn_calloc((size_t)n * n, sizeof(float));
