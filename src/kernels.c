@@ -15,6 +15,7 @@
  * run time (the binary stays portable; -Dnative is not needed). */
 #if !(defined(CRN_DOUBLE) && CRN_DOUBLE) && defined(__x86_64__) && defined(__GNUC__)
 #define CRN_FAST_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #else
 #define CRN_FAST_X86 0
@@ -660,7 +661,12 @@ void crn_gemv_f16_ref(int N, int K, const float *a, const uint16_t *W, int ldw, 
 #if CRN_FAST_X86
 static int have_f16c(void) {
     static int v = -1;
-    if (v < 0) v = have_avx2() && __builtin_cpu_supports("f16c") != 0;
+    /* CPUID leaf 1, ECX bit 29; clang 14 does not know "f16c" as a
+     * __builtin_cpu_supports feature string, so ask the CPU directly. */
+    if (v < 0) {
+        unsigned a, b, c, d;
+        v = have_avx2() && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+    }
     return v;
 }
 
