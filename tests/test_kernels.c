@@ -215,6 +215,25 @@ START_TEST(test_gemm_packed_matches_reference) {
 }
 END_TEST
 
+/* Large products split across the pool (rows of C, or columns when C is
+ * wider than tall; each part one single-threaded sgemm, called from two
+ * threads at once) against the plain loops, every transpose combination. */
+START_TEST(test_gemm_split_threads) {
+    static const int sh[][3] = {{301, 77, 53}, {40, 530, 61}, {257, 129, 33}};
+    crn_rng rng;
+    crn_rng_seed(&rng, 13);
+    crn_set_threads(2);
+    for (size_t s = 0; s < CRN_ARRAY_LEN(sh); s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                double e = gemm_case_f32(ta, tb, sh[s][0], sh[s][1], sh[s][2], 3, 0.75f, 1.0f, &rng);
+                ck_assert_msg(e <= 1.0, "split gemm %dx%dx%d ta=%d tb=%d: err/tol %g", sh[s][0], sh[s][1], sh[s][2], ta,
+                              tb, e);
+            }
+    crn_set_threads(1);
+}
+END_TEST
+
 /* The softmax cross-entropy of a whole window split across threads: the
  * same dlogits bit for bit, the same count, the loss to rounding. */
 START_TEST(test_softmax_xent_threads) {
@@ -766,6 +785,7 @@ int main(void) {
     tcase_add_test(tc, test_parallel_after_fork);
     tcase_add_test(tc, test_softmax_xent);
     tcase_add_test(tc, test_softmax_xent_threads);
+    tcase_add_test(tc, test_gemm_split_threads);
     tcase_add_test(tc, test_colsum_threads);
     tcase_add_test(tc, test_fast_exp_tanh);
     tcase_add_test(tc, test_step_matches_forward);
