@@ -534,6 +534,53 @@ static int state_matches(const crn_model *m, const crn_state *st) {
 /* ------------------------------------------------------------------ */
 /* forward                                                             */
 
+/* Y[r] = b + (rows ? W[rows[r]] : 0) for r < N, Y (N, C): the bias rows a
+ * window's product accumulates into, or the one-hot gather. Rows split
+ * across the threads for a window. */
+struct rows_job {
+    real *Y;
+    const real *b, *W;
+    const uint32_t *rows;
+    int N, C;
+};
+
+static void bias_rows_part(void *p, int part, int nparts) {
+    const struct rows_job *j = p;
+    const int r0 = (int)((long)j->N * part / nparts), r1 = (int)((long)j->N * (part + 1) / nparts), C = j->C;
+    for (int r = r0; r < r1; r++) {
+        real *restrict y = j->Y + (size_t)r * C;
+        const real *restrict b = j->b;
+        if (j->rows) {
+            const real *restrict w = j->W + (size_t)j->rows[r] * C;
+            for (int k = 0; k < C; k++) y[k] = w[k] + b[k];
+        } else
+            memcpy(y, b, (size_t)C * sizeof(real));
+    }
+}
+
+static void bias_rows(real *Y, const real *b, const real *W, const uint32_t *rows, int N, int C) {
+    struct rows_job j = {Y, b, W, rows, N, C};
+    CRN_FN(crn_parallel)(bias_rows_part, &j, (double)N * C < 65536 ? 1 : N);
+}
+
+/* dW[rows[r]] += G[r] for r < N (the transpose of the gather): rows may
+ * repeat, so the threads split the columns. */
+static void scatter_part(void *p, int part, int nparts) {
+    const struct rows_job *j = p;
+    const int nb = (j->C + 15) / 16, b0 = (int)((long)nb * part / nparts), b1 = (int)((long)nb * (part + 1) / nparts);
+    const int c0 = b0 * 16, c1 = b1 * 16 < j->C ? b1 * 16 : j->C;
+    for (int r = 0; r < j->N; r++) {
+        real *restrict dw = j->Y + (size_t)j->rows[r] * j->C;
+        const real *restrict g = j->b + (size_t)r * j->C;
+        for (int k = c0; k < c1; k++) dw[k] += g[k];
+    }
+}
+
+static void scatter_rows(real *dW, const real *G, const uint32_t *rows, int N, int C) {
+    struct rows_job j = {dW, G, NULL, rows, N, C};
+    CRN_FN(crn_parallel)(scatter_part, &j, (double)N * C < 65536 ? 1 : (C + 15) / 16);
+}
+
 /* The stacked layers and the output projection over T steps of B streams;
  * st carries the state in and out. logits (T*B, V). */
 static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const uint32_t *x, int B, int T,
@@ -549,11 +596,7 @@ static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const ui
         c->dropped = 0;
         if (l == 0 && E == 0) {
             // one-hot input: gx[row] = w_x[x[row]] + b_x, a gather
-            for (int r = 0; r < TB; r++) {
-                const real *w = P + p->w_x + (size_t)x[r] * GH;
-                real *g = gx + (size_t)r * GH;
-                for (int j = 0; j < GH; j++) g[j] = w[j] + P[p->b_x + j];
-            }
+            bias_rows(gx, P + p->b_x, P + p->w_x, x, TB, GH);
             c->in = NULL;
         } else {
             if (l == 0) {
@@ -575,7 +618,7 @@ static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const ui
             }
             c->in = in;
             const int in_w = p->in;
-            for (int r = 0; r < TB; r++) memcpy(gx + (size_t)r * GH, P + p->b_x, (size_t)GH * sizeof(real));
+            bias_rows(gx, P + p->b_x, NULL, NULL, TB, GH);
             if (TB <= 64) // a step (sampling): the small-product kernel, no BLAS call overhead
                 CRN_FN(crn_gemm_nn)(TB, GH, in_w, in, in_w, P + p->w_x, GH, 1, gx, GH);
             else
@@ -599,7 +642,7 @@ static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const ui
         in = c->hs + BH; // (T*B, H) this layer's outputs h_0..h_{T-1}
     }
     // logits = H_top (T*B, H) @ out_w (H, V) + out_b
-    for (int r = 0; r < TB; r++) memcpy(logits + (size_t)r * V, P + m->out_b_off, (size_t)V * sizeof(real));
+    bias_rows(logits, P + m->out_b_off, NULL, NULL, TB, V);
     if (TB <= 64)
         CRN_FN(crn_gemm_nn)(TB, V, H, in, H, P + m->out_w_off, V, 1, logits, V);
     else
@@ -686,11 +729,7 @@ int CRN_FN(crn_model_backward)(crn_model *m) {
         crn_colsum_acc(D + p->b_x, dgx, TB, GH);
         if (l == 0 && E == 0) {
             // one-hot: dW_x[x[row]] += dgx[row], the transpose of the gather
-            for (int r = 0; r < TB; r++) {
-                real *dw = D + p->w_x + (size_t)m->ids[r] * GH;
-                const real *g = dgx + (size_t)r * GH;
-                for (int j = 0; j < GH; j++) dw[j] += g[j];
-            }
+            scatter_rows(D + p->w_x, dgx, m->ids, TB, GH);
             continue;
         }
         // dW_x += X^T (in, T*B) @ dgx (T*B, GH)

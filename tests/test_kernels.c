@@ -496,7 +496,10 @@ END_TEST
  * large products split into parts) against one thread: the same loss,
  * logits and gradients for every cell, odd B and H not a multiple of 8. */
 static void threads_agree(enum crn_cell cell, uint32_t E) {
-    enum { B = 7, T = 6, V = 13, H = 70 };
+    /* big enough that every split path runs: rows of the recurrence, large
+     * products, the softmax rows, column sums, bias rows, the one-hot
+     * gather and scatter (each from 65536 elements or 1e6 multiply-adds) */
+    enum { B = 9, T = 60, V = 130, H = 130 };
     crn_model_config cfg = {.cell = cell, .vocab = V, .embed = E, .hidden = H, .layers = 2};
     crn_model *m = NULL;
     crn_state *st = NULL;
@@ -506,7 +509,7 @@ static void threads_agree(enum crn_cell cell, uint32_t E) {
     crn_model_init(m, &rng);
     ck_assert_int_eq(crn_model_reserve(m, B, T), 0);
     ck_assert_int_eq(crn_state_create(&st, m, B), 0);
-    uint32_t x[T * B], y[T * B];
+    static uint32_t x[T * B], y[T * B];
     for (int i = 0; i < T * B; i++) x[i] = (uint32_t)crn_rng_below(&rng, V), y[i] = (uint32_t)crn_rng_below(&rng, V);
     size_t np = crn_model_num_params(m);
     float *g1 = malloc(np * sizeof(float)), *l1 = malloc(sizeof(float) * T * B * V);
