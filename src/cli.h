@@ -70,6 +70,13 @@ struct crn_sample_settings;
  * @return 1 handled, 0 not a sampling option, -1 bad value (usage error printed). */
 int cli_sampling_option(const char *cmd, int c, const char *arg, struct crn_sample_settings *s, int *have_seed);
 
+/* Load a model for sampling (generate, repl). Unless exact, batch-1 steps
+ * read a half-precision copy of the weights (half the memory traffic per
+ * token; the distribution stays within a tested tolerance of float32, see
+ * crn_model_step_f16). @return 0, or CLI_EXIT_ERROR after printing the error. */
+struct crn_checkpoint;
+int cli_load_sampling_model(const char *cmd, const char *path, int exact, struct crn_checkpoint **out);
+
 /* JSON string output (escapes quotes, backslashes, control characters). */
 void cli_json_string(FILE *f, const char *s, size_t n);
 

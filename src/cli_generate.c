@@ -67,6 +67,8 @@ static void usage(FILE *f) {
             "                       tokens, mean_logprob (nats per token under the model),\n"
             "                       stop_reason (length|stop|match|no_continuation|interrupted), seed\n"
             "  --threads N          BLAS threads (default 1: best for batch-1 sampling)\n"
+            "  --exact              sample with the float32 weights (default: a binary16\n"
+            "                       copy, twice as fast, probabilities within 2e-3)\n"
             "  -v, --verbose        report the seed, settings and speed on stderr\n"
             "  -h, --help           show this help\n"
             "\n"
@@ -143,7 +145,7 @@ static uint64_t time_seed(void) {
 }
 
 enum {
-    OPT_PROMPT = 256, OPT_PROMPT_FILE, OPT_NUM, OPT_JSON, OPT_THREADS, OPT_ECHO,
+    OPT_PROMPT = 256, OPT_PROMPT_FILE, OPT_NUM, OPT_JSON, OPT_THREADS, OPT_ECHO, OPT_EXACT,
 };
 
 int cli_generate(int argc, char **argv) {
@@ -154,6 +156,7 @@ int cli_generate(int argc, char **argv) {
         CLI_SAMPLING_OPTIONS,
         {"json", no_argument, NULL, OPT_JSON},
         {"threads", required_argument, NULL, OPT_THREADS},
+        {"exact", no_argument, NULL, OPT_EXACT},
         {"echo", no_argument, NULL, OPT_ECHO},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -163,7 +166,7 @@ int cli_generate(int argc, char **argv) {
     crn_sample_settings_init(&s);
     const char *prompt_arg = NULL, *prompt_file = NULL, *model_path = NULL;
     long long num = 1, threads = 1;
-    int json = 0, verbose = 0, echo = 0, have_seed = 0;
+    int json = 0, verbose = 0, echo = 0, have_seed = 0, exact = 0;
     int rc = CLI_EXIT_USAGE;
     uint8_t *prompt = NULL;
     size_t prompt_len = 0;
@@ -191,6 +194,7 @@ int cli_generate(int argc, char **argv) {
             break;
         case OPT_JSON: json = 1; break;
         case OPT_ECHO: echo = 1; break;
+        case OPT_EXACT: exact = 1; break;
         case OPT_THREADS:
             if (cli_parse_long(CMD, "--threads", optarg, 1, 1024, &threads) < 0) goto done;
             break;
@@ -234,8 +238,8 @@ int cli_generate(int argc, char **argv) {
         memcpy(prompt, prompt_arg, prompt_len + 1);
     }
     crn_set_threads((int)threads);
-    if ((err = crn_checkpoint_load(&ck, model_path)) < 0) {
-        rc = cli_fail(CMD, err);
+    if (cli_load_sampling_model(CMD, model_path, exact, &ck) != 0) {
+        rc = CLI_EXIT_ERROR;
         goto done;
     }
     if ((err = crn_generator_create(&g, ck->model, ck->vocab, &s)) < 0) {

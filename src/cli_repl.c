@@ -57,6 +57,8 @@ static void usage(FILE *f) {
             "  --keep            start with :keep on\n"
             "  --strict          refuse lines with characters the model has never seen\n"
             "  --threads N       BLAS threads (default 1)\n"
+            "  --exact           sample with the float32 weights (default: a binary16\n"
+            "                    copy, twice as fast, probabilities within 2e-3)\n"
             "  -h, --help        show this help\n",
             CRN_SAMPLE_MAX_LENGTH, CRN_SAMPLE_MAX_BEAM);
 }
@@ -228,13 +230,14 @@ static int reader_next(reader *r, const char **line, size_t *n) {
 /* ---- the loop ---------------------------------------------------------------- */
 
 enum {
-    OPT_THREADS = 256, OPT_KEEP,
+    OPT_THREADS = 256, OPT_KEEP, OPT_EXACT,
 };
 
 int cli_repl(int argc, char **argv) {
     static const struct option opts[] = {
         CLI_SAMPLING_OPTIONS,
         {"threads", required_argument, NULL, OPT_THREADS},
+        {"exact", no_argument, NULL, OPT_EXACT},
         {"keep", no_argument, NULL, OPT_KEEP},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -244,7 +247,7 @@ int cli_repl(int argc, char **argv) {
     crn_sample_settings_init(&backup);
     s.length = 200;
     long long threads = 1;
-    int have_seed = 0, rc = CLI_EXIT_USAGE, err;
+    int have_seed = 0, exact = 0, rc = CLI_EXIT_USAGE, err;
     crn_checkpoint *ck = NULL;
     crn_generator *g = NULL;
     reader rd;
@@ -266,6 +269,7 @@ int cli_repl(int argc, char **argv) {
             if (cli_sampling_option(CMD, c, optarg, &s, &have_seed) < 0) goto done;
             break;
         case OPT_KEEP: s.keep_state = 1; break;
+        case OPT_EXACT: exact = 1; break;
         case OPT_THREADS:
             if (cli_parse_long(CMD, "--threads", optarg, 1, 1024, &threads) < 0) goto done;
             break;
@@ -289,8 +293,8 @@ int cli_repl(int argc, char **argv) {
     if (!have_seed) s.seed = time_seed();
 
     crn_set_threads((int)threads);
-    if ((err = crn_checkpoint_load(&ck, argv[optind])) < 0) {
-        rc = cli_fail(CMD, err);
+    if (cli_load_sampling_model(CMD, argv[optind], exact, &ck) != 0) {
+        rc = CLI_EXIT_ERROR;
         goto done;
     }
     if ((err = crn_generator_create(&g, ck->model, ck->vocab, &s)) < 0) {

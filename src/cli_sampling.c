@@ -5,6 +5,8 @@
 
 #include "cli.h"
 #include "common.h"
+#include "checkpoint.h"
+#include "model.h"
 #include "sampler.h"
 
 int cli_sampling_option(const char *cmd, int c, const char *arg, crn_sample_settings *s, int *have_seed) {
@@ -65,4 +67,15 @@ int cli_sampling_option(const char *cmd, int c, const char *arg, crn_sample_sett
         return 0;
     }
     return 1;
+}
+
+int cli_load_sampling_model(const char *cmd, const char *path, int exact, crn_checkpoint **out) {
+    int err = crn_checkpoint_load(out, path);
+    if (err >= 0 && !exact) err = crn_model_step_f16((*out)->model, 1);
+    if (err < 0) {
+        crn_checkpoint_destroy(*out);
+        *out = NULL;
+        return cli_fail(cmd, err);
+    }
+    return 0;
 }

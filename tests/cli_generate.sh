@@ -42,6 +42,20 @@ G --prompt '나는' --length 50 --temperature 0 --seed 1 >"$T_TMP/t1" 2>/dev/nul
 G --prompt '나는' --length 50 --temperature 0 --seed 2 >"$T_TMP/t2" 2>/dev/null
 if cmp -s "$T_TMP/t1" "$T_TMP/t2"; then pass "temperature 0 does not depend on the seed"
 else fail "temperature 0 does not depend on the seed"; fi
+G --prompt '오늘은' --length 200 --seed 7 --exact >"$T_TMP/e1" 2>/dev/null
+G --prompt '오늘은' --length 200 --seed 7 --exact >"$T_TMP/e2" 2>/dev/null
+if cmp -s "$T_TMP/e1" "$T_TMP/e2" && [ -s "$T_TMP/e1" ] && valid_utf8 "$T_TMP/e1"; then
+    pass "--exact (float32 weights): deterministic, valid UTF-8"
+else fail "--exact (float32 weights): deterministic, valid UTF-8"; fi
+G --prompt '오늘은' --length 200 --seed 7 --json --exact >"$T_TMP/e1.json" 2>/dev/null
+G --prompt '오늘은' --length 200 --seed 7 --json >"$T_TMP/e2.json" 2>/dev/null
+# binary16 weights change probabilities by < 2e-3: mean log-probs stay close
+if python3 -c '
+import json, sys
+a = json.loads(open(sys.argv[1]).readline()); b = json.loads(open(sys.argv[2]).readline())
+sys.exit(0 if abs(a["mean_logprob"] - b["mean_logprob"]) < 0.05 else 1)' "$T_TMP/e1.json" "$T_TMP/e2.json"; then
+    pass "binary16 and float32 sampling give close mean log-probabilities"
+else fail "binary16 and float32 sampling give close mean log-probabilities" "$(cat "$T_TMP/e1.json" "$T_TMP/e2.json" | head -c 400)"; fi
 
 # ---- --json and --length ----------------------------------------------------
 check "--json runs" G --prompt '오늘은' --length 37 --num 3 --seed 3 --json
