@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -149,8 +150,10 @@ static struct {
     atomic_flag busy;            // a job is in flight (a second caller runs serially)
     crn_part_fn fn;
     void *arg;
-    int nworkers;                // started (they never exit)
-} g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, ATOMIC_FLAG_INIT, NULL, NULL, 0};
+    int nworkers;                // started; joined at exit (pool_shutdown)
+    atomic_int stop;             // set by pool_shutdown: workers return
+    pthread_t tids[CRN_MAX_WORKERS];
+} g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, ATOMIC_FLAG_INIT, NULL, NULL, 0, 0, {0}};
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -182,14 +185,17 @@ static void *pool_worker(void *p) {
         unsigned g;
         int spins = 0;
         while ((g = atomic_load_explicit(&g_pool.gen, memory_order_acquire)) == seen) {
+            if (atomic_load_explicit(&g_pool.stop, memory_order_acquire)) return NULL;
             if (++spins < CRN_SPIN) {
                 cpu_relax();
                 continue;
             }
             pthread_mutex_lock(&g_pool.mu);
-            while ((g = atomic_load_explicit(&g_pool.gen, memory_order_acquire)) == seen)
+            while ((g = atomic_load_explicit(&g_pool.gen, memory_order_acquire)) == seen &&
+                   !atomic_load_explicit(&g_pool.stop, memory_order_acquire))
                 pthread_cond_wait(&g_pool.cv, &g_pool.mu);
             pthread_mutex_unlock(&g_pool.mu);
+            if (g == seen) return NULL; // woken by pool_shutdown
             break;
         }
         seen = g;
@@ -207,7 +213,24 @@ static void pool_atfork_child(void) {
     g_pool.nworkers = 0;
 }
 
-static void pool_register_atfork(void) { pthread_atfork(NULL, NULL, pool_atfork_child); }
+/* At exit, stop and join the workers (they wait between jobs: exit never
+ * happens inside a job), so nothing of theirs is left behind for leak
+ * checkers to report. */
+static void pool_shutdown(void) {
+    pthread_mutex_lock(&g_pool.mu);
+    int n = g_pool.nworkers;
+    atomic_store_explicit(&g_pool.stop, 1, memory_order_release);
+    pthread_cond_broadcast(&g_pool.cv);
+    pthread_mutex_unlock(&g_pool.mu);
+    for (int i = 0; i < n; i++) pthread_join(g_pool.tids[i], NULL);
+    g_pool.nworkers = 0;
+    atomic_store_explicit(&g_pool.stop, 0, memory_order_release);
+}
+
+static void pool_register_atfork(void) {
+    pthread_atfork(NULL, NULL, pool_atfork_child);
+    atexit(pool_shutdown);
+}
 
 /* Start workers up to n - 1 (called outside any job). */
 static void pool_grow(int n) {
@@ -215,13 +238,8 @@ static void pool_grow(int n) {
     pthread_once(&once, pool_register_atfork);
     pthread_mutex_lock(&g_pool.mu);
     while (g_pool.nworkers < n - 1 && g_pool.nworkers < CRN_MAX_WORKERS) {
-        pthread_t t;
-        pthread_attr_t at;
-        pthread_attr_init(&at);
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&t, &at, pool_worker, NULL);
-        pthread_attr_destroy(&at);
-        if (rc) break; // fewer workers: the caller runs the unclaimed parts
+        if (pthread_create(&g_pool.tids[g_pool.nworkers], NULL, pool_worker, NULL))
+            break; // fewer workers: the caller runs the unclaimed parts
         g_pool.nworkers++;
     }
     pthread_mutex_unlock(&g_pool.mu);
