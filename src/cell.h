@@ -23,8 +23,12 @@
  * product) reads w_h in place through crn_gemm_nn. Forward with w_h == NULL
  * (and wp == NULL): the caller has already added h_{t-1} @ w_h (to gates for
  * the LSTM, into hg for the GRU, to gx for the RNN); used by the binary16
- * sampling step, with T = 1.
- * dw_h, db_h accumulate (+=); dgx is written (=). */
+ * sampling step, with T = 1. With layer normalisation (ln != NULL, see
+ * crn_ln below) the recurrent product goes to ln->hhat instead (so with
+ * w_h == NULL the caller has written it there), and gx holds the normalised
+ * input projection LN(x W_x; g_x, b_x).
+ * dw_h, db_h accumulate (+=); dgx is written (=): with ln, the gradient
+ * w.r.t. the normalised input projection (model.c runs its LN backward). */
 #ifndef CRN_CELL_H
 #define CRN_CELL_H
 
@@ -123,30 +127,38 @@ static inline void crn_add_rows(real *Y, const real *b, int N, int C) {
     }
 }
 
-/* db (C) += column sums of X (N, C); column ranges split across the
- * threads for a window (each column summed in row order into a register
- * block, then added: the same result whatever the split). */
-CRN_CLONES static void crn_colsum_range(real *restrict db, const real *restrict X, int N, int C, int c0, int c1) {
+/* db (C) += column sums of X (N, C), or of X * Y elementwise when Y is not
+ * NULL (the LN gain gradients); column ranges split across the threads for
+ * a window (each column summed in row order into a register block, then
+ * added: the same result whatever the split). */
+CRN_CLONES static void crn_colsum_range(real *restrict db, const real *restrict X, const real *restrict Y, int N, int C,
+                                        int c0, int c1) {
     enum { W = 32 };
     int j = c0;
     for (; j + W <= c1; j += W) {
         real acc[W] = {0};
-        for (int i = 0; i < N; i++) {
-            const real *x = X + (size_t)i * C + j;
-            for (int k = 0; k < W; k++) acc[k] += x[k];
-        }
+        if (Y)
+            for (int i = 0; i < N; i++) {
+                const real *x = X + (size_t)i * C + j, *y = Y + (size_t)i * C + j;
+                for (int k = 0; k < W; k++) acc[k] += x[k] * y[k];
+            }
+        else
+            for (int i = 0; i < N; i++) {
+                const real *x = X + (size_t)i * C + j;
+                for (int k = 0; k < W; k++) acc[k] += x[k];
+            }
         for (int k = 0; k < W; k++) db[j + k] += acc[k];
     }
     for (; j < c1; j++) {
         real acc = 0;
-        for (int i = 0; i < N; i++) acc += X[(size_t)i * C + j];
+        for (int i = 0; i < N; i++) acc += X[(size_t)i * C + j] * (Y ? Y[(size_t)i * C + j] : 1);
         db[j] += acc;
     }
 }
 
 struct crn_colsum_job {
     real *db;
-    const real *X;
+    const real *X, *Y;
     int N, C;
 };
 
@@ -154,12 +166,126 @@ static inline void crn_colsum_part(void *p, int part, int nparts) {
     const struct crn_colsum_job *j = p;
     int nb = (j->C + 31) / 32, b0 = (int)((long)nb * part / nparts), b1 = (int)((long)nb * (part + 1) / nparts);
     int c0 = b0 * 32, c1 = b1 * 32 < j->C ? b1 * 32 : j->C;
-    if (c0 < c1) crn_colsum_range(j->db, j->X, j->N, j->C, c0, c1);
+    if (c0 < c1) crn_colsum_range(j->db, j->X, j->Y, j->N, j->C, c0, c1);
 }
 
-static inline void crn_colsum_acc(real *db, const real *X, int N, int C) {
-    struct crn_colsum_job j = {db, X, N, C};
+/* db (C) += column sums of X (N, C) [times Y (N, C) elementwise, if not NULL] */
+static inline void crn_colsum_prod_acc(real *db, const real *X, const real *Y, int N, int C) {
+    struct crn_colsum_job j = {db, X, Y, N, C};
     CRN_FN(crn_parallel)(crn_colsum_part, &j, (double)N * C < 65536 ? 1 : (C + 31) / 32);
+}
+
+static inline void crn_colsum_acc(real *db, const real *X, int N, int C) { crn_colsum_prod_acc(db, X, NULL, N, C); }
+
+/* ---- Layer normalisation (Ba, Kiros & Hinton 2016), --layer-norm ----
+ * LN(a; g, b) = g * (a - mean(a)) / sqrt(var(a) + eps) + b, with the mean and
+ * the biased variance taken over each gate's H pre-activations on their own
+ * (per gate block, as KANN and TensorFlow's LayerNormBasicLSTMCell do: the
+ * gates have different scales), eps = 1e-5 (PyTorch's F.layer_norm). The
+ * input and the recurrent projection are normalised apart, so the window's
+ * input product stays one GEMM outside the recurrence. The LN biases of the
+ * two projections are the existing b_x and b_h (a second bias next to them
+ * would be redundant); the gains g_x, g_h (G*H) and, for the LSTM, g_c, b_c
+ * (H) are extra tensors, gains initialised to 1, biases to 0:
+ *   RNN:  h_t = act(LN(x W_x; g_x, b_x) + LN(h W_h; g_h, b_h))
+ *   LSTM: [i f g o]_pre = LN(x W_x; g_x, b_x) + LN(h W_h; g_h, b_h)
+ *         c_t = f * c_{t-1} + i * g;  h_t = o * tanh(LN(c_t; g_c, b_c))
+ *   GRU:  a = LN(x W_x; g_x, b_x), hg = LN(h W_h; g_h, b_h)
+ *         r = sig(a_r + hg_r), z = sig(a_z + hg_z), n = tanh(a_n + r * hg_n)
+ *         h_t = (1 - z) * n + z * h_{t-1}   (r scales the normalised n-part)
+ * model.c normalises the input projection of a window (crn_ln_norm rows);
+ * the cells the recurrent one per step (and the LSTM cell state). The
+ * forward saves the normalised values and 1/std per block for backward:
+ *   d a = rs * (dy*g - mean(dy*g) - hat * mean(dy*g * hat)). */
+#define CRN_LN_EPS 1e-5
+
+typedef struct crn_ln {
+    const real *g_h;           // (G*H) gain of the recurrent projection
+    const real *g_c, *b_c;     // (H) LSTM: gain and bias of the cell-state normalisation
+    real *hhat;                // (T*B, G*H) in: h_{t-1} @ w_h when w_h == NULL; out: normalised
+    real *hrs;                 // (T*B, G) 1/std per row and gate block
+    real *chat;                // (T*B, H) LSTM: normalised c_t
+    real *crs;                 // (T*B) LSTM
+    real *dhr;                 // (T*B, G*H) backward out: d loss / d (h_{t-1} @ w_h)
+    real *dyc;                 // (T*B, H) LSTM backward scratch: d loss / d LN(c_t)
+    real *dg_h, *dg_c, *db_c;  // gradients of the gains and b_c (+=)
+} crn_ln;
+
+/* x (n) normalised in place; returns 1/sqrt(var + eps). Sums in 16 lanes so
+ * the reductions vectorise (no -ffast-math). */
+static inline real crn_ln_norm(real *restrict x, int n) {
+    enum { W = 16 };
+    real acc[W] = {0}, s = 0, v = 0;
+    int j = 0;
+    for (; j + W <= n; j += W)
+        for (int k = 0; k < W; k++) acc[k] += x[j + k];
+    for (; j < n; j++) s += x[j];
+    for (int k = 0; k < W; k++) s += acc[k];
+    const real mean = s / (real)n;
+    real acv[W] = {0};
+    for (j = 0; j + W <= n; j += W)
+        for (int k = 0; k < W; k++) {
+            real d = x[j + k] - mean;
+            acv[k] += d * d;
+        }
+    for (; j < n; j++) v += (x[j] - mean) * (x[j] - mean);
+    for (int k = 0; k < W; k++) v += acv[k];
+    const real rs = (real)(1.0 / sqrt((double)(v / (real)n) + CRN_LN_EPS));
+    for (j = 0; j < n; j++) x[j] = (x[j] - mean) * rs;
+    return rs;
+}
+
+/* The LN backward of one block: da (n) = rs * (dy*g - mean(dy*g) - hat *
+ * mean(dy*g*hat)); da may be dy (in place). */
+static inline void crn_ln_back(real *da, const real *dy, const real *restrict g, const real *restrict hat, real rs,
+                               int n) {
+    enum { W = 16 };
+    real a1[W] = {0}, a2[W] = {0}, s1 = 0, s2 = 0;
+    int j = 0;
+    for (; j + W <= n; j += W)
+        for (int k = 0; k < W; k++) {
+            real e = dy[j + k] * g[j + k];
+            a1[k] += e;
+            a2[k] += e * hat[j + k];
+        }
+    for (; j < n; j++) {
+        s1 += dy[j] * g[j];
+        s2 += dy[j] * g[j] * hat[j];
+    }
+    for (int k = 0; k < W; k++) {
+        s1 += a1[k];
+        s2 += a2[k];
+    }
+    s1 /= (real)n;
+    s2 /= (real)n;
+    for (j = 0; j < n; j++) da[j] = rs * (dy[j] * g[j] - s1 - hat[j] * s2);
+}
+
+/* The recurrent projection of nrows streams at one step: hr (nrows, G*H)
+ * holds h_{t-1} @ w_h and is normalised in place per gate block (1/std into
+ * rs (nrows, G)); then y (nrows, G*H) += g * hr, or = with assign. */
+static inline void crn_ln_rec_forward(real *restrict y, real *restrict hr, real *restrict rs, const real *restrict g,
+                                      int assign, int nrows, int G, int H) {
+    const int GH = G * H;
+    for (int b = 0; b < nrows; b++) {
+        real *yb = y + (size_t)b * GH, *hb = hr + (size_t)b * GH;
+        for (int k = 0; k < G; k++) rs[(size_t)b * G + k] = crn_ln_norm(hb + (size_t)k * H, H);
+        if (assign)
+            for (int j = 0; j < GH; j++) yb[j] = g[j] * hb[j];
+        else
+            for (int j = 0; j < GH; j++) yb[j] += g[j] * hb[j];
+    }
+}
+
+/* Its backward: dr (nrows, G*H) = the LN backward of dy (nrows, G*H) per block. */
+static inline void crn_ln_rec_backward(real *restrict dr, const real *restrict dy, const real *restrict hat,
+                                       const real *restrict rs, const real *restrict g, int nrows, int G, int H) {
+    const size_t GH = (size_t)G * H;
+    for (int b = 0; b < nrows; b++)
+        for (int k = 0; k < G; k++) {
+            size_t o = (size_t)b * GH + (size_t)k * H;
+            crn_ln_back(dr + o, dy + o, g + (size_t)k * H, hat + o, rs[(size_t)b * G + k], H);
+        }
 }
 
 /* ---- Elman RNN: h_t = act(gx_t + h_{t-1} @ w_h + b_h), act = tanh or relu ---- */
@@ -168,6 +294,7 @@ void CRN_FN(crn_rnn_forward)(real *hs,         // (T+1, B, H) in: hs[0]; out: hs
                              const real *w_h,  // (H, H)
                              const real *b_h,  // (H)
                              real *wp,         // scratch for packed w_h, or NULL
+                             const crn_ln *ln, // layer normalisation, or NULL
                              int relu, int B, int T, int H);
 void CRN_FN(crn_rnn_backward)(real *dgx,        // (T*B, H) out: d loss / d pre-activation
                               real *dw_h,       // (H, H) +=
@@ -176,6 +303,7 @@ void CRN_FN(crn_rnn_backward)(real *dgx,        // (T*B, H) out: d loss / d pre-
                               const real *hs,   // (T+1, B, H) from forward
                               const real *w_h,  // (H, H)
                               real *wp,         // scratch: w_h^T packed
+                              const crn_ln *ln, // layer normalisation (as in forward), or NULL
                               int relu, int B, int T, int H);
 
 /* ---- LSTM (PyTorch gate order i, f, g, o):
@@ -188,6 +316,7 @@ void CRN_FN(crn_lstm_forward)(real *hs,         // (T+1, B, H) in: hs[0]; out: h
                               const real *w_h,  // (H, 4H)
                               const real *b_h,  // (4H)
                               real *wp,         // scratch for packed w_h, or NULL
+                              const crn_ln *ln, // layer normalisation, or NULL
                               int B, int T, int H);
 void CRN_FN(crn_lstm_backward)(real *dgx,         // (T*B, 4H) out: d loss / d gate pre-activations
                                real *dw_h,        // (H, 4H) +=
@@ -199,6 +328,7 @@ void CRN_FN(crn_lstm_backward)(real *dgx,         // (T*B, 4H) out: d loss / d g
                                const real *gates, // (T*B, 4H) activated
                                const real *w_h,   // (H, 4H)
                                real *wp,          // scratch: w_h^T packed
+                               const crn_ln *ln,  // layer normalisation (as in forward), or NULL
                                int B, int T, int H);
 
 /* ---- GRU (PyTorch, gate order r, z, n):
@@ -212,6 +342,7 @@ void CRN_FN(crn_gru_forward)(real *hs,         // (T+1, B, H) in: hs[0]; out: hs
                              const real *w_h,  // (H, 3H)
                              const real *b_h,  // (3H)
                              real *wp,         // scratch for packed w_h, or NULL
+                             const crn_ln *ln, // layer normalisation, or NULL
                              int B, int T, int H);
 void CRN_FN(crn_gru_backward)(real *dgx,         // (T*B, 3H) out: d loss / d gx
                               real *dhg,         // (T*B, 3H) scratch: d loss / d hg
@@ -223,6 +354,7 @@ void CRN_FN(crn_gru_backward)(real *dgx,         // (T*B, 3H) out: d loss / d gx
                               const real *hg,    // (T*B, 3H)
                               const real *w_h,   // (H, 3H)
                               real *wp,          // scratch: w_h^T packed
+                              const crn_ln *ln,  // layer normalisation (as in forward), or NULL
                               int B, int T, int H);
 
 #endif

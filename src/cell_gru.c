@@ -7,7 +7,9 @@
  *   dn_pre = dn * (1 - n^2)      -> dgx_n = dn_pre,  dhg_n = dn_pre * r
  *   dr = dn_pre * hg_n           -> dgx_r = dhg_r = dr * r (1 - r)
  *   dz_pre = dz * z (1 - z)      -> dgx_z = dhg_z = dz_pre
- *   dh_{t-1} += dhg_t @ w_h^T */
+ *   dh_{t-1} += dhg_t @ w_h^T
+ * With layer normalisation (cell.h) hg = g_h * LN(h_{t-1} @ w_h) + b_h, and
+ * dh_{t-1} += (the LN backward of dhg_t) @ w_h^T. */
 #include "cell.h"
 
 /* One stream at one step; restrict lets the loops vectorise. */
@@ -56,6 +58,7 @@ static inline void gru_row_backward(real *restrict dx,        // (3H) out: d gx
 struct gru_job {
     real *hs, *gates, *hg, *dgx, *dhg, *dh;
     const real *w_h, *b_h, *wp;
+    const crn_ln *ln;
     int B, T, H;
 };
 
@@ -68,10 +71,14 @@ CRN_CLONES static void gru_forward_rows(const struct gru_job *j, int r0, int r1)
         real *h = j->hs + (size_t)(t + 1) * BH + (size_t)r0 * H;  // (n, H)
         real *gt = j->gates + ((size_t)t * B + r0) * G;           // (n, 3H) holds gx_t
         real *ht = j->hg + ((size_t)t * B + r0) * G;              // (n, 3H)
+        const crn_ln *ln = j->ln;
+        const size_t r = (size_t)t * B + r0;
+        real *acc = ln ? ln->hhat + r * G : ht; // (n, 3H) the recurrent product
         if (j->wp)
-            CRN_FN(crn_gemm_packed)(n, G, H, hp, H, j->wp, 0, ht, G);
-        else if (j->w_h) // else the caller has written h_{t-1} @ w_h into hg
-            CRN_FN(crn_gemm_nn)(n, G, H, hp, H, j->w_h, G, 0, ht, G);
+            CRN_FN(crn_gemm_packed)(n, G, H, hp, H, j->wp, 0, acc, G);
+        else if (j->w_h) // else the caller has written h_{t-1} @ w_h into hg (with ln: hhat)
+            CRN_FN(crn_gemm_nn)(n, G, H, hp, H, j->w_h, G, 0, acc, G);
+        if (ln) crn_ln_rec_forward(ht, acc, ln->hrs + r * 3, ln->g_h, 1, n, 3, H); // hg = g_h * hhat (+ b_h below)
         for (int b = 0; b < n; b++)
             gru_row_forward(gt + (size_t)b * G, ht + (size_t)b * G, h + (size_t)b * H, hp + (size_t)b * H, j->b_h, H);
     }
@@ -84,10 +91,10 @@ static void gru_forward_part(void *p, int part, int nparts) {
     if (r0 < r1) gru_forward_rows(j, r0, r1);
 }
 
-void CRN_FN(crn_gru_forward)(real *hs, real *gates, real *hg, const real *w_h, const real *b_h, real *wp, int B, int T,
-                             int H) {
+void CRN_FN(crn_gru_forward)(real *hs, real *gates, real *hg, const real *w_h, const real *b_h, real *wp,
+                             const crn_ln *ln, int B, int T, int H) {
     if (wp) CRN_FN(crn_pack)(wp, 0, H, 3 * H, w_h, 3 * H);
-    struct gru_job j = {hs, gates, hg, NULL, NULL, NULL, w_h, b_h, wp, B, T, H};
+    struct gru_job j = {hs, gates, hg, NULL, NULL, NULL, w_h, b_h, wp, ln, B, T, H};
     CRN_FN(crn_parallel)(gru_forward_part, &j, crn_row_parts(B, 3.0 * H * H));
 }
 
@@ -105,8 +112,11 @@ CRN_CLONES static void gru_backward_rows(const struct gru_job *j, int r0, int r1
         for (int b = 0; b < n; b++)
             gru_row_backward(dx + (size_t)b * G, dr + (size_t)b * G, dprev ? dprev + (size_t)b * H : NULL,
                              gt + (size_t)b * G, ht + (size_t)b * G, hp + (size_t)b * H, d + (size_t)b * H, H);
-        if (dprev) // dh_{t-1} += dhg_t (n, 3H) @ w_h^T (3H, H)
-            CRN_FN(crn_gemm_packed)(n, H, G, dr, G, j->wp, 1, dprev, H);
+        const crn_ln *ln = j->ln;
+        const size_t r = (size_t)t * B + r0;
+        if (ln) crn_ln_rec_backward(ln->dhr + r * G, dr, ln->hhat + r * G, ln->hrs + r * 3, ln->g_h, n, 3, H);
+        if (dprev) // dh_{t-1} += dhg_t (n, 3H) @ w_h^T (3H, H) (with ln: d (h_{t-1} @ w_h))
+            CRN_FN(crn_gemm_packed)(n, H, G, ln ? ln->dhr + r * G : dr, G, j->wp, 1, dprev, H);
     }
 }
 
@@ -118,13 +128,14 @@ static void gru_backward_part(void *p, int part, int nparts) {
 }
 
 CRN_CLONES void CRN_FN(crn_gru_backward)(real *dgx, real *dhg, real *dw_h, real *db_h, real *dh, const real *hs,
-                                         const real *gates, const real *hg, const real *w_h, real *wp, int B, int T,
-                                         int H) {
+                                         const real *gates, const real *hg, const real *w_h, real *wp,
+                                         const crn_ln *ln, int B, int T, int H) {
     const int G = 3 * H;
     CRN_FN(crn_pack)(wp, 1, G, H, w_h, G); // w_h^T (3H, H)
-    struct gru_job j = {(real *)hs, (real *)gates, (real *)hg, dgx, dhg, dh, w_h, NULL, wp, B, T, H};
+    struct gru_job j = {(real *)hs, (real *)gates, (real *)hg, dgx, dhg, dh, w_h, NULL, wp, ln, B, T, H};
     CRN_FN(crn_parallel)(gru_backward_part, &j, crn_row_parts(B, 3.0 * H * H));
     // dW_h += H_prev^T (H, T*B) @ dhg (T*B, 3H)
-    CRN_FN(crn_gemm)(1, 0, H, G, T * B, 1, hs, H, dhg, G, 1, dw_h, G);
+    CRN_FN(crn_gemm)(1, 0, H, G, T * B, 1, hs, H, ln ? ln->dhr : dhg, G, 1, dw_h, G);
     crn_colsum_acc(db_h, dhg, T * B, G);
+    if (ln) crn_colsum_prod_acc(ln->dg_h, dhg, ln->hhat, T * B, G);
 }

@@ -9,7 +9,9 @@
  *   do = dh * tanh(c_t)          dc += dh * o * (1 - tanh(c_t)^2)
  *   di = dc * g   df = dc * c_{t-1}   dg = dc * i   dc_{t-1} = dc * f
  *   pre-activations: sigmoid' = s (1 - s), tanh' = 1 - g^2
- *   dh_{t-1} += dgates_t @ w_h^T */
+ *   dh_{t-1} += dgates_t @ w_h^T
+ * With layer normalisation (cell.h): do and dc go through h = o * tanh(LN(c)),
+ * and dh_{t-1} += (the LN backward of dgates * g_h) @ w_h^T. */
 #include "cell.h"
 
 /* One stream's gates at one step; restrict lets the loop vectorise. */
@@ -53,9 +55,74 @@ static inline void lstm_row_backward(real *restrict dg,        // (4H) out: d pr
     }
 }
 
+/* The same with layer normalisation (cell.h): g holds LN(x W_x) + b_x, hr
+ * the recurrent product, normalised here; h_t = o * tanh(LN(c_t)). */
+static inline void lstm_ln_row_forward(real *restrict g,         // (4H) in: LN input part; out: i f g o
+                                       real *restrict hr,        // (4H) in: h_{t-1} @ w_h; out: normalised
+                                       real *restrict hrs,       // (4) its 1/std per gate
+                                       real *restrict chat,      // (H) out: normalised c_t
+                                       real *restrict crs,       // (1) its 1/std
+                                       const real *restrict cp,  // (H) c_{t-1}
+                                       real *restrict c,         // (H) c_t
+                                       real *restrict h,         // (H) h_t
+                                       const real *restrict b_h, // (4H)
+                                       const crn_ln *ln, int H) {
+    const real *restrict gh = ln->g_h, *restrict gc = ln->g_c, *restrict bc = ln->b_c;
+    crn_ln_rec_forward(g, hr, hrs, gh, 0, 1, 4, H);
+    for (int j = 0; j < H; j++) {
+        real i = crn_sigmoid(g[j] + b_h[j]);
+        real f = crn_sigmoid(g[H + j] + b_h[H + j]);
+        real gg = R_TANH(g[2 * H + j] + b_h[2 * H + j]);
+        real o = crn_sigmoid(g[3 * H + j] + b_h[3 * H + j]);
+        real cn = f * cp[j] + i * gg;
+        g[j] = i;
+        g[H + j] = f;
+        g[2 * H + j] = gg;
+        g[3 * H + j] = o;
+        c[j] = cn;
+        chat[j] = cn;
+    }
+    *crs = crn_ln_norm(chat, H);
+    for (int j = 0; j < H; j++) h[j] = g[3 * H + j] * R_TANH(gc[j] * chat[j] + bc[j]);
+}
+
+/* Its backward: dg as lstm_row_backward's, dr the gradient w.r.t. the
+ * recurrent product, dy w.r.t. LN(c_t) (for the gain gradients). */
+static inline void lstm_ln_row_backward(real *restrict dg,         // (4H) out: d pre-activations
+                                        real *restrict dr,         // (4H) out: d (h_{t-1} @ w_h)
+                                        real *restrict dy,         // (H) out: d LN(c_t)
+                                        real *restrict dc,         // (H) in: dc_t from t+1; out: dc_{t-1}
+                                        const real *restrict g,    // (4H) i f g o
+                                        const real *restrict hhat, // (4H) normalised recurrent product
+                                        const real *restrict hrs,  // (4)
+                                        const real *restrict chat, // (H) normalised c_t
+                                        real crs,
+                                        const real *restrict cp,   // (H) c_{t-1}
+                                        const real *restrict dh,   // (H) d h_t
+                                        const crn_ln *ln, int H) {
+    const real *restrict gc = ln->g_c, *restrict bc = ln->b_c;
+    for (int j = 0; j < H; j++) {
+        real o = g[3 * H + j], th = R_TANH(gc[j] * chat[j] + bc[j]), dhj = dh[j];
+        real d = dhj * o * (1 - th * th);
+        dy[j] = d;
+        dg[3 * H + j] = dhj * th * o * (1 - o);
+    }
+    crn_ln_back(dr, dy, gc, chat, crs, H); // d c_t through LN(c_t), dr[0..H) as scratch
+    for (int j = 0; j < H; j++) {
+        real i = g[j], f = g[H + j], gg = g[2 * H + j];
+        real dcj = dc[j] + dr[j];
+        dg[j] = dcj * gg * i * (1 - i);
+        dg[H + j] = dcj * cp[j] * f * (1 - f);
+        dg[2 * H + j] = dcj * i * (1 - gg * gg);
+        dc[j] = dcj * f;
+    }
+    crn_ln_rec_backward(dr, dg, hhat, hrs, ln->g_h, 1, 4, H);
+}
+
 struct lstm_job {
     real *hs, *cs, *gates, *dgx, *dh, *dc;
     const real *w_h, *b_h, *wp;
+    const crn_ln *ln;
     int B, T, H;
 };
 
@@ -69,10 +136,20 @@ CRN_CLONES static void lstm_forward_rows(const struct lstm_job *j, int r0, int r
         real *h = j->hs + (size_t)(t + 1) * BH + (size_t)r0 * H;      // (n, H)
         real *c = j->cs + (size_t)(t + 1) * BH + (size_t)r0 * H;      // (n, H)
         real *gt = j->gates + ((size_t)t * B + r0) * G;               // (n, 4H) holds gx_t
+        const crn_ln *ln = j->ln;
+        real *acc = ln ? ln->hhat + ((size_t)t * B + r0) * G : gt;     // (n, 4H) the recurrent product
         if (j->wp)
-            CRN_FN(crn_gemm_packed)(n, G, H, hp, H, j->wp, 1, gt, G);
-        else if (j->w_h) // else the caller has added h_{t-1} @ w_h to the gates
-            CRN_FN(crn_gemm_nn)(n, G, H, hp, H, j->w_h, G, 1, gt, G);
+            CRN_FN(crn_gemm_packed)(n, G, H, hp, H, j->wp, !ln, acc, G);
+        else if (j->w_h) // else the caller has added (with ln: written) h_{t-1} @ w_h
+            CRN_FN(crn_gemm_nn)(n, G, H, hp, H, j->w_h, G, !ln, acc, G);
+        if (ln) {
+            const size_t r = (size_t)t * B + r0;
+            for (int b = 0; b < n; b++)
+                lstm_ln_row_forward(gt + (size_t)b * G, acc + (size_t)b * G, ln->hrs + (r + b) * 4,
+                                    ln->chat + (r + b) * H, ln->crs + r + b, cp + (size_t)b * H, c + (size_t)b * H,
+                                    h + (size_t)b * H, j->b_h, ln, H);
+            continue;
+        }
         for (int b = 0; b < n; b++)
             lstm_row_forward(gt + (size_t)b * G, cp + (size_t)b * H, c + (size_t)b * H, h + (size_t)b * H, j->b_h,
                              H);
@@ -87,9 +164,9 @@ static void lstm_forward_part(void *p, int part, int nparts) {
 }
 
 void CRN_FN(crn_lstm_forward)(real *hs, real *cs, real *gates, const real *w_h, const real *b_h, real *wp,
-                              int B, int T, int H) {
+                              const crn_ln *ln, int B, int T, int H) {
     if (wp) CRN_FN(crn_pack)(wp, 0, H, 4 * H, w_h, 4 * H);
-    struct lstm_job j = {hs, cs, gates, NULL, NULL, NULL, w_h, b_h, wp, B, T, H};
+    struct lstm_job j = {hs, cs, gates, NULL, NULL, NULL, w_h, b_h, wp, ln, B, T, H};
     CRN_FN(crn_parallel)(lstm_forward_part, &j, crn_row_parts(B, 4.0 * H * H));
 }
 
@@ -104,11 +181,21 @@ CRN_CLONES static void lstm_backward_rows(const struct lstm_job *j, int r0, int 
         const real *ct = j->cs + (size_t)(t + 1) * BH + (size_t)r0 * H; // (n, H) c_t
         const real *d = j->dh + (size_t)t * BH + (size_t)r0 * H;      // (n, H)
         real *dg = j->dgx + ((size_t)t * B + r0) * G;                 // (n, 4H)
-        for (int b = 0; b < n; b++)
-            lstm_row_backward(dg + (size_t)b * G, dc + (size_t)b * H, gt + (size_t)b * G, cp + (size_t)b * H,
-                              ct + (size_t)b * H, d + (size_t)b * H, H);
-        if (t > 0) // dh_{t-1} += dgates_t (n, 4H) @ w_h^T (4H, H)
-            CRN_FN(crn_gemm_packed)(n, H, G, dg, G, j->wp, 1, j->dh + (size_t)(t - 1) * BH + (size_t)r0 * H, H);
+        const crn_ln *ln = j->ln;
+        const size_t r = (size_t)t * B + r0;
+        if (ln)
+            for (int b = 0; b < n; b++)
+                lstm_ln_row_backward(dg + (size_t)b * G, ln->dhr + (r + b) * G, ln->dyc + (r + b) * H,
+                                     dc + (size_t)b * H, gt + (size_t)b * G, ln->hhat + (r + b) * G,
+                                     ln->hrs + (r + b) * 4, ln->chat + (r + b) * H, ln->crs[r + b],
+                                     cp + (size_t)b * H, d + (size_t)b * H, ln, H);
+        else
+            for (int b = 0; b < n; b++)
+                lstm_row_backward(dg + (size_t)b * G, dc + (size_t)b * H, gt + (size_t)b * G, cp + (size_t)b * H,
+                                  ct + (size_t)b * H, d + (size_t)b * H, H);
+        if (t > 0) // dh_{t-1} += dgates_t (n, 4H) @ w_h^T (4H, H) (with ln: d (h_{t-1} @ w_h))
+            CRN_FN(crn_gemm_packed)(n, H, G, ln ? ln->dhr + r * G : dg, G, j->wp, 1,
+                                    j->dh + (size_t)(t - 1) * BH + (size_t)r0 * H, H);
     }
 }
 
@@ -121,12 +208,17 @@ static void lstm_backward_part(void *p, int part, int nparts) {
 
 CRN_CLONES void CRN_FN(crn_lstm_backward)(real *dgx, real *dw_h, real *db_h, real *dh, real *dc, const real *hs,
                                           const real *cs, const real *gates, const real *w_h, real *wp,
-                                          int B, int T, int H) {
+                                          const crn_ln *ln, int B, int T, int H) {
     const int G = 4 * H;
     CRN_FN(crn_pack)(wp, 1, G, H, w_h, G); // w_h^T (4H, H)
-    struct lstm_job j = {(real *)hs, (real *)cs, (real *)gates, dgx, dh, dc, w_h, NULL, wp, B, T, H};
+    struct lstm_job j = {(real *)hs, (real *)cs, (real *)gates, dgx, dh, dc, w_h, NULL, wp, ln, B, T, H};
     CRN_FN(crn_parallel)(lstm_backward_part, &j, crn_row_parts(B, 4.0 * H * H));
     // dW_h += H_prev^T (H, T*B) @ dgates (T*B, 4H), one GEMM for the window
-    CRN_FN(crn_gemm)(1, 0, H, G, T * B, 1, hs, H, dgx, G, 1, dw_h, G);
+    CRN_FN(crn_gemm)(1, 0, H, G, T * B, 1, hs, H, ln ? ln->dhr : dgx, G, 1, dw_h, G);
     crn_colsum_acc(db_h, dgx, T * B, G);
+    if (ln) {
+        crn_colsum_prod_acc(ln->dg_h, dgx, ln->hhat, T * B, G);
+        crn_colsum_prod_acc(ln->dg_c, ln->dyc, ln->chat, T * B, H);
+        crn_colsum_acc(ln->db_c, ln->dyc, T * B, H);
+    }
 }

@@ -1,11 +1,14 @@
 /* cell_rnn.c — the Elman cell over one window (see cell.h for the layout):
  *   h_t = act(gx_t + h_{t-1} @ w_h + b_h),  act = tanh or relu.
- * Backward needs only hs: tanh' = 1 - h^2, relu' = [h > 0]. */
+ * Backward needs only hs: tanh' = 1 - h^2, relu' = [h > 0]. With layer
+ * normalisation (cell.h) the recurrent product is normalised before it is
+ * added, and its gradient goes through the LN backward. */
 #include "cell.h"
 
 struct rnn_job {
     real *hs, *dgx, *dh;
     const real *gx, *w_h, *b_h, *wp;
+    const crn_ln *ln;
     int relu, B, T, H;
 };
 
@@ -18,10 +21,14 @@ CRN_CLONES static void rnn_forward_rows(const struct rnn_job *j, int r0, int r1)
         const real *hp = j->hs + (size_t)t * BH + (size_t)r0 * H; // (n, H) h_{t-1}
         real *h = j->hs + (size_t)(t + 1) * BH + (size_t)r0 * H;  // (n, H) h_t
         memcpy(h, j->gx + (size_t)t * BH + (size_t)r0 * H, (size_t)n * H * sizeof(real));
+        const crn_ln *ln = j->ln;
+        const size_t r = (size_t)t * B + r0;
+        real *acc = ln ? ln->hhat + r * H : h; // (n, H) the recurrent product
         if (j->wp)
-            CRN_FN(crn_gemm_packed)(n, H, H, hp, H, j->wp, 1, h, H);
-        else if (j->w_h) // else the caller has added h_{t-1} @ w_h to gx
-            CRN_FN(crn_gemm_nn)(n, H, H, hp, H, j->w_h, H, 1, h, H);
+            CRN_FN(crn_gemm_packed)(n, H, H, hp, H, j->wp, !ln, acc, H);
+        else if (j->w_h) // else the caller has added (with ln: written) h_{t-1} @ w_h
+            CRN_FN(crn_gemm_nn)(n, H, H, hp, H, j->w_h, H, !ln, acc, H);
+        if (ln) crn_ln_rec_forward(h, acc, ln->hrs + r, ln->g_h, 0, n, 1, H);
         for (int b = 0; b < n; b++) {
             real *hb = h + (size_t)b * H;
             if (j->relu)
@@ -42,10 +49,10 @@ static void rnn_forward_part(void *p, int part, int nparts) {
     if (r0 < r1) rnn_forward_rows(j, r0, r1);
 }
 
-void CRN_FN(crn_rnn_forward)(real *hs, const real *gx, const real *w_h, const real *b_h, real *wp, int relu, int B,
-                             int T, int H) {
+void CRN_FN(crn_rnn_forward)(real *hs, const real *gx, const real *w_h, const real *b_h, real *wp, const crn_ln *ln,
+                             int relu, int B, int T, int H) {
     if (wp) CRN_FN(crn_pack)(wp, 0, H, H, w_h, H);
-    struct rnn_job j = {hs, NULL, NULL, gx, w_h, b_h, wp, relu, B, T, H};
+    struct rnn_job j = {hs, NULL, NULL, gx, w_h, b_h, wp, ln, relu, B, T, H};
     CRN_FN(crn_parallel)(rnn_forward_part, &j, crn_row_parts(B, (double)H * H));
 }
 
@@ -60,8 +67,12 @@ CRN_CLONES static void rnn_backward_rows(const struct rnn_job *j, int r0, int r1
             for (size_t k = 0; k < nH; k++) dp[k] = h[k] > 0 ? d[k] : 0;
         else
             for (size_t k = 0; k < nH; k++) dp[k] = d[k] * (1 - h[k] * h[k]);
-        if (t > 0) // dh_{t-1} += dpre_t @ w_h^T
-            CRN_FN(crn_gemm_packed)(n, H, H, dp, H, j->wp, 1, j->dh + (size_t)(t - 1) * BH + (size_t)r0 * H, H);
+        const crn_ln *ln = j->ln;
+        const size_t r = (size_t)t * B + r0;
+        if (ln) crn_ln_rec_backward(ln->dhr + r * H, dp, ln->hhat + r * H, ln->hrs + r, ln->g_h, n, 1, H);
+        if (t > 0) // dh_{t-1} += dpre_t @ w_h^T (with ln: d (h_{t-1} @ w_h))
+            CRN_FN(crn_gemm_packed)(n, H, H, ln ? ln->dhr + r * H : dp, H, j->wp, 1,
+                                    j->dh + (size_t)(t - 1) * BH + (size_t)r0 * H, H);
     }
 }
 
@@ -73,11 +84,12 @@ static void rnn_backward_part(void *p, int part, int nparts) {
 }
 
 CRN_CLONES void CRN_FN(crn_rnn_backward)(real *dgx, real *dw_h, real *db_h, real *dh, const real *hs, const real *w_h,
-                                         real *wp, int relu, int B, int T, int H) {
+                                         real *wp, const crn_ln *ln, int relu, int B, int T, int H) {
     CRN_FN(crn_pack)(wp, 1, H, H, w_h, H); // w_h^T
-    struct rnn_job j = {(real *)hs, dgx, dh, NULL, w_h, NULL, wp, relu, B, T, H};
+    struct rnn_job j = {(real *)hs, dgx, dh, NULL, w_h, NULL, wp, ln, relu, B, T, H};
     CRN_FN(crn_parallel)(rnn_backward_part, &j, crn_row_parts(B, (double)H * H));
     // the weight gradient of the whole window at once: dW_h += H_prev^T (H, T*B) @ dpre (T*B, H)
-    CRN_FN(crn_gemm)(1, 0, H, H, T * B, 1, hs, H, dgx, H, 1, dw_h, H);
+    CRN_FN(crn_gemm)(1, 0, H, H, T * B, 1, hs, H, ln ? ln->dhr : dgx, H, 1, dw_h, H);
     crn_colsum_acc(db_h, dgx, T * B, H);
+    if (ln) crn_colsum_prod_acc(ln->dg_h, dgx, ln->hhat, T * B, H);
 }

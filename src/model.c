@@ -38,6 +38,12 @@ struct layer_cache {
     real *hg;       // (T*B, 3H) GRU recurrent projection
     real *mask;     // (T*B, H) dropout mask of this layer's input (l > 0, dropout > 0)
     real *xin;      // (T*B, H) the dropped input (l > 0, dropout > 0)
+    real *xhat;     // (T*B, G*H) layer norm: normalised input projection
+    real *xrs;      // (T*B, G) its 1/std per gate block
+    real *hhat;     // (T*B, G*H) layer norm: normalised recurrent projection (crn_ln)
+    real *hrs;      // (T*B, G)
+    real *chat;     // (T*B, H) layer norm, LSTM: normalised c_t
+    real *crs;      // (T*B)
     const real *in; // the input X of the last forward (T*B, in_l); NULL for layer 0 one-hot
     int dropped;    // dropout was applied to this layer's input in the last forward
 };
@@ -52,6 +58,8 @@ struct arena {
     real *dhg;              // (T*B, 3H) GRU
     real *dc;               // (B, H) LSTM
     real *dxe;              // (T*B, E)
+    real *dhr;              // (T*B, G*H) layer norm: d loss / d (h_{t-1} @ w_h)
+    real *dyc;              // (T*B, H) layer norm, LSTM: d loss / d LN(c_t)
     real *wp;               // packed w_h (forward) or w_h^T (backward) of one layer; NULL in step arenas
 };
 
@@ -59,6 +67,7 @@ enum { ARENA_LOGITS = 1, ARENA_BACKWARD = 2 };
 
 struct layer_params {
     size_t w_x, w_h, b_x, b_h; // offsets into params/grads
+    size_t ln_gx, ln_gh, ln_gc, ln_bc; // layer norm gains (and LSTM c bias); unused without
     int in;                    // input width of the layer
 };
 
@@ -157,6 +166,7 @@ static int config_check(const crn_model_config *cfg) {
         return crn_error_set(CRN_ERANGE, "model config: layers %u not in [1, %u]", cfg->layers, CRN_MAX_LAYERS);
     if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
         return crn_error_set(CRN_ERANGE, "model config: dropout %g not in [0, 1)", (double)cfg->dropout);
+    if (cfg->layer_norm > 1) return crn_error_set(CRN_EINVAL, "model config: layer_norm %u not 0 or 1", cfg->layer_norm);
     return 0;
 }
 
@@ -199,7 +209,7 @@ int CRN_FN(crn_model_create)(crn_model **out, const crn_model_config *cfg) {
     m->V = (int)cfg->vocab;
     m->E = (int)cfg->embed;
     m->L = (int)cfg->layers;
-    m->tensors = calloc((size_t)4 * m->L + 3, sizeof *m->tensors);
+    m->tensors = calloc((size_t)8 * m->L + 3, sizeof *m->tensors);
     m->lp = calloc((size_t)m->L, sizeof *m->lp);
     m->ar.lc = calloc((size_t)m->L, sizeof *m->ar.lc);
     if (!m->tensors || !m->lp || !m->ar.lc) {
@@ -232,6 +242,22 @@ int CRN_FN(crn_model_create)(crn_model **out, const crn_model_config *cfg) {
     add_tensor(m, "out_w", (size_t)m->H, (size_t)m->V, &off);
     m->out_b_off = off;
     add_tensor(m, "out_b", 1, (size_t)m->V, &off);
+    for (int l = 0; cfg->layer_norm && l < m->L; l++) {
+        struct layer_params *p = &m->lp[l];
+        snprintf(name, sizeof name, "l%d.ln_gx", l);
+        p->ln_gx = off;
+        add_tensor(m, name, 1, GH, &off);
+        snprintf(name, sizeof name, "l%d.ln_gh", l);
+        p->ln_gh = off;
+        add_tensor(m, name, 1, GH, &off);
+        if (cfg->cell != CRN_CELL_LSTM) continue;
+        snprintf(name, sizeof name, "l%d.ln_gc", l);
+        p->ln_gc = off;
+        add_tensor(m, name, 1, (size_t)m->H, &off);
+        snprintf(name, sizeof name, "l%d.ln_bc", l);
+        p->ln_bc = off;
+        add_tensor(m, name, 1, (size_t)m->H, &off);
+    }
     m->nparams = off;
     m->params = crn_calloc(off, sizeof(real));
     m->grads = crn_calloc(off, sizeof(real));
@@ -277,6 +303,76 @@ const crn_tensor_info *CRN_FN(crn_model_find_tensor)(const crn_model *m, const c
 
 void CRN_FN(crn_model_zero_grads)(crn_model *m) { memset(m->grads, 0, m->nparams * sizeof(real)); }
 
+/* Layer norm of the input projection, rows [r0, r1) of Y (N, G*H): forward
+ * (back == 0): Y holds x W_x, out g * hat + b, hat and its 1/std rs saved;
+ * backward: Y holds d loss / d LN(x W_x; g, b), out d loss / d (x W_x). */
+struct ln_rows_job {
+    real *Y, *hat, *rs;
+    const real *g, *b;
+    int N, G, H, back;
+};
+
+CRN_CLONES static void ln_rows(const struct ln_rows_job *j, int r0, int r1) {
+    const int G = j->G, H = j->H, GH = G * H;
+    for (int r = r0; r < r1; r++) {
+        real *restrict y = j->Y + (size_t)r * GH, *restrict hat = j->hat + (size_t)r * GH;
+        real *restrict rs = j->rs + (size_t)r * G;
+        if (j->back) {
+            for (int k = 0; k < G; k++) crn_ln_back(y + k * H, y + k * H, j->g + k * H, hat + k * H, rs[k], H);
+            continue;
+        }
+        memcpy(hat, y, (size_t)GH * sizeof(real));
+        for (int k = 0; k < G; k++) rs[k] = crn_ln_norm(hat + k * H, H);
+        const real *restrict g = j->g, *restrict b = j->b;
+        for (int k = 0; k < GH; k++) y[k] = g[k] * hat[k] + b[k];
+    }
+}
+
+static void ln_rows_part(void *p, int part, int nparts) {
+    const struct ln_rows_job *j = p;
+    int r0, r1;
+    crn_split_rows(j->N, part, nparts, &r0, &r1);
+    if (r0 < r1) ln_rows(j, r0, r1);
+}
+
+static void ln_input(real *Y, real *hat, real *rs, const real *g, const real *b, int N, int G, int H, int back) {
+    struct ln_rows_job j = {Y, hat, rs, g, b, N, G, H, back};
+    CRN_FN(crn_parallel)(ln_rows_part, &j, (double)N * G * H < 65536 ? 1 : N);
+}
+
+/* The layer's crn_ln from its parameters (gradients into D, NULL in
+ * forward) and saved buffers; NULL without layer norm. */
+static const crn_ln *layer_ln(crn_ln *ln, const crn_model *m, const struct arena *ar, int l, real *D) {
+    if (!m->cfg.layer_norm) return NULL;
+    const struct layer_params *p = &m->lp[l];
+    const struct layer_cache *c = &ar->lc[l];
+    const real *P = m->params;
+    const int lstm = m->cfg.cell == CRN_CELL_LSTM;
+    *ln = (crn_ln){P + p->ln_gh,
+                   lstm ? P + p->ln_gc : NULL,
+                   lstm ? P + p->ln_bc : NULL,
+                   c->hhat, c->hrs, c->chat, c->crs, ar->dhr, ar->dyc,
+                   D ? D + p->ln_gh : NULL,
+                   D && lstm ? D + p->ln_gc : NULL,
+                   D && lstm ? D + p->ln_bc : NULL};
+    return ln;
+}
+
+/* Layer norm gains 1, the LSTM cell-state bias 0 (after the draws, which
+ * leave every other tensor as it is without layer norm). */
+static void ln_init(crn_model *m) {
+    const size_t GH = (size_t)m->G * m->H;
+    for (int l = 0; m->cfg.layer_norm && l < m->L; l++) {
+        const struct layer_params *p = &m->lp[l];
+        for (size_t j = 0; j < GH; j++) m->params[p->ln_gx + j] = m->params[p->ln_gh + j] = 1;
+        if (m->cfg.cell != CRN_CELL_LSTM) continue;
+        for (int j = 0; j < m->H; j++) {
+            m->params[p->ln_gc + j] = 1;
+            m->params[p->ln_bc + j] = 0;
+        }
+    }
+}
+
 /* Tensors in table order, each row-major, one draw per element:
  * embed ~ N(0, 1) (Box-Muller, two uniforms per element), everything else
  * uniform(-1/sqrt(H), 1/sqrt(H)); then the LSTM forget-gate biases are
@@ -302,6 +398,7 @@ void CRN_FN(crn_model_init)(crn_model *m, crn_rng *rng) {
                 m->params[m->lp[l].b_x + m->H + j] = 1;
                 m->params[m->lp[l].b_h + m->H + j] = 0;
             }
+    ln_init(m);
 #if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
     if (m->half) crn_f16_from_f32(m->half, m->params, m->nparams); // keep the sampling snapshot current
 #endif
@@ -338,34 +435,43 @@ static void step_f16(crn_model *m, crn_state *st, uint32_t tok, real *logits) {
         struct layer_cache *c = &ar->lc[l];
         const struct layer_params *p = &m->lp[l];
         real *g = c->gates; // (1, GH)
+        const int lnorm = (int)m->cfg.layer_norm; // b_x comes with the LN of x W_x
         if (l == 0 && E == 0) {
             const real *w = P + p->w_x + (size_t)tok * GH; // one-hot: a float row
-            for (int j = 0; j < GH; j++) g[j] = w[j] + P[p->b_x + j];
+            for (int j = 0; j < GH; j++) g[j] = w[j] + (lnorm ? 0 : P[p->b_x + j]);
         } else {
             if (l == 0) {
                 in = P + m->embed_off + (size_t)tok * E;
                 in_w = E;
             }
-            memcpy(g, P + p->b_x, (size_t)GH * sizeof(real));
+            if (lnorm)
+                memset(g, 0, (size_t)GH * sizeof(real));
+            else
+                memcpy(g, P + p->b_x, (size_t)GH * sizeof(real));
             crn_gemv_f16(GH, in_w, in, W + p->w_x, GH, g);
         }
+        crn_ln lnb;
+        const crn_ln *ln = layer_ln(&lnb, m, ar, l, NULL);
+        if (ln) {
+            struct ln_rows_job j = {g, c->xhat, c->xrs, P + p->ln_gx, P + p->b_x, 1, m->G, H, 0};
+            ln_rows(&j, 0, 1);
+        }
         real *hp = st->h + (size_t)l * H;
+        real *rec = ln ? c->hhat : m->cfg.cell == CRN_CELL_GRU ? c->hg : g; // receives h_{t-1} @ w_h
+        if (ln || m->cfg.cell == CRN_CELL_GRU) memset(rec, 0, (size_t)GH * sizeof(real));
+        crn_gemv_f16(GH, H, hp, W + p->w_h, GH, rec);
         memcpy(c->hs, hp, (size_t)H * sizeof(real));
         switch (m->cfg.cell) {
         case CRN_CELL_RNN:
-            crn_gemv_f16(GH, H, hp, W + p->w_h, GH, g);
-            crn_rnn_forward(c->hs, g, NULL, P + p->b_h, NULL, m->cfg.act == CRN_ACT_RELU, 1, 1, H);
+            crn_rnn_forward(c->hs, g, NULL, P + p->b_h, NULL, ln, m->cfg.act == CRN_ACT_RELU, 1, 1, H);
             break;
         case CRN_CELL_LSTM:
-            crn_gemv_f16(GH, H, hp, W + p->w_h, GH, g);
             memcpy(c->cs, st->c + (size_t)l * H, (size_t)H * sizeof(real));
-            crn_lstm_forward(c->hs, c->cs, g, NULL, P + p->b_h, NULL, 1, 1, H);
+            crn_lstm_forward(c->hs, c->cs, g, NULL, P + p->b_h, NULL, ln, 1, 1, H);
             memcpy(st->c + (size_t)l * H, c->cs + H, (size_t)H * sizeof(real));
             break;
         case CRN_CELL_GRU:
-            memset(c->hg, 0, (size_t)GH * sizeof(real));
-            crn_gemv_f16(GH, H, hp, W + p->w_h, GH, c->hg);
-            crn_gru_forward(c->hs, g, c->hg, NULL, P + p->b_h, NULL, 1, 1, H);
+            crn_gru_forward(c->hs, g, c->hg, NULL, P + p->b_h, NULL, ln, 1, 1, H);
             break;
         }
         memcpy(hp, c->hs + H, (size_t)H * sizeof(real));
@@ -412,8 +518,19 @@ static size_t carve(const crn_model *m, struct arena *ar, real *base, size_t B, 
             TAKE(c->mask, TBH);
             TAKE(c->xin, TBH);
         }
+        if (m->cfg.layer_norm) {
+            TAKE(c->xhat, TBGH);
+            TAKE(c->xrs, TB * m->G);
+            TAKE(c->hhat, TBGH);
+            TAKE(c->hrs, TB * m->G);
+            if (lstm) {
+                TAKE(c->chat, TBH);
+                TAKE(c->crs, TB);
+            }
+        }
     }
     ar->xe = ar->logits = ar->dlogits = ar->dh = ar->dgx = ar->dhg = ar->dc = ar->dxe = ar->wp = NULL;
+    ar->dhr = ar->dyc = NULL;
     if (E) TAKE(ar->xe, TB * E);
     if (flags & ARENA_LOGITS) TAKE(ar->logits, TB * V);
     if (flags & ARENA_BACKWARD) {
@@ -423,6 +540,8 @@ static size_t carve(const crn_model *m, struct arena *ar, real *base, size_t B, 
         if (gru) TAKE(ar->dhg, TBGH);
         if (lstm) TAKE(ar->dc, BH);
         if (E) TAKE(ar->dxe, TB * E);
+        if (m->cfg.layer_norm) TAKE(ar->dhr, TBGH);
+        if (m->cfg.layer_norm && lstm) TAKE(ar->dyc, TBH);
     }
     if (flags & ARENA_BACKWARD) { // training windows: pack w_h per window
         size_t pf = CRN_FN(crn_pack_size)(m->H, m->G * m->H), pb = CRN_FN(crn_pack_size)(m->G * m->H, m->H);
@@ -534,7 +653,7 @@ static int state_matches(const crn_model *m, const crn_state *st) {
 /* ------------------------------------------------------------------ */
 /* forward                                                             */
 
-/* Y[r] = b + (rows ? W[rows[r]] : 0) for r < N, Y (N, C): the bias rows a
+/* Y[r] = b + (rows ? W[rows[r]] : 0) for r < N (b == NULL: 0, rows only), Y (N, C): the bias rows a
  * window's product accumulates into, or the one-hot gather. Rows split
  * across the threads for a window. */
 struct rows_job {
@@ -550,7 +669,9 @@ static void bias_rows_part(void *p, int part, int nparts) {
     for (int r = r0; r < r1; r++) {
         real *restrict y = j->Y + (size_t)r * C;
         const real *restrict b = j->b;
-        if (j->rows) {
+        if (j->rows && !b) {
+            memcpy(y, j->W + (size_t)j->rows[r] * C, (size_t)C * sizeof(real));
+        } else if (j->rows) {
             const real *restrict w = j->W + (size_t)j->rows[r] * C;
             for (int k = 0; k < C; k++) y[k] = w[k] + b[k];
         } else
@@ -593,10 +714,11 @@ static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const ui
         struct layer_cache *c = &ar->lc[l];
         const struct layer_params *p = &m->lp[l];
         real *gx = c->gates; // (T*B, GH)
+        const int lnorm = (int)m->cfg.layer_norm; // then gx = x W_x first, b_x comes with the LN
         c->dropped = 0;
         if (l == 0 && E == 0) {
             // one-hot input: gx[row] = w_x[x[row]] + b_x, a gather
-            bias_rows(gx, P + p->b_x, P + p->w_x, x, TB, GH);
+            bias_rows(gx, lnorm ? NULL : P + p->b_x, P + p->w_x, x, TB, GH);
             c->in = NULL;
         } else {
             if (l == 0) {
@@ -618,24 +740,28 @@ static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const ui
             }
             c->in = in;
             const int in_w = p->in;
-            bias_rows(gx, P + p->b_x, NULL, NULL, TB, GH);
+            if (!lnorm) bias_rows(gx, P + p->b_x, NULL, NULL, TB, GH);
             if (TB <= 64) // a step (sampling): the small-product kernel, no BLAS call overhead
-                CRN_FN(crn_gemm_nn)(TB, GH, in_w, in, in_w, P + p->w_x, GH, 1, gx, GH);
+                CRN_FN(crn_gemm_nn)(TB, GH, in_w, in, in_w, P + p->w_x, GH, !lnorm, gx, GH);
             else
-                CRN_FN(crn_gemm)(0, 0, TB, GH, in_w, 1, in, in_w, P + p->w_x, GH, 1, gx, GH);
+                CRN_FN(crn_gemm)(0, 0, TB, GH, in_w, 1, in, in_w, P + p->w_x, GH, !lnorm, gx, GH);
         }
+        if (lnorm) ln_input(gx, c->xhat, c->xrs, P + p->ln_gx, P + p->b_x, TB, m->G, H, 0);
+        crn_ln lnb;
+        const crn_ln *ln = layer_ln(&lnb, m, ar, l, NULL);
         memcpy(c->hs, st->h + (size_t)l * BH, BH * sizeof(real));
         switch (m->cfg.cell) {
         case CRN_CELL_RNN:
-            CRN_FN(crn_rnn_forward)(c->hs, gx, P + p->w_h, P + p->b_h, ar->wp, m->cfg.act == CRN_ACT_RELU, B, T, H);
+            CRN_FN(crn_rnn_forward)(c->hs, gx, P + p->w_h, P + p->b_h, ar->wp, ln, m->cfg.act == CRN_ACT_RELU, B, T,
+                                    H);
             break;
         case CRN_CELL_LSTM:
             memcpy(c->cs, st->c + (size_t)l * BH, BH * sizeof(real));
-            CRN_FN(crn_lstm_forward)(c->hs, c->cs, gx, P + p->w_h, P + p->b_h, ar->wp, B, T, H);
+            CRN_FN(crn_lstm_forward)(c->hs, c->cs, gx, P + p->w_h, P + p->b_h, ar->wp, ln, B, T, H);
             memcpy(st->c + (size_t)l * BH, c->cs + (size_t)T * BH, BH * sizeof(real));
             break;
         case CRN_CELL_GRU:
-            CRN_FN(crn_gru_forward)(c->hs, gx, c->hg, P + p->w_h, P + p->b_h, ar->wp, B, T, H);
+            CRN_FN(crn_gru_forward)(c->hs, gx, c->hg, P + p->w_h, P + p->b_h, ar->wp, ln, B, T, H);
             break;
         }
         memcpy(st->h + (size_t)l * BH, c->hs + (size_t)T * BH, BH * sizeof(real));
@@ -712,21 +838,27 @@ int CRN_FN(crn_model_backward)(crn_model *m) {
         const struct layer_cache *c = &ar->lc[l];
         const struct layer_params *p = &m->lp[l];
         real *dgx = ar->dgx; // (T*B, GH)
+        crn_ln lnb;
+        const crn_ln *ln = layer_ln(&lnb, m, ar, l, D);
         switch (m->cfg.cell) {
         case CRN_CELL_RNN:
-            CRN_FN(crn_rnn_backward)(dgx, D + p->w_h, D + p->b_h, dh, c->hs, P + p->w_h, ar->wp,
+            CRN_FN(crn_rnn_backward)(dgx, D + p->w_h, D + p->b_h, dh, c->hs, P + p->w_h, ar->wp, ln,
                                      m->cfg.act == CRN_ACT_RELU, B, T, H);
             break;
         case CRN_CELL_LSTM:
             CRN_FN(crn_lstm_backward)(dgx, D + p->w_h, D + p->b_h, dh, ar->dc, c->hs, c->cs, c->gates,
-                                      P + p->w_h, ar->wp, B, T, H);
+                                      P + p->w_h, ar->wp, ln, B, T, H);
             break;
         case CRN_CELL_GRU:
             CRN_FN(crn_gru_backward)(dgx, ar->dhg, D + p->w_h, D + p->b_h, dh, c->hs, c->gates, c->hg, P + p->w_h,
-                                     ar->wp, B, T, H);
+                                     ar->wp, ln, B, T, H);
             break;
         }
         crn_colsum_acc(D + p->b_x, dgx, TB, GH);
+        if (ln) { // through LN(x W_x; g_x, b_x): dgx becomes d loss / d (x W_x)
+            crn_colsum_prod_acc(D + p->ln_gx, dgx, c->xhat, TB, GH);
+            ln_input(dgx, c->xhat, c->xrs, P + p->ln_gx, NULL, TB, m->G, H, 1);
+        }
         if (l == 0 && E == 0) {
             // one-hot: dW_x[x[row]] += dgx[row], the transpose of the gather
             scatter_rows(D + p->w_x, dgx, m->ids, TB, GH);

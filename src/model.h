@@ -15,6 +15,12 @@
  *     l.b_h   (G*H)         PyTorch bias_hh_l
  *   out_w     (H, V)        output weights (PyTorch Linear.weight transposed)
  *   out_b     (V)
+ *   only with layer_norm, for each layer l (after all the above, so the
+ *   other tensors keep their offsets and their initial values):
+ *     l.ln_gx (G*H)         gain of LN(x W_x), init 1 (b_x is its bias)
+ *     l.ln_gh (G*H)         gain of LN(h W_h), init 1 (b_h is its bias)
+ *     l.ln_gc (H)           LSTM only: gain of LN(c_t), init 1
+ *     l.ln_bc (H)           LSTM only: bias of LN(c_t), init 0
  *
  * Gate order within G*H is PyTorch's: LSTM i,f,g,o; GRU r,z,n. Initialisation
  * (crn_model_init): uniform(-1/sqrt(H), 1/sqrt(H)) for every cell tensor and
@@ -43,6 +49,7 @@ typedef struct crn_model_config {
     uint32_t hidden;    /* H */
     uint32_t layers;    /* L */
     float dropout;      /* inverted dropout between layers (training only), [0, 1) */
+    uint32_t layer_norm; /* 1 = layer normalisation in every cell (cell.h), 0 = off */
 } crn_model_config;
 
 /* Names and parsing shared with the CLI and checkpoints (these and

@@ -63,6 +63,7 @@ typedef struct gold {
     enum crn_cell cell;
     enum crn_act act;
     uint32_t V, E, H, L, T, B, count;
+    uint32_t ln; /* layer normalisation (optional key, default 0) */
     gold_block blk[GOLD_MAX_BLOCKS];
     int nblk;
 } gold;
@@ -170,14 +171,14 @@ static int gold_fail(const gold *g, int line, const char *fmt, ...) {
 
 /* Header key -> field; each must appear exactly once. */
 static int header_key(gold *g, char **w, int line, unsigned *seen) {
-    static const char *const keys[] = {"case", "cell", "act", "V", "E", "H", "L", "T", "B", "count"};
+    static const char *const keys[] = {"case", "cell", "act", "V", "E", "H", "L", "T", "B", "count", "ln"};
     int k = -1;
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < 11; i++)
         if (!strcmp(w[0], keys[i])) k = i;
     if (k < 0) return 1; /* not a header key */
     if (*seen & (1u << k)) return gold_fail(g, line, "header key '%s' given twice", w[0]);
     *seen |= 1u << k;
-    uint32_t *num[] = {NULL, NULL, NULL, &g->V, &g->E, &g->H, &g->L, &g->T, &g->B, &g->count};
+    uint32_t *num[] = {NULL, NULL, NULL, &g->V, &g->E, &g->H, &g->L, &g->T, &g->B, &g->count, &g->ln};
     if (k == 0) {
         if (strlen(w[1]) >= sizeof g->case_name) return gold_fail(g, line, "case name too long");
         strcpy(g->case_name, w[1]);
@@ -190,9 +191,9 @@ static int header_key(gold *g, char **w, int line, unsigned *seen) {
         if (!strcmp(w[1], "tanh")) g->act = CRN_ACT_TANH;
         else if (!strcmp(w[1], "relu")) g->act = CRN_ACT_RELU;
         else return gold_fail(g, line, "unknown activation '%s'", w[1]);
-    } else if (parse_u32(w[1], k == 4 ? 0 : 1, GOLD_MAX_DIM, num[k])) {
-        return gold_fail(g, line, "%s: '%s' is not an integer in [%d, %u]", w[0], w[1], k == 4 ? 0 : 1,
-                         GOLD_MAX_DIM);
+    } else if (k == 10 ? parse_u32(w[1], 0, 1, num[k]) : parse_u32(w[1], k == 4 ? 0 : 1, GOLD_MAX_DIM, num[k])) {
+        return gold_fail(g, line, "%s: '%s' is not an integer in [%d, %u]", w[0], w[1], k == 4 || k == 10 ? 0 : 1,
+                         k == 10 ? 1 : GOLD_MAX_DIM);
     }
     return 0;
 }
@@ -322,7 +323,7 @@ static int gold_parse(gold *g, const char *src, const char *text, size_t len) {
         rc = gold_fail(g, c.line, "content after 'end'");
         goto out;
     }
-    if (seen != (1u << 10) - 1) {
+    if ((seen & ((1u << 10) - 1)) != (1u << 10) - 1) { /* all but the optional 'ln' */
         static const char *const keys[] = {"case", "cell", "act", "V", "E", "H", "L", "T", "B", "count"};
         for (int k = 0; k < 10; k++)
             if (!(seen & (1u << k))) {
@@ -481,7 +482,7 @@ static void note(report *r, double *slot, err_stat s, const char *kind, const ch
  * the same shape, every model tensor must be covered; the rest of the
  * buffer is NaN so a read outside the tensors shows). */
 static int load_model(const gold *g, float dropout, crn_model **out) {
-    crn_model_config cfg = {g->cell, g->act, g->V, g->E, g->H, g->L, dropout};
+    crn_model_config cfg = {g->cell, g->act, g->V, g->E, g->H, g->L, dropout, g->ln};
     crn_model *m = NULL;
     int rc = crn_model_create(&m, &cfg);
     if (rc) return rc;

@@ -25,6 +25,9 @@
  * same seed before every evaluation, so every evaluation draws the same mask
  * and f is a smooth function of the parameters.
  *
+ * The whole sweep runs again with layer normalisation (--layer-norm), and
+ * once with layer norm and dropout together.
+ *
  * A last test proves the checker can fail: one analytic gradient entry is
  * perturbed by 1% and the checker must report a relative error above the
  * bound. */
@@ -95,10 +98,10 @@ static double eval_loss(gc_case *g) {
 }
 
 static void case_setup(gc_case *g, enum crn_cell cell, enum crn_act act, uint32_t E, uint32_t L, float dropout,
-                       uint64_t seed) {
+                       uint32_t ln, uint64_t seed) {
     memset(g, 0, sizeof *g);
     crn_model_config cfg = {.cell = cell, .act = act, .vocab = GV, .embed = E, .hidden = GH, .layers = L,
-                            .dropout = dropout};
+                            .dropout = dropout, .layer_norm = ln};
     ck_assert_int_eq(crn_model_create(&g->m, &cfg), 0);
     ck_assert_int_eq(crn_model_reserve(g->m, GB, GT), 0);
     ck_assert_int_eq(crn_state_create(&g->st, g->m, GB), 0);
@@ -188,9 +191,9 @@ static gc_result check_grads(gc_case *g, const real *grads) {
 /* crn_cell_name lives in the float library only */
 static const char *cell_str(enum crn_cell c) { return c == CRN_CELL_LSTM ? "lstm" : c == CRN_CELL_GRU ? "gru" : "rnn"; }
 
-static void run_case(enum crn_cell cell, enum crn_act act, uint32_t E, uint32_t L, float dropout) {
+static void run_case(enum crn_cell cell, enum crn_act act, uint32_t E, uint32_t L, float dropout, uint32_t ln) {
     gc_case g;
-    case_setup(&g, cell, act, E, L, dropout, 1000 + 100 * cell + 10 * act + E + L);
+    case_setup(&g, cell, act, E, L, dropout, ln, 1000 + 100 * cell + 10 * act + E + L + 7 * ln);
     real *a = analytic(&g);
     /* the gradient is not trivially zero: most entries are used */
     size_t n = crn_model_num_params(g.m), nz = 0;
@@ -204,9 +207,23 @@ static void run_case(enum crn_cell cell, enum crn_act act, uint32_t E, uint32_t 
         ck_assert_msg(fabs(lt - le) > 1e-6, "dropout changed nothing (%g vs %g)", lt, le);
     }
     gc_result r = check_grads(&g, a);
-    printf("gradcheck %-4s %-4s L=%u %-7s dropout=%.1f: %4zu params, max rel err %.3e, max abs err %.3e (%s)\n",
+    printf("gradcheck %-4s %-4s L=%u %-7s dropout=%.1f%s: %4zu params, max rel err %.3e, max abs err %.3e (%s)\n",
            cell_str(cell), cell != CRN_CELL_RNN ? "" : act == CRN_ACT_RELU ? "relu" : "tanh", L, E ? "embed" : "one-hot",
-           (double)dropout, n, r.max_rel, r.max_abs, r.where);
+           (double)dropout, ln ? " layer-norm" : "", n, r.max_rel, r.max_abs, r.where);
+    if (ln) { /* every layer-norm tensor is there and has a gradient */
+        int nln = 0;
+        for (int i = 0; i < crn_model_num_tensors(g.m); i++) {
+            const crn_tensor_info *t = crn_model_tensor(g.m, i);
+            if (!strstr(t->name, ".ln_")) continue;
+            nln++;
+            size_t nzt = 0;
+            for (size_t j = 0; j < t->cols; j++) nzt += a[t->offset + j] != 0;
+            // (a relu unit that is off for the whole window has zero gradients)
+            ck_assert_msg(nzt == t->cols || (act == CRN_ACT_RELU && 2 * nzt > t->cols),
+                          "%s: %zu of %zu gradient entries non-zero", t->name, nzt, t->cols);
+        }
+        ck_assert_int_eq(nln, (int)L * (cell == CRN_CELL_LSTM ? 4 : 2));
+    }
     ck_assert_msg(r.max_rel < GC_BOUND, "%s L=%u E=%u: max relative error %.3e at %s", cell_str(cell), L, E,
                   r.max_rel, r.where);
     free(a);
@@ -218,19 +235,28 @@ static const struct { enum crn_cell c; enum crn_act a; } cells[] = {
 
 START_TEST(test_gradcheck_all) {
     int i = _i / 4, L = 1 + (_i / 2) % 2, E = (_i % 2) ? 5 : 0;
-    run_case(cells[i].c, cells[i].a, (uint32_t)E, (uint32_t)L, 0.0f);
+    run_case(cells[i].c, cells[i].a, (uint32_t)E, (uint32_t)L, 0.0f, 0);
+}
+END_TEST
+
+/* the same sweep with layer normalisation (cell.h): every parameter,
+ * the gains and the LSTM cell-state bias included */
+START_TEST(test_gradcheck_layer_norm) {
+    int i = _i / 4, L = 1 + (_i / 2) % 2, E = (_i % 2) ? 5 : 0;
+    run_case(cells[i].c, cells[i].a, (uint32_t)E, (uint32_t)L, 0.0f, 1);
 }
 END_TEST
 
 START_TEST(test_gradcheck_dropout) {
-    run_case(CRN_CELL_LSTM, CRN_ACT_TANH, 0, 2, 0.3f);
-    run_case(CRN_CELL_GRU, CRN_ACT_TANH, 5, 3, 0.5f);
+    run_case(CRN_CELL_LSTM, CRN_ACT_TANH, 0, 2, 0.3f, 0);
+    run_case(CRN_CELL_GRU, CRN_ACT_TANH, 5, 3, 0.5f, 0);
+    run_case(CRN_CELL_LSTM, CRN_ACT_TANH, 5, 2, 0.3f, 1);
 }
 END_TEST
 
 START_TEST(test_gradcheck_can_fail) {
     gc_case g;
-    case_setup(&g, CRN_CELL_GRU, CRN_ACT_TANH, 5, 2, 0.0f, 77);
+    case_setup(&g, CRN_CELL_GRU, CRN_ACT_TANH, 5, 2, 0.0f, 0, 77);
     real *a = analytic(&g);
     const crn_tensor_info *t = crn_model_find_tensor(g.m, "l0.w_h");
     ck_assert_ptr_nonnull(t);
@@ -248,7 +274,7 @@ END_TEST
 
 START_TEST(test_backward_accumulates) {
     gc_case g;
-    case_setup(&g, CRN_CELL_LSTM, CRN_ACT_TANH, 0, 2, 0.0f, 5);
+    case_setup(&g, CRN_CELL_LSTM, CRN_ACT_TANH, 0, 2, 0.0f, 1, 5);
     real *a = analytic(&g); // zeroed, one backward
     ck_assert_int_eq(crn_model_backward(g.m), 0); // a second backward of the same forward adds
     const real *d = crn_model_grads(g.m);
@@ -262,6 +288,7 @@ int main(void) {
     Suite *s = suite_create("gradcheck");
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, test_gradcheck_all, 0, 16);
+    tcase_add_loop_test(tc, test_gradcheck_layer_norm, 0, 16);
     tcase_add_test(tc, test_gradcheck_dropout);
     tcase_add_test(tc, test_gradcheck_can_fail);
     tcase_add_test(tc, test_backward_accumulates);
