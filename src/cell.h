@@ -199,6 +199,14 @@ static inline void crn_colsum_acc(real *db, const real *X, int N, int C) { crn_c
  *   d a = rs * (dy*g - mean(dy*g) - hat * mean(dy*g * hat)). */
 #define CRN_LN_EPS 1e-5
 
+/* The LN helpers are inlined into their callers whatever their size, so
+ * they are compiled for the caller's target clone (AVX-512/AVX2). */
+#if defined(__GNUC__)
+#define CRN_INLINE static inline __attribute__((always_inline))
+#else
+#define CRN_INLINE static inline
+#endif
+
 typedef struct crn_ln {
     const real *g_h;           // (G*H) gain of the recurrent projection
     const real *g_c, *b_c;     // (H) LSTM: gain and bias of the cell-state normalisation
@@ -211,33 +219,41 @@ typedef struct crn_ln {
     real *dg_h, *dg_c, *db_c;  // gradients of the gains and b_c (+=)
 } crn_ln;
 
-/* x (n) normalised in place; returns 1/sqrt(var + eps). Sums in 16 lanes so
+/* Mean and 1/sqrt(var + eps) of x (n) in one pass: sums of x - K and its
+ * square with the shift K = x[0] (the shifted-data algorithm: no
+ * cancellation when the mean is large against the spread), in 16 lanes so
  * the reductions vectorise (no -ffast-math). */
-static inline real crn_ln_norm(real *restrict x, int n) {
+CRN_INLINE real crn_ln_stats(const real *restrict x, int n, real *mean) {
     enum { W = 16 };
-    real acc[W] = {0}, s = 0, v = 0;
+    real a1[W] = {0}, s1 = 0;
     int j = 0;
     for (; j + W <= n; j += W)
-        for (int k = 0; k < W; k++) acc[k] += x[j + k];
-    for (; j < n; j++) s += x[j];
-    for (int k = 0; k < W; k++) s += acc[k];
-    const real mean = s / (real)n;
-    real acv[W] = {0};
+        for (int k = 0; k < W; k++) a1[k] += x[j + k];
+    for (; j < n; j++) s1 += x[j];
+    for (int k = 0; k < W; k++) s1 += a1[k];
+    const real m = s1 / (real)n;
+    real a2[W] = {0}, s2 = 0;
     for (j = 0; j + W <= n; j += W)
         for (int k = 0; k < W; k++) {
-            real d = x[j + k] - mean;
-            acv[k] += d * d;
+            real d = x[j + k] - m;
+            a2[k] += d * d;
         }
-    for (; j < n; j++) v += (x[j] - mean) * (x[j] - mean);
-    for (int k = 0; k < W; k++) v += acv[k];
-    const real rs = (real)(1.0 / sqrt((double)(v / (real)n) + CRN_LN_EPS));
-    for (j = 0; j < n; j++) x[j] = (x[j] - mean) * rs;
+    for (; j < n; j++) s2 += (x[j] - m) * (x[j] - m);
+    for (int k = 0; k < W; k++) s2 += a2[k];
+    *mean = m;
+    return (real)(1.0 / sqrt((double)(s2 / (real)n) + CRN_LN_EPS));
+}
+
+/* x (n) normalised in place; returns 1/sqrt(var + eps). */
+CRN_INLINE real crn_ln_norm(real *restrict x, int n) {
+    real mean, rs = crn_ln_stats(x, n, &mean);
+    for (int j = 0; j < n; j++) x[j] = (x[j] - mean) * rs;
     return rs;
 }
 
 /* The LN backward of one block: da (n) = rs * (dy*g - mean(dy*g) - hat *
  * mean(dy*g*hat)); da may be dy (in place). */
-static inline void crn_ln_back(real *da, const real *dy, const real *restrict g, const real *restrict hat, real rs,
+CRN_INLINE void crn_ln_back(real *da, const real *dy, const real *restrict g, const real *restrict hat, real rs,
                                int n) {
     enum { W = 16 };
     real a1[W] = {0}, a2[W] = {0}, s1 = 0, s2 = 0;
@@ -264,21 +280,31 @@ static inline void crn_ln_back(real *da, const real *dy, const real *restrict g,
 /* The recurrent projection of nrows streams at one step: hr (nrows, G*H)
  * holds h_{t-1} @ w_h and is normalised in place per gate block (1/std into
  * rs (nrows, G)); then y (nrows, G*H) += g * hr, or = with assign. */
-static inline void crn_ln_rec_forward(real *restrict y, real *restrict hr, real *restrict rs, const real *restrict g,
+CRN_INLINE void crn_ln_rec_forward(real *restrict y, real *restrict hr, real *restrict rs, const real *restrict g,
                                       int assign, int nrows, int G, int H) {
     const int GH = G * H;
-    for (int b = 0; b < nrows; b++) {
-        real *yb = y + (size_t)b * GH, *hb = hr + (size_t)b * GH;
-        for (int k = 0; k < G; k++) rs[(size_t)b * G + k] = crn_ln_norm(hb + (size_t)k * H, H);
-        if (assign)
-            for (int j = 0; j < GH; j++) yb[j] = g[j] * hb[j];
-        else
-            for (int j = 0; j < GH; j++) yb[j] += g[j] * hb[j];
-    }
+    for (int b = 0; b < nrows; b++)
+        for (int k = 0; k < G; k++) {
+            const size_t o = (size_t)b * GH + (size_t)k * H;
+            real *restrict yb = y + o, *restrict hb = hr + o;
+            const real *restrict gk = g + (size_t)k * H;
+            real mean, r = crn_ln_stats(hb, H, &mean);
+            rs[(size_t)b * G + k] = r;
+            if (assign)
+                for (int j = 0; j < H; j++) {
+                    hb[j] = (hb[j] - mean) * r;
+                    yb[j] = gk[j] * hb[j];
+                }
+            else
+                for (int j = 0; j < H; j++) {
+                    hb[j] = (hb[j] - mean) * r;
+                    yb[j] += gk[j] * hb[j];
+                }
+        }
 }
 
 /* Its backward: dr (nrows, G*H) = the LN backward of dy (nrows, G*H) per block. */
-static inline void crn_ln_rec_backward(real *restrict dr, const real *restrict dy, const real *restrict hat,
+CRN_INLINE void crn_ln_rec_backward(real *restrict dr, const real *restrict dy, const real *restrict hat,
                                        const real *restrict rs, const real *restrict g, int nrows, int G, int H) {
     const size_t GH = (size_t)G * H;
     for (int b = 0; b < nrows; b++)

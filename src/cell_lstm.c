@@ -57,7 +57,7 @@ static inline void lstm_row_backward(real *restrict dg,        // (4H) out: d pr
 
 /* The same with layer normalisation (cell.h): g holds LN(x W_x) + b_x, hr
  * the recurrent product, normalised here; h_t = o * tanh(LN(c_t)). */
-static inline void lstm_ln_row_forward(real *restrict g,         // (4H) in: LN input part; out: i f g o
+CRN_INLINE void lstm_ln_row_forward(real *restrict g,         // (4H) in: LN input part; out: i f g o
                                        real *restrict hr,        // (4H) in: h_{t-1} @ w_h; out: normalised
                                        real *restrict hrs,       // (4) its 1/std per gate
                                        real *restrict chat,      // (H) out: normalised c_t
@@ -80,15 +80,18 @@ static inline void lstm_ln_row_forward(real *restrict g,         // (4H) in: LN 
         g[2 * H + j] = gg;
         g[3 * H + j] = o;
         c[j] = cn;
-        chat[j] = cn;
     }
-    *crs = crn_ln_norm(chat, H);
-    for (int j = 0; j < H; j++) h[j] = g[3 * H + j] * R_TANH(gc[j] * chat[j] + bc[j]);
+    real mean, r = crn_ln_stats(c, H, &mean);
+    *crs = r;
+    for (int j = 0; j < H; j++) {
+        chat[j] = (c[j] - mean) * r;
+        h[j] = g[3 * H + j] * R_TANH(gc[j] * chat[j] + bc[j]);
+    }
 }
 
 /* Its backward: dg as lstm_row_backward's, dr the gradient w.r.t. the
  * recurrent product, dy w.r.t. LN(c_t) (for the gain gradients). */
-static inline void lstm_ln_row_backward(real *restrict dg,         // (4H) out: d pre-activations
+CRN_INLINE void lstm_ln_row_backward(real *restrict dg,         // (4H) out: d pre-activations
                                         real *restrict dr,         // (4H) out: d (h_{t-1} @ w_h)
                                         real *restrict dy,         // (H) out: d LN(c_t)
                                         real *restrict dc,         // (H) in: dc_t from t+1; out: dc_{t-1}

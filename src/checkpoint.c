@@ -39,7 +39,13 @@
 #define SECT_MAY_SKIP 1u  /* flag: a reader that does not know the type may skip it */
 #define MAX_SECTIONS 4096u
 
-enum { SECT_CONFIG = 1, SECT_VOCAB = 2, SECT_PARAMS = 3, SECT_OPTIM = 4, SECT_TRAIN = 5, SECT_KNOWN_MAX = 5 };
+enum { SECT_CONFIG = 1, SECT_VOCAB = 2, SECT_PARAMS = 3, SECT_OPTIM = 4, SECT_TRAIN = 5, SECT_FEATURES = 6,
+       SECT_KNOWN_MAX = 6 };
+/* FEATURES: u32 bit set of model options that change the layout, written
+ * only when one is on (so files without them stay readable by older
+ * charrnn, which refuse files with them: the section may not be skipped). */
+#define FEATURE_LAYER_NORM 1u
+#define FEATURES_KNOWN FEATURE_LAYER_NORM
 
 /* CONFIG: 7 fixed fields (28 bytes), u64 param count, u32 tensor count. */
 #define CONFIG_FIXED 40u
@@ -48,7 +54,7 @@ enum { SECT_CONFIG = 1, SECT_VOCAB = 2, SECT_PARAMS = 3, SECT_OPTIM = 4, SECT_TR
 /* OPTIM: kind, 7 floats, u64 t, u64 n, u32 buffer count, then the buffers. */
 #define OPTIM_FIXED 52u
 
-static const char *const sect_names[] = {"?", "CONFIG", "VOCAB", "PARAMS", "OPTIM", "TRAIN"};
+static const char *const sect_names[] = {"?", "CONFIG", "VOCAB", "PARAMS", "OPTIM", "TRAIN", "FEATURES"};
 
 /* The flags a version-1 writer gives each known section; the loader wants
  * exactly these. */
@@ -204,6 +210,7 @@ static int expected_params(const crn_model_config *cfg, uint64_t *out) {
     for (uint32_t l = 0; l < cfg->layers; l++) {
         uint64_t in = l == 0 ? (E ? E : V) : H;
         uint64_t add = (in + H + 2) * GH; /* (in + H + 2) < 2^34, GH < 2^35: fits */
+        if (cfg->layer_norm) add += 2 * GH + (cfg->cell == CRN_CELL_LSTM ? 2 * H : 0); /* gains (and c's bias) */
         if (add > UINT64_MAX - n) return -1;
         n += add;
     }
@@ -354,7 +361,7 @@ static cursor cursor_of(const char *path, const uint8_t *b, const sect_loc *l, u
 /* CONFIG, first part: the model config and the parameter count, checked
  * before anything is allocated. */
 static int load_config(cursor *c, crn_model_config *cfg, uint64_t *nparams, uint32_t *ntensors,
-                       const sect_loc *params_loc) {
+                       const sect_loc *params_loc, uint32_t features) {
     uint32_t cell, act, vocab, embed, hidden, layers;
     float dropout;
     int err;
@@ -372,6 +379,7 @@ static int load_config(cursor *c, crn_model_config *cfg, uint64_t *nparams, uint
     cfg->hidden = hidden;
     cfg->layers = layers;
     cfg->dropout = dropout;
+    cfg->layer_norm = (features & FEATURE_LAYER_NORM) != 0;
     /* Enum values are checked here too: the compiler may assume an enum
      * holds one of its values. */
     if (cell > CRN_CELL_GRU) return bad(c, CRN_EFORMAT, 0, "unknown cell type %u", cell);
@@ -499,8 +507,21 @@ int crn_checkpoint_load_mem(crn_checkpoint **out, const char *path, const uint8_
     /* CONFIG: fields, then (with the model built from them) the tensor table. */
     cursor c = cursor_of(path, b, &loc[SECT_CONFIG], SECT_CONFIG);
     uint64_t nparams;
-    uint32_t ntensors;
-    if ((err = load_config(&c, &ck->cfg, &nparams, &ntensors, &loc[SECT_PARAMS]))) goto fail;
+    uint32_t ntensors, features = 0;
+    if (loc[SECT_FEATURES].present) {
+        cursor fc = cursor_of(path, b, &loc[SECT_FEATURES], SECT_FEATURES);
+        if ((err = rd_u32(&fc, &features, "feature bits"))) goto fail;
+        if (fc.len != 4) {
+            err = bad(&fc, CRN_EFORMAT, 4, "%llu bytes after the feature bits", (unsigned long long)(fc.len - 4));
+            goto fail;
+        }
+        if (features & ~FEATURES_KNOWN) {
+            err = bad(&fc, CRN_EFORMAT, 0, "unknown feature bits 0x%x (written by a newer charrnn?)",
+                      features & ~FEATURES_KNOWN);
+            goto fail;
+        }
+    }
+    if ((err = load_config(&c, &ck->cfg, &nparams, &ntensors, &loc[SECT_PARAMS], features))) goto fail;
     if ((err = crn_model_create(&ck->model, &ck->cfg))) {
         if (err != CRN_ENOMEM) err = bad(&c, CRN_EFORMAT, 0, "%s", crn_error_message());
         goto fail;
@@ -685,13 +706,13 @@ static int encode_config(uint8_t **out, size_t *out_len, const crn_model_config 
 }
 
 static int write_all(writer *w, const uint8_t *config, size_t config_len, const uint8_t *vocab, size_t vocab_len,
-                     const float *params, size_t nparams, const crn_optim *optim, const uint8_t *train_blob,
-                     size_t train_blob_len) {
+                     const float *params, size_t nparams, uint32_t features, const crn_optim *optim,
+                     const uint8_t *train_blob, size_t train_blob_len) {
     int err;
     uint8_t h[CKPT_HEADER];
     memcpy(h, CKPT_MAGIC, CKPT_MAGIC_LEN);
     put_u32(h + 8, CKPT_VERSION);
-    put_u32(h + 12, 3u + (optim != NULL) + (train_blob != NULL));
+    put_u32(h + 12, 3u + (features != 0) + (optim != NULL) + (train_blob != NULL));
     if ((err = w_raw(w, h, sizeof h))) return err;
 
     if ((err = w_section_begin(w, SECT_CONFIG, config_len)) || (err = w_payload(w, config, config_len)) ||
@@ -703,6 +724,13 @@ static int write_all(writer *w, const uint8_t *config, size_t config_len, const 
     if ((err = w_section_begin(w, SECT_PARAMS, (uint64_t)nparams * 4)) || (err = w_floats(w, params, nparams)) ||
         (err = w_section_end(w)))
         return err;
+    if (features) {
+        uint8_t fb[4];
+        put_u32(fb, features);
+        if ((err = w_section_begin(w, SECT_FEATURES, sizeof fb)) || (err = w_payload(w, fb, sizeof fb)) ||
+            (err = w_section_end(w)))
+            return err;
+    }
     if (optim) {
         crn_optim *o = (crn_optim *)optim; /* crn_optim_buffer takes a non-const handle; we only read */
         int nbuf = crn_optim_num_buffers(o);
@@ -750,7 +778,7 @@ static int check_save_args(const char *path, const crn_model_config *cfg, const 
     if (crn_model_config_check(cfg)) return crn_error_prefix(CRN_EINVAL, "%s: save", path);
     const crn_model_config *mc = crn_model_config_of(model);
     if (mc->cell != cfg->cell || mc->act != cfg->act || mc->vocab != cfg->vocab || mc->embed != cfg->embed ||
-        mc->hidden != cfg->hidden || mc->layers != cfg->layers)
+        mc->hidden != cfg->hidden || mc->layers != cfg->layers || mc->layer_norm != cfg->layer_norm)
         return crn_error_set(CRN_EINVAL, "%s: save: the config does not describe the model's layout", path);
     if (crn_vocab_size(vocab) != cfg->vocab)
         return crn_error_set(CRN_EINVAL, "%s: save: the vocabulary has %u entries, the config says %u", path,
@@ -829,7 +857,7 @@ int crn_checkpoint_save(const char *path, const crn_model_config *cfg, const crn
     }
     fd = -1; /* owned by the FILE now */
     err = write_all(w, config, config_len, vbytes, vocab_len, crn_model_params(model), crn_model_num_params(model),
-                    optim, train_blob, train_blob_len);
+                    cfg->layer_norm ? FEATURE_LAYER_NORM : 0, optim, train_blob, train_blob_len);
     if (!err && fflush(w->f) != 0) {
         int e = errno;
         err = crn_error_set(CRN_EIO, "%s: cannot write %s: %s", path, tmp, strerror(e));

@@ -77,6 +77,7 @@ typedef struct bench_opts {
     double peak_gflops;   /* 0 = unknown: pct_of_peak is null */
     int json;
     int eval;             /* validation bits/char after training (as the peer without --no-eval) */
+    int layer_norm;       /* --layer-norm: the model with layer normalisation (not in the peer) */
     long long eval_seq;
     int gemm_peak;
     long long gemm_n;
@@ -292,7 +293,7 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
 
     crn_model_config mc = {
         .cell = bc->cell, .act = CRN_ACT_TANH, .vocab = V, .embed = bc->embed,
-        .hidden = bc->hidden, .layers = bc->layers, .dropout = 0.0f,
+        .hidden = bc->hidden, .layers = bc->layers, .dropout = 0.0f, .layer_norm = (uint32_t)o->layer_norm,
     };
     crn_rng rng;
     crn_rng_seed(&rng, (uint64_t)o->seed);
@@ -485,6 +486,7 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
         json_str("data", o->corpus, &f2);
         json_num("eval", o->eval, 0, &f2);
         json_num("eval_seq", (double)o->eval_seq, 0, &f2);
+        json_num("layer_norm", o->layer_norm, 0, &f2);
         printf("}");
         json_num("vocab", V, 0, &f);
         json_num("n_train", (double)corpus->n_train, 0, &f);
@@ -513,8 +515,8 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
         json_opt("sample_foreign_cpu_frac", sample_foreign, 4, &f);
         printf("}\n");
     } else {
-        printf("%s %s: train %.0f chars/s (%lld steps, %.1f s, %.1f GFLOPS", bc->name, label, tput, step,
-               train_s, gflops);
+        printf("%s %s%s: train %.0f chars/s (%lld steps, %.1f s, %.1f GFLOPS", bc->name, label,
+               o->layer_norm ? ", layer norm" : "", tput, step, train_s, gflops);
         if (o->peak_gflops > 0) printf(", %.1f %% of %.0f", 100 * gflops / o->peak_gflops, o->peak_gflops);
         printf(", bpc %.3f)", tail);
         if (o->eval) printf(", val bpc %.4f", val_bpc);
@@ -659,6 +661,7 @@ static void usage(FILE *f) {
             "  Custom shapes (override the configuration):\n"
             "      --cell rnn|lstm|gru  --layers N  --hidden N  --embed N (0 = one-hot)\n"
             "      --seq N  --batch N  --lr X (2e-3)  --clip X (5)  --seed N (123)\n"
+            "      --layer-norm      layer normalisation in the cells (charrnn train --layer-norm)\n"
             "  -h, --help            show this help\n"
             "\n"
             "Throughput = batch*seq*(steps-warmup) / time after the warm-up steps (whole\n"
@@ -737,7 +740,7 @@ static int run_children(int argc, char **argv, const bench_config *list, size_t 
 enum {
     OPT_CONFIG = 256, OPT_CORPUS, OPT_SECONDS, OPT_STEPS, OPT_WARMUP, OPT_SAMPLE_LEN, OPT_TEMP, OPT_THREADS,
     OPT_PEAK, OPT_TAG, OPT_JSON, OPT_GEMM, OPT_GEMM_N, OPT_CELL, OPT_LAYERS, OPT_HIDDEN, OPT_EMBED, OPT_SEQ,
-    OPT_BATCH, OPT_LR, OPT_CLIP, OPT_SEED, OPT_EVAL, OPT_EVAL_SEQ,
+    OPT_BATCH, OPT_LR, OPT_CLIP, OPT_SEED, OPT_EVAL, OPT_EVAL_SEQ, OPT_LN,
 };
 
 int cli_bench(int argc, char **argv) {
@@ -766,6 +769,7 @@ int cli_bench(int argc, char **argv) {
         {"lr", required_argument, NULL, OPT_LR},
         {"clip", required_argument, NULL, OPT_CLIP},
         {"seed", required_argument, NULL, OPT_SEED},
+        {"layer-norm", no_argument, NULL, OPT_LN},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -790,6 +794,7 @@ int cli_bench(int argc, char **argv) {
         switch (c) {
         case 'h': usage(stdout); status = CLI_EXIT_OK; goto out;
         case OPT_CONFIG: o.configs = optarg; break;
+        case OPT_LN: o.layer_norm = 1; break;
         case OPT_CORPUS: o.corpus = optarg; break;
         case OPT_SECONDS: bad = cli_parse_duration(CMD, "--seconds", optarg, &o.seconds); o.steps = 0; break;
         case OPT_STEPS: bad = cli_parse_long(CMD, "--steps", optarg, 1, 1000000000, &o.steps); o.seconds = 0; break;

@@ -263,10 +263,11 @@ int cli_info(int argc, char **argv) {
         printf("{\"file\": ");
         cli_json_string(stdout, path, strlen(path));
         printf(", \"file_size\": %lld, \"cell\": \"%s\", \"activation\": \"%s\", \"layers\": %u, \"hidden\": %u, "
-               "\"embed\": %u, \"dropout\": %g, \"vocab_size\": %u, \"unit\": \"%s\", \"normalize\": \"%s\", "
-               "\"params\": %zu, \"params_crc32\": \"%08x\", ",
+               "\"embed\": %u, \"dropout\": %g, \"layer_norm\": %s, \"vocab_size\": %u, \"unit\": \"%s\", "
+               "\"normalize\": \"%s\", \"params\": %zu, \"params_crc32\": \"%08x\", ",
                fsize, crn_cell_name(cfg->cell), crn_act_name(cfg->act), cfg->layers, cfg->hidden, cfg->embed,
-               (double)cfg->dropout, V, crn_unit_name(unit), crn_norm_name(norm), np, pcrc);
+               (double)cfg->dropout, cfg->layer_norm ? "true" : "false", V, crn_unit_name(unit), crn_norm_name(norm),
+               np, pcrc);
         printf("\"vocab_preview\": ");
         cli_json_string(stdout, preview, plen);
         if (ck->optim)
@@ -302,6 +303,7 @@ int cli_info(int argc, char **argv) {
         printf(", %u layers x %u hidden, %s input", cfg->layers, cfg->hidden, cfg->embed ? "embedding" : "one-hot");
         if (cfg->embed) printf(" (%u)", cfg->embed);
         if (cfg->dropout > 0) printf(", dropout %g", (double)cfg->dropout);
+        if (cfg->layer_norm) printf(", layer norm");
         printf("\n  parameters:  %zu (crc32 %08x)\n", np, pcrc);
         printf("  vocabulary:  %u tokens (%s, %s): %s%s\n", V, crn_unit_name(unit), crn_norm_name(norm), preview,
                V > 61 ? "..." : "");

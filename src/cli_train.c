@@ -53,6 +53,7 @@ static void usage(FILE *f) {
         "      --hidden N            hidden units per layer (default 128)\n"
         "      --embed N             embedding width, 0 = one-hot input (default 0)\n"
         "      --dropout P           dropout between layers, [0, 1) (default 0)\n"
+        "      --layer-norm          layer normalisation in every cell (Ba et al. 2016; default off)\n"
         "\n"
         "Optimisation:\n"
         "      --batch N             parallel streams B (default 50)\n"
@@ -104,7 +105,7 @@ static void usage(FILE *f) {
 
 enum {
     O_UNIT = 256, O_NORM, O_INVALID, O_MINCOUNT, O_KEEP, O_DROP, O_REPLACE, O_VALFRAC,
-    O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_DROPOUT,
+    O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_DROPOUT, O_LN,
     O_BATCH, O_SEQ, O_OPTIM, O_LR, O_WD, O_MOMENTUM, O_CLIP, O_SCHED, O_DECAY, O_DECAY_AFTER, O_WARMUP,
     O_TIME, O_STEPS, O_EPOCHS, O_EVAL, O_PATIENCE, O_SAVE, O_NOOPT, O_RESUME, O_INIT, O_EXTEND,
     O_SEED, O_THREADS, O_LOG, O_SAMPLE, O_SAMPLE_LEN, O_END
@@ -126,6 +127,7 @@ static const struct option long_opts[] = {
     {"hidden", required_argument, 0, O_HIDDEN},
     {"embed", required_argument, 0, O_EMBED},
     {"dropout", required_argument, 0, O_DROPOUT},
+    {"layer-norm", no_argument, 0, O_LN},
     {"batch", required_argument, 0, O_BATCH},
     {"seq", required_argument, 0, O_SEQ},
     {"optimizer", required_argument, 0, O_OPTIM},
@@ -256,6 +258,7 @@ static int parse_args(args *a, int argc, char **argv) {
             if (cli_parse_double(CMD, on, optarg, 0, 0.99, &d)) return CLI_EXIT_USAGE;
             o->model.dropout = (float)d;
             break;
+        case O_LN: o->model.layer_norm = 1; break;
         case O_BATCH:
             if (cli_parse_long(CMD, on, optarg, 1, 1 << 16, &v)) return CLI_EXIT_USAGE;
             o->batch = (uint32_t)v;
@@ -431,6 +434,7 @@ static int check_resume_conflicts(const args *a, const crn_train_opts *ck) {
     CONFLICT(O_HIDDEN, u->model.hidden != ck->model.hidden, "hidden %u", ck->model.hidden);
     CONFLICT(O_EMBED, u->model.embed != ck->model.embed, "embed %u", ck->model.embed);
     CONFLICT(O_DROPOUT, u->model.dropout != ck->model.dropout, "dropout %g", (double)ck->model.dropout);
+    CONFLICT(O_LN, u->model.layer_norm != ck->model.layer_norm, "layer norm %s", ck->model.layer_norm ? "on" : "off");
     CONFLICT(O_UNIT, u->unit != ck->unit, "unit %s", crn_unit_name(ck->unit));
     CONFLICT(O_NORM, u->norm != ck->norm, "normalize %s", crn_norm_name(ck->norm));
     CONFLICT(O_INVALID, u->invalid != ck->invalid, "invalid %s", crn_invalid_name(ck->invalid));
@@ -646,7 +650,7 @@ int cli_train(int argc, char **argv) {
         if (a.set[O_SEQ]) opts.seq = u->seq;
         opts.model = u->model;
         if (a.init_from) {
-            static const int shape[] = {O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_UNIT, O_NORM};
+            static const int shape[] = {O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_LN, O_UNIT, O_NORM};
             for (size_t i = 0; i < CRN_ARRAY_LEN(shape); i++)
                 if (a.set[shape[i]]) {
                     status = cli_usage_error(CMD, "--%s cannot be combined with --init-from (the model shape and "

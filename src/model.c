@@ -321,10 +321,15 @@ CRN_CLONES static void ln_rows(const struct ln_rows_job *j, int r0, int r1) {
             for (int k = 0; k < G; k++) crn_ln_back(y + k * H, y + k * H, j->g + k * H, hat + k * H, rs[k], H);
             continue;
         }
-        memcpy(hat, y, (size_t)GH * sizeof(real));
-        for (int k = 0; k < G; k++) rs[k] = crn_ln_norm(hat + k * H, H);
         const real *restrict g = j->g, *restrict b = j->b;
-        for (int k = 0; k < GH; k++) y[k] = g[k] * hat[k] + b[k];
+        for (int k = 0; k < G; k++) {
+            real mean, r = crn_ln_stats(y + k * H, H, &mean);
+            rs[k] = r;
+            for (int i = k * H; i < (k + 1) * H; i++) {
+                hat[i] = (y[i] - mean) * r;
+                y[i] = g[i] * hat[i] + b[i];
+            }
+        }
     }
 }
 

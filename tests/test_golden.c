@@ -22,6 +22,10 @@
  * malformed fixture is rejected with a "file:line: message" error (no
  * crash), a perturbed fixture fails the comparison.
  *
+ * The *-ln cases are layer-normalised models (--layer-norm): the same
+ * checks, the single steps included (forward-vs-step agreement of the LN
+ * cells).
+ *
  * Fixture directory: env CRN_GOLDEN_DIR (set by meson). */
 #include <check.h>
 #include <math.h>
@@ -44,6 +48,8 @@
 static const char *const CASES[] = {
     "rnn-tanh-1-onehot", "rnn-relu-2-embed", "lstm-1-onehot",
     "lstm-2-embed",      "gru-1-embed",      "gru-2-onehot",
+    /* layer normalisation (header 'ln 1'; tools/make-golden.py's manual reference) */
+    "rnn-tanh-2-embed-ln", "lstm-2-onehot-ln", "lstm-1-embed-ln", "gru-2-onehot-ln",
 };
 #define NCASES ((int)(sizeof CASES / sizeof CASES[0]))
 

@@ -616,13 +616,13 @@ START_TEST(test_f16_conversion_and_gemv) {
 }
 END_TEST
 
-/* Sampling with binary16 weights: at each of 40 steps, one step from the
- * same state, the softmax distribution stays within 2e-3 (max abs per
+/* Sampling with binary16 weights (with and without layer norm): at each of
+ * 40 steps, one step from the same state, the softmax distribution stays within 2e-3 (max abs per
  * probability) and 1e-4 nats KL of the float path, for every cell; a weight
  * change after the snapshot is visible (the comparison can fail). */
-static void f16_step_close(enum crn_cell cell, uint32_t E) {
+static void f16_step_close(enum crn_cell cell, uint32_t E, uint32_t ln) {
     enum { V = 37, H = 70, STEPS = 40 };
-    crn_model_config cfg = {.cell = cell, .vocab = V, .embed = E, .hidden = H, .layers = 2};
+    crn_model_config cfg = {.cell = cell, .vocab = V, .embed = E, .hidden = H, .layers = 2, .layer_norm = ln};
     crn_model *m = NULL;
     crn_state *s1 = NULL, *s2 = NULL;
     ck_assert_int_eq(crn_model_create(&m, &cfg), 0);
@@ -658,8 +658,8 @@ static void f16_step_close(enum crn_cell cell, uint32_t E) {
         spread = fmax(spread, pmax - pmin);
         tok = (uint32_t)crn_rng_below(&rng, V);
     }
-    printf("binary16 step %s E=%u: max |dp| %.2e, KL %.2e (spread %.2f)\n", crn_cell_name(cell), E, worst_p, worst_kl,
-           spread);
+    printf("binary16 step %s E=%u%s: max |dp| %.2e, KL %.2e (spread %.2f)\n", crn_cell_name(cell), E,
+           ln ? " layer-norm" : "", worst_p, worst_kl, spread);
     ck_assert_msg(spread > 0.05, "%s: distributions too flat to compare (%g)", crn_cell_name(cell), spread);
     ck_assert_msg(worst_p <= 2e-3 && worst_kl <= 1e-4, "%s E=%u: binary16 step: max |dp| %g, KL %g",
                   crn_cell_name(cell), E, worst_p, worst_kl);
@@ -679,8 +679,10 @@ static void f16_step_close(enum crn_cell cell, uint32_t E) {
 
 START_TEST(test_f16_step_close_to_float) {
     for (int c = CRN_CELL_RNN; c <= CRN_CELL_GRU; c++) {
-        f16_step_close((enum crn_cell)c, 0);
-        f16_step_close((enum crn_cell)c, 6);
+        f16_step_close((enum crn_cell)c, 0, 0);
+        f16_step_close((enum crn_cell)c, 6, 0);
+        f16_step_close((enum crn_cell)c, 0, 1); // layer normalisation: the f16 path's own LN calls
+        f16_step_close((enum crn_cell)c, 6, 1);
     }
 }
 END_TEST

@@ -37,6 +37,7 @@ tests/golden/README.md):
     act tanh|relu                 (tanh for lstm/gru)
     V <vocab>  E <embed, 0 = one-hot>  H <hidden>  L <layers>  T <steps>  B <streams>
     count <number of counted (non-ignored) targets>
+    ln 1                          optional: layer normalisation (default 0)
     <kind> <name> <rows> <cols>   then <rows> lines of <cols> numbers each
     ...
     end
@@ -80,6 +81,16 @@ CASES = [
     ("gru-2-onehot", "gru", "tanh", 2, 0, 4, 7, 6, 2, 16),
 ]
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+# layer-normalised cells (charrnn train --layer-norm, src/cell.h): no torch
+# module has them, so a manual reference built from explicit torch ops and
+# F.layer_norm (autograd for the gradients) defines them; same columns
+LN_CASES = [
+    ("rnn-tanh-2-embed-ln", "rnn", "tanh", 2, 3, 5, 7, 5, 3, 21),
+    ("lstm-2-onehot-ln", "lstm", "tanh", 2, 0, 4, 7, 5, 3, 22),
+    ("lstm-1-embed-ln", "lstm", "tanh", 1, 3, 6, 7, 4, 2, 23),
+    ("gru-2-onehot-ln", "gru", "tanh", 2, 0, 5, 7, 5, 3, 24),
+]
+LN_EPS = 1e-5
 
 
 class Rng:
@@ -321,6 +332,150 @@ def make_case(name, cell, act, L, E, H, V, T, B, seed, attempt=0):
     return "\n".join(lines) + "\n", count, nparam, attempt, f32
 
 
+def ln_tensor_names(cell, L):
+    """The layer-norm tensors, after out_b (src/model.h)."""
+    names = []
+    for k in range(L):
+        names += [f"l{k}.ln_gx", f"l{k}.ln_gh"]
+        if cell == "lstm":
+            names += [f"l{k}.ln_gc", f"l{k}.ln_bc"]
+    return names
+
+
+def ln_blocks(a, g, G, H):
+    """LN of each gate block of a (B, G*H) on its own, times the gain g (G*H)."""
+    B = a.shape[0]
+    return F.layer_norm(a.reshape(B, G, H), (H,), eps=LN_EPS).reshape(B, G * H) * g
+
+
+def ln_reference(P, cell, act, L, E, H, x, h0, c0, use_ln=True):
+    """The layer-normalised CharRNN from explicit torch ops on OUR layout
+    (P: name -> tensor (rows, cols)); src/cell.h's formulas:
+      a  = LN(x W_x; g_x, b_x) per gate block,  hr = LN(h W_h; g_h, b_h)
+      rnn  h = act(a + hr)
+      lstm [i f g o] = a + hr; c = f*c + i*g; h = o * tanh(LN(c; g_c, b_c))
+      gru  r = sig(a_r + hr_r), z = sig(a_z + hr_z), n = tanh(a_n + r*hr_n),
+           h = (1 - z) n + z h
+    use_ln=False drops every LN (gains, LN(c)) so the same code can be checked
+    against torch's own nn.RNN/LSTM/GRU. Returns logits (T*B, V), h, c."""
+    T, B = x.shape
+    G = GATES[cell]
+    h = [h0[k] for k in range(L)]
+    c = [c0[k] for k in range(L)] if cell == "lstm" else None
+    norm = (lambda a, g: ln_blocks(a, g, G, H)) if use_ln else (lambda a, g: a)
+    tops = []
+    for t in range(T):
+        inp = P["embed"][x[t]] if E > 0 else None
+        for k in range(L):
+            wx, wh = P[f"l{k}.w_x"], P[f"l{k}.w_h"]
+            bx, bh = P[f"l{k}.b_x"][0], P[f"l{k}.b_h"][0]
+            xw = wx[x[t]] if (k == 0 and E == 0) else inp @ wx
+            a = norm(xw, P[f"l{k}.ln_gx"][0] if use_ln else None) + bx
+            hr = norm(h[k] @ wh, P[f"l{k}.ln_gh"][0] if use_ln else None) + bh
+            if cell == "rnn":
+                h[k] = torch.tanh(a + hr) if act == "tanh" else torch.relu(a + hr)
+            elif cell == "lstm":
+                g = a + hr
+                i, f, gg, o = (g[:, j * H:(j + 1) * H] for j in range(4))
+                c[k] = torch.sigmoid(f) * c[k] + torch.sigmoid(i) * torch.tanh(gg)
+                cn = (F.layer_norm(c[k], (H,), eps=LN_EPS) * P[f"l{k}.ln_gc"][0] + P[f"l{k}.ln_bc"][0]
+                      if use_ln else c[k])
+                h[k] = torch.sigmoid(o) * torch.tanh(cn)
+            else:
+                r = torch.sigmoid(a[:, :H] + hr[:, :H])
+                z = torch.sigmoid(a[:, H:2 * H] + hr[:, H:2 * H])
+                n = torch.tanh(a[:, 2 * H:] + r * hr[:, 2 * H:])
+                h[k] = (1.0 - z) * n + z * h[k]
+            inp = h[k]
+        tops.append(inp @ P["out_w"] + P["out_b"][0])
+    return torch.cat(tops, dim=0), h, c
+
+
+def make_ln_case(name, cell, act, L, E, H, V, T, B, seed):
+    """A layer-norm fixture: weights drawn as make_case does (plus the gains
+    around 1 and the LSTM's LN(c) bias), forward and backward through
+    ln_reference in float64."""
+    rng = Rng(seed * 1000)
+    G = GATES[cell]
+    torch.manual_seed(0)
+    model = CharRNN(V, cell, act, L, H, E).double()
+    tensors = our_tensors(model, L, E)
+    P = {}
+    for tname, p, transpose in tensors:
+        lo, hi = {"embed": (-1.0, 1.0), "out_w": (-0.8, 0.8), "out_b": (-0.3, 0.3)}.get(tname, (-0.6, 0.6))
+        shape = tuple(p.shape[::-1]) if transpose else tuple(p.shape) if p.dim() == 2 else (1, p.shape[0])
+        P[tname] = rng.uniform32(lo, hi, shape)
+    for tname in ln_tensor_names(cell, L):
+        n = H if tname.endswith(("gc", "bc")) else G * H
+        P[tname] = rng.uniform32(-0.3, 0.3, (1, n)) if tname.endswith("bc") else rng.uniform32(0.5, 1.5, (1, n))
+    x = np.array([[rng.below(V) for _ in range(B)] for _ in range(T)], dtype=np.int64)
+    y = np.array([[rng.below(V) for _ in range(B)] for _ in range(T)], dtype=np.int64)
+    for t in range(T):
+        for b in range(B):
+            if rng.below(5) == 0:
+                y[t, b] = IGNORE
+    if not (y == IGNORE).any():
+        y[T // 2, B - 1] = IGNORE
+    if (y == IGNORE).all():
+        y[0, 0] = 0
+    h0 = rng.uniform32(-0.9, 0.9, (L, B, H))
+    c0 = rng.uniform32(-1.5, 1.5, (L, B, H)) if cell == "lstm" else None
+
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    h0t = [torch.from_numpy(h0[k]) for k in range(L)]
+    c0t = [torch.from_numpy(c0[k]) for k in range(L)] if cell == "lstm" else None
+
+    # the manual cells without LN must be torch's own modules (layout, gate order)
+    with torch.no_grad():
+        for tname, p, transpose in tensors:
+            v = P[tname]
+            p.copy_(torch.from_numpy(v.T.copy() if transpose else v.reshape(p.shape)))
+        st = torch.from_numpy(h0)
+        ref, _ = model(xt, (st, torch.from_numpy(c0)) if cell == "lstm" else st)
+        Pt0 = {n: torch.from_numpy(v) for n, v in P.items()}
+        plain, _, _ = ln_reference(Pt0, cell, act, L, E, H, x, h0t, c0t, use_ln=False)
+    err = rel(plain.numpy(), ref.reshape(T * B, V).numpy())
+    if err > 1e-12:
+        sys.exit(f"{name}: the manual cell disagrees with torch's module: {err}")
+
+    Pt = {n: torch.from_numpy(v.copy()).requires_grad_(True) for n, v in P.items()}
+    logits, hT, cT = ln_reference(Pt, cell, act, L, E, H, x, h0t, c0t)
+    loss = F.cross_entropy(logits, yt.reshape(-1), ignore_index=IGNORE)
+    loss.backward()
+    count = int((y != IGNORE).sum())
+    names = [n for n, _, _ in tensors] + ln_tensor_names(cell, L)
+    lines = [
+        "# charrnn golden fixture, generated by tools/make-golden.py; do not edit.",
+        f"# torch {torch.__version__}, float64 manual layer-norm reference; format: tests/golden/README.md",
+        "golden 1",
+        f"case {name}",
+        f"cell {cell}",
+        f"act {act}",
+        f"V {V}", f"E {E}", f"H {H}", f"L {L}", f"T {T}", f"B {B}",
+        f"count {count}",
+        "ln 1",
+    ]
+    block(lines, "ids", "x", x)
+    block(lines, "ids", "y", np.where(y == IGNORE, -1, y))
+    for n in names:
+        block(lines, "param", n, P[n])
+    for k in range(L):
+        block(lines, "h0", str(k), h0[k])
+        if cell == "lstm":
+            block(lines, "c0", str(k), c0[k])
+    block(lines, "logits", "-", logits.detach().numpy())
+    block(lines, "loss", "-", np.array([[loss.item()]]))
+    for k in range(L):
+        block(lines, "hT", str(k), hT[k].detach().numpy())
+        if cell == "lstm":
+            block(lines, "cT", str(k), cT[k].detach().numpy())
+    for n in names:
+        assert Pt[n].grad is not None, n
+        block(lines, "grad", n, Pt[n].grad.numpy())
+    lines.append("end")
+    return "\n".join(lines) + "\n", count, sum(P[n].size for n in names)
+
+
 def f32_errors(model, cell, L, E, xt, yt, state, lg, loss, hT, cT):
     """--f32-check: the same computation in torch float32 against the float64
     reference, with the C test's metric (max-abs error over the reference's
@@ -365,6 +520,13 @@ def main():
               f"{', seed attempt %d' % attempt if attempt else ''})")
         if f32:
             print("    torch float32 vs float64: " + "  ".join(f"{k} {v:.1e}" for k, v in f32.items()))
+    for name, cell, act, L, E, H, V, T, B, seed in LN_CASES:
+        text, count, nparam = make_ln_case(name, cell, act, L, E, H, V, T, B, seed)
+        path = os.path.join(args.out, name + ".txt")
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        print(f"{path}: {cell}/{act} layer-norm L={L} E={E} H={H} V={V} T={T} B={B} "
+              f"params={nparam} counted={count}/{T * B} ({len(text)} bytes)")
 
 
 if __name__ == "__main__":
