@@ -216,6 +216,8 @@ elif kind == "scale":                               # every parameter times arg 
         struct.pack_into("<f", d, o + 16 + 4 * i, v * float(arg))
     fix(3)
 elif kind == "trailing": d += b"\0"
+elif kind == "features":                            # FEATURES (layer norm) bits := arg
+    struct.pack_into("<I", d, S[6][0] + 16, int(arg)); fix(6)
 else: sys.exit("craft: unknown kind " + kind)
 open(dst, "wb").write(d)
 PY
@@ -272,6 +274,14 @@ craft "$M" nan "$B"
 row E38 1 "section PARAMS at byte [0-9]+: parameter l0.w_x\[0,10\] is NaN" "$C" info "$B"
 craft "$M" trailing "$B"
 row E39 1 "1 unexpected bytes after the last of 5 sections" "$C" info "$B"
+# layer norm: the FEATURES section, and the option against a checkpoint
+check "tiny layer-norm model" "$C" train "$D/t.txt" -o "$D/ln.ckpt" "${TINY[@]}" --layer-norm --steps 3
+craft "$D/ln.ckpt" features "$B" 3
+row E39f 1 "section FEATURES at byte [0-9]+: unknown feature bits 0x2 \(written by a newer charrnn\?\)" "$C" info "$B"
+row E39r 2 "--layer-norm conflicts with the checkpoint \(layer norm off\)" \
+    "$C" train --resume "$M" --layer-norm --steps 6 --quiet
+row E39i 2 "--layer-norm cannot be combined with --init-from" \
+    "$C" train "$D/t.txt" -o "$D/ft.ckpt" --init-from "$M" --layer-norm --steps 1 --quiet
 row E40 1 "missing.ckpt: cannot open model file: No such file or directory" "$C" info "$D/missing.ckpt"
 row E41 1 "adir: is a directory, not a model file" "$C" generate "$D/adir"
 mkfifo "$D/fifo.ckpt"

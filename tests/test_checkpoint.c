@@ -48,6 +48,8 @@ typedef struct fixture {
  * to cut and corrupt at every byte. */
 static const char SHORT_TEXT[] = "한글 abc 한";
 
+static uint32_t fixture_layer_norm; /* set by the layer-norm test */
+
 static void fixture_make_text(fixture *f, const char *text, enum crn_cell cell, enum crn_act act, uint32_t embed,
                               uint32_t hidden, uint32_t layers, enum crn_unit unit, uint64_t seed) {
     memset(f, 0, sizeof *f);
@@ -55,7 +57,8 @@ static void fixture_make_text(fixture *f, const char *text, enum crn_cell cell, 
     ck_assert_int_eq(crn_vocab_count(f->vocab, (const uint8_t *)text, strlen(text)), 0);
     ck_assert_int_eq(crn_vocab_finalize(f->vocab, 1), 0);
     f->cfg = (crn_model_config){.cell = cell, .act = act, .vocab = crn_vocab_size(f->vocab), .embed = embed,
-                                .hidden = hidden, .layers = layers, .dropout = 0.25f};
+                                .hidden = hidden, .layers = layers, .dropout = 0.25f,
+                                .layer_norm = fixture_layer_norm};
     ck_assert_int_eq(crn_model_create(&f->model, &f->cfg), 0);
     crn_rng rng;
     crn_rng_seed(&rng, seed);
@@ -159,7 +162,7 @@ static void wr64(uint8_t *p, uint64_t x) {
     wr32(p + 4, (uint32_t)(x >> 32));
 }
 
-enum { T_CONFIG = 1, T_VOCAB = 2, T_PARAMS = 3, T_OPTIM = 4, T_TRAIN = 5 };
+enum { T_CONFIG = 1, T_VOCAB = 2, T_PARAMS = 3, T_OPTIM = 4, T_TRAIN = 5, T_FEATURES = 6 };
 typedef struct sect {
     uint32_t type, flags;
     size_t hdr, off, len; /* header offset, payload offset, payload length */
@@ -217,6 +220,7 @@ static void check_same(const fixture *f, crn_checkpoint *c, int with_state) {
     ck_assert_uint_eq(c->cfg.hidden, f->cfg.hidden);
     ck_assert_uint_eq(c->cfg.layers, f->cfg.layers);
     ck_assert_float_eq(c->cfg.dropout, f->cfg.dropout);
+    ck_assert_uint_eq(c->cfg.layer_norm, f->cfg.layer_norm);
     /* vocabulary: same unit, normalisation, tokens, frequencies */
     ck_assert_int_eq(crn_vocab_unit(c->vocab), crn_vocab_unit(f->vocab));
     ck_assert_int_eq(crn_vocab_norm(c->vocab), crn_vocab_norm(f->vocab));
@@ -756,6 +760,79 @@ START_TEST(unknown_and_missing_sections) {
 }
 END_TEST
 
+/* Layer norm: the FEATURES section (bit 0) is written only for such a
+ * model, read back, and required; files without it (every older file)
+ * load as layer norm off. */
+START_TEST(layer_norm_features) {
+    make_dir();
+    char path[512], tpath[600], msg[1200];
+    snprintf(path, sizeof path, "%s/m.crn", dir);
+    snprintf(tpath, sizeof tpath, "%s/x.crn", dir);
+    sect s[8];
+    size_t n;
+    /* without layer norm: no FEATURES section, the version-1 layout as before */
+    uint8_t *b = small_file(path, &n, s, &(int){0});
+    for (int i = 0; i < 5; i++) ck_assert_uint_ne(s[i].type, T_FEATURES);
+    free(b);
+    fixture_layer_norm = 1;
+    fixture f;
+    fixture_make_text(&f, SHORT_TEXT, CRN_CELL_LSTM, CRN_ACT_TANH, 3, 2, 1, CRN_UNIT_CODEPOINT, 9);
+    fixture_layer_norm = 0;
+    ck_assert_ptr_nonnull(crn_model_find_tensor(f.model, "l0.ln_gc"));
+    ck_assert_int_eq(save_fixture(path, &f, 1), 0);
+    crn_checkpoint *c = NULL;
+    ck_assert_msg(crn_checkpoint_load(&c, path) == 0, "%s", crn_error_message());
+    check_same(&f, c, 1);
+    crn_checkpoint_destroy(c);
+    b = read_file(path, &n);
+    int ns = parse(b, n, s, 8);
+    ck_assert_int_eq(ns, 6);
+    const sect *fs = find(s, ns, T_FEATURES);
+    ck_assert_uint_eq(fs->flags, 0); /* an older charrnn must refuse the file, not skip the section */
+    ck_assert_uint_eq(fs->len, 4);
+    ck_assert_uint_eq(rd32(b + fs->off), 1);
+    uint8_t *d = malloc(n + 4);
+    ck_assert_ptr_nonnull(d);
+    /* unknown feature bits */
+    memcpy(d, b, n);
+    wr32(d + fs->off, 3);
+    fix_crc(d, fs);
+    ck_assert_int_eq(load_bytes(tpath, d, n, msg, sizeof msg), CRN_EFORMAT);
+    ck_assert_msg(strstr(msg, "section FEATURES") && strstr(msg, "unknown feature bits 0x2"), "%s", msg);
+    /* feature bit cleared: the tensors no longer match the config */
+    memcpy(d, b, n);
+    wr32(d + fs->off, 0);
+    fix_crc(d, fs);
+    ck_assert_int_eq(load_bytes(tpath, d, n, msg, sizeof msg), CRN_EFORMAT);
+    ck_assert_msg(strstr(msg, "parameter count") != NULL, "%s", msg);
+    /* section dropped: the same */
+    size_t flen = 16 + fs->len + 4;
+    memcpy(d, b, fs->hdr);
+    memcpy(d + fs->hdr, b + fs->hdr + flen, n - fs->hdr - flen);
+    wr32(d + 12, (uint32_t)ns - 1);
+    ck_assert_int_eq(load_bytes(tpath, d, n - flen, msg, sizeof msg), CRN_EFORMAT);
+    ck_assert_msg(strstr(msg, "parameter count") != NULL, "%s", msg);
+    /* a longer payload */
+    memcpy(d, b, fs->off + 4);
+    wr32(d + fs->off + 4, 0);
+    memcpy(d + fs->off + 8, b + fs->off + 4, n - fs->off - 4);
+    wr64(d + fs->hdr + 8, 8);
+    sect fl = *fs;
+    fl.len = 8;
+    fix_crc(d, &fl);
+    ck_assert_int_eq(load_bytes(tpath, d, n + 4, msg, sizeof msg), CRN_EFORMAT);
+    ck_assert_msg(strstr(msg, "4 bytes after the feature bits") != NULL, "%s", msg);
+    /* a config that says otherwise is refused at save */
+    f.cfg.layer_norm = 0;
+    ck_assert_int_eq(save_fixture(tpath, &f, 0), CRN_EINVAL);
+    ck_assert_msg(strstr(crn_error_message(), "does not describe") != NULL, "%s", crn_error_message());
+    free(d);
+    free(b);
+    fixture_free(&f);
+    remove_dir();
+}
+END_TEST
+
 /* ---- saving --------------------------------------------------------------- */
 
 START_TEST(atomic_save_under_full_disk) {
@@ -908,6 +985,7 @@ int main(void) {
     tcase_add_test(tc, wrong_magic_and_version);
     tcase_add_test(tc, absurd_sizes);
     tcase_add_test(tc, unknown_and_missing_sections);
+    tcase_add_test(tc, layer_norm_features);
     tcase_add_test(tc, atomic_save_under_full_disk);
     tcase_add_test(tc, save_refusals);
     suite_add_tcase(s, tc);
