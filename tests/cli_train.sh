@@ -134,6 +134,23 @@ expect_exit 2 "resume refuses --hidden change" "$C" train --resume "$D/a.ckpt" -
 expect_grep "conflicts with the checkpoint" "$T_TMP/err" "resume conflict explained"
 expect_exit 2 "resume refuses --unit change" "$C" train --resume "$D/a.ckpt" --unit jamo --steps 50
 
+# ---- --layer-norm: saved in the model, shown by info, kept on resume -----
+check "layer-norm run" "$C" train "$D/text.txt" -o "$D/ln.ckpt" "${TINY[@]}" --cell gru --layer-norm --steps 6 \
+    --eval-every 3
+"$C" info --json "$D/ln.ckpt" > "$D/ln.json"
+[ "$(jget "$D/ln.json" layer_norm)" = "True" ] && pass "info --json: layer_norm true" || fail "info --json layer_norm"
+"$C" info "$D/ln.ckpt" > "$D/ln.txt"
+expect_grep "gru, 1 layers x 24 hidden, one-hot input, layer norm" "$D/ln.txt" "info shows layer norm"
+"$C" info --json "$D/a.ckpt" > "$D/a.json"
+[ "$(jget "$D/a.json" layer_norm)" = "False" ] && pass "info --json: layer_norm false" || fail "info --json no LN"
+check "resume a layer-norm run without the option" "$C" train --resume "$D/ln.ckpt" --steps 9 --threads 1 --quiet
+check "resume with --layer-norm repeated" "$C" train --resume "$D/ln.ckpt" --layer-norm --steps 12 --threads 1 --quiet
+"$C" info --json "$D/ln.ckpt.resume" > "$D/ln2.json"
+[ "$(jget "$D/ln2.json" layer_norm)" = "True" ] && [ "$(jget "$D/ln2.json" training step)" = "12" ] &&
+    pass "resumed layer-norm run kept it (step 12)" || fail "layer-norm resume" "$(cat "$D/ln2.json")"
+check "generate from a layer-norm model (binary16)" "$C" generate "$D/ln.ckpt" --length 30 --seed 1
+check "generate from a layer-norm model (--exact)" "$C" generate "$D/ln.ckpt" --length 30 --seed 1 --exact
+
 # ---- SIGINT: finish the step, save, exit 130 -----------------------------
 "$C" train "$D/text.txt" -o "$D/s.ckpt" --layers 1 --hidden 32 --batch 8 --seq 16 --time 120s --eval-every 20 \
     --log "$D/s.csv" --threads 1 > "$D/s.out" 2> "$D/s.err" &
