@@ -25,10 +25,10 @@
  * the LSTM, into hg for the GRU, to gx for the RNN); used by the binary16
  * sampling step, with T = 1. With layer normalisation (ln != NULL, see
  * crn_ln below) the recurrent product goes to ln->hhat instead (so with
- * w_h == NULL the caller has written it there), and gx holds the normalised
- * input projection LN(x W_x; g_x, b_x).
+ * w_h == NULL the caller has written it there), and gx holds x W_x without
+ * b_x (the cell normalises it and adds b_x).
  * dw_h, db_h accumulate (+=); dgx is written (=): with ln, the gradient
- * w.r.t. the normalised input projection (model.c runs its LN backward). */
+ * w.r.t. x W_x (through its LN), and the LN gradients accumulate (+=). */
 #ifndef CRN_CELL_H
 #define CRN_CELL_H
 
@@ -127,38 +127,30 @@ static inline void crn_add_rows(real *Y, const real *b, int N, int C) {
     }
 }
 
-/* db (C) += column sums of X (N, C), or of X * Y elementwise when Y is not
- * NULL (the LN gain gradients); column ranges split across the threads for
- * a window (each column summed in row order into a register block, then
- * added: the same result whatever the split). */
-CRN_CLONES static void crn_colsum_range(real *restrict db, const real *restrict X, const real *restrict Y, int N, int C,
-                                        int c0, int c1) {
+/* db (C) += column sums of X (N, C); column ranges split across the
+ * threads for a window (each column summed in row order into a register
+ * block, then added: the same result whatever the split). */
+CRN_CLONES static void crn_colsum_range(real *restrict db, const real *restrict X, int N, int C, int c0, int c1) {
     enum { W = 32 };
     int j = c0;
     for (; j + W <= c1; j += W) {
         real acc[W] = {0};
-        if (Y)
-            for (int i = 0; i < N; i++) {
-                const real *x = X + (size_t)i * C + j, *y = Y + (size_t)i * C + j;
-                for (int k = 0; k < W; k++) acc[k] += x[k] * y[k];
-            }
-        else
-            for (int i = 0; i < N; i++) {
-                const real *x = X + (size_t)i * C + j;
-                for (int k = 0; k < W; k++) acc[k] += x[k];
-            }
+        for (int i = 0; i < N; i++) {
+            const real *x = X + (size_t)i * C + j;
+            for (int k = 0; k < W; k++) acc[k] += x[k];
+        }
         for (int k = 0; k < W; k++) db[j + k] += acc[k];
     }
     for (; j < c1; j++) {
         real acc = 0;
-        for (int i = 0; i < N; i++) acc += X[(size_t)i * C + j] * (Y ? Y[(size_t)i * C + j] : 1);
+        for (int i = 0; i < N; i++) acc += X[(size_t)i * C + j];
         db[j] += acc;
     }
 }
 
 struct crn_colsum_job {
     real *db;
-    const real *X, *Y;
+    const real *X;
     int N, C;
 };
 
@@ -166,16 +158,13 @@ static inline void crn_colsum_part(void *p, int part, int nparts) {
     const struct crn_colsum_job *j = p;
     int nb = (j->C + 31) / 32, b0 = (int)((long)nb * part / nparts), b1 = (int)((long)nb * (part + 1) / nparts);
     int c0 = b0 * 32, c1 = b1 * 32 < j->C ? b1 * 32 : j->C;
-    if (c0 < c1) crn_colsum_range(j->db, j->X, j->Y, j->N, j->C, c0, c1);
+    if (c0 < c1) crn_colsum_range(j->db, j->X, j->N, j->C, c0, c1);
 }
 
-/* db (C) += column sums of X (N, C) [times Y (N, C) elementwise, if not NULL] */
-static inline void crn_colsum_prod_acc(real *db, const real *X, const real *Y, int N, int C) {
-    struct crn_colsum_job j = {db, X, Y, N, C};
+static inline void crn_colsum_acc(real *db, const real *X, int N, int C) {
+    struct crn_colsum_job j = {db, X, N, C};
     CRN_FN(crn_parallel)(crn_colsum_part, &j, (double)N * C < 65536 ? 1 : (C + 31) / 32);
 }
-
-static inline void crn_colsum_acc(real *db, const real *X, int N, int C) { crn_colsum_prod_acc(db, X, NULL, N, C); }
 
 /* ---- Layer normalisation (Ba, Kiros & Hinton 2016), --layer-norm ----
  * LN(a; g, b) = g * (a - mean(a)) / sqrt(var(a) + eps) + b, with the mean and
@@ -193,10 +182,14 @@ static inline void crn_colsum_acc(real *db, const real *X, int N, int C) { crn_c
  *   GRU:  a = LN(x W_x; g_x, b_x), hg = LN(h W_h; g_h, b_h)
  *         r = sig(a_r + hg_r), z = sig(a_z + hg_z), n = tanh(a_n + r * hg_n)
  *         h_t = (1 - z) * n + z * h_{t-1}   (r scales the normalised n-part)
- * model.c normalises the input projection of a window (crn_ln_norm rows);
- * the cells the recurrent one per step (and the LSTM cell state). The
- * forward saves the normalised values and 1/std per block for backward:
- *   d a = rs * (dy*g - mean(dy*g) - hat * mean(dy*g * hat)). */
+ * The cells normalise both projections row by row as they step (model.c
+ * hands them x W_x without b_x), so each row is touched while it is in the
+ * cache; the forward saves the normalised values and 1/std per block for
+ * backward:  d a = rs * (dy*g - mean(dy*g) - hat * mean(dy*g * hat)).
+ * The gradients of the gains and the LN biases are summed per stream in a
+ * small scratch (acc) while the rows are hot, then over the streams
+ * (crn_ln_reduce): no extra pass over the window, and the same sums in the
+ * same order whatever the thread split. */
 #define CRN_LN_EPS 1e-5
 
 /* The LN helpers are inlined into their callers whatever their size, so
@@ -208,21 +201,24 @@ static inline void crn_colsum_acc(real *db, const real *X, int N, int C) { crn_c
 #endif
 
 typedef struct crn_ln {
-    const real *g_h;           // (G*H) gain of the recurrent projection
-    const real *g_c, *b_c;     // (H) LSTM: gain and bias of the cell-state normalisation
-    real *hhat;                // (T*B, G*H) in: h_{t-1} @ w_h when w_h == NULL; out: normalised
-    real *hrs;                 // (T*B, G) 1/std per row and gate block
-    real *chat;                // (T*B, H) LSTM: normalised c_t
-    real *crs;                 // (T*B) LSTM
+    const real *g_x, *b_x;     // (G*H) gain and bias of LN(x W_x)
+    const real *g_h;           // (G*H) gain of LN(h W_h) (its bias is the cell's b_h)
+    const real *g_c, *b_c;     // (H) LSTM: gain and bias of LN(c_t)
+    real *xhat, *xrs;          // (T*B, G*H) normalised x W_x; (T*B, G) 1/std per row and gate block
+    real *hhat, *hrs;          // the same for h_{t-1} @ w_h (hhat holds the product first; see above)
+    real *chat, *crs;          // (T*B, H), (T*B) LSTM: c_t
     real *dhr;                 // (T*B, G*H) backward out: d loss / d (h_{t-1} @ w_h)
-    real *dyc;                 // (T*B, H) LSTM backward scratch: d loss / d LN(c_t)
-    real *dg_h, *dg_c, *db_c;  // gradients of the gains and b_c (+=)
+    real *acc;                 // (B, CRN_LN_ACC(G, H)) backward scratch, per stream
+    real *dg_x, *db_x, *dg_h;  // gradients (+=): gains, b_x (db_h is the cell's argument)
+    real *dg_c, *db_c;         // (H) LSTM (+=)
 } crn_ln;
 
-/* Mean and 1/sqrt(var + eps) of x (n) in one pass: sums of x - K and its
- * square with the shift K = x[0] (the shifted-data algorithm: no
- * cancellation when the mean is large against the spread), in 16 lanes so
- * the reductions vectorise (no -ffast-math). */
+/* Per stream: sums for db_x, dg_x, db_h, dg_h (G*H each), dg_c, db_c (H). */
+#define CRN_LN_ACC(G, H) (4 * (size_t)(G) * (H) + 2 * (size_t)(H))
+
+/* Mean and 1/sqrt(var + eps) of x (n), two passes (the one-pass sum of
+ * squares loses digits in float when the spread is small against the mean),
+ * each summed in 16 lanes so the reductions vectorise (no -ffast-math). */
 CRN_INLINE real crn_ln_stats(const real *restrict x, int n, real *mean) {
     enum { W = 16 };
     real a1[W] = {0}, s1 = 0;
@@ -244,74 +240,154 @@ CRN_INLINE real crn_ln_stats(const real *restrict x, int n, real *mean) {
     return (real)(1.0 / sqrt((double)(s2 / (real)n) + CRN_LN_EPS));
 }
 
-/* x (n) normalised in place; returns 1/sqrt(var + eps). */
-CRN_INLINE real crn_ln_norm(real *restrict x, int n) {
-    real mean, rs = crn_ln_stats(x, n, &mean);
-    for (int j = 0; j < n; j++) x[j] = (x[j] - mean) * rs;
-    return rs;
+/* sum of a * b (n) and of a * b * c, in 16 lanes */
+CRN_INLINE void crn_ln_sums(const real *restrict a, const real *restrict b, const real *restrict c, int n, real *s1,
+                            real *s2) {
+    enum { W = 16 };
+    real a1[W] = {0}, a2[W] = {0}, t1 = 0, t2 = 0;
+    int j = 0;
+    for (; j + W <= n; j += W)
+        for (int k = 0; k < W; k++) {
+            real e = a[j + k] * b[j + k];
+            a1[k] += e;
+            a2[k] += e * c[j + k];
+        }
+    for (; j < n; j++) {
+        t1 += a[j] * b[j];
+        t2 += a[j] * b[j] * c[j];
+    }
+    for (int k = 0; k < W; k++) {
+        t1 += a1[k];
+        t2 += a2[k];
+    }
+    *s1 = t1;
+    *s2 = t2;
+}
+
+/* One stream at one step, both projections of G gate blocks:
+ *   a  (G*H) in: x W_x; out: LN(x W_x; g_x, b_x) + (hg ? 0 : g_h * LN(h W_h))
+ *   hr (G*H) in: h_{t-1} @ w_h; out: normalised
+ *   hg (G*H) out (GRU; else NULL): g_h * LN(h W_h)   (b_h is added by the cell)
+ * xhat, xrs, hrs: the saved normalised input part and the 1/std per block. */
+CRN_INLINE void crn_ln_row_forward(real *restrict a, real *restrict hr, real *restrict hg, real *restrict xhat,
+                                   real *restrict xrs, real *restrict hrs, const crn_ln *ln, int G, int H) {
+    const real *restrict gx = ln->g_x, *restrict bx = ln->b_x, *restrict gh = ln->g_h;
+    for (int k = 0; k < G; k++) {
+        const int o = k * H;
+        real mx, mh, rx = crn_ln_stats(a + o, H, &mx), rh = crn_ln_stats(hr + o, H, &mh);
+        xrs[k] = rx;
+        hrs[k] = rh;
+        if (hg)
+            for (int j = o; j < o + H; j++) {
+                real xh = (a[j] - mx) * rx, hh = (hr[j] - mh) * rh;
+                xhat[j] = xh;
+                hr[j] = hh;
+                a[j] = gx[j] * xh + bx[j];
+                hg[j] = gh[j] * hh;
+            }
+        else
+            for (int j = o; j < o + H; j++) {
+                real xh = (a[j] - mx) * rx, hh = (hr[j] - mh) * rh;
+                xhat[j] = xh;
+                hr[j] = hh;
+                a[j] = gx[j] * xh + bx[j] + gh[j] * hh;
+            }
+    }
 }
 
 /* The LN backward of one block: da (n) = rs * (dy*g - mean(dy*g) - hat *
  * mean(dy*g*hat)); da may be dy (in place). */
 CRN_INLINE void crn_ln_back(real *da, const real *dy, const real *restrict g, const real *restrict hat, real rs,
-                               int n) {
-    enum { W = 16 };
-    real a1[W] = {0}, a2[W] = {0}, s1 = 0, s2 = 0;
-    int j = 0;
-    for (; j + W <= n; j += W)
-        for (int k = 0; k < W; k++) {
-            real e = dy[j + k] * g[j + k];
-            a1[k] += e;
-            a2[k] += e * hat[j + k];
-        }
-    for (; j < n; j++) {
-        s1 += dy[j] * g[j];
-        s2 += dy[j] * g[j] * hat[j];
-    }
-    for (int k = 0; k < W; k++) {
-        s1 += a1[k];
-        s2 += a2[k];
-    }
+                            int n) {
+    real s1, s2;
+    crn_ln_sums(dy, g, hat, n, &s1, &s2);
     s1 /= (real)n;
     s2 /= (real)n;
-    for (j = 0; j < n; j++) da[j] = rs * (dy[j] * g[j] - s1 - hat[j] * s2);
+    for (int j = 0; j < n; j++) da[j] = rs * (dy[j] * g[j] - s1 - hat[j] * s2);
 }
 
-/* The recurrent projection of nrows streams at one step: hr (nrows, G*H)
- * holds h_{t-1} @ w_h and is normalised in place per gate block (1/std into
- * rs (nrows, G)); then y (nrows, G*H) += g * hr, or = with assign. */
-CRN_INLINE void crn_ln_rec_forward(real *restrict y, real *restrict hr, real *restrict rs, const real *restrict g,
-                                      int assign, int nrows, int G, int H) {
+/* Its backward, one stream at one step:
+ *   dx (G*H) in: d loss / d LN(x W_x) part; out: d loss / d (x W_x)
+ *   dy (G*H) d loss / d the recurrent LN output (GRU's d hg); NULL: the same as dx
+ *   dr (G*H) out: d loss / d (h_{t-1} @ w_h)
+ *   acc (CRN_LN_ACC) += this row's share of db_x, dg_x, db_h (only when dy is
+ *   given: else it is db_x's, crn_ln_reduce), dg_h.
+ * Per gate block one pass for the four LN sums and the gradient sums, one
+ * for the two results (the block is in L1 throughout). */
+CRN_INLINE void crn_ln_row_backward(real *restrict dx, const real *restrict dy, real *restrict dr,
+                                    real *restrict acc, const real *restrict xhat, const real *restrict xrs,
+                                    const real *restrict hhat, const real *restrict hrs, const crn_ln *ln, int G,
+                                    int H) {
+    enum { W = 16 };
     const int GH = G * H;
-    for (int b = 0; b < nrows; b++)
-        for (int k = 0; k < G; k++) {
-            const size_t o = (size_t)b * GH + (size_t)k * H;
-            real *restrict yb = y + o, *restrict hb = hr + o;
-            const real *restrict gk = g + (size_t)k * H;
-            real mean, r = crn_ln_stats(hb, H, &mean);
-            rs[(size_t)b * G + k] = r;
-            if (assign)
-                for (int j = 0; j < H; j++) {
-                    hb[j] = (hb[j] - mean) * r;
-                    yb[j] = gk[j] * hb[j];
-                }
-            else
-                for (int j = 0; j < H; j++) {
-                    hb[j] = (hb[j] - mean) * r;
-                    yb[j] += gk[j] * hb[j];
-                }
+    const real *restrict gx = ln->g_x, *restrict gh = ln->g_h;
+    for (int k = 0; k < G; k++) {
+        const int o = k * H;
+        const real *restrict d = (dy ? dy : dx) + o, *restrict xh = xhat + o, *restrict hh = hhat + o;
+        const real *restrict gxk = gx + o, *restrict ghk = gh + o;
+        real *restrict adbx = acc + o, *restrict adgx = acc + GH + o, *restrict adbh = acc + 2 * GH + o;
+        real *restrict adgh = acc + 3 * GH + o, *restrict dxk = dx + o, *restrict drk = dr + o;
+        for (int j = 0; j < H; j++) { // the gradient sums: a loop of its own, so the lanes below stay in registers
+            adbx[j] += dxk[j];
+            adgx[j] += dxk[j] * xh[j];
+            if (dy) adbh[j] += d[j];
+            adgh[j] += d[j] * hh[j];
         }
+        real a1[W] = {0}, a2[W] = {0}, a3[W] = {0}, a4[W] = {0};
+        int j = 0;
+        for (; j + W <= H; j += W)
+            for (int q = 0; q < W; q++) {
+                const int i = j + q;
+                real ex = dxk[i] * gxk[i], eh = d[i] * ghk[i];
+                a1[q] += ex;
+                a2[q] += ex * xh[i];
+                a3[q] += eh;
+                a4[q] += eh * hh[i];
+            }
+        real s1 = 0, s2 = 0, s3 = 0, s4 = 0;
+        for (; j < H; j++) {
+            real ex = dxk[j] * gxk[j], eh = d[j] * ghk[j];
+            s1 += ex;
+            s2 += ex * xh[j];
+            s3 += eh;
+            s4 += eh * hh[j];
+        }
+        for (int q = 0; q < W; q++) {
+            s1 += a1[q];
+            s2 += a2[q];
+            s3 += a3[q];
+            s4 += a4[q];
+        }
+        const real n = (real)H, rx = xrs[k], rh = hrs[k];
+        s1 /= n;
+        s2 /= n;
+        s3 /= n;
+        s4 /= n;
+        for (j = 0; j < H; j++) {
+            drk[j] = rh * (d[j] * ghk[j] - s3 - hh[j] * s4);
+            dxk[j] = rx * (dxk[j] * gxk[j] - s1 - xh[j] * s2);
+        }
+    }
 }
 
-/* Its backward: dr (nrows, G*H) = the LN backward of dy (nrows, G*H) per block. */
-CRN_INLINE void crn_ln_rec_backward(real *restrict dr, const real *restrict dy, const real *restrict hat,
-                                       const real *restrict rs, const real *restrict g, int nrows, int G, int H) {
-    const size_t GH = (size_t)G * H;
-    for (int b = 0; b < nrows; b++)
-        for (int k = 0; k < G; k++) {
-            size_t o = (size_t)b * GH + (size_t)k * H;
-            crn_ln_back(dr + o, dy + o, g + (size_t)k * H, hat + o, rs[(size_t)b * G + k], H);
+/* After a window's backward: the per-stream sums of acc (B rows) into the
+ * gradients, stream by stream in order; own_bh: acc has db_h's own sums
+ * (GRU), else they are db_x's. */
+CRN_INLINE void crn_ln_reduce(const crn_ln *ln, real *db_h, int own_bh, int lstm, int B, int G, int H) {
+    const size_t GH = (size_t)G * H, n = CRN_LN_ACC(G, H);
+    for (int b = 0; b < B; b++) {
+        const real *a = ln->acc + (size_t)b * n;
+        for (size_t j = 0; j < GH; j++) {
+            ln->db_x[j] += a[j];
+            ln->dg_x[j] += a[GH + j];
+            db_h[j] += a[(own_bh ? 2 * GH : 0) + j];
+            ln->dg_h[j] += a[3 * GH + j];
         }
+        for (int j = 0; lstm && j < H; j++) {
+            ln->dg_c[j] += a[4 * GH + j];
+            ln->db_c[j] += a[4 * GH + H + j];
+        }
+    }
 }
 
 /* ---- Elman RNN: h_t = act(gx_t + h_{t-1} @ w_h + b_h), act = tanh or relu ---- */

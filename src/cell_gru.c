@@ -78,7 +78,9 @@ CRN_CLONES static void gru_forward_rows(const struct gru_job *j, int r0, int r1)
             CRN_FN(crn_gemm_packed)(n, G, H, hp, H, j->wp, 0, acc, G);
         else if (j->w_h) // else the caller has written h_{t-1} @ w_h into hg (with ln: hhat)
             CRN_FN(crn_gemm_nn)(n, G, H, hp, H, j->w_h, G, 0, acc, G);
-        if (ln) crn_ln_rec_forward(ht, acc, ln->hrs + r * 3, ln->g_h, 1, n, 3, H); // hg = g_h * hhat (+ b_h below)
+        for (int b = 0; ln && b < n; b++) // gates = LN(x W_x) + b_x, hg = g_h * LN(h W_h) (+ b_h below)
+            crn_ln_row_forward(gt + (size_t)b * G, acc + (size_t)b * G, ht + (size_t)b * G, ln->xhat + (r + b) * G,
+                               ln->xrs + (r + b) * 3, ln->hrs + (r + b) * 3, ln, 3, H);
         for (int b = 0; b < n; b++)
             gru_row_forward(gt + (size_t)b * G, ht + (size_t)b * G, h + (size_t)b * H, hp + (size_t)b * H, j->b_h, H);
     }
@@ -101,6 +103,7 @@ void CRN_FN(crn_gru_forward)(real *hs, real *gates, real *hg, const real *w_h, c
 CRN_CLONES static void gru_backward_rows(const struct gru_job *j, int r0, int r1) {
     const int B = j->B, H = j->H, G = 3 * H, n = r1 - r0;
     const size_t BH = (size_t)B * H;
+    if (j->ln) memset(j->ln->acc + (size_t)r0 * CRN_LN_ACC(3, H), 0, (size_t)n * CRN_LN_ACC(3, H) * sizeof(real));
     for (int t = j->T - 1; t >= 0; t--) {
         const real *hp = j->hs + (size_t)t * BH + (size_t)r0 * H; // (n, H) h_{t-1}
         const real *gt = j->gates + ((size_t)t * B + r0) * G;     // (n, 3H)
@@ -114,7 +117,10 @@ CRN_CLONES static void gru_backward_rows(const struct gru_job *j, int r0, int r1
                              gt + (size_t)b * G, ht + (size_t)b * G, hp + (size_t)b * H, d + (size_t)b * H, H);
         const crn_ln *ln = j->ln;
         const size_t r = (size_t)t * B + r0;
-        if (ln) crn_ln_rec_backward(ln->dhr + r * G, dr, ln->hhat + r * G, ln->hrs + r * 3, ln->g_h, n, 3, H);
+        for (int b = 0; ln && b < n; b++)
+            crn_ln_row_backward(dx + (size_t)b * G, dr + (size_t)b * G, ln->dhr + (r + b) * G,
+                                ln->acc + (size_t)(r0 + b) * CRN_LN_ACC(3, H), ln->xhat + (r + b) * G,
+                                ln->xrs + (r + b) * 3, ln->hhat + (r + b) * G, ln->hrs + (r + b) * 3, ln, 3, H);
         if (dprev) // dh_{t-1} += dhg_t (n, 3H) @ w_h^T (3H, H) (with ln: d (h_{t-1} @ w_h))
             CRN_FN(crn_gemm_packed)(n, H, G, ln ? ln->dhr + r * G : dr, G, j->wp, 1, dprev, H);
     }
@@ -136,6 +142,8 @@ CRN_CLONES void CRN_FN(crn_gru_backward)(real *dgx, real *dhg, real *dw_h, real 
     CRN_FN(crn_parallel)(gru_backward_part, &j, crn_row_parts(B, 3.0 * H * H));
     // dW_h += H_prev^T (H, T*B) @ dhg (T*B, 3H)
     CRN_FN(crn_gemm)(1, 0, H, G, T * B, 1, hs, H, ln ? ln->dhr : dhg, G, 1, dw_h, G);
-    crn_colsum_acc(db_h, dhg, T * B, G);
-    if (ln) crn_colsum_prod_acc(ln->dg_h, dhg, ln->hhat, T * B, G);
+    if (ln)
+        crn_ln_reduce(ln, db_h, 1, 0, B, 3, H);
+    else
+        crn_colsum_acc(db_h, dhg, T * B, G);
 }

@@ -55,20 +55,22 @@ static inline void lstm_row_backward(real *restrict dg,        // (4H) out: d pr
     }
 }
 
-/* The same with layer normalisation (cell.h): g holds LN(x W_x) + b_x, hr
- * the recurrent product, normalised here; h_t = o * tanh(LN(c_t)). */
-CRN_INLINE void lstm_ln_row_forward(real *restrict g,         // (4H) in: LN input part; out: i f g o
-                                       real *restrict hr,        // (4H) in: h_{t-1} @ w_h; out: normalised
-                                       real *restrict hrs,       // (4) its 1/std per gate
-                                       real *restrict chat,      // (H) out: normalised c_t
-                                       real *restrict crs,       // (1) its 1/std
-                                       const real *restrict cp,  // (H) c_{t-1}
-                                       real *restrict c,         // (H) c_t
-                                       real *restrict h,         // (H) h_t
-                                       const real *restrict b_h, // (4H)
-                                       const crn_ln *ln, int H) {
-    const real *restrict gh = ln->g_h, *restrict gc = ln->g_c, *restrict bc = ln->b_c;
-    crn_ln_rec_forward(g, hr, hrs, gh, 0, 1, 4, H);
+/* The same with layer normalisation (cell.h): g holds x W_x, hr the
+ * recurrent product; both are normalised here; h_t = o * tanh(LN(c_t)). */
+CRN_INLINE void lstm_ln_row_forward(real *restrict g,         // (4H) in: x W_x; out: i f g o
+                                    real *restrict hr,        // (4H) in: h_{t-1} @ w_h; out: normalised
+                                    real *restrict xhat,      // (4H) out: normalised x W_x
+                                    real *restrict xrs,       // (4) 1/std per gate
+                                    real *restrict hrs,       // (4)
+                                    real *restrict chat,      // (H) out: normalised c_t
+                                    real *restrict crs,       // (1) its 1/std
+                                    const real *restrict cp,  // (H) c_{t-1}
+                                    real *restrict c,         // (H) c_t
+                                    real *restrict h,         // (H) h_t
+                                    const real *restrict b_h, // (4H)
+                                    const crn_ln *ln, int H) {
+    const real *restrict gc = ln->g_c, *restrict bc = ln->b_c;
+    crn_ln_row_forward(g, hr, NULL, xhat, xrs, hrs, ln, 4, H);
     for (int j = 0; j < H; j++) {
         real i = crn_sigmoid(g[j] + b_h[j]);
         real f = crn_sigmoid(g[H + j] + b_h[H + j]);
@@ -89,28 +91,33 @@ CRN_INLINE void lstm_ln_row_forward(real *restrict g,         // (4H) in: LN inp
     }
 }
 
-/* Its backward: dg as lstm_row_backward's, dr the gradient w.r.t. the
- * recurrent product, dy w.r.t. LN(c_t) (for the gain gradients). */
-CRN_INLINE void lstm_ln_row_backward(real *restrict dg,         // (4H) out: d pre-activations
-                                        real *restrict dr,         // (4H) out: d (h_{t-1} @ w_h)
-                                        real *restrict dy,         // (H) out: d LN(c_t)
-                                        real *restrict dc,         // (H) in: dc_t from t+1; out: dc_{t-1}
-                                        const real *restrict g,    // (4H) i f g o
-                                        const real *restrict hhat, // (4H) normalised recurrent product
-                                        const real *restrict hrs,  // (4)
-                                        const real *restrict chat, // (H) normalised c_t
-                                        real crs,
-                                        const real *restrict cp,   // (H) c_{t-1}
-                                        const real *restrict dh,   // (H) d h_t
-                                        const crn_ln *ln, int H) {
+/* Its backward: dg becomes d loss / d (x W_x), dr the gradient w.r.t. the
+ * recurrent product; acc (CRN_LN_ACC(4, H)) += the LN gradient sums. */
+CRN_INLINE void lstm_ln_row_backward(real *restrict dg,         // (4H) out: d (x W_x)
+                                     real *restrict dr,         // (4H) out: d (h_{t-1} @ w_h)
+                                     real *restrict acc,        // this stream's sums
+                                     real *restrict dc,         // (H) in: dc_t from t+1; out: dc_{t-1}
+                                     const real *restrict g,    // (4H) i f g o
+                                     const real *restrict xhat, // (4H)
+                                     const real *restrict xrs,  // (4)
+                                     const real *restrict hhat, // (4H) normalised recurrent product
+                                     const real *restrict hrs,  // (4)
+                                     const real *restrict chat, // (H) normalised c_t
+                                     real crs,
+                                     const real *restrict cp,   // (H) c_{t-1}
+                                     const real *restrict dh,   // (H) d h_t
+                                     const crn_ln *ln, int H) {
     const real *restrict gc = ln->g_c, *restrict bc = ln->b_c;
-    for (int j = 0; j < H; j++) {
+    real *restrict dy = dr + H, *restrict adgc = acc + 16 * H, *restrict adbc = acc + 17 * H;
+    for (int j = 0; j < H; j++) { // dy = d loss / d LN(c_t), in dr[H..2H) until dr is written
         real o = g[3 * H + j], th = R_TANH(gc[j] * chat[j] + bc[j]), dhj = dh[j];
         real d = dhj * o * (1 - th * th);
         dy[j] = d;
+        adgc[j] += d * chat[j];
+        adbc[j] += d;
         dg[3 * H + j] = dhj * th * o * (1 - o);
     }
-    crn_ln_back(dr, dy, gc, chat, crs, H); // d c_t through LN(c_t), dr[0..H) as scratch
+    crn_ln_back(dr, dy, gc, chat, crs, H); // d c_t through LN(c_t), into dr[0..H)
     for (int j = 0; j < H; j++) {
         real i = g[j], f = g[H + j], gg = g[2 * H + j];
         real dcj = dc[j] + dr[j];
@@ -119,7 +126,7 @@ CRN_INLINE void lstm_ln_row_backward(real *restrict dg,         // (4H) out: d p
         dg[2 * H + j] = dcj * i * (1 - gg * gg);
         dc[j] = dcj * f;
     }
-    crn_ln_rec_backward(dr, dg, hhat, hrs, ln->g_h, 1, 4, H);
+    crn_ln_row_backward(dg, NULL, dr, acc, xhat, xrs, hhat, hrs, ln, 4, H);
 }
 
 struct lstm_job {
@@ -148,9 +155,10 @@ CRN_CLONES static void lstm_forward_rows(const struct lstm_job *j, int r0, int r
         if (ln) {
             const size_t r = (size_t)t * B + r0;
             for (int b = 0; b < n; b++)
-                lstm_ln_row_forward(gt + (size_t)b * G, acc + (size_t)b * G, ln->hrs + (r + b) * 4,
-                                    ln->chat + (r + b) * H, ln->crs + r + b, cp + (size_t)b * H, c + (size_t)b * H,
-                                    h + (size_t)b * H, j->b_h, ln, H);
+                lstm_ln_row_forward(gt + (size_t)b * G, acc + (size_t)b * G, ln->xhat + (r + b) * G,
+                                    ln->xrs + (r + b) * 4, ln->hrs + (r + b) * 4, ln->chat + (r + b) * H,
+                                    ln->crs + r + b, cp + (size_t)b * H, c + (size_t)b * H, h + (size_t)b * H,
+                                    j->b_h, ln, H);
             continue;
         }
         for (int b = 0; b < n; b++)
@@ -178,6 +186,7 @@ CRN_CLONES static void lstm_backward_rows(const struct lstm_job *j, int r0, int 
     const size_t BH = (size_t)B * H;
     real *dc = j->dc + (size_t)r0 * H;                                // (n, H)
     memset(dc, 0, (size_t)n * H * sizeof(real)); // nothing flows back from beyond the window
+    if (j->ln) memset(j->ln->acc + (size_t)r0 * CRN_LN_ACC(4, H), 0, (size_t)n * CRN_LN_ACC(4, H) * sizeof(real));
     for (int t = j->T - 1; t >= 0; t--) {
         const real *cp = j->cs + (size_t)t * BH + (size_t)r0 * H;     // (n, H) c_{t-1}
         const real *gt = j->gates + ((size_t)t * B + r0) * G;         // (n, 4H)
@@ -188,10 +197,11 @@ CRN_CLONES static void lstm_backward_rows(const struct lstm_job *j, int r0, int 
         const size_t r = (size_t)t * B + r0;
         if (ln)
             for (int b = 0; b < n; b++)
-                lstm_ln_row_backward(dg + (size_t)b * G, ln->dhr + (r + b) * G, ln->dyc + (r + b) * H,
-                                     dc + (size_t)b * H, gt + (size_t)b * G, ln->hhat + (r + b) * G,
-                                     ln->hrs + (r + b) * 4, ln->chat + (r + b) * H, ln->crs[r + b],
-                                     cp + (size_t)b * H, d + (size_t)b * H, ln, H);
+                lstm_ln_row_backward(dg + (size_t)b * G, ln->dhr + (r + b) * G,
+                                     ln->acc + (size_t)(r0 + b) * CRN_LN_ACC(4, H), dc + (size_t)b * H,
+                                     gt + (size_t)b * G, ln->xhat + (r + b) * G, ln->xrs + (r + b) * 4,
+                                     ln->hhat + (r + b) * G, ln->hrs + (r + b) * 4, ln->chat + (r + b) * H,
+                                     ln->crs[r + b], cp + (size_t)b * H, d + (size_t)b * H, ln, H);
         else
             for (int b = 0; b < n; b++)
                 lstm_row_backward(dg + (size_t)b * G, dc + (size_t)b * H, gt + (size_t)b * G, cp + (size_t)b * H,
@@ -218,10 +228,8 @@ CRN_CLONES void CRN_FN(crn_lstm_backward)(real *dgx, real *dw_h, real *db_h, rea
     CRN_FN(crn_parallel)(lstm_backward_part, &j, crn_row_parts(B, 4.0 * H * H));
     // dW_h += H_prev^T (H, T*B) @ dgates (T*B, 4H), one GEMM for the window
     CRN_FN(crn_gemm)(1, 0, H, G, T * B, 1, hs, H, ln ? ln->dhr : dgx, G, 1, dw_h, G);
-    crn_colsum_acc(db_h, dgx, T * B, G);
-    if (ln) {
-        crn_colsum_prod_acc(ln->dg_h, dgx, ln->hhat, T * B, G);
-        crn_colsum_prod_acc(ln->dg_c, ln->dyc, ln->chat, T * B, H);
-        crn_colsum_acc(ln->db_c, ln->dyc, T * B, H);
-    }
+    if (ln)
+        crn_ln_reduce(ln, db_h, 0, 1, B, 4, H);
+    else
+        crn_colsum_acc(db_h, dgx, T * B, G);
 }

@@ -28,7 +28,9 @@ CRN_CLONES static void rnn_forward_rows(const struct rnn_job *j, int r0, int r1)
             CRN_FN(crn_gemm_packed)(n, H, H, hp, H, j->wp, !ln, acc, H);
         else if (j->w_h) // else the caller has added (with ln: written) h_{t-1} @ w_h
             CRN_FN(crn_gemm_nn)(n, H, H, hp, H, j->w_h, H, !ln, acc, H);
-        if (ln) crn_ln_rec_forward(h, acc, ln->hrs + r, ln->g_h, 0, n, 1, H);
+        for (int b = 0; ln && b < n; b++)
+            crn_ln_row_forward(h + (size_t)b * H, acc + (size_t)b * H, NULL, ln->xhat + (r + b) * H, ln->xrs + r + b,
+                               ln->hrs + r + b, ln, 1, H);
         for (int b = 0; b < n; b++) {
             real *hb = h + (size_t)b * H;
             if (j->relu)
@@ -59,6 +61,7 @@ void CRN_FN(crn_rnn_forward)(real *hs, const real *gx, const real *w_h, const re
 CRN_CLONES static void rnn_backward_rows(const struct rnn_job *j, int r0, int r1) {
     const int B = j->B, H = j->H, n = r1 - r0;
     const size_t BH = (size_t)B * H, nH = (size_t)n * H;
+    if (j->ln) memset(j->ln->acc + (size_t)r0 * CRN_LN_ACC(1, H), 0, (size_t)n * CRN_LN_ACC(1, H) * sizeof(real));
     for (int t = j->T - 1; t >= 0; t--) {
         const real *h = j->hs + (size_t)(t + 1) * BH + (size_t)r0 * H; // (n, H)
         const real *d = j->dh + (size_t)t * BH + (size_t)r0 * H;       // (n, H) complete: t+1 added its share
@@ -69,7 +72,10 @@ CRN_CLONES static void rnn_backward_rows(const struct rnn_job *j, int r0, int r1
             for (size_t k = 0; k < nH; k++) dp[k] = d[k] * (1 - h[k] * h[k]);
         const crn_ln *ln = j->ln;
         const size_t r = (size_t)t * B + r0;
-        if (ln) crn_ln_rec_backward(ln->dhr + r * H, dp, ln->hhat + r * H, ln->hrs + r, ln->g_h, n, 1, H);
+        for (int b = 0; ln && b < n; b++)
+            crn_ln_row_backward(dp + (size_t)b * H, NULL, ln->dhr + (r + b) * H,
+                                ln->acc + (size_t)(r0 + b) * CRN_LN_ACC(1, H), ln->xhat + (r + b) * H,
+                                ln->xrs + r + b, ln->hhat + (r + b) * H, ln->hrs + r + b, ln, 1, H);
         if (t > 0) // dh_{t-1} += dpre_t @ w_h^T (with ln: d (h_{t-1} @ w_h))
             CRN_FN(crn_gemm_packed)(n, H, H, ln ? ln->dhr + r * H : dp, H, j->wp, 1,
                                     j->dh + (size_t)(t - 1) * BH + (size_t)r0 * H, H);
@@ -90,6 +96,8 @@ CRN_CLONES void CRN_FN(crn_rnn_backward)(real *dgx, real *dw_h, real *db_h, real
     CRN_FN(crn_parallel)(rnn_backward_part, &j, crn_row_parts(B, (double)H * H));
     // the weight gradient of the whole window at once: dW_h += H_prev^T (H, T*B) @ dpre (T*B, H)
     CRN_FN(crn_gemm)(1, 0, H, H, T * B, 1, hs, H, ln ? ln->dhr : dgx, H, 1, dw_h, H);
-    crn_colsum_acc(db_h, dgx, T * B, H);
-    if (ln) crn_colsum_prod_acc(ln->dg_h, dgx, ln->hhat, T * B, H);
+    if (ln)
+        crn_ln_reduce(ln, db_h, 0, 0, B, 1, H);
+    else
+        crn_colsum_acc(db_h, dgx, T * B, H);
 }

@@ -59,7 +59,7 @@ struct arena {
     real *dc;               // (B, H) LSTM
     real *dxe;              // (T*B, E)
     real *dhr;              // (T*B, G*H) layer norm: d loss / d (h_{t-1} @ w_h)
-    real *dyc;              // (T*B, H) layer norm, LSTM: d loss / d LN(c_t)
+    real *lnacc;            // (B, CRN_LN_ACC) layer norm: per-stream gradient sums (cell.h)
     real *wp;               // packed w_h (forward) or w_h^T (backward) of one layer; NULL in step arenas
 };
 
@@ -303,48 +303,6 @@ const crn_tensor_info *CRN_FN(crn_model_find_tensor)(const crn_model *m, const c
 
 void CRN_FN(crn_model_zero_grads)(crn_model *m) { memset(m->grads, 0, m->nparams * sizeof(real)); }
 
-/* Layer norm of the input projection, rows [r0, r1) of Y (N, G*H): forward
- * (back == 0): Y holds x W_x, out g * hat + b, hat and its 1/std rs saved;
- * backward: Y holds d loss / d LN(x W_x; g, b), out d loss / d (x W_x). */
-struct ln_rows_job {
-    real *Y, *hat, *rs;
-    const real *g, *b;
-    int N, G, H, back;
-};
-
-CRN_CLONES static void ln_rows(const struct ln_rows_job *j, int r0, int r1) {
-    const int G = j->G, H = j->H, GH = G * H;
-    for (int r = r0; r < r1; r++) {
-        real *restrict y = j->Y + (size_t)r * GH, *restrict hat = j->hat + (size_t)r * GH;
-        real *restrict rs = j->rs + (size_t)r * G;
-        if (j->back) {
-            for (int k = 0; k < G; k++) crn_ln_back(y + k * H, y + k * H, j->g + k * H, hat + k * H, rs[k], H);
-            continue;
-        }
-        const real *restrict g = j->g, *restrict b = j->b;
-        for (int k = 0; k < G; k++) {
-            real mean, r = crn_ln_stats(y + k * H, H, &mean);
-            rs[k] = r;
-            for (int i = k * H; i < (k + 1) * H; i++) {
-                hat[i] = (y[i] - mean) * r;
-                y[i] = g[i] * hat[i] + b[i];
-            }
-        }
-    }
-}
-
-static void ln_rows_part(void *p, int part, int nparts) {
-    const struct ln_rows_job *j = p;
-    int r0, r1;
-    crn_split_rows(j->N, part, nparts, &r0, &r1);
-    if (r0 < r1) ln_rows(j, r0, r1);
-}
-
-static void ln_input(real *Y, real *hat, real *rs, const real *g, const real *b, int N, int G, int H, int back) {
-    struct ln_rows_job j = {Y, hat, rs, g, b, N, G, H, back};
-    CRN_FN(crn_parallel)(ln_rows_part, &j, (double)N * G * H < 65536 ? 1 : N);
-}
-
 /* The layer's crn_ln from its parameters (gradients into D, NULL in
  * forward) and saved buffers; NULL without layer norm. */
 static const crn_ln *layer_ln(crn_ln *ln, const crn_model *m, const struct arena *ar, int l, real *D) {
@@ -353,13 +311,17 @@ static const crn_ln *layer_ln(crn_ln *ln, const crn_model *m, const struct arena
     const struct layer_cache *c = &ar->lc[l];
     const real *P = m->params;
     const int lstm = m->cfg.cell == CRN_CELL_LSTM;
-    *ln = (crn_ln){P + p->ln_gh,
-                   lstm ? P + p->ln_gc : NULL,
-                   lstm ? P + p->ln_bc : NULL,
-                   c->hhat, c->hrs, c->chat, c->crs, ar->dhr, ar->dyc,
-                   D ? D + p->ln_gh : NULL,
-                   D && lstm ? D + p->ln_gc : NULL,
-                   D && lstm ? D + p->ln_bc : NULL};
+    *ln = (crn_ln){.g_x = P + p->ln_gx, .b_x = P + p->b_x, .g_h = P + p->ln_gh,
+                   .g_c = lstm ? P + p->ln_gc : NULL, .b_c = lstm ? P + p->ln_bc : NULL,
+                   .xhat = c->xhat, .xrs = c->xrs, .hhat = c->hhat, .hrs = c->hrs, .chat = c->chat, .crs = c->crs,
+                   .dhr = ar->dhr, .acc = ar->lnacc};
+    if (D) {
+        ln->dg_x = D + p->ln_gx;
+        ln->db_x = D + p->b_x;
+        ln->dg_h = D + p->ln_gh;
+        ln->dg_c = lstm ? D + p->ln_gc : NULL;
+        ln->db_c = lstm ? D + p->ln_bc : NULL;
+    }
     return ln;
 }
 
@@ -457,10 +419,6 @@ static void step_f16(crn_model *m, crn_state *st, uint32_t tok, real *logits) {
         }
         crn_ln lnb;
         const crn_ln *ln = layer_ln(&lnb, m, ar, l, NULL);
-        if (ln) {
-            struct ln_rows_job j = {g, c->xhat, c->xrs, P + p->ln_gx, P + p->b_x, 1, m->G, H, 0};
-            ln_rows(&j, 0, 1);
-        }
         real *hp = st->h + (size_t)l * H;
         real *rec = ln ? c->hhat : m->cfg.cell == CRN_CELL_GRU ? c->hg : g; // receives h_{t-1} @ w_h
         if (ln || m->cfg.cell == CRN_CELL_GRU) memset(rec, 0, (size_t)GH * sizeof(real));
@@ -535,7 +493,7 @@ static size_t carve(const crn_model *m, struct arena *ar, real *base, size_t B, 
         }
     }
     ar->xe = ar->logits = ar->dlogits = ar->dh = ar->dgx = ar->dhg = ar->dc = ar->dxe = ar->wp = NULL;
-    ar->dhr = ar->dyc = NULL;
+    ar->dhr = ar->lnacc = NULL;
     if (E) TAKE(ar->xe, TB * E);
     if (flags & ARENA_LOGITS) TAKE(ar->logits, TB * V);
     if (flags & ARENA_BACKWARD) {
@@ -546,7 +504,7 @@ static size_t carve(const crn_model *m, struct arena *ar, real *base, size_t B, 
         if (lstm) TAKE(ar->dc, BH);
         if (E) TAKE(ar->dxe, TB * E);
         if (m->cfg.layer_norm) TAKE(ar->dhr, TBGH);
-        if (m->cfg.layer_norm && lstm) TAKE(ar->dyc, TBH);
+        if (m->cfg.layer_norm) TAKE(ar->lnacc, B * CRN_LN_ACC(m->G, H));
     }
     if (flags & ARENA_BACKWARD) { // training windows: pack w_h per window
         size_t pf = CRN_FN(crn_pack_size)(m->H, m->G * m->H), pb = CRN_FN(crn_pack_size)(m->G * m->H, m->H);
@@ -719,7 +677,7 @@ static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const ui
         struct layer_cache *c = &ar->lc[l];
         const struct layer_params *p = &m->lp[l];
         real *gx = c->gates; // (T*B, GH)
-        const int lnorm = (int)m->cfg.layer_norm; // then gx = x W_x first, b_x comes with the LN
+        const int lnorm = (int)m->cfg.layer_norm; // then gx = x W_x: the cell adds b_x with the LN
         c->dropped = 0;
         if (l == 0 && E == 0) {
             // one-hot input: gx[row] = w_x[x[row]] + b_x, a gather
@@ -751,7 +709,6 @@ static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const ui
             else
                 CRN_FN(crn_gemm)(0, 0, TB, GH, in_w, 1, in, in_w, P + p->w_x, GH, !lnorm, gx, GH);
         }
-        if (lnorm) ln_input(gx, c->xhat, c->xrs, P + p->ln_gx, P + p->b_x, TB, m->G, H, 0);
         crn_ln lnb;
         const crn_ln *ln = layer_ln(&lnb, m, ar, l, NULL);
         memcpy(c->hs, st->h + (size_t)l * BH, BH * sizeof(real));
@@ -859,11 +816,7 @@ int CRN_FN(crn_model_backward)(crn_model *m) {
                                      ar->wp, ln, B, T, H);
             break;
         }
-        crn_colsum_acc(D + p->b_x, dgx, TB, GH);
-        if (ln) { // through LN(x W_x; g_x, b_x): dgx becomes d loss / d (x W_x)
-            crn_colsum_prod_acc(D + p->ln_gx, dgx, c->xhat, TB, GH);
-            ln_input(dgx, c->xhat, c->xrs, P + p->ln_gx, NULL, TB, m->G, H, 1);
-        }
+        if (!ln) crn_colsum_acc(D + p->b_x, dgx, TB, GH); // (with ln the cell has summed it and dgx = d (x W_x))
         if (l == 0 && E == 0) {
             // one-hot: dW_x[x[row]] += dgx[row], the transpose of the gather
             scatter_rows(D + p->w_x, dgx, m->ids, TB, GH);
