@@ -216,28 +216,55 @@ typedef struct crn_ln {
 /* Per stream: sums for db_x, dg_x, db_h, dg_h (G*H each), dg_c, db_c (H). */
 #define CRN_LN_ACC(G, H) (4 * (size_t)(G) * (H) + 2 * (size_t)(H))
 
-/* Mean and 1/sqrt(var + eps) of x (n), two passes (the one-pass sum of
- * squares loses digits in float when the spread is small against the mean),
- * each summed in 16 lanes so the reductions vectorise (no -ffast-math). */
-CRN_INLINE real crn_ln_stats(const real *restrict x, int n, real *mean) {
+/* Means and 1/sqrt(var + eps) of x and of y (n each), two passes (the
+ * one-pass sum of squares loses digits in float when the spread is small
+ * against the mean), summed in 16 lanes so the reductions vectorise (no
+ * -ffast-math). */
+CRN_INLINE void crn_ln_stats2(const real *restrict x, const real *restrict y, int n, real *mx, real *rx, real *my,
+                              real *ry) {
     enum { W = 16 };
-    real a1[W] = {0}, s1 = 0;
+    real a1[W] = {0}, b1[W] = {0}, s1 = 0, t1 = 0;
     int j = 0;
     for (; j + W <= n; j += W)
-        for (int k = 0; k < W; k++) a1[k] += x[j + k];
-    for (; j < n; j++) s1 += x[j];
-    for (int k = 0; k < W; k++) s1 += a1[k];
-    const real m = s1 / (real)n;
-    real a2[W] = {0}, s2 = 0;
+        for (int k = 0; k < W; k++) {
+            a1[k] += x[j + k];
+            b1[k] += y[j + k];
+        }
+    for (; j < n; j++) {
+        s1 += x[j];
+        t1 += y[j];
+    }
+    for (int k = 0; k < W; k++) {
+        s1 += a1[k];
+        t1 += b1[k];
+    }
+    const real m = s1 / (real)n, q = t1 / (real)n;
+    real a2[W] = {0}, b2[W] = {0}, s2 = 0, t2 = 0;
     for (j = 0; j + W <= n; j += W)
         for (int k = 0; k < W; k++) {
-            real d = x[j + k] - m;
+            real d = x[j + k] - m, e = y[j + k] - q;
             a2[k] += d * d;
+            b2[k] += e * e;
         }
-    for (; j < n; j++) s2 += (x[j] - m) * (x[j] - m);
-    for (int k = 0; k < W; k++) s2 += a2[k];
-    *mean = m;
-    return (real)(1.0 / sqrt((double)(s2 / (real)n) + CRN_LN_EPS));
+    for (; j < n; j++) {
+        s2 += (x[j] - m) * (x[j] - m);
+        t2 += (y[j] - q) * (y[j] - q);
+    }
+    for (int k = 0; k < W; k++) {
+        s2 += a2[k];
+        t2 += b2[k];
+    }
+    *mx = m;
+    *my = q;
+    *rx = (real)(1.0 / sqrt((double)(s2 / (real)n) + CRN_LN_EPS));
+    *ry = (real)(1.0 / sqrt((double)(t2 / (real)n) + CRN_LN_EPS));
+}
+
+/* the same for one vector (the LSTM cell state) */
+CRN_INLINE real crn_ln_stats(const real *restrict x, int n, real *mean) {
+    real r, m2, r2;
+    crn_ln_stats2(x, x, n, mean, &r, &m2, &r2);
+    return r;
 }
 
 /* sum of a * b (n) and of a * b * c, in 16 lanes */
@@ -274,7 +301,8 @@ CRN_INLINE void crn_ln_row_forward(real *restrict a, real *restrict hr, real *re
     const real *restrict gx = ln->g_x, *restrict bx = ln->b_x, *restrict gh = ln->g_h;
     for (int k = 0; k < G; k++) {
         const int o = k * H;
-        real mx, mh, rx = crn_ln_stats(a + o, H, &mx), rh = crn_ln_stats(hr + o, H, &mh);
+        real mx, mh, rx, rh;
+        crn_ln_stats2(a + o, hr + o, H, &mx, &rx, &mh, &rh);
         xrs[k] = rx;
         hrs[k] = rh;
         if (hg)
