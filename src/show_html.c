@@ -137,7 +137,7 @@ static void text_spans(FILE *f, const crn_show *s, const int *level, char kind) 
         const crn_show_char *c = &s->chars[i];
         if (level[i] < 0) fputs("<span class=\"sx", f);
         else fprintf(f, "<span class=\"%c%d", kind, level[i]);
-        if (c->len == 1 && s->text[c->byte] == '\n') fputs(" nl", f);
+        if (s->text[c->byte + c->len - 1] == '\n') fputs(" nl", f); /* "\n" or "\r\n" */
         if (c->prefix) fputs(" pre", f);
         fputs("\">", f);
         html_text(f, s->text + c->byte, c->len);
