@@ -208,6 +208,11 @@ static int score(crn_show *s, crn_model *m, int cell_state) {
         uint32_t x = s->ids[t], y = t + 1 < s->n_tokens ? s->ids[t + 1] : CRN_IGNORE;
         double nats = 0;
         if ((rc = crn_model_forward(m, st, &x, &y, 1, 1, NULL, &nats, NULL)) < 0) goto done;
+        if (!isfinite(nats)) { /* finite weights can still overflow: a run that diverged */
+            rc = crn_error_set(CRN_ENONFINITE, "the model's predictions are not finite (NaN/Inf): its weights have "
+                               "blown up; use an earlier checkpoint");
+            goto done;
+        }
         const crn_show_char *c = &s->chars[ci];
         if (y != CRN_IGNORE) {
             s->tok_bits[t + 1] = nats / M_LN2;

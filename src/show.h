@@ -108,7 +108,8 @@ typedef struct crn_show {
  * with the vocabulary's normalisation). Reserves m's arena for (1, 1).
  * @return 0, or CRN_EEMPTY (no tokens), CRN_EINVAL (a unit out of range,
  *         cell_state without LSTM, bad options), CRN_ERANGE (activations of
- *         max_chars characters would not fit in memory), CRN_ENOMEM. */
+ *         max_chars characters would not fit in memory), CRN_ENONFINITE (the
+ *         model's output overflows: blown-up weights), CRN_ENOMEM. */
 int crn_show_run(crn_show **out, crn_model *m, const crn_vocab *v, const uint8_t *text, size_t n,
                  const crn_show_opts *o);
 void crn_show_destroy(crn_show *s); /* NULL is a no-op */
