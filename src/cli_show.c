@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "cli.h"
@@ -143,6 +144,12 @@ static int parse(show_args *a, int argc, char **argv) {
     return -1;
 }
 
+static void progress(void *ud, size_t done, size_t total) {
+    (void)ud;
+    fprintf(stderr, "\rcharrnn show: scored %zu of %zu tokens (%.0f%%)%s", done, total, 100.0 * (double)done / (double)total,
+            done == total ? "\n" : "");
+}
+
 static void report(const crn_show *s, const char *out) {
     double bpc = crn_show_bits_per_char(s);
     fprintf(stderr, "charrnn show: %zu characters (%zu tokens), %.4f bits/char -> %s\n", s->n_chars, s->n_tokens,
@@ -176,7 +183,8 @@ int cli_show(int argc, char **argv) {
         goto done;
     }
     crn_set_threads((int)a.threads);
-    if (!a.quiet) fprintf(stderr, "charrnn show: scoring %s ...\n", tpath);
+    if (!a.quiet && isatty(STDERR_FILENO)) a.o.progress = progress;
+    else if (!a.quiet) fprintf(stderr, "charrnn show: scoring %s ...\n", tpath);
     if ((rc = crn_show_run(&s, ck->model, ck->vocab, text, n, &a.o)) < 0) {
         crn_error_prefix(rc, "%s", tpath);
         st = cli_fail(CMD, rc);

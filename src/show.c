@@ -196,7 +196,7 @@ static void top_k(uint32_t *ids, float *p, uint32_t k, const real *logits, uint3
 /* One stream from a zero state, one token per forward (B = 1, T = 1): each
  * step's loss is the next token's surprise, its logits the next
  * character's candidates, the state after it the activations. */
-static int score(crn_show *s, crn_model *m, int cell_state) {
+static int score(crn_show *s, crn_model *m, const crn_show_opts *o) {
     crn_state *st = NULL;
     const crn_model_config *cfg = crn_model_config_of(m);
     uint32_t V = cfg->vocab, H = cfg->hidden;
@@ -223,11 +223,12 @@ static int score(crn_show *s, crn_model *m, int cell_state) {
         if (t + 1 == c->tok + c->ntok) {
             float *row = s->act + ci * (size_t)cfg->layers * H;
             for (uint32_t l = 0; l < cfg->layers; l++) {
-                const real *a = cell_state ? crn_state_c(st, l) : crn_state_h(st, l);
+                const real *a = o->cell_state ? crn_state_c(st, l) : crn_state_h(st, l);
                 for (uint32_t j = 0; j < H; j++) row[(size_t)l * H + j] = (float)a[j];
             }
             ci++;
         }
+        if (o->progress && ((t + 1) % 1024 == 0 || t + 1 == s->n_tokens)) o->progress(o->progress_ud, t + 1, s->n_tokens);
     }
     for (size_t i = 0; i < s->n_chars; i++) {
         crn_show_char *c = &s->chars[i];
@@ -403,7 +404,7 @@ int crn_show_run(crn_show **out, crn_model *m, const crn_vocab *v, const uint8_t
     s->cell_state = o->cell_state;
     size_t prefix_end = 0;
     if ((rc = join_text(s, v, o, text, n, &prefix_end)) < 0 || (rc = segment(s, v, o->max_chars, prefix_end)) < 0 ||
-        (rc = alloc_arrays(s, cfg, CRN_MIN(o->top_k, cfg->vocab))) < 0 || (rc = score(s, m, o->cell_state)) < 0)
+        (rc = alloc_arrays(s, cfg, CRN_MIN(o->top_k, cfg->vocab))) < 0 || (rc = score(s, m, o)) < 0)
         goto fail;
     features(s);
     if ((rc = choose_units(s, o)) < 0) goto fail;

@@ -72,6 +72,9 @@ typedef struct crn_show_opts {
     /* Context scored before the text and drawn dimmed (generate: the prompt).
      * Its characters are shown and count against max_chars, not in bits/char. */
     const uint8_t *prefix; size_t prefix_len;
+    /* Called every 1024 tokens scored and at the end (may be NULL). */
+    void (*progress)(void *ud, size_t done, size_t total);
+    void *progress_ud;
 } crn_show_opts;
 
 void crn_show_opts_default(crn_show_opts *o);

@@ -270,6 +270,35 @@ START_TEST(test_auto_units) {
 }
 END_TEST
 
+static void on_progress(void *ud, size_t done, size_t total) {
+    size_t *last = ud;
+    ck_assert_uint_gt(done, last[0]);
+    ck_assert_uint_le(done, total);
+    last[0] = done;
+    last[1] = total;
+}
+
+START_TEST(test_progress) {
+    char *text = malloc(3001);
+    for (int i = 0; i < 3000; i++) text[i] = "ab \n"[i % 4];
+    text[3000] = 0;
+    crn_vocab *v = make_vocab(text, CRN_UNIT_CODEPOINT);
+    crn_model *m = make_model(crn_vocab_size(v), CRN_CELL_RNN, 1, 4);
+    crn_show_opts o;
+    crn_show_opts_default(&o);
+    size_t last[2] = {0, 0};
+    o.progress = on_progress;
+    o.progress_ud = last;
+    crn_show *s = run(m, v, text, &o);
+    ck_assert_uint_eq(last[0], 3000); /* 1024, 2048, then the end */
+    ck_assert_uint_eq(last[1], 3000);
+    crn_show_destroy(s);
+    crn_model_destroy(m);
+    crn_vocab_destroy(v);
+    free(text);
+}
+END_TEST
+
 START_TEST(test_cap_prefix_and_errors) {
     crn_vocab *v = make_vocab(MIXED, CRN_UNIT_CODEPOINT);
     crn_model *m = make_model(crn_vocab_size(v), CRN_CELL_GRU, 1, 9);
@@ -380,6 +409,7 @@ int main(void) {
     tcase_add_test(tc, test_auto_units);
     tcase_add_test(tc, test_cap_prefix_and_errors);
     tcase_add_test(tc, test_parse_units);
+    tcase_add_test(tc, test_progress);
     tcase_add_test(tc, test_html_escapes);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
