@@ -61,10 +61,12 @@ static void json_num(FILE *f, double v, int digits) {
 }
 
 /* Colour class of a character on the main text. */
-static int surprise_level(const crn_show_char *c, enum crn_show_mode mode) {
+/* Colour class of a character on the main text: whole bits (a log scale,
+ * also for the probabilities of a generated text: class i is p in
+ * (2^-(i+1), 2^-i]). */
+static int surprise_level(const crn_show_char *c) {
     if (isnan(c->bits)) return -1;
-    double lv = mode == CRN_SHOW_GENERATED ? floor((1 - exp2(-c->bits)) * SURPRISE_LEVELS) : floor(c->bits);
-    return (int)fmin(fmax(lv, 0), SURPRISE_LEVELS - 1);
+    return (int)fmin(fmax(floor(c->bits), 0), SURPRISE_LEVELS - 1);
 }
 
 /* Scale of a unit's colours: hidden states of bounded cells are in [-1, 1];
@@ -110,7 +112,8 @@ static void legend_surprise(FILE *f, enum crn_show_mode mode) {
     if (mode == CRN_SHOW_GENERATED) {
         fputs("<b>probability of the chosen character</b>", f);
         for (int i = 0; i < SURPRISE_LEVELS; i++)
-            fprintf(f, "<span class=\"s%d\">%s%.1f</span>", i, i == 0 ? "&ge;" : "", 1 - (i + 1) * 0.1 + 1e-9);
+            fprintf(f, "<span class=\"s%d\">%s%.2g</span>", i, i < SURPRISE_LEVELS - 1 ? "&gt;" : "&le;",
+                    exp2(-(i + 1 < SURPRISE_LEVELS ? i + 1 : i)));
     } else {
         fputs("<b>surprise, bits = &minus;log<sub>2</sub> p</b>", f);
         for (int i = 0; i < SURPRISE_LEVELS; i++)
@@ -274,7 +277,7 @@ int crn_show_write_html(FILE *f, const char *name, const crn_show *s, const crn_
     write_header(f, s, pg);
     fputs("<main><div class=\"grid\"><section id=\"main\">\n", f);
     legend_surprise(f, pg->mode);
-    for (size_t i = 0; i < s->n_chars; i++) level[i] = surprise_level(&s->chars[i], pg->mode);
+    for (size_t i = 0; i < s->n_chars; i++) level[i] = surprise_level(&s->chars[i]);
     fputs("<div class=\"txt\" id=\"text\">", f);
     text_spans(f, s, level, 's');
     fputs("</div></section>\n<aside id=\"info\">Hover over or tap a character to see what the model expected "
