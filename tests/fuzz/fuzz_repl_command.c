@@ -76,7 +76,7 @@ static void build_models(void) {
                        crn_vocab_count(g_models[k].v, norm, nn) == 0 && crn_vocab_finalize(g_models[k].v, 1) == 0,
                    "tiny vocabulary");
         free(norm);
-        crn_model_config cfg = {k ? CRN_CELL_GRU : CRN_CELL_LSTM, CRN_ACT_TANH, crn_vocab_size(g_models[k].v), 0, 4, 1, 0};
+        crn_model_config cfg = {k ? CRN_CELL_GRU : CRN_CELL_LSTM, CRN_ACT_TANH, crn_vocab_size(g_models[k].v), 0, 4, 1, 0, 0};
         FUZZ_CHECK(crn_model_create(&g_models[k].m, &cfg) == 0, "tiny model");
         crn_rng r;
         crn_rng_seed(&r, 7 + (uint64_t)k);

@@ -55,7 +55,7 @@ static int write_seed(const char *dir, int idx, const seed_spec *sp) {
     if ((rc = crn_utf8_normalize(&norm, &nlen, (const uint8_t *)t, strlen(t), CRN_NORM_NFC)) < 0) goto done;
     if ((rc = crn_vocab_create(&v, sp->unit, CRN_NORM_NFC)) < 0) goto done;
     if ((rc = crn_vocab_count(v, norm, nlen)) < 0 || (rc = crn_vocab_finalize(v, 1)) < 0) goto done;
-    crn_model_config cfg = {sp->cell, sp->act, crn_vocab_size(v), sp->embed, sp->hidden, sp->layers, sp->dropout};
+    crn_model_config cfg = {sp->cell, sp->act, crn_vocab_size(v), sp->embed, sp->hidden, sp->layers, sp->dropout, 0};
     if ((rc = crn_model_create(&m, &cfg)) < 0) goto done;
     crn_rng rng;
     crn_rng_seed(&rng, (uint64_t)idx + 1);
