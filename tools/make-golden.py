@@ -232,6 +232,25 @@ def rel(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
+def draw_window(rng, cell, act, L, H, V, T, B):
+    """Inputs, targets and the carried-in state of a case, drawn after its weights."""
+    x = np.array([[rng.below(V) for _ in range(B)] for _ in range(T)], dtype=np.int64)
+    y = np.array([[rng.below(V) for _ in range(B)] for _ in range(T)], dtype=np.int64)
+    # ignore about one target in five, at least one, never all of them
+    for t in range(T):
+        for b in range(B):
+            if rng.below(5) == 0:
+                y[t, b] = IGNORE
+    if not (y == IGNORE).any():
+        y[T // 2, B - 1] = IGNORE
+    if (y == IGNORE).all():
+        y[0, 0] = 0
+    # a non-zero carried-in state (non-negative for ReLU, as a ReLU net's is)
+    h0 = rng.uniform32(0.0 if act == "relu" else -0.9, 0.9, (L, B, H))
+    c0 = rng.uniform32(-1.5, 1.5, (L, B, H)) if cell == "lstm" else None
+    return x, y, h0, c0
+
+
 def make_case(name, cell, act, L, E, H, V, T, B, seed, attempt=0):
     rng = Rng(seed * 1000 + attempt)
     G = GATES[cell]
@@ -252,20 +271,7 @@ def make_case(name, cell, act, L, E, H, V, T, B, seed, attempt=0):
             shape = tuple(p.shape[::-1]) if transpose else tuple(p.shape)
             vals = rng.uniform32(lo, hi, shape)
             p.copy_(torch.from_numpy(vals.T.copy() if transpose else vals))
-    x = np.array([[rng.below(V) for _ in range(B)] for _ in range(T)], dtype=np.int64)
-    y = np.array([[rng.below(V) for _ in range(B)] for _ in range(T)], dtype=np.int64)
-    # ignore about one target in five, at least one, never all of them
-    for t in range(T):
-        for b in range(B):
-            if rng.below(5) == 0:
-                y[t, b] = IGNORE
-    if not (y == IGNORE).any():
-        y[T // 2, B - 1] = IGNORE
-    if (y == IGNORE).all():
-        y[0, 0] = 0
-    # a non-zero carried-in state (non-negative for ReLU, as a ReLU net's is)
-    h0 = rng.uniform32(0.0 if act == "relu" else -0.9, 0.9, (L, B, H))
-    c0 = rng.uniform32(-1.5, 1.5, (L, B, H)) if cell == "lstm" else None
+    x, y, h0, c0 = draw_window(rng, cell, act, L, H, V, T, B)
 
     xt = torch.from_numpy(x)
     yt = torch.from_numpy(y)
@@ -408,18 +414,7 @@ def make_ln_case(name, cell, act, L, E, H, V, T, B, seed):
     for tname in ln_tensor_names(cell, L):
         n = H if tname.endswith(("gc", "bc")) else G * H
         P[tname] = rng.uniform32(-0.3, 0.3, (1, n)) if tname.endswith("bc") else rng.uniform32(0.5, 1.5, (1, n))
-    x = np.array([[rng.below(V) for _ in range(B)] for _ in range(T)], dtype=np.int64)
-    y = np.array([[rng.below(V) for _ in range(B)] for _ in range(T)], dtype=np.int64)
-    for t in range(T):
-        for b in range(B):
-            if rng.below(5) == 0:
-                y[t, b] = IGNORE
-    if not (y == IGNORE).any():
-        y[T // 2, B - 1] = IGNORE
-    if (y == IGNORE).all():
-        y[0, 0] = 0
-    h0 = rng.uniform32(-0.9, 0.9, (L, B, H))
-    c0 = rng.uniform32(-1.5, 1.5, (L, B, H)) if cell == "lstm" else None
+    x, y, h0, c0 = draw_window(rng, cell, act, L, H, V, T, B)
 
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     h0t = [torch.from_numpy(h0[k]) for k in range(L)]
