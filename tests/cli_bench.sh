@@ -102,6 +102,11 @@ check "readable line" "$CHARRNN" bench --corpus "$SMALL" --hidden 8 --seq 4 --ba
 expect_grep '^custom lstm 2x8 one-hot, seq 4 x batch 2: train [0-9]+ chars/s \(6 steps, .* % of 100, .*sample [0-9]+ chars/s, peak RSS [0-9.]+ MB, foreign CPU' \
     "$T_TMP/out" "readable line has the numbers"
 
+check "--layer-norm" "$CHARRNN" bench --corpus "$SMALL" --cell gru --hidden 8 --seq 4 --batch 2 --steps 4 --warmup 1 \
+    --sample-len 20 --layer-norm
+expect_grep '^custom gru 2x8 one-hot, seq 4 x batch 2, layer norm: train [0-9]+ chars/s' "$T_TMP/out" \
+    "the layer-norm run says so"
+
 # ---- several canonical configurations, each in a child process --------------
 check "--config A,B" "$CHARRNN" bench --corpus "$SMALL" --config A,B --steps 3 --warmup 1 --sample-len 10 --json
 [ "$(grep -c '^{' "$T_TMP/out")" -eq 2 ] && pass "two JSON lines" || fail "two JSON lines" "$(cat "$T_TMP/out")"
