@@ -8,7 +8,8 @@
  *   dr = dn_pre * hg_n           -> dgx_r = dhg_r = dr * r (1 - r)
  *   dz_pre = dz * z (1 - z)      -> dgx_z = dhg_z = dz_pre
  *   dh_{t-1} += dhg_t @ w_h^T
- * With layer normalisation (cell.h) hg = g_h * LN(h_{t-1} @ w_h) + b_h, and
+ * With layer normalisation (cell.h) gx = LN(x W_x; g_x, b_x) and
+ * hg = g_h * LN(h_{t-1} @ w_h) + b_h, both computed here row by row, and
  * dh_{t-1} += (the LN backward of dhg_t) @ w_h^T. */
 #include "cell.h"
 

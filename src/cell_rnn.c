@@ -1,8 +1,9 @@
 /* cell_rnn.c — the Elman cell over one window (see cell.h for the layout):
  *   h_t = act(gx_t + h_{t-1} @ w_h + b_h),  act = tanh or relu.
  * Backward needs only hs: tanh' = 1 - h^2, relu' = [h > 0]. With layer
- * normalisation (cell.h) the recurrent product is normalised before it is
- * added, and its gradient goes through the LN backward. */
+ * normalisation (cell.h) gx holds x W_x and both projections are normalised
+ * here, row by row, before the activation; their gradients go through the LN
+ * backward (crn_ln_row_backward). */
 #include "cell.h"
 
 struct rnn_job {
