@@ -677,11 +677,16 @@ int cli_train(int argc, char **argv) {
     if (check_writable_dir(start.out_path) < 0) goto done; /* fail now, not at the first save */
     if (check_not_corpus(start.out_path, "", opts.corpus_path) < 0 ||
         check_not_corpus(start.out_path, CRN_RESUME_SUFFIX, opts.corpus_path) < 0 ||
+        check_not_corpus(start.out_path, CRN_IDS_SUFFIX, opts.corpus_path) < 0 ||
         (opts.log_path && check_not_corpus(opts.log_path, "", opts.corpus_path) < 0))
         goto done;
     if ((rc = crn_progress_create(&prog, stderr, -1, a.quiet)) < 0) { status = cli_fail(CMD, rc); goto done; }
     if ((rc = crn_trainer_create(&tr, &opts, &start)) < 0) { status = cli_fail(CMD, rc); goto done; }
     if (!a.quiet) {
+        const crn_corpus *corp = crn_trainer_corpus(tr);
+        if (corp->id_cache_status != CRN_IDCACHE_NONE)
+            fprintf(stderr, "token ids: %s%s (%s)\n", start.out_path, CRN_IDS_SUFFIX,
+                    crn_idcache_status_name(corp->id_cache_status));
         if (a.resume)
             fprintf(stderr, "resuming %s at step %llu (epoch %llu)\n", loaded_from,
                     (unsigned long long)rstate.step, (unsigned long long)rstate.epoch);
