@@ -14,6 +14,7 @@
 #include "checkpoint.h"
 #include "cli.h"
 #include "common.h"
+#include "dist.h"
 #include "progress.h"
 #include "train.h"
 
@@ -99,7 +100,16 @@ static void usage(FILE *f) {
         "\n"
         "Progress goes to stderr: on a terminal one live line (epoch, step, train and\n"
         "validation bits per char, chars/s, time left); otherwise one line per eval.\n"
-        "Bits per char are per NFC code point of the source text in every unit.\n");
+        "Bits per char are per NFC code point of the source text in every unit.\n"
+        "\n"
+        "Several processes (MPI):\n%s\n",
+        crn_dist_built()
+            ? "  This build has Open MPI, but train does not split its work across ranks yet:\n"
+              "  started by mpirun with more than one rank it refuses to run (each rank would\n"
+              "  train alone and replace the others' files)."
+            : "  This build has no MPI. To enable it, install Open MPI (tools/setup installs\n"
+              "  libopenmpi-dev and openmpi-bin) and rebuild:\n"
+              "    meson configure build -Dmpi=enabled && meson compile -C build");
 }
 
 enum {
@@ -565,6 +575,15 @@ int cli_train(int argc, char **argv) {
         status = pa;
         goto done;
     }
+    /* under mpirun: one rank only, until training is split across ranks */
+    if ((rc = crn_dist_init(&argc, &argv)) < 0) { status = cli_fail(CMD, rc); goto done; }
+    if (crn_dist_size() > 1) {
+        if (crn_dist_rank() == 0)
+            cli_error(CMD, "started with %d MPI ranks: data-parallel training is not implemented yet; run one "
+                      "process (mpirun -np 1, or without mpirun)", crn_dist_size());
+        status = CLI_EXIT_USAGE;
+        goto done;
+    }
     crn_train_start start;
     memset(&start, 0, sizeof start);
 
@@ -733,6 +752,7 @@ int cli_train(int argc, char **argv) {
                 start.out_path, best, start.out_path, CRN_RESUME_SUFFIX, start.out_path);
     status = CLI_EXIT_OK;
 done:
+    crn_dist_finalize();
     crn_trainer_destroy(tr);
     crn_progress_destroy(prog);
     crn_checkpoint_destroy(ck);
