@@ -28,6 +28,9 @@ int cli_classify_repl(const char *cmd, const char *path, int threads);
 /* First SIGINT/SIGTERM/SIGHUP asks a training loop to stop (crn_train_request_stop);
  * a second one aborts at once. */
 void cli_install_stop_signals(void);
+/* info on a classifier: its config and head. @return the exit status, or -1
+ * if path is not a classifier. */
+int cli_classify_info(const char *cmd, const char *path, int json);
 
 /* "charrnn CMD: message\n" on stderr (printf-style). */
 void cli_error(const char *cmd, const char *fmt, ...)

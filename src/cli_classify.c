@@ -132,7 +132,7 @@ static int build_data(crn_clf_data *d, const crn_records *r, const crn_vocab *v,
         if (cls) {
             const uint8_t *l = crn_records_label(r, i, &ll);
             long c = find_class(cls, l, ll);
-            if (c < 0) rc = crn_records_fail(r, i, 1, CRN_EFORMAT, "label '%.*s' is not one of the model's %u classes", (int)ll, l, cls->n);
+            if (c < 0) rc = crn_records_fail(r, i, 1, CRN_EFORMAT, "label '%.*s' is not one of the %u classes", (int)ll, l, cls->n);
             else d->label[i] = (uint32_t)c;
         }
     }
@@ -537,6 +537,7 @@ static int runner_open(runner *u, const char *path, size_t chunk, uint32_t B) {
     u->d.ids = malloc(chunk * T * sizeof *u->d.ids);
     u->d.off = malloc((chunk + 1) * sizeof *u->d.off);
     u->d.label = calloc(chunk, sizeof *u->d.label);
+    if (u->d.off) u->d.off[0] = 0;
     u->idx = malloc(chunk * sizeof *u->idx);
     u->x = malloc((size_t)B * T * sizeof *u->x);
     u->len = malloc(B * sizeof *u->len);
@@ -613,6 +614,7 @@ static int runner_flush(runner *u, FILE *out, int json) {
     for (size_t i = 0; i < u->d.n; i++) print_prediction(out, u, i, json);
     fflush(out);
     u->d.n = 0;
+    u->d.off[0] = 0;
     return 0;
 }
 
@@ -673,7 +675,7 @@ static int cmd_predict(int argc, char **argv) {
         if (n > 0 && line[n - 1] == '\r') n--;
         crn_textpos bad;
         if ((rc = crn_utf8_validate((const uint8_t *)line, (size_t)n, &bad))) {
-            rc = crn_error_set(rc, "%s:%zu:%zu: %s", strcmp(path, "-") ? path : "(stdin)", lineno, bad.col, crn_error_message());
+            rc = crn_error_prefix(rc, "%s:%zu:%zu", strcmp(path, "-") ? path : "(stdin)", lineno, bad.col);
             break;
         }
         if (!(rc = runner_add(&u, (const uint8_t *)line, (size_t)n)) && u.d.n == u.cap) rc = runner_flush(&u, stdout, json);
@@ -810,6 +812,46 @@ int cli_classify_repl(const char *cmd, const char *path, int threads) {
     free(line);
     runner_close(&u);
     return rc ? cli_fail(cmd, rc) : CLI_EXIT_OK;
+}
+
+/* ---- info on a classifier --------------------------------------------------- */
+
+int cli_classify_info(const char *cmd, const char *path, int json) {
+    crn_checkpoint *ck = NULL;
+    if (crn_checkpoint_load_kind(&ck, path, CRN_CKPT_CLASSIFIER | CRN_CKPT_GENERATOR) || !ck->clf) {
+        crn_checkpoint_destroy(ck);
+        return -1;
+    }
+    (void)cmd;
+    const crn_clf_config *c = &ck->clf_cfg;
+    const uint32_t C = c->classes;
+    if (json) {
+        printf("{\"file\": ");
+        cli_json_string(stdout, path, strlen(path));
+        printf(", \"kind\": \"classifier\", \"head\": \"%s\", \"classes\": [", C == 2 ? "sigmoid" : "softmax");
+        for (uint32_t k = 0; k < C; k++) {
+            if (k) fputs(", ", stdout);
+            cli_json_string(stdout, ck->class_names[k], strlen(ck->class_names[k]));
+        }
+        printf("], \"pooling\": \"%s\", \"direction\": \"%s\", \"max_len\": %u, \"cell\": \"%s\", \"layers\": %u, "
+               "\"hidden\": %u, \"embed\": %u, \"dropout\": %g, \"vocab_size\": %u, \"unit\": \"%s\", "
+               "\"normalize\": \"%s\", \"params\": %zu}\n",
+               crn_pool_name(c->pool), crn_bidir_name(c->bidir), ck->max_len, crn_cell_name(c->base.cell), c->base.layers,
+               c->base.hidden, c->base.embed, (double)c->base.dropout, c->base.vocab,
+               crn_unit_name(crn_vocab_unit(ck->vocab)), crn_norm_name(crn_vocab_norm(ck->vocab)),
+               crn_clf_num_params(ck->clf));
+    } else {
+        printf("file        %s\nkind        classifier (%s head, %u classes:", path, C == 2 ? "sigmoid" : "softmax", C);
+        for (uint32_t k = 0; k < C; k++) printf(" %s", ck->class_names[k]);
+        printf(")\npooling     %s\ndirection   %s\nmax length  %u tokens\n", crn_pool_name(c->pool),
+               crn_bidir_name(c->bidir), ck->max_len);
+        printf("model       %s, %u layer(s) x %u, embed %u, dropout %g\nvocabulary  %u (%s, %s)\nparameters  %zu\n",
+               crn_cell_name(c->base.cell), c->base.layers, c->base.hidden, c->base.embed, (double)c->base.dropout,
+               c->base.vocab, crn_unit_name(crn_vocab_unit(ck->vocab)), crn_norm_name(crn_vocab_norm(ck->vocab)),
+               crn_clf_num_params(ck->clf));
+    }
+    crn_checkpoint_destroy(ck);
+    return CLI_EXIT_OK;
 }
 
 /* ---- dispatch ----------------------------------------------------------------- */

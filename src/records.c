@@ -307,7 +307,7 @@ int crn_records_load(crn_records **out, const char *path, const crn_records_opts
     }
     crn_textpos bad;
     if ((rc = crn_utf8_validate(R->raw, R->raw_len, &bad))) {
-        rc = crn_error_set(CRN_EUTF8, "%s:%zu:%zu: %s", path, bad.line, bad.col, crn_error_message());
+        rc = crn_error_prefix(CRN_EUTF8, "%s:%zu:%zu", path, bad.line, bad.col);
         goto fail;
     }
     parser p = {.R = R, .b = R->raw, .n = R->raw_len, .line = 1};
