@@ -98,6 +98,10 @@ expect_grep '"head": "softmax", "classes": \["eggs", "ham", "spam"\], "pooling":
 # ---- a generator is not a classifier, and the other way round ---------------
 check "tiny generator" $C train "$D/t.txt" -o "$D/gen.ckpt" --cell gru --hidden 8 --batch 4 --seq 8 --steps 3 \
     --threads 1 --quiet
+check "init-from a generator" $C classify train "$D/odd.tsv" -o "$D/init.ckpt" --init-from "$D/gen.ckpt" \
+    --bidirectional --epochs 1 --threads 1
+expect_grep 'init-from .*gen\.ckpt: 8 tensors copied' "$T_TMP/err" "init-from copies the generator's layers (l0.*, l1.*)"
+expect_grep 'model: gru embed 0 hidden 8 layers 2' "$T_TMP/err" "init-from takes the generator's cell and sizes"
 
 # ---- malformed inputs: rows C01.. of docs/errors.md --------------------------
 TR=(--epochs 1 --hidden 8 --embed 4 --threads 1 --quiet)
