@@ -103,6 +103,18 @@ check "init-from a generator" $C classify train "$D/odd.tsv" -o "$D/init.ckpt" -
 expect_grep 'init-from .*gen\.ckpt: 8 tensors copied' "$T_TMP/err" "init-from copies the generator's layers (l0.*, l1.*)"
 expect_grep 'model: gru embed 0 hidden 8 layers 2' "$T_TMP/err" "init-from takes the generator's cell and sizes"
 
+# ---- Ctrl-C: a last eval, the best model kept, exit 130 ------------------------
+$C classify train "$D/odd.tsv" -o "$D/int.ckpt" --time 60s --hidden 16 --embed 8 --balance --eval-every 1000000 \
+    --threads 1 >"$T_TMP/out" 2>"$T_TMP/err" &
+pid=$!
+sleep 2
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] && pass "SIGINT: exit 130" || fail "SIGINT: exit 130" "got $rc" "$(tail -3 "$T_TMP/err")"
+expect_grep 'interrupted; the best model so far is in' "$T_TMP/err" "SIGINT: says where the model is"
+check "SIGINT: the model is complete" $C classify eval "$D/int.ckpt" "$D/odd_test.tsv"
+
 # ---- malformed inputs: rows C01.. of docs/errors.md --------------------------
 TR=(--epochs 1 --hidden 8 --embed 4 --threads 1 --quiet)
 row C01 1 'nocol\.tsv:1:1: no text column .document. or .text. in the header' \
