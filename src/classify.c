@@ -46,9 +46,10 @@ struct crn_clf {
     uint32_t *perm;           // (T*B) the reversal of each stream's valid prefix
     uint32_t *argmax;         // (B*F) time step of each max
     uint32_t *len;            // (B)
+    real *table[2];           // (V, G*H) embed @ l0.w_x + l0.b_x per direction (inference), or NULL
     real fwd_loss_scale;
     uint32_t fwd_B, fwd_T;
-    int fwd_ok, fwd_dropped;
+    int fwd_ok, fwd_dropped, training;
 };
 
 static int gates_of(enum crn_cell c) { return c == CRN_CELL_LSTM ? 4 : c == CRN_CELL_GRU ? 3 : 1; }
@@ -235,6 +236,8 @@ static void free_arena(crn_clf *m) {
 void CRN_FN(crn_clf_destroy)(crn_clf *m) {
     if (!m) return;
     free_arena(m);
+    crn_free(m->table[0]);
+    crn_free(m->table[1]);
     crn_free(m->params);
     crn_free(m->grads);
     free(m->D);
@@ -360,6 +363,23 @@ int CRN_FN(crn_clf_reserve)(crn_clf *m, uint32_t B, uint32_t T) {
 
 /* ---- forward -------------------------------------------------------------- */
 
+int CRN_FN(crn_clf_inference_tables)(crn_clf *m, int enable) {
+    for (int d = 0; d < 2; d++) {
+        crn_free(m->table[d]);
+        m->table[d] = NULL;
+    }
+    if (!enable || m->E == 0) return 0;
+    const int GH = m->G * m->H;
+    for (int d = 0; d < m->D[0]; d++) {
+        const struct dir_params *p = &m->dp[d];
+        real *t = m->table[d] = crn_calloc((size_t)m->V * GH, sizeof(real));
+        if (!t) return crn_error_set(CRN_ENOMEM, "classifier: cannot allocate the %d x %d input table", m->V, GH);
+        for (int v = 0; v < m->V; v++) memcpy(t + (size_t)v * GH, m->params + p->b_x, (size_t)GH * sizeof(real));
+        CRN_FN(crn_gemm)(0, 0, m->V, GH, m->E, 1, m->params + m->embed_off, m->E, m->params + p->w_x, GH, 1, t, GH);
+    }
+    return 0;
+}
+
 /* dst row r = src row perm[r], rows of C values. */
 static void permute_rows(real *dst, const real *src, const uint32_t *perm, int N, int C) {
     for (int r = 0; r < N; r++) memcpy(dst + (size_t)r * C, src + (size_t)perm[r] * C, (size_t)C * sizeof(real));
@@ -380,14 +400,17 @@ static void dir_forward(crn_clf *m, int l, int d, int B, int T) {
     const real *P = m->params;
     const uint32_t *ids = m->ids[d];
     real *gx = c->gates;
-    for (int r = 0; r < TB; r++) memcpy(gx + (size_t)r * GH, P + p->b_x, (size_t)GH * sizeof(real));
-    if (l == 0 && m->E == 0) {
+    if (l == 0 && m->table[d] && !m->training) { // inference: the precomputed rows, no product
+        for (int r = 0; r < TB; r++) memcpy(gx + (size_t)r * GH, m->table[d] + (size_t)ids[r] * GH, (size_t)GH * sizeof(real));
+    } else if (l == 0 && m->E == 0) {
+        for (int r = 0; r < TB; r++) memcpy(gx + (size_t)r * GH, P + p->b_x, (size_t)GH * sizeof(real));
         for (int r = 0; r < TB; r++) {
             real *g = gx + (size_t)r * GH;
             const real *w = P + p->w_x + (size_t)ids[r] * GH;
             for (int k = 0; k < GH; k++) g[k] += w[k];
         }
     } else {
+        for (int r = 0; r < TB; r++) memcpy(gx + (size_t)r * GH, P + p->b_x, (size_t)GH * sizeof(real));
         if (l == 0)
             for (int r = 0; r < TB; r++)
                 memcpy(c->xin + (size_t)r * m->E, P + m->embed_off + (size_t)ids[r] * m->E, (size_t)m->E * sizeof(real));
@@ -533,6 +556,7 @@ int CRN_FN(crn_clf_forward)(crn_clf *m, const uint32_t *x, const uint32_t *len, 
             m->perm[r] = (uint32_t)(t < len[b] ? (size_t)(len[b] - 1 - t) * B + b : r);
         }
     for (size_t r = 0; r < TB; r++) m->ids[1][r] = x[m->perm[r]];
+    m->training = y != NULL || rng != NULL;
     for (int l = 0; l < m->L; l++)
         for (int d = 0; d < m->D[l]; d++) dir_forward(m, l, d, (int)B, (int)T);
     pool_forward(m, (int)B);

@@ -100,6 +100,14 @@ int CRN_FN(crn_clf_reserve)(crn_clf *m, uint32_t B, uint32_t T);
  * @return 0 or CRN_EINVAL (sizes, ids, lengths, labels out of range). */
 int CRN_FN(crn_clf_forward)(crn_clf *m, const uint32_t *x, const uint32_t *len, const uint32_t *y,
                             const real *w, uint32_t B, uint32_t T, crn_rng *rng, double *loss_sum);
+/* Inference tables (embedding input only): enable != 0 precomputes, per
+ * direction of layer 0, embed @ w_x + b_x (V, G*H), so a forward without
+ * labels and rng reads gx as rows of it instead of a product (a third of the
+ * work of a 1-layer model). Like crn_model_step_f16, the table is NOT updated
+ * when the parameters change: call again after changing them, or pass 0.
+ * Equal to the product path up to float rounding (summation order).
+ * @return 0 or CRN_ENOMEM. */
+int CRN_FN(crn_clf_inference_tables)(crn_clf *m, int enable);
 /* Class probabilities of the last forward, (B, C). */
 const real *CRN_FN(crn_clf_probs)(const crn_clf *m);
 /* Backward of the last forward with labels; accumulates (+=) into grads the

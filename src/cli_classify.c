@@ -544,6 +544,7 @@ static int runner_open(runner *u, const char *path, size_t chunk, uint32_t B) {
     u->probs = malloc(chunk * C * sizeof *u->probs);
     if (!u->d.ids || !u->d.off || !u->d.label || !u->idx || !u->x || !u->len || !u->probs)
         return crn_error_set(CRN_ENOMEM, "out of memory");
+    if ((rc = crn_clf_inference_tables(u->ck->clf, 1))) return rc;
     return crn_clf_reserve(u->ck->clf, B, T);
 }
 
@@ -775,6 +776,7 @@ static int cmd_eval(int argc, char **argv) {
         classes cls = {ck->class_names, ck->clf_cfg.classes};
         rc = build_data(&d, r, ck->vocab, ck->max_len, &cls);
     }
+    if (!rc) rc = crn_clf_inference_tables(ck->clf, 1);
     if (!rc) rc = crn_clf_metrics_init(&mt, ck->clf_cfg.classes);
     if (!rc) rc = crn_clf_evaluate(ck->clf, &d, NULL, d.n, a.to.batch, &mt);
     if (!rc) print_metrics(stdout, &mt, ck->class_names, json);

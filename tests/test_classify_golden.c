@@ -169,11 +169,44 @@ START_TEST(test_perturbed_fails) {
 }
 END_TEST
 
+/* The inference tables (embed @ w_x + b_x gathered) give the product path's
+ * probabilities up to float rounding, in every fixture. */
+START_TEST(test_inference_tables) {
+    fixture f;
+    load(&f, CASES[_i]);
+    crn_clf *m = NULL;
+    ck_assert_int_eq(crn_clf_create(&m, &f.cfg), 0);
+    ck_assert_int_eq(crn_clf_reserve(m, f.B, f.T), 0);
+    for (int i = 0; i < crn_clf_num_tensors(m); i++) {
+        const crn_tensor_info *t = crn_clf_tensor(m, i);
+        const blk *b = find(&f, "param", t->name);
+        for (size_t j = 0; j < t->rows * t->cols; j++) crn_clf_params(m)[t->offset + j] = (float)b->v[j];
+    }
+    const blk *bx = find(&f, "ids", "x"), *bl = find(&f, "ids", "len");
+    uint32_t x[256], len[32];
+    for (size_t i = 0; i < (size_t)f.T * f.B; i++) x[i] = (uint32_t)bx->v[i];
+    for (uint32_t b = 0; b < f.B; b++) len[b] = (uint32_t)bl->v[b];
+    const size_t n = (size_t)f.B * f.cfg.classes;
+    float p0[64], p1[64];
+    ck_assert_int_eq(crn_clf_forward(m, x, len, NULL, NULL, f.B, f.T, NULL, NULL), 0);
+    memcpy(p0, crn_clf_probs(m), n * sizeof *p0);
+    ck_assert_int_eq(crn_clf_inference_tables(m, 1), 0);
+    ck_assert_int_eq(crn_clf_forward(m, x, len, NULL, NULL, f.B, f.T, NULL, NULL), 0);
+    memcpy(p1, crn_clf_probs(m), n * sizeof *p1);
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)p0[i] - p1[i]));
+    ck_assert_double_le(worst, 1e-6);
+    crn_clf_destroy(m);
+    fixture_free(&f);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("classify_golden");
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, test_case, 0, (int)(sizeof CASES / sizeof *CASES));
     tcase_add_test(tc, test_perturbed_fails);
+    tcase_add_loop_test(tc, test_inference_tables, 0, (int)(sizeof CASES / sizeof *CASES));
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
