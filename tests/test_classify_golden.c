@@ -103,8 +103,8 @@ static double normwise(const float *a, const double *b, size_t n) {
     return md / fmax(mr, 1e-12);
 }
 
-/* Worst error over probabilities, loss and gradients of one fixture. */
-static double run(fixture *f) {
+/* The fixture's classifier with its parameters, reserved for (B, T). */
+static crn_clf *make_model(const fixture *f) {
     crn_clf *m = NULL;
     ck_assert_int_eq(crn_clf_create(&m, &f->cfg), 0);
     ck_assert_int_eq(crn_clf_reserve(m, f->B, f->T), 0);
@@ -114,6 +114,12 @@ static double run(fixture *f) {
         ck_assert_msg(b && b->rows == t->rows && b->cols == t->cols, "param %s missing or misshaped", t->name);
         for (size_t j = 0; j < t->rows * t->cols; j++) crn_clf_params(m)[t->offset + j] = (float)b->v[j];
     }
+    return m;
+}
+
+/* Worst error over probabilities, loss and gradients of one fixture. */
+static double run(fixture *f) {
+    crn_clf *m = make_model(f);
     const blk *bx = find(f, "ids", "x"), *bl = find(f, "ids", "len"), *by = find(f, "ids", "y"), *bw = find(f, "weights", "w");
     const blk *bp = find(f, "probs", "-"), *bs = find(f, "loss", "-");
     ck_assert(bx && bl && by && bw && bp && bs);
@@ -174,14 +180,7 @@ END_TEST
 START_TEST(test_inference_tables) {
     fixture f;
     load(&f, CASES[_i]);
-    crn_clf *m = NULL;
-    ck_assert_int_eq(crn_clf_create(&m, &f.cfg), 0);
-    ck_assert_int_eq(crn_clf_reserve(m, f.B, f.T), 0);
-    for (int i = 0; i < crn_clf_num_tensors(m); i++) {
-        const crn_tensor_info *t = crn_clf_tensor(m, i);
-        const blk *b = find(&f, "param", t->name);
-        for (size_t j = 0; j < t->rows * t->cols; j++) crn_clf_params(m)[t->offset + j] = (float)b->v[j];
-    }
+    crn_clf *m = make_model(&f);
     const blk *bx = find(&f, "ids", "x"), *bl = find(&f, "ids", "len");
     uint32_t x[256], len[32];
     for (size_t i = 0; i < (size_t)f.T * f.B; i++) x[i] = (uint32_t)bx->v[i];
