@@ -21,12 +21,7 @@
 typedef struct idc_header {
     char magic[8];
     uint64_t endian, ids_off, vocab_len;
-    uint64_t file_size;
-    int64_t mtime_s, mtime_ns;
-    uint64_t file_crc, key_crc;
-    uint64_t n_tokens, wide;
-    uint64_t n_chars, n_val_chars, n_invalid, n_unk, n_lines_dropped, had_bom;
-    uint64_t built; /* the vocabulary was built from the text (not given) */
+    crn_idcache_meta m;
     uint64_t ids_crc;
     uint64_t header_crc; /* of the fields above and the vocabulary bytes */
 } idc_header;
@@ -92,7 +87,7 @@ static int check_ids(const crn_idcache_map *m, int wide, uint64_t n, uint32_t V,
 /* Is the cached vocabulary (ser, n) the one wanted: built from the text,
  * or equal to the given one? */
 static int vocab_matches(const idc_header *h, const uint8_t *ser, const crn_vocab *given) {
-    if (!given) return h->built == 1;
+    if (!given) return h->m.built == 1;
     uint8_t *g;
     size_t gn;
     if (crn_vocab_serialize(given, &g, &gn) < 0) {
@@ -129,16 +124,17 @@ int crn_idcache_open(const char *path, const crn_idcache_meta *want, const crn_v
     memcpy(&h, base, sizeof h);
     int rc = CRN_IDCACHE_DAMAGED;
     if (memcmp(h.magic, IDC_MAGIC, 8) != 0 || h.endian != IDC_ENDIAN || h.vocab_len > len - sizeof h ||
-        h.ids_off < sizeof h + h.vocab_len || h.ids_off > len || h.wide > 1 ||
+        h.ids_off < sizeof h + h.vocab_len || h.ids_off > len || h.m.wide > 1 ||
         header_crc(&h, (const uint8_t *)base + sizeof h) != h.header_crc)
         goto out;
-    if (h.file_size != want->file_size || h.mtime_s != want->mtime_s || h.mtime_ns != want->mtime_ns ||
-        h.file_crc != want->file_crc || h.key_crc != want->key_crc ||
+    if (h.m.file_size != want->file_size || h.m.mtime_s != want->mtime_s || h.m.mtime_ns != want->mtime_ns ||
+        h.m.file_crc != want->file_crc || h.m.key_crc != want->key_crc ||
         !vocab_matches(&h, (const uint8_t *)base + sizeof h, given)) {
         rc = CRN_IDCACHE_STALE;
         goto out;
     }
-    if (h.n_tokens > (len - h.ids_off) / (h.wide ? 4 : 2) || h.ids_off + h.n_tokens * (h.wide ? 4 : 2) != len)
+    const uint64_t width = h.m.wide ? 4 : 2;
+    if (h.m.n_tokens > (len - h.ids_off) / width || h.ids_off + h.m.n_tokens * width != len)
         goto out; /* truncated (or grown) */
     crn_vocab *v = NULL;
     if (crn_vocab_deserialize(&v, (const uint8_t *)base + sizeof h, (size_t)h.vocab_len) < 0) {
@@ -147,15 +143,11 @@ int crn_idcache_open(const char *path, const crn_idcache_meta *want, const crn_v
     }
     m.ids = (const uint8_t *)base + h.ids_off;
     uint32_t crc;
-    if (!check_ids(&m, (int)h.wide, h.n_tokens, crn_vocab_size(v), &crc) || crc != h.ids_crc) {
+    if (!check_ids(&m, (int)h.m.wide, h.m.n_tokens, crn_vocab_size(v), &crc) || crc != h.ids_crc) {
         crn_vocab_destroy(v);
         goto out;
     }
-    *got = (crn_idcache_meta){.file_size = h.file_size, .mtime_s = h.mtime_s, .mtime_ns = h.mtime_ns,
-                              .file_crc = (uint32_t)h.file_crc, .key_crc = (uint32_t)h.key_crc,
-                              .n_tokens = h.n_tokens, .wide = (int)h.wide, .n_chars = h.n_chars,
-                              .n_val_chars = h.n_val_chars, .n_invalid = h.n_invalid, .n_unk = h.n_unk,
-                              .n_lines_dropped = h.n_lines_dropped, .had_bom = (int)h.had_bom, .built = (int)h.built};
+    *got = h.m;
     *vocab = v;
     *map = m;
     return CRN_IDCACHE_REUSED;
@@ -194,7 +186,7 @@ static int write_at(crn_idcache_writer *w, const void *p, size_t n, off_t off) {
 
 static int flush_buf(crn_idcache_writer *w) {
     if (!w->nbuf) return 0;
-    size_t width = w->h.wide ? 4 : 2;
+    size_t width = w->h.m.wide ? 4 : 2;
     off_t off = (off_t)(w->h.ids_off + w->n_put * width - w->nbuf);
     int err = write_at(w, w->buf, w->nbuf, off);
     w->crc = crn_crc32(w->crc, w->buf, w->nbuf);
@@ -233,8 +225,8 @@ int crn_idcache_begin(crn_idcache_writer **out, const char *path, const crn_voca
     w->h.endian = IDC_ENDIAN;
     w->h.vocab_len = vlen;
     w->h.ids_off = (sizeof w->h + vlen + IDC_ALIGN - 1) / IDC_ALIGN * IDC_ALIGN;
-    w->h.n_tokens = n_tokens;
-    w->h.wide = wide != 0;
+    w->h.m.n_tokens = n_tokens;
+    w->h.m.wide = wide != 0;
     *out = w;
     return 0;
 fail:
@@ -243,15 +235,15 @@ fail:
 }
 
 int crn_idcache_put(crn_idcache_writer *w, const uint32_t *ids, size_t n) {
-    if (n > w->h.n_tokens - w->n_put)
+    if (n > w->h.m.n_tokens - w->n_put)
         return crn_error_set(CRN_ERANGE, "%s: more ids than counted", w->path);
-    size_t width = w->h.wide ? 4 : 2;
+    size_t width = w->h.m.wide ? 4 : 2;
     for (size_t i = 0; i < n; i++) {
         if (w->nbuf + width > sizeof w->buf) {
             int err = flush_buf(w);
             if (err) return err;
         }
-        if (w->h.wide) {
+        if (w->h.m.wide) {
             memcpy(w->buf + w->nbuf, &ids[i], 4);
         } else {
             uint16_t v = (uint16_t)ids[i];
@@ -267,10 +259,10 @@ int crn_idcache_map_written(crn_idcache_writer *w, crn_idcache_map *map) {
     memset(map, 0, sizeof *map);
     int err = flush_buf(w);
     if (err) return err;
-    if (w->n_put != w->h.n_tokens)
+    if (w->n_put != w->h.m.n_tokens)
         return crn_error_set(CRN_ERANGE, "%s: %llu ids written, %llu counted", w->path,
-                             (unsigned long long)w->n_put, (unsigned long long)w->h.n_tokens);
-    size_t len = (size_t)(w->h.ids_off + w->h.n_tokens * (w->h.wide ? 4 : 2));
+                             (unsigned long long)w->n_put, (unsigned long long)w->h.m.n_tokens);
+    size_t len = (size_t)(w->h.ids_off + w->h.m.n_tokens * (w->h.m.wide ? 4 : 2));
     if (ftruncate(w->fd, (off_t)len) != 0)
         return crn_error_set(CRN_EIO, "%s: cannot size the token id cache: %s", w->path, strerror(errno));
     void *base = mmap(NULL, len, PROT_READ, MAP_SHARED, w->fd, 0);
@@ -282,18 +274,7 @@ int crn_idcache_map_written(crn_idcache_writer *w, crn_idcache_map *map) {
 
 int crn_idcache_commit(crn_idcache_writer *w, const crn_idcache_meta *m) {
     idc_header *h = &w->h;
-    h->file_size = m->file_size;
-    h->mtime_s = m->mtime_s;
-    h->mtime_ns = m->mtime_ns;
-    h->file_crc = m->file_crc;
-    h->key_crc = m->key_crc;
-    h->n_chars = m->n_chars;
-    h->n_val_chars = m->n_val_chars;
-    h->n_invalid = m->n_invalid;
-    h->n_unk = m->n_unk;
-    h->n_lines_dropped = m->n_lines_dropped;
-    h->had_bom = m->had_bom != 0;
-    h->built = m->built != 0;
+    h->m = *m;
     h->ids_crc = w->crc;
     h->header_crc = header_crc(h, w->vbytes);
     int err = write_at(w, h, sizeof *h, 0);

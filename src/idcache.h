@@ -26,16 +26,17 @@ enum crn_idcache_status {
 };
 const char *crn_idcache_status_name(enum crn_idcache_status s);
 
-/* What the header records besides the vocabulary and the ids. */
+/* What the header records besides the vocabulary and the ids (64-bit
+ * fields only: the struct is written as it is, without padding). */
 typedef struct crn_idcache_meta {
     uint64_t file_size;
     int64_t mtime_s, mtime_ns;
-    uint32_t file_crc, key_crc;
+    uint64_t file_crc, key_crc;
     uint64_t n_tokens;
-    int wide;
+    uint64_t wide;
     uint64_t n_chars, n_val_chars, n_invalid, n_unk, n_lines_dropped;
-    int had_bom;
-    int built; /* the vocabulary was built from the text (else given) */
+    uint64_t had_bom;
+    uint64_t built; /* the vocabulary was built from the text (else given) */
 } crn_idcache_meta;
 
 /* A read-only mapping of a cache file. */
