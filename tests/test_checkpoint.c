@@ -162,7 +162,7 @@ static void wr64(uint8_t *p, uint64_t x) {
     wr32(p + 4, (uint32_t)(x >> 32));
 }
 
-enum { T_CONFIG = 1, T_VOCAB = 2, T_PARAMS = 3, T_OPTIM = 4, T_TRAIN = 5, T_FEATURES = 6 };
+enum { T_CONFIG = 1, T_VOCAB = 2, T_PARAMS = 3, T_OPTIM = 4, T_TRAIN = 5, T_FEATURES = 7 };
 typedef struct sect {
     uint32_t type, flags;
     size_t hdr, off, len; /* header offset, payload offset, payload length */
