@@ -100,11 +100,7 @@ int cli_eval(int argc, char **argv) {
         status = cli_fail(cmd, rc);
         goto done;
     }
-    /* Characters predicted: for code points, exactly the targets (as the
-     * PyTorch peer counts); for grapheme/jamo, the NFC code points of the text
-     * after the first. */
-    double chars = co.unit == CRN_UNIT_CODEPOINT ? (double)count
-                                                 : (double)(corp->n_chars > 1 ? corp->n_chars - 1 : 1);
+    double chars = crn_corpus_chars_predicted(corp, count);
     if (!isfinite(nats)) { /* finite weights can still overflow: a run that diverged */
         cli_error(cmd, "%s: the model's predictions on %s are not finite (NaN/Inf): its weights have blown up; "
                   "use an earlier checkpoint", mpath, fpath);

@@ -850,3 +850,8 @@ void crn_val_window(const crn_corpus *c, size_t B, size_t T, size_t w, uint32_t 
         }
     }
 }
+
+double crn_corpus_chars_predicted(const crn_corpus *c, uint64_t count) {
+    if (crn_vocab_unit(c->vocab) == CRN_UNIT_CODEPOINT) return (double)count;
+    return (double)(c->n_chars > 1 ? c->n_chars - 1 : 1);
+}

@@ -80,6 +80,12 @@ int crn_corpus_from_memory(crn_corpus **out, const char *name, const uint8_t *te
                            const crn_corpus_opts *opts, const crn_vocab *vocab);
 void crn_corpus_destroy(crn_corpus *c); /* NULL is a no-op */
 
+/* The characters predicted when all n_tokens of c are scored as one text
+ * (count targets): for code points exactly the targets (as the PyTorch peer
+ * counts); for grapheme/jamo the NFC code points after the first. The bits
+ * per char denominator of `charrnn eval` and charrnn_score. */
+double crn_corpus_chars_predicted(const crn_corpus *c, uint64_t count);
+
 static inline uint32_t crn_corpus_id(const crn_corpus *c, size_t i) {
     return c->wide ? ((const uint32_t *)c->ids)[i] : ((const uint16_t *)c->ids)[i];
 }

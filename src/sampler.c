@@ -487,6 +487,19 @@ void crn_generator_reset(crn_generator *g) {
 
 void crn_generator_set_cancel(crn_generator *g, volatile sig_atomic_t *flag) { g->cancel = flag; }
 
+int crn_generator_fork(crn_generator **out, const crn_generator *g) {
+    crn_generator *f;
+    int err = crn_generator_create(&f, g->m, g->v, &g->s);
+    if (err < 0) return err;
+    crn_state_copy_stream(f->st, 0, g->st, 0);
+    f->have_logits = g->have_logits;
+    if (g->have_logits) memcpy(f->logits, g->logits, (size_t)g->V * sizeof *f->logits);
+    f->rng = g->rng;
+    f->cancel = g->cancel;
+    *out = f;
+    return 0;
+}
+
 /* Weights that are finite but blown up (a run that diverged) overflow in the
  * forward pass: sampling from NaN/Inf logits would print garbage. */
 static int check_logits(const real *x, size_t n) {

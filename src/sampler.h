@@ -131,6 +131,9 @@ void crn_generator_seed(crn_generator *g, uint64_t seed);
 void crn_generator_reset(crn_generator *g);
 /* A flag (e.g. set by a SIGINT handler) checked at every step; NULL = none. */
 void crn_generator_set_cancel(crn_generator *g, volatile sig_atomic_t *flag);
+/* A new generator on the same model with g's settings, hidden state, pending
+ * distribution, RNG state and cancel flag: the two continue identically. */
+int crn_generator_fork(crn_generator **out, const crn_generator *g);
 
 /* What priming found in a prompt. */
 typedef struct crn_prime_info {

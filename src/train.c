@@ -597,7 +597,13 @@ struct crn_trainer {
     int model_written;
     int has_val;
     char start_note[256];
+    volatile sig_atomic_t *stop_flag; /* this trainer's stop request (NULL: none) */
 };
+
+/* A stop was requested: process-wide (a signal) or for this trainer. */
+static int stop_asked(const crn_trainer *t) { return g_stop || (t->stop_flag && *t->stop_flag); }
+
+void crn_trainer_set_stop_flag(crn_trainer *t, volatile sig_atomic_t *flag) { t->stop_flag = flag; }
 
 /* The batcher wraps lazily: after an epoch's last window win == n_win. */
 static uint64_t epochs_done(const crn_batcher *bt) {
@@ -1058,7 +1064,7 @@ static int validate(crn_trainer *t, double *nats, uint64_t *count) {
     uint64_t n = 0;
     crn_state_reset(t->eval_st);
     for (size_t w = 0; w < nw; w++) {
-        if (g_stop) return 1; /* Ctrl-C: a long validation pass must not delay the save */
+        if (stop_asked(t)) return 1; /* Ctrl-C: a long validation pass must not delay the save */
         crn_val_window(c, B, T, w, t->x, t->y);
         double l = 0;
         size_t k = 0;
@@ -1250,7 +1256,7 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
         if (t->o.max_steps && t->s.step >= t->o.max_steps) stop = CRN_TSTOP_STEPS;
         else if (t->o.max_epochs && epochs_done(&t->bt) >= t->o.max_epochs) stop = CRN_TSTOP_EPOCHS;
         else if (t->o.time_limit > 0 && session >= t->o.time_limit) stop = CRN_TSTOP_TIME;
-        else if (g_stop) stop = CRN_TSTOP_SIGNAL;
+        else if (stop_asked(t)) stop = CRN_TSTOP_SIGNAL;
         if (stop) break;
 
         /* ---- one step ---- */

@@ -23,6 +23,7 @@
 #ifndef CRN_TRAIN_H
 #define CRN_TRAIN_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -79,6 +80,11 @@ void crn_train_opts_default(crn_train_opts *o);
 void crn_train_opts_free(crn_train_opts *o);    /* frees the owned strings; NULL ok */
 /* Deep copy (dst is overwritten, not freed first). @return 0 or CRN_ENOMEM. */
 int crn_train_opts_copy(crn_train_opts *dst, const crn_train_opts *src);
+/* Set one option by the name of its `charrnn train` long option ("hidden",
+ * "lr", "keep" (appends), "time" (a duration: 90s, 10m, 1.5h), ...), with the
+ * CLI's ranges (train_opts.c). @return 0, CRN_ENOTFOUND (no such option),
+ * CRN_EINVAL / CRN_ERANGE (bad value; o unchanged) or CRN_ENOMEM. */
+int crn_train_opts_set(crn_train_opts *o, const char *name, const char *value);
 
 enum crn_train_stop {
     CRN_TSTOP_NONE = 0, CRN_TSTOP_STEPS = 1, CRN_TSTOP_EPOCHS = 2, CRN_TSTOP_TIME = 3,
@@ -151,6 +157,10 @@ void crn_trainer_destroy(crn_trainer *t); /* NULL is a no-op */
  * @return 0 (budget or patience reached), CRN_EINTR (stop requested; state
  *         saved), CRN_ENONFINITE (repeated non-finite steps), or an error. */
 int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud);
+/* A flag checked between steps (and during validation) besides the
+ * process-wide crn_train_request_stop: non-zero stops the run as a signal
+ * does. NULL = none. */
+void crn_trainer_set_stop_flag(crn_trainer *t, volatile sig_atomic_t *flag);
 /* After run: the state, the corpus, the model (read only). */
 const crn_train_state *crn_trainer_state(const crn_trainer *t);
 const crn_corpus *crn_trainer_corpus(const crn_trainer *t);
