@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "common.h"
 #include "kernels.h"
+#include "cli_repl_cmd.h"
 #include "sampler.h"
 
 static const char *CMD = "generate";
@@ -248,7 +249,7 @@ int cli_generate(int argc, char **argv) {
     }
     if (verbose) {
         char desc[2048];
-        crn_sample_settings_describe(&s, desc, sizeof desc);
+        cli_sample_settings_describe(&s, desc, sizeof desc);
         fprintf(stderr, "charrnn generate: seed %llu\n%s\n", (unsigned long long)s.seed, desc);
     }
     struct sigaction sa, old_sa;

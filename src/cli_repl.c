@@ -1,6 +1,6 @@
 /* cli_repl.c — `charrnn repl MODEL`: an interactive sampling prompt. Each
  * line typed primes the model and the continuation streams back; lines
- * starting with ':' are commands (parsed by crn_repl_command in sampler.c).
+ * starting with ':' are commands (parsed by cli_repl_command in cli_repl_cmd.c).
  * Line editing and history with libedit when stdin is a terminal, plain
  * getline otherwise (scripts and tests drive it through a pipe). */
 #include <errno.h>
@@ -20,6 +20,7 @@
 #include "common.h"
 #include "config.h"
 #include "kernels.h"
+#include "cli_repl_cmd.h"
 #include "sampler.h"
 
 #if CRN_HAVE_LIBEDIT
@@ -329,14 +330,14 @@ int cli_repl(int argc, char **argv) {
             rc = cli_fail(CMD, CRN_ENOMEM);
             break;
         }
-        int act = crn_repl_command(&s, line, n, &text, &tl, msg, sizeof msg);
-        if (act == CRN_REPL_QUIT) break;
+        int act = cli_repl_command(&s, line, n, &text, &tl, msg, sizeof msg);
+        if (act == CLI_REPL_QUIT) break;
         switch (act) {
-        case CRN_REPL_ERROR:
+        case CLI_REPL_ERROR:
             fprintf(stderr, "error: %s\n", msg);
             break;
-        case CRN_REPL_OK:
-        case CRN_REPL_SEED:
+        case CLI_REPL_OK:
+        case CLI_REPL_SEED:
             if ((err = crn_generator_configure(g, &s)) < 0) {
                 fprintf(stderr, "error: %s\n", crn_error_message());
                 crn_sample_settings_free(&s);
@@ -344,18 +345,18 @@ int cli_repl(int argc, char **argv) {
                 crn_sample_settings_init(&backup);
                 break;
             }
-            if (act == CRN_REPL_SEED) crn_generator_seed(g, s.seed);
+            if (act == CLI_REPL_SEED) crn_generator_seed(g, s.seed);
             printf("%s\n", msg);
             break;
-        case CRN_REPL_RESET:
+        case CLI_REPL_RESET:
             crn_generator_reset(g);
             printf("%s\n", msg);
             break;
-        case CRN_REPL_SHOW:
-        case CRN_REPL_HELP:
+        case CLI_REPL_SHOW:
+        case CLI_REPL_HELP:
             printf("%s\n", msg);
             break;
-        case CRN_REPL_TEXT: {
+        case CLI_REPL_TEXT: {
             if (!s.keep_state) crn_generator_reset(g);
             crn_prime_info info;
             interrupted = 0;

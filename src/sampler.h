@@ -169,27 +169,4 @@ typedef struct crn_gen_result {
  * @return 0 or a negative error (CRN_ELIMIT from a pathological regex, ...). */
 int crn_generator_run(crn_generator *g, crn_emit_fn emit, void *user, crn_gen_result *res);
 
-/* ---- the REPL command parser (pure: no I/O, fuzzable) ----------------------- */
-
-enum crn_repl_action {
-    CRN_REPL_TEXT = 0,   /* not a command: *text, *text_len is the prompt to generate from */
-    CRN_REPL_OK,         /* a setting changed (msg says what) */
-    CRN_REPL_SEED,       /* the seed changed: reseed the generator */
-    CRN_REPL_RESET,      /* :reset */
-    CRN_REPL_SHOW,       /* :show (msg holds the settings) */
-    CRN_REPL_HELP,       /* :help (msg holds the help) */
-    CRN_REPL_QUIT,       /* :quit */
-    CRN_REPL_ERROR,      /* msg explains what is wrong; settings unchanged */
-};
-
-/* Parse one input line (without its line break; any bytes). Lines starting
- * with ':' are commands (':' + ':' escapes a literal leading colon: the prompt
- * is the line minus one colon). Settings are updated in place, validated.
- * msg (cap >= 1) always receives a NUL-terminated message ("" if none).
- * @return a crn_repl_action. */
-int crn_repl_command(crn_sample_settings *s, const char *line, size_t n, const char **text, size_t *text_len,
-                     char *msg, size_t cap);
-/* Settings as text (for :show and --verbose), into msg (truncated to cap). */
-void crn_sample_settings_describe(const crn_sample_settings *s, char *msg, size_t cap);
-
 #endif
