@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common.h"
 #include "regex.h"
 #include "utf8.h"
 #include "vocab.h"
@@ -113,7 +114,6 @@ void crn_batcher_next(crn_batcher *bt, uint32_t *x, uint32_t *y, int *reset);
  * pairs are cut into B rows of L = ceil(n/B); padded positions have input 0
  * and target CRN_IGNORE; each row starts from a zero state. Fills window w (T, B) of that layout;
  * returns the number of windows. */
-#define CRN_IGNORE 0xffffffffu
 size_t crn_val_windows(const crn_corpus *c, size_t B, size_t T);
 void crn_val_window(const crn_corpus *c, size_t B, size_t T, size_t w, uint32_t *x, uint32_t *y);
 

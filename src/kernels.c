@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common.h"
+
 /* The AVX2/FMA kernels: float build on x86-64 with GCC or clang, picked at
  * run time (the binary stays portable; -Dnative is not needed). */
 #if !(defined(CRN_DOUBLE) && CRN_DOUBLE) && defined(__x86_64__) && defined(__GNUC__)
@@ -29,8 +31,6 @@
 #define CRN_BLAS_GEMV cblas_sgemv
 #define R_EXP expf
 #endif
-
-#define CRN_IGNORE_ID 0xffffffffu
 
 /* C = beta * C for the degenerate K == 0 product (BLAS implementations
  * differ in how they treat it, and beta == 0 must clear NaNs). */
@@ -404,7 +404,7 @@ static double softmax_xent_rows(real *dlogits, const real *logits, const uint32_
         const real *l = logits + i * V;
         real *d = dlogits + i * V;
         uint32_t t = targets[i];
-        if (t == CRN_IGNORE_ID || t >= V) {
+        if (t == CRN_IGNORE || t >= V) {
             /* ignored (out-of-range ids are the caller's bug; treat them as ignored
              * rather than read out of bounds) */
             memset(d, 0, V * sizeof(real));

@@ -57,7 +57,7 @@ void crn_gemv_f16_ref(int N, int K, const float *a, const uint16_t *W, int ldw, 
 #endif
 
 /* Fused softmax + cross-entropy over N rows of V logits.
- * targets[i] == 0xffffffff (CRN_IGNORE) skips row i (its dlogits row is 0).
+ * targets[i] == CRN_IGNORE (common.h) skips row i (its dlogits row is 0).
  * Writes dlogits = (softmax(logits) - onehot(target)) * scale for each
  * counted row (scale is typically 1/count); returns the summed loss in nats
  * (double accumulation) and the number of counted rows in *count.
