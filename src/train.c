@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "byteorder.h"
 #include "common.h"
 #include "kernels.h"
 
@@ -188,26 +189,26 @@ static void w_bytes(wbuf *w, const void *src, size_t n) {
 
 static void w_u32(wbuf *w, uint32_t v) {
     uint8_t b[4];
-    for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
+    crn_le_put_u32(b, v);
     w_bytes(w, b, 4);
 }
 
 static void w_u64(wbuf *w, uint64_t v) {
     uint8_t b[8];
-    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    crn_le_put_u64(b, v);
     w_bytes(w, b, 8);
 }
 
 static void w_f64(wbuf *w, double d) {
-    uint64_t v;
-    memcpy(&v, &d, 8);
-    w_u64(w, v);
+    uint8_t b[8];
+    crn_le_put_f64(b, d);
+    w_bytes(w, b, 8);
 }
 
 static void w_f32(wbuf *w, float f) {
-    uint32_t v;
-    memcpy(&v, &f, 4);
-    w_u32(w, v);
+    uint8_t b[4];
+    crn_le_put_f32(b, f);
+    w_bytes(w, b, 4);
 }
 
 static void w_str(wbuf *w, const char *s) {
@@ -344,31 +345,29 @@ static int r_need(rbuf *r, size_t k) {
 
 static uint32_t r_u32(rbuf *r) {
     if (r_need(r, 4)) return 0;
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)r->p[r->pos + i] << (8 * i);
+    uint32_t v = crn_le_get_u32(r->p + r->pos);
     r->pos += 4;
     return v;
 }
 
 static uint64_t r_u64(rbuf *r) {
     if (r_need(r, 8)) return 0;
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)r->p[r->pos + i] << (8 * i);
+    uint64_t v = crn_le_get_u64(r->p + r->pos);
     r->pos += 8;
     return v;
 }
 
 static double r_f64(rbuf *r) {
-    uint64_t v = r_u64(r);
-    double d;
-    memcpy(&d, &v, 8);
+    if (r_need(r, 8)) return 0;
+    double d = crn_le_get_f64(r->p + r->pos);
+    r->pos += 8;
     return d;
 }
 
 static float r_f32(rbuf *r) {
-    uint32_t v = r_u32(r);
-    float f;
-    memcpy(&f, &v, 4);
+    if (r_need(r, 4)) return 0;
+    float f = crn_le_get_f32(r->p + r->pos);
+    r->pos += 4;
     return f;
 }
 
