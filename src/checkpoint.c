@@ -618,6 +618,7 @@ static int w_floats(writer *w, const float *x, size_t n) {
 }
 
 static uint64_t fault_hook(void) {
+#if defined(CRN_TEST_HOOKS) && CRN_TEST_HOOKS
     const char *e = getenv("CRN_FAULT_WRITE_AFTER");
     if (!e || !*e) return UINT64_MAX;
     char *end;
@@ -625,6 +626,9 @@ static uint64_t fault_hook(void) {
     unsigned long long v = strtoull(e, &end, 10);
     if (errno || *end || e[0] == '-') return UINT64_MAX;
     return (uint64_t)v;
+#else
+    return UINT64_MAX; /* production builds: never */
+#endif
 }
 
 /* The CONFIG payload (model config, parameter count, tensor table). */

@@ -30,6 +30,7 @@
 
 #include "common.h"
 
+#if defined(CRN_TEST_HOOKS) && CRN_TEST_HOOKS
 static size_t piece_bytes = (size_t)8 << 20;  /* target size of one piece */
 static size_t cache_bytes = (size_t)64 << 20; /* prepared text kept from pass 1 */
 
@@ -37,6 +38,10 @@ void crn_corpus_tune(size_t piece, size_t cache) {
     piece_bytes = piece ? piece : (size_t)8 << 20;
     cache_bytes = cache;
 }
+#else
+static const size_t piece_bytes = (size_t)8 << 20;
+static const size_t cache_bytes = (size_t)64 << 20;
+#endif
 
 void crn_corpus_opts_default(crn_corpus_opts *o) {
     memset(o, 0, sizeof *o);

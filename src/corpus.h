@@ -48,10 +48,13 @@ void crn_corpus_opts_default(crn_corpus_opts *o);
  * malloc'ed. @return 0 or CRN_EINVAL (no '=', empty regex). */
 int crn_corpus_split_replace(const char *spec, char **re, char **text);
 
-/* Tests only (not thread-safe): the target size of a piece in bytes and how
- * much prepared text pass 1 may keep for pass 2 (0 = always prepare twice).
- * Defaults 8 MiB and 64 MiB; piece 0 restores the default piece size. */
+/* Test builds only (CRN_TEST_HOOKS; not thread-safe): the target size of a
+ * piece in bytes and how much prepared text pass 1 may keep for pass 2 (0 =
+ * always prepare twice). Defaults 8 MiB and 64 MiB; piece 0 restores the
+ * default piece size. */
+#if defined(CRN_TEST_HOOKS) && CRN_TEST_HOOKS
 void crn_corpus_tune(size_t piece_bytes, size_t cache_bytes);
+#endif
 
 typedef struct crn_corpus {
     char *path;

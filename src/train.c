@@ -40,6 +40,7 @@
 
 static volatile sig_atomic_t g_stop;
 
+#if defined(CRN_TEST_HOOKS) && CRN_TEST_HOOKS
 /* test hook: steps [from, from + count) (0-based, before the step) get a NaN loss */
 static uint64_t g_fault_from, g_fault_count;
 
@@ -47,6 +48,10 @@ void crn_train_fault_nan(uint64_t from_step, uint64_t count) {
     g_fault_from = from_step;
     g_fault_count = count;
 }
+#define FAULT_NAN(step) (g_fault_count && (step) >= g_fault_from && (step) < g_fault_from + g_fault_count)
+#else
+#define FAULT_NAN(step) 0
+#endif
 
 void crn_train_request_stop(void) { g_stop = 1; }
 int crn_train_stop_requested(void) { return g_stop != 0; }
@@ -1266,7 +1271,7 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
         double loss = 0;
         size_t count = 0;
         if ((rc = crn_model_forward(t->model, t->st, t->x, t->y, B, T, &t->s.rng, &loss, &count)) < 0) goto error;
-        if (g_fault_count && t->s.step >= g_fault_from && t->s.step < g_fault_from + g_fault_count) loss = NAN;
+        if (FAULT_NAN(t->s.step)) loss = NAN;
         double norm = NAN;
         if (isfinite(loss)) {
             if ((rc = crn_model_backward(t->model)) < 0) goto error;

@@ -133,8 +133,11 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_state *s, const uint8_t *
 void crn_train_request_stop(void);
 int crn_train_stop_requested(void);
 void crn_train_clear_stop(void);
-/* Tests only: steps from_step .. from_step+count-1 (0-based) see a NaN loss. */
+/* Test builds only (CRN_TEST_HOOKS): steps from_step .. from_step+count-1
+ * (0-based) see a NaN loss. */
+#if defined(CRN_TEST_HOOKS) && CRN_TEST_HOOKS
 void crn_train_fault_nan(uint64_t from_step, uint64_t count);
+#endif
 
 /* How a run starts. */
 typedef struct crn_train_start {
