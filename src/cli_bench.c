@@ -11,7 +11,7 @@
  *   tput      train_chars_per_s = batch*seq*(steps - warmup) / time after the
  *             first `warmup` steps
  *   sampling  batch 1, temperature 1, `sample_len` tokens from "\n" with
- *             crn_model_step and a plain softmax sample; two 50-token warm-up
+ *             crn_model_step and the sampler's draw (crn_sample_logits); two 50-token warm-up
  *             runs, then only the loop is timed
  *   eval      with --eval, validation bits/char after training over the
  *             peer's layout (crn_val_window: batch rows, zero start state,
@@ -45,6 +45,7 @@
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
+#include "sampler.h"
 #include "vocab.h"
 
 #define CMD "bench"
@@ -218,36 +219,17 @@ static void json_date(int *first) {
 
 /* ---- sampling ------------------------------------------------------------------ */
 
-/* One token from softmax(logits / temperature): the plain way (max-shifted
- * exponentials, inverse CDF with one uniform draw). */
-static uint32_t sample_softmax(const float *logits, float *probs, uint32_t V, float inv_temp, crn_rng *rng) {
-    float mx = logits[0];
-    for (uint32_t j = 1; j < V; j++) mx = logits[j] > mx ? logits[j] : mx;
-    double sum = 0;
-    for (uint32_t j = 0; j < V; j++) {
-        probs[j] = expf((logits[j] - mx) * inv_temp);
-        sum += probs[j];
-    }
-    double u = crn_rng_uniform(rng) * sum, acc = 0;
-    uint32_t last = 0;
-    for (uint32_t j = 0; j < V; j++) {
-        if (probs[j] <= 0) continue;
-        acc += probs[j];
-        last = j;
-        if (u < acc) return j;
-    }
-    return last; /* rounding: u landed past the accumulated sum */
-}
-
-/* n tokens at batch 1 from a zero state, first fed first. logits, probs (V). */
-static int sample_run(crn_model *m, crn_state *st, uint32_t first, uint32_t *out, size_t n, float inv_temp,
-                      crn_rng *rng, float *logits, float *probs, uint32_t V) {
+/* n tokens at batch 1 from a zero state, first fed first, each drawn by the
+ * sampler (crn_sample_logits) at s's temperature. logits (V), scratch
+ * crn_sample_scratch_size(V) bytes. */
+static int sample_run(crn_model *m, crn_state *st, uint32_t first, uint32_t *out, size_t n,
+                      const crn_sample_settings *s, crn_rng *rng, float *logits, void *scratch, uint32_t V) {
     crn_state_reset(st);
     uint32_t tok = first;
     for (size_t i = 0; i < n; i++) {
         int rc = crn_model_step(m, st, &tok, logits);
         if (rc < 0) return rc;
-        tok = sample_softmax(logits, probs, V, inv_temp, rng);
+        tok = crn_sample_logits(logits, V, s, rng, scratch);
         out[i] = tok;
     }
     return 0;
@@ -270,7 +252,8 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
     crn_state *st = NULL, *st1 = NULL;
     crn_optim *opt = NULL;
     uint32_t *x = NULL, *y = NULL, *sample = NULL;
-    float *logits = NULL, *probs = NULL;
+    float *logits = NULL;
+    void *probs = NULL; /* the sampler's scratch */
     uint8_t *text = NULL;
     size_t text_len = 0;
 
@@ -315,7 +298,7 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
     y = malloc((size_t)B * T * sizeof *y);
     sample = malloc((size_t)(o->sample_len > 50 ? o->sample_len : 50) * sizeof *sample);
     logits = malloc((size_t)V * sizeof *logits);
-    probs = malloc((size_t)V * sizeof *probs);
+    probs = malloc(crn_sample_scratch_size(V));
     if (!x || !y || !sample || !logits || !probs) {
         cli_error(CMD, "out of memory");
         goto done;
@@ -413,7 +396,9 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
     /* ---- sampling at batch 1 ---- */
     uint32_t first = crn_vocab_lookup(corpus->vocab, (const uint8_t *)"\n", 1);
     if (first == CRN_UNK && corpus->n_train > 0) first = crn_corpus_id(corpus, 0);
-    const float inv_temp = (float)(1.0 / o->temperature);
+    crn_sample_settings ss;
+    crn_sample_settings_init(&ss);
+    ss.temperature = o->temperature;
     crn_rng srng;
     double sample_cps = NAN, sample_foreign = -1, sample_steal = -1;
     if (o->sample_len > 0) {
@@ -425,7 +410,7 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
         }
         for (int w = 0; w < 2; w++) { /* warm-up, as the peer's two 50-token calls */
             crn_rng_seed(&srng, (uint64_t)o->seed);
-            if ((rc = sample_run(m, st1, first, sample, 50, inv_temp, &srng, logits, probs, V)) < 0) {
+            if ((rc = sample_run(m, st1, first, sample, 50, &ss, &srng, logits, probs, V)) < 0) {
                 status = cli_fail(CMD, rc);
                 goto done;
             }
@@ -433,7 +418,7 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
         crn_rng_seed(&srng, (uint64_t)o->seed);
         const cpu_snap s0 = cpu_snapshot();
         const double ts = crn_now();
-        rc = sample_run(m, st1, first, sample, (size_t)o->sample_len, inv_temp, &srng, logits, probs, V);
+        rc = sample_run(m, st1, first, sample, (size_t)o->sample_len, &ss, &srng, logits, probs, V);
         const double sample_s = crn_now() - ts;
         const cpu_snap s1 = cpu_snapshot();
         if (rc < 0) {

@@ -31,12 +31,14 @@
 #include "byteorder.h"
 #include "common.h"
 #include "kernels.h"
+#include "sampler.h"
 
 #define CRN_NONFINITE_MAX 5
 #define BLOB_MAGIC "CRNTRAIN"
 #define BLOB_VERSION 1u
 #define BLOB_MAX_STRING (1u << 20)
 #define BLOB_MAX_LIST 4096u
+#define TRAIN_SAMPLE_TEMPERATURE 0.8 /* of the samples shown during training */
 
 static volatile sig_atomic_t g_stop;
 
@@ -590,7 +592,7 @@ struct crn_trainer {
     uint64_t good_t;        /* optimizer update count then */
     size_t carry_len;
     real *sample_logits;    /* (V) */
-    double *sample_p;       /* (V) */
+    void *sample_scratch;   /* crn_sample_scratch_size(V) bytes */
     uint8_t *sample_buf;
     size_t sample_cap, max_token_len;
     crn_rng sample_rng;
@@ -911,8 +913,8 @@ int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_
         t->sample_cap = (size_t)t->o.sample_len * (t->max_token_len + 4) + 2 * CRN_DECODER_HOLD + 64;
         t->sample_buf = malloc(t->sample_cap);
         t->sample_logits = malloc((size_t)V * sizeof(real));
-        t->sample_p = malloc((size_t)V * sizeof(double));
-        if (!t->sample_buf || !t->sample_logits || !t->sample_p) {
+        t->sample_scratch = malloc(crn_sample_scratch_size(V));
+        if (!t->sample_buf || !t->sample_logits || !t->sample_scratch) {
             rc = crn_error_set(CRN_ENOMEM, "out of memory for samples");
             goto fail;
         }
@@ -945,7 +947,7 @@ void crn_trainer_destroy(crn_trainer *t) {
     free(t->good_buf[0]);
     free(t->good_buf[1]);
     free(t->sample_logits);
-    free(t->sample_p);
+    free(t->sample_scratch);
     free(t->sample_buf);
     free(t->out_path);
     free(t->resume_path);
@@ -1090,27 +1092,12 @@ static void sample(crn_trainer *t, loop *L) {
     crn_decoder d;
     crn_decoder_init(&d, v);
     size_t n = 0;
-    const double inv_temp = 1.0 / 0.8;
+    crn_sample_settings ss; /* the sampler's draw (never <unk>) at a fixed temperature */
+    crn_sample_settings_init(&ss);
+    ss.temperature = TRAIN_SAMPLE_TEMPERATURE;
     for (uint32_t i = 0; i < t->o.sample_len; i++) {
         if (crn_model_step(t->model, t->sample_st, &tok, t->sample_logits) < 0) break;
-        double mx = -INFINITY, z = 0;
-        for (uint32_t j = 0; j < V; j++)
-            if (t->sample_logits[j] > mx) mx = t->sample_logits[j];
-        for (uint32_t j = 0; j < V; j++) {
-            /* never <unk> (it decodes to U+FFFD) unless it is all there is */
-            t->sample_p[j] = j == CRN_UNK && V > 1 ? 0 : exp((t->sample_logits[j] - mx) * inv_temp);
-            z += t->sample_p[j];
-        }
-        double u = crn_rng_uniform(&t->sample_rng) * z;
-        uint32_t pick = V - 1;
-        for (uint32_t j = 0; j < V; j++) {
-            u -= t->sample_p[j];
-            if (u < 0) {
-                pick = j;
-                break;
-            }
-        }
-        tok = pick;
+        tok = crn_sample_logits(t->sample_logits, V, &ss, &t->sample_rng, t->sample_scratch);
         if (t->sample_cap - n < CRN_DECODER_HOLD + t->max_token_len + 8) break;
         n += crn_decoder_push(&d, tok, t->sample_buf + n, t->sample_cap - n);
     }
