@@ -576,27 +576,12 @@ int cli_train(int argc, char **argv) {
         resume_file = malloc(strlen(base) + sizeof CRN_RESUME_SUFFIX);
         if (!resume_file) { status = cli_fail(CMD, CRN_ENOMEM); goto done; }
         sprintf(resume_file, "%s%s", base, CRN_RESUME_SUFFIX);
-        if (file_exists(resume_file)) {
-            rc = crn_checkpoint_load(&ck, resume_file);
-            if (rc < 0) {
-                cli_error(CMD, "warning: %s; trying %s", crn_error_message(), base);
-                ck = NULL;
-            } else if (!ck->train_blob) {
-                crn_checkpoint_destroy(ck);
-                ck = NULL;
-            } else {
-                loaded_from = resume_file;
-            }
-        }
-        if (!ck) {
-            if ((rc = crn_checkpoint_load(&ck, base)) < 0) { status = cli_fail(CMD, rc); goto done; }
-            loaded_from = base;
-            if (!ck->train_blob) {
-                cli_error(CMD, "%s has no training state (a model-only file); use --init-from %s to fine-tune it",
-                          base, base);
-                goto done;
-            }
-        }
+        char note[1024];
+        int from_resume = 0;
+        rc = crn_train_open_resume(&ck, &from_resume, base, resume_file, note, sizeof note);
+        if (note[0]) cli_error(CMD, "%s", note);
+        if (rc < 0) { status = cli_fail(CMD, rc); goto done; }
+        loaded_from = from_resume ? resume_file : base;
         crn_train_opts_free(&opts);
         if ((rc = crn_train_blob_decode(&opts, &rstate, ck->train_blob, ck->train_blob_len)) < 0) {
             crn_error_prefix(rc, "%s", loaded_from);

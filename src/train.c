@@ -571,6 +571,68 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_state *s, const uint8_t *
     return 0;
 }
 
+/* ---- which file a resume continues from ----------------------------------- */
+
+/* The run id recorded in a checkpoint's training state, or 0 (none / unreadable). */
+static uint64_t checkpoint_run_id(const crn_checkpoint *ck) {
+    if (!ck->train_blob) return 0;
+    crn_train_opts o;
+    crn_train_state s;
+    uint64_t id = crn_train_blob_decode(&o, &s, ck->train_blob, ck->train_blob_len) < 0 ? 0 : s.run_id;
+    crn_train_opts_free(&o);
+    crn_train_state_free(&s);
+    return id;
+}
+
+static int file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* Does ck (loaded from resume_path) belong to another run than base? */
+static int other_run(const crn_checkpoint *ck, const char *base, const char *resume_path, char *note, size_t cap) {
+    crn_checkpoint *best = NULL;
+    if (!file_exists(base) || crn_checkpoint_load(&best, base) < 0) return 0;
+    uint64_t a = checkpoint_run_id(ck), b = checkpoint_run_id(best);
+    crn_checkpoint_destroy(best);
+    if (!a || !b || a == b) return 0;
+    if (cap)
+        snprintf(note, cap, "warning: %s belongs to another run (run id %016llx, %s has %016llx); resuming %s",
+                 resume_path, (unsigned long long)a, base, (unsigned long long)b, base);
+    return 1;
+}
+
+int crn_train_open_resume(crn_checkpoint **out, int *from_resume, const char *base, const char *resume_path,
+                          char *note, size_t cap) {
+    *out = NULL;
+    *from_resume = 0;
+    if (cap) note[0] = 0;
+    crn_checkpoint *ck = NULL;
+    if (file_exists(resume_path)) {
+        if (crn_checkpoint_load(&ck, resume_path) < 0) {
+            if (cap) snprintf(note, cap, "warning: %s; trying %s", crn_error_message(), base);
+            ck = NULL;
+        } else if (!ck->train_blob || other_run(ck, base, resume_path, note, cap)) {
+            crn_checkpoint_destroy(ck);
+            ck = NULL;
+        }
+    }
+    if (ck) {
+        *from_resume = 1;
+        *out = ck;
+        return 0;
+    }
+    int err = crn_checkpoint_load(&ck, base);
+    if (err < 0) return err;
+    if (!ck->train_blob) {
+        crn_checkpoint_destroy(ck);
+        return crn_error_set(CRN_EINVAL, "%s has no training state (a model-only file); use --init-from %s to "
+                             "fine-tune it", base, base);
+    }
+    *out = ck;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* the trainer */
 

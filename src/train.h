@@ -12,8 +12,9 @@
  *                 state (step, data position, carried hidden state, RNG,
  *                 options, history), written at every eval, every save_every,
  *                 at the end and when stopped by a signal.
- * Resuming loads MODEL.resume (falling back to MODEL if it is missing or
- * belongs to another run) and continues exactly: with one thread, N steps +
+ * Resuming loads MODEL.resume (falling back to MODEL if it is missing,
+ * damaged, or belongs to another run: its run_id differs from MODEL's; see
+ * crn_train_open_resume) and continues exactly: with one thread, N steps +
  * resume to N+M gives bit-for-bit the parameters and optimizer state of N+M
  * steps in one go.
  *
@@ -128,6 +129,16 @@ void crn_train_state_free(crn_train_state *s); /* frees carry; NULL ok */
  * @return 0, or CRN_ENOMEM / CRN_EFORMAT ("training state at byte N: ..."). */
 int crn_train_blob_encode(uint8_t **out, size_t *len, const crn_train_opts *o, const crn_train_state *s);
 int crn_train_blob_decode(crn_train_opts *o, crn_train_state *s, const uint8_t *buf, size_t len);
+
+/* The checkpoint a resume of the run whose files are base (MODEL) and
+ * resume_path (MODEL.resume) continues from: resume_path if it loads, has a
+ * training state and its run_id agrees with base's (or base has none), else
+ * base. *from_resume says which. note (cap bytes, may be 0) receives a
+ * warning line when resume_path was passed over ("" if none).
+ * @return 0, the load error of base, or CRN_EINVAL if base has no training
+ *         state (a model-only file). */
+int crn_train_open_resume(crn_checkpoint **out, int *from_resume, const char *base, const char *resume_path,
+                          char *note, size_t cap);
 
 /* Ask a running loop to stop after the current step (async-signal-safe). */
 void crn_train_request_stop(void);
