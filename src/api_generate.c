@@ -157,9 +157,9 @@ void charrnn_generator_reset(charrnn_generator *g) {
     if (g) crn_generator_reset(g->g);
 }
 
-const char *charrnn_stop_reason_name(int reason) { return crn_stop_reason_name((enum crn_stop_reason)reason); }
+const char *charrnn_stop_reason_name(int reason) { return crn_gen_stop_name((enum crn_gen_stop)reason); }
 
-_Static_assert((int)CHARRNN_STOP_LENGTH == (int)CRN_STOP_LENGTH && (int)CHARRNN_STOP_REGEX == (int)CRN_STOP_REGEX &&
-                   (int)CHARRNN_STOP_MATCH == (int)CRN_STOP_MATCH && (int)CHARRNN_STOP_NO_CONTINUATION == (int)CRN_STOP_NO_CONTINUATION &&
-                   (int)CHARRNN_STOP_INTERRUPTED == (int)CRN_STOP_INTERRUPTED,
+_Static_assert((int)CHARRNN_STOP_LENGTH == (int)CRN_GEN_STOP_LENGTH && (int)CHARRNN_STOP_REGEX == (int)CRN_GEN_STOP_REGEX &&
+                   (int)CHARRNN_STOP_MATCH == (int)CRN_GEN_STOP_MATCH && (int)CHARRNN_STOP_NO_CONTINUATION == (int)CRN_GEN_STOP_NO_CONTINUATION &&
+                   (int)CHARRNN_STOP_INTERRUPTED == (int)CRN_GEN_STOP_INTERRUPTED,
                "public and internal stop reasons differ");

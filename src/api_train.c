@@ -143,7 +143,7 @@ void charrnn_trainer_request_stop(charrnn_trainer *t) {
 
 int charrnn_trainer_get_status(const charrnn_trainer *t, charrnn_train_status *out) {
     if (!t || !out) return crn_error_set(CRN_EINVAL, "charrnn_trainer_get_status: NULL argument");
-    const crn_train_state *s = crn_trainer_state(t->t);
+    const crn_train_status *s = crn_trainer_state(t->t);
     out->step = s->step;
     out->epoch = s->epoch;
     out->elapsed = s->elapsed;

@@ -291,16 +291,16 @@ int cli_generate(int argc, char **argv) {
             fputs(", \"text\": ", stdout);
             cli_json_string(stdout, (const char *)res.text, res.text_len);
             printf(", \"tokens\": %zu, \"mean_logprob\": %.6f, \"stop_reason\": \"%s\", \"seed\": %llu, \"sample\": %lld}\n",
-                   res.tokens, res.mean_logprob, crn_stop_reason_name(res.reason), (unsigned long long)s.seed, i);
+                   res.tokens, res.mean_logprob, crn_gen_stop_name(res.reason), (unsigned long long)s.seed, i);
         } else if (res.text_len == 0 || res.text[res.text_len - 1] != '\n') {
             fputc('\n', stdout);
         }
         fflush(stdout);
         if (verbose)
             fprintf(stderr, "charrnn generate: sample %lld: %zu tokens in %.3f s (%.0f tokens/s), stop: %s, mean log-prob %.4f\n",
-                    i + 1, res.tokens, dt, dt > 0 ? (double)res.tokens / dt : 0.0, crn_stop_reason_name(res.reason),
+                    i + 1, res.tokens, dt, dt > 0 ? (double)res.tokens / dt : 0.0, crn_gen_stop_name(res.reason),
                     res.mean_logprob);
-        else if (res.reason == CRN_STOP_NO_CONTINUATION)
+        else if (res.reason == CRN_GEN_STOP_NO_CONTINUATION)
             fprintf(stderr, "charrnn generate: sample %lld: no token can continue a match of '%s'\n", i + 1, s.match);
         if (ferror(stdout)) {
             rc = CLI_EXIT_ERROR;

@@ -220,7 +220,7 @@ int cli_info(int argc, char **argv) {
 
     crn_checkpoint *ck = NULL;
     crn_train_opts o;
-    crn_train_state s;
+    crn_train_status s;
     int have_state = 0;
     crn_train_opts_default(&o);
     memset(&s, 0, sizeof s);
@@ -329,7 +329,7 @@ int cli_info(int argc, char **argv) {
     }
     status = CLI_EXIT_OK;
     crn_train_opts_free(&o);
-    crn_train_state_free(&s);
+    crn_train_status_free(&s);
     crn_checkpoint_destroy(ck);
     return status;
 }

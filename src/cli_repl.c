@@ -373,8 +373,8 @@ int cli_repl(int argc, char **argv) {
             if (out.bytes == 0 || out.last != '\n') fputc('\n', stdout);
             fflush(stdout);
             if (err < 0) fprintf(stderr, "error: %s\n", crn_error_message());
-            else if (res.reason == CRN_STOP_INTERRUPTED) fprintf(stderr, "[interrupted]\n");
-            else if (res.reason == CRN_STOP_NO_CONTINUATION)
+            else if (res.reason == CRN_GEN_STOP_INTERRUPTED) fprintf(stderr, "[interrupted]\n");
+            else if (res.reason == CRN_GEN_STOP_NO_CONTINUATION)
                 fprintf(stderr, "[no token can continue a match of '%s']\n", s.match);
             interrupted = 0;
             break;

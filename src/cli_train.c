@@ -551,7 +551,7 @@ int cli_train(int argc, char **argv) {
     memset(&a, 0, sizeof a);
     crn_train_opts opts;
     crn_train_opts_default(&opts);
-    crn_train_state rstate;
+    crn_train_status rstate;
     memset(&rstate, 0, sizeof rstate);
     crn_checkpoint *ck = NULL;
     crn_trainer *tr = NULL;
@@ -688,7 +688,7 @@ int cli_train(int argc, char **argv) {
     install_signals();
     rc = crn_trainer_run(tr, crn_progress_report, prog);
     crn_progress_finish(prog);
-    const crn_train_state *s = crn_trainer_state(tr);
+    const crn_train_status *s = crn_trainer_state(tr);
     char best[160] = "";
     if (s->has_best)
         snprintf(best, sizeof best, " (validation %.4f bits/char at step %llu)", s->best_val_bpc,
@@ -716,7 +716,7 @@ done:
     crn_trainer_destroy(tr);
     crn_progress_destroy(prog);
     crn_checkpoint_destroy(ck);
-    crn_train_state_free(&rstate);
+    crn_train_status_free(&rstate);
     crn_train_opts_free(&opts);
     crn_train_opts_free(&a.o);
     free(base);

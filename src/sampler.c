@@ -294,13 +294,13 @@ static double log_prob(const real *logits, uint32_t V, uint32_t t) {
 
 /* ---- the generator ------------------------------------------------------------ */
 
-const char *crn_stop_reason_name(enum crn_stop_reason r) {
+const char *crn_gen_stop_name(enum crn_gen_stop r) {
     switch (r) {
-    case CRN_STOP_LENGTH: return "length";
-    case CRN_STOP_REGEX: return "stop";
-    case CRN_STOP_MATCH: return "match";
-    case CRN_STOP_NO_CONTINUATION: return "no_continuation";
-    case CRN_STOP_INTERRUPTED: return "interrupted";
+    case CRN_GEN_STOP_LENGTH: return "length";
+    case CRN_GEN_STOP_REGEX: return "stop";
+    case CRN_GEN_STOP_MATCH: return "match";
+    case CRN_GEN_STOP_NO_CONTINUATION: return "no_continuation";
+    case CRN_GEN_STOP_INTERRUPTED: return "interrupted";
     default: return "none";
     }
 }
@@ -687,15 +687,15 @@ static int run_sample(crn_generator *g, run *r, crn_gen_result *res) {
     const uint32_t V = g->V;
     double lp_sum = 0;
     size_t ntok = 0;
-    enum crn_stop_reason reason = CRN_STOP_NONE;
+    enum crn_gen_stop reason = CRN_GEN_STOP_NONE;
     pick p = {.c = g->cands};
-    while (reason == CRN_STOP_NONE) {
+    while (reason == CRN_GEN_STOP_NONE) {
         if (cancelled(g, r)) {
-            reason = CRN_STOP_INTERRUPTED;
+            reason = CRN_GEN_STOP_INTERRUPTED;
             break;
         }
         if (ntok >= g->s.length) {
-            reason = CRN_STOP_LENGTH;
+            reason = CRN_GEN_STOP_LENGTH;
             break;
         }
         int now = CRN_PREFIX_PARTIAL;
@@ -703,7 +703,7 @@ static int run_sample(crn_generator *g, run *r, crn_gen_result *res) {
             now = match_status_now(g, r->gen_len);
             if (now < 0) return crn_error_prefix(now, "--match");
             if (now == CRN_PREFIX_COMPLETE) {
-                reason = CRN_STOP_MATCH;
+                reason = CRN_GEN_STOP_MATCH;
                 break;
             }
         }
@@ -712,7 +712,7 @@ static int run_sample(crn_generator *g, run *r, crn_gen_result *res) {
         for (int first = 1;; first = 0) {
             long i = pick_draw(&p, &g->rng);
             if (i < 0) {
-                reason = now == CRN_PREFIX_EXTENSIBLE ? CRN_STOP_MATCH : CRN_STOP_NO_CONTINUATION;
+                reason = now == CRN_PREFIX_EXTENSIBLE ? CRN_GEN_STOP_MATCH : CRN_GEN_STOP_NO_CONTINUATION;
                 break;
             }
             tok = p.c[i].id;
@@ -723,18 +723,18 @@ static int run_sample(crn_generator *g, run *r, crn_gen_result *res) {
             if (st < 0) return crn_error_prefix(st, "--match");
             if (st != CRN_PREFIX_NONE) break;
             if (first && now == CRN_PREFIX_EXTENSIBLE) { /* the model chose to end the match */
-                reason = CRN_STOP_MATCH;
+                reason = CRN_GEN_STOP_MATCH;
                 break;
             }
             pick_remove(&p, i);
         }
-        if (reason != CRN_STOP_NONE) break;
+        if (reason != CRN_GEN_STOP_NONE) break;
         lp_sum += isfinite(p.lse) ? (double)g->logits[tok] - p.lse : log_prob(g->logits, V, tok);
         ntok++;
         r->gen_len += crn_decoder_push(&g->dec, tok, g->gen + r->gen_len, g->gen_cap - r->gen_len);
         if ((err = feed(g, tok)) < 0) return err;
         if ((err = stop_check(r, 0)) < 0) return err;
-        if (r->stopped) reason = CRN_STOP_REGEX;
+        if (r->stopped) reason = CRN_GEN_STOP_REGEX;
     }
     res->reason = reason;
     res->tokens = ntok;
@@ -810,7 +810,7 @@ static int run_beam(crn_generator *g, run *r, crn_gen_result *res) {
     for (uint32_t i = 0; i < ntok; i++)
         r->gen_len += crn_decoder_push(&g->dec, g->btok[cur][(size_t)best * L + i], g->gen + r->gen_len,
                                        g->gen_cap - r->gen_len);
-    res->reason = ntok < L ? CRN_STOP_INTERRUPTED : CRN_STOP_LENGTH;
+    res->reason = ntok < L ? CRN_GEN_STOP_INTERRUPTED : CRN_GEN_STOP_LENGTH;
     res->tokens = ntok;
     res->mean_logprob = ntok ? g->bscore[cur][best] / (double)ntok : 0;
     return 0;
@@ -829,9 +829,9 @@ int crn_generator_run(crn_generator *g, crn_emit_fn emit, void *user, crn_gen_re
     if (!r.stopped) {
         r.gen_len += crn_decoder_finish(&g->dec, g->gen + r.gen_len, g->gen_cap - r.gen_len);
         if ((err = stop_check(&r, 1)) < 0) return err;
-        if (r.stopped) res->reason = CRN_STOP_REGEX;
+        if (r.stopped) res->reason = CRN_GEN_STOP_REGEX;
     }
-    if (r.cancelled) res->reason = CRN_STOP_INTERRUPTED;
+    if (r.cancelled) res->reason = CRN_GEN_STOP_INTERRUPTED;
     res->text = g->gen;
     res->text_len = r.emitted;
     return 0;

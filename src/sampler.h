@@ -102,16 +102,16 @@ size_t crn_sample_scratch_size(uint32_t V);
 
 /* ---- the generator ---------------------------------------------------------- */
 
-enum crn_stop_reason {
-    CRN_STOP_NONE = 0,         /* not finished */
-    CRN_STOP_LENGTH,           /* `length` tokens generated */
-    CRN_STOP_REGEX,            /* a --stop regex matched */
-    CRN_STOP_MATCH,            /* the --match regex is matched in full */
-    CRN_STOP_NO_CONTINUATION,  /* no token can continue the --match prefix */
-    CRN_STOP_INTERRUPTED,      /* the cancel flag was set, or the callback asked to stop */
+enum crn_gen_stop {
+    CRN_GEN_STOP_NONE = 0,         /* not finished */
+    CRN_GEN_STOP_LENGTH,           /* `length` tokens generated */
+    CRN_GEN_STOP_REGEX,            /* a --stop regex matched */
+    CRN_GEN_STOP_MATCH,            /* the --match regex is matched in full */
+    CRN_GEN_STOP_NO_CONTINUATION,  /* no token can continue the --match prefix */
+    CRN_GEN_STOP_INTERRUPTED,      /* the cancel flag was set, or the callback asked to stop */
 };
 /* "length", "stop", "match", "no_continuation", "interrupted" ("none"). */
-const char *crn_stop_reason_name(enum crn_stop_reason r);
+const char *crn_gen_stop_name(enum crn_gen_stop r);
 
 typedef struct crn_generator crn_generator;
 
@@ -156,7 +156,7 @@ int crn_generator_prime(crn_generator *g, const uint8_t *prompt, size_t n, crn_p
 typedef int (*crn_emit_fn)(void *user, const uint8_t *s, size_t n);
 
 typedef struct crn_gen_result {
-    enum crn_stop_reason reason;
+    enum crn_gen_stop reason;
     size_t tokens;         /* tokens generated (including a withheld stop match) */
     double mean_logprob;   /* nats per generated token under the model; 0 if none */
     const uint8_t *text;   /* everything emitted, valid until the next run/configure/destroy */

@@ -61,14 +61,14 @@ void crn_train_clear_stop(void) { g_stop = 0; }
 
 const char *crn_train_stop_name(enum crn_train_stop r) {
     switch (r) {
-    case CRN_TSTOP_NONE: return "running";
-    case CRN_TSTOP_STEPS: return "step budget reached";
-    case CRN_TSTOP_EPOCHS: return "epoch budget reached";
-    case CRN_TSTOP_TIME: return "time budget reached";
-    case CRN_TSTOP_PATIENCE: return "early stop (patience)";
-    case CRN_TSTOP_SIGNAL: return "interrupted";
-    case CRN_TSTOP_NONFINITE: return "stopped: repeated non-finite steps";
-    case CRN_TSTOP_ERROR: return "error";
+    case CRN_TRAIN_STOP_NONE: return "running";
+    case CRN_TRAIN_STOP_STEPS: return "step budget reached";
+    case CRN_TRAIN_STOP_EPOCHS: return "epoch budget reached";
+    case CRN_TRAIN_STOP_TIME: return "time budget reached";
+    case CRN_TRAIN_STOP_PATIENCE: return "early stop (patience)";
+    case CRN_TRAIN_STOP_SIGNAL: return "interrupted";
+    case CRN_TRAIN_STOP_NONFINITE: return "stopped: repeated non-finite steps";
+    case CRN_TRAIN_STOP_ERROR: return "error";
     }
     return "unknown";
 }
@@ -162,7 +162,7 @@ fail:
     return crn_error_set(CRN_ENOMEM, "out of memory copying training options");
 }
 
-void crn_train_state_free(crn_train_state *s) {
+void crn_train_status_free(crn_train_status *s) {
     if (!s) return;
     free(s->carry);
     s->carry = NULL;
@@ -240,7 +240,7 @@ static void w_optim(wbuf *w, const crn_optim_config *c) {
     w_f32(w, c->alpha);
 }
 
-int crn_train_blob_encode(uint8_t **out, size_t *len, const crn_train_opts *o, const crn_train_state *s) {
+int crn_train_blob_encode(uint8_t **out, size_t *len, const crn_train_opts *o, const crn_train_status *s) {
     *out = NULL;
     *len = 0;
     if (o->n_keep > BLOB_MAX_LIST || o->n_drop > BLOB_MAX_LIST || o->n_replace > BLOB_MAX_LIST)
@@ -455,7 +455,7 @@ static char **r_list(rbuf *r, size_t *count) {
     return a;
 }
 
-int crn_train_blob_decode(crn_train_opts *o, crn_train_state *s, const uint8_t *buf, size_t len) {
+int crn_train_blob_decode(crn_train_opts *o, crn_train_status *s, const uint8_t *buf, size_t len) {
     crn_train_opts_default(o);
     memset(s, 0, sizeof *s);
     rbuf rr = {buf, len, 0, 0}, *r = &rr;
@@ -487,7 +487,7 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_state *s, const uint8_t *
     s->last_val_bpt = r_f64(r);
     s->last_train_bpc = r_f64(r);
     s->tokens_seen = r_u64(r);
-    s->stop_reason = r_u32_max(r, CRN_TSTOP_ERROR, "bad stop reason");
+    s->stop_reason = r_u32_max(r, CRN_TRAIN_STOP_ERROR, "bad stop reason");
     s->started_unix = r_u64(r);
     if (!r->err && s->step > ((uint64_t)1 << 62)) r_fail(r, "step count out of range");
 
@@ -565,7 +565,7 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_state *s, const uint8_t *
     if (!r->err && r->pos != r->n) r_fail(r, "trailing bytes");
     if (r->err) {
         crn_train_opts_free(o);
-        crn_train_state_free(s);
+        crn_train_status_free(s);
         return r->err;
     }
     return 0;
@@ -577,10 +577,10 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_state *s, const uint8_t *
 static uint64_t checkpoint_run_id(const crn_checkpoint *ck) {
     if (!ck->train_blob) return 0;
     crn_train_opts o;
-    crn_train_state s;
+    crn_train_status s;
     uint64_t id = crn_train_blob_decode(&o, &s, ck->train_blob, ck->train_blob_len) < 0 ? 0 : s.run_id;
     crn_train_opts_free(&o);
-    crn_train_state_free(&s);
+    crn_train_status_free(&s);
     return id;
 }
 
@@ -638,7 +638,7 @@ int crn_train_open_resume(crn_checkpoint **out, int *from_resume, const char *ba
 
 struct crn_trainer {
     crn_train_opts o;
-    crn_train_state s;
+    crn_train_status s;
     char *out_path;
     char *resume_path;
     crn_corpus *corpus;
@@ -1013,12 +1013,12 @@ void crn_trainer_destroy(crn_trainer *t) {
     free(t->sample_buf);
     free(t->out_path);
     free(t->resume_path);
-    crn_train_state_free(&t->s);
+    crn_train_status_free(&t->s);
     crn_train_opts_free(&t->o);
     free(t);
 }
 
-const crn_train_state *crn_trainer_state(const crn_trainer *t) { return &t->s; }
+const crn_train_status *crn_trainer_state(const crn_trainer *t) { return &t->s; }
 const crn_corpus *crn_trainer_corpus(const crn_trainer *t) { return t->corpus; }
 crn_model *crn_trainer_model(crn_trainer *t) { return t->model; }
 uint64_t crn_trainer_new_tokens(const crn_trainer *t) { return t->new_tokens; }
@@ -1082,7 +1082,7 @@ static void fill_report(const crn_trainer *t, const loop *L, crn_train_report *r
     if (seg > 0 && L->seg_tokens) r->chars_per_s = (double)L->seg_tokens / t->tokens_per_char / seg;
 }
 
-static void emit(crn_trainer *t, loop *L, enum crn_train_event ev, const char *msg, const char *path) {
+static void report_event(crn_trainer *t, loop *L, enum crn_train_event ev, const char *msg, const char *path) {
     if (!L->cb) return;
     crn_train_report r;
     fill_report(t, L, &r, ev);
@@ -1105,7 +1105,7 @@ static int save_to(crn_trainer *t, loop *L, const char *path, int with_optim) {
                              with_optim ? t->optim : NULL, blob, len);
     free(blob);
     if (rc < 0) return rc;
-    emit(t, L, CRN_EV_SAVE, NULL, path);
+    report_event(t, L, CRN_EV_SAVE, NULL, path);
     return 0;
 }
 
@@ -1182,20 +1182,23 @@ static void log_row(crn_trainer *t, const crn_train_report *r) {
     fflush(t->log);
 }
 
-/* Evaluate, log, keep the best, sample; *stop set by patience. */
-/* Copy the current parameters and optimizer state as the last good state
- * (to = 1), or restore them from it (to = 0). */
-static void good_state(crn_trainer *t, int to) {
-    float *p = crn_model_params(t->model);
+/* The last good parameters and optimizer state (for the rollback after a
+ * non-finite step): keep the current ones, or restore the kept ones. */
+static void good_keep(crn_trainer *t) {
     const size_t bytes = crn_model_num_params(t->model) * sizeof(float);
-    memcpy(to ? t->good_params : p, to ? p : t->good_params, bytes);
-    for (int i = 0; i < 2 && t->good_buf[i]; i++) {
-        float *b = crn_optim_buffer(t->optim, i);
-        memcpy(to ? t->good_buf[i] : b, to ? b : t->good_buf[i], bytes);
-    }
-    if (to) t->good_t = t->optim->t;
-    else t->optim->t = t->good_t;
+    memcpy(t->good_params, crn_model_params(t->model), bytes);
+    for (int i = 0; i < 2 && t->good_buf[i]; i++) memcpy(t->good_buf[i], crn_optim_buffer(t->optim, i), bytes);
+    t->good_t = t->optim->t;
 }
+
+static void good_restore(crn_trainer *t) {
+    const size_t bytes = crn_model_num_params(t->model) * sizeof(float);
+    memcpy(crn_model_params(t->model), t->good_params, bytes);
+    for (int i = 0; i < 2 && t->good_buf[i]; i++) memcpy(crn_optim_buffer(t->optim, i), t->good_buf[i], bytes);
+    t->optim->t = t->good_t;
+}
+
+/* Evaluate, log, keep the best, sample; *stop set by patience. */
 
 static int do_eval(crn_trainer *t, loop *L, int *stop) {
     crn_train_report r;
@@ -1208,7 +1211,7 @@ static int do_eval(crn_trainer *t, loop *L, int *stop) {
         int rc = validate(t, &nats, &count);
         if (rc < 0) return rc;
         if (rc == 1) { /* interrupted: this eval does not count */
-            *stop = CRN_TSTOP_SIGNAL;
+            *stop = CRN_TRAIN_STOP_SIGNAL;
             return 0;
         }
         const crn_corpus *c = t->corpus;
@@ -1234,9 +1237,9 @@ static int do_eval(crn_trainer *t, loop *L, int *stop) {
         }
         r.best_val_bpc = t->s.best_val_bpc;
         r.best_step = t->s.best_step;
-        if (isfinite(bpc)) good_state(t, 1);
+        if (isfinite(bpc)) good_keep(t);
     } else {
-        if (isfinite(r.train_bpc)) good_state(t, 1);
+        if (isfinite(r.train_bpc)) good_keep(t);
         int rc = save_best(t, L); /* no validation split: the latest is the best we know */
         if (rc < 0) return rc;
     }
@@ -1255,7 +1258,7 @@ static int do_eval(crn_trainer *t, loop *L, int *stop) {
     L->seg_t0 = crn_now();
     L->seg_tokens = 0;
     L->eval_seconds = 0;
-    if (t->o.patience && t->s.bad_evals >= t->o.patience) *stop = CRN_TSTOP_PATIENCE;
+    if (t->o.patience && t->s.bad_evals >= t->o.patience) *stop = CRN_TRAIN_STOP_PATIENCE;
     return 0;
 }
 
@@ -1283,7 +1286,7 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
     L.base_elapsed = t->s.elapsed;
     L.last_eval_step = L.last_sample_step = L.last_save_step = t->s.step;
     L.lr = crn_schedule_lr(&t->o.sched, t->s.step) * t->s.lr_scale;
-    t->s.stop_reason = CRN_TSTOP_NONE;
+    t->s.stop_reason = CRN_TRAIN_STOP_NONE;
 
     const crn_model_config *cfg = crn_model_config_of(t->model);
     const uint32_t B = t->o.batch, T = t->o.seq;
@@ -1297,19 +1300,19 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
         snprintf(buf, sizeof buf, "%s %ux%u, %zu parameters, vocabulary %u, %zu train / %zu val tokens",
                  crn_cell_name(cfg->cell), cfg->layers, cfg->hidden, np, cfg->vocab, t->corpus->n_train,
                  t->corpus->n_tokens - t->corpus->n_train);
-        emit(t, &L, CRN_EV_START, buf, NULL);
-        if (t->start_note[0]) emit(t, &L, CRN_EV_WARN, t->start_note, NULL);
+        report_event(t, &L, CRN_EV_START, buf, NULL);
+        if (t->start_note[0]) report_event(t, &L, CRN_EV_WARN, t->start_note, NULL);
     }
 
-    good_state(t, 1); /* loaded or fresh weights are finite (the loader refuses others) */
-    int stop = CRN_TSTOP_NONE;
+    good_keep(t); /* loaded or fresh weights are finite (the loader refuses others) */
+    int stop = CRN_TRAIN_STOP_NONE;
     for (;;) {
         /* ---- budgets, checked between steps ---- */
         double session = crn_now() - L.t0;
-        if (t->o.max_steps && t->s.step >= t->o.max_steps) stop = CRN_TSTOP_STEPS;
-        else if (t->o.max_epochs && epochs_done(&t->bt) >= t->o.max_epochs) stop = CRN_TSTOP_EPOCHS;
-        else if (t->o.time_limit > 0 && session >= t->o.time_limit) stop = CRN_TSTOP_TIME;
-        else if (stop_asked(t)) stop = CRN_TSTOP_SIGNAL;
+        if (t->o.max_steps && t->s.step >= t->o.max_steps) stop = CRN_TRAIN_STOP_STEPS;
+        else if (t->o.max_epochs && epochs_done(&t->bt) >= t->o.max_epochs) stop = CRN_TRAIN_STOP_EPOCHS;
+        else if (t->o.time_limit > 0 && session >= t->o.time_limit) stop = CRN_TRAIN_STOP_TIME;
+        else if (stop_asked(t)) stop = CRN_TRAIN_STOP_SIGNAL;
         if (stop) break;
 
         /* ---- one step ---- */
@@ -1327,7 +1330,7 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
             norm = crn_clip_grad_norm(grads, np, t->o.clip);
         }
         if (!isfinite(loss) || !isfinite(norm)) {
-            good_state(t, 0);
+            good_restore(t);
             crn_state_reset(t->st);
             t->s.nonfinite_total++;
             t->s.nonfinite_run++;
@@ -1335,9 +1338,9 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
             t->s.step++;
             snprintf(msg, sizeof msg, "step %llu: non-finite %s; update skipped, learning rate halved (%u in a row)",
                      (unsigned long long)t->s.step, isfinite(loss) ? "gradient" : "loss", t->s.nonfinite_run);
-            emit(t, &L, CRN_EV_WARN, msg, NULL);
+            report_event(t, &L, CRN_EV_WARN, msg, NULL);
             if (t->s.nonfinite_run >= CRN_NONFINITE_MAX) {
-                stop = CRN_TSTOP_NONFINITE;
+                stop = CRN_TRAIN_STOP_NONFINITE;
                 break;
             }
             continue;
@@ -1351,7 +1354,7 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
         L.seg_tokens += (uint64_t)B * T;
         L.train_nats += loss;
         L.train_count += count;
-        emit(t, &L, CRN_EV_STEP, NULL, NULL);
+        report_event(t, &L, CRN_EV_STEP, NULL, NULL);
 
         /* ---- evaluation and checkpoints ---- */
         if (t->o.eval_every && t->s.step % t->o.eval_every == 0) {
@@ -1370,15 +1373,15 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
 
     /* ---- the end ---- */
     t->s.stop_reason = (uint32_t)stop;
-    if (stop == CRN_TSTOP_SIGNAL || stop == CRN_TSTOP_NONFINITE) {
+    if (stop == CRN_TRAIN_STOP_SIGNAL || stop == CRN_TRAIN_STOP_NONFINITE) {
         /* no final eval: stop promptly; keep a model file in any case */
         if ((rc = save_resume(t, &L)) < 0) goto error;
         if (!t->model_written && (rc = save_best(t, &L)) < 0) goto error;
     } else if (L.last_eval_step != t->s.step || t->s.n_evals == 0) {
         int st2 = 0;
         if ((rc = do_eval(t, &L, &st2)) < 0) goto error;
-        if (st2 == CRN_TSTOP_SIGNAL) { /* interrupted during the final eval */
-            stop = CRN_TSTOP_SIGNAL;
+        if (st2 == CRN_TRAIN_STOP_SIGNAL) { /* interrupted during the final eval */
+            stop = CRN_TRAIN_STOP_SIGNAL;
             t->s.stop_reason = (uint32_t)stop;
             if ((rc = save_resume(t, &L)) < 0) goto error;
         }
@@ -1388,18 +1391,18 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
     /* never end without a model file (e.g. no eval improved in a resumed run
      * writing to a new path): then MODEL is the latest state */
     if (!t->model_written && (rc = save_best(t, &L)) < 0) goto error;
-    emit(t, &L, CRN_EV_DONE, crn_train_stop_name((enum crn_train_stop)stop), NULL);
-    if (stop == CRN_TSTOP_SIGNAL)
+    report_event(t, &L, CRN_EV_DONE, crn_train_stop_name((enum crn_train_stop)stop), NULL);
+    if (stop == CRN_TRAIN_STOP_SIGNAL)
         return crn_error_set(CRN_EINTR, "interrupted at step %llu; saved %s", (unsigned long long)t->s.step,
                              t->resume_path);
-    if (stop == CRN_TSTOP_NONFINITE)
+    if (stop == CRN_TRAIN_STOP_NONFINITE)
         return crn_error_set(CRN_ENONFINITE,
                              "%d non-finite steps in a row at step %llu (loss or gradient is NaN/Inf); "
                              "try a lower --lr or --clip; the last good state is in %s",
                              CRN_NONFINITE_MAX, (unsigned long long)t->s.step, t->resume_path);
     return 0;
 error:
-    t->s.stop_reason = CRN_TSTOP_ERROR;
+    t->s.stop_reason = CRN_TRAIN_STOP_ERROR;
     return rc;
 }
 

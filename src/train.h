@@ -88,14 +88,14 @@ int crn_train_opts_copy(crn_train_opts *dst, const crn_train_opts *src);
 int crn_train_opts_set(crn_train_opts *o, const char *name, const char *value);
 
 enum crn_train_stop {
-    CRN_TSTOP_NONE = 0, CRN_TSTOP_STEPS = 1, CRN_TSTOP_EPOCHS = 2, CRN_TSTOP_TIME = 3,
-    CRN_TSTOP_PATIENCE = 4, CRN_TSTOP_SIGNAL = 5, CRN_TSTOP_NONFINITE = 6, CRN_TSTOP_ERROR = 7,
+    CRN_TRAIN_STOP_NONE = 0, CRN_TRAIN_STOP_STEPS = 1, CRN_TRAIN_STOP_EPOCHS = 2, CRN_TRAIN_STOP_TIME = 3,
+    CRN_TRAIN_STOP_PATIENCE = 4, CRN_TRAIN_STOP_SIGNAL = 5, CRN_TRAIN_STOP_NONFINITE = 6, CRN_TRAIN_STOP_ERROR = 7,
 };
 const char *crn_train_stop_name(enum crn_train_stop r);
 
 /* Where a run is: everything, besides the parameters and optimizer moments,
  * that an exact resume needs, and a summary of the history for `info`. */
-typedef struct crn_train_state {
+typedef struct crn_train_status {
     uint64_t run_id;                /* random per fresh run: MODEL and MODEL.resume must agree */
     uint64_t step;                  /* optimizer steps done (skipped steps count too) */
     uint64_t epoch, win;            /* batcher position: completed epochs, next window */
@@ -116,19 +116,19 @@ typedef struct crn_train_state {
     /* carried hidden state (B streams): per layer h (B, H), then c (B, H) for LSTM */
     uint32_t carry_layers, carry_batch, carry_hidden, carry_has_c;
     float *carry;                   /* owned; NULL if none */
-} crn_train_state;
+} crn_train_status;
 
-void crn_train_state_free(crn_train_state *s); /* frees carry; NULL ok */
+void crn_train_status_free(crn_train_status *s); /* frees carry; NULL ok */
 
 /* Training state blob (all little-endian):
  *   "CRNTRAIN" u32 version(1)
- *   state fields in the order of crn_train_state (u64/u32, f64 as IEEE bits)
+ *   state fields in the order of crn_train_status (u64/u32, f64 as IEEE bits)
  *   options in the order of crn_train_opts (strings: u32 length + bytes;
  *     arrays: u32 count + strings)
  *   carried state: u32 L, B, H, has_c, then L*(1+has_c)*B*H f32
  * @return 0, or CRN_ENOMEM / CRN_EFORMAT ("training state at byte N: ..."). */
-int crn_train_blob_encode(uint8_t **out, size_t *len, const crn_train_opts *o, const crn_train_state *s);
-int crn_train_blob_decode(crn_train_opts *o, crn_train_state *s, const uint8_t *buf, size_t len);
+int crn_train_blob_encode(uint8_t **out, size_t *len, const crn_train_opts *o, const crn_train_status *s);
+int crn_train_blob_decode(crn_train_opts *o, crn_train_status *s, const uint8_t *buf, size_t len);
 
 /* The checkpoint a resume of the run whose files are base (MODEL) and
  * resume_path (MODEL.resume) continues from: resume_path if it loads, has a
@@ -154,7 +154,7 @@ void crn_train_fault_nan(uint64_t from_step, uint64_t count);
 typedef struct crn_train_start {
     const char *out_path;           /* MODEL (required) */
     crn_checkpoint *resume;         /* continue this run (its blob decoded into the opts passed) */
-    const crn_train_state *resume_state;
+    const crn_train_status *resume_state;
     crn_checkpoint *init_from;      /* start from these weights and vocabulary, fresh optimizer */
     int extend_vocab;               /* with init_from: new tokens get new rows */
     int log_append;                 /* append to the CSV log (resume) */
@@ -176,7 +176,7 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud);
  * does. NULL = none. */
 void crn_trainer_set_stop_flag(crn_trainer *t, volatile sig_atomic_t *flag);
 /* After run: the state, the corpus, the model (read only). */
-const crn_train_state *crn_trainer_state(const crn_trainer *t);
+const crn_train_status *crn_trainer_state(const crn_trainer *t);
 const crn_corpus *crn_trainer_corpus(const crn_trainer *t);
 crn_model *crn_trainer_model(crn_trainer *t);
 /* Number of tokens the fine-tuning corpus had that the base vocabulary lacks

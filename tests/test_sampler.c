@@ -105,7 +105,7 @@ START_TEST(test_determinism) {
     ck_assert_int_eq(gen_text(m, v, &s, "a", &a, &ra), 0);
     ck_assert_int_eq(gen_text(m, v, &s, "a", &b, &rb), 0);
     ck_assert_uint_eq(ra.tokens, 300);
-    ck_assert_int_eq(ra.reason, CRN_STOP_LENGTH);
+    ck_assert_int_eq(ra.reason, CRN_GEN_STOP_LENGTH);
     ck_assert_uint_eq(crn_utf8_count((const uint8_t *)a.buf, a.len), 300);
     ck_assert_uint_eq(a.len, b.len);
     ck_assert(!memcmp(a.buf, b.buf, a.len));
@@ -285,7 +285,7 @@ START_TEST(test_stop) {
         size_t ms, me;
         int found = crn_regex_search(re, (const uint8_t *)keep.buf, keep.len, 0, &ms, &me);
         ck_assert_int_ge(found, 0);
-        if (rk.reason == CRN_STOP_REGEX) {
+        if (rk.reason == CRN_GEN_STOP_REGEX) {
             stopped++;
             /* the first match ends the kept text, and the cut text is what precedes it */
             ck_assert_int_eq(found, 1);
@@ -293,7 +293,7 @@ START_TEST(test_stop) {
             ck_assert_uint_eq(cut.len, ms);
             ck_assert(!memcmp(cut.buf, keep.buf, ms));
         } else {
-            ck_assert_int_eq(rk.reason, CRN_STOP_LENGTH);
+            ck_assert_int_eq(rk.reason, CRN_GEN_STOP_LENGTH);
             ck_assert_int_eq(found, 0);
             ck_assert_uint_eq(keep.len, cut.len);
         }
@@ -336,15 +336,15 @@ START_TEST(test_match) {
             crn_gen_result res;
             ck_assert_int_eq(gen_text(m, v, &s, "a", &k, &res), 0);
             int st = crn_regex_prefix(re, (const uint8_t *)k.buf, k.len);
-            if (res.reason == CRN_STOP_MATCH) {
+            if (res.reason == CRN_GEN_STOP_MATCH) {
                 complete++;
                 ck_assert_msg(st == CRN_PREFIX_COMPLETE || st == CRN_PREFIX_EXTENSIBLE,
                               "'%.*s' does not match '%s'", (int)k.len, k.buf, pats[pi]);
             } else {
                 /* ran out of length, or (top-k leaving too few candidates) of
                  * continuations: still a possible prefix */
-                if (res.reason == CRN_STOP_NO_CONTINUATION) ck_assert_uint_ne(s.top_k, 0);
-                else ck_assert_int_eq(res.reason, CRN_STOP_LENGTH);
+                if (res.reason == CRN_GEN_STOP_NO_CONTINUATION) ck_assert_uint_ne(s.top_k, 0);
+                else ck_assert_int_eq(res.reason, CRN_GEN_STOP_LENGTH);
                 ck_assert_int_eq(st, CRN_PREFIX_PARTIAL);
             }
             crn_sample_settings_free(&s);
@@ -359,13 +359,13 @@ START_TEST(test_match) {
     static sink k;
     crn_gen_result res;
     ck_assert_int_eq(gen_text(m, v, &s, "a", &k, &res), 0);
-    ck_assert_int_eq(res.reason, CRN_STOP_NO_CONTINUATION);
+    ck_assert_int_eq(res.reason, CRN_GEN_STOP_NO_CONTINUATION);
     ck_assert_uint_eq(k.len, 0);
     /* temperature 0 with --match: the most likely acceptable token each time */
     s.temperature = 0;
     ck_assert_int_eq(crn_sample_settings_set_match(&s, "[abc]{5}"), 0);
     ck_assert_int_eq(gen_text(m, v, &s, "a", &k, &res), 0);
-    ck_assert_int_eq(res.reason, CRN_STOP_MATCH);
+    ck_assert_int_eq(res.reason, CRN_GEN_STOP_MATCH);
     ck_assert_uint_eq(k.len, 5);
     crn_sample_settings_free(&s);
     crn_model_destroy(m);
@@ -402,8 +402,8 @@ START_TEST(test_units_utf8) {
                 crn_regex *re = NULL;
                 ck_assert_int_eq(crn_regex_compile(&re, s.match, CRN_REGEX_ANCHORED | CRN_REGEX_ENDANCHORED), 0);
                 int st = crn_regex_prefix(re, (const uint8_t *)k.buf, k.len);
-                ck_assert_msg(res.reason == CRN_STOP_MATCH && (st == CRN_PREFIX_COMPLETE || st == CRN_PREFIX_EXTENSIBLE),
-                              "jamo match: reason %s, '%.*s'", crn_stop_reason_name(res.reason), (int)k.len, k.buf);
+                ck_assert_msg(res.reason == CRN_GEN_STOP_MATCH && (st == CRN_PREFIX_COMPLETE || st == CRN_PREFIX_EXTENSIBLE),
+                              "jamo match: reason %s, '%.*s'", crn_gen_stop_name(res.reason), (int)k.len, k.buf);
                 crn_regex_destroy(re);
             }
             crn_sample_settings_free(&s);
@@ -428,7 +428,7 @@ START_TEST(test_pathological) {
     crn_gen_result res;
     int err = gen_text(m, v, &s, "a", &k, &res);
     ck_assert_msg(err == CRN_ELIMIT, "match: got %d (%s), reason %s after %zu tokens", err, crn_error_message(),
-                  crn_stop_reason_name(res.reason), res.tokens);
+                  crn_gen_stop_name(res.reason), res.tokens);
     crn_sample_settings_free(&s);
     crn_sample_settings_init(&s);
     s.length = 400;
@@ -496,7 +496,7 @@ START_TEST(test_beam) {
     ck_assert_int_eq(crn_sample_settings_add_stop(&s, pat), 0);
     static sink cut;
     ck_assert_int_eq(gen_text(m, v, &s, "a", &cut, &res), 0);
-    ck_assert_int_eq(res.reason, CRN_STOP_REGEX);
+    ck_assert_int_eq(res.reason, CRN_GEN_STOP_REGEX);
     ck_assert_ptr_null(memchr(cut.buf, want[1], cut.len));
     ck_assert(cut.len <= 1 && !memcmp(cut.buf, want, cut.len));
     crn_sample_settings_clear_stops(&s);
@@ -574,13 +574,13 @@ START_TEST(test_interrupt) {
     int calls = 0;
     crn_gen_result res;
     ck_assert_int_eq(crn_generator_run(g, stop_after_3, &calls, &res), 0);
-    ck_assert_int_eq(res.reason, CRN_STOP_INTERRUPTED);
+    ck_assert_int_eq(res.reason, CRN_GEN_STOP_INTERRUPTED);
     ck_assert_int_eq(calls, 3);
     ck_assert_uint_lt(res.tokens, 10);
     volatile sig_atomic_t flag = 1;
     crn_generator_set_cancel(g, &flag);
     ck_assert_int_eq(crn_generator_run(g, NULL, NULL, &res), 0);
-    ck_assert_int_eq(res.reason, CRN_STOP_INTERRUPTED);
+    ck_assert_int_eq(res.reason, CRN_GEN_STOP_INTERRUPTED);
     ck_assert_uint_eq(res.tokens, 0);
     crn_generator_destroy(g);
     crn_model_destroy(m);

@@ -129,9 +129,9 @@ static void turn(crn_generator *g, const crn_sample_settings *s0, const char *pr
     if (rc < 0) {
         FUZZ_CHECK_ERR(rc, "crn_generator_run");
     } else {
-        FUZZ_CHECK(res.reason >= CRN_STOP_LENGTH && res.reason <= CRN_STOP_INTERRUPTED, "stop reason %d", (int)res.reason);
+        FUZZ_CHECK(res.reason >= CRN_GEN_STOP_LENGTH && res.reason <= CRN_GEN_STOP_INTERRUPTED, "stop reason %d", (int)res.reason);
         FUZZ_CHECK(res.tokens <= s.length, "%zu tokens for length %u", res.tokens, s.length);
-        FUZZ_CHECK(res.reason != CRN_STOP_LENGTH || res.tokens == s.length, "length stop after %zu of %u tokens",
+        FUZZ_CHECK(res.reason != CRN_GEN_STOP_LENGTH || res.tokens == s.length, "length stop after %zu of %u tokens",
                    res.tokens, s.length);
         FUZZ_CHECK(ref_utf8_wellformed(res.text, res.text_len), "result text is not UTF-8");
         if (!k.overflow)
