@@ -79,6 +79,8 @@ typedef struct crn_train_opts {
 /* Defaults (stated in `charrnn train --help`). */
 void crn_train_opts_default(crn_train_opts *o);
 void crn_train_opts_free(crn_train_opts *o);    /* frees the owned strings; NULL ok */
+/* Free a string list of the options (keep, drop, replace) and its n strings; NULL ok. */
+void crn_train_list_free(char **a, size_t n);
 /* Deep copy (dst is overwritten, not freed first). @return 0 or CRN_ENOMEM. */
 int crn_train_opts_copy(crn_train_opts *dst, const crn_train_opts *src);
 /* Set one option by the name of its `charrnn train` long option ("hidden",

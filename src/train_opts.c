@@ -1,7 +1,7 @@
-/* train_opts.c — setting training options by name ("hidden" = "128"), with
- * the ranges `charrnn train` accepts: the public API's
- * charrnn_train_options_set goes through here, so a program gets the same
- * checks as the command line. */
+/* train_opts.c — the options of a training run: defaults, copy and free,
+ * and setting one by name ("hidden" = "128") with the ranges `charrnn train`
+ * accepts (the public API's charrnn_train_options_set goes through here, so
+ * a program gets the same checks as the command line). */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -174,4 +174,92 @@ int crn_train_opts_set(crn_train_opts *o, const char *name, const char *value) {
     if (d->off == OFF(save_every_steps)) o->save_every_seconds = 0;
     if (d->off == OFF(sched.decay) && o->sched.kind == CRN_SCHED_CONSTANT) o->sched.kind = CRN_SCHED_STEP_DECAY;
     return 0;
+}
+
+/* ---- defaults, free, copy ------------------------------------------------ */
+
+void crn_train_opts_default(crn_train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->unit = CRN_UNIT_CODEPOINT;
+    o->norm = CRN_NORM_NFC;
+    o->invalid = CRN_INVALID_ERROR;
+    o->min_count = 1;
+    o->val_frac = 0.1;
+    o->batch = 50;
+    o->seq = 50;
+    o->model.cell = CRN_CELL_LSTM;
+    o->model.act = CRN_ACT_TANH;
+    o->model.embed = 0;
+    o->model.hidden = 128;
+    o->model.layers = 2;
+    o->model.dropout = 0;
+    crn_optim_config_default(&o->optim, CRN_OPT_ADAM);
+    o->clip = 5;
+    o->sched.kind = CRN_SCHED_CONSTANT;
+    o->sched.lr = o->optim.lr;
+    o->sched.decay = 1;
+    o->eval_every = 500;
+    o->save_every_seconds = 600;
+    o->seed = 123;
+    o->sample_len = 200;
+}
+
+void crn_train_list_free(char **a, size_t n) {
+    if (!a) return;
+    for (size_t i = 0; i < n; i++) free(a[i]);
+    free(a);
+}
+
+void crn_train_opts_free(crn_train_opts *o) {
+    if (!o) return;
+    free(o->corpus_path);
+    free(o->log_path);
+    crn_train_list_free(o->keep, o->n_keep);
+    crn_train_list_free(o->drop, o->n_drop);
+    crn_train_list_free(o->replace, o->n_replace);
+    o->corpus_path = o->log_path = NULL;
+    o->keep = o->drop = o->replace = NULL;
+    o->n_keep = o->n_drop = o->n_replace = 0;
+}
+
+static int dup_str(char **dst, const char *src) {
+    *dst = NULL;
+    if (!src) return 0;
+    *dst = strdup(src);
+    return *dst ? 0 : -1;
+}
+
+static int dup_list(char ***dst, char *const *src, size_t n) {
+    *dst = NULL;
+    if (!n) return 0;
+    char **a = calloc(n, sizeof *a);
+    if (!a) return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (dup_str(&a[i], src[i])) {
+            crn_train_list_free(a, i);
+            return -1;
+        }
+    }
+    *dst = a;
+    return 0;
+}
+
+int crn_train_opts_copy(crn_train_opts *dst, const crn_train_opts *src) {
+    *dst = *src;
+    dst->corpus_path = dst->log_path = NULL;
+    dst->keep = dst->drop = dst->replace = NULL;
+    size_t nk = src->n_keep, nd = src->n_drop, nr = src->n_replace;
+    dst->n_keep = dst->n_drop = dst->n_replace = 0;
+    if (dup_str(&dst->corpus_path, src->corpus_path) || dup_str(&dst->log_path, src->log_path))
+        goto fail;
+    if (dup_list(&dst->keep, src->keep, nk)) goto fail;
+    dst->n_keep = nk;
+    if (dup_list(&dst->drop, src->drop, nd)) goto fail;
+    dst->n_drop = nd;
+    if (dup_list(&dst->replace, src->replace, nr)) goto fail;
+    dst->n_replace = nr;
+    return 0;
+fail:
+    crn_train_opts_free(dst);
+    return crn_error_set(CRN_ENOMEM, "out of memory copying training options");
 }
