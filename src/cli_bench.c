@@ -46,6 +46,7 @@
 #include "optim.h"
 #include "rng.h"
 #include "sampler.h"
+#include "train.h"
 #include "vocab.h"
 
 #define CMD "bench"
@@ -319,15 +320,12 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
         int reset = 0;
         crn_batcher_next(&bt, x, y, &reset);
         if (reset) crn_state_reset(st);
-        crn_model_zero_grads(m);
-        double loss_sum = 0;
-        size_t count = 0;
-        if ((rc = crn_model_forward(m, st, x, y, B, T, &rng, &loss_sum, &count)) < 0 ||
-            (rc = crn_model_backward(m)) < 0) {
+        double loss_sum, norm;
+        size_t count;
+        if ((rc = crn_train_step_gradient(m, st, x, y, B, T, &rng, o->clip, &loss_sum, &count, &norm)) < 0) {
             status = cli_fail(CMD, rc);
             goto done;
         }
-        double norm = crn_clip_grad_norm(grads, n_params, o->clip);
         if (!isfinite(norm)) {
             cli_error(CMD, "config %s: gradient norm is %g at step %lld", bc->name, norm, step + 1);
             goto done;

@@ -709,6 +709,20 @@ static int open_log(crn_trainer *t) {
     return 0;
 }
 
+int crn_train_step_gradient(crn_model *m, crn_state *st, const uint32_t *x, const uint32_t *y, uint32_t B,
+                            uint32_t T, crn_rng *rng, double clip, double *loss, size_t *count, double *norm) {
+    crn_model_zero_grads(m);
+    *loss = 0;
+    *count = 0;
+    *norm = NAN;
+    int rc = crn_model_forward(m, st, x, y, B, T, rng, loss, count);
+    if (rc < 0) return rc;
+    if (!isfinite(*loss)) return 0;
+    if ((rc = crn_model_backward(m)) < 0) return rc;
+    *norm = crn_clip_grad_norm(crn_model_grads(m), crn_model_num_params(m), clip);
+    return 0;
+}
+
 int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
     int rc = open_log(t);
     if (rc < 0) return rc;
@@ -754,16 +768,11 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
         int reset = 0;
         crn_batcher_next(&t->bt, t->x, t->y, &reset);
         if (reset) crn_state_reset(t->st);
-        crn_model_zero_grads(t->model);
-        double loss = 0;
-        size_t count = 0;
-        if ((rc = crn_model_forward(t->model, t->st, t->x, t->y, B, T, &t->s.rng, &loss, &count)) < 0) goto error;
+        double loss, norm;
+        size_t count;
+        rc = crn_train_step_gradient(t->model, t->st, t->x, t->y, B, T, &t->s.rng, t->o.clip, &loss, &count, &norm);
+        if (rc < 0) goto error;
         if (FAULT_NAN(t->s.step)) loss = NAN;
-        double norm = NAN;
-        if (isfinite(loss)) {
-            if ((rc = crn_model_backward(t->model)) < 0) goto error;
-            norm = crn_clip_grad_norm(grads, np, t->o.clip);
-        }
         if (!isfinite(loss) || !isfinite(norm)) {
             good_restore(t);
             crn_state_reset(t->st);

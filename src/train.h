@@ -177,6 +177,17 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud);
  * process-wide crn_train_request_stop: non-zero stops the run as a signal
  * does. NULL = none. */
 void crn_trainer_set_stop_flag(crn_trainer *t, volatile sig_atomic_t *flag);
+/* The gradient half of one training step (the trainer's, and the bench's):
+ * zero the gradients, forward over the window x, y (T, B) from st (the
+ * carried state, advanced; dropout from rng, NULL = none), and if the loss
+ * is finite backward and clip the global norm to clip (0 = off). *loss is the
+ * summed loss in nats over *count targets, *norm the norm before clipping
+ * (NaN if the loss is not finite: then nothing was back-propagated). The
+ * caller updates with crn_optim_step when both are finite. No allocation.
+ * @return 0 or a negative error (sizes beyond crn_model_reserve). */
+int crn_train_step_gradient(crn_model *m, crn_state *st, const uint32_t *x, const uint32_t *y, uint32_t B,
+                            uint32_t T, crn_rng *rng, double clip, double *loss, size_t *count, double *norm);
+
 /* After run: the state, the corpus, the model (read only). */
 const crn_train_status *crn_trainer_state(const crn_trainer *t);
 const crn_corpus *crn_trainer_corpus(const crn_trainer *t);
