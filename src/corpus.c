@@ -837,23 +837,27 @@ size_t crn_val_windows(const crn_corpus *c, size_t B, size_t T) {
     return L / T + (L % T != 0);
 }
 
-void crn_val_window(const crn_corpus *c, size_t B, size_t T, size_t w, uint32_t *x, uint32_t *y) {
-    size_t n = val_pairs(c);
+void crn_range_window(const crn_corpus *c, size_t begin, size_t end, size_t B, size_t t0, size_t T, uint32_t *x,
+                      uint32_t *y) {
+    size_t n = end - begin >= 2 ? end - begin - 1 : 0; /* (input, target) pairs */
     size_t L = B ? n / B + (n % B != 0) : 0;
-    const size_t v0 = c->n_train;
     for (size_t t = 0; t < T; t++) {
-        size_t pos = w * T + t; /* position within the row */
+        size_t pos = t0 + t; /* position within the row */
         for (size_t b = 0; b < B; b++) {
             size_t i = b * L + pos; /* pair index */
             if (pos < L && i < n) {
-                x[t * B + b] = crn_corpus_id(c, v0 + i);
-                y[t * B + b] = crn_corpus_id(c, v0 + i + 1);
+                x[t * B + b] = crn_corpus_id(c, begin + i);
+                y[t * B + b] = crn_corpus_id(c, begin + i + 1);
             } else {
                 x[t * B + b] = 0;
                 y[t * B + b] = CRN_IGNORE;
             }
         }
     }
+}
+
+void crn_val_window(const crn_corpus *c, size_t B, size_t T, size_t w, uint32_t *x, uint32_t *y) {
+    crn_range_window(c, c->n_train, c->n_tokens, B, w * T, T, x, y);
 }
 
 double crn_corpus_chars_predicted(const crn_corpus *c, uint64_t count) {

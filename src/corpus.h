@@ -119,5 +119,9 @@ void crn_batcher_next(crn_batcher *bt, uint32_t *x, uint32_t *y, int *reset);
  * returns the number of windows. */
 size_t crn_val_windows(const crn_corpus *c, size_t B, size_t T);
 void crn_val_window(const crn_corpus *c, size_t B, size_t T, size_t w, uint32_t *x, uint32_t *y);
+/* The same layout over any range of ids [begin, end) (crn_evaluate_ids):
+ * positions t0 .. t0+T-1 of each of the B rows into x, y (T, B). */
+void crn_range_window(const crn_corpus *c, size_t begin, size_t end, size_t B, size_t t0, size_t T, uint32_t *x,
+                      uint32_t *y);
 
 #endif

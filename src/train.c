@@ -875,17 +875,7 @@ int crn_evaluate_ids(crn_model *m, const crn_corpus *c, size_t begin, size_t end
     uint64_t cnt = 0;
     for (size_t t0 = 0; t0 < Lr; t0 += T) {
         uint32_t Tw = (uint32_t)CRN_MIN((size_t)T, Lr - t0);
-        for (uint32_t t = 0; t < Tw; t++)
-            for (uint32_t b = 0; b < B; b++) {
-                size_t i = (size_t)b * Lr + t0 + t; /* pair index */
-                if (i < n) {
-                    x[t * B + b] = crn_corpus_id(c, begin + i);
-                    y[t * B + b] = crn_corpus_id(c, begin + i + 1);
-                } else {
-                    x[t * B + b] = 0;
-                    y[t * B + b] = CRN_IGNORE;
-                }
-            }
+        crn_range_window(c, begin, end, B, t0, Tw, x, y); /* the validation layout (corpus.c) */
         double l = 0;
         size_t k = 0;
         if ((rc = crn_model_forward(m, st, x, y, B, Tw, NULL, &l, &k)) < 0) goto done;
