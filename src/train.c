@@ -204,140 +204,117 @@ static long long extend_vocab(crn_trainer *t, crn_vocab *base) {
     return added;
 }
 
-int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_start *start) {
-    *out = NULL;
-    int rc;
-    crn_vocab *vocab = NULL; /* ours to free (the corpus copies it) */
-    crn_trainer *t = calloc(1, sizeof *t);
-    if (!t) return crn_error_set(CRN_ENOMEM, "out of memory");
-    if ((rc = crn_train_opts_copy(&t->o, opts)) < 0) {
-        free(t);
-        return rc;
-    }
-    if (!start || !start->out_path || !*start->out_path) {
-        rc = crn_error_set(CRN_EINVAL, "train: no output model path");
-        goto fail;
-    }
-    if (!t->o.corpus_path) {
-        rc = crn_error_set(CRN_EINVAL, "train: no corpus path");
-        goto fail;
-    }
-    if (t->o.batch == 0 || t->o.seq == 0) {
-        rc = crn_error_set(CRN_EINVAL, "train: batch and sequence length must be > 0");
-        goto fail;
-    }
+/* crn_trainer_create, phase 1: the options and the run's two file paths. */
+static int trainer_paths(crn_trainer *t, const crn_train_start *start) {
+    if (!start || !start->out_path || !*start->out_path)
+        return crn_error_set(CRN_EINVAL, "train: no output model path");
+    if (!t->o.corpus_path) return crn_error_set(CRN_EINVAL, "train: no corpus path");
+    if (t->o.batch == 0 || t->o.seq == 0)
+        return crn_error_set(CRN_EINVAL, "train: batch and sequence length must be > 0");
     size_t plen = strlen(start->out_path);
     t->out_path = strdup(start->out_path);
     t->resume_path = malloc(plen + sizeof CRN_RESUME_SUFFIX);
-    if (!t->out_path || !t->resume_path) {
-        rc = crn_error_set(CRN_ENOMEM, "out of memory");
-        goto fail;
-    }
+    if (!t->out_path || !t->resume_path) return crn_error_set(CRN_ENOMEM, "out of memory");
     memcpy(t->resume_path, start->out_path, plen);
     memcpy(t->resume_path + plen, CRN_RESUME_SUFFIX, sizeof CRN_RESUME_SUFFIX);
     t->log_append = start->log_append;
+    return 0;
+}
 
-    crn_checkpoint *ck = start->resume ? start->resume : start->init_from;
-    crn_rng init_rng;
-    crn_rng_seed(&init_rng, t->o.seed);
-    if (start->resume) {
-        /* ---- continue a run: everything from the checkpoint ---- */
-        if (!start->resume_state) {
-            rc = crn_error_set(CRN_EINVAL, "train: resume without a training state");
-            goto fail;
-        }
-        t->s = *start->resume_state;
-        t->s.carry = NULL;
-        if (start->resume_state->carry) {
-            size_t n = (size_t)t->s.carry_layers * (1u + t->s.carry_has_c) * t->s.carry_batch * t->s.carry_hidden;
-            t->s.carry = malloc(n * sizeof(float));
-            if (!t->s.carry) {
-                rc = crn_error_set(CRN_ENOMEM, "out of memory");
-                goto fail;
-            }
-            memcpy(t->s.carry, start->resume_state->carry, n * sizeof(float));
-        }
-        vocab = ck->vocab;
-        ck->vocab = NULL;
-        t->model = ck->model;
-        ck->model = NULL;
-        if ((rc = load_corpus(t, vocab)) < 0) goto fail;
-        if (crn_vocab_size(t->corpus->vocab) != crn_model_config_of(t->model)->vocab) {
-            rc = crn_error_set(CRN_EFORMAT, "%s: vocabulary size %u does not match the model's %u",
-                               t->o.corpus_path, crn_vocab_size(t->corpus->vocab),
-                               crn_model_config_of(t->model)->vocab);
-            goto fail;
-        }
-        if (t->corpus->n_unk && t->o.min_count <= 1) /* with min_count > 1 rare tokens are <unk> by design */
-            snprintf(t->start_note, sizeof t->start_note,
-                     "%llu tokens of %s are not in the model's vocabulary (mapped to <unk>)",
-                     (unsigned long long)t->corpus->n_unk, t->o.corpus_path);
-        if (ck->optim && ck->optim->cfg.kind == t->o.optim.kind &&
-            ck->optim->n == crn_model_num_params(t->model)) {
-            t->optim = ck->optim;
-            ck->optim = NULL;
-            t->optim->cfg = t->o.optim;
-        } else if (!t->start_note[0]) {
-            snprintf(t->start_note, sizeof t->start_note,
-                     "%s; the optimizer starts fresh",
-                     ck->optim ? "the optimizer differs from the checkpoint's"
-                               : "the checkpoint has no optimizer state");
-        }
-    } else if (start->init_from) {
-        /* ---- fine-tune: weights and vocabulary of a trained model ---- */
-        vocab = ck->vocab;
-        ck->vocab = NULL;
-        if (start->extend_vocab) {
-            long long added = extend_vocab(t, vocab);
-            if (added < 0) {
-                rc = (int)added;
-                goto fail;
-            }
-            t->new_tokens = (uint64_t)added;
-        }
-        if ((rc = load_corpus(t, vocab)) < 0) goto fail;
-        if (!start->extend_vocab) t->new_tokens = t->corpus->n_unk;
-        crn_model_config cfg = *crn_model_config_of(ck->model);
-        cfg.vocab = crn_vocab_size(t->corpus->vocab);
-        cfg.dropout = t->o.model.dropout;
-        if ((rc = crn_model_config_check(&cfg)) < 0) goto fail;
-        if ((rc = crn_model_create(&t->model, &cfg)) < 0) goto fail;
-        crn_model_init(t->model, &init_rng);
-        copy_weights(t->model, ck->model);
-        t->o.model = cfg;
-    } else {
-        /* ---- a fresh model ---- */
-        if ((rc = load_corpus(t, NULL)) < 0) goto fail;
-        crn_model_config cfg = t->o.model;
-        cfg.vocab = crn_vocab_size(t->corpus->vocab);
-        if ((rc = crn_model_config_check(&cfg)) < 0) goto fail;
-        if ((rc = crn_model_create(&t->model, &cfg)) < 0) goto fail;
-        crn_model_init(t->model, &init_rng);
+/* Phase 2, continue a run: everything from the checkpoint (its vocabulary
+ * goes to *vocab, the caller's to free). */
+static int start_resume(crn_trainer *t, crn_train_start *start, crn_vocab **vocab) {
+    crn_checkpoint *ck = start->resume;
+    int rc;
+    if (!start->resume_state) return crn_error_set(CRN_EINVAL, "train: resume without a training state");
+    t->s = *start->resume_state;
+    t->s.carry = NULL;
+    if (start->resume_state->carry) {
+        size_t n = (size_t)t->s.carry_layers * (1u + t->s.carry_has_c) * t->s.carry_batch * t->s.carry_hidden;
+        t->s.carry = malloc(n * sizeof(float));
+        if (!t->s.carry) return crn_error_set(CRN_ENOMEM, "out of memory");
+        memcpy(t->s.carry, start->resume_state->carry, n * sizeof(float));
     }
-    if (!start->resume) {
-        memset(&t->s, 0, sizeof t->s);
-        t->s.run_id = make_run_id(t->o.seed);
-        t->s.rng = init_rng; /* dropout continues the init stream */
-        t->s.lr_scale = 1;
-        t->s.best_val_bpc = NAN;
-        t->s.first_val_bpc = t->s.last_val_bpc = t->s.last_val_bpt = t->s.last_train_bpc = NAN;
-        t->s.started_unix = (uint64_t)time(NULL);
+    *vocab = ck->vocab;
+    ck->vocab = NULL;
+    t->model = ck->model;
+    ck->model = NULL;
+    if ((rc = load_corpus(t, *vocab)) < 0) return rc;
+    if (crn_vocab_size(t->corpus->vocab) != crn_model_config_of(t->model)->vocab)
+        return crn_error_set(CRN_EFORMAT, "%s: vocabulary size %u does not match the model's %u", t->o.corpus_path,
+                             crn_vocab_size(t->corpus->vocab), crn_model_config_of(t->model)->vocab);
+    if (t->corpus->n_unk && t->o.min_count <= 1) /* with min_count > 1 rare tokens are <unk> by design */
+        snprintf(t->start_note, sizeof t->start_note,
+                 "%llu tokens of %s are not in the model's vocabulary (mapped to <unk>)",
+                 (unsigned long long)t->corpus->n_unk, t->o.corpus_path);
+    if (ck->optim && ck->optim->cfg.kind == t->o.optim.kind && ck->optim->n == crn_model_num_params(t->model)) {
+        t->optim = ck->optim;
+        ck->optim = NULL;
+        t->optim->cfg = t->o.optim;
+    } else if (!t->start_note[0]) {
+        snprintf(t->start_note, sizeof t->start_note, "%s; the optimizer starts fresh",
+                 ck->optim ? "the optimizer differs from the checkpoint's" : "the checkpoint has no optimizer state");
     }
-    crn_vocab_destroy(vocab);
-    vocab = NULL;
-    const crn_model_config *cfg = crn_model_config_of(t->model);
-    t->o.model = *cfg;
+    return 0;
+}
+
+/* Phase 2, fine-tune: weights and vocabulary of a trained model. */
+static int start_finetune(crn_trainer *t, crn_train_start *start, crn_vocab **vocab, crn_rng *init_rng) {
+    crn_checkpoint *ck = start->init_from;
+    int rc;
+    *vocab = ck->vocab;
+    ck->vocab = NULL;
+    if (start->extend_vocab) {
+        long long added = extend_vocab(t, *vocab);
+        if (added < 0) return (int)added;
+        t->new_tokens = (uint64_t)added;
+    }
+    if ((rc = load_corpus(t, *vocab)) < 0) return rc;
+    if (!start->extend_vocab) t->new_tokens = t->corpus->n_unk;
+    crn_model_config cfg = *crn_model_config_of(ck->model);
+    cfg.vocab = crn_vocab_size(t->corpus->vocab);
+    cfg.dropout = t->o.model.dropout;
+    if ((rc = crn_model_config_check(&cfg)) < 0) return rc;
+    if ((rc = crn_model_create(&t->model, &cfg)) < 0) return rc;
+    crn_model_init(t->model, init_rng);
+    copy_weights(t->model, ck->model);
+    t->o.model = cfg;
+    return 0;
+}
+
+/* Phase 2, a fresh model. */
+static int start_fresh(crn_trainer *t, crn_rng *init_rng) {
+    int rc;
+    if ((rc = load_corpus(t, NULL)) < 0) return rc;
+    crn_model_config cfg = t->o.model;
+    cfg.vocab = crn_vocab_size(t->corpus->vocab);
+    if ((rc = crn_model_config_check(&cfg)) < 0) return rc;
+    if ((rc = crn_model_create(&t->model, &cfg)) < 0) return rc;
+    crn_model_init(t->model, init_rng);
+    return 0;
+}
+
+/* Phase 3: the status of a new run (fine-tune or fresh). */
+static void status_fresh(crn_trainer *t, const crn_rng *init_rng) {
+    memset(&t->s, 0, sizeof t->s);
+    t->s.run_id = make_run_id(t->o.seed);
+    t->s.rng = *init_rng; /* dropout continues the init stream */
+    t->s.lr_scale = 1;
+    t->s.best_val_bpc = NAN;
+    t->s.first_val_bpc = t->s.last_val_bpc = t->s.last_val_bpt = t->s.last_train_bpc = NAN;
+    t->s.started_unix = (uint64_t)time(NULL);
+}
+
+/* Phase 4: the optimizer, the batcher (at the resumed position) and the
+ * schedule's defaults that need the corpus. */
+static int setup_optimization(crn_trainer *t, int resume) {
+    int rc;
     const crn_corpus *c = t->corpus;
-    t->has_val = c->n_tokens - c->n_train >= 2;
-    t->tokens_per_char = 1;
-    if (t->o.unit != CRN_UNIT_CODEPOINT && c->n_chars > 0)
-        t->tokens_per_char = (double)c->n_tokens / (double)c->n_chars;
-
     if (!t->optim) {
-        if ((rc = crn_optim_create(&t->optim, &t->o.optim, crn_model_num_params(t->model))) < 0) goto fail;
+        if ((rc = crn_optim_create(&t->optim, &t->o.optim, crn_model_num_params(t->model))) < 0) return rc;
     }
-    if ((rc = crn_batcher_init(&t->bt, c, t->o.batch, t->o.seq)) < 0) goto fail;
-    if (start->resume) {
+    if ((rc = crn_batcher_init(&t->bt, c, t->o.batch, t->o.seq)) < 0) return rc;
+    if (resume) {
         if (t->s.win <= t->bt.n_win) { /* win == n_win: the wrap happens at the next window */
             t->bt.win = (size_t)t->s.win;
             t->bt.epoch = t->s.epoch;
@@ -353,35 +330,31 @@ int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_
     if (t->o.sched.kind == CRN_SCHED_COSINE && t->o.sched.total == 0) {
         if (t->o.max_steps) t->o.sched.total = t->o.max_steps;
         else if (t->o.max_epochs) t->o.sched.total = t->o.max_epochs * t->bt.n_win;
-        else {
-            rc = crn_error_set(CRN_EINVAL, "the cosine schedule needs a step or epoch budget (--steps or --epochs)");
-            goto fail;
-        }
+        else return crn_error_set(CRN_EINVAL, "the cosine schedule needs a step or epoch budget (--steps or --epochs)");
     }
+    return 0;
+}
 
+/* Phase 5: everything a step touches, sized once for (B, T), and the
+ * carried hidden state (restored on resume when it fits). */
+static int setup_step_buffers(crn_trainer *t, int resume) {
+    int rc;
+    const crn_model_config *cfg = crn_model_config_of(t->model);
     uint32_t B = t->o.batch, T = t->o.seq;
-    if ((rc = crn_model_reserve(t->model, B, T)) < 0) goto fail;
-    if ((rc = crn_state_create(&t->st, t->model, B)) < 0) goto fail;
-    if ((rc = crn_state_create(&t->eval_st, t->model, B)) < 0) goto fail;
+    if ((rc = crn_model_reserve(t->model, B, T)) < 0) return rc;
+    if ((rc = crn_state_create(&t->st, t->model, B)) < 0) return rc;
+    if ((rc = crn_state_create(&t->eval_st, t->model, B)) < 0) return rc;
     t->carry_len = carry_size(cfg, B);
     size_t bt_n = (size_t)B * T;
     t->x = malloc(bt_n * sizeof *t->x);
     t->y = malloc(bt_n * sizeof *t->y);
-    if (!t->x || !t->y) {
-        rc = crn_error_set(CRN_ENOMEM, "out of memory for (B=%u, T=%u) buffers", B, T);
-        goto fail;
-    }
-    {
-        const size_t np = crn_model_num_params(t->model);
-        int ok = (t->good_params = malloc(np * sizeof(float))) != NULL;
-        for (int i = 0; ok && i < crn_optim_num_buffers(t->optim) && i < 2; i++)
-            ok = (t->good_buf[i] = malloc(np * sizeof(float))) != NULL;
-        if (!ok) {
-            rc = crn_error_set(CRN_ENOMEM, "out of memory for the rollback copy of %zu parameters", np);
-            goto fail;
-        }
-    }
-    if (start->resume) {
+    if (!t->x || !t->y) return crn_error_set(CRN_ENOMEM, "out of memory for (B=%u, T=%u) buffers", B, T);
+    const size_t np = crn_model_num_params(t->model);
+    int ok = (t->good_params = malloc(np * sizeof(float))) != NULL;
+    for (int i = 0; ok && i < crn_optim_num_buffers(t->optim) && i < 2; i++)
+        ok = (t->good_buf[i] = malloc(np * sizeof(float))) != NULL;
+    if (!ok) return crn_error_set(CRN_ENOMEM, "out of memory for the rollback copy of %zu parameters", np);
+    if (resume) {
         if (t->s.carry && t->s.carry_layers == cfg->layers && t->s.carry_batch == B &&
             t->s.carry_hidden == cfg->hidden && t->s.carry_has_c == (cfg->cell == CRN_CELL_LSTM))
             carry_load(t->st, cfg, B, t->s.carry);
@@ -390,34 +363,65 @@ int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_
     }
     free(t->s.carry);
     t->s.carry = malloc(t->carry_len * sizeof(float));
-    if (!t->s.carry) {
-        rc = crn_error_set(CRN_ENOMEM, "out of memory");
-        goto fail;
-    }
+    if (!t->s.carry) return crn_error_set(CRN_ENOMEM, "out of memory");
     t->s.carry_layers = cfg->layers;
     t->s.carry_batch = B;
     t->s.carry_hidden = cfg->hidden;
     t->s.carry_has_c = cfg->cell == CRN_CELL_LSTM;
+    return 0;
+}
 
-    if (t->o.sample_every && t->o.sample_len) {
-        const crn_vocab *v = c->vocab;
-        uint32_t V = crn_vocab_size(v);
-        for (uint32_t id = 0; id < V; id++) {
-            size_t len;
-            crn_vocab_token(v, id, &len);
-            if (len > t->max_token_len) t->max_token_len = len;
-        }
-        t->sample_cap = (size_t)t->o.sample_len * (t->max_token_len + 4) + 2 * CRN_DECODER_HOLD + 64;
-        t->sample_buf = malloc(t->sample_cap);
-        t->sample_logits = malloc((size_t)V * sizeof(real));
-        t->sample_scratch = malloc(crn_sample_scratch_size(V));
-        if (!t->sample_buf || !t->sample_logits || !t->sample_scratch) {
-            rc = crn_error_set(CRN_ENOMEM, "out of memory for samples");
-            goto fail;
-        }
-        if ((rc = crn_state_create(&t->sample_st, t->model, 1)) < 0) goto fail;
-        crn_rng_seed(&t->sample_rng, t->o.seed ^ 0x5a5a5a5a5a5a5a5aull);
+/* Phase 6: the buffers of the samples shown during training. */
+static int setup_samples(crn_trainer *t) {
+    if (!t->o.sample_every || !t->o.sample_len) return 0;
+    const crn_vocab *v = t->corpus->vocab;
+    uint32_t V = crn_vocab_size(v);
+    for (uint32_t id = 0; id < V; id++) {
+        size_t len;
+        crn_vocab_token(v, id, &len);
+        if (len > t->max_token_len) t->max_token_len = len;
     }
+    t->sample_cap = (size_t)t->o.sample_len * (t->max_token_len + 4) + 2 * CRN_DECODER_HOLD + 64;
+    t->sample_buf = malloc(t->sample_cap);
+    t->sample_logits = malloc((size_t)V * sizeof(real));
+    t->sample_scratch = malloc(crn_sample_scratch_size(V));
+    if (!t->sample_buf || !t->sample_logits || !t->sample_scratch)
+        return crn_error_set(CRN_ENOMEM, "out of memory for samples");
+    int rc = crn_state_create(&t->sample_st, t->model, 1);
+    if (rc < 0) return rc;
+    crn_rng_seed(&t->sample_rng, t->o.seed ^ 0x5a5a5a5a5a5a5a5aull);
+    return 0;
+}
+
+int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_start *start) {
+    *out = NULL;
+    int rc;
+    crn_vocab *vocab = NULL; /* ours to free (the corpus copies it) */
+    crn_trainer *t = calloc(1, sizeof *t);
+    if (!t) return crn_error_set(CRN_ENOMEM, "out of memory");
+    if ((rc = crn_train_opts_copy(&t->o, opts)) < 0) {
+        free(t);
+        return rc;
+    }
+    if ((rc = trainer_paths(t, start)) < 0) goto fail;
+    crn_rng init_rng;
+    crn_rng_seed(&init_rng, t->o.seed);
+    if (start->resume) rc = start_resume(t, start, &vocab);
+    else if (start->init_from) rc = start_finetune(t, start, &vocab, &init_rng);
+    else rc = start_fresh(t, &init_rng);
+    if (rc < 0) goto fail;
+    if (!start->resume) status_fresh(t, &init_rng);
+    crn_vocab_destroy(vocab);
+    vocab = NULL;
+    t->o.model = *crn_model_config_of(t->model);
+    const crn_corpus *c = t->corpus;
+    t->has_val = c->n_tokens - c->n_train >= 2;
+    t->tokens_per_char = 1;
+    if (t->o.unit != CRN_UNIT_CODEPOINT && c->n_chars > 0)
+        t->tokens_per_char = (double)c->n_tokens / (double)c->n_chars;
+    if ((rc = setup_optimization(t, start->resume != NULL)) < 0 ||
+        (rc = setup_step_buffers(t, start->resume != NULL)) < 0 || (rc = setup_samples(t)) < 0)
+        goto fail;
     /* Does MODEL exist already (an earlier session of this run)? */
     struct stat sb;
     t->model_written = start->resume && stat(t->out_path, &sb) == 0;
