@@ -727,6 +727,44 @@ int crn_train_step_gradient(crn_model *m, crn_state *st, const uint32_t *x, cons
     return 0;
 }
 
+/* The end of crn_trainer_run: the final eval (unless stopped by a signal or
+ * non-finite steps), the last saves, the DONE event, the return code. */
+static int finish_run(crn_trainer *t, loop *L, int stop) {
+    int rc;
+    t->s.stop_reason = (uint32_t)stop;
+    if (stop == CRN_TRAIN_STOP_SIGNAL || stop == CRN_TRAIN_STOP_NONFINITE) {
+        /* no final eval: stop promptly; keep a model file in any case */
+        if ((rc = save_resume(t, L)) < 0) goto error;
+        if (!t->model_written && (rc = save_best(t, L)) < 0) goto error;
+    } else if (L->last_eval_step != t->s.step || t->s.n_evals == 0) {
+        int st2 = 0;
+        if ((rc = do_eval(t, L, &st2)) < 0) goto error;
+        if (st2 == CRN_TRAIN_STOP_SIGNAL) { /* interrupted during the final eval */
+            stop = CRN_TRAIN_STOP_SIGNAL;
+            t->s.stop_reason = (uint32_t)stop;
+            if ((rc = save_resume(t, L)) < 0) goto error;
+        }
+    } else {
+        if ((rc = save_resume(t, L)) < 0) goto error; /* records the stop reason */
+    }
+    /* never end without a model file (e.g. no eval improved in a resumed run
+     * writing to a new path): then MODEL is the latest state */
+    if (!t->model_written && (rc = save_best(t, L)) < 0) goto error;
+    report_event(t, L, CRN_EV_DONE, crn_train_stop_name((enum crn_train_stop)stop), NULL);
+    if (stop == CRN_TRAIN_STOP_SIGNAL)
+        return crn_error_set(CRN_EINTR, "interrupted at step %llu; saved %s", (unsigned long long)t->s.step,
+                             t->resume_path);
+    if (stop == CRN_TRAIN_STOP_NONFINITE)
+        return crn_error_set(CRN_ENONFINITE,
+                             "%d non-finite steps in a row at step %llu (loss or gradient is NaN/Inf); "
+                             "try a lower --lr or --clip; the last good state is in %s",
+                             CRN_NONFINITE_MAX, (unsigned long long)t->s.step, t->resume_path);
+    return 0;
+error:
+    t->s.stop_reason = CRN_TRAIN_STOP_ERROR;
+    return rc;
+}
+
 int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
     int rc = open_log(t);
     if (rc < 0) return rc;
@@ -820,35 +858,7 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
     }
 
     /* ---- the end ---- */
-    t->s.stop_reason = (uint32_t)stop;
-    if (stop == CRN_TRAIN_STOP_SIGNAL || stop == CRN_TRAIN_STOP_NONFINITE) {
-        /* no final eval: stop promptly; keep a model file in any case */
-        if ((rc = save_resume(t, &L)) < 0) goto error;
-        if (!t->model_written && (rc = save_best(t, &L)) < 0) goto error;
-    } else if (L.last_eval_step != t->s.step || t->s.n_evals == 0) {
-        int st2 = 0;
-        if ((rc = do_eval(t, &L, &st2)) < 0) goto error;
-        if (st2 == CRN_TRAIN_STOP_SIGNAL) { /* interrupted during the final eval */
-            stop = CRN_TRAIN_STOP_SIGNAL;
-            t->s.stop_reason = (uint32_t)stop;
-            if ((rc = save_resume(t, &L)) < 0) goto error;
-        }
-    } else {
-        if ((rc = save_resume(t, &L)) < 0) goto error; /* records the stop reason */
-    }
-    /* never end without a model file (e.g. no eval improved in a resumed run
-     * writing to a new path): then MODEL is the latest state */
-    if (!t->model_written && (rc = save_best(t, &L)) < 0) goto error;
-    report_event(t, &L, CRN_EV_DONE, crn_train_stop_name((enum crn_train_stop)stop), NULL);
-    if (stop == CRN_TRAIN_STOP_SIGNAL)
-        return crn_error_set(CRN_EINTR, "interrupted at step %llu; saved %s", (unsigned long long)t->s.step,
-                             t->resume_path);
-    if (stop == CRN_TRAIN_STOP_NONFINITE)
-        return crn_error_set(CRN_ENONFINITE,
-                             "%d non-finite steps in a row at step %llu (loss or gradient is NaN/Inf); "
-                             "try a lower --lr or --clip; the last good state is in %s",
-                             CRN_NONFINITE_MAX, (unsigned long long)t->s.step, t->resume_path);
-    return 0;
+    return finish_run(t, &L, stop);
 error:
     t->s.stop_reason = CRN_TRAIN_STOP_ERROR;
     return rc;
