@@ -753,6 +753,52 @@ enum {
     OPT_BATCH, OPT_LR, OPT_CLIP, OPT_SEED, OPT_EVAL, OPT_EVAL_SEQ,
 };
 
+/* The configurations to run (--config, then the shape overrides) into list
+ * (room for all canonical ones). @return -1 ok, else the exit status. */
+static int config_list(bench_opts *o, bench_config *list, size_t *out_n) {
+    const int custom_shape = o->o_cell || o->o_layers >= 0 || o->o_hidden >= 0 || o->o_embed >= 0 || o->o_seq >= 0 ||
+                             o->o_batch >= 0;
+    if (!o->configs) o->configs = custom_shape ? "A" : "all";
+    size_t n_list = 0;
+    if (!strcmp(o->configs, "all")) {
+        for (size_t i = 0; i < CRN_ARRAY_LEN(canonical); i++) list[n_list++] = canonical[i];
+    } else {
+        const char *p = o->configs;
+        for (;;) {
+            size_t len = strcspn(p, ",");
+            size_t i = 0;
+            while (i < CRN_ARRAY_LEN(canonical) && !(len == 1 && canonical[i].name[0] == p[0])) i++;
+            if (i == CRN_ARRAY_LEN(canonical) || n_list == CRN_ARRAY_LEN(canonical))
+                return cli_usage_error(CMD, "--config: '%.*s' is not one of A, B, C, D, all (or a comma list)",
+                                       (int)len, p);
+            list[n_list++] = canonical[i];
+            if (!p[len]) break;
+            p += len + 1;
+        }
+    }
+    int custom = 0;
+    enum crn_cell cell = CRN_CELL_LSTM;
+    if (o->o_cell) {
+        if (crn_cell_parse(o->o_cell, &cell) < 0)
+            return cli_usage_error(CMD, "--cell: '%s' is not one of rnn, lstm, gru", o->o_cell);
+        custom = 1;
+    }
+    for (size_t i = 0; i < n_list; i++) {
+        bench_config *bc = &list[i];
+        if (o->o_cell) bc->cell = cell;
+        if (o->o_layers >= 0) bc->layers = (uint32_t)o->o_layers, custom = 1;
+        if (o->o_hidden >= 0) bc->hidden = (uint32_t)o->o_hidden, custom = 1;
+        if (o->o_embed >= 0) bc->embed = (uint32_t)o->o_embed, custom = 1;
+        if (o->o_seq >= 0) bc->seq = (uint32_t)o->o_seq, custom = 1;
+        if (o->o_batch >= 0) bc->batch = (uint32_t)o->o_batch, custom = 1;
+        if (custom) bc->name = "custom";
+    }
+    if (custom && n_list > 1)
+        return cli_usage_error(CMD, "custom shapes (--cell, --hidden, ...) need a single --config");
+    *out_n = n_list;
+    return -1;
+}
+
 int cli_bench(int argc, char **argv) {
     static const struct option longopts[] = {
         {"config", required_argument, NULL, OPT_CONFIG},
@@ -842,52 +888,9 @@ int cli_bench(int argc, char **argv) {
     }
 
     /* the configuration list */
-    const int custom_shape = o.o_cell || o.o_layers >= 0 || o.o_hidden >= 0 || o.o_embed >= 0 || o.o_seq >= 0 ||
-                             o.o_batch >= 0;
-    if (!o.configs) o.configs = custom_shape ? "A" : "all";
     bench_config list[CRN_ARRAY_LEN(canonical)];
     size_t n_list = 0;
-    if (!strcmp(o.configs, "all")) {
-        for (size_t i = 0; i < CRN_ARRAY_LEN(canonical); i++) list[n_list++] = canonical[i];
-    } else {
-        const char *p = o.configs;
-        for (;;) {
-            size_t len = strcspn(p, ",");
-            size_t i = 0;
-            while (i < CRN_ARRAY_LEN(canonical) && !(len == 1 && canonical[i].name[0] == p[0])) i++;
-            if (i == CRN_ARRAY_LEN(canonical) || n_list == CRN_ARRAY_LEN(list)) {
-                status = cli_usage_error(CMD, "--config: '%.*s' is not one of A, B, C, D, all (or a comma list)",
-                                         (int)len, p);
-                goto out;
-            }
-            list[n_list++] = canonical[i];
-            if (!p[len]) break;
-            p += len + 1;
-        }
-    }
-    int custom = 0;
-    enum crn_cell cell = CRN_CELL_LSTM;
-    if (o.o_cell) {
-        if (crn_cell_parse(o.o_cell, &cell) < 0) {
-            status = cli_usage_error(CMD, "--cell: '%s' is not one of rnn, lstm, gru", o.o_cell);
-            goto out;
-        }
-        custom = 1;
-    }
-    for (size_t i = 0; i < n_list; i++) {
-        bench_config *bc = &list[i];
-        if (o.o_cell) bc->cell = cell;
-        if (o.o_layers >= 0) bc->layers = (uint32_t)o.o_layers, custom = 1;
-        if (o.o_hidden >= 0) bc->hidden = (uint32_t)o.o_hidden, custom = 1;
-        if (o.o_embed >= 0) bc->embed = (uint32_t)o.o_embed, custom = 1;
-        if (o.o_seq >= 0) bc->seq = (uint32_t)o.o_seq, custom = 1;
-        if (o.o_batch >= 0) bc->batch = (uint32_t)o.o_batch, custom = 1;
-        if (custom) bc->name = "custom";
-    }
-    if (custom && n_list > 1) {
-        status = cli_usage_error(CMD, "custom shapes (--cell, --hidden, ...) need a single --config");
-        goto out;
-    }
+    if ((status = config_list(&o, list, &n_list)) >= 0) goto out;
 
     char corpus_buf[4096];
     if (!o.corpus) {
