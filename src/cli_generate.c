@@ -145,6 +145,73 @@ static uint64_t time_seed(void) {
     return (x ^ (x >> 31)) % 1000000000000ull; /* short enough to retype */
 }
 
+/* The prompt from --prompt-file or --prompt (neither: none) into a
+ * malloc'ed buffer. @return 0 or a negative error. */
+static int load_prompt(const char *prompt_file, const char *prompt_arg, uint8_t **prompt, size_t *prompt_len) {
+    if (prompt_file) return read_file(prompt_file, prompt, prompt_len);
+    if (!prompt_arg) return 0;
+    *prompt_len = strlen(prompt_arg);
+    if (!(*prompt = malloc(*prompt_len + 1))) return crn_error_set(CRN_ENOMEM, "out of memory");
+    memcpy(*prompt, prompt_arg, *prompt_len + 1);
+    return 0;
+}
+
+/* The samples: reset, prime with the prompt, generate (streamed unless
+ * --json), report. @return the exit status so far. */
+static int run_samples(crn_generator *g, const crn_sample_settings *s, const uint8_t *prompt, size_t prompt_len,
+                       long long num, int json, int echo, int verbose) {
+    int rc, err;
+    rc = CLI_EXIT_OK;
+    for (long long i = 0; i < num && !interrupted; i++) {
+        crn_generator_reset(g);
+        crn_prime_info info;
+        if ((err = crn_generator_prime(g, prompt, prompt_len, &info)) < 0) {
+            rc = cli_fail(CMD, err);
+            break;
+        }
+        if (i == 0 && info.n_unk > 0)
+            fprintf(stderr,
+                    "charrnn generate: the prompt has %zu character%s the model has never seen (%s); fed as <unk>"
+                    " (--strict refuses them)\n",
+                    info.n_unk, info.n_unk == 1 ? "" : "s", info.unknown);
+        if (echo && !json && prompt_len) {
+            fwrite(prompt, 1, prompt_len, stdout);
+            fflush(stdout);
+        }
+        crn_gen_result res;
+        double t0 = crn_now();
+        err = crn_generator_run(g, json ? NULL : stream_emit, NULL, &res);
+        double dt = crn_now() - t0;
+        if (err < 0) {
+            if (!json) fputc('\n', stdout);
+            rc = cli_fail(CMD, err);
+            break;
+        }
+        if (json) {
+            fputs("{\"prompt\": ", stdout);
+            cli_json_string(stdout, (const char *)(prompt ? prompt : (const uint8_t *)""), prompt_len);
+            fputs(", \"text\": ", stdout);
+            cli_json_string(stdout, (const char *)res.text, res.text_len);
+            printf(", \"tokens\": %zu, \"mean_logprob\": %.6f, \"stop_reason\": \"%s\", \"seed\": %llu, \"sample\": %lld}\n",
+                   res.tokens, res.mean_logprob, crn_gen_stop_name(res.reason), (unsigned long long)s->seed, i);
+        } else if (res.text_len == 0 || res.text[res.text_len - 1] != '\n') {
+            fputc('\n', stdout);
+        }
+        fflush(stdout);
+        if (verbose)
+            fprintf(stderr, "charrnn generate: sample %lld: %zu tokens in %.3f s (%.0f tokens/s), stop: %s, mean log-prob %.4f\n",
+                    i + 1, res.tokens, dt, dt > 0 ? (double)res.tokens / dt : 0.0, crn_gen_stop_name(res.reason),
+                    res.mean_logprob);
+        else if (res.reason == CRN_GEN_STOP_NO_CONTINUATION)
+            fprintf(stderr, "charrnn generate: sample %lld: no token can continue a match of '%s'\n", i + 1, s->match);
+        if (ferror(stdout)) {
+            rc = CLI_EXIT_ERROR;
+            break;
+        }
+    }
+    return rc;
+}
+
 enum {
     OPT_PROMPT = 256, OPT_PROMPT_FILE, OPT_NUM, OPT_JSON, OPT_THREADS, OPT_ECHO, OPT_EXACT,
 };
@@ -225,18 +292,9 @@ int cli_generate(int argc, char **argv) {
 
     rc = CLI_EXIT_ERROR;
     int err;
-    if (prompt_file) {
-        if ((err = read_file(prompt_file, &prompt, &prompt_len)) < 0) {
-            rc = cli_fail(CMD, err);
-            goto done;
-        }
-    } else if (prompt_arg) {
-        prompt_len = strlen(prompt_arg);
-        if (!(prompt = malloc(prompt_len + 1))) {
-            rc = cli_fail(CMD, crn_error_set(CRN_ENOMEM, "out of memory"));
-            goto done;
-        }
-        memcpy(prompt, prompt_arg, prompt_len + 1);
+    if ((err = load_prompt(prompt_file, prompt_arg, &prompt, &prompt_len)) < 0) {
+        rc = cli_fail(CMD, err);
+        goto done;
     }
     crn_set_threads((int)threads);
     if (cli_load_sampling_model(CMD, model_path, exact, &ck) != 0) {
@@ -259,54 +317,7 @@ int cli_generate(int argc, char **argv) {
     sigaction(SIGINT, &sa, &old_sa);
     crn_generator_set_cancel(g, &interrupted);
 
-    rc = CLI_EXIT_OK;
-    for (long long i = 0; i < num && !interrupted; i++) {
-        crn_generator_reset(g);
-        crn_prime_info info;
-        if ((err = crn_generator_prime(g, prompt, prompt_len, &info)) < 0) {
-            rc = cli_fail(CMD, err);
-            break;
-        }
-        if (i == 0 && info.n_unk > 0)
-            fprintf(stderr,
-                    "charrnn generate: the prompt has %zu character%s the model has never seen (%s); fed as <unk>"
-                    " (--strict refuses them)\n",
-                    info.n_unk, info.n_unk == 1 ? "" : "s", info.unknown);
-        if (echo && !json && prompt_len) {
-            fwrite(prompt, 1, prompt_len, stdout);
-            fflush(stdout);
-        }
-        crn_gen_result res;
-        double t0 = crn_now();
-        err = crn_generator_run(g, json ? NULL : stream_emit, NULL, &res);
-        double dt = crn_now() - t0;
-        if (err < 0) {
-            if (!json) fputc('\n', stdout);
-            rc = cli_fail(CMD, err);
-            break;
-        }
-        if (json) {
-            fputs("{\"prompt\": ", stdout);
-            cli_json_string(stdout, (const char *)(prompt ? prompt : (const uint8_t *)""), prompt_len);
-            fputs(", \"text\": ", stdout);
-            cli_json_string(stdout, (const char *)res.text, res.text_len);
-            printf(", \"tokens\": %zu, \"mean_logprob\": %.6f, \"stop_reason\": \"%s\", \"seed\": %llu, \"sample\": %lld}\n",
-                   res.tokens, res.mean_logprob, crn_gen_stop_name(res.reason), (unsigned long long)s.seed, i);
-        } else if (res.text_len == 0 || res.text[res.text_len - 1] != '\n') {
-            fputc('\n', stdout);
-        }
-        fflush(stdout);
-        if (verbose)
-            fprintf(stderr, "charrnn generate: sample %lld: %zu tokens in %.3f s (%.0f tokens/s), stop: %s, mean log-prob %.4f\n",
-                    i + 1, res.tokens, dt, dt > 0 ? (double)res.tokens / dt : 0.0, crn_gen_stop_name(res.reason),
-                    res.mean_logprob);
-        else if (res.reason == CRN_GEN_STOP_NO_CONTINUATION)
-            fprintf(stderr, "charrnn generate: sample %lld: no token can continue a match of '%s'\n", i + 1, s.match);
-        if (ferror(stdout)) {
-            rc = CLI_EXIT_ERROR;
-            break;
-        }
-    }
+    rc = run_samples(g, &s, prompt, prompt_len, num, json, echo, verbose);
     sigaction(SIGINT, &old_sa, NULL);
     if (interrupted && rc == CLI_EXIT_OK) {
         fprintf(stderr, "charrnn generate: interrupted\n");
