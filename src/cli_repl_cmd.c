@@ -79,46 +79,11 @@ static int parse_dbl(const char *a, double *out) {
     return 0;
 }
 
-int cli_repl_command(crn_sample_settings *s, const char *line, size_t n, const char **text, size_t *text_len,
-                     char *msg, size_t cap) {
-    msg[0] = 0;
-    *text = line;
-    *text_len = n;
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
-    *text_len = n;
-    if (n == 0 || line[0] != ':') return CLI_REPL_TEXT;
-    if (n >= 2 && line[1] == ':') {
-        *text = line + 1;
-        *text_len = n - 1;
-        return CLI_REPL_TEXT;
-    }
-    /* command word and argument (leading blanks skipped, kept verbatim after) */
-    char cmd[16], arg[1024];
-    size_t i = 1, c = 0;
-    while (i < n && line[i] != ' ' && line[i] != '\t') {
-        if (c + 1 < sizeof cmd) cmd[c++] = line[i];
-        else c = sizeof cmd; /* too long: cannot be a command */
-        i++;
-    }
-    if (c >= sizeof cmd) c = sizeof cmd - 1, cmd[0] = '?';
-    cmd[c] = 0;
-    while (i < n && (line[i] == ' ' || line[i] == '\t')) i++;
-    size_t alen = n - i;
-    if (alen >= sizeof arg) {
-        msgf(msg, cap, "argument too long (%zu bytes, at most %zu)", alen, sizeof arg - 1);
-        return CLI_REPL_ERROR;
-    }
-    if (memchr(line + i, 0, alen)) {
-        msgf(msg, cap, "the argument contains a NUL byte");
-        return CLI_REPL_ERROR;
-    }
-    memcpy(arg, line + i, alen);
-    arg[alen] = 0;
-    /* the validity of UTF-8 in patterns is left to PCRE2, which reports it */
-    int has_arg = alen > 0;
+/* The numeric settings (:temp :topk :topp :len :seed :beam). @return the
+ * action, or -1 if cmd is none of them. */
+static int number_command(crn_sample_settings *s, const char *cmd, const char *arg, int has_arg, char *msg, size_t cap) {
     double d;
     unsigned long long u;
-
     if (!strcmp(cmd, "temp") || !strcmp(cmd, "temperature")) {
         if (!has_arg || parse_dbl(arg, &d) < 0 || !(d >= 0 && d <= CRN_SAMPLE_MAX_TEMPERATURE)) {
             msgf(msg, cap, ":temp wants a number in [0, %g], got '%s'", CRN_SAMPLE_MAX_TEMPERATURE, arg);
@@ -178,6 +143,12 @@ int cli_repl_command(crn_sample_settings *s, const char *line, size_t n, const c
         msgf(msg, cap, "beam %u%s", s->beam, u >= 2 ? "" : " (off: sampling)");
         return CLI_REPL_OK;
     }
+    return -1;
+}
+
+/* The patterns and the rest (:stop :match :keep :reset :show :help :quit).
+ * @return the action, or -1 if cmd is none of them. */
+static int other_command(crn_sample_settings *s, const char *cmd, const char *arg, int has_arg, char *msg, size_t cap) {
     if (!strcmp(cmd, "stop")) {
         if (!has_arg) {
             crn_sample_settings_clear_stops(s);
@@ -234,6 +205,49 @@ int cli_repl_command(crn_sample_settings *s, const char *line, size_t n, const c
         }
         return CLI_REPL_QUIT;
     }
+    return -1;
+}
+
+int cli_repl_command(crn_sample_settings *s, const char *line, size_t n, const char **text, size_t *text_len,
+                     char *msg, size_t cap) {
+    msg[0] = 0;
+    *text = line;
+    *text_len = n;
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+    *text_len = n;
+    if (n == 0 || line[0] != ':') return CLI_REPL_TEXT;
+    if (n >= 2 && line[1] == ':') {
+        *text = line + 1;
+        *text_len = n - 1;
+        return CLI_REPL_TEXT;
+    }
+    /* command word and argument (leading blanks skipped, kept verbatim after) */
+    char cmd[16], arg[1024];
+    size_t i = 1, c = 0;
+    while (i < n && line[i] != ' ' && line[i] != '\t') {
+        if (c + 1 < sizeof cmd) cmd[c++] = line[i];
+        else c = sizeof cmd; /* too long: cannot be a command */
+        i++;
+    }
+    if (c >= sizeof cmd) c = sizeof cmd - 1, cmd[0] = '?';
+    cmd[c] = 0;
+    while (i < n && (line[i] == ' ' || line[i] == '\t')) i++;
+    size_t alen = n - i;
+    if (alen >= sizeof arg) {
+        msgf(msg, cap, "argument too long (%zu bytes, at most %zu)", alen, sizeof arg - 1);
+        return CLI_REPL_ERROR;
+    }
+    if (memchr(line + i, 0, alen)) {
+        msgf(msg, cap, "the argument contains a NUL byte");
+        return CLI_REPL_ERROR;
+    }
+    memcpy(arg, line + i, alen);
+    arg[alen] = 0;
+    /* the validity of UTF-8 in patterns is left to PCRE2, which reports it */
+    int has_arg = alen > 0;
+    int act = number_command(s, cmd, arg, has_arg, msg, cap);
+    if (act < 0) act = other_command(s, cmd, arg, has_arg, msg, cap);
+    if (act >= 0) return act;
     if (!cmd[0]) msgf(msg, cap, "a command name must follow ':' (try :help)");
     else msgf(msg, cap, "unknown command ':%s' (try :help)", cmd);
     return CLI_REPL_ERROR;
