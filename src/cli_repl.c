@@ -234,6 +234,46 @@ enum {
     OPT_THREADS = 256, OPT_KEEP, OPT_EXACT,
 };
 
+/* A settings command: configure the generator, or on failure go back to
+ * the settings before the command (backup). */
+static void repl_apply(crn_generator *g, crn_sample_settings *s, crn_sample_settings *backup, int act,
+                       const char *msg) {
+    if (crn_generator_configure(g, s) < 0) {
+        fprintf(stderr, "error: %s\n", crn_error_message());
+        crn_sample_settings_free(s);
+        *s = *backup; /* the generator kept the old settings too */
+        crn_sample_settings_init(backup);
+        return;
+    }
+    if (act == CLI_REPL_SEED) crn_generator_seed(g, s->seed);
+    printf("%s\n", msg);
+}
+
+/* One turn: prime with the line (on a fresh state unless :keep on) and
+ * stream the continuation. */
+static void repl_turn(crn_generator *g, const crn_sample_settings *s, const char *text, size_t tl) {
+    if (!s->keep_state) crn_generator_reset(g);
+    crn_prime_info info;
+    interrupted = 0;
+    if (crn_generator_prime(g, (const uint8_t *)text, tl, &info) < 0) {
+        fprintf(stderr, "error: %s\n", crn_error_message());
+        return;
+    }
+    if (info.n_unk)
+        fprintf(stderr, "note: %zu character%s the model has never seen (%s), fed as <unk>\n", info.n_unk,
+                info.n_unk == 1 ? "" : "s", info.unknown);
+    crn_gen_result res;
+    out_state out = {0, 0};
+    int err = crn_generator_run(g, stream_emit, &out, &res);
+    if (out.bytes == 0 || out.last != '\n') fputc('\n', stdout);
+    fflush(stdout);
+    if (err < 0) fprintf(stderr, "error: %s\n", crn_error_message());
+    else if (res.reason == CRN_GEN_STOP_INTERRUPTED) fprintf(stderr, "[interrupted]\n");
+    else if (res.reason == CRN_GEN_STOP_NO_CONTINUATION)
+        fprintf(stderr, "[no token can continue a match of '%s']\n", s->match);
+    interrupted = 0;
+}
+
 int cli_repl(int argc, char **argv) {
     static const struct option opts[] = {
         CLI_SAMPLING_OPTIONS,
@@ -337,17 +377,7 @@ int cli_repl(int argc, char **argv) {
             fprintf(stderr, "error: %s\n", msg);
             break;
         case CLI_REPL_OK:
-        case CLI_REPL_SEED:
-            if ((err = crn_generator_configure(g, &s)) < 0) {
-                fprintf(stderr, "error: %s\n", crn_error_message());
-                crn_sample_settings_free(&s);
-                s = backup; /* the generator kept the old settings too */
-                crn_sample_settings_init(&backup);
-                break;
-            }
-            if (act == CLI_REPL_SEED) crn_generator_seed(g, s.seed);
-            printf("%s\n", msg);
-            break;
+        case CLI_REPL_SEED: repl_apply(g, &s, &backup, act, msg); break;
         case CLI_REPL_RESET:
             crn_generator_reset(g);
             printf("%s\n", msg);
@@ -356,29 +386,7 @@ int cli_repl(int argc, char **argv) {
         case CLI_REPL_HELP:
             printf("%s\n", msg);
             break;
-        case CLI_REPL_TEXT: {
-            if (!s.keep_state) crn_generator_reset(g);
-            crn_prime_info info;
-            interrupted = 0;
-            if ((err = crn_generator_prime(g, (const uint8_t *)text, tl, &info)) < 0) {
-                fprintf(stderr, "error: %s\n", crn_error_message());
-                break;
-            }
-            if (info.n_unk)
-                fprintf(stderr, "note: %zu character%s the model has never seen (%s), fed as <unk>\n", info.n_unk,
-                        info.n_unk == 1 ? "" : "s", info.unknown);
-            crn_gen_result res;
-            out_state out = {0, 0};
-            err = crn_generator_run(g, stream_emit, &out, &res);
-            if (out.bytes == 0 || out.last != '\n') fputc('\n', stdout);
-            fflush(stdout);
-            if (err < 0) fprintf(stderr, "error: %s\n", crn_error_message());
-            else if (res.reason == CRN_GEN_STOP_INTERRUPTED) fprintf(stderr, "[interrupted]\n");
-            else if (res.reason == CRN_GEN_STOP_NO_CONTINUATION)
-                fprintf(stderr, "[no token can continue a match of '%s']\n", s.match);
-            interrupted = 0;
-            break;
-        }
+        case CLI_REPL_TEXT: repl_turn(g, &s, text, tl); break;
         default: break;
         }
         fflush(stdout);
