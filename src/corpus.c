@@ -513,6 +513,49 @@ static int count_nfc_chars(const crn_corpus *c, size_t from, size_t to, uint64_t
     return 0;
 }
 
+/* load_text, pass 2: encode the prepared text (kept from pass 1 in cache,
+ * or prepared again) into c->ids. */
+static int encode_pass(crn_corpus *c, loader *L, const uint8_t *text, size_t n, size_t bom, const uint8_t *map,
+                       const obuf *cache, int caching) {
+    uint8_t *piece = NULL;
+    uint32_t *tmp = NULL;
+    size_t tmp_cap = 0, line = 1;
+    char b1[32];
+    int err;
+    c->n_tokens = L->n_tokens;
+    c->wide = crn_vocab_size(c->vocab) > 65536u;
+    c->ids = malloc(c->n_tokens * (c->wide ? sizeof(uint32_t) : sizeof(uint16_t)));
+    if (!c->ids) {
+        err = crn_error_set(CRN_ENOMEM, "%s: out of memory for %s token ids", c->path, fmt_count(b1, c->n_tokens));
+        goto done;
+    }
+    size_t at = 0;
+    if (caching) {
+        if ((err = encode_text(c, c->path, cache->p, cache->n, &at, &tmp, &tmp_cap))) goto done;
+    } else {
+        for (size_t pos = bom; pos < n;) {
+            size_t end = piece_end(text, n, pos);
+            size_t pn;
+            if ((err = prepare(L, text, pos, end - pos, line, 0, &piece, &pn))) goto done;
+            if ((err = encode_text(c, c->path, piece, pn, &at, &tmp, &tmp_cap))) goto done;
+            free(piece);
+            piece = NULL;
+            line += count_lines(text + pos, end - pos);
+            release_pages(map, pos, end);
+            pos = end;
+        }
+    }
+    if (at != c->n_tokens) {
+        err = crn_error_set(CRN_ERANGE, "%s: encoding gave %zu tokens, counting %zu", c->path, at, c->n_tokens);
+        goto done;
+    }
+    err = 0;
+done:
+    free(piece);
+    free(tmp);
+    return err;
+}
+
 /* The whole pipeline over an input in memory (or mapped): map != NULL when
  * pages may be released after use. */
 static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t *map, const crn_corpus_opts *o,
@@ -521,8 +564,6 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
     obuf cache = {0};
     int caching = cache_bytes > 0;
     uint8_t *piece = NULL;
-    uint32_t *tmp = NULL;
-    size_t tmp_cap = 0;
     char b1[32], b2[32];
     int err = loader_init(&L, c->path, o, given);
     if (err) goto done;
@@ -613,34 +654,7 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
     }
 
     /* ---- pass 2: encode ---------------------------------------------- */
-    c->n_tokens = L.n_tokens;
-    c->wide = crn_vocab_size(c->vocab) > 65536u;
-    c->ids = malloc(c->n_tokens * (c->wide ? sizeof(uint32_t) : sizeof(uint16_t)));
-    if (!c->ids) {
-        err = crn_error_set(CRN_ENOMEM, "%s: out of memory for %s token ids", c->path, fmt_count(b1, c->n_tokens));
-        goto done;
-    }
-    size_t at = 0;
-    if (caching) {
-        if ((err = encode_text(c, c->path, cache.p, cache.n, &at, &tmp, &tmp_cap))) goto done;
-    } else {
-        line = 1;
-        for (size_t pos = bom; pos < n;) {
-            size_t end = piece_end(text, n, pos);
-            size_t pn;
-            if ((err = prepare(&L, text, pos, end - pos, line, 0, &piece, &pn))) goto done;
-            if ((err = encode_text(c, c->path, piece, pn, &at, &tmp, &tmp_cap))) goto done;
-            free(piece);
-            piece = NULL;
-            line += count_lines(text + pos, end - pos);
-            release_pages(map, pos, end);
-            pos = end;
-        }
-    }
-    if (at != c->n_tokens) {
-        err = crn_error_set(CRN_ERANGE, "%s: encoding gave %zu tokens, counting %zu", c->path, at, c->n_tokens);
-        goto done;
-    }
+    if ((err = encode_pass(c, &L, text, n, bom, map, &cache, caching))) goto done;
 
     /* ---- split --------------------------------------------------------- */
     /* as the peer: n_train = int(n * (1 - val_frac)) */
@@ -651,7 +665,6 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
     err = 0;
 done:
     free(piece);
-    free(tmp);
     free(cache.p);
     loader_free(&L);
     return err;
