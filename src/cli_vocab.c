@@ -103,6 +103,23 @@ static int by_freq(const void *a, const void *b) {
 
 enum { OPT_UNIT = 256, OPT_NORM, OPT_INVALID, OPT_MIN_COUNT, OPT_KEEP, OPT_DROP, OPT_REPLACE, OPT_TOP, OPT_JSON };
 
+/* The tokens (ids 1..) most frequent first; *kept of them reach min_count,
+ * the others add up to *rare occurrences. NULL if out of memory. */
+static ranked *rank_tokens(const crn_vocab *v, long long min_count, uint64_t *kept, uint64_t *rare) {
+    uint32_t V = crn_vocab_size(v);
+    size_t distinct = V - 1;
+    ranked *rk = malloc((distinct + 1) * sizeof *rk);
+    if (!rk) return NULL;
+    for (uint32_t id = 1; id < V; id++) {
+        uint64_t f = crn_vocab_freq(v, id);
+        rk[id - 1] = (ranked){id, f};
+        if (f >= (uint64_t)min_count) (*kept)++;
+        else *rare += f;
+    }
+    qsort(rk, distinct, sizeof *rk, by_freq);
+    return rk;
+}
+
 /* What `vocab` found, for the two output formats. */
 typedef struct vocab_stats {
     const char *path;
@@ -260,22 +277,13 @@ int cli_vocab(int argc, char **argv) {
         status = cli_fail(CMD, err);
         goto out;
     }
-    uint32_t V = crn_vocab_size(c->vocab);
-    size_t distinct = V - 1;
-    rk = malloc((distinct + 1) * sizeof *rk);
-    if (!rk) {
+    size_t distinct = crn_vocab_size(c->vocab) - 1;
+    uint64_t kept = 0, rare = 0;
+    if (!(rk = rank_tokens(c->vocab, min_count, &kept, &rare))) {
         cli_error(CMD, "out of memory");
         status = CLI_EXIT_ERROR;
         goto out;
     }
-    uint64_t kept = 0, rare = 0;
-    for (uint32_t id = 1; id < V; id++) {
-        uint64_t f = crn_vocab_freq(c->vocab, id);
-        rk[id - 1] = (ranked){id, f};
-        if (f >= (uint64_t)min_count) kept++;
-        else rare += f;
-    }
-    qsort(rk, distinct, sizeof *rk, by_freq);
     size_t show = (size_t)top < distinct ? (size_t)top : distinct;
 
     vocab_stats vs = {path, c, &o, distinct, show, min_count, kept, rare, rk};
