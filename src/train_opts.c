@@ -180,11 +180,13 @@ int crn_train_opts_set(crn_train_opts *o, const char *name, const char *value) {
 
 void crn_train_opts_default(crn_train_opts *o) {
     memset(o, 0, sizeof *o);
-    o->unit = CRN_UNIT_CODEPOINT;
-    o->norm = CRN_NORM_NFC;
-    o->invalid = CRN_INVALID_ERROR;
-    o->min_count = 1;
-    o->val_frac = 0.1;
+    crn_corpus_opts data; /* the data defaults are the corpus loader's */
+    crn_corpus_opts_default(&data);
+    o->unit = data.unit;
+    o->norm = data.norm;
+    o->invalid = data.invalid;
+    o->min_count = data.min_count;
+    o->val_frac = data.val_frac;
     o->batch = 50;
     o->seq = 50;
     o->model.cell = CRN_CELL_LSTM;
