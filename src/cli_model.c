@@ -14,7 +14,7 @@
 #include "common.h"
 #include "corpus.h"
 #include "kernels.h"
-#include "progress.h"
+#include "cli_progress.h"
 #include "train.h"
 
 /* ------------------------------------------------------------------------ */
@@ -280,7 +280,7 @@ static void print_info_text(const info_view *v) {
         char el[32];
         printf("  training:    step %llu (epoch %llu, window %llu), %s of training, %.3g M tokens seen\n",
                (unsigned long long)s->step, (unsigned long long)s->epoch, (unsigned long long)s->win,
-               crn_format_duration(el, sizeof el, s->elapsed), (double)s->tokens_seen / 1e6);
+               cli_format_duration(el, sizeof el, s->elapsed), (double)s->tokens_seen / 1e6);
         printf("               corpus %s; batch %u x seq %u; %s lr %g, clip %g, %s schedule; seed %llu\n",
                o->corpus_path ? o->corpus_path : "?", o->batch, o->seq, crn_optim_name(o->optim.kind),
                (double)o->optim.lr, o->clip, sched_name(o->sched.kind), (unsigned long long)o->seed);

@@ -1,6 +1,6 @@
 /* cli_train.c — `charrnn train CORPUS -o MODEL [options]`: option parsing,
  * resume/fine-tune set-up, signals, and the final report. The loop is in
- * train.c; the display in progress.c. */
+ * train.c; the display in cli_progress.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -14,7 +14,7 @@
 #include "checkpoint.h"
 #include "cli.h"
 #include "common.h"
-#include "progress.h"
+#include "cli_progress.h"
 #include "train.h"
 
 #define CMD "train"
@@ -593,7 +593,7 @@ typedef struct session {
     crn_train_status rstate;       /* --resume: the run's state */
     crn_checkpoint *ck;            /* --resume / --init-from: the loaded file */
     crn_trainer *tr;
-    crn_progress *prog;
+    cli_progress *prog;
     char *base, *resume_file;      /* --resume: MODEL and MODEL.resume */
     const char *loaded_from;       /* the one of them resumed */
     crn_train_start start;
@@ -755,19 +755,19 @@ int cli_train(int argc, char **argv) {
     if (status < 0) status = check_outputs(S);
     if (status >= 0) goto done;
     status = CLI_EXIT_ERROR;
-    if ((rc = crn_progress_create(&S->prog, stderr, -1, S->a.quiet)) < 0) { status = cli_fail(CMD, rc); goto done; }
+    if ((rc = cli_progress_create(&S->prog, stderr, -1, S->a.quiet)) < 0) { status = cli_fail(CMD, rc); goto done; }
     if ((rc = crn_trainer_create(&S->tr, &S->opts, &S->start)) < 0) { status = cli_fail(CMD, rc); goto done; }
     report_start(S);
     crn_checkpoint_destroy(S->ck);
     S->ck = NULL;
 
     install_signals();
-    rc = crn_trainer_run(S->tr, crn_progress_report, S->prog);
-    crn_progress_finish(S->prog);
+    rc = crn_trainer_run(S->tr, cli_progress_report, S->prog);
+    cli_progress_finish(S->prog);
     status = report_end(S, rc);
 done:
     crn_trainer_destroy(S->tr);
-    crn_progress_destroy(S->prog);
+    cli_progress_destroy(S->prog);
     crn_checkpoint_destroy(S->ck);
     crn_train_status_free(&S->rstate);
     crn_train_opts_free(&S->opts);

@@ -32,7 +32,7 @@
 #include "corpus.h"
 #include "model.h"
 #include "optim.h"
-#include "progress.h"
+#include "train_report.h"
 #include "rng.h"
 
 #define CRN_RESUME_SUFFIX ".resume"
