@@ -135,16 +135,6 @@ done:
     return 0;
 }
 
-static uint64_t time_seed(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
-    /* splitmix finaliser: nearby times give unrelated seeds */
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return (x ^ (x >> 31)) % 1000000000000ull; /* short enough to retype */
-}
-
 /* The prompt from --prompt-file or --prompt (neither: none) into a
  * malloc'ed buffer. @return 0 or a negative error. */
 static int load_prompt(const char *prompt_file, const char *prompt_arg, uint8_t **prompt, size_t *prompt_len) {
@@ -284,11 +274,7 @@ int cli_generate(int argc, char **argv) {
         cli_usage_error(CMD, "--prompt and --prompt-file exclude each other");
         goto done;
     }
-    if (crn_sample_settings_check(&s) < 0) {
-        cli_usage_error(CMD, "%s", crn_error_message());
-        goto done;
-    }
-    if (!have_seed) s.seed = time_seed();
+    if (cli_sampling_finish(CMD, &s, have_seed) < 0) goto done;
 
     rc = CLI_EXIT_ERROR;
     int err;

@@ -84,15 +84,6 @@ static int stream_emit(void *user, const uint8_t *s, size_t n) {
     return 0;
 }
 
-static uint64_t time_seed(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return (x ^ (x >> 31)) % 1000000000000ull;
-}
-
 /* ---- line input: libedit on a terminal, getline otherwise ------------------ */
 
 typedef struct reader {
@@ -327,11 +318,7 @@ int cli_repl(int argc, char **argv) {
         cli_usage_error(CMD, "unexpected argument '%s'", argv[optind + 1]);
         goto done;
     }
-    if (crn_sample_settings_check(&s) < 0) {
-        cli_usage_error(CMD, "%s", crn_error_message());
-        goto done;
-    }
-    if (!have_seed) s.seed = time_seed();
+    if (cli_sampling_finish(CMD, &s, have_seed) < 0) goto done;
 
     crn_set_threads((int)threads);
     if (cli_load_sampling_model(CMD, argv[optind], exact, &ck) != 0) {
