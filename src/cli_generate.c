@@ -67,6 +67,9 @@ static void usage(FILE *f) {
             "  --json               one JSON object per sample (no streaming): prompt, text,\n"
             "                       tokens, mean_logprob (nats per token under the model),\n"
             "                       stop_reason (length|stop|match|no_continuation|interrupted), seed\n"
+            "  --show PAGE.html     also write the prompt and the text on a 'charrnn show' page,\n"
+            "                       each character coloured by the model's probability of it\n"
+            "                       (temperature 1); one sample only (--num 1)\n"
             "  --threads N          BLAS threads (default 1: best for batch-1 sampling)\n"
             "  --exact              sample with the float32 weights (default: a binary16\n"
             "                       copy, twice as fast, probabilities within 2e-3)\n"
@@ -95,7 +98,7 @@ static int stream_emit(void *user, const uint8_t *s, size_t n) {
     return 0;
 }
 
-static int read_file(const char *path, uint8_t **out, size_t *len) {
+int cli_read_file(const char *path, uint8_t **out, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return crn_error_set(CRN_EIO, "%s: %s", path, strerror(errno));
     size_t cap = 4096, n = 0;
@@ -108,7 +111,7 @@ static int read_file(const char *path, uint8_t **out, size_t *len) {
     for (;;) {
         if (n == cap) {
             if (cap >= (64u << 20)) {
-                err = crn_error_set(CRN_ERANGE, "%s: prompt file larger than 64 MiB", path);
+                err = crn_error_set(CRN_ERANGE, "%s: file larger than 64 MiB", path);
                 goto done;
             }
             uint8_t *nb = realloc(buf, cap * 2);
@@ -135,10 +138,19 @@ done:
     return 0;
 }
 
+/* What the sample loop needs besides the generator. */
+typedef struct gen_run {
+    long long num;              /* samples */
+    int json, echo, verbose;
+    const char *show_page;      /* --show PAGE.html or NULL */
+    const char *model_path;
+    crn_checkpoint *ck;         /* the model (for --show) */
+} gen_run;
+
 /* The prompt from --prompt-file or --prompt (neither: none) into a
  * malloc'ed buffer. @return 0 or a negative error. */
 static int load_prompt(const char *prompt_file, const char *prompt_arg, uint8_t **prompt, size_t *prompt_len) {
-    if (prompt_file) return read_file(prompt_file, prompt, prompt_len);
+    if (prompt_file) return cli_read_file(prompt_file, prompt, prompt_len);
     if (!prompt_arg) return 0;
     *prompt_len = strlen(prompt_arg);
     if (!(*prompt = malloc(*prompt_len + 1))) return crn_error_set(CRN_ENOMEM, "out of memory");
@@ -147,12 +159,12 @@ static int load_prompt(const char *prompt_file, const char *prompt_arg, uint8_t 
 }
 
 /* The samples: reset, prime with the prompt, generate (streamed unless
- * --json), report. @return the exit status so far. */
+ * --json), report, and with --show write the page. @return the exit status. */
 static int run_samples(crn_generator *g, const crn_sample_settings *s, const uint8_t *prompt, size_t prompt_len,
-                       long long num, int json, int echo, int verbose) {
+                       const gen_run *o) {
     int rc, err;
     rc = CLI_EXIT_OK;
-    for (long long i = 0; i < num && !interrupted; i++) {
+    for (long long i = 0; i < o->num && !interrupted; i++) {
         crn_generator_reset(g);
         crn_prime_info info;
         if ((err = crn_generator_prime(g, prompt, prompt_len, &info)) < 0) {
@@ -164,20 +176,20 @@ static int run_samples(crn_generator *g, const crn_sample_settings *s, const uin
                     "charrnn generate: the prompt has %zu character%s the model has never seen (%s); fed as <unk>"
                     " (--strict refuses them)\n",
                     info.n_unk, info.n_unk == 1 ? "" : "s", info.unknown);
-        if (echo && !json && prompt_len) {
+        if (o->echo && !o->json && prompt_len) {
             fwrite(prompt, 1, prompt_len, stdout);
             fflush(stdout);
         }
         crn_gen_result res;
         double t0 = crn_now();
-        err = crn_generator_run(g, json ? NULL : stream_emit, NULL, &res);
+        err = crn_generator_run(g, o->json ? NULL : stream_emit, NULL, &res);
         double dt = crn_now() - t0;
         if (err < 0) {
-            if (!json) fputc('\n', stdout);
+            if (!o->json) fputc('\n', stdout);
             rc = cli_fail(CMD, err);
             break;
         }
-        if (json) {
+        if (o->json) {
             fputs("{\"prompt\": ", stdout);
             cli_json_string(stdout, (const char *)(prompt ? prompt : (const uint8_t *)""), prompt_len);
             fputs(", \"text\": ", stdout);
@@ -188,7 +200,7 @@ static int run_samples(crn_generator *g, const crn_sample_settings *s, const uin
             fputc('\n', stdout);
         }
         fflush(stdout);
-        if (verbose)
+        if (o->verbose)
             fprintf(stderr, "charrnn generate: sample %lld: %zu tokens in %.3f s (%.0f tokens/s), stop: %s, mean log-prob %.4f\n",
                     i + 1, res.tokens, dt, dt > 0 ? (double)res.tokens / dt : 0.0, crn_gen_stop_name(res.reason),
                     res.mean_logprob);
@@ -198,12 +210,19 @@ static int run_samples(crn_generator *g, const crn_sample_settings *s, const uin
             rc = CLI_EXIT_ERROR;
             break;
         }
+        if (o->show_page) {
+            char note[2048];
+            cli_sample_settings_describe(s, note, sizeof note);
+            if ((rc = cli_show_generated(CMD, o->show_page, o->model_path, o->ck, prompt, prompt_len, res.text, res.text_len,
+                                         note)) != CLI_EXIT_OK)
+                break;
+        }
     }
     return rc;
 }
 
 enum {
-    OPT_PROMPT = 256, OPT_PROMPT_FILE, OPT_NUM, OPT_JSON, OPT_THREADS, OPT_ECHO, OPT_EXACT,
+    OPT_PROMPT = 256, OPT_PROMPT_FILE, OPT_NUM, OPT_JSON, OPT_THREADS, OPT_ECHO, OPT_EXACT, OPT_SHOW,
 };
 
 int cli_generate(int argc, char **argv) {
@@ -215,6 +234,7 @@ int cli_generate(int argc, char **argv) {
         {"json", no_argument, NULL, OPT_JSON},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"exact", no_argument, NULL, OPT_EXACT},
+        {"show", required_argument, NULL, OPT_SHOW},
         {"echo", no_argument, NULL, OPT_ECHO},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -222,7 +242,7 @@ int cli_generate(int argc, char **argv) {
     };
     crn_sample_settings s;
     crn_sample_settings_init(&s);
-    const char *prompt_arg = NULL, *prompt_file = NULL, *model_path = NULL;
+    const char *prompt_arg = NULL, *prompt_file = NULL, *model_path = NULL, *show_page = NULL;
     long long num = 1, threads = 1;
     int json = 0, verbose = 0, echo = 0, have_seed = 0, exact = 0;
     int rc = CLI_EXIT_USAGE;
@@ -253,6 +273,7 @@ int cli_generate(int argc, char **argv) {
         case OPT_JSON: json = 1; break;
         case OPT_ECHO: echo = 1; break;
         case OPT_EXACT: exact = 1; break;
+        case OPT_SHOW: show_page = optarg; break;
         case OPT_THREADS:
             if (cli_parse_long(CMD, "--threads", optarg, 1, 1024, &threads) < 0) goto done;
             break;
@@ -272,6 +293,10 @@ int cli_generate(int argc, char **argv) {
     model_path = argv[optind];
     if (prompt_arg && prompt_file) {
         cli_usage_error(CMD, "--prompt and --prompt-file exclude each other");
+        goto done;
+    }
+    if (show_page && num > 1) {
+        cli_usage_error(CMD, "--show writes one sample's page: use --num 1");
         goto done;
     }
     if (cli_sampling_finish(CMD, &s, have_seed) < 0) goto done;
@@ -303,7 +328,8 @@ int cli_generate(int argc, char **argv) {
     sigaction(SIGINT, &sa, &old_sa);
     crn_generator_set_cancel(g, &interrupted);
 
-    rc = run_samples(g, &s, prompt, prompt_len, num, json, echo, verbose);
+    gen_run run = {num, json, echo, verbose, show_page, model_path, ck};
+    rc = run_samples(g, &s, prompt, prompt_len, &run);
     sigaction(SIGINT, &old_sa, NULL);
     if (interrupted && rc == CLI_EXIT_OK) {
         fprintf(stderr, "charrnn generate: interrupted\n");
