@@ -320,6 +320,8 @@ int cli_repl(int argc, char **argv) {
     }
     if (cli_sampling_finish(CMD, &s, have_seed) < 0) goto done;
 
+    if ((rc = cli_classify_repl(CMD, argv[optind], (int)threads)) >= 0) goto done;
+    rc = CLI_EXIT_USAGE;
     crn_set_threads((int)threads);
     if (cli_load_sampling_model(CMD, argv[optind], exact, &ck) != 0) {
         rc = CLI_EXIT_ERROR;

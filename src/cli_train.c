@@ -495,7 +495,7 @@ static void on_signal(int sig) {
     crn_train_request_stop();
 }
 
-static void install_signals(void) {
+void cli_install_stop_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -761,7 +761,7 @@ int cli_train(int argc, char **argv) {
     crn_checkpoint_destroy(S->ck);
     S->ck = NULL;
 
-    install_signals();
+    cli_install_stop_signals();
     rc = crn_trainer_run(S->tr, cli_progress_report, S->prog);
     cli_progress_finish(S->prog);
     status = report_end(S, rc);

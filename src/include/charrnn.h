@@ -84,6 +84,13 @@ CHARRNN_API const char *charrnn_last_error(void);
 /* Worker threads for the matrix products (n <= 0: all cores). Process-wide;
  * the default is OpenBLAS's own. Batch-1 generation is fastest with 1. */
 CHARRNN_API void charrnn_set_threads(int n);
+/* The OpenBLAS kernel family in use ("Prescott", "Haswell", "SkylakeX", ...),
+ * and the OPENBLAS_CORETYPE value this CPU should run instead, or NULL when
+ * the loaded kernels are right. OpenBLAS reads OPENBLAS_CORETYPE once, when
+ * it is loaded: a program acts on the advice by setting it in the
+ * environment of a new process (as `charrnn` re-executes itself). */
+CHARRNN_API const char *charrnn_blas_core(void);
+CHARRNN_API const char *charrnn_blas_better_core(void);
 
 /* ---- models ------------------------------------------------------------- */
 
