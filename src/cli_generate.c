@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "common.h"
 #include "kernels.h"
+#include "cli_repl_cmd.h"
 #include "sampler.h"
 
 static const char *CMD = "generate";
@@ -137,14 +138,87 @@ done:
     return 0;
 }
 
-static uint64_t time_seed(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
-    /* splitmix finaliser: nearby times give unrelated seeds */
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return (x ^ (x >> 31)) % 1000000000000ull; /* short enough to retype */
+/* What the sample loop needs besides the generator. */
+typedef struct gen_run {
+    long long num;              /* samples */
+    int json, echo, verbose;
+    const char *show_page;      /* --show PAGE.html or NULL */
+    const char *model_path;
+    crn_checkpoint *ck;         /* the model (for --show) */
+} gen_run;
+
+/* The prompt from --prompt-file or --prompt (neither: none) into a
+ * malloc'ed buffer. @return 0 or a negative error. */
+static int load_prompt(const char *prompt_file, const char *prompt_arg, uint8_t **prompt, size_t *prompt_len) {
+    if (prompt_file) return cli_read_file(prompt_file, prompt, prompt_len);
+    if (!prompt_arg) return 0;
+    *prompt_len = strlen(prompt_arg);
+    if (!(*prompt = malloc(*prompt_len + 1))) return crn_error_set(CRN_ENOMEM, "out of memory");
+    memcpy(*prompt, prompt_arg, *prompt_len + 1);
+    return 0;
+}
+
+/* The samples: reset, prime with the prompt, generate (streamed unless
+ * --json), report, and with --show write the page. @return the exit status. */
+static int run_samples(crn_generator *g, const crn_sample_settings *s, const uint8_t *prompt, size_t prompt_len,
+                       const gen_run *o) {
+    int rc, err;
+    rc = CLI_EXIT_OK;
+    for (long long i = 0; i < o->num && !interrupted; i++) {
+        crn_generator_reset(g);
+        crn_prime_info info;
+        if ((err = crn_generator_prime(g, prompt, prompt_len, &info)) < 0) {
+            rc = cli_fail(CMD, err);
+            break;
+        }
+        if (i == 0 && info.n_unk > 0)
+            fprintf(stderr,
+                    "charrnn generate: the prompt has %zu character%s the model has never seen (%s); fed as <unk>"
+                    " (--strict refuses them)\n",
+                    info.n_unk, info.n_unk == 1 ? "" : "s", info.unknown);
+        if (o->echo && !o->json && prompt_len) {
+            fwrite(prompt, 1, prompt_len, stdout);
+            fflush(stdout);
+        }
+        crn_gen_result res;
+        double t0 = crn_now();
+        err = crn_generator_run(g, o->json ? NULL : stream_emit, NULL, &res);
+        double dt = crn_now() - t0;
+        if (err < 0) {
+            if (!o->json) fputc('\n', stdout);
+            rc = cli_fail(CMD, err);
+            break;
+        }
+        if (o->json) {
+            fputs("{\"prompt\": ", stdout);
+            cli_json_string(stdout, (const char *)(prompt ? prompt : (const uint8_t *)""), prompt_len);
+            fputs(", \"text\": ", stdout);
+            cli_json_string(stdout, (const char *)res.text, res.text_len);
+            printf(", \"tokens\": %zu, \"mean_logprob\": %.6f, \"stop_reason\": \"%s\", \"seed\": %llu, \"sample\": %lld}\n",
+                   res.tokens, res.mean_logprob, crn_gen_stop_name(res.reason), (unsigned long long)s->seed, i);
+        } else if (res.text_len == 0 || res.text[res.text_len - 1] != '\n') {
+            fputc('\n', stdout);
+        }
+        fflush(stdout);
+        if (o->verbose)
+            fprintf(stderr, "charrnn generate: sample %lld: %zu tokens in %.3f s (%.0f tokens/s), stop: %s, mean log-prob %.4f\n",
+                    i + 1, res.tokens, dt, dt > 0 ? (double)res.tokens / dt : 0.0, crn_gen_stop_name(res.reason),
+                    res.mean_logprob);
+        else if (res.reason == CRN_GEN_STOP_NO_CONTINUATION)
+            fprintf(stderr, "charrnn generate: sample %lld: no token can continue a match of '%s'\n", i + 1, s->match);
+        if (ferror(stdout)) {
+            rc = CLI_EXIT_ERROR;
+            break;
+        }
+        if (o->show_page) {
+            char note[2048];
+            cli_sample_settings_describe(s, note, sizeof note);
+            if ((rc = cli_show_generated(CMD, o->show_page, o->model_path, o->ck, prompt, prompt_len, res.text, res.text_len,
+                                         note)) != CLI_EXIT_OK)
+                break;
+        }
+    }
+    return rc;
 }
 
 enum {
@@ -225,26 +299,13 @@ int cli_generate(int argc, char **argv) {
         cli_usage_error(CMD, "--show writes one sample's page: use --num 1");
         goto done;
     }
-    if (crn_sample_settings_check(&s) < 0) {
-        cli_usage_error(CMD, "%s", crn_error_message());
-        goto done;
-    }
-    if (!have_seed) s.seed = time_seed();
+    if (cli_sampling_finish(CMD, &s, have_seed) < 0) goto done;
 
     rc = CLI_EXIT_ERROR;
     int err;
-    if (prompt_file) {
-        if ((err = cli_read_file(prompt_file, &prompt, &prompt_len)) < 0) {
-            rc = cli_fail(CMD, err);
-            goto done;
-        }
-    } else if (prompt_arg) {
-        prompt_len = strlen(prompt_arg);
-        if (!(prompt = malloc(prompt_len + 1))) {
-            rc = cli_fail(CMD, crn_error_set(CRN_ENOMEM, "out of memory"));
-            goto done;
-        }
-        memcpy(prompt, prompt_arg, prompt_len + 1);
+    if ((err = load_prompt(prompt_file, prompt_arg, &prompt, &prompt_len)) < 0) {
+        rc = cli_fail(CMD, err);
+        goto done;
     }
     crn_set_threads((int)threads);
     if (cli_load_sampling_model(CMD, model_path, exact, &ck) != 0) {
@@ -257,7 +318,7 @@ int cli_generate(int argc, char **argv) {
     }
     if (verbose) {
         char desc[2048];
-        crn_sample_settings_describe(&s, desc, sizeof desc);
+        cli_sample_settings_describe(&s, desc, sizeof desc);
         fprintf(stderr, "charrnn generate: seed %llu\n%s\n", (unsigned long long)s.seed, desc);
     }
     struct sigaction sa, old_sa;
@@ -267,61 +328,8 @@ int cli_generate(int argc, char **argv) {
     sigaction(SIGINT, &sa, &old_sa);
     crn_generator_set_cancel(g, &interrupted);
 
-    rc = CLI_EXIT_OK;
-    for (long long i = 0; i < num && !interrupted; i++) {
-        crn_generator_reset(g);
-        crn_prime_info info;
-        if ((err = crn_generator_prime(g, prompt, prompt_len, &info)) < 0) {
-            rc = cli_fail(CMD, err);
-            break;
-        }
-        if (i == 0 && info.n_unk > 0)
-            fprintf(stderr,
-                    "charrnn generate: the prompt has %zu character%s the model has never seen (%s); fed as <unk>"
-                    " (--strict refuses them)\n",
-                    info.n_unk, info.n_unk == 1 ? "" : "s", info.unknown);
-        if (echo && !json && prompt_len) {
-            fwrite(prompt, 1, prompt_len, stdout);
-            fflush(stdout);
-        }
-        crn_gen_result res;
-        double t0 = crn_now();
-        err = crn_generator_run(g, json ? NULL : stream_emit, NULL, &res);
-        double dt = crn_now() - t0;
-        if (err < 0) {
-            if (!json) fputc('\n', stdout);
-            rc = cli_fail(CMD, err);
-            break;
-        }
-        if (json) {
-            fputs("{\"prompt\": ", stdout);
-            cli_json_string(stdout, (const char *)(prompt ? prompt : (const uint8_t *)""), prompt_len);
-            fputs(", \"text\": ", stdout);
-            cli_json_string(stdout, (const char *)res.text, res.text_len);
-            printf(", \"tokens\": %zu, \"mean_logprob\": %.6f, \"stop_reason\": \"%s\", \"seed\": %llu, \"sample\": %lld}\n",
-                   res.tokens, res.mean_logprob, crn_stop_reason_name(res.reason), (unsigned long long)s.seed, i);
-        } else if (res.text_len == 0 || res.text[res.text_len - 1] != '\n') {
-            fputc('\n', stdout);
-        }
-        fflush(stdout);
-        if (verbose)
-            fprintf(stderr, "charrnn generate: sample %lld: %zu tokens in %.3f s (%.0f tokens/s), stop: %s, mean log-prob %.4f\n",
-                    i + 1, res.tokens, dt, dt > 0 ? (double)res.tokens / dt : 0.0, crn_stop_reason_name(res.reason),
-                    res.mean_logprob);
-        else if (res.reason == CRN_STOP_NO_CONTINUATION)
-            fprintf(stderr, "charrnn generate: sample %lld: no token can continue a match of '%s'\n", i + 1, s.match);
-        if (ferror(stdout)) {
-            rc = CLI_EXIT_ERROR;
-            break;
-        }
-        if (show_page) {
-            char note[2048];
-            crn_sample_settings_describe(&s, note, sizeof note);
-            if ((rc = cli_show_generated(CMD, show_page, model_path, ck, prompt, prompt_len, res.text, res.text_len,
-                                         note)) != CLI_EXIT_OK)
-                break;
-        }
-    }
+    gen_run run = {num, json, echo, verbose, show_page, model_path, ck};
+    rc = run_samples(g, &s, prompt, prompt_len, &run);
     sigaction(SIGINT, &old_sa, NULL);
     if (interrupted && rc == CLI_EXIT_OK) {
         fprintf(stderr, "charrnn generate: interrupted\n");

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common.h"
 #include "idcache.h"
 #include "regex.h"
 #include "utf8.h"
@@ -52,10 +53,13 @@ void crn_corpus_opts_default(crn_corpus_opts *o);
  * malloc'ed. @return 0 or CRN_EINVAL (no '=', empty regex). */
 int crn_corpus_split_replace(const char *spec, char **re, char **text);
 
-/* Tests only (not thread-safe): the target size of a piece in bytes and how
- * much prepared text pass 1 may keep for pass 2 (0 = always prepare twice).
- * Defaults 8 MiB and 64 MiB; piece 0 restores the default piece size. */
+/* Test builds only (CRN_TEST_HOOKS; not thread-safe): the target size of a
+ * piece in bytes and how much prepared text pass 1 may keep for pass 2 (0 =
+ * always prepare twice). Defaults 8 MiB and 64 MiB; piece 0 restores the
+ * default piece size. */
+#if defined(CRN_TEST_HOOKS) && CRN_TEST_HOOKS
 void crn_corpus_tune(size_t piece_bytes, size_t cache_bytes);
+#endif
 
 typedef struct crn_corpus {
     char *path;
@@ -88,6 +92,12 @@ int crn_corpus_from_memory(crn_corpus **out, const char *name, const uint8_t *te
                            const crn_corpus_opts *opts, const crn_vocab *vocab);
 void crn_corpus_destroy(crn_corpus *c); /* NULL is a no-op */
 
+/* The characters predicted when all n_tokens of c are scored as one text
+ * (count targets): for code points exactly the targets (as the PyTorch peer
+ * counts); for grapheme/jamo the NFC code points after the first. The bits
+ * per char denominator of `charrnn eval` and charrnn_score. */
+double crn_corpus_chars_predicted(const crn_corpus *c, uint64_t count);
+
 static inline uint32_t crn_corpus_id(const crn_corpus *c, size_t i) {
     return c->wide ? ((const uint32_t *)c->ids)[i] : ((const uint16_t *)c->ids)[i];
 }
@@ -116,8 +126,11 @@ void crn_batcher_next(crn_batcher *bt, uint32_t *x, uint32_t *y, int *reset);
  * pairs are cut into B rows of L = ceil(n/B); padded positions have input 0
  * and target CRN_IGNORE; each row starts from a zero state. Fills window w (T, B) of that layout;
  * returns the number of windows. */
-#define CRN_IGNORE 0xffffffffu
 size_t crn_val_windows(const crn_corpus *c, size_t B, size_t T);
 void crn_val_window(const crn_corpus *c, size_t B, size_t T, size_t w, uint32_t *x, uint32_t *y);
+/* The same layout over any range of ids [begin, end) (crn_evaluate_ids):
+ * positions t0 .. t0+T-1 of each of the B rows into x, y (T, B). */
+void crn_range_window(const crn_corpus *c, size_t begin, size_t end, size_t B, size_t t0, size_t T, uint32_t *x,
+                      uint32_t *y);
 
 #endif

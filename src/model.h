@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common.h"
 #include "real.h"
 #include "rng.h"
 

@@ -294,13 +294,13 @@ static double log_prob(const real *logits, uint32_t V, uint32_t t) {
 
 /* ---- the generator ------------------------------------------------------------ */
 
-const char *crn_stop_reason_name(enum crn_stop_reason r) {
+const char *crn_gen_stop_name(enum crn_gen_stop r) {
     switch (r) {
-    case CRN_STOP_LENGTH: return "length";
-    case CRN_STOP_REGEX: return "stop";
-    case CRN_STOP_MATCH: return "match";
-    case CRN_STOP_NO_CONTINUATION: return "no_continuation";
-    case CRN_STOP_INTERRUPTED: return "interrupted";
+    case CRN_GEN_STOP_LENGTH: return "length";
+    case CRN_GEN_STOP_REGEX: return "stop";
+    case CRN_GEN_STOP_MATCH: return "match";
+    case CRN_GEN_STOP_NO_CONTINUATION: return "no_continuation";
+    case CRN_GEN_STOP_INTERRUPTED: return "interrupted";
     default: return "none";
     }
 }
@@ -486,6 +486,19 @@ void crn_generator_reset(crn_generator *g) {
 }
 
 void crn_generator_set_cancel(crn_generator *g, volatile sig_atomic_t *flag) { g->cancel = flag; }
+
+int crn_generator_fork(crn_generator **out, const crn_generator *g) {
+    crn_generator *f;
+    int err = crn_generator_create(&f, g->m, g->v, &g->s);
+    if (err < 0) return err;
+    crn_state_copy_stream(f->st, 0, g->st, 0);
+    f->have_logits = g->have_logits;
+    if (g->have_logits) memcpy(f->logits, g->logits, (size_t)g->V * sizeof *f->logits);
+    f->rng = g->rng;
+    f->cancel = g->cancel;
+    *out = f;
+    return 0;
+}
 
 /* Weights that are finite but blown up (a run that diverged) overflow in the
  * forward pass: sampling from NaN/Inf logits would print garbage. */
@@ -674,15 +687,15 @@ static int run_sample(crn_generator *g, run *r, crn_gen_result *res) {
     const uint32_t V = g->V;
     double lp_sum = 0;
     size_t ntok = 0;
-    enum crn_stop_reason reason = CRN_STOP_NONE;
+    enum crn_gen_stop reason = CRN_GEN_STOP_NONE;
     pick p = {.c = g->cands};
-    while (reason == CRN_STOP_NONE) {
+    while (reason == CRN_GEN_STOP_NONE) {
         if (cancelled(g, r)) {
-            reason = CRN_STOP_INTERRUPTED;
+            reason = CRN_GEN_STOP_INTERRUPTED;
             break;
         }
         if (ntok >= g->s.length) {
-            reason = CRN_STOP_LENGTH;
+            reason = CRN_GEN_STOP_LENGTH;
             break;
         }
         int now = CRN_PREFIX_PARTIAL;
@@ -690,7 +703,7 @@ static int run_sample(crn_generator *g, run *r, crn_gen_result *res) {
             now = match_status_now(g, r->gen_len);
             if (now < 0) return crn_error_prefix(now, "--match");
             if (now == CRN_PREFIX_COMPLETE) {
-                reason = CRN_STOP_MATCH;
+                reason = CRN_GEN_STOP_MATCH;
                 break;
             }
         }
@@ -699,7 +712,7 @@ static int run_sample(crn_generator *g, run *r, crn_gen_result *res) {
         for (int first = 1;; first = 0) {
             long i = pick_draw(&p, &g->rng);
             if (i < 0) {
-                reason = now == CRN_PREFIX_EXTENSIBLE ? CRN_STOP_MATCH : CRN_STOP_NO_CONTINUATION;
+                reason = now == CRN_PREFIX_EXTENSIBLE ? CRN_GEN_STOP_MATCH : CRN_GEN_STOP_NO_CONTINUATION;
                 break;
             }
             tok = p.c[i].id;
@@ -710,18 +723,18 @@ static int run_sample(crn_generator *g, run *r, crn_gen_result *res) {
             if (st < 0) return crn_error_prefix(st, "--match");
             if (st != CRN_PREFIX_NONE) break;
             if (first && now == CRN_PREFIX_EXTENSIBLE) { /* the model chose to end the match */
-                reason = CRN_STOP_MATCH;
+                reason = CRN_GEN_STOP_MATCH;
                 break;
             }
             pick_remove(&p, i);
         }
-        if (reason != CRN_STOP_NONE) break;
+        if (reason != CRN_GEN_STOP_NONE) break;
         lp_sum += isfinite(p.lse) ? (double)g->logits[tok] - p.lse : log_prob(g->logits, V, tok);
         ntok++;
         r->gen_len += crn_decoder_push(&g->dec, tok, g->gen + r->gen_len, g->gen_cap - r->gen_len);
         if ((err = feed(g, tok)) < 0) return err;
         if ((err = stop_check(r, 0)) < 0) return err;
-        if (r->stopped) reason = CRN_STOP_REGEX;
+        if (r->stopped) reason = CRN_GEN_STOP_REGEX;
     }
     res->reason = reason;
     res->tokens = ntok;
@@ -797,7 +810,7 @@ static int run_beam(crn_generator *g, run *r, crn_gen_result *res) {
     for (uint32_t i = 0; i < ntok; i++)
         r->gen_len += crn_decoder_push(&g->dec, g->btok[cur][(size_t)best * L + i], g->gen + r->gen_len,
                                        g->gen_cap - r->gen_len);
-    res->reason = ntok < L ? CRN_STOP_INTERRUPTED : CRN_STOP_LENGTH;
+    res->reason = ntok < L ? CRN_GEN_STOP_INTERRUPTED : CRN_GEN_STOP_LENGTH;
     res->tokens = ntok;
     res->mean_logprob = ntok ? g->bscore[cur][best] / (double)ntok : 0;
     return 0;
@@ -816,240 +829,10 @@ int crn_generator_run(crn_generator *g, crn_emit_fn emit, void *user, crn_gen_re
     if (!r.stopped) {
         r.gen_len += crn_decoder_finish(&g->dec, g->gen + r.gen_len, g->gen_cap - r.gen_len);
         if ((err = stop_check(&r, 1)) < 0) return err;
-        if (r.stopped) res->reason = CRN_STOP_REGEX;
+        if (r.stopped) res->reason = CRN_GEN_STOP_REGEX;
     }
-    if (r.cancelled) res->reason = CRN_STOP_INTERRUPTED;
+    if (r.cancelled) res->reason = CRN_GEN_STOP_INTERRUPTED;
     res->text = g->gen;
     res->text_len = r.emitted;
     return 0;
-}
-
-/* ---- the REPL command parser ---------------------------------------------------- */
-
-static void msgf(char *msg, size_t cap, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static void msgf(char *msg, size_t cap, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = vsnprintf(msg, cap, fmt, ap);
-    va_end(ap);
-    if (rc < 0) msg[0] = 0;
-}
-
-void crn_sample_settings_describe(const crn_sample_settings *s, char *msg, size_t cap) {
-    size_t at = 0;
-    int rc = snprintf(msg, cap,
-                      "temperature %g, top-k %u%s, top-p %g, length %u, seed %llu, beam %u%s, keep state %s, keep stop %s",
-                      s->temperature, s->top_k, s->top_k ? "" : " (off)", s->top_p, s->length,
-                      (unsigned long long)s->seed, s->beam, s->beam >= 2 ? "" : " (off: sampling)",
-                      s->keep_state ? "on" : "off", s->keep_stop ? "on" : "off");
-    if (rc < 0 || (size_t)rc >= cap) return;
-    at = (size_t)rc;
-    for (uint32_t i = 0; i < s->n_stop && at < cap; i++) {
-        rc = snprintf(msg + at, cap - at, "\nstop '%s'", s->stop[i]);
-        if (rc < 0) return;
-        at += (size_t)rc;
-    }
-    if (at < cap) (void)snprintf(msg + at, cap - at, "\nmatch %s%s%s", s->match ? "'" : "",
-                                 s->match ? s->match : "(none)", s->match ? "'" : "");
-}
-
-static const char repl_help[] =
-    "Type a line to prime the model with it and see the continuation.\n"
-    "Commands:\n"
-    "  :temp T       temperature in [0, 100] (0 = always the most likely token)\n"
-    "  :topk K       sample among the K most likely tokens (0 = off)\n"
-    "  :topp P       nucleus sampling: smallest set with probability >= P, in (0, 1]\n"
-    "  :len N        tokens to generate per line, [1, 1000000]\n"
-    "  :seed N       reseed the random generator\n"
-    "  :beam W       beam search with W beams (0 = off, sampling)\n"
-    "  :stop REGEX   add a stop pattern (':stop' alone clears them)\n"
-    "  :match REGEX  constrain the output to match REGEX (':match' alone clears it)\n"
-    "  :keep on|off  carry the hidden state across lines (a running conversation)\n"
-    "  :reset        clear the hidden state\n"
-    "  :show         show the settings\n"
-    "  :help         this help\n"
-    "  :quit         leave (Ctrl-D too); Ctrl-C stops a generation\n"
-    "A line starting with '::' is sent as text starting with ':'.";
-
-static int parse_u64(const char *a, unsigned long long max, unsigned long long *out) {
-    if (*a < '0' || *a > '9') return -1;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(a, &end, 10);
-    if (*end || errno == ERANGE || v > max) return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_dbl(const char *a, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(a, &end);
-    if (!*a || *end || errno == ERANGE || !isfinite(v)) return -1;
-    *out = v;
-    return 0;
-}
-
-int crn_repl_command(crn_sample_settings *s, const char *line, size_t n, const char **text, size_t *text_len,
-                     char *msg, size_t cap) {
-    msg[0] = 0;
-    *text = line;
-    *text_len = n;
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
-    *text_len = n;
-    if (n == 0 || line[0] != ':') return CRN_REPL_TEXT;
-    if (n >= 2 && line[1] == ':') {
-        *text = line + 1;
-        *text_len = n - 1;
-        return CRN_REPL_TEXT;
-    }
-    /* command word and argument (leading blanks skipped, kept verbatim after) */
-    char cmd[16], arg[1024];
-    size_t i = 1, c = 0;
-    while (i < n && line[i] != ' ' && line[i] != '\t') {
-        if (c + 1 < sizeof cmd) cmd[c++] = line[i];
-        else c = sizeof cmd; /* too long: cannot be a command */
-        i++;
-    }
-    if (c >= sizeof cmd) c = sizeof cmd - 1, cmd[0] = '?';
-    cmd[c] = 0;
-    while (i < n && (line[i] == ' ' || line[i] == '\t')) i++;
-    size_t alen = n - i;
-    if (alen >= sizeof arg) {
-        msgf(msg, cap, "argument too long (%zu bytes, at most %zu)", alen, sizeof arg - 1);
-        return CRN_REPL_ERROR;
-    }
-    if (memchr(line + i, 0, alen)) {
-        msgf(msg, cap, "the argument contains a NUL byte");
-        return CRN_REPL_ERROR;
-    }
-    memcpy(arg, line + i, alen);
-    arg[alen] = 0;
-    /* the validity of UTF-8 in patterns is left to PCRE2, which reports it */
-    int has_arg = alen > 0;
-    double d;
-    unsigned long long u;
-
-    if (!strcmp(cmd, "temp") || !strcmp(cmd, "temperature")) {
-        if (!has_arg || parse_dbl(arg, &d) < 0 || !(d >= 0 && d <= CRN_SAMPLE_MAX_TEMPERATURE)) {
-            msgf(msg, cap, ":temp wants a number in [0, %g], got '%s'", CRN_SAMPLE_MAX_TEMPERATURE, arg);
-            return CRN_REPL_ERROR;
-        }
-        s->temperature = d;
-        msgf(msg, cap, "temperature %g%s", d, d == 0 ? " (argmax)" : "");
-        return CRN_REPL_OK;
-    }
-    if (!strcmp(cmd, "topk")) {
-        if (!has_arg || parse_u64(arg, 1000000000ull, &u) < 0) {
-            msgf(msg, cap, ":topk wants an integer in [0, 1000000000] (0 = off), got '%s'", arg);
-            return CRN_REPL_ERROR;
-        }
-        s->top_k = (uint32_t)u;
-        msgf(msg, cap, "top-k %u%s", s->top_k, u ? "" : " (off)");
-        return CRN_REPL_OK;
-    }
-    if (!strcmp(cmd, "topp")) {
-        if (!has_arg || parse_dbl(arg, &d) < 0 || !(d > 0 && d <= 1)) {
-            msgf(msg, cap, ":topp wants a number in (0, 1], got '%s'", arg);
-            return CRN_REPL_ERROR;
-        }
-        s->top_p = d;
-        msgf(msg, cap, "top-p %g%s", d, d == 1 ? " (off)" : "");
-        return CRN_REPL_OK;
-    }
-    if (!strcmp(cmd, "len") || !strcmp(cmd, "length")) {
-        if (!has_arg || parse_u64(arg, CRN_SAMPLE_MAX_LENGTH, &u) < 0 || u < 1 ||
-            (s->beam >= 2 && u * s->beam > 10000000ull)) {
-            msgf(msg, cap, ":len wants an integer in [1, %u], got '%s'", CRN_SAMPLE_MAX_LENGTH, arg);
-            return CRN_REPL_ERROR;
-        }
-        s->length = (uint32_t)u;
-        msgf(msg, cap, "length %u", s->length);
-        return CRN_REPL_OK;
-    }
-    if (!strcmp(cmd, "seed")) {
-        if (!has_arg || parse_u64(arg, UINT64_MAX, &u) < 0) {
-            msgf(msg, cap, ":seed wants a non-negative integer, got '%s'", arg);
-            return CRN_REPL_ERROR;
-        }
-        s->seed = u;
-        msgf(msg, cap, "seed %llu", u);
-        return CRN_REPL_SEED;
-    }
-    if (!strcmp(cmd, "beam")) {
-        if (!has_arg || parse_u64(arg, CRN_SAMPLE_MAX_BEAM, &u) < 0 || (u >= 2 && u * s->length > 10000000ull)) {
-            msgf(msg, cap, ":beam wants an integer in [0, %u] (0 or 1 = off), got '%s'", CRN_SAMPLE_MAX_BEAM, arg);
-            return CRN_REPL_ERROR;
-        }
-        if (u >= 2 && s->match) {
-            msgf(msg, cap, ":beam cannot be combined with :match (clear it with ':match')");
-            return CRN_REPL_ERROR;
-        }
-        s->beam = (uint32_t)u;
-        msgf(msg, cap, "beam %u%s", s->beam, u >= 2 ? "" : " (off: sampling)");
-        return CRN_REPL_OK;
-    }
-    if (!strcmp(cmd, "stop")) {
-        if (!has_arg) {
-            crn_sample_settings_clear_stops(s);
-            msgf(msg, cap, "stop patterns cleared");
-            return CRN_REPL_OK;
-        }
-        if (crn_sample_settings_add_stop(s, arg) < 0) {
-            msgf(msg, cap, ":stop: %s", crn_error_message());
-            return CRN_REPL_ERROR;
-        }
-        msgf(msg, cap, "stop pattern '%s' added (%u in all)", arg, s->n_stop);
-        return CRN_REPL_OK;
-    }
-    if (!strcmp(cmd, "match")) {
-        if (has_arg && s->beam >= 2) {
-            msgf(msg, cap, ":match cannot be combined with beam search (':beam 0' first)");
-            return CRN_REPL_ERROR;
-        }
-        if (crn_sample_settings_set_match(s, has_arg ? arg : NULL) < 0) {
-            msgf(msg, cap, ":match: %s", crn_error_message());
-            return CRN_REPL_ERROR;
-        }
-        if (has_arg) msgf(msg, cap, "match '%s'", arg);
-        else msgf(msg, cap, "match cleared");
-        return CRN_REPL_OK;
-    }
-    if (!strcmp(cmd, "keep")) {
-        if (!strcmp(arg, "on")) s->keep_state = 1;
-        else if (!strcmp(arg, "off")) s->keep_state = 0;
-        else {
-            msgf(msg, cap, ":keep wants 'on' or 'off', got '%s'", arg);
-            return CRN_REPL_ERROR;
-        }
-        msgf(msg, cap, "keep state %s", s->keep_state ? "on" : "off");
-        return CRN_REPL_OK;
-    }
-    if (!strcmp(cmd, "reset") || !strcmp(cmd, "show") || !strcmp(cmd, "help") || !strcmp(cmd, "quit") ||
-        !strcmp(cmd, "q") || !strcmp(cmd, "exit")) {
-        if (has_arg) {
-            msgf(msg, cap, ":%s takes no argument", cmd);
-            return CRN_REPL_ERROR;
-        }
-        if (!strcmp(cmd, "reset")) {
-            msgf(msg, cap, "hidden state cleared");
-            return CRN_REPL_RESET;
-        }
-        if (!strcmp(cmd, "show")) {
-            crn_sample_settings_describe(s, msg, cap);
-            return CRN_REPL_SHOW;
-        }
-        if (!strcmp(cmd, "help")) {
-            msgf(msg, cap, "%s", repl_help);
-            return CRN_REPL_HELP;
-        }
-        return CRN_REPL_QUIT;
-    }
-    if (!cmd[0]) msgf(msg, cap, "a command name must follow ':' (try :help)");
-    else msgf(msg, cap, "unknown command ':%s' (try :help)", cmd);
-    return CRN_REPL_ERROR;
 }

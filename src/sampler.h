@@ -102,16 +102,16 @@ size_t crn_sample_scratch_size(uint32_t V);
 
 /* ---- the generator ---------------------------------------------------------- */
 
-enum crn_stop_reason {
-    CRN_STOP_NONE = 0,         /* not finished */
-    CRN_STOP_LENGTH,           /* `length` tokens generated */
-    CRN_STOP_REGEX,            /* a --stop regex matched */
-    CRN_STOP_MATCH,            /* the --match regex is matched in full */
-    CRN_STOP_NO_CONTINUATION,  /* no token can continue the --match prefix */
-    CRN_STOP_INTERRUPTED,      /* the cancel flag was set, or the callback asked to stop */
+enum crn_gen_stop {
+    CRN_GEN_STOP_NONE = 0,         /* not finished */
+    CRN_GEN_STOP_LENGTH,           /* `length` tokens generated */
+    CRN_GEN_STOP_REGEX,            /* a --stop regex matched */
+    CRN_GEN_STOP_MATCH,            /* the --match regex is matched in full */
+    CRN_GEN_STOP_NO_CONTINUATION,  /* no token can continue the --match prefix */
+    CRN_GEN_STOP_INTERRUPTED,      /* the cancel flag was set, or the callback asked to stop */
 };
 /* "length", "stop", "match", "no_continuation", "interrupted" ("none"). */
-const char *crn_stop_reason_name(enum crn_stop_reason r);
+const char *crn_gen_stop_name(enum crn_gen_stop r);
 
 typedef struct crn_generator crn_generator;
 
@@ -131,6 +131,9 @@ void crn_generator_seed(crn_generator *g, uint64_t seed);
 void crn_generator_reset(crn_generator *g);
 /* A flag (e.g. set by a SIGINT handler) checked at every step; NULL = none. */
 void crn_generator_set_cancel(crn_generator *g, volatile sig_atomic_t *flag);
+/* A new generator on the same model with g's settings, hidden state, pending
+ * distribution, RNG state and cancel flag: the two continue identically. */
+int crn_generator_fork(crn_generator **out, const crn_generator *g);
 
 /* What priming found in a prompt. */
 typedef struct crn_prime_info {
@@ -153,7 +156,7 @@ int crn_generator_prime(crn_generator *g, const uint8_t *prompt, size_t n, crn_p
 typedef int (*crn_emit_fn)(void *user, const uint8_t *s, size_t n);
 
 typedef struct crn_gen_result {
-    enum crn_stop_reason reason;
+    enum crn_gen_stop reason;
     size_t tokens;         /* tokens generated (including a withheld stop match) */
     double mean_logprob;   /* nats per generated token under the model; 0 if none */
     const uint8_t *text;   /* everything emitted, valid until the next run/configure/destroy */
@@ -165,28 +168,5 @@ typedef struct crn_gen_result {
  * advancing: a following prime+run continues the same stream.
  * @return 0 or a negative error (CRN_ELIMIT from a pathological regex, ...). */
 int crn_generator_run(crn_generator *g, crn_emit_fn emit, void *user, crn_gen_result *res);
-
-/* ---- the REPL command parser (pure: no I/O, fuzzable) ----------------------- */
-
-enum crn_repl_action {
-    CRN_REPL_TEXT = 0,   /* not a command: *text, *text_len is the prompt to generate from */
-    CRN_REPL_OK,         /* a setting changed (msg says what) */
-    CRN_REPL_SEED,       /* the seed changed: reseed the generator */
-    CRN_REPL_RESET,      /* :reset */
-    CRN_REPL_SHOW,       /* :show (msg holds the settings) */
-    CRN_REPL_HELP,       /* :help (msg holds the help) */
-    CRN_REPL_QUIT,       /* :quit */
-    CRN_REPL_ERROR,      /* msg explains what is wrong; settings unchanged */
-};
-
-/* Parse one input line (without its line break; any bytes). Lines starting
- * with ':' are commands (':' + ':' escapes a literal leading colon: the prompt
- * is the line minus one colon). Settings are updated in place, validated.
- * msg (cap >= 1) always receives a NUL-terminated message ("" if none).
- * @return a crn_repl_action. */
-int crn_repl_command(crn_sample_settings *s, const char *line, size_t n, const char **text, size_t *text_len,
-                     char *msg, size_t cap);
-/* Settings as text (for :show and --verbose), into msg (truncated to cap). */
-void crn_sample_settings_describe(const crn_sample_settings *s, char *msg, size_t cap);
 
 #endif

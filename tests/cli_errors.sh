@@ -369,11 +369,15 @@ ls "$D"/ic.ckpt.ids.tmp.* >/dev/null 2>&1 && fail "E99 temp file left" || pass "
 cp "$M" "$D/keep.ckpt"
 cp "$M.resume" "$D/keep.ckpt.resume"
 cp "$M" "$D/keep.orig"
-CRN_FAULT_WRITE_AFTER=1000 expect_exit 1 "E92 exit 1" "$C" train --resume "$D/keep.ckpt" --steps 8 --quiet
+# the simulated full disk exists only in the test build of the CLI (charrnn-hooks)
+CRN_FAULT_WRITE_AFTER=1000 expect_exit 1 "E92 exit 1" "${CHARRNN_HOOKS:?}" train --resume "$D/keep.ckpt" --steps 8 --quiet
 expect_grep "cannot write .*keep.ckpt.*tmp.*: No space left on device" "$T_TMP/err" "E92 says /No space left on device/"
 cmp -s "$D/keep.ckpt" "$D/keep.orig" && pass "E92 the previous model is unchanged" || fail "E92 model changed"
 check "E92 the previous model loads" "$C" info "$D/keep.ckpt"
 ls "$D"/keep.ckpt*.tmp.* >/dev/null 2>&1 && fail "E92 temp file left" || pass "E92 no temp file left"
+cp "$M" "$D/prod.ckpt"
+cp "$M.resume" "$D/prod.ckpt.resume"
+CRN_FAULT_WRITE_AFTER=1000 expect_exit 0 "E92 charrnn itself has no fault hook" "$C" train --resume "$D/prod.ckpt" --steps 8 --quiet
 
 # E96: weights that are finite but blown up (a relu RNN's parameters x 1e20,
 # CRCs fixed): every step's loss overflows; each is skipped with a warning,

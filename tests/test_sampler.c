@@ -105,7 +105,7 @@ START_TEST(test_determinism) {
     ck_assert_int_eq(gen_text(m, v, &s, "a", &a, &ra), 0);
     ck_assert_int_eq(gen_text(m, v, &s, "a", &b, &rb), 0);
     ck_assert_uint_eq(ra.tokens, 300);
-    ck_assert_int_eq(ra.reason, CRN_STOP_LENGTH);
+    ck_assert_int_eq(ra.reason, CRN_GEN_STOP_LENGTH);
     ck_assert_uint_eq(crn_utf8_count((const uint8_t *)a.buf, a.len), 300);
     ck_assert_uint_eq(a.len, b.len);
     ck_assert(!memcmp(a.buf, b.buf, a.len));
@@ -285,7 +285,7 @@ START_TEST(test_stop) {
         size_t ms, me;
         int found = crn_regex_search(re, (const uint8_t *)keep.buf, keep.len, 0, &ms, &me);
         ck_assert_int_ge(found, 0);
-        if (rk.reason == CRN_STOP_REGEX) {
+        if (rk.reason == CRN_GEN_STOP_REGEX) {
             stopped++;
             /* the first match ends the kept text, and the cut text is what precedes it */
             ck_assert_int_eq(found, 1);
@@ -293,7 +293,7 @@ START_TEST(test_stop) {
             ck_assert_uint_eq(cut.len, ms);
             ck_assert(!memcmp(cut.buf, keep.buf, ms));
         } else {
-            ck_assert_int_eq(rk.reason, CRN_STOP_LENGTH);
+            ck_assert_int_eq(rk.reason, CRN_GEN_STOP_LENGTH);
             ck_assert_int_eq(found, 0);
             ck_assert_uint_eq(keep.len, cut.len);
         }
@@ -336,15 +336,15 @@ START_TEST(test_match) {
             crn_gen_result res;
             ck_assert_int_eq(gen_text(m, v, &s, "a", &k, &res), 0);
             int st = crn_regex_prefix(re, (const uint8_t *)k.buf, k.len);
-            if (res.reason == CRN_STOP_MATCH) {
+            if (res.reason == CRN_GEN_STOP_MATCH) {
                 complete++;
                 ck_assert_msg(st == CRN_PREFIX_COMPLETE || st == CRN_PREFIX_EXTENSIBLE,
                               "'%.*s' does not match '%s'", (int)k.len, k.buf, pats[pi]);
             } else {
                 /* ran out of length, or (top-k leaving too few candidates) of
                  * continuations: still a possible prefix */
-                if (res.reason == CRN_STOP_NO_CONTINUATION) ck_assert_uint_ne(s.top_k, 0);
-                else ck_assert_int_eq(res.reason, CRN_STOP_LENGTH);
+                if (res.reason == CRN_GEN_STOP_NO_CONTINUATION) ck_assert_uint_ne(s.top_k, 0);
+                else ck_assert_int_eq(res.reason, CRN_GEN_STOP_LENGTH);
                 ck_assert_int_eq(st, CRN_PREFIX_PARTIAL);
             }
             crn_sample_settings_free(&s);
@@ -359,13 +359,13 @@ START_TEST(test_match) {
     static sink k;
     crn_gen_result res;
     ck_assert_int_eq(gen_text(m, v, &s, "a", &k, &res), 0);
-    ck_assert_int_eq(res.reason, CRN_STOP_NO_CONTINUATION);
+    ck_assert_int_eq(res.reason, CRN_GEN_STOP_NO_CONTINUATION);
     ck_assert_uint_eq(k.len, 0);
     /* temperature 0 with --match: the most likely acceptable token each time */
     s.temperature = 0;
     ck_assert_int_eq(crn_sample_settings_set_match(&s, "[abc]{5}"), 0);
     ck_assert_int_eq(gen_text(m, v, &s, "a", &k, &res), 0);
-    ck_assert_int_eq(res.reason, CRN_STOP_MATCH);
+    ck_assert_int_eq(res.reason, CRN_GEN_STOP_MATCH);
     ck_assert_uint_eq(k.len, 5);
     crn_sample_settings_free(&s);
     crn_model_destroy(m);
@@ -402,8 +402,8 @@ START_TEST(test_units_utf8) {
                 crn_regex *re = NULL;
                 ck_assert_int_eq(crn_regex_compile(&re, s.match, CRN_REGEX_ANCHORED | CRN_REGEX_ENDANCHORED), 0);
                 int st = crn_regex_prefix(re, (const uint8_t *)k.buf, k.len);
-                ck_assert_msg(res.reason == CRN_STOP_MATCH && (st == CRN_PREFIX_COMPLETE || st == CRN_PREFIX_EXTENSIBLE),
-                              "jamo match: reason %s, '%.*s'", crn_stop_reason_name(res.reason), (int)k.len, k.buf);
+                ck_assert_msg(res.reason == CRN_GEN_STOP_MATCH && (st == CRN_PREFIX_COMPLETE || st == CRN_PREFIX_EXTENSIBLE),
+                              "jamo match: reason %s, '%.*s'", crn_gen_stop_name(res.reason), (int)k.len, k.buf);
                 crn_regex_destroy(re);
             }
             crn_sample_settings_free(&s);
@@ -428,7 +428,7 @@ START_TEST(test_pathological) {
     crn_gen_result res;
     int err = gen_text(m, v, &s, "a", &k, &res);
     ck_assert_msg(err == CRN_ELIMIT, "match: got %d (%s), reason %s after %zu tokens", err, crn_error_message(),
-                  crn_stop_reason_name(res.reason), res.tokens);
+                  crn_gen_stop_name(res.reason), res.tokens);
     crn_sample_settings_free(&s);
     crn_sample_settings_init(&s);
     s.length = 400;
@@ -496,7 +496,7 @@ START_TEST(test_beam) {
     ck_assert_int_eq(crn_sample_settings_add_stop(&s, pat), 0);
     static sink cut;
     ck_assert_int_eq(gen_text(m, v, &s, "a", &cut, &res), 0);
-    ck_assert_int_eq(res.reason, CRN_STOP_REGEX);
+    ck_assert_int_eq(res.reason, CRN_GEN_STOP_REGEX);
     ck_assert_ptr_null(memchr(cut.buf, want[1], cut.len));
     ck_assert(cut.len <= 1 && !memcmp(cut.buf, want, cut.len));
     crn_sample_settings_clear_stops(&s);
@@ -574,83 +574,17 @@ START_TEST(test_interrupt) {
     int calls = 0;
     crn_gen_result res;
     ck_assert_int_eq(crn_generator_run(g, stop_after_3, &calls, &res), 0);
-    ck_assert_int_eq(res.reason, CRN_STOP_INTERRUPTED);
+    ck_assert_int_eq(res.reason, CRN_GEN_STOP_INTERRUPTED);
     ck_assert_int_eq(calls, 3);
     ck_assert_uint_lt(res.tokens, 10);
     volatile sig_atomic_t flag = 1;
     crn_generator_set_cancel(g, &flag);
     ck_assert_int_eq(crn_generator_run(g, NULL, NULL, &res), 0);
-    ck_assert_int_eq(res.reason, CRN_STOP_INTERRUPTED);
+    ck_assert_int_eq(res.reason, CRN_GEN_STOP_INTERRUPTED);
     ck_assert_uint_eq(res.tokens, 0);
     crn_generator_destroy(g);
     crn_model_destroy(m);
     crn_vocab_destroy(v);
-}
-END_TEST
-
-static int repl(crn_sample_settings *s, const char *line, char *msg) {
-    const char *text;
-    size_t tl;
-    return crn_repl_command(s, line, strlen(line), &text, &tl, msg, 4096);
-}
-
-START_TEST(test_repl_parser) {
-    crn_sample_settings s;
-    crn_sample_settings_init(&s);
-    char msg[4096];
-    const char *text;
-    size_t tl;
-    ck_assert_int_eq(crn_repl_command(&s, "안녕\n", strlen("안녕\n"), &text, &tl, msg, sizeof msg), CRN_REPL_TEXT);
-    ck_assert_uint_eq(tl, strlen("안녕"));
-    ck_assert_int_eq(crn_repl_command(&s, "::x", 3, &text, &tl, msg, sizeof msg), CRN_REPL_TEXT);
-    ck_assert(tl == 2 && !memcmp(text, ":x", 2));
-    ck_assert_int_eq(repl(&s, ":temp 0", msg), CRN_REPL_OK);
-    ck_assert(s.temperature == 0);
-    ck_assert_int_eq(repl(&s, ":temp -1", msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":temp abc", msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":temp", msg), CRN_REPL_ERROR);
-    ck_assert(s.temperature == 0);
-    ck_assert_int_eq(repl(&s, ":topk 5", msg), CRN_REPL_OK);
-    ck_assert_uint_eq(s.top_k, 5);
-    ck_assert_int_eq(repl(&s, ":topp 0", msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":topp 0.9", msg), CRN_REPL_OK);
-    ck_assert_int_eq(repl(&s, ":len 0", msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":len 20", msg), CRN_REPL_OK);
-    ck_assert_uint_eq(s.length, 20);
-    ck_assert_int_eq(repl(&s, ":seed 12345678901234", msg), CRN_REPL_SEED);
-    ck_assert(s.seed == 12345678901234ull);
-    ck_assert_int_eq(repl(&s, ":seed -1", msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":stop \\n\\n", msg), CRN_REPL_OK);
-    ck_assert_int_eq(repl(&s, ":stop (", msg), CRN_REPL_ERROR);
-    ck_assert_ptr_nonnull(strstr(msg, "offset"));
-    ck_assert_uint_eq(s.n_stop, 1);
-    ck_assert_int_eq(repl(&s, ":match [가-힣]+", msg), CRN_REPL_OK);
-    ck_assert_str_eq(s.match, "[가-힣]+");
-    ck_assert_int_eq(repl(&s, ":beam 4", msg), CRN_REPL_ERROR); /* not with :match */
-    ck_assert_int_eq(repl(&s, ":match", msg), CRN_REPL_OK);
-    ck_assert_ptr_null(s.match);
-    ck_assert_int_eq(repl(&s, ":keep on", msg), CRN_REPL_OK);
-    ck_assert_int_eq(s.keep_state, 1);
-    ck_assert_int_eq(repl(&s, ":keep maybe", msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":show", msg), CRN_REPL_SHOW);
-    ck_assert_ptr_nonnull(strstr(msg, "temperature 0"));
-    ck_assert_ptr_nonnull(strstr(msg, "stop '\\n\\n'"));
-    ck_assert_int_eq(repl(&s, ":help", msg), CRN_REPL_HELP);
-    ck_assert_int_eq(repl(&s, ":reset", msg), CRN_REPL_RESET);
-    ck_assert_int_eq(repl(&s, ":bogus", msg), CRN_REPL_ERROR);
-    ck_assert_ptr_nonnull(strstr(msg, "unknown command ':bogus'"));
-    ck_assert_int_eq(repl(&s, ":", msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":averyveryverylongcommandname x", msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":stop", msg), CRN_REPL_OK);
-    ck_assert_uint_eq(s.n_stop, 0);
-    ck_assert_int_eq(crn_repl_command(&s, ":stop a\0b", 9, &text, &tl, msg, sizeof msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":quit", msg), CRN_REPL_QUIT);
-    ck_assert_int_eq(crn_sample_settings_check(&s), 0);
-    /* a tiny message buffer is always terminated */
-    char small[8];
-    ck_assert_int_eq(crn_repl_command(&s, ":help", 5, &text, &tl, small, sizeof small), CRN_REPL_HELP);
-    ck_assert_uint_lt(strlen(small), sizeof small);
-    crn_sample_settings_free(&s);
 }
 END_TEST
 
@@ -669,7 +603,6 @@ int main(void) {
     tcase_add_test(tc, test_beam);
     tcase_add_test(tc, test_state_carry);
     tcase_add_test(tc, test_interrupt);
-    tcase_add_test(tc, test_repl_parser);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
