@@ -113,7 +113,41 @@ wait $pid
 rc=$?
 [ $rc -eq 130 ] && pass "SIGINT: exit 130" || fail "SIGINT: exit 130" "got $rc" "$(tail -3 "$T_TMP/err")"
 expect_grep 'interrupted; the best model so far is in' "$T_TMP/err" "SIGINT: says where the model is"
+expect_grep 'continue with: charrnn classify train --resume' "$T_TMP/err" "SIGINT: says how to resume"
 check "SIGINT: the model is complete" $C classify eval "$D/int.ckpt" "$D/odd_test.tsv"
+
+
+# ---- resume: exact continuation (one thread) ----------------------------------
+jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); [d := d[k] for k in sys.argv[2:]]; print(d)' "$@"; }
+RS=(--hidden 16 --embed 8 --batch 32 --eval-every 7 --threads 1 --quiet)
+check "resume: 40 steps (constant lr, dropout)" $C classify train "$D/odd.tsv" -o "$D/ra.ckpt" "${RS[@]}" --constant-lr --steps 40
+check "resume: on to 80 (past an epoch end)" $C classify train --resume "$D/ra.ckpt" --steps 80 --threads 1 --quiet
+check "resume: 80 steps straight" $C classify train "$D/odd.tsv" -o "$D/rb.ckpt" "${RS[@]}" --constant-lr --steps 80
+$C info --json "$D/ra.ckpt.resume" > "$D/ra.json"; $C info --json "$D/rb.ckpt.resume" > "$D/rb.json"
+pa=$(jget "$D/ra.json" params_crc32); pb=$(jget "$D/rb.json" params_crc32)
+oa=$(jget "$D/ra.json" training optimizer_crc32); ob=$(jget "$D/rb.json" training optimizer_crc32)
+[ "$pa" = "$pb" ] && [ "$oa" = "$ob" ] && pass "40 + resume 40 == 80, bit for bit (params $pa, optimizer $oa)" ||
+    fail "resume determinism" "params $pa vs $pb, optimizer $oa vs $ob"
+[ "$(jget "$D/ra.json" training step)" = 80 ] && pass "resumed run counts steps as totals" || fail "resume step total"
+# SIGTERM anywhere, then resume with the same (cosine) budget == the run in one go
+RC=(--hidden 16 --embed 8 --batch 32 --eval-every 50 --threads 1 --quiet --steps 3000)
+check "resume: 3000 steps straight (cosine)" $C classify train "$D/odd.tsv" -o "$D/rs.ckpt" "${RC[@]}"
+$C classify train "$D/odd.tsv" -o "$D/rt.ckpt" "${RC[@]}" 2>"$T_TMP/err" &
+pid=$!
+sleep 1
+kill -TERM $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] && pass "SIGTERM: exit 130" || fail "SIGTERM: exit 130" "got $rc"
+check "SIGTERM: the run state loads" $C info --json "$D/rt.ckpt.resume"
+expect_grep '"stop": "interrupted"' "$T_TMP/out" "SIGTERM: the run state records the interrupt"
+st=$($C info --json "$D/rt.ckpt.resume" | python3 -c 'import json,sys; print(json.load(sys.stdin)["training"]["step"])')
+check "resume after SIGTERM (same budget)" $C classify train --resume "$D/rt.ckpt.resume" --threads 1 --quiet
+pt=$($C info --json "$D/rt.ckpt.resume" | python3 -c 'import json,sys; print(json.load(sys.stdin)["params_crc32"])')
+ps=$($C info --json "$D/rs.ckpt.resume" | python3 -c 'import json,sys; print(json.load(sys.stdin)["params_crc32"])')
+[ "$pt" = "$ps" ] && pass "stopped at step $st + resumed == straight (params $ps)" ||
+    fail "SIGTERM resume determinism" "stopped at $st: $pt vs $ps"
+check "the best model of a resumed run" $C classify eval "$D/rt.ckpt" "$D/odd_test.tsv"
 
 # ---- malformed inputs: rows C01.. of docs/errors.md --------------------------
 TR=(--epochs 1 --hidden 8 --embed 4 --threads 1 --quiet)
@@ -151,6 +185,15 @@ row C16 2 "unknown pooling 'avg'" \
     $C classify train "$D/odd.tsv" -o "$D/x.ckpt" --pool avg
 row C17 2 'unknown subcommand .fit.' \
     $C classify fit "$D/odd.tsv"
+row C18 2 '--hidden conflicts with the run being resumed \(16\)' \
+    $C classify train --resume "$D/ra.ckpt" --hidden 64
+row C18 2 "DATA '.*three\.csv' conflicts with the run being resumed" \
+    $C classify train --resume "$D/ra.ckpt" "$D/three.csv"
+row C19 1 'nope\.ckpt\.resume: cannot open model file' \
+    $C classify train --resume "$D/nope.ckpt"
+cp "$D/odd.ckpt" "$D/norun.ckpt.resume"
+row C20 1 'norun\.ckpt\.resume: no run state' \
+    $C classify train --resume "$D/norun.ckpt"
 [ ! -e "$D/x.ckpt" ] && pass "no model written by a failed train" || fail "no model written by a failed train"
 
 summary
