@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "common.h"
+#include "corpus.h"
 #include "records.h"
+#include "regex.h"
 #include "train.h"
 #include "utf8.h"
 
@@ -26,12 +28,121 @@ void crn_clf_encoder_free(crn_clf_encoder *e) {
     e->cap = 0;
 }
 
+struct crn_clf_cleaner {
+    crn_regex **keep, **drop, **repl;
+    char **repl_text;
+    size_t n_keep, n_drop, n_repl;
+};
+
+void crn_clf_cleaner_destroy(crn_clf_cleaner *c) {
+    if (!c) return;
+    for (size_t i = 0; i < c->n_keep; i++) crn_regex_destroy(c->keep[i]);
+    for (size_t i = 0; i < c->n_drop; i++) crn_regex_destroy(c->drop[i]);
+    for (size_t i = 0; i < c->n_repl; i++) {
+        crn_regex_destroy(c->repl[i]);
+        free(c->repl_text[i]);
+    }
+    free(c->keep);
+    free(c->drop);
+    free(c->repl);
+    free(c->repl_text);
+    free(c);
+}
+
+static int compile_all(crn_regex ***out, size_t *count, char *const *pats, size_t n, const char *what) {
+    *out = calloc(n ? n : 1, sizeof **out);
+    if (!*out) return crn_error_set(CRN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++, (*count)++) {
+        int rc = crn_regex_compile(&(*out)[i], pats[i], 0);
+        if (rc) return crn_error_prefix(rc, "%s", what);
+    }
+    return 0;
+}
+
+int crn_clf_cleaner_create(crn_clf_cleaner **out, char *const *keep, size_t n_keep, char *const *drop,
+                           size_t n_drop, char *const *replace, size_t n_replace) {
+    crn_clf_cleaner *c = calloc(1, sizeof *c);
+    if (!c) return crn_error_set(CRN_ENOMEM, "out of memory");
+    int rc = compile_all(&c->keep, &c->n_keep, keep, n_keep, "--keep");
+    if (!rc) rc = compile_all(&c->drop, &c->n_drop, drop, n_drop, "--drop");
+    if (!rc && (!(c->repl = calloc(n_replace ? n_replace : 1, sizeof *c->repl)) ||
+                !(c->repl_text = calloc(n_replace ? n_replace : 1, sizeof *c->repl_text))))
+        rc = crn_error_set(CRN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n_replace && !rc; i++) {
+        char *pat = NULL;
+        c->n_repl = i + 1; // destroy frees what this one got
+        if (!(rc = crn_corpus_split_replace(replace[i], &pat, &c->repl_text[i])) &&
+            (rc = crn_regex_compile(&c->repl[i], pat, 0)))
+            rc = crn_error_prefix(rc, "--replace");
+        free(pat);
+    }
+    if (rc) {
+        crn_clf_cleaner_destroy(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+/* Keep/drop (if select) and the replacements on *s (normalised, malloc'ed;
+ * replaced and normalised again if a replacement changed it). @return 1
+ * selected, 0 not, or an error. */
+static int clean_text(const crn_clf_cleaner *c, int select, uint8_t **s, size_t *n, enum crn_norm norm) {
+    int keep = !select || c->n_keep == 0;
+    for (size_t i = 0; i < c->n_keep && !keep; i++) {
+        int rc = crn_regex_search(c->keep[i], *s, *n, 0, NULL, NULL);
+        if (rc < 0) return crn_error_prefix(rc, "--keep");
+        keep = rc;
+    }
+    for (size_t i = 0; select && i < c->n_drop && keep; i++) {
+        int rc = crn_regex_search(c->drop[i], *s, *n, 0, NULL, NULL);
+        if (rc < 0) return crn_error_prefix(rc, "--drop");
+        keep = !rc;
+    }
+    if (!keep) return 0;
+    long long changed = 0;
+    for (size_t i = 0; i < c->n_repl; i++) {
+        uint8_t *r;
+        size_t rn;
+        long long k = crn_regex_replace(c->repl[i], *s, *n, c->repl_text[i], &r, &rn);
+        if (k < 0) return crn_error_prefix((int)k, "--replace");
+        free(*s);
+        *s = r;
+        *n = rn;
+        changed += k;
+    }
+    if (changed) {
+        uint8_t *again = NULL;
+        size_t an = 0;
+        int rc = crn_utf8_normalize(&again, &an, *s, *n, norm);
+        if (rc) return rc;
+        free(*s);
+        *s = again;
+        *n = an;
+    }
+    return 1;
+}
+
+int crn_clf_prepare(uint8_t **out, size_t *n, const uint8_t *text, size_t len, enum crn_norm norm,
+                    const crn_clf_cleaner *c, int select) {
+    *out = NULL;
+    int rc = crn_utf8_normalize(out, n, text, len, norm);
+    if (rc) return rc;
+    if (!c) return 1;
+    if ((rc = clean_text(c, select, out, n, norm)) <= 0) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int crn_clf_encode(crn_clf_encoder *e, const uint8_t *text, size_t len, uint32_t *ids, uint32_t *n, int *truncated) {
     uint8_t *norm = NULL;
     size_t nlen = 0;
     *truncated = 0;
-    int rc = crn_utf8_normalize(&norm, &nlen, text, len, crn_vocab_norm(e->v));
-    if (rc) return rc;
+    *n = 0;
+    int rc = crn_clf_prepare(&norm, &nlen, text, len, crn_vocab_norm(e->v), e->clean, e->select);
+    if (rc <= 0) return rc;
     if (nlen + 1 > e->cap) {
         size_t cap = nlen + 1 > 2 * e->cap ? nlen + 1 : 2 * e->cap;
         uint32_t *b = realloc(e->buf, cap * sizeof *b);

@@ -19,17 +19,35 @@
  * -> <unk>. Lines longer than max_len tokens keep their first ceil(max_len/2)
  * and last floor(max_len/2) tokens (the head and the tail: the opening and
  * the final verdict of a review); an empty line becomes one <unk>. */
+/* ---- cleaning (train's --keep/--drop/--replace, stored in the model) -----
+ * On the normalised text: keep only texts matching any keep pattern (if
+ * any), drop texts matching any drop pattern, then each replacement in
+ * order ("REGEX=TEXT", split by crn_corpus_split_replace; PCRE2 through
+ * regex.c); a text a replacement changed is normalised again. */
+typedef struct crn_clf_cleaner crn_clf_cleaner;
+int crn_clf_cleaner_create(crn_clf_cleaner **out, char *const *keep, size_t n_keep, char *const *drop,
+                           size_t n_drop, char *const *replace, size_t n_replace);
+void crn_clf_cleaner_destroy(crn_clf_cleaner *c); /* NULL is a no-op */
+/* *out (malloc'ed, *n bytes) <- text normalised with norm and cleaned by c
+ * (NULL: none; keep/drop only if select). @return 1 (selected), 0 (not
+ * selected; *out NULL) or a negative error. */
+int crn_clf_prepare(uint8_t **out, size_t *n, const uint8_t *text, size_t len, enum crn_norm norm,
+                    const crn_clf_cleaner *c, int select);
+
 typedef struct crn_clf_encoder {
     const crn_vocab *v;
     uint32_t max_len;
     uint32_t *buf;   /* scratch, grown as needed */
     size_t cap;
+    crn_clf_cleaner *clean; /* NULL: none (not owned) */
+    int select;      /* apply keep/drop (labelled tables); else only the replacements (predict answers every line) */
 } crn_clf_encoder;
 
 void crn_clf_encoder_init(crn_clf_encoder *e, const crn_vocab *v, uint32_t max_len);
 void crn_clf_encoder_free(crn_clf_encoder *e);
-/* ids (max_len) <- text; *n = ids written (1..max_len); *truncated set if cut.
- * @return 0 or CRN_EUTF8 / CRN_ENOMEM. */
+/* ids (max_len) <- text; *n = ids written (1..max_len; 0: the text is not
+ * selected by keep/drop); *truncated set if cut.
+ * @return 0 or CRN_EUTF8 / CRN_ENOMEM / a regex error (CRN_ELIMIT ...). */
 int crn_clf_encode(crn_clf_encoder *e, const uint8_t *text, size_t len, uint32_t *ids, uint32_t *n, int *truncated);
 
 /* ---- data sets ---------------------------------------------------------- */
@@ -39,6 +57,7 @@ typedef struct crn_clf_data {
     size_t *off;     /* (n + 1) line i is ids[off[i] .. off[i+1]) */
     uint32_t *label; /* (n) class index */
     uint64_t truncated;
+    uint64_t dropped; /* rows not selected by keep/drop (not in the set) */
 } crn_clf_data;
 
 void crn_clf_data_free(crn_clf_data *d);

@@ -100,7 +100,8 @@ static int discover_classes(classes *c, const crn_records *r, const char *fixed)
 }
 
 /* Encode every record (labels through cls; cls == NULL: no labels). */
-static int build_data(crn_clf_data *d, const crn_records *r, const crn_vocab *v, uint32_t max_len, const classes *cls) {
+static int build_data(crn_clf_data *d, const crn_records *r, const crn_vocab *v, uint32_t max_len, const classes *cls,
+                      crn_clf_cleaner *clean) {
     memset(d, 0, sizeof *d);
     const size_t n = crn_records_count(r);
     size_t total = 0;
@@ -115,17 +116,23 @@ static int build_data(crn_clf_data *d, const crn_records *r, const crn_vocab *v,
     if (!d->ids || !d->off || !d->label) return crn_error_set(CRN_ENOMEM, "out of memory for %zu lines", n);
     crn_clf_encoder e;
     crn_clf_encoder_init(&e, v, max_len);
+    e.clean = clean;
+    e.select = 1;
     int rc = 0;
-    size_t at = 0;
+    size_t at = 0, j = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         size_t len, ll;
         const uint8_t *s = crn_records_text(r, i, &len);
         uint32_t k;
         int trunc;
-        d->off[i] = at;
+        d->off[j] = at;
         if ((rc = crn_clf_encode(&e, s, len, d->ids + at, &k, &trunc))) {
             rc = crn_records_fail(r, i, 0, rc, "%s", crn_error_message());
             break;
+        }
+        if (k == 0) { // not selected by --keep/--drop
+            d->dropped++;
+            continue;
         }
         at += k;
         d->truncated += (uint64_t)trunc;
@@ -133,12 +140,16 @@ static int build_data(crn_clf_data *d, const crn_records *r, const crn_vocab *v,
             const uint8_t *l = crn_records_label(r, i, &ll);
             long c = find_class(cls, l, ll);
             if (c < 0) rc = crn_records_fail(r, i, 1, CRN_EFORMAT, "label '%.*s' is not one of the %u classes", (int)ll, l, cls->n);
-            else d->label[i] = (uint32_t)c;
+            else d->label[j] = (uint32_t)c;
         }
+        j++;
     }
-    d->off[n] = at;
-    d->n = n;
+    d->off[j] = at;
+    d->n = j;
     crn_clf_encoder_free(&e);
+    if (!rc && j == 0)
+        rc = crn_error_set(CRN_EEMPTY, "%s: no rows left after --keep/--drop (%zu of %zu dropped)", crn_records_path(r),
+                           (size_t)d->dropped, n);
     return rc;
 }
 
@@ -170,6 +181,12 @@ static void train_usage(FILE *f) {
             "      --unit U             codepoint | grapheme | jamo (default codepoint)\n"
             "      --norm N             nfc | nfkc | none (default nfc)\n"
             "      --min-count N        rarer tokens become <unk> (default 2)\n"
+            "      --keep REGEX         keep only rows whose text matches (repeatable)\n"
+            "      --drop REGEX         drop rows whose text matches (repeatable)\n"
+            "      --replace REGEX=TEXT substitute in every text (repeatable, in order)\n"
+            "                           (as in train; on the normalised text; stored in MODEL:\n"
+            "                           eval selects and replaces the same way, predict and\n"
+            "                           repl replace only, as every line gets an answer)\n"
             "Model:\n"
             "      --cell C             rnn | lstm | gru (default gru)\n"
             "      --hidden N           hidden units per direction (default 192)\n"
@@ -207,7 +224,7 @@ static void train_usage(FILE *f) {
 enum {
     T_FORMAT = 300, T_TEXT, T_LABEL, T_CLASSES, T_BALANCE, T_VAL, T_MAXLEN, T_UNIT, T_NORM, T_MINCOUNT, T_CELL,
     T_HIDDEN, T_EMBED, T_LAYERS, T_BIDIR, T_POOL, T_DROPOUT, T_INIT, T_BATCH, T_OPTIM, T_LR, T_CONST, T_CLIP,
-    T_EPOCHS, T_STEPS, T_TIME, T_EVAL, T_PATIENCE, T_SEED, T_THREADS, T_LOG, T_JSON, T_RESUME, T_END,
+    T_EPOCHS, T_STEPS, T_TIME, T_EVAL, T_PATIENCE, T_SEED, T_THREADS, T_LOG, T_JSON, T_RESUME, T_KEEP, T_DROP, T_REPLACE, T_END,
 };
 
 typedef struct targs {
@@ -221,8 +238,14 @@ typedef struct targs {
     crn_clf_train_opts to;
     int quiet, have_budget;
     const char *resume;
+    char **pat[3];                       /* --keep, --drop, --replace as typed (argv strings) */
+    size_t n_pat[3];
     unsigned char set[T_END - T_FORMAT]; /* options given */
 } targs;
+
+static void targs_free(targs *a) {
+    for (int i = 0; i < 3; i++) free(a->pat[i]);
+}
 
 /* Options that take a number: {code, name, min, max, where}. */
 static int parse_train_opt(targs *a, int c, const char *arg) {
@@ -231,6 +254,16 @@ static int parse_train_opt(targs *a, int c, const char *arg) {
     if (c >= T_FORMAT && c < T_END) a->set[c - T_FORMAT] = 1;
     switch (c) {
     case T_RESUME: a->resume = arg; return 0;
+    case T_KEEP:
+    case T_DROP:
+    case T_REPLACE: {
+        int w = c - T_KEEP;
+        char **p = realloc(a->pat[w], (a->n_pat[w] + 1) * sizeof *p);
+        if (!p) return cli_usage_error(CMD, "out of memory"), -1;
+        p[a->n_pat[w]++] = (char *)arg;
+        a->pat[w] = p;
+        return 0;
+    }
     case T_FORMAT:
         if (!strcmp(arg, "tsv")) a->ro.format = CRN_REC_TSV;
         else if (!strcmp(arg, "csv")) a->ro.format = CRN_REC_CSV;
@@ -339,6 +372,8 @@ static int parse_train_args(targs *a, int argc, char **argv) {
         {"seed", required_argument, 0, T_SEED}, {"threads", required_argument, 0, T_THREADS},
         {"log", required_argument, 0, T_LOG}, {"output", required_argument, 0, 'o'},
         {"quiet", no_argument, 0, 'q'}, {"resume", required_argument, 0, T_RESUME},
+        {"keep", required_argument, 0, T_KEEP}, {"drop", required_argument, 0, T_DROP},
+        {"replace", required_argument, 0, T_REPLACE},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     memset(a, 0, sizeof *a);
@@ -381,29 +416,29 @@ typedef struct tctx {
     const char *resume_path;      /* MODEL.resume */
 } tctx;
 
-/* MODEL.resume: parameters, optimizer and run state, at every eval. */
-static int save_resume(tctx *t, const crn_optim *opt) {
+/* The model with the run state, and with opt (MODEL.resume, at every eval)
+ * or without (MODEL, the best). */
+static int save_state(tctx *t, const char *path, const crn_optim *opt) {
     uint8_t *blob = NULL;
     size_t n = 0;
     int rc = crn_clf_blob_encode(&blob, &n, t->run, t->st);
     if (!rc)
-        rc = crn_checkpoint_save_clf(t->resume_path, t->v, t->m, (const char *const *)t->cls->name,
-                                     (uint32_t)t->a->max_len, opt, blob, n);
+        rc = crn_checkpoint_save_clf(path, t->v, t->m, (const char *const *)t->cls->name, (uint32_t)t->a->max_len, opt,
+                                     blob, n);
     free(blob);
     return rc;
 }
 
 static int on_event(void *ud, const crn_clf_event *ev, int save) {
     tctx *t = ud;
-    if (ev->kind == 2) return save_resume(t, ev->optim);
+    if (ev->kind == 2) return save_state(t, t->resume_path, ev->optim);
     if (ev->kind != 1) return 0;
-    if (save) {
-        int rc = crn_checkpoint_save_clf(t->a->out, t->v, t->m, (const char *const *)t->cls->name,
-                                         (uint32_t)t->a->max_len, NULL, NULL, 0);
+    if (save) { // the best model carries the run state too (its cleaning), not the optimizer
+        int rc = save_state(t, t->a->out, NULL);
         if (rc) return rc;
         t->saved = 1;
     }
-    int rc = save_resume(t, ev->optim);
+    int rc = save_state(t, t->resume_path, ev->optim);
     if (rc) return rc;
     if (t->log) {
         fprintf(t->log, "%llu,%.4f,%.1f,%.6g,%.6f,%.6f,%.6f,%.6f\n", (unsigned long long)ev->step, ev->epoch,
@@ -418,14 +453,14 @@ static int on_event(void *ud, const crn_clf_event *ev, int save) {
 }
 
 /* Build the vocabulary from the texts (normalised), unless one is given. */
-static int make_vocab(crn_vocab **out, const crn_records *r, const targs *a) {
+static int make_vocab(crn_vocab **out, const crn_records *r, const targs *a, const crn_clf_cleaner *clean) {
     crn_vocab *v = NULL;
     int rc = crn_vocab_create(&v, a->unit, a->norm);
     for (size_t i = 0; i < crn_records_count(r) && !rc; i++) {
         size_t n, nn;
         const uint8_t *s = crn_records_text(r, i, &n);
         uint8_t *norm = NULL;
-        if (!(rc = crn_utf8_normalize(&norm, &nn, s, n, a->norm))) rc = crn_vocab_count(v, norm, nn);
+        if ((rc = crn_clf_prepare(&norm, &nn, s, n, a->norm, clean, 1)) > 0) rc = crn_vocab_count(v, norm, nn);
         free(norm);
         if (rc) rc = crn_records_fail(r, i, 0, rc, "%s", crn_error_message());
     }
@@ -472,6 +507,7 @@ typedef struct tsess {
     crn_train_state st;
     char *base, *resume_path;
     int copied;
+    crn_clf_cleaner *clean;
 } tsess;
 
 static void tsess_free(tsess *s) {
@@ -481,6 +517,7 @@ static void tsess_free(tsess *s) {
     }
     crn_checkpoint_destroy(s->ck);
     crn_checkpoint_destroy(s->lm);
+    crn_clf_cleaner_destroy(s->clean);
     classes_free(&s->cls);
     crn_clf_run_opts_free(&s->run);
     crn_train_state_free(&s->st);
@@ -520,6 +557,14 @@ static int run_opts_of(crn_clf_run_opts *o, const targs *a) {
     t->log_path = dup_or_null(a->log);
     o->text_col = dup_or_null(a->ro.text_col);
     o->label_col = dup_or_null(a->ro.label_col);
+    char ***dst[3] = {&t->keep, &t->drop, &t->replace};
+    size_t *cnt[3] = {&t->n_keep, &t->n_drop, &t->n_replace};
+    for (int w = 0; w < 3; w++) {
+        if (!a->n_pat[w]) continue;
+        if (!(*dst[w] = calloc(a->n_pat[w], sizeof **dst[w]))) return crn_error_set(CRN_ENOMEM, "out of memory");
+        for (size_t i = 0; i < a->n_pat[w]; i++, (*cnt[w])++)
+            if (!((*dst[w])[i] = strdup(a->pat[w][i]))) return crn_error_set(CRN_ENOMEM, "out of memory");
+    }
     if (!t->corpus_path || (a->log && !t->log_path) || (a->ro.text_col && !o->text_col) ||
         (a->ro.label_col && !o->label_col))
         return crn_error_set(CRN_ENOMEM, "out of memory");
@@ -529,6 +574,9 @@ static int run_opts_of(crn_clf_run_opts *o, const targs *a) {
 static int fresh_setup(tsess *s, targs *a) {
     int rc;
     if ((rc = crn_records_load(&s->r, a->data, &a->ro)) || (rc = discover_classes(&s->cls, s->r, a->classes))) return rc;
+    if ((a->n_pat[0] || a->n_pat[1] || a->n_pat[2]) &&
+        (rc = crn_clf_cleaner_create(&s->clean, a->pat[0], a->n_pat[0], a->pat[1], a->n_pat[1], a->pat[2], a->n_pat[2])))
+        return rc;
     if (a->init_from) {
         if ((rc = crn_checkpoint_load_kind(&s->lm, a->init_from, CRN_CKPT_GENERATOR))) return rc;
         const crn_model_config *g = &s->lm->cfg;
@@ -538,7 +586,7 @@ static int fresh_setup(tsess *s, targs *a) {
         a->cfg.base.hidden = g->hidden;
         a->cfg.base.layers = g->layers;
         if ((rc = crn_vocab_clone(&s->v, s->lm->vocab))) return rc;
-    } else if ((rc = make_vocab(&s->v, s->r, a))) {
+    } else if ((rc = make_vocab(&s->v, s->r, a, s->clean))) {
         return rc;
     }
     a->cfg.base.vocab = crn_vocab_size(s->v);
@@ -584,6 +632,17 @@ static int check_conflicts(const targs *a, const crn_clf_run_opts *r, const crn_
     CONFLICT(T_BATCH, "batch", a->to.batch != t->batch, "%u", t->batch);
     CONFLICT(T_OPTIM, "optim", a->to.optim.kind != t->optim.kind, "%s", crn_optim_name(t->optim.kind));
     CONFLICT(T_SEED, "seed", a->to.seed != t->seed, "%llu", (unsigned long long)t->seed);
+    char *const *have[3] = {t->keep, t->drop, t->replace};
+    const size_t nhave[3] = {t->n_keep, t->n_drop, t->n_replace};
+    static const char *const pname[3] = {"keep", "drop", "replace"};
+    for (int w = 0; w < 3; w++) {
+        int same = a->n_pat[w] == nhave[w];
+        for (size_t i = 0; same && i < nhave[w]; i++) same = !strcmp(a->pat[w][i], have[w][i]);
+        if (SET(T_KEEP + w) && !same)
+            return cli_usage_error(CMD, "--%s conflicts with the run being resumed (%zu --%s patterns); a resumed run "
+                                   "keeps its data, model and optimizer (start a new run to change them)",
+                                   pname[w], nhave[w], pname[w]), -1;
+    }
     char *abs = a->data ? realpath(a->data, NULL) : NULL;
     int other = a->data && strcmp(abs ? abs : a->data, t->corpus_path);
     free(abs);
@@ -660,6 +719,10 @@ static int resume_setup(tsess *s, targs *a, int *usage) {
         return CRN_EINVAL;
     }
     if ((rc = resume_apply(a, &s->run, s->ck))) return rc;
+    const crn_train_opts *t = &s->run.t;
+    if ((t->n_keep || t->n_drop || t->n_replace) &&
+        (rc = crn_clf_cleaner_create(&s->clean, t->keep, t->n_keep, t->drop, t->n_drop, t->replace, t->n_replace)))
+        return crn_error_prefix(rc, "%s", s->resume_path);
     s->v = s->ck->vocab;
     s->m = s->ck->clf;
     for (uint32_t c = 0; c < s->ck->clf_cfg.classes && !rc; c++)
@@ -678,13 +741,17 @@ static void print_setup(const targs *a, const tsess *s, size_t n, size_t nval, c
             a->cfg.bidir == CRN_BIDIR_NONE ? "forward" : a->cfg.bidir == CRN_BIDIR_LAST ? "bidirectional top layer" : "bidirectional",
             crn_pool_name(a->cfg.pool), crn_clf_num_params(s->m), s->lm ? " (initialised from a generator)" : "");
     if (s->lm) fprintf(stderr, "init-from %s: %d tensors copied\n", a->init_from, s->copied);
+    if (d->dropped) fprintf(stderr, "cleaning: %llu rows left out by --keep/--drop\n", (unsigned long long)d->dropped);
     if (s->ck) fprintf(stderr, "resumed the run of %s at step %llu\n", a->resume, (unsigned long long)s->st.step);
 }
 
 static int cmd_train(int argc, char **argv) {
     targs a;
     int pr = parse_train_args(&a, argc, argv);
-    if (pr) return pr > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    if (pr) {
+        targs_free(&a);
+        return pr > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    }
     tsess s = {0};
     crn_clf_data d = {0};
     uint32_t *idx = NULL;
@@ -701,7 +768,7 @@ static int cmd_train(int argc, char **argv) {
         if (!(s.resume_path = malloc(strlen(a.out) + sizeof CRN_RESUME_SUFFIX))) rc = crn_error_set(CRN_ENOMEM, "out of memory");
         else sprintf(s.resume_path, "%s%s", a.out, CRN_RESUME_SUFFIX);
     }
-    if (rc || (rc = build_data(&d, s.r, s.v, (uint32_t)a.max_len, &s.cls))) goto fail;
+    if (rc || (rc = build_data(&d, s.r, s.v, (uint32_t)a.max_len, &s.cls, s.clean))) goto fail;
     size_t n = d.n, nval = (size_t)(a.val_frac * (double)n);
     if (!(idx = malloc(n * sizeof *idx))) {
         rc = crn_error_set(CRN_ENOMEM, "out of memory");
@@ -743,14 +810,33 @@ done:
     free(idx);
     crn_clf_data_free(&d);
     tsess_free(&s);
+    targs_free(&a);
     return status;
 }
 
 /* ---- predict ---------------------------------------------------------------- */
 
+/* The cleaning a classifier was trained with (its TRAIN section; none if
+ * the file has no run state or no patterns). */
+static int model_cleaner(crn_clf_cleaner **out, const crn_checkpoint *ck, const char *path) {
+    *out = NULL;
+    if (!ck->train_blob) return 0;
+    crn_clf_run_opts o;
+    crn_train_state st;
+    int rc = crn_clf_blob_decode(&o, &st, ck->train_blob, ck->train_blob_len);
+    if (rc) return crn_error_prefix(rc, "%s", path);
+    const crn_train_opts *t = &o.t;
+    if (t->n_keep || t->n_drop || t->n_replace)
+        rc = crn_clf_cleaner_create(out, t->keep, t->n_keep, t->drop, t->n_drop, t->replace, t->n_replace);
+    crn_clf_run_opts_free(&o);
+    crn_train_state_free(&st);
+    return rc ? crn_error_prefix(rc, "%s", path) : 0;
+}
+
 /* A loaded classifier and the buffers to run it on chunks of lines. */
 typedef struct runner {
     crn_checkpoint *ck;
+    crn_clf_cleaner *clean;  /* replacements only: every line gets an answer */
     crn_clf_encoder enc;
     crn_clf_data d;          /* the current chunk */
     uint32_t *idx, *x, *len;
@@ -764,7 +850,9 @@ static int runner_open(runner *u, const char *path, size_t chunk, uint32_t B) {
     int rc = crn_checkpoint_load_kind(&u->ck, path, CRN_CKPT_CLASSIFIER);
     if (rc) return rc;
     const uint32_t C = u->ck->clf_cfg.classes, T = u->ck->max_len;
+    if ((rc = model_cleaner(&u->clean, u->ck, path))) return rc;
     crn_clf_encoder_init(&u->enc, u->ck->vocab, T);
+    u->enc.clean = u->clean;
     u->cap = chunk;
     u->B = B;
     u->d.ids = malloc(chunk * T * sizeof *u->d.ids);
@@ -783,6 +871,7 @@ static int runner_open(runner *u, const char *path, size_t chunk, uint32_t B) {
 
 static void runner_close(runner *u) {
     crn_clf_encoder_free(&u->enc);
+    crn_clf_cleaner_destroy(u->clean);
     crn_clf_data_free(&u->d);
     free(u->idx);
     free(u->x);
@@ -1005,13 +1094,18 @@ static int cmd_eval(int argc, char **argv) {
     crn_clf_metrics mt = {0};
     int rc = crn_checkpoint_load_kind(&ck, argv[optind], CRN_CKPT_CLASSIFIER);
     if (!rc) rc = crn_records_load(&r, argv[optind + 1], &a.ro);
+    crn_clf_cleaner *clean = NULL;
+    if (!rc) rc = model_cleaner(&clean, ck, argv[optind]);
     if (!rc) {
         classes cls = {ck->class_names, ck->clf_cfg.classes};
-        rc = build_data(&d, r, ck->vocab, ck->max_len, &cls);
+        rc = build_data(&d, r, ck->vocab, ck->max_len, &cls, clean);
     }
+    crn_clf_cleaner_destroy(clean);
     if (!rc) rc = crn_clf_inference_tables(ck->clf, 1);
     if (!rc) rc = crn_clf_metrics_init(&mt, ck->clf_cfg.classes);
     if (!rc) rc = crn_clf_evaluate(ck->clf, &d, NULL, d.n, a.to.batch, &mt);
+    if (!rc && d.dropped)
+        fprintf(stderr, "classify eval: %llu rows left out by the model's --keep/--drop\n", (unsigned long long)d.dropped);
     if (!rc) print_metrics(stdout, &mt, ck->class_names, json);
     crn_clf_metrics_free(&mt);
     crn_clf_data_free(&d);

@@ -149,6 +149,36 @@ ps=$($C info --json "$D/rs.ckpt.resume" | python3 -c 'import json,sys; print(jso
     fail "SIGTERM resume determinism" "stopped at $st: $pt vs $ps"
 check "the best model of a resumed run" $C classify eval "$D/rt.ckpt" "$D/odd_test.tsv"
 
+# ---- cleaning: --drop/--replace at train, stored, applied at eval and predict --
+python3 - "$D" <<'PY2'
+import random, sys
+r = random.Random(3)
+with open(f"{sys.argv[1]}/spam.tsv", "w") as f:
+    f.write("text\tlabel\n")
+    for i in range(600):
+        k = r.choice(["spam", "ham"])
+        w = {"spam": "WIN money now", "ham": "see you at lunch"}[k]
+        f.write(f"{w} {i}\t{k}\n" if i % 10 else f"IGNORE {w}\t{k}\n")
+PY2
+CL=(--drop '^IGNORE' --replace '[0-9]+=#' --replace 'WIN=win' --epochs 2 --hidden 8 --embed 4 --threads 1)
+check "train with --drop and --replace" $C classify train "$D/spam.tsv" -o "$D/sp.ckpt" "${CL[@]}"
+expect_grep 'cleaning: 60 rows left out by --keep/--drop' "$T_TMP/err" "train: --drop leaves out the 60 IGNORE rows"
+check "eval with the model's cleaning" $C classify eval "$D/sp.ckpt" "$D/spam.tsv" --json
+expect_grep '^\{"lines":540,' "$T_TMP/out" "eval: the same rows left out (540 of 600)"
+check "info: the replacements left no digit in the vocabulary" $C info --json "$D/sp.ckpt"
+expect_grep '"vocab_size": 1[0-9],' "$T_TMP/out" "vocabulary of the cleaned texts (no digits, no 'W', 'I', 'N')"
+printf 'see you 12345\nsee you #\nWIN money 7\nwin money #\n' | $C classify predict "$D/sp.ckpt" --json > "$D/sp.json"
+if python3 - "$D/sp.json" <<'PY2'
+import json, sys
+p = [json.loads(l)["probs"] for l in open(sys.argv[1])]
+assert len(p) == 4 and p[0] == p[1] and p[2] == p[3], p
+PY2
+then pass "predict applies the stored replacements (digits -> #, WIN -> win)"
+else fail "predict applies the stored replacements" "$(cat "$D/sp.json")"; fi
+check "resume keeps the cleaning" $C classify train --resume "$D/sp.ckpt" --epochs 3 --threads 1 --quiet
+check "eval after the resume" $C classify eval "$D/sp.ckpt" "$D/spam.tsv" --json
+expect_grep '^\{"lines":540,' "$T_TMP/out" "resumed run: same rows left out"
+
 # ---- malformed inputs: rows C01.. of docs/errors.md --------------------------
 TR=(--epochs 1 --hidden 8 --embed 4 --threads 1 --quiet)
 row C01 1 'nocol\.tsv:1:1: no text column .document. or .text. in the header' \
@@ -189,11 +219,17 @@ row C18 2 '--hidden conflicts with the run being resumed \(16\)' \
     $C classify train --resume "$D/ra.ckpt" --hidden 64
 row C18 2 "DATA '.*three\.csv' conflicts with the run being resumed" \
     $C classify train --resume "$D/ra.ckpt" "$D/three.csv"
+row C18 2 '--drop conflicts with the run being resumed \(1 --drop patterns\)' \
+    $C classify train --resume "$D/sp.ckpt" --drop x
 row C19 1 'nope\.ckpt\.resume: cannot open model file' \
     $C classify train --resume "$D/nope.ckpt"
 cp "$D/odd.ckpt" "$D/norun.ckpt.resume"
 row C20 1 'norun\.ckpt\.resume: no run state' \
     $C classify train --resume "$D/norun.ckpt"
+row C21 1 "--keep: bad regex '\(' at offset 1: missing closing parenthesis" \
+    $C classify train "$D/spam.tsv" -o "$D/x.ckpt" --keep '(' "${TR[@]}"
+row C22 1 'spam\.tsv: no rows left after --keep/--drop \(600 of 600 dropped\)' \
+    $C classify train "$D/spam.tsv" -o "$D/x.ckpt" --keep zzz "${TR[@]}"
 [ ! -e "$D/x.ckpt" ] && pass "no model written by a failed train" || fail "no model written by a failed train"
 
 summary
