@@ -542,6 +542,7 @@ int crn_clf_train(crn_clf *m, const crn_clf_data *d, const uint32_t *train_idx, 
         R.nlines_acc += b;
         R.nsteps_acc++;
         R.ev.kind = 0;
+        R.ev.train_loss = R.loss_acc / (double)R.nlines_acc; // mean since the last eval
         R.ev.step = st->step;
         R.ev.epoch = (double)st->step / (double)spe;
         if (cb && (rc = cb(ud, &R.ev, 0)) < 0) break;

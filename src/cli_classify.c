@@ -217,7 +217,7 @@ static void train_usage(FILE *f) {
             "                           are totals of the run, --time this session's); --lr,\n"
             "                           --clip, --constant-lr, --eval-every, --patience, --log and\n"
             "                           --threads may change; other options must match\n"
-            "  -q, --quiet              no progress lines\n"
+            "  -q, --quiet              no progress (else a live line on a terminal, one line per eval)\n"
             "  -h, --help               show this help\n");
 }
 
@@ -414,7 +414,34 @@ typedef struct tctx {
     const crn_clf_run_opts *run;  /* the run's options, stored with the state */
     const crn_train_state *st;
     const char *resume_path;      /* MODEL.resume */
+    crn_progress *prog;
+    uint64_t step0;               /* the session's first step and time (rate, time left) */
+    double el0;
+    int started;
 } tctx;
+
+/* "epoch 1.23 | step 120/2000 | train loss 0.412 | val acc 0.853 (best 0.860) | 812 lines/s | 3m05s left" */
+static void status_line(char *buf, size_t n, tctx *t, const crn_clf_event *ev) {
+    if (!t->started) {
+        t->started = 1;
+        t->step0 = ev->step - (ev->step > 0);
+        t->el0 = ev->elapsed;
+    }
+    double dt = ev->elapsed - t->el0, sps = dt > 0 ? (double)(ev->step - t->step0) / dt : 0, left = -1;
+    if (ev->total_steps && sps > 0) left = (double)(ev->total_steps - (ev->step < ev->total_steps ? ev->step : ev->total_steps)) / sps;
+    if (t->a->to.time_limit > 0) {
+        double tl = t->a->to.time_limit - dt;
+        left = left < 0 || tl < left ? (tl > 0 ? tl : 0) : left;
+    }
+    char steps[48], eta[16], tr[16], va[16], best[16];
+    if (ev->total_steps) snprintf(steps, sizeof steps, "%llu/%llu", (unsigned long long)ev->step, (unsigned long long)ev->total_steps);
+    else snprintf(steps, sizeof steps, "%llu", (unsigned long long)ev->step);
+    snprintf(tr, sizeof tr, isfinite(ev->train_loss) ? "%.4f" : "-", ev->train_loss);
+    snprintf(va, sizeof va, isfinite(ev->val_acc) ? "%.4f" : "-", ev->val_acc);
+    snprintf(best, sizeof best, t->st->has_best && isfinite(ev->val_acc) ? "%.4f" : "-", t->st->best_val_bpc);
+    snprintf(buf, n, "epoch %.2f | step %s | lr %.3g | train loss %s | val acc %s (best %s) | %.0f lines/s | %s left",
+             ev->epoch, steps, ev->lr, tr, va, best, sps * t->a->to.batch, crn_format_duration(eta, sizeof eta, left));
+}
 
 /* The model with the run state, and with opt (MODEL.resume, at every eval)
  * or without (MODEL, the best). */
@@ -431,8 +458,15 @@ static int save_state(tctx *t, const char *path, const crn_optim *opt) {
 
 static int on_event(void *ud, const crn_clf_event *ev, int save) {
     tctx *t = ud;
+    char line[320];
     if (ev->kind == 2) return save_state(t, t->resume_path, ev->optim);
-    if (ev->kind != 1) return 0;
+    if (ev->kind == 0) {
+        if (t->prog) {
+            status_line(line, sizeof line, t, ev);
+            crn_progress_line(t->prog, line, 0);
+        }
+        return 0;
+    }
     if (save) { // the best model carries the run state too (its cleaning), not the optimizer
         int rc = save_state(t, t->a->out, NULL);
         if (rc) return rc;
@@ -445,10 +479,12 @@ static int on_event(void *ud, const crn_clf_event *ev, int save) {
                 ev->elapsed, ev->lr, ev->train_loss, ev->val_loss, ev->val_acc, ev->val_f1);
         fflush(t->log);
     }
-    if (!t->a->quiet)
-        fprintf(stderr, "step %llu  epoch %.2f  %.0fs  lr %.3g  train loss %.4f  val loss %.4f  acc %.4f  macro-F1 %.4f%s\n",
-                (unsigned long long)ev->step, ev->epoch, ev->elapsed, ev->lr, ev->train_loss, ev->val_loss,
-                ev->val_acc, ev->val_f1, save ? "  (best, saved)" : "");
+    if (t->prog) {
+        snprintf(line, sizeof line, "step %llu  epoch %.2f  %.0fs  lr %.3g  train loss %.4f  val loss %.4f  acc %.4f  macro-F1 %.4f%s",
+                 (unsigned long long)ev->step, ev->epoch, ev->elapsed, ev->lr, ev->train_loss, ev->val_loss,
+                 ev->val_acc, ev->val_f1, save ? "  (best, saved)" : "");
+        crn_progress_line(t->prog, line, 1);
+    }
     return 0;
 }
 
@@ -787,10 +823,12 @@ static int cmd_train(int argc, char **argv) {
     t.run = &s.run;
     t.st = &s.st;
     t.resume_path = s.resume_path;
+    if (!a.quiet && (rc = crn_progress_create(&t.prog, stderr, -1, 0))) goto fail;
     cli_install_stop_signals();
     crn_clf_event last;
     rc = crn_clf_train(s.m, &d, idx + nval, n - nval, idx, nval, &a.to, &s.st, s.ck ? s.ck->optim : NULL, on_event,
                        &t, &last);
+    crn_progress_finish(t.prog);
     if (rc == CRN_EINTR) {
         if (!a.quiet)
             fprintf(stderr, "classify train: interrupted; the best model so far is in %s (step %llu)\n"
@@ -804,8 +842,10 @@ static int cmd_train(int argc, char **argv) {
     status = CLI_EXIT_OK;
     goto done;
 fail:
+    crn_progress_finish(t.prog);
     status = cli_fail(CMD, rc);
 done:
+    crn_progress_destroy(t.prog);
     if (t.log) fclose(t.log);
     free(idx);
     crn_clf_data_free(&d);

@@ -55,6 +55,11 @@ int crn_progress_create(crn_progress **out, FILE *f, int tty, int quiet);
 void crn_progress_destroy(crn_progress *p); /* NULL is a no-op */
 /* A crn_progress_fn: ud is the crn_progress. */
 void crn_progress_report(void *ud, const crn_train_report *r);
+/* A line the caller formatted (another loop's status, e.g. `classify
+ * train`): on a TTY the live line, redrawn at most ~8 times a second, and
+ * a final line (an eval) stays on screen; otherwise only final lines are
+ * printed, one plain line each. */
+void crn_progress_line(crn_progress *p, const char *line, int final);
 /* End the live line (newline) so the caller can print below it. */
 void crn_progress_finish(crn_progress *p);
 

@@ -149,6 +149,18 @@ ps=$($C info --json "$D/rs.ckpt.resume" | python3 -c 'import json,sys; print(jso
     fail "SIGTERM resume determinism" "stopped at $st: $pt vs $ps"
 check "the best model of a resumed run" $C classify eval "$D/rt.ckpt" "$D/odd_test.tsv"
 
+# ---- progress: a live line on a terminal, one line per eval otherwise ---------
+PG=(--hidden 16 --embed 8 --steps 300 --eval-every 100 --threads 1)
+check "progress without a terminal" $C classify train "$D/odd.tsv" -o "$D/pg.ckpt" "${PG[@]}"
+[ "$(grep -c '^step [0-9]*  epoch' "$T_TMP/err")" = 3 ] && ! grep -q 'lines/s' "$T_TMP/err" &&
+    pass "not a terminal: one plain line per eval (3), no live line" || fail "plain progress" "$(cat "$T_TMP/err")"
+script -qec "$C classify train '$D/odd.tsv' -o '$D/pg.ckpt' ${PG[*]}" /dev/null > "$D/tty.out" 2>&1
+tr '\r' '\n' < "$D/tty.out" > "$D/tty.txt"
+expect_grep '^epoch [0-9.]+ \| step [0-9]+/300 \| lr .* \| train loss [0-9.]+ \| val acc .* lines/s \| .* left' "$D/tty.txt" \
+    "terminal: the live line (epoch, step/total, loss, accuracy, rate, time left)"
+[ "$(grep -c '^step [0-9]*  epoch' "$D/tty.txt")" = 3 ] && pass "terminal: the 3 eval lines stay" ||
+    fail "terminal eval lines" "$(head -c 600 "$D/tty.txt")"
+
 # ---- cleaning: --drop/--replace at train, stored, applied at eval and predict --
 python3 - "$D" <<'PY2'
 import random, sys
