@@ -14,6 +14,7 @@
 #include "checkpoint.h"
 #include "cli.h"
 #include "common.h"
+#include "dist.h"
 #include "progress.h"
 #include "train.h"
 
@@ -99,7 +100,16 @@ static void usage(FILE *f) {
         "\n"
         "Progress goes to stderr: on a terminal one live line (epoch, step, train and\n"
         "validation bits per char, chars/s, time left); otherwise one line per eval.\n"
-        "Bits per char are per NFC code point of the source text in every unit.\n");
+        "Bits per char are per NFC code point of the source text in every unit.\n"
+        "\n"
+        "Several processes (MPI):\n%s\n",
+        crn_dist_built()
+            ? "  This build has Open MPI, but train does not split its work across ranks yet:\n"
+              "  started by mpirun with more than one rank it refuses to run (each rank would\n"
+              "  train alone and replace the others' files)."
+            : "  This build has no MPI. To enable it, install Open MPI (tools/setup installs\n"
+              "  libopenmpi-dev and openmpi-bin) and rebuild:\n"
+              "    meson configure build -Dmpi=enabled && meson compile -C build");
 }
 
 enum {
@@ -565,6 +575,15 @@ int cli_train(int argc, char **argv) {
         status = pa;
         goto done;
     }
+    /* under mpirun: one rank only, until training is split across ranks */
+    if ((rc = crn_dist_init(&argc, &argv)) < 0) { status = cli_fail(CMD, rc); goto done; }
+    if (crn_dist_size() > 1) {
+        if (crn_dist_rank() == 0)
+            cli_error(CMD, "started with %d MPI ranks: data-parallel training is not implemented yet; run one "
+                      "process (mpirun -np 1, or without mpirun)", crn_dist_size());
+        status = CLI_EXIT_USAGE;
+        goto done;
+    }
     crn_train_start start;
     memset(&start, 0, sizeof start);
 
@@ -677,11 +696,16 @@ int cli_train(int argc, char **argv) {
     if (check_writable_dir(start.out_path) < 0) goto done; /* fail now, not at the first save */
     if (check_not_corpus(start.out_path, "", opts.corpus_path) < 0 ||
         check_not_corpus(start.out_path, CRN_RESUME_SUFFIX, opts.corpus_path) < 0 ||
+        check_not_corpus(start.out_path, CRN_IDS_SUFFIX, opts.corpus_path) < 0 ||
         (opts.log_path && check_not_corpus(opts.log_path, "", opts.corpus_path) < 0))
         goto done;
     if ((rc = crn_progress_create(&prog, stderr, -1, a.quiet)) < 0) { status = cli_fail(CMD, rc); goto done; }
     if ((rc = crn_trainer_create(&tr, &opts, &start)) < 0) { status = cli_fail(CMD, rc); goto done; }
     if (!a.quiet) {
+        const crn_corpus *corp = crn_trainer_corpus(tr);
+        if (corp->id_cache_status != CRN_IDCACHE_NONE)
+            fprintf(stderr, "token ids: %s%s (%s)\n", start.out_path, CRN_IDS_SUFFIX,
+                    crn_idcache_status_name(corp->id_cache_status));
         if (a.resume)
             fprintf(stderr, "resuming %s at step %llu (epoch %llu)\n", loaded_from,
                     (unsigned long long)rstate.step, (unsigned long long)rstate.epoch);
@@ -728,6 +752,7 @@ int cli_train(int argc, char **argv) {
                 start.out_path, best, start.out_path, CRN_RESUME_SUFFIX, start.out_path);
     status = CLI_EXIT_OK;
 done:
+    crn_dist_finalize();
     crn_trainer_destroy(tr);
     crn_progress_destroy(prog);
     crn_checkpoint_destroy(ck);

@@ -417,9 +417,9 @@ static void release_pages(const uint8_t *map, size_t from, size_t to) {
     if (b > a) (void)madvise((void *)(map + a), b - a, MADV_DONTNEED);
 }
 
-/* Encode prepared text into c->ids starting at *at. */
-static int encode_text(crn_corpus *c, const char *name, const uint8_t *s, size_t n, size_t *at, uint32_t **tmp,
-                       size_t *tmp_cap) {
+/* Encode prepared text into c->ids (or the cache writer w) starting at *at. */
+static int encode_text(crn_corpus *c, crn_idcache_writer *w, const char *name, const uint8_t *s, size_t n, size_t *at,
+                       uint32_t **tmp, size_t *tmp_cap) {
     for (size_t pos = 0; pos < n;) {
         size_t end = chunk_end(s, n, pos);
         size_t len = end - pos;
@@ -436,7 +436,10 @@ static int encode_text(crn_corpus *c, const char *name, const uint8_t *s, size_t
             return crn_error_set(CRN_ERANGE, "%s: the text gave more tokens the second time (%zu > %zu)", name,
                                  *at + (size_t)k, c->n_tokens);
         c->n_unk += unk;
-        if (c->wide) {
+        if (w) {
+            int err = crn_idcache_put(w, *tmp, (size_t)k);
+            if (err) return err;
+        } else if (c->wide) {
             memcpy((uint32_t *)c->ids + *at, *tmp, (size_t)k * sizeof(uint32_t));
         } else {
             uint16_t *d = (uint16_t *)c->ids + *at;
@@ -460,6 +463,7 @@ static int count_nfc_chars(const crn_corpus *c, size_t from, size_t to, uint64_t
     /* flush when the buffer reaches `flush_at`; doubled while no newline
      * comes, so a text without newlines is not rescanned for each token */
     size_t flush_at = (size_t)1 << 20;
+    size_t released = from;
     for (size_t i = from; i <= to; i++) {
         size_t k;
         if (i < to) {
@@ -498,6 +502,8 @@ static int count_nfc_chars(const crn_corpus *c, size_t from, size_t to, uint64_t
             if ((err = crn_utf8_normalize(&nf, &nn, b.p, cut, CRN_NORM_NFC))) break;
             *out += count_codepoints(nf, nn);
             free(nf);
+            crn_idcache_release(&c->map, c->wide, released, i);
+            released = i;
             memmove(b.p, b.p + cut, b.n - cut);
             b.n -= cut;
         }
@@ -508,13 +514,22 @@ static int count_nfc_chars(const crn_corpus *c, size_t from, size_t to, uint64_t
     return 0;
 }
 
+/* Train tokens of n, as the peer: int(n * (1 - val_frac)). */
+static size_t train_split(size_t n, double val_frac) {
+    size_t k = (size_t)((double)n * (1.0 - val_frac));
+    return k > n ? n : k;
+}
+
 /* The whole pipeline over an input in memory (or mapped): map != NULL when
- * pages may be released after use. */
+ * pages may be released after use. With want (the id cache's key), the ids
+ * go to the file o->id_cache instead of memory, and prepared text is not
+ * cached between the passes (memory stays that of a few pieces). */
 static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t *map, const crn_corpus_opts *o,
-                     const crn_vocab *given) {
+                     const crn_vocab *given, crn_idcache_meta *want) {
     loader L;
     obuf cache = {0};
-    int caching = cache_bytes > 0;
+    int caching = cache_bytes > 0 && !want;
+    crn_idcache_writer *w = NULL;
     uint8_t *piece = NULL;
     uint32_t *tmp = NULL;
     size_t tmp_cap = 0;
@@ -610,21 +625,22 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
     /* ---- pass 2: encode ---------------------------------------------- */
     c->n_tokens = L.n_tokens;
     c->wide = crn_vocab_size(c->vocab) > 65536u;
-    c->ids = malloc(c->n_tokens * (c->wide ? sizeof(uint32_t) : sizeof(uint16_t)));
-    if (!c->ids) {
+    if (want) {
+        if ((err = crn_idcache_begin(&w, o->id_cache, c->vocab, c->n_tokens, c->wide))) goto done;
+    } else if (!(c->ids = malloc(c->n_tokens * (c->wide ? sizeof(uint32_t) : sizeof(uint16_t))))) {
         err = crn_error_set(CRN_ENOMEM, "%s: out of memory for %s token ids", c->path, fmt_count(b1, c->n_tokens));
         goto done;
     }
     size_t at = 0;
     if (caching) {
-        if ((err = encode_text(c, c->path, cache.p, cache.n, &at, &tmp, &tmp_cap))) goto done;
+        if ((err = encode_text(c, w, c->path, cache.p, cache.n, &at, &tmp, &tmp_cap))) goto done;
     } else {
         line = 1;
         for (size_t pos = bom; pos < n;) {
             size_t end = piece_end(text, n, pos);
             size_t pn;
             if ((err = prepare(&L, text, pos, end - pos, line, 0, &piece, &pn))) goto done;
-            if ((err = encode_text(c, c->path, piece, pn, &at, &tmp, &tmp_cap))) goto done;
+            if ((err = encode_text(c, w, c->path, piece, pn, &at, &tmp, &tmp_cap))) goto done;
             free(piece);
             piece = NULL;
             line += count_lines(text + pos, end - pos);
@@ -636,15 +652,31 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
         err = crn_error_set(CRN_ERANGE, "%s: encoding gave %zu tokens, counting %zu", c->path, at, c->n_tokens);
         goto done;
     }
+    if (w) {
+        if ((err = crn_idcache_map_written(w, &c->map))) goto done;
+        c->ids = (void *)c->map.ids;
+    }
 
     /* ---- split --------------------------------------------------------- */
-    /* as the peer: n_train = int(n * (1 - val_frac)) */
-    c->n_train = (size_t)((double)c->n_tokens * (1.0 - o->val_frac));
-    if (c->n_train > c->n_tokens) c->n_train = c->n_tokens;
+    c->n_train = train_split(c->n_tokens, o->val_frac);
     if (c->n_train < c->n_tokens && (err = count_nfc_chars(c, c->n_train, c->n_tokens, &c->n_val_chars)))
         goto done;
+    if (w) {
+        want->n_tokens = c->n_tokens;
+        want->wide = c->wide;
+        want->n_chars = c->n_chars;
+        want->n_val_chars = c->n_val_chars;
+        want->n_invalid = c->n_invalid;
+        want->n_unk = c->n_unk;
+        want->n_lines_dropped = c->n_lines_dropped;
+        want->had_bom = c->had_bom;
+        err = crn_idcache_commit(w, want);
+        w = NULL;
+        if (err) goto done;
+    }
     err = 0;
 done:
+    crn_idcache_abort(w);
     free(piece);
     free(tmp);
     free(cache.p);
@@ -677,12 +709,64 @@ int crn_corpus_from_memory(crn_corpus **out, const char *name, const uint8_t *te
     if (err) return err;
     static const uint8_t empty[1] = {0};
     c->n_bytes = n;
-    err = load_text(c, text ? text : empty, text ? n : 0, NULL, opts, vocab);
+    err = load_text(c, text ? text : empty, text ? n : 0, NULL, opts, vocab, NULL);
     if (err) {
         crn_corpus_destroy(c);
         return err;
     }
     *out = c;
+    return 0;
+}
+
+/* CRC-32 of the options that change the ids besides the text and the
+ * vocabulary (val_frac too: the header holds the validation split's size). */
+static uint32_t cache_key(const crn_corpus_opts *o) {
+    int32_t e[3] = {(int32_t)o->unit, (int32_t)o->norm, (int32_t)o->invalid};
+    uint32_t crc = crn_crc32(0, e, sizeof e);
+    crc = crn_crc32(crc, &o->min_count, sizeof o->min_count);
+    crc = crn_crc32(crc, &o->val_frac, sizeof o->val_frac);
+    const char **lists[3] = {o->keep, o->drop, o->replace};
+    size_t counts[3] = {o->n_keep, o->n_drop, o->n_replace};
+    for (int l = 0; l < 3; l++) {
+        crc = crn_crc32(crc, &counts[l], sizeof counts[l]);
+        for (size_t i = 0; i < counts[l]; i++) {
+            const char *p = lists[l][i] ? lists[l][i] : "";
+            crc = crn_crc32(crc, p, strlen(p) + 1);
+        }
+    }
+    return crc;
+}
+
+/* A mapped regular file with opts->id_cache: reuse the cache if it matches
+ * (the file's size, mtime and CRC, the options), else load and write it. */
+static int load_cached(crn_corpus *c, const uint8_t *map, size_t n, const struct stat *st, const crn_corpus_opts *o,
+                       const crn_vocab *given) {
+    uint32_t crc = 0;
+    for (size_t pos = 0, step = (size_t)8 << 20; pos < n; pos += step) {
+        size_t k = n - pos < step ? n - pos : step;
+        crc = crn_crc32(crc, map + pos, k);
+        release_pages(map, pos, pos + k);
+    }
+    c->text_crc = crc;
+    crn_idcache_meta want = {.file_size = n, .mtime_s = (int64_t)st->st_mtim.tv_sec,
+                             .mtime_ns = (int64_t)st->st_mtim.tv_nsec, .file_crc = crc,
+                             .key_crc = cache_key(o), .built = given == NULL}, got;
+    crn_vocab *v = NULL;
+    int rc = crn_idcache_open(o->id_cache, &want, given, &got, &v, &c->map);
+    if (rc < 0) return rc;
+    c->id_cache_status = (enum crn_idcache_status)rc;
+    if (rc != CRN_IDCACHE_REUSED) return load_text(c, map, n, map, o, given, &want);
+    c->vocab = v;
+    c->ids = (void *)c->map.ids;
+    c->wide = got.wide;
+    c->n_tokens = (size_t)got.n_tokens;
+    c->n_chars = got.n_chars;
+    c->n_val_chars = got.n_val_chars;
+    c->n_invalid = got.n_invalid;
+    c->n_unk = got.n_unk;
+    c->n_lines_dropped = got.n_lines_dropped;
+    c->had_bom = got.had_bom;
+    c->n_train = train_split(c->n_tokens, o->val_frac);
     return 0;
 }
 
@@ -761,7 +845,10 @@ int crn_corpus_load(crn_corpus **out, const char *path, const crn_corpus_opts *o
     int err = corpus_new(&c, path);
     if (!err) {
         c->n_bytes = n;
-        err = load_text(c, map, n, map, opts, vocab);
+        if (opts->id_cache)
+            err = load_cached(c, map, n, &st, opts, vocab);
+        else
+            err = load_text(c, map, n, map, opts, vocab, NULL);
     }
     munmap(map, n);
     if (err) {
@@ -775,7 +862,10 @@ int crn_corpus_load(crn_corpus **out, const char *path, const crn_corpus_opts *o
 void crn_corpus_destroy(crn_corpus *c) {
     if (!c) return;
     crn_vocab_destroy(c->vocab);
-    free(c->ids);
+    if (c->map.base)
+        crn_idcache_unmap(&c->map);
+    else
+        free(c->ids);
     free(c->path);
     free(c);
 }
@@ -802,9 +892,27 @@ int crn_batcher_init(crn_batcher *bt, const crn_corpus *c, size_t B, size_t T) {
     return 0;
 }
 
+/* Mapped ids: release rows [b*L + w0*T, b*L + w1*T) of B rows (plus the
+ * page before, left by the previous call's rounding). */
+static void release_rows(const crn_corpus *c, size_t v0, size_t B, size_t L, size_t T, size_t w0, size_t w1) {
+    size_t back = 4096 / (c->wide ? 4 : 2);
+    for (size_t b = 0; b < B; b++) {
+        size_t lo = b * L + w0 * T, hi = b * L + w1 * T;
+        lo = lo > back ? lo - back : 0;
+        crn_idcache_release(&c->map, c->wide, v0 + lo, v0 + hi);
+    }
+}
+
+/* Release every this many windows (about 64 KiB of each row). */
+static size_t release_every(const crn_corpus *c, size_t T) {
+    size_t k = ((size_t)64 << 10) / (T * (c->wide ? 4 : 2));
+    return k ? k : 1;
+}
+
 void crn_batcher_next(crn_batcher *bt, uint32_t *x, uint32_t *y, int *reset) {
     if (bt->win >= bt->n_win) {
         bt->win = 0;
+        bt->rel_win = 0;
         bt->epoch++;
     }
     *reset = bt->win == 0;
@@ -817,6 +925,11 @@ void crn_batcher_next(crn_batcher *bt, uint32_t *x, uint32_t *y, int *reset) {
         }
     }
     bt->win++;
+    if (bt->c->map.base && (bt->win < bt->rel_win || bt->win - bt->rel_win >= release_every(bt->c, T))) {
+        size_t w0 = bt->win < bt->rel_win ? 0 : bt->rel_win; /* the caller moved win back (resume) */
+        release_rows(bt->c, 0, B, L, T, w0, bt->win);
+        bt->rel_win = bt->win;
+    }
 }
 
 /* Rows of the validation layout: n pairs, L = ceil(n / B) per row. */
@@ -849,4 +962,7 @@ void crn_val_window(const crn_corpus *c, size_t B, size_t T, size_t w, uint32_t 
             }
         }
     }
+    size_t k = release_every(c, T);
+    if (c->map.base && ((w + 1) % k == 0 || (w + 1) * T >= L))
+        release_rows(c, v0, B, L, T, (w + 1) >= k ? w + 1 - k : 0, w + 1);
 }

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "idcache.h"
 #include "regex.h"
 #include "utf8.h"
 #include "vocab.h"
@@ -37,6 +38,10 @@ typedef struct crn_corpus_opts {
     const char **keep; size_t n_keep;       /* keep only lines matching any */
     const char **drop; size_t n_drop;       /* drop lines matching any */
     const char **replace; size_t n_replace; /* "REGEX=TEXT", split at the last '=' not escaped by '\' */
+    /* Keep the ids in this file, mapped (see idcache.h), instead of in memory:
+     * created or rebuilt when missing or stale, reused otherwise. Regular
+     * files only (a pipe is loaded into memory as without it). NULL = memory. */
+    const char *id_cache;
 } crn_corpus_opts;
 
 void crn_corpus_opts_default(crn_corpus_opts *o);
@@ -56,7 +61,10 @@ typedef struct crn_corpus {
     char *path;
     crn_vocab *vocab;        /* owned */
     int wide;                /* ids are uint32 (else uint16) */
-    void *ids;               /* n_tokens ids */
+    void *ids;               /* n_tokens ids (in memory, or inside map) */
+    crn_idcache_map map;     /* the mapped id cache, or zero */
+    enum crn_idcache_status id_cache_status;
+    uint32_t text_crc;       /* CRC-32 of the file's bytes (with an id cache; else 0) */
     size_t n_tokens;
     size_t n_train;          /* ids [0, n_train) train, [n_train, n_tokens) validation */
     /* statistics */
@@ -92,6 +100,7 @@ typedef struct crn_batcher {
     size_t n_win;      /* windows per epoch */
     size_t win;        /* next window */
     uint64_t epoch;    /* completed epochs */
+    size_t rel_win;    /* mapped ids of windows before this one are released */
 } crn_batcher;
 
 /* @return 0, or CRN_EEMPTY / CRN_ERANGE if the train split is shorter than one

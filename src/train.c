@@ -658,7 +658,8 @@ static void copy_weights(crn_model *dst, crn_model *src) {
     }
 }
 
-static int load_corpus(crn_trainer *t, const crn_vocab *vocab) {
+/* cached: ids in the file MODEL.ids (see CRN_IDS_SUFFIX), else in memory. */
+static int load_corpus(crn_trainer *t, const crn_vocab *vocab, int cached) {
     crn_corpus_opts co;
     crn_corpus_opts_default(&co);
     co.unit = t->o.unit;
@@ -674,13 +675,23 @@ static int load_corpus(crn_trainer *t, const crn_vocab *vocab) {
     co.n_replace = t->o.n_replace;
     crn_corpus_destroy(t->corpus);
     t->corpus = NULL;
-    return crn_corpus_load(&t->corpus, t->o.corpus_path, &co, vocab);
+    char *ids_path = NULL;
+    if (cached) {
+        size_t plen = strlen(t->out_path);
+        if (!(ids_path = malloc(plen + sizeof CRN_IDS_SUFFIX))) return crn_error_set(CRN_ENOMEM, "out of memory");
+        memcpy(ids_path, t->out_path, plen);
+        memcpy(ids_path + plen, CRN_IDS_SUFFIX, sizeof CRN_IDS_SUFFIX);
+        co.id_cache = ids_path;
+    }
+    int rc = crn_corpus_load(&t->corpus, t->o.corpus_path, &co, vocab);
+    free(ids_path);
+    return rc;
 }
 
 /* Tokens of the fine-tuning corpus missing from base: add them (extend) and
  * return how many distinct ones there were. */
 static long long extend_vocab(crn_trainer *t, crn_vocab *base) {
-    int rc = load_corpus(t, NULL);
+    int rc = load_corpus(t, NULL, 0); /* only its vocabulary is used: no id cache */
     if (rc < 0) return rc;
     const crn_vocab *nv = t->corpus->vocab;
     long long added = 0;
@@ -752,7 +763,7 @@ int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_
         ck->vocab = NULL;
         t->model = ck->model;
         ck->model = NULL;
-        if ((rc = load_corpus(t, vocab)) < 0) goto fail;
+        if ((rc = load_corpus(t, vocab, 1)) < 0) goto fail;
         if (crn_vocab_size(t->corpus->vocab) != crn_model_config_of(t->model)->vocab) {
             rc = crn_error_set(CRN_EFORMAT, "%s: vocabulary size %u does not match the model's %u",
                                t->o.corpus_path, crn_vocab_size(t->corpus->vocab),
@@ -786,7 +797,7 @@ int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_
             }
             t->new_tokens = (uint64_t)added;
         }
-        if ((rc = load_corpus(t, vocab)) < 0) goto fail;
+        if ((rc = load_corpus(t, vocab, 1)) < 0) goto fail;
         if (!start->extend_vocab) t->new_tokens = t->corpus->n_unk;
         crn_model_config cfg = *crn_model_config_of(ck->model);
         cfg.vocab = crn_vocab_size(t->corpus->vocab);
@@ -798,7 +809,7 @@ int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_
         t->o.model = cfg;
     } else {
         /* ---- a fresh model ---- */
-        if ((rc = load_corpus(t, NULL)) < 0) goto fail;
+        if ((rc = load_corpus(t, NULL, 1)) < 0) goto fail;
         crn_model_config cfg = t->o.model;
         cfg.vocab = crn_vocab_size(t->corpus->vocab);
         if ((rc = crn_model_config_check(&cfg)) < 0) goto fail;

@@ -34,6 +34,10 @@
 #include "rng.h"
 
 #define CRN_RESUME_SUFFIX ".resume"
+/* The corpus's token ids are kept in MODEL + this, mapped (see idcache.h):
+ * made on the first run, reused while the corpus and options are unchanged,
+ * deletable at any time. */
+#define CRN_IDS_SUFFIX ".ids"
 
 /* Options of a run. Strings and string arrays are owned (malloc'ed) and freed
  * by crn_train_opts_free(). */

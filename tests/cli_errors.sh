@@ -348,6 +348,24 @@ row E95 1 "cannot write .*corpus.txt: it is the corpus .*corpus.txt" \
 row E95l 1 "cannot write .*corpus.txt: it is the corpus" \
     "$C" train "$D/corpus.txt" -o "$D/y.ckpt" --log "$D/corpus.txt" "${TINY[@]}" --steps 1
 cmp -s "$D/corpus.txt" "$D/t.txt" && pass "E95 the corpus is intact" || fail "E95 the corpus was overwritten"
+cp "$D/t.txt" "$D/c.ckpt.ids"
+row E95i 1 "cannot write .*c.ckpt.ids: it is the corpus" "$C" train "$D/c.ckpt.ids" -o "$D/c.ckpt" "${TINY[@]}" --steps 1
+cmp -s "$D/c.ckpt.ids" "$D/t.txt" && pass "E95i the corpus is intact" || fail "E95i the corpus was overwritten"
+# the token id cache MODEL.ids (docs/errors.md E99*)
+cp "$D/t.txt" "$D/ic.txt"
+IC=("$C" train "$D/ic.txt" -o "$D/ic.ckpt" --cell lstm --layers 1 --hidden 8 --batch 4 --seq 8 --threads 1 --steps 1)
+row E99n 0 "token ids: .*ic.ckpt.ids \(created\)" "${IC[@]}"
+row E99r 0 "token ids: .*ic.ckpt.ids \(reused\)" "${IC[@]}"
+printf 'one more line\n' >> "$D/ic.txt"
+row E99s 0 "token ids: .*ic.ckpt.ids \(stale, rebuilt\)" "${IC[@]}"
+truncate -s -3 "$D/ic.ckpt.ids"
+row E99t 0 "token ids: .*ic.ckpt.ids \(truncated or corrupt, rebuilt\)" "${IC[@]}"
+check "E99t the rebuilt cache is reused" "${IC[@]}"
+expect_grep "\\(reused\\)" "$T_TMP/err" "E99t the rebuilt cache is reused"
+rm -f "$D/ic.ckpt.ids"; mkdir "$D/ic.ckpt.ids"
+row E99d 1 "ic.ckpt.ids: the token id cache is not a regular file" "${IC[@]}"
+rmdir "$D/ic.ckpt.ids"
+ls "$D"/ic.ckpt.ids.tmp.* >/dev/null 2>&1 && fail "E99 temp file left" || pass "E99 no temp file left"
 cp "$M" "$D/keep.ckpt"
 cp "$M.resume" "$D/keep.ckpt.resume"
 cp "$M" "$D/keep.orig"
