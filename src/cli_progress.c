@@ -157,3 +157,21 @@ void cli_progress_report(void *ud, const crn_train_report *r) {
     }
     fflush(p->f);
 }
+
+void cli_progress_line(cli_progress *p, const char *line, int final) {
+    if (!p || p->quiet) return;
+    if (!p->tty) {
+        if (final) fprintf(p->f, "%s\n", line);
+        fflush(p->f);
+        return;
+    }
+    double now = crn_now();
+    if (!final && now - p->last_draw < REDRAW_INTERVAL) return;
+    p->last_draw = now;
+    char buf[320];
+    snprintf(buf, sizeof buf, "%s", line);
+    fit(p, buf);
+    fprintf(p->f, "\r%s\033[K%s", buf, final ? "\n" : "");
+    p->live = !final;
+    fflush(p->f);
+}

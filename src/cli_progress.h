@@ -19,6 +19,11 @@ int cli_progress_create(cli_progress **out, FILE *f, int tty, int quiet);
 void cli_progress_destroy(cli_progress *p); /* NULL is a no-op */
 /* A crn_progress_fn: ud is the cli_progress. */
 void cli_progress_report(void *ud, const crn_train_report *r);
+/* A line the caller formatted (another loop's status, e.g. `classify
+ * train`): on a TTY the live line, redrawn at most ~8 times a second, and
+ * a final line (an eval) stays on screen; otherwise only final lines are
+ * printed, one plain line each. */
+void cli_progress_line(cli_progress *p, const char *line, int final);
 /* End the live line (newline) so the caller can print below it. */
 void cli_progress_finish(cli_progress *p);
 
