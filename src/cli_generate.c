@@ -36,7 +36,7 @@ static void usage(FILE *f) {
             "\n"
             "Sampling (applied in this order at every step):\n"
             "  --temperature T      1. divide the logits by T, in [0, 100] (default 1.0;\n"
-            "                          0 = greedy: always the most likely token)\n"
+            "                          0, or below 1e-6 = greedy: always the most likely token)\n"
             "  --top-k K            2. keep the K most likely tokens (default 0 = off)\n"
             "  --top-p P            3. keep the smallest most-likely-first set whose\n"
             "                          probability reaches P, in (0, 1] (default 1.0 = off)\n"

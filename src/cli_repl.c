@@ -45,7 +45,7 @@ static void usage(FILE *f) {
             "\n"
             "Options (the starting values of the settings; see 'charrnn generate --help'\n"
             "for the order in which sampling applies them):\n"
-            "  --temperature T   [0, 100] (default 1.0; 0 = greedy)\n"
+            "  --temperature T   [0, 100] (default 1.0; 0, or below 1e-6 = greedy)\n"
             "  --top-k K         (default 0 = off)\n"
             "  --top-p P         (0, 1] (default 1.0 = off)\n"
             "  --length N        tokens per line, [1, %u] (default 200)\n"

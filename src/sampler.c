@@ -189,7 +189,7 @@ typedef struct pick {
     cand *c;      /* (V) scratch */
     uint32_t n;   /* live candidates c[0..n) */
     double total; /* sum of their w (T > 0) */
-    int greedy;   /* T == 0: w holds logits, take the max */
+    int greedy;   /* T < CRN_SAMPLE_MIN_TEMPERATURE (e.g. 0): w holds logits, take the max */
     double lse;   /* log sum exp of all V logits if computed on the way (T == 1), else NAN */
 } pick;
 
@@ -198,7 +198,7 @@ static void pick_prepare(pick *p, const real *logits, uint32_t V, const crn_samp
     uint32_t first = V > 1 ? 1 : 0; /* never <unk> unless it is all there is */
     cand *c = p->c;
     uint32_t n = 0;
-    p->greedy = !(s->temperature > 0);
+    p->greedy = !(s->temperature >= CRN_SAMPLE_MIN_TEMPERATURE); /* 1/T would be huge or infinite */
     p->lse = NAN;
     if (p->greedy) {
         for (uint32_t i = first; i < V; i++) c[n++] = (cand){(double)logits[i], i};
@@ -860,7 +860,7 @@ void crn_sample_settings_describe(const crn_sample_settings *s, char *msg, size_
 static const char repl_help[] =
     "Type a line to prime the model with it and see the continuation.\n"
     "Commands:\n"
-    "  :temp T       temperature in [0, 100] (0 = always the most likely token)\n"
+    "  :temp T       temperature in [0, 100] (0, or below 1e-6 = always the most likely token)\n"
     "  :topk K       sample among the K most likely tokens (0 = off)\n"
     "  :topp P       nucleus sampling: smallest set with probability >= P, in (0, 1]\n"
     "  :len N        tokens to generate per line, [1, 1000000]\n"
@@ -940,7 +940,7 @@ int crn_repl_command(crn_sample_settings *s, const char *line, size_t n, const c
             return CRN_REPL_ERROR;
         }
         s->temperature = d;
-        msgf(msg, cap, "temperature %g%s", d, d == 0 ? " (argmax)" : "");
+        msgf(msg, cap, "temperature %g%s", d, d < CRN_SAMPLE_MIN_TEMPERATURE ? " (argmax)" : "");
         return CRN_REPL_OK;
     }
     if (!strcmp(cmd, "topk")) {

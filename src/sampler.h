@@ -4,7 +4,8 @@
  *
  * Sampling, in this order, at every step (logits l over the vocabulary V):
  *   1. temperature: p_i ∝ exp(l_i / T); T == 0 means greedy argmax (steps 2-4
- *      are skipped; with --match the most likely acceptable token is taken);
+ *      are skipped; with --match the most likely acceptable token is taken),
+ *      and so does any T below CRN_SAMPLE_MIN_TEMPERATURE (1e-6);
  *   2. top-k (k > 0): keep the k most likely tokens;
  *   3. top-p (p < 1): of those, keep the smallest most-likely-first set whose
  *      renormalised probability mass reaches p (the nucleus; always >= 1 token);
@@ -59,11 +60,15 @@
 #define CRN_SAMPLE_MAX_LENGTH 1000000u
 #define CRN_SAMPLE_MAX_BEAM 64u
 #define CRN_SAMPLE_MAX_TEMPERATURE 100.0
+/* Temperatures in (0, CRN_SAMPLE_MIN_TEMPERATURE) sample greedily, as 0 does:
+ * below it exp(d / T) cannot tell logits apart any more (float logits differ
+ * by ~1e-7 relative at best), and for subnormal T, 1 / T is infinite. */
+#define CRN_SAMPLE_MIN_TEMPERATURE 1e-6
 
 /* Sampling settings. Strings are owned (strdup'ed by the setters below);
  * free with crn_sample_settings_free. */
 typedef struct crn_sample_settings {
-    double temperature; /* [0, 100]; 0 = argmax. Default 1 */
+    double temperature; /* [0, 100]; 0 (or below CRN_SAMPLE_MIN_TEMPERATURE) = argmax. Default 1 */
     uint32_t top_k;     /* 0 = off. Default 0 */
     double top_p;       /* (0, 1]; 1 = off. Default 1 */
     uint64_t seed;      /* default 0 (the CLI picks a time-based one) */

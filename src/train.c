@@ -47,6 +47,16 @@ void crn_train_fault_nan(uint64_t from_step, uint64_t count) {
     g_fault_count = count;
 }
 
+/* test hook: steps [from, from + count) get gradient element 0 set to value */
+static uint64_t g_fault_grad_from, g_fault_grad_count;
+static float g_fault_grad;
+
+void crn_train_fault_grad(uint64_t from_step, uint64_t count, float value) {
+    g_fault_grad_from = from_step;
+    g_fault_grad_count = count;
+    g_fault_grad = value;
+}
+
 void crn_train_request_stop(void) { g_stop = 1; }
 int crn_train_stop_requested(void) { return g_stop != 0; }
 void crn_train_clear_stop(void) { g_stop = 0; }
@@ -767,7 +777,8 @@ int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_
             ck->optim->n == crn_model_num_params(t->model)) {
             t->optim = ck->optim;
             ck->optim = NULL;
-            t->optim->cfg = t->o.optim;
+            /* new settings (e.g. sgd --momentum): the state buffers follow them */
+            if ((rc = crn_optim_reconfigure(t->optim, &t->o.optim)) < 0) goto fail;
         } else if (!t->start_note[0]) {
             snprintf(t->start_note, sizeof t->start_note,
                      "%s; the optimizer starts fresh",
@@ -1265,9 +1276,17 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
         double norm = NAN;
         if (isfinite(loss)) {
             if ((rc = crn_model_backward(t->model)) < 0) goto error;
+            if (g_fault_grad_count && t->s.step - g_fault_grad_from < g_fault_grad_count) grads[0] = g_fault_grad;
             norm = crn_clip_grad_norm(grads, np, t->o.clip);
         }
-        if (!isfinite(loss) || !isfinite(norm)) {
+        float lr = 0;
+        int state_ok = 1;
+        if (isfinite(loss) && isfinite(norm)) {
+            lr = (float)(crn_schedule_lr(&t->o.sched, t->s.step) * t->s.lr_scale);
+            crn_optim_step(t->optim, params, grads, lr);
+            state_ok = crn_optim_finite(t->optim, params); /* e.g. adam's v overflowed with --clip 0 */
+        }
+        if (!isfinite(loss) || !isfinite(norm) || !state_ok) {
             good_state(t, 0);
             crn_state_reset(t->st);
             t->s.nonfinite_total++;
@@ -1275,7 +1294,9 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
             t->s.lr_scale *= 0.5;
             t->s.step++;
             snprintf(msg, sizeof msg, "step %llu: non-finite %s; update skipped, learning rate halved (%u in a row)",
-                     (unsigned long long)t->s.step, isfinite(loss) ? "gradient" : "loss", t->s.nonfinite_run);
+                     (unsigned long long)t->s.step,
+                     !isfinite(loss) ? "loss" : !isfinite(norm) ? "gradient" : "weights or optimizer state",
+                     t->s.nonfinite_run);
             emit(t, &L, CRN_EV_WARN, msg, NULL);
             if (t->s.nonfinite_run >= CRN_NONFINITE_MAX) {
                 stop = CRN_TSTOP_NONFINITE;
@@ -1284,8 +1305,6 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
             continue;
         }
         t->s.nonfinite_run = 0;
-        float lr = (float)(crn_schedule_lr(&t->o.sched, t->s.step) * t->s.lr_scale);
-        crn_optim_step(t->optim, params, grads, lr);
         L.lr = lr;
         t->s.step++;
         t->s.tokens_seen += (uint64_t)B * T;

@@ -129,6 +129,9 @@ int crn_train_stop_requested(void);
 void crn_train_clear_stop(void);
 /* Tests only: steps from_step .. from_step+count-1 (0-based) see a NaN loss. */
 void crn_train_fault_nan(uint64_t from_step, uint64_t count);
+/* Test hook: steps [from_step, from_step + count) get gradient element 0 set
+ * to value (before clipping), e.g. 1e30 to overflow an optimizer's state. */
+void crn_train_fault_grad(uint64_t from_step, uint64_t count, float value);
 
 /* How a run starts. */
 typedef struct crn_train_start {

@@ -338,6 +338,24 @@ row E84 2 "--batch: 0 is out of range \[1, 4096\]" "$C" eval "$M" "$D/t.txt" --b
 expect_grep "Try 'charrnn eval --help'" "$T_TMP/err" "E84 points to the help"
 row E85 0 "error: :temp wants a number in \[0, 100\], got 'abc'" \
     sh -c "printf ':temp abc\nthe\n:quit\n' | '$C' repl '$M' --length 5 --seed 1"
+# E100: changing sgd's momentum on resume; the files written must load everywhere
+check "E100 sgd run" "$C" train "$D/t.txt" -o "$D/sgd.ckpt" "${TINY[@]}" --optimizer sgd --steps 5
+cp "$D/sgd.ckpt" "$D/sgd0.ckpt"
+row E100 0 "" "$C" train --resume "$D/sgd.ckpt" --momentum 0.9 --steps 10 --quiet
+for f in sgd.ckpt sgd.ckpt.resume; do
+    check "E100 $f generates" "$C" generate "$D/$f" --length 5 --seed 1
+    check "E100 $f evaluates" "$C" eval "$D/$f" "$D/t.txt"
+done
+row E100b 0 "" "$C" train --resume "$D/sgd.ckpt" --momentum 0 --steps 15 --quiet
+check "E100b MODEL.resume resumes" "$C" train --resume "$D/sgd.ckpt" --steps 20 --quiet
+check "E100b generates" "$C" generate "$D/sgd.ckpt" --length 5 --seed 1
+# E101: a subnormal temperature is greedy, like 0
+"$C" generate "$M" --temperature 0 --length 40 --seed 3 > "$D/t0.out" 2>/dev/null
+row E101 0 "" "$C" generate "$M" --temperature 0x1p-1074 --length 40 --seed 3
+if cmp -s "$T_TMP/out" "$D/t0.out"; then pass "E101 the same text as --temperature 0"
+else fail "E101 the same text as --temperature 0" "$(head -c 100 "$T_TMP/out")" "$(head -c 100 "$D/t0.out")"; fi
+row E101b 0 "" sh -c "printf ':temp 1e-9\nthe\n:quit\n' | '$C' repl '$M' --length 5 --seed 1"
+expect_grep "temperature 1e-09 \(argmax\)" "$T_TMP/out" "E101b :temp 1e-9 is argmax"
 
 # ---- output paths and saving --------------------------------------------------------
 row E90 1 "no/such/dir" "$C" train "$D/t.txt" -o "$D/no/such/dir/m.ckpt" "${TINY[@]}" --steps 1

@@ -161,6 +161,48 @@ START_TEST(test_argmax) {
 }
 END_TEST
 
+/* Issue 10 item 5: a tiny positive temperature is greedy. 0x1p-1074 (the
+ * least subnormal) made 1/T infinite and every weight NaN, and the draw fell
+ * back to the smallest id, token 1, whatever the model said. */
+START_TEST(test_tiny_temperature) {
+    const double prob[6] = {0.01, 0.09, 0.2, 0.5, 0.15, 0.05}; /* the argmax is id 3 */
+    crn_model *m = make_const_model(6, prob);
+    crn_state *st = NULL;
+    ck_assert_int_eq(crn_state_create(&st, m, 1), 0);
+    real logits[6];
+    uint32_t one = 1;
+    ck_assert_int_eq(crn_model_step(m, st, &one, logits), 0);
+    void *scratch = malloc(crn_sample_scratch_size(6));
+    crn_sample_settings s;
+    crn_sample_settings_init(&s);
+    const double temps[] = {0x1p-1074, 0x1p-1022, 1e-300, 1e-12, 9.99e-7, 0};
+    crn_rng r;
+    crn_rng_seed(&r, 9);
+    for (size_t i = 0; i < sizeof temps / sizeof *temps; i++) {
+        s.temperature = temps[i];
+        ck_assert_int_eq(crn_sample_settings_check(&s), 0);
+        for (int k = 0; k < 50; k++) {
+            uint32_t t = crn_sample_logits(logits, 6, &s, &r, scratch);
+            ck_assert_msg(t == 3, "T = %g drew token %u, not the most likely 3", temps[i], t);
+        }
+    }
+    /* at the minimum itself sampling is still greedy in effect (no NaN) */
+    s.temperature = CRN_SAMPLE_MIN_TEMPERATURE;
+    ck_assert_uint_eq(crn_sample_logits(logits, 6, &s, &r, scratch), 3);
+    char msg[256];
+    const char *text;
+    size_t tl;
+    ck_assert_int_eq(crn_repl_command(&s, ":temp 0x1p-1074", 15, &text, &tl, msg, sizeof msg), CRN_REPL_OK);
+    ck_assert_ptr_nonnull(strstr(msg, "(argmax)"));
+    ck_assert_int_eq(crn_repl_command(&s, ":temp 0.5", 9, &text, &tl, msg, sizeof msg), CRN_REPL_OK);
+    ck_assert_ptr_null(strstr(msg, "(argmax)"));
+    crn_sample_settings_free(&s);
+    free(scratch);
+    crn_state_destroy(st);
+    crn_model_destroy(m);
+}
+END_TEST
+
 /* Known distribution over 9 tokens; top-k and top-p only ever return the
  * allowed set, with frequencies matching the renormalised probabilities
  * (each within 5 standard deviations). */
@@ -660,6 +702,7 @@ int main(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_determinism);
     tcase_add_test(tc, test_argmax);
+    tcase_add_test(tc, test_tiny_temperature);
     tcase_add_test(tc, test_top_k_top_p);
     tcase_add_test(tc, test_top_k_generator);
     tcase_add_test(tc, test_stop);
