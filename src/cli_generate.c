@@ -24,7 +24,9 @@ static void usage(FILE *f) {
             "Generate text from a trained model. Output streams to stdout as it is\n"
             "generated (valid UTF-8 at every flush; jamo models recomposed into syllables).\n"
             "Only the continuation is printed (--echo prints the prompt first); each sample\n"
-            "ends with a line break if its text does not.\n"
+            "ends with a line break if its text does not. Jamo models: when the prompt ends\n"
+            "in a syllable the model completes (가 + final ㄴ), the continuation starts with\n"
+            "the completed syllable (간), which replaces the prompt's last character.\n"
             "\n"
             "Prompt:\n"
             "  --prompt TEXT        text to prime the model with (default: none, the text\n"
@@ -49,7 +51,9 @@ static void usage(FILE *f) {
             "                       prints at the end instead of streaming\n"
             "\n"
             "Length and stopping:\n"
-            "  --length N           tokens to generate per sample, [1, %u] (default 500)\n"
+            "  --length N           characters to generate per sample (NFC code points, as\n"
+            "                       read, in every unit; with --beam: tokens), [1, %u]\n"
+            "                       (default 500); a Hangul syllable is never cut\n"
             "  --num N              independent samples (default 1)\n"
             "  --stop REGEX         stop as soon as the generated text contains a match (PCRE2,\n"
             "                       UTF+UCP); the match is not printed; repeatable (up to %d).\n"
@@ -65,7 +69,8 @@ static void usage(FILE *f) {
             "Output:\n"
             "  --json               one JSON object per sample (no streaming): prompt, text,\n"
             "                       tokens, mean_logprob (nats per token under the model),\n"
-            "                       stop_reason (length|stop|match|no_continuation|interrupted), seed\n"
+            "                       stop_reason (length|stop|match|no_continuation|interrupted), seed,\n"
+            "                       replaced (bytes at the prompt's end the text replaces, jamo)\n"
             "  --threads N          BLAS threads (default 1: best for batch-1 sampling)\n"
             "  --exact              sample with the float32 weights (default: a binary16\n"
             "                       copy, twice as fast, probabilities within 2e-3)\n"
@@ -87,8 +92,21 @@ static void on_sigint(int sig) {
     interrupted = 1;
 }
 
+/* --echo with a jamo prompt ending in an open syllable: the syllable is
+ * withheld until the run shows whether its text restates it, completed. */
+typedef struct echo_tail {
+    crn_generator *g;
+    const uint8_t *s;
+    size_t n;
+} echo_tail;
+
+static void echo_tail_flush(echo_tail *e) {
+    if (e->n && !crn_generator_replaced(e->g)) fwrite(e->s, 1, e->n, stdout);
+    e->n = 0;
+}
+
 static int stream_emit(void *user, const uint8_t *s, size_t n) {
-    (void)user;
+    echo_tail_flush(user);
     if (fwrite(s, 1, n, stdout) != n) return 1;
     fflush(stdout);
     return 0;
@@ -271,14 +289,16 @@ int cli_generate(int argc, char **argv) {
                     "charrnn generate: the prompt has %zu character%s the model has never seen (%s); fed as <unk>"
                     " (--strict refuses them)\n",
                     info.n_unk, info.n_unk == 1 ? "" : "s", info.unknown);
+        echo_tail tail = {g, prompt ? prompt + prompt_len - info.open_raw : NULL, echo && !json ? info.open_raw : 0};
         if (echo && !json && prompt_len) {
-            fwrite(prompt, 1, prompt_len, stdout);
+            fwrite(prompt, 1, prompt_len - tail.n, stdout);
             fflush(stdout);
         }
         crn_gen_result res;
         double t0 = crn_now();
-        err = crn_generator_run(g, json ? NULL : stream_emit, NULL, &res);
+        err = crn_generator_run(g, json ? NULL : stream_emit, &tail, &res);
         double dt = crn_now() - t0;
+        if (err >= 0) echo_tail_flush(&tail);
         if (err < 0) {
             if (!json) fputc('\n', stdout);
             rc = cli_fail(CMD, err);
@@ -289,8 +309,10 @@ int cli_generate(int argc, char **argv) {
             cli_json_string(stdout, (const char *)(prompt ? prompt : (const uint8_t *)""), prompt_len);
             fputs(", \"text\": ", stdout);
             cli_json_string(stdout, (const char *)res.text, res.text_len);
-            printf(", \"tokens\": %zu, \"mean_logprob\": %.6f, \"stop_reason\": \"%s\", \"seed\": %llu, \"sample\": %lld}\n",
-                   res.tokens, res.mean_logprob, crn_stop_reason_name(res.reason), (unsigned long long)s.seed, i);
+            printf(", \"tokens\": %zu, \"mean_logprob\": %.6f, \"stop_reason\": \"%s\", \"seed\": %llu, \"sample\": %lld,"
+                   " \"replaced\": %zu}\n",
+                   res.tokens, res.mean_logprob, crn_stop_reason_name(res.reason), (unsigned long long)s.seed, i,
+                   res.replaced);
         } else if (res.text_len == 0 || res.text[res.text_len - 1] != '\n') {
             fputc('\n', stdout);
         }

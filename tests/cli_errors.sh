@@ -293,6 +293,24 @@ row E45 0 "the prompt has 2 characters the model has never seen \(x🙂\); fed a
 row E46 1 "prompt: 'x' \(byte offset 0\) is a character the model has never seen" \
     "$C" generate "$M" --prompt "x 🙂 the" --length 5 --seed 1 --strict
 row E47 1 "prompt: looks like UTF-16" "$C" generate "$M" --prompt $'\xff\xfe' --length 3
+# E102: a jamo model continuing the prompt's open syllable 가 (over 20 seeds
+# some completions): the completed syllable, 5 characters, no bare jamo
+check "E102 jamo model" "$C" train "$D/t.txt" -o "$D/jamo.ckpt" "${TINY[@]}" --unit jamo --steps 20
+for seed in $(seq 1 20); do
+    "$C" generate "$D/jamo.ckpt" --prompt '가' --length 5 --seed "$seed" --temperature 1.5 --json
+done > "$D/jamo.json" 2>"$T_TMP/err"
+row E102 0 "" python3 - "$D/jamo.json" <<'PY'
+import json, sys, unicodedata
+n = 0
+for line in open(sys.argv[1], encoding="utf-8"):
+    o = json.loads(line)
+    t, r = o["text"], o["replaced"]
+    assert len(t) == 5 and not any(0x1100 <= ord(c) <= 0x11FF for c in t), o
+    full = ("" if r else "가") + t
+    assert unicodedata.normalize("NFC", full) == full, o
+    n += r == 3 and 0xAC00 < ord(t[0]) <= 0xAC1B
+assert n > 0, "no completed syllable in 20 samples"
+PY
 
 # ---- regexes ----------------------------------------------------------------------
 row E50 1 "--keep: bad regex '\(' at offset 1: missing closing parenthesis" "$C" vocab "$D/t.txt" --keep '('
