@@ -100,11 +100,12 @@ int cli_eval(int argc, char **argv) {
         status = cli_fail(cmd, rc);
         goto done;
     }
-    /* Characters predicted: for code points, exactly the targets (as the
-     * PyTorch peer counts); for grapheme/jamo, the NFC code points of the text
-     * after the first. */
-    double chars = co.unit == CRN_UNIT_CODEPOINT ? (double)count
-                                                 : (double)(corp->n_chars > 1 ? corp->n_chars - 1 : 1);
+    /* Characters predicted: the NFC code points of the text after the first;
+     * for code points of composed text (nfc, nfkc) exactly the targets (as the
+     * PyTorch peer counts). */
+    double chars = co.unit == CRN_UNIT_CODEPOINT && co.norm != CRN_NORM_NONE
+                       ? (double)count
+                       : (double)(corp->n_nfc_chars > 1 ? corp->n_nfc_chars - 1 : 1);
     if (!isfinite(nats)) { /* finite weights can still overflow: a run that diverged */
         cli_error(cmd, "%s: the model's predictions on %s are not finite (NaN/Inf): its weights have blown up; "
                   "use an earlier checkpoint", mpath, fpath);
@@ -121,7 +122,7 @@ int cli_eval(int argc, char **argv) {
         printf(", \"unit\": \"%s\", \"bits_per_char\": %.6f, \"bits_per_token\": %.6f, \"bits_per_byte\": %.6f, "
                "\"chars\": %llu, \"tokens\": %zu, \"targets\": %llu, \"bytes\": %llu, \"unknown\": %llu, "
                "\"invalid\": %llu}\n",
-               crn_unit_name(co.unit), bpc, bpt, bpb, (unsigned long long)corp->n_chars, corp->n_tokens,
+               crn_unit_name(co.unit), bpc, bpt, bpb, (unsigned long long)corp->n_nfc_chars, corp->n_tokens,
                (unsigned long long)count, (unsigned long long)corp->n_bytes, (unsigned long long)corp->n_unk,
                (unsigned long long)corp->n_invalid);
     } else {
@@ -129,7 +130,7 @@ int cli_eval(int argc, char **argv) {
         printf("  bits per char:  %.4f\n", bpc);
         printf("  bits per token: %.4f (%s)\n", bpt, crn_unit_name(co.unit));
         printf("  bits per byte:  %.4f\n", bpb);
-        printf("  chars %llu, tokens %zu, bytes %llu\n", (unsigned long long)corp->n_chars, corp->n_tokens,
+        printf("  chars %llu, tokens %zu, bytes %llu\n", (unsigned long long)corp->n_nfc_chars, corp->n_tokens,
                (unsigned long long)corp->n_bytes);
         if (corp->n_unk)
             printf("  %llu tokens are not in the model's vocabulary (counted as <unk>)\n",

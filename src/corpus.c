@@ -111,7 +111,7 @@ typedef struct loader {
     char **repl_text;
     size_t n_keep, n_drop, n_repl;
     /* statistics of pass 1 */
-    uint64_t n_chars, n_tokens, n_invalid, n_dropped, n_lines;
+    uint64_t n_chars, n_nfc_chars, n_tokens, n_invalid, n_dropped, n_lines;
 } loader;
 
 static void loader_free(loader *L) {
@@ -401,6 +401,27 @@ static size_t count_codepoints(const uint8_t *s, size_t n) {
     return k;
 }
 
+/* Add the NFC code points of a prepared piece to L->n_nfc_chars: its code
+ * points when the normalisation composes (nfc, nfkc) or it is ASCII, else
+ * those of its NFC form (normalisation never crosses a piece: pieces end
+ * at line breaks). */
+static int count_nfc_piece(loader *L, const uint8_t *piece, size_t pn) {
+    size_t i = 0;
+    if (L->norm == CRN_NORM_NONE)
+        while (i < pn && piece[i] < 0x80) i++;
+    if (i == pn || L->norm != CRN_NORM_NONE) {
+        L->n_nfc_chars += count_codepoints(piece, pn);
+        return 0;
+    }
+    uint8_t *nf;
+    size_t nn;
+    int err = crn_utf8_normalize(&nf, &nn, piece, pn, CRN_NORM_NFC);
+    if (err) return err;
+    L->n_nfc_chars += count_codepoints(nf, nn);
+    free(nf);
+    return 0;
+}
+
 static size_t count_lines(const uint8_t *s, size_t n) {
     size_t k = 0;
     for (const uint8_t *p = s, *e = s + n; (p = memchr(p, '\n', (size_t)(e - p))); p++) k++;
@@ -553,6 +574,7 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
         size_t pn;
         if ((err = prepare(&L, text, pos, end - pos, line, 1, &piece, &pn))) goto done;
         L.n_chars += count_codepoints(piece, pn);
+        if ((err = count_nfc_piece(&L, piece, pn))) goto done;
         if (given) {
             /* tokens counted here; a vocabulary being built counts them itself */
             crn_tokiter it;
@@ -586,6 +608,7 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
         pos = end;
     }
     c->n_chars = L.n_chars;
+    c->n_nfc_chars = L.n_nfc_chars;
     c->n_invalid = L.n_invalid;
     c->n_lines_dropped = L.n_dropped;
     if (!given) {

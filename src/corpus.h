@@ -62,6 +62,8 @@ typedef struct crn_corpus {
     /* statistics */
     uint64_t n_bytes;        /* bytes of the file */
     uint64_t n_chars;        /* code points after cleaning and normalisation */
+    uint64_t n_nfc_chars;    /* NFC code points of that text (= n_chars unless normalisation is none):
+                              * the denominator of every bits-per-char figure */
     uint64_t n_val_chars;    /* NFC code points of the validation split's text */
     uint64_t n_invalid;      /* invalid sequences repaired (replace/skip) */
     uint64_t n_unk;          /* tokens mapped to <unk> */

@@ -831,9 +831,10 @@ int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_
     t->o.model = *cfg;
     const crn_corpus *c = t->corpus;
     t->has_val = c->n_tokens - c->n_train >= 2;
+    /* per NFC code point of the text in every unit (exactly 1 for code points of
+     * composed text; under --normalize none, decomposed text has more tokens) */
     t->tokens_per_char = 1;
-    if (t->o.unit != CRN_UNIT_CODEPOINT && c->n_chars > 0)
-        t->tokens_per_char = (double)c->n_tokens / (double)c->n_chars;
+    if (c->n_nfc_chars > 0) t->tokens_per_char = (double)c->n_tokens / (double)c->n_nfc_chars;
 
     if (!t->optim) {
         if ((rc = crn_optim_create(&t->optim, &t->o.optim, crn_model_num_params(t->model))) < 0) goto fail;
@@ -1164,8 +1165,11 @@ static int do_eval(crn_trainer *t, loop *L, int *stop) {
             return 0;
         }
         const crn_corpus *c = t->corpus;
-        double chars = t->o.unit == CRN_UNIT_CODEPOINT ? (double)count
-                                                       : (double)(c->n_val_chars > 1 ? c->n_val_chars - 1 : 1);
+        /* per NFC code point: for code points of composed text (nfc, nfkc) these
+         * are the targets (as the peer counts) */
+        double chars = t->o.unit == CRN_UNIT_CODEPOINT && t->o.norm != CRN_NORM_NONE
+                           ? (double)count
+                           : (double)(c->n_val_chars > 1 ? c->n_val_chars - 1 : 1);
         double bpt = count ? nats / (double)count / M_LN2 : NAN;
         double bpc = chars > 0 ? nats / M_LN2 / chars : NAN;
         t->s.n_evals++;

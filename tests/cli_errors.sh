@@ -293,6 +293,15 @@ row E45 0 "the prompt has 2 characters the model has never seen \(x🙂\); fed a
 row E46 1 "prompt: 'x' \(byte offset 0\) is a character the model has never seen" \
     "$C" generate "$M" --prompt "x 🙂 the" --length 5 --seed 1 --strict
 row E47 1 "prompt: looks like UTF-16" "$C" generate "$M" --prompt $'\xff\xfe' --length 3
+# E103: bits per char of an NFD text under --normalize none: per NFC code point
+python3 -c 'import sys, unicodedata; open(sys.argv[1], "w", encoding="utf-8").write(unicodedata.normalize("NFD", open(sys.argv[2], encoding="utf-8").read()))' "$D/nfd.txt" "$D/t.txt"
+check "E103 code point model of NFD text" "$C" train "$D/nfd.txt" -o "$D/nfd.ckpt" "${TINY[@]}" --normalize none --steps 5
+row E103 0 "" sh -c "'$C' eval '$D/nfd.ckpt' '$D/nfd.txt' --json > '$D/nfd.json'"
+if python3 -c 'import json, sys, unicodedata
+e = json.load(open(sys.argv[1])); n = len(unicodedata.normalize("NFC", open(sys.argv[2], encoding="utf-8").read()))
+assert e["chars"] == n and abs(e["bits_per_char"] / e["bits_per_token"] - e["targets"] / (n - 1)) < 1e-4, (e, n)' \
+    "$D/nfd.json" "$D/nfd.txt" 2>"$D/nfd.err"; then pass "E103 eval divides by NFC code points"
+else fail "E103 eval divides by NFC code points" "$(cat "$D/nfd.err")"; fi
 # E102: a jamo model continuing the prompt's open syllable 가 (over 20 seeds
 # some completions): the completed syllable, 5 characters, no bare jamo
 check "E102 jamo model" "$C" train "$D/t.txt" -o "$D/jamo.ckpt" "${TINY[@]}" --unit jamo --steps 20
