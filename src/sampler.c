@@ -938,6 +938,11 @@ int crn_generator_run(crn_generator *g, crn_emit_fn emit, void *user, crn_gen_re
     if (!r.stopped) {
         /* never end in the prompt's undecided syllable or a lone leading consonant */
         if (r.carried || g->dec.nheld == 1) crn_decoder_init(&g->dec, g->v);
+        if (g->dec.nheld == 2) { /* a following run without a prompt (REPL, :keep on) may still complete it */
+            memcpy(g->carry, g->dec.held, sizeof g->carry);
+            g->ncarry = 2;
+            g->carry_raw = 3; /* every modern L V syllable is 3 bytes of UTF-8 */
+        }
         r.gen_len += crn_decoder_finish(&g->dec, g->gen + r.gen_len, g->gen_cap - r.gen_len);
         if ((err = stop_check(&r, 1)) < 0) return err;
         if (r.stopped) res->reason = CRN_STOP_REGEX;

@@ -185,7 +185,10 @@ typedef struct crn_gen_result {
  * or L) leaves it to the first generated token: if that completes it (adds a
  * final consonant, or a vowel), the text starts with the completed syllable,
  * which replaces the prompt's last character (res->replaced bytes, see also
- * crn_generator_replaced); otherwise the text is the plain continuation.
+ * crn_generator_replaced); otherwise the text is the plain continuation. A
+ * run that ends in an L V syllable leaves it open the same way to a next run
+ * primed with nothing (the REPL with the state kept and an empty line), whose
+ * text may then start by restating it, completed.
  * @return 0 or a negative error (CRN_ELIMIT from a pathological regex, ...). */
 int crn_generator_run(crn_generator *g, crn_emit_fn emit, void *user, crn_gen_result *res);
 /* During (e.g. from the emit callback) or after a run: res->replaced so far

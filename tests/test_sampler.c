@@ -466,6 +466,16 @@ static int is_nfc(const char *s, size_t n) {
     return same;
 }
 
+/* The last code point of s (n > 0 bytes). */
+static int32_t last_cp_of(const char *s, size_t n, size_t *len) {
+    size_t i = n;
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--;
+    int32_t cp = -1;
+    if (i > 0) crn_utf8_decode((const uint8_t *)s + i - 1, n - i + 1, &cp);
+    *len = n - i + 1;
+    return cp;
+}
+
 /* Any conjoining jamo (U+1100..U+11FF) in s? */
 static int has_jamo(const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
@@ -542,8 +552,9 @@ START_TEST(test_jamo_prompt_boundary) {
     ck_assert_int_eq(crn_generator_prime(g, (const uint8_t *)"가 ", 4, &info), 0);
     ck_assert_uint_eq(info.open_raw, 0);
     /* REPL with the state kept: every turn's prompt carries its syllable, and
-     * a run without a new prompt carries nothing */
-    int completed = 0;
+     * a run without a new prompt continues the last one's: an L V syllable it
+     * ended in may be completed (restated) */
+    int completed = 0, continued = 0;
     for (int turn = 0; turn < 60; turn++) {
         crn_gen_result res;
         static sink k;
@@ -558,10 +569,22 @@ START_TEST(test_jamo_prompt_boundary) {
             ck_assert(cp > 0xB2E4 && cp <= 0xB2FF); /* 다 + a final */
             completed++;
         }
+        size_t last_len = 0;
+        int32_t last = last_cp_of(k.buf, k.len, &last_len);
+        memset(&k, 0, sizeof k);
         ck_assert_int_eq(crn_generator_run(g, sink_emit, &k, &res), 0);
-        ck_assert_uint_eq(res.replaced, 0);
+        ck_assert(!has_jamo(k.buf, k.len));
+        if (res.replaced) {
+            int32_t cp;
+            crn_utf8_decode((const uint8_t *)k.buf, k.len, &cp);
+            ck_assert_uint_eq(res.replaced, 3);
+            ck_assert_msg(last >= 0xAC00 && (last - 0xAC00) % 28 == 0 && cp > last && cp <= last + 27,
+                          "U+%04X restated as U+%04X", (unsigned)last, (unsigned)cp);
+            continued++;
+        }
     }
     ck_assert_int_gt(completed, 0);
+    ck_assert_int_gt(continued, 0);
     /* --match sees the composed text: completions of the prompt's syllable
      * are possible under a Hangul-only pattern (a bare final never was) */
     completed = 0;
