@@ -10,7 +10,8 @@
 #   codepoint on the NFD copy (--normalize none: its code points are jamo)
 # checked: the training figure and the validation figure of every eval (--log
 # CSV), and `eval` of each model on its own copy (bits per char, and the
-# "chars" it divides by = NFC code points). Grapheme clusters of the two
+# "chars" it divides by = NFC code points), and `show` against `eval --batch
+# 1`. Grapheme clusters of the two
 # copies are the same characters spelt differently (ids may be permuted), so
 # those figures must be close, not equal. Before the fix the code point run
 # reported bits per jamo, and the NFD jamo run's training and eval figures
@@ -40,6 +41,15 @@ train_run jamo-nfd nfd.txt --unit jamo --normalize none
 train_run cp-nfd nfd.txt --unit codepoint --normalize none
 train_run gr-nfc nfc.txt --unit grapheme
 train_run gr-nfd nfd.txt --unit grapheme --normalize none
+# `show` reports the same figure as `eval --batch 1`, per NFC code point too
+for run in jamo-nfc:nfc cp-nfd:nfd; do
+    name=${run%:*} file=${run#*:}.txt
+    "$C" eval "$D/$name.crn.resume" "$D/$file" --batch 1 --threads 1 --json > "$D/$name.eval1" 2>/dev/null
+    "$C" show "$D/$name.crn.resume" "$D/$file" -o "$D/$name.html" 2> "$D/$name.show"
+    a=$(python3 -c 'import json,sys; print("%.4f" % json.load(open(sys.argv[1]))["bits_per_char"])' "$D/$name.eval1")
+    if grep -q ", $a bits/char" "$D/$name.show"; then pass "show $name: $a bits/char, as eval --batch 1"
+    else fail "show $name: $a bits/char, as eval --batch 1" "$(head -2 "$D/$name.show")"; fi
+done
 
 if python3 - "$D" > "$D/py.out" 2>&1 <<'PY'
 import csv, json, sys, unicodedata
