@@ -25,6 +25,7 @@ static const struct {
     {"info", cli_info, "describe a model file"},
     {"vocab", cli_vocab, "token statistics of a text file"},
     {"bench", cli_bench, "time training and sampling (see also tools/bench)"},
+    {"classify", cli_classify, "many-to-one: train, predict and evaluate text classifiers"},
 };
 
 static void usage(FILE *f) {

@@ -21,6 +21,16 @@ int cli_info(int argc, char **argv);
 int cli_generate(int argc, char **argv);
 int cli_repl(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_classify(int argc, char **argv);
+/* repl on a classifier: label each line typed. @return the exit status, or
+ * -1 if path is not a classifier (the generator repl takes over). */
+int cli_classify_repl(const char *cmd, const char *path, int threads);
+/* First SIGINT/SIGTERM/SIGHUP asks a training loop to stop (crn_train_request_stop);
+ * a second one aborts at once. */
+void cli_install_stop_signals(void);
+/* info on a classifier: its config and head. @return the exit status, or -1
+ * if path is not a classifier. */
+int cli_classify_info(const char *cmd, const char *path, int json);
 int cli_show(int argc, char **argv);
 
 /* "charrnn CMD: message\n" on stderr (printf-style). */
