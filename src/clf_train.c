@@ -418,6 +418,8 @@ static int train_step(loop *L, const uint32_t *idx, uint32_t b, float lr, crn_rn
     double norm = crn_clip_grad_norm(crn_clf_grads(L->m), crn_clf_num_params(L->m), L->o->clip);
     if (!isfinite(norm)) return crn_error_set(CRN_ENONFINITE, "non-finite gradient");
     crn_optim_step(L->opt, crn_clf_params(L->m), crn_clf_grads(L->m), lr);
+    if (!crn_optim_finite(L->opt, crn_clf_params(L->m))) /* e.g. adam's second moment overflowed with --clip 0 */
+        return crn_error_set(CRN_ENONFINITE, "non-finite weights or optimizer state after the update");
     return 0;
 }
 

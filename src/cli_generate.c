@@ -25,7 +25,9 @@ static void usage(FILE *f) {
             "Generate text from a trained model. Output streams to stdout as it is\n"
             "generated (valid UTF-8 at every flush; jamo models recomposed into syllables).\n"
             "Only the continuation is printed (--echo prints the prompt first); each sample\n"
-            "ends with a line break if its text does not.\n"
+            "ends with a line break if its text does not. Jamo models: when the prompt ends\n"
+            "in a syllable the model completes (가 + final ㄴ), the continuation starts with\n"
+            "the completed syllable (간), which replaces the prompt's last character.\n"
             "\n"
             "Prompt:\n"
             "  --prompt TEXT        text to prime the model with (default: none, the text\n"
@@ -37,7 +39,7 @@ static void usage(FILE *f) {
             "\n"
             "Sampling (applied in this order at every step):\n"
             "  --temperature T      1. divide the logits by T, in [0, 100] (default 1.0;\n"
-            "                          0 = greedy: always the most likely token)\n"
+            "                          0, or below 1e-6 = greedy: always the most likely token)\n"
             "  --top-k K            2. keep the K most likely tokens (default 0 = off)\n"
             "  --top-p P            3. keep the smallest most-likely-first set whose\n"
             "                          probability reaches P, in (0, 1] (default 1.0 = off)\n"
@@ -50,7 +52,9 @@ static void usage(FILE *f) {
             "                       prints at the end instead of streaming\n"
             "\n"
             "Length and stopping:\n"
-            "  --length N           tokens to generate per sample, [1, %u] (default 500)\n"
+            "  --length N           characters to generate per sample (NFC code points, as\n"
+            "                       read, in every unit; with --beam: tokens), [1, %u]\n"
+            "                       (default 500); a Hangul syllable is never cut\n"
             "  --num N              independent samples (default 1)\n"
             "  --stop REGEX         stop as soon as the generated text contains a match (PCRE2,\n"
             "                       UTF+UCP); the match is not printed; repeatable (up to %d).\n"
@@ -66,7 +70,8 @@ static void usage(FILE *f) {
             "Output:\n"
             "  --json               one JSON object per sample (no streaming): prompt, text,\n"
             "                       tokens, mean_logprob (nats per token under the model),\n"
-            "                       stop_reason (length|stop|match|no_continuation|interrupted), seed\n"
+            "                       stop_reason (length|stop|match|no_continuation|interrupted), seed,\n"
+            "                       replaced (bytes at the prompt's end the text replaces, jamo)\n"
             "  --show PAGE.html     also write the prompt and the text on a 'charrnn show' page,\n"
             "                       each character coloured by the model's probability of it\n"
             "                       (temperature 1); one sample only (--num 1)\n"
@@ -91,8 +96,21 @@ static void on_sigint(int sig) {
     interrupted = 1;
 }
 
+/* --echo with a jamo prompt ending in an open syllable: the syllable is
+ * withheld until the run shows whether its text restates it, completed. */
+typedef struct echo_tail {
+    crn_generator *g;
+    const uint8_t *s;
+    size_t n;
+} echo_tail;
+
+static void echo_tail_flush(echo_tail *e) {
+    if (e->n && !crn_generator_replaced(e->g)) fwrite(e->s, 1, e->n, stdout);
+    e->n = 0;
+}
+
 static int stream_emit(void *user, const uint8_t *s, size_t n) {
-    (void)user;
+    echo_tail_flush(user);
     if (fwrite(s, 1, n, stdout) != n) return 1;
     fflush(stdout);
     return 0;
@@ -176,14 +194,17 @@ static int run_samples(crn_generator *g, const crn_sample_settings *s, const uin
                     "charrnn generate: the prompt has %zu character%s the model has never seen (%s); fed as <unk>"
                     " (--strict refuses them)\n",
                     info.n_unk, info.n_unk == 1 ? "" : "s", info.unknown);
+        echo_tail tail = {g, prompt ? prompt + prompt_len - info.open_raw : NULL,
+                          o->echo && !o->json ? info.open_raw : 0};
         if (o->echo && !o->json && prompt_len) {
-            fwrite(prompt, 1, prompt_len, stdout);
+            fwrite(prompt, 1, prompt_len - tail.n, stdout);
             fflush(stdout);
         }
         crn_gen_result res;
         double t0 = crn_now();
-        err = crn_generator_run(g, o->json ? NULL : stream_emit, NULL, &res);
+        err = crn_generator_run(g, o->json ? NULL : stream_emit, &tail, &res);
         double dt = crn_now() - t0;
+        if (err >= 0) echo_tail_flush(&tail);
         if (err < 0) {
             if (!o->json) fputc('\n', stdout);
             rc = cli_fail(CMD, err);
@@ -194,8 +215,10 @@ static int run_samples(crn_generator *g, const crn_sample_settings *s, const uin
             cli_json_string(stdout, (const char *)(prompt ? prompt : (const uint8_t *)""), prompt_len);
             fputs(", \"text\": ", stdout);
             cli_json_string(stdout, (const char *)res.text, res.text_len);
-            printf(", \"tokens\": %zu, \"mean_logprob\": %.6f, \"stop_reason\": \"%s\", \"seed\": %llu, \"sample\": %lld}\n",
-                   res.tokens, res.mean_logprob, crn_gen_stop_name(res.reason), (unsigned long long)s->seed, i);
+            printf(", \"tokens\": %zu, \"mean_logprob\": %.6f, \"stop_reason\": \"%s\", \"seed\": %llu, \"sample\": %lld,"
+                   " \"replaced\": %zu}\n",
+                   res.tokens, res.mean_logprob, crn_gen_stop_name(res.reason), (unsigned long long)s->seed, i,
+                   res.replaced);
         } else if (res.text_len == 0 || res.text[res.text_len - 1] != '\n') {
             fputc('\n', stdout);
         }
@@ -213,8 +236,9 @@ static int run_samples(crn_generator *g, const crn_sample_settings *s, const uin
         if (o->show_page) {
             char note[2048];
             cli_sample_settings_describe(s, note, sizeof note);
-            if ((rc = cli_show_generated(CMD, o->show_page, o->model_path, o->ck, prompt, prompt_len, res.text, res.text_len,
-                                         note)) != CLI_EXIT_OK)
+            /* the prompt minus what the text restates (jamo), then the text */
+            if ((rc = cli_show_generated(CMD, o->show_page, o->model_path, o->ck, prompt, prompt_len - res.replaced,
+                                         res.text, res.text_len, note)) != CLI_EXIT_OK)
                 break;
         }
     }

@@ -118,7 +118,7 @@ int cli_eval(int argc, char **argv) {
         printf(", \"unit\": \"%s\", \"bits_per_char\": %.6f, \"bits_per_token\": %.6f, \"bits_per_byte\": %.6f, "
                "\"chars\": %llu, \"tokens\": %zu, \"targets\": %llu, \"bytes\": %llu, \"unknown\": %llu, "
                "\"invalid\": %llu}\n",
-               crn_unit_name(co.unit), bpc, bpt, bpb, (unsigned long long)corp->n_chars, corp->n_tokens,
+               crn_unit_name(co.unit), bpc, bpt, bpb, (unsigned long long)corp->n_nfc_chars, corp->n_tokens,
                (unsigned long long)count, (unsigned long long)corp->n_bytes, (unsigned long long)corp->n_unk,
                (unsigned long long)corp->n_invalid);
     } else {
@@ -126,7 +126,7 @@ int cli_eval(int argc, char **argv) {
         printf("  bits per char:  %.4f\n", bpc);
         printf("  bits per token: %.4f (%s)\n", bpt, crn_unit_name(co.unit));
         printf("  bits per byte:  %.4f\n", bpb);
-        printf("  chars %llu, tokens %zu, bytes %llu\n", (unsigned long long)corp->n_chars, corp->n_tokens,
+        printf("  chars %llu, tokens %zu, bytes %llu\n", (unsigned long long)corp->n_nfc_chars, corp->n_tokens,
                (unsigned long long)corp->n_bytes);
         if (corp->n_unk)
             printf("  %llu tokens are not in the model's vocabulary (counted as <unk>)\n",

@@ -45,10 +45,10 @@ void cli_sample_settings_describe(const crn_sample_settings *s, char *msg, size_
 static const char repl_help[] =
     "Type a line to prime the model with it and see the continuation.\n"
     "Commands:\n"
-    "  :temp T       temperature in [0, 100] (0 = always the most likely token)\n"
+    "  :temp T       temperature in [0, 100] (0, or below 1e-6 = always the most likely token)\n"
     "  :topk K       sample among the K most likely tokens (0 = off)\n"
     "  :topp P       nucleus sampling: smallest set with probability >= P, in (0, 1]\n"
-    "  :len N        tokens to generate per line, [1, 1000000]\n"
+    "  :len N        characters to generate per line, [1, 1000000]\n"
     "  :seed N       reseed the random generator\n"
     "  :beam W       beam search with W beams (0 = off, sampling)\n"
     "  :stop REGEX   add a stop pattern (':stop' alone clears them)\n"
@@ -90,7 +90,7 @@ static int number_command(crn_sample_settings *s, const char *cmd, const char *a
             return CLI_REPL_ERROR;
         }
         s->temperature = d;
-        msgf(msg, cap, "temperature %g%s", d, d == 0 ? " (argmax)" : "");
+        msgf(msg, cap, "temperature %g%s", d, d < CRN_SAMPLE_MIN_TEMPERATURE ? " (argmax)" : "");
         return CLI_REPL_OK;
     }
     if (!strcmp(cmd, "topk")) {

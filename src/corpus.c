@@ -116,7 +116,7 @@ typedef struct loader {
     char **repl_text;
     size_t n_keep, n_drop, n_repl;
     /* statistics of pass 1 */
-    uint64_t n_chars, n_tokens, n_invalid, n_dropped, n_lines;
+    uint64_t n_chars, n_nfc_chars, n_tokens, n_invalid, n_dropped, n_lines;
 } loader;
 
 static void loader_free(loader *L) {
@@ -406,6 +406,27 @@ static size_t count_codepoints(const uint8_t *s, size_t n) {
     return k;
 }
 
+/* Add the NFC code points of a prepared piece to L->n_nfc_chars: its code
+ * points when the normalisation composes (nfc, nfkc) or it is ASCII, else
+ * those of its NFC form (normalisation never crosses a piece: pieces end
+ * at line breaks). */
+static int count_nfc_piece(loader *L, const uint8_t *piece, size_t pn) {
+    size_t i = 0;
+    if (L->norm == CRN_NORM_NONE)
+        while (i < pn && piece[i] < 0x80) i++;
+    if (i == pn || L->norm != CRN_NORM_NONE) {
+        L->n_nfc_chars += count_codepoints(piece, pn);
+        return 0;
+    }
+    uint8_t *nf;
+    size_t nn;
+    int err = crn_utf8_normalize(&nf, &nn, piece, pn, CRN_NORM_NFC);
+    if (err) return err;
+    L->n_nfc_chars += count_codepoints(nf, nn);
+    free(nf);
+    return 0;
+}
+
 static size_t count_lines(const uint8_t *s, size_t n) {
     size_t k = 0;
     for (const uint8_t *p = s, *e = s + n; (p = memchr(p, '\n', (size_t)(e - p))); p++) k++;
@@ -612,6 +633,7 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
         size_t pn;
         if ((err = prepare(&L, text, pos, end - pos, line, 1, &piece, &pn))) goto done;
         L.n_chars += count_codepoints(piece, pn);
+        if ((err = count_nfc_piece(&L, piece, pn))) goto done;
         if (given) {
             /* tokens counted here; a vocabulary being built counts them itself */
             crn_tokiter it;
@@ -645,6 +667,7 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
         pos = end;
     }
     c->n_chars = L.n_chars;
+    c->n_nfc_chars = L.n_nfc_chars;
     c->n_invalid = L.n_invalid;
     c->n_lines_dropped = L.n_dropped;
     if (!given) {
@@ -684,6 +707,7 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
         want->n_tokens = c->n_tokens;
         want->wide = c->wide;
         want->n_chars = c->n_chars;
+        want->n_nfc_chars = c->n_nfc_chars;
         want->n_val_chars = c->n_val_chars;
         want->n_invalid = c->n_invalid;
         want->n_unk = c->n_unk;
@@ -779,6 +803,7 @@ static int load_cached(crn_corpus *c, const uint8_t *map, size_t n, const struct
     c->wide = got.wide;
     c->n_tokens = (size_t)got.n_tokens;
     c->n_chars = got.n_chars;
+    c->n_nfc_chars = got.n_nfc_chars;
     c->n_val_chars = got.n_val_chars;
     c->n_invalid = got.n_invalid;
     c->n_unk = got.n_unk;
@@ -991,6 +1016,9 @@ void crn_val_window(const crn_corpus *c, size_t B, size_t T, size_t w, uint32_t 
 }
 
 double crn_corpus_chars_predicted(const crn_corpus *c, uint64_t count) {
-    if (crn_vocab_unit(c->vocab) == CRN_UNIT_CODEPOINT) return (double)count;
-    return (double)(c->n_chars > 1 ? c->n_chars - 1 : 1);
+    /* the NFC code points of the text after the first; for code points of
+     * composed text (nfc, nfkc) exactly the targets (as the PyTorch peer counts) */
+    if (crn_vocab_unit(c->vocab) == CRN_UNIT_CODEPOINT && crn_vocab_norm(c->vocab) != CRN_NORM_NONE)
+        return (double)count;
+    return (double)(c->n_nfc_chars > 1 ? c->n_nfc_chars - 1 : 1);
 }

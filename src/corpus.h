@@ -74,6 +74,8 @@ typedef struct crn_corpus {
     /* statistics */
     uint64_t n_bytes;        /* bytes of the file */
     uint64_t n_chars;        /* code points after cleaning and normalisation */
+    uint64_t n_nfc_chars;    /* NFC code points of that text (= n_chars unless normalisation is none):
+                              * the denominator of every bits-per-char figure */
     uint64_t n_val_chars;    /* NFC code points of the validation split's text */
     uint64_t n_invalid;      /* invalid sequences repaired (replace/skip) */
     uint64_t n_unk;          /* tokens mapped to <unk> */
@@ -93,8 +95,9 @@ int crn_corpus_from_memory(crn_corpus **out, const char *name, const uint8_t *te
 void crn_corpus_destroy(crn_corpus *c); /* NULL is a no-op */
 
 /* The characters predicted when all n_tokens of c are scored as one text
- * (count targets): for code points exactly the targets (as the PyTorch peer
- * counts); for grapheme/jamo the NFC code points after the first. The bits
+ * (count targets): the NFC code points of the source text after the first
+ * (every unit, also under --normalize none); for code points of composed
+ * text (nfc, nfkc) that is exactly the targets, as the PyTorch peer counts. The bits
  * per char denominator of `charrnn eval` and charrnn_score. */
 double crn_corpus_chars_predicted(const crn_corpus *c, uint64_t count);
 

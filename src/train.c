@@ -46,9 +46,24 @@ void crn_train_fault_nan(uint64_t from_step, uint64_t count) {
     g_fault_count = count;
 }
 #define FAULT_NAN(step) (g_fault_count && (step) >= g_fault_from && (step) < g_fault_from + g_fault_count)
+
+/* test hook: steps [from, from + count) get gradient element 0 set to value
+ * (after clipping: the tests use --clip 0) */
+static uint64_t g_fault_grad_from, g_fault_grad_count;
+static float g_fault_grad;
+
+void crn_train_fault_grad(uint64_t from_step, uint64_t count, float value) {
+    g_fault_grad_from = from_step;
+    g_fault_grad_count = count;
+    g_fault_grad = value;
+}
+#define FAULT_GRAD(step) (g_fault_grad_count && (step) - g_fault_grad_from < g_fault_grad_count)
 #else
 #define FAULT_NAN(step) 0
+#define FAULT_GRAD(step) 0
+static const float g_fault_grad = 0;
 #endif
+
 
 void crn_train_request_stop(void) { g_stop = 1; }
 int crn_train_stop_requested(void) { return g_stop != 0; }
@@ -261,7 +276,8 @@ static int start_resume(crn_trainer *t, crn_train_start *start, crn_vocab **voca
     if (ck->optim && ck->optim->cfg.kind == t->o.optim.kind && ck->optim->n == crn_model_num_params(t->model)) {
         t->optim = ck->optim;
         ck->optim = NULL;
-        t->optim->cfg = t->o.optim;
+        /* new settings (e.g. sgd --momentum): the state buffers follow them */
+        if ((rc = crn_optim_reconfigure(t->optim, &t->o.optim)) < 0) return rc;
     } else if (!t->start_note[0]) {
         snprintf(t->start_note, sizeof t->start_note, "%s; the optimizer starts fresh",
                  ck->optim ? "the optimizer differs from the checkpoint's" : "the checkpoint has no optimizer state");
@@ -427,9 +443,10 @@ int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_
     t->o.model = *crn_model_config_of(t->model);
     const crn_corpus *c = t->corpus;
     t->has_val = c->n_tokens - c->n_train >= 2;
+    /* per NFC code point of the text in every unit (exactly 1 for code points of
+     * composed text; under --normalize none, decomposed text has more tokens) */
     t->tokens_per_char = 1;
-    if (t->o.unit != CRN_UNIT_CODEPOINT && c->n_chars > 0)
-        t->tokens_per_char = (double)c->n_tokens / (double)c->n_chars;
+    if (c->n_nfc_chars > 0) t->tokens_per_char = (double)c->n_tokens / (double)c->n_nfc_chars;
     if ((rc = setup_optimization(t, start->resume != NULL)) < 0 ||
         (rc = setup_step_buffers(t, start->resume != NULL)) < 0 || (rc = setup_samples(t)) < 0)
         goto fail;
@@ -665,8 +682,11 @@ static int do_eval(crn_trainer *t, loop *L, int *stop) {
             return 0;
         }
         const crn_corpus *c = t->corpus;
-        double chars = t->o.unit == CRN_UNIT_CODEPOINT ? (double)count
-                                                       : (double)(c->n_val_chars > 1 ? c->n_val_chars - 1 : 1);
+        /* per NFC code point: for code points of composed text (nfc, nfkc) these
+         * are the targets (as the peer counts) */
+        double chars = t->o.unit == CRN_UNIT_CODEPOINT && t->o.norm != CRN_NORM_NONE
+                           ? (double)count
+                           : (double)(c->n_val_chars > 1 ? c->n_val_chars - 1 : 1);
         double bpt = count ? nats / (double)count / M_LN2 : NAN;
         double bpc = chars > 0 ? nats / M_LN2 / chars : NAN;
         t->s.n_evals++;
@@ -826,7 +846,15 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
         rc = crn_train_step_gradient(t->model, t->st, t->x, t->y, B, T, &t->s.rng, t->o.clip, &loss, &count, &norm);
         if (rc < 0) goto error;
         if (FAULT_NAN(t->s.step)) loss = NAN;
-        if (!isfinite(loss) || !isfinite(norm)) {
+        if (FAULT_GRAD(t->s.step) && isfinite(loss)) grads[0] = g_fault_grad;
+        float lr = 0;
+        int state_ok = 1;
+        if (isfinite(loss) && isfinite(norm)) {
+            lr = (float)(crn_schedule_lr(&t->o.sched, t->s.step) * t->s.lr_scale);
+            crn_optim_step(t->optim, params, grads, lr);
+            state_ok = crn_optim_finite(t->optim, params); /* e.g. adam's v overflowed with --clip 0 */
+        }
+        if (!isfinite(loss) || !isfinite(norm) || !state_ok) {
             good_restore(t);
             crn_state_reset(t->st);
             t->s.nonfinite_total++;
@@ -834,7 +862,9 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
             t->s.lr_scale *= 0.5;
             t->s.step++;
             snprintf(msg, sizeof msg, "step %llu: non-finite %s; update skipped, learning rate halved (%u in a row)",
-                     (unsigned long long)t->s.step, isfinite(loss) ? "gradient" : "loss", t->s.nonfinite_run);
+                     (unsigned long long)t->s.step,
+                     !isfinite(loss) ? "loss" : !isfinite(norm) ? "gradient" : "weights or optimizer state",
+                     t->s.nonfinite_run);
             report_event(t, &L, CRN_EV_WARN, msg, NULL);
             if (t->s.nonfinite_run >= CRN_NONFINITE_MAX) {
                 stop = CRN_TRAIN_STOP_NONFINITE;
@@ -843,8 +873,6 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
             continue;
         }
         t->s.nonfinite_run = 0;
-        float lr = (float)(crn_schedule_lr(&t->o.sched, t->s.step) * t->s.lr_scale);
-        crn_optim_step(t->optim, params, grads, lr);
         L.lr = lr;
         t->s.step++;
         t->s.tokens_seen += (uint64_t)B * T;

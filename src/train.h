@@ -154,6 +154,9 @@ void crn_train_clear_stop(void);
  * (0-based) see a NaN loss. */
 #if defined(CRN_TEST_HOOKS) && CRN_TEST_HOOKS
 void crn_train_fault_nan(uint64_t from_step, uint64_t count);
+/* Steps [from_step, from_step + count) get gradient element 0 set to value
+ * (after clipping), e.g. 1e30 with --clip 0 to overflow an optimizer's state. */
+void crn_train_fault_grad(uint64_t from_step, uint64_t count, float value);
 #endif
 
 /* How a run starts. */

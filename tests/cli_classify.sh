@@ -130,11 +130,14 @@ oa=$(jget "$D/ra.json" training optimizer_crc32); ob=$(jget "$D/rb.json" trainin
     fail "resume determinism" "params $pa vs $pb, optimizer $oa vs $ob"
 [ "$(jget "$D/ra.json" training step)" = 80 ] && pass "resumed run counts steps as totals" || fail "resume step total"
 # SIGTERM anywhere, then resume with the same (cosine) budget == the run in one go
-RC=(--hidden 16 --embed 8 --batch 32 --eval-every 50 --threads 1 --quiet --steps 3000)
-check "resume: 3000 steps straight (cosine)" $C classify train "$D/odd.tsv" -o "$D/rs.ckpt" "${RC[@]}"
+# (a budget long enough that the signal comes mid-run on a fast idle machine too;
+# the signal is sent once the run has saved its first state, so it is training)
+RC=(--hidden 16 --embed 8 --batch 32 --eval-every 50 --threads 1 --quiet --steps 20000)
+check "resume: 20000 steps straight (cosine)" $C classify train "$D/odd.tsv" -o "$D/rs.ckpt" "${RC[@]}"
 $C classify train "$D/odd.tsv" -o "$D/rt.ckpt" "${RC[@]}" 2>"$T_TMP/err" &
 pid=$!
-sleep 1
+for _ in $(seq 600); do [ -f "$D/rt.ckpt.resume" ] && break; sleep 0.1; done
+sleep 0.3
 kill -TERM $pid
 wait $pid
 rc=$?

@@ -65,6 +65,11 @@ START_TEST(test_repl_parser) {
     ck_assert_int_eq(cli_repl_command(&s, ":stop a\0b", 9, &text, &tl, msg, sizeof msg), CLI_REPL_ERROR);
     ck_assert_int_eq(repl(&s, ":quit", msg), CLI_REPL_QUIT);
     ck_assert_int_eq(crn_sample_settings_check(&s), 0);
+    /* a subnormal temperature is greedy (issue 10.5), and :temp says so */
+    ck_assert_int_eq(repl(&s, ":temp 0x1p-1074", msg), CLI_REPL_OK);
+    ck_assert_ptr_nonnull(strstr(msg, "(argmax)"));
+    ck_assert_int_eq(repl(&s, ":temp 0.5", msg), CLI_REPL_OK);
+    ck_assert_ptr_null(strstr(msg, "(argmax)"));
     /* a tiny message buffer is always terminated */
     char small[8];
     ck_assert_int_eq(cli_repl_command(&s, ":help", 5, &text, &tl, small, sizeof small), CLI_REPL_HELP);

@@ -337,6 +337,44 @@ START_TEST(nonfinite_stops) {
 }
 END_TEST
 
+/* Issue 10 item 4: with --clip 0 a finite gradient of 1e30 overflows the
+ * second moment (adam, adamw) or the accumulator (rmsprop, adagrad) to
+ * infinity. The step must be rolled back like a non-finite
+ * loss, and the run must end normally with loadable, finite files (it used to
+ * freeze the parameter and then fail at the next save). */
+START_TEST(optimizer_overflow_rolled_back) {
+    const enum crn_optim_kind kinds[] = {CRN_OPT_ADAM, CRN_OPT_ADAMW, CRN_OPT_RMSPROP, CRN_OPT_ADAGRAD};
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        char a[300], ar[310];
+        snprintf(a, sizeof a, "%s/ovf-%s.ckpt", g_dir, crn_optim_name(kinds[k]));
+        snprintf(ar, sizeof ar, "%s.resume", a);
+        crn_train_opts o;
+        tiny_opts(&o, 12);
+        crn_optim_config_default(&o.optim, kinds[k]);
+        o.clip = 0;
+        o.model.dropout = 0;
+        crn_train_fault_grad(3, 2, 1e30f); /* steps 3 and 4 */
+        crn_trainer *t = run(&o, a, 0);
+        crn_train_fault_grad(0, 0, 0);
+        const crn_train_status *s = crn_trainer_state(t);
+        ck_assert_msg(s->nonfinite_total == 2, "%s: %llu steps rolled back", crn_optim_name(kinds[k]),
+                      (unsigned long long)s->nonfinite_total);
+        ck_assert_uint_eq(s->step, 12);
+        ck_assert(s->lr_scale == 0.25);
+        crn_trainer_destroy(t);
+        for (int f = 0; f < 2; f++) {
+            crn_checkpoint *ck = NULL;
+            ck_assert_msg(crn_checkpoint_load(&ck, f ? ar : a) == 0, "%s", crn_error_message());
+            ck_assert(all_finite(crn_model_params(ck->model), crn_model_num_params(ck->model)));
+            ck_assert_ptr_nonnull(ck->optim);
+            ck_assert(crn_optim_finite(ck->optim, crn_model_params(ck->model)));
+            crn_checkpoint_destroy(ck);
+        }
+        crn_train_opts_free(&o);
+    }
+}
+END_TEST
+
 START_TEST(stop_request_saves) {
     char a[300], ar[310];
     path_in(a, sizeof a, "stop.ckpt");
@@ -461,6 +499,7 @@ int main(void) {
     tcase_add_test(tl, resume_differs_without_state);
     tcase_add_test(tl, nonfinite_skipped);
     tcase_add_test(tl, nonfinite_stops);
+    tcase_add_test(tl, optimizer_overflow_rolled_back);
     tcase_add_test(tl, stop_request_saves);
     tcase_add_test(tl, val_matches_evaluate_ids);
     tcase_add_test(tl, init_from_extend_keeps_base);
