@@ -30,6 +30,7 @@
 
 #include "common.h"
 
+#if defined(CRN_TEST_HOOKS) && CRN_TEST_HOOKS
 static size_t piece_bytes = (size_t)8 << 20;  /* target size of one piece */
 static size_t cache_bytes = (size_t)64 << 20; /* prepared text kept from pass 1 */
 
@@ -37,6 +38,10 @@ void crn_corpus_tune(size_t piece, size_t cache) {
     piece_bytes = piece ? piece : (size_t)8 << 20;
     cache_bytes = cache;
 }
+#else
+static const size_t piece_bytes = (size_t)8 << 20;
+static const size_t cache_bytes = (size_t)64 << 20;
+#endif
 
 void crn_corpus_opts_default(crn_corpus_opts *o) {
     memset(o, 0, sizeof *o);
@@ -111,7 +116,7 @@ typedef struct loader {
     char **repl_text;
     size_t n_keep, n_drop, n_repl;
     /* statistics of pass 1 */
-    uint64_t n_chars, n_tokens, n_invalid, n_dropped, n_lines;
+    uint64_t n_chars, n_nfc_chars, n_tokens, n_invalid, n_dropped, n_lines;
 } loader;
 
 static void loader_free(loader *L) {
@@ -401,6 +406,27 @@ static size_t count_codepoints(const uint8_t *s, size_t n) {
     return k;
 }
 
+/* Add the NFC code points of a prepared piece to L->n_nfc_chars: its code
+ * points when the normalisation composes (nfc, nfkc) or it is ASCII, else
+ * those of its NFC form (normalisation never crosses a piece: pieces end
+ * at line breaks). */
+static int count_nfc_piece(loader *L, const uint8_t *piece, size_t pn) {
+    size_t i = 0;
+    if (L->norm == CRN_NORM_NONE)
+        while (i < pn && piece[i] < 0x80) i++;
+    if (i == pn || L->norm != CRN_NORM_NONE) {
+        L->n_nfc_chars += count_codepoints(piece, pn);
+        return 0;
+    }
+    uint8_t *nf;
+    size_t nn;
+    int err = crn_utf8_normalize(&nf, &nn, piece, pn, CRN_NORM_NFC);
+    if (err) return err;
+    L->n_nfc_chars += count_codepoints(nf, nn);
+    free(nf);
+    return 0;
+}
+
 static size_t count_lines(const uint8_t *s, size_t n) {
     size_t k = 0;
     for (const uint8_t *p = s, *e = s + n; (p = memchr(p, '\n', (size_t)(e - p))); p++) k++;
@@ -520,6 +546,47 @@ static size_t train_split(size_t n, double val_frac) {
     return k > n ? n : k;
 }
 
+/* load_text, pass 2: encode the prepared text (kept from pass 1 in cache,
+ * or prepared again) into c->ids, or into the id cache file w when w is not
+ * NULL (c->n_tokens and c->wide are set). */
+static int encode_pass(crn_corpus *c, crn_idcache_writer *w, loader *L, const uint8_t *text, size_t n, size_t bom,
+                       const uint8_t *map, const obuf *cache, int caching) {
+    uint8_t *piece = NULL;
+    uint32_t *tmp = NULL;
+    size_t tmp_cap = 0, line = 1;
+    char b1[32];
+    int err;
+    if (!w && !(c->ids = malloc(c->n_tokens * (c->wide ? sizeof(uint32_t) : sizeof(uint16_t))))) {
+        err = crn_error_set(CRN_ENOMEM, "%s: out of memory for %s token ids", c->path, fmt_count(b1, c->n_tokens));
+        goto done;
+    }
+    size_t at = 0;
+    if (caching) {
+        if ((err = encode_text(c, w, c->path, cache->p, cache->n, &at, &tmp, &tmp_cap))) goto done;
+    } else {
+        for (size_t pos = bom; pos < n;) {
+            size_t end = piece_end(text, n, pos);
+            size_t pn;
+            if ((err = prepare(L, text, pos, end - pos, line, 0, &piece, &pn))) goto done;
+            if ((err = encode_text(c, w, c->path, piece, pn, &at, &tmp, &tmp_cap))) goto done;
+            free(piece);
+            piece = NULL;
+            line += count_lines(text + pos, end - pos);
+            release_pages(map, pos, end);
+            pos = end;
+        }
+    }
+    if (at != c->n_tokens) {
+        err = crn_error_set(CRN_ERANGE, "%s: encoding gave %zu tokens, counting %zu", c->path, at, c->n_tokens);
+        goto done;
+    }
+    err = 0;
+done:
+    free(piece);
+    free(tmp);
+    return err;
+}
+
 /* The whole pipeline over an input in memory (or mapped): map != NULL when
  * pages may be released after use. With want (the id cache's key), the ids
  * go to the file o->id_cache instead of memory, and prepared text is not
@@ -531,8 +598,6 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
     int caching = cache_bytes > 0 && !want;
     crn_idcache_writer *w = NULL;
     uint8_t *piece = NULL;
-    uint32_t *tmp = NULL;
-    size_t tmp_cap = 0;
     char b1[32], b2[32];
     int err = loader_init(&L, c->path, o, given);
     if (err) goto done;
@@ -568,6 +633,7 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
         size_t pn;
         if ((err = prepare(&L, text, pos, end - pos, line, 1, &piece, &pn))) goto done;
         L.n_chars += count_codepoints(piece, pn);
+        if ((err = count_nfc_piece(&L, piece, pn))) goto done;
         if (given) {
             /* tokens counted here; a vocabulary being built counts them itself */
             crn_tokiter it;
@@ -601,6 +667,7 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
         pos = end;
     }
     c->n_chars = L.n_chars;
+    c->n_nfc_chars = L.n_nfc_chars;
     c->n_invalid = L.n_invalid;
     c->n_lines_dropped = L.n_dropped;
     if (!given) {
@@ -625,33 +692,8 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
     /* ---- pass 2: encode ---------------------------------------------- */
     c->n_tokens = L.n_tokens;
     c->wide = crn_vocab_size(c->vocab) > 65536u;
-    if (want) {
-        if ((err = crn_idcache_begin(&w, o->id_cache, c->vocab, c->n_tokens, c->wide))) goto done;
-    } else if (!(c->ids = malloc(c->n_tokens * (c->wide ? sizeof(uint32_t) : sizeof(uint16_t))))) {
-        err = crn_error_set(CRN_ENOMEM, "%s: out of memory for %s token ids", c->path, fmt_count(b1, c->n_tokens));
-        goto done;
-    }
-    size_t at = 0;
-    if (caching) {
-        if ((err = encode_text(c, w, c->path, cache.p, cache.n, &at, &tmp, &tmp_cap))) goto done;
-    } else {
-        line = 1;
-        for (size_t pos = bom; pos < n;) {
-            size_t end = piece_end(text, n, pos);
-            size_t pn;
-            if ((err = prepare(&L, text, pos, end - pos, line, 0, &piece, &pn))) goto done;
-            if ((err = encode_text(c, w, c->path, piece, pn, &at, &tmp, &tmp_cap))) goto done;
-            free(piece);
-            piece = NULL;
-            line += count_lines(text + pos, end - pos);
-            release_pages(map, pos, end);
-            pos = end;
-        }
-    }
-    if (at != c->n_tokens) {
-        err = crn_error_set(CRN_ERANGE, "%s: encoding gave %zu tokens, counting %zu", c->path, at, c->n_tokens);
-        goto done;
-    }
+    if (want && (err = crn_idcache_begin(&w, o->id_cache, c->vocab, c->n_tokens, c->wide))) goto done;
+    if ((err = encode_pass(c, w, &L, text, n, bom, map, &cache, caching))) goto done;
     if (w) {
         if ((err = crn_idcache_map_written(w, &c->map))) goto done;
         c->ids = (void *)c->map.ids;
@@ -665,6 +707,7 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
         want->n_tokens = c->n_tokens;
         want->wide = c->wide;
         want->n_chars = c->n_chars;
+        want->n_nfc_chars = c->n_nfc_chars;
         want->n_val_chars = c->n_val_chars;
         want->n_invalid = c->n_invalid;
         want->n_unk = c->n_unk;
@@ -678,7 +721,6 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
 done:
     crn_idcache_abort(w);
     free(piece);
-    free(tmp);
     free(cache.p);
     loader_free(&L);
     return err;
@@ -761,6 +803,7 @@ static int load_cached(crn_corpus *c, const uint8_t *map, size_t n, const struct
     c->wide = got.wide;
     c->n_tokens = (size_t)got.n_tokens;
     c->n_chars = got.n_chars;
+    c->n_nfc_chars = got.n_nfc_chars;
     c->n_val_chars = got.n_val_chars;
     c->n_invalid = got.n_invalid;
     c->n_unk = got.n_unk;
@@ -945,24 +988,37 @@ size_t crn_val_windows(const crn_corpus *c, size_t B, size_t T) {
     return L / T + (L % T != 0);
 }
 
-void crn_val_window(const crn_corpus *c, size_t B, size_t T, size_t w, uint32_t *x, uint32_t *y) {
-    size_t n = val_pairs(c);
+void crn_range_window(const crn_corpus *c, size_t begin, size_t end, size_t B, size_t t0, size_t T, uint32_t *x,
+                      uint32_t *y) {
+    size_t n = end - begin >= 2 ? end - begin - 1 : 0; /* (input, target) pairs */
     size_t L = B ? n / B + (n % B != 0) : 0;
-    const size_t v0 = c->n_train;
     for (size_t t = 0; t < T; t++) {
-        size_t pos = w * T + t; /* position within the row */
+        size_t pos = t0 + t; /* position within the row */
         for (size_t b = 0; b < B; b++) {
             size_t i = b * L + pos; /* pair index */
             if (pos < L && i < n) {
-                x[t * B + b] = crn_corpus_id(c, v0 + i);
-                y[t * B + b] = crn_corpus_id(c, v0 + i + 1);
+                x[t * B + b] = crn_corpus_id(c, begin + i);
+                y[t * B + b] = crn_corpus_id(c, begin + i + 1);
             } else {
                 x[t * B + b] = 0;
                 y[t * B + b] = CRN_IGNORE;
             }
         }
     }
-    size_t k = release_every(c, T);
-    if (c->map.base && ((w + 1) % k == 0 || (w + 1) * T >= L))
-        release_rows(c, v0, B, L, T, (w + 1) >= k ? w + 1 - k : 0, w + 1);
+    /* mapped ids: hand back what each row has read, about every 64 KiB (positions as windows of 1) */
+    size_t k = release_every(c, 1), p1 = t0 + T;
+    if (c->map.base && (p1 / k != t0 / k || p1 >= L))
+        release_rows(c, begin, B, L, 1, p1 > k + T ? p1 - k - T : 0, p1 < L ? p1 : L);
+}
+
+void crn_val_window(const crn_corpus *c, size_t B, size_t T, size_t w, uint32_t *x, uint32_t *y) {
+    crn_range_window(c, c->n_train, c->n_tokens, B, w * T, T, x, y);
+}
+
+double crn_corpus_chars_predicted(const crn_corpus *c, uint64_t count) {
+    /* the NFC code points of the text after the first; for code points of
+     * composed text (nfc, nfkc) exactly the targets (as the PyTorch peer counts) */
+    if (crn_vocab_unit(c->vocab) == CRN_UNIT_CODEPOINT && crn_vocab_norm(c->vocab) != CRN_NORM_NONE)
+        return (double)count;
+    return (double)(c->n_nfc_chars > 1 ? c->n_nfc_chars - 1 : 1);
 }

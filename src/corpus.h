@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common.h"
 #include "idcache.h"
 #include "regex.h"
 #include "utf8.h"
@@ -52,10 +53,13 @@ void crn_corpus_opts_default(crn_corpus_opts *o);
  * malloc'ed. @return 0 or CRN_EINVAL (no '=', empty regex). */
 int crn_corpus_split_replace(const char *spec, char **re, char **text);
 
-/* Tests only (not thread-safe): the target size of a piece in bytes and how
- * much prepared text pass 1 may keep for pass 2 (0 = always prepare twice).
- * Defaults 8 MiB and 64 MiB; piece 0 restores the default piece size. */
+/* Test builds only (CRN_TEST_HOOKS; not thread-safe): the target size of a
+ * piece in bytes and how much prepared text pass 1 may keep for pass 2 (0 =
+ * always prepare twice). Defaults 8 MiB and 64 MiB; piece 0 restores the
+ * default piece size. */
+#if defined(CRN_TEST_HOOKS) && CRN_TEST_HOOKS
 void crn_corpus_tune(size_t piece_bytes, size_t cache_bytes);
+#endif
 
 typedef struct crn_corpus {
     char *path;
@@ -70,6 +74,8 @@ typedef struct crn_corpus {
     /* statistics */
     uint64_t n_bytes;        /* bytes of the file */
     uint64_t n_chars;        /* code points after cleaning and normalisation */
+    uint64_t n_nfc_chars;    /* NFC code points of that text (= n_chars unless normalisation is none):
+                              * the denominator of every bits-per-char figure */
     uint64_t n_val_chars;    /* NFC code points of the validation split's text */
     uint64_t n_invalid;      /* invalid sequences repaired (replace/skip) */
     uint64_t n_unk;          /* tokens mapped to <unk> */
@@ -87,6 +93,13 @@ int crn_corpus_load(crn_corpus **out, const char *path, const crn_corpus_opts *o
 int crn_corpus_from_memory(crn_corpus **out, const char *name, const uint8_t *text, size_t n,
                            const crn_corpus_opts *opts, const crn_vocab *vocab);
 void crn_corpus_destroy(crn_corpus *c); /* NULL is a no-op */
+
+/* The characters predicted when all n_tokens of c are scored as one text
+ * (count targets): the NFC code points of the source text after the first
+ * (every unit, also under --normalize none); for code points of composed
+ * text (nfc, nfkc) that is exactly the targets, as the PyTorch peer counts. The bits
+ * per char denominator of `charrnn eval` and charrnn_score. */
+double crn_corpus_chars_predicted(const crn_corpus *c, uint64_t count);
 
 static inline uint32_t crn_corpus_id(const crn_corpus *c, size_t i) {
     return c->wide ? ((const uint32_t *)c->ids)[i] : ((const uint16_t *)c->ids)[i];
@@ -116,8 +129,11 @@ void crn_batcher_next(crn_batcher *bt, uint32_t *x, uint32_t *y, int *reset);
  * pairs are cut into B rows of L = ceil(n/B); padded positions have input 0
  * and target CRN_IGNORE; each row starts from a zero state. Fills window w (T, B) of that layout;
  * returns the number of windows. */
-#define CRN_IGNORE 0xffffffffu
 size_t crn_val_windows(const crn_corpus *c, size_t B, size_t T);
 void crn_val_window(const crn_corpus *c, size_t B, size_t T, size_t w, uint32_t *x, uint32_t *y);
+/* The same layout over any range of ids [begin, end) (crn_evaluate_ids):
+ * positions t0 .. t0+T-1 of each of the B rows into x, y (T, B). */
+void crn_range_window(const crn_corpus *c, size_t begin, size_t end, size_t B, size_t t0, size_t T, uint32_t *x,
+                      uint32_t *y);
 
 #endif

@@ -14,7 +14,7 @@
 
 #include "common.h"
 
-#define IDC_MAGIC "CRNIDS01"
+#define IDC_MAGIC "CRNIDS02" /* 02: n_nfc_chars in the header */
 #define IDC_ENDIAN 0x0102030405060708ull
 #define IDC_ALIGN 4096u
 

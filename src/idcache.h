@@ -34,7 +34,7 @@ typedef struct crn_idcache_meta {
     uint64_t file_crc, key_crc;
     uint64_t n_tokens;
     uint64_t wide;
-    uint64_t n_chars, n_val_chars, n_invalid, n_unk, n_lines_dropped;
+    uint64_t n_chars, n_nfc_chars, n_val_chars, n_invalid, n_unk, n_lines_dropped;
     uint64_t had_bom;
     uint64_t built; /* the vocabulary was built from the text (else given) */
 } crn_idcache_meta;

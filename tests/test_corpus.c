@@ -297,6 +297,7 @@ START_TEST(corpus_basic_ids_and_stats) {
     crn_corpus *c = load_mem(text, &o);
     ck_assert_uint_eq(c->n_tokens, strlen(text));
     ck_assert_uint_eq(c->n_chars, strlen(text));
+    ck_assert_uint_eq(c->n_nfc_chars, strlen(text));
     ck_assert_uint_eq(c->n_bytes, strlen(text));
     ck_assert_uint_eq(c->n_train, c->n_tokens);
     ck_assert_uint_eq(c->n_val_chars, 0);
@@ -433,9 +434,15 @@ START_TEST(corpus_korean_units) {
     c = load_mem(nfd, &o);
     ck_assert_uint_eq(c->n_tokens, 3);
     ck_assert_uint_eq(c->n_chars, 6);
+    ck_assert_uint_eq(c->n_nfc_chars, 3); /* bits per char divide by these (issue 10 item 3) */
     s = corpus_text(c);
     ck_assert_str_eq(s, nfd);
     free(s);
+    crn_corpus_destroy(c);
+    o.unit = CRN_UNIT_CODEPOINT; /* the same text as 6 code point tokens: still 3 characters */
+    c = load_mem(nfd, &o);
+    ck_assert_uint_eq(c->n_tokens, 6);
+    ck_assert_uint_eq(c->n_nfc_chars, 3);
     crn_corpus_destroy(c);
 
     /* NFC composes them: 한 é \n */
@@ -443,6 +450,7 @@ START_TEST(corpus_korean_units) {
     o.norm = CRN_NORM_NFC;
     c = load_mem(nfd, &o);
     ck_assert_uint_eq(c->n_chars, 3);
+    ck_assert_uint_eq(c->n_nfc_chars, 3);
     s = corpus_text(c);
     ck_assert_str_eq(s, "한\xc3\xa9\n");
     free(s);
