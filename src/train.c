@@ -33,7 +33,7 @@
 
 #define CRN_NONFINITE_MAX 5
 #define BLOB_MAGIC "CRNTRAIN"
-#define BLOB_VERSION 1u
+#define BLOB_VERSION 2u
 #define BLOB_MAX_STRING (1u << 20)
 #define BLOB_MAX_LIST 4096u
 
@@ -83,6 +83,7 @@ void crn_train_opts_default(crn_train_opts *o) {
     o->model.hidden = 128;
     o->model.layers = 2;
     o->model.dropout = 0;
+    crn_init_spec_default(&o->init);
     crn_optim_config_default(&o->optim, CRN_OPT_ADAM);
     o->clip = 5;
     o->sched.kind = CRN_SCHED_CONSTANT;
@@ -312,6 +313,10 @@ int crn_train_blob_encode(uint8_t **out, size_t *len, const crn_train_opts *o, c
         size_t n = (size_t)s->carry_layers * (1u + s->carry_has_c) * s->carry_batch * s->carry_hidden;
         for (size_t i = 0; i < n; i++) w_f32(&w, s->carry[i]);
     }
+    /* version 2 */
+    w_u32(&w, (uint32_t)o->init.kind);
+    w_f32(&w, o->init.forget_bias);
+    w_u64(&w, s->horizon);
     if (w.oom) {
         free(w.p);
         return crn_error_set(CRN_ENOMEM, "out of memory encoding the training state");
@@ -457,7 +462,7 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_state *s, const uint8_t *
         return crn_error_set(CRN_EFORMAT, "training state at byte 0: bad magic (not a charrnn training state)");
     r->pos = 8;
     uint32_t ver = r_u32(r);
-    if (ver != BLOB_VERSION) {
+    if (ver < 1 || ver > BLOB_VERSION) {
         r->pos = 8;
         return crn_error_set(CRN_EFORMAT, "training state at byte 8: version %u is not supported (this build reads %u)",
                              ver, BLOB_VERSION);
@@ -513,7 +518,7 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_state *s, const uint8_t *
     o->optim.momentum = r_f32_in(r, 0, 1, "momentum out of range");
     o->optim.alpha = r_f32_in(r, 0, 1, "alpha out of range");
     o->clip = r_f64_in(r, 0, 1e30, "clip out of range");
-    o->sched.kind = (enum crn_schedule_kind)r_u32_max(r, CRN_SCHED_COSINE, "bad schedule");
+    o->sched.kind = (enum crn_schedule_kind)r_u32_max(r, CRN_SCHED_LINEAR, "bad schedule");
     o->sched.lr = r_f32_in(r, 0, 1e6f, "schedule lr out of range");
     o->sched.decay = r_f32_in(r, 0, 1e6f, "decay out of range");
     o->sched.decay_after = r_u64(r);
@@ -556,6 +561,20 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_state *s, const uint8_t *
     } else if (!r->err) {
         s->carry_layers = s->carry_batch = s->carry_hidden = s->carry_has_c = 0;
     }
+    if (ver >= 2) {
+        o->init.kind = (enum crn_init_kind)r_u32_max(r, CRN_INIT_ORTHOGONAL, "bad init scheme");
+        size_t at = r->pos;
+        o->init.forget_bias = r_f32(r);
+        if (!r->err && isinf(o->init.forget_bias)) {
+            r->pos = at;
+            r_fail(r, "forget bias out of range");
+        }
+        s->horizon = r_u64(r);
+        if (!r->err && s->horizon > ((uint64_t)1 << 62)) r_fail(r, "schedule horizon out of range");
+    } else {
+        o->init.kind = CRN_INIT_PYTORCH; /* what version-1 writers used */
+        o->init.forget_bias = 1;
+    }
     if (!r->err && r->pos != r->n) r_fail(r, "trailing bytes");
     if (r->err) {
         crn_train_opts_free(o);
@@ -596,6 +615,7 @@ struct crn_trainer {
     uint64_t new_tokens;
     int model_written;
     int has_val;
+    int timed_sched;        /* cosine/linear with a time budget: the horizon follows the clock */
     char start_note[256];
 };
 
@@ -803,7 +823,7 @@ int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_
         cfg.vocab = crn_vocab_size(t->corpus->vocab);
         if ((rc = crn_model_config_check(&cfg)) < 0) goto fail;
         if ((rc = crn_model_create(&t->model, &cfg)) < 0) goto fail;
-        crn_model_init(t->model, &init_rng);
+        crn_model_init_spec(t->model, &init_rng, &t->o.init);
     }
     if (!start->resume) {
         memset(&t->s, 0, sizeof t->s);
@@ -841,11 +861,14 @@ int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_
     t->o.sched.lr = t->o.optim.lr;
     if (t->o.sched.kind == CRN_SCHED_STEP_DECAY && t->o.sched.decay_every == 0)
         t->o.sched.decay_every = t->bt.n_win;
-    if (t->o.sched.kind == CRN_SCHED_COSINE && t->o.sched.total == 0) {
+    const int decaying = t->o.sched.kind == CRN_SCHED_COSINE || t->o.sched.kind == CRN_SCHED_LINEAR;
+    t->timed_sched = decaying && t->o.time_limit > 0;
+    if (decaying && t->o.sched.total == 0) {
         if (t->o.max_steps) t->o.sched.total = t->o.max_steps;
         else if (t->o.max_epochs) t->o.sched.total = t->o.max_epochs * t->bt.n_win;
-        else {
-            rc = crn_error_set(CRN_EINVAL, "the cosine schedule needs a step or epoch budget (--steps or --epochs)");
+        else if (!t->timed_sched) {
+            rc = crn_error_set(CRN_EINVAL, "the %s schedule needs a budget (--time, --steps or --epochs)",
+                               t->o.sched.kind == CRN_SCHED_LINEAR ? "linear" : "cosine");
             goto fail;
         }
     }
@@ -967,7 +990,35 @@ typedef struct loop {
     uint64_t last_eval_step, last_sample_step;
     double last_save_time;
     uint64_t last_save_step;
+    uint64_t start_step;      /* the step this session started at */
 } loop;
+
+/* A time-budgeted decaying schedule: re-estimate the step the decay ends at
+ * from this session's measured time per step (evals and saves included)
+ * and the time left, capped by a step/epoch budget (sched.total). Until 4
+ * steps are measured the saved horizon stands (0 on a fresh run: no decay
+ * yet). The last step that fits gets p close to 1. */
+#define HORIZON_MIN_STEPS 4
+static void update_horizon(crn_trainer *t, const loop *L) {
+    if (!t->timed_sched) return;
+    const uint64_t k = t->s.step - L->start_step;
+    if (k < HORIZON_MIN_STEPS) return;
+    const double used = crn_now() - L->t0, per_step = used / (double)k;
+    double left = t->o.time_limit - used;
+    if (left < 0) left = 0;
+    double more = per_step > 0 ? floor(left / per_step) : 0;
+    if (more > 1e15) more = 1e15;
+    uint64_t h = t->s.step + (uint64_t)more + 1;
+    if (t->o.sched.total && h > t->o.sched.total) h = t->o.sched.total;
+    t->s.horizon = h;
+}
+
+/* The learning rate of the next step (schedule, horizon, lr_scale). */
+static double step_lr(const crn_trainer *t) {
+    crn_schedule s = t->o.sched;
+    if (t->timed_sched) s.total = t->s.horizon ? t->s.horizon : ((uint64_t)1 << 62);
+    return crn_schedule_lr(&s, t->s.step) * t->s.lr_scale;
+}
 
 static double elapsed_now(const crn_trainer *t, const loop *L) {
     (void)t;
@@ -1223,7 +1274,8 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
     L.t0 = L.seg_t0 = L.last_save_time = crn_now();
     L.base_elapsed = t->s.elapsed;
     L.last_eval_step = L.last_sample_step = L.last_save_step = t->s.step;
-    L.lr = crn_schedule_lr(&t->o.sched, t->s.step) * t->s.lr_scale;
+    L.start_step = t->s.step;
+    L.lr = step_lr(t);
     t->s.stop_reason = CRN_TSTOP_NONE;
 
     const crn_model_config *cfg = crn_model_config_of(t->model);
@@ -1284,7 +1336,8 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
             continue;
         }
         t->s.nonfinite_run = 0;
-        float lr = (float)(crn_schedule_lr(&t->o.sched, t->s.step) * t->s.lr_scale);
+        update_horizon(t, &L);
+        float lr = (float)step_lr(t);
         crn_optim_step(t->optim, params, grads, lr);
         L.lr = lr;
         t->s.step++;

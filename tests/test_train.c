@@ -88,7 +88,10 @@ static void sample_state(crn_train_opts *o, crn_train_state *s) {
     o->max_steps = 1234;
     o->sched.kind = CRN_SCHED_COSINE;
     o->sched.warmup = 17;
+    o->init.kind = CRN_INIT_ORTHOGONAL;
+    o->init.forget_bias = 0.5f;
     memset(s, 0, sizeof *s);
+    s->horizon = 4321;
     s->run_id = 0x1122334455667788ull;
     s->step = 99;
     s->epoch = 3;
@@ -130,6 +133,9 @@ START_TEST(blob_round_trip) {
     ck_assert_uint_eq(o2.max_steps, 1234);
     ck_assert_int_eq(o2.sched.kind, CRN_SCHED_COSINE);
     ck_assert_uint_eq(o2.sched.warmup, 17);
+    ck_assert_int_eq(o2.init.kind, CRN_INIT_ORTHOGONAL);
+    ck_assert(o2.init.forget_bias == 0.5f);
+    ck_assert_uint_eq(s2.horizon, 4321);
     ck_assert_uint_eq(o2.batch, o.batch);
     ck_assert(o2.optim.lr == o.optim.lr && o2.clip == o.clip);
     ck_assert_uint_eq(s2.run_id, s.run_id);
@@ -150,6 +156,45 @@ START_TEST(blob_round_trip) {
     ck_assert_uint_eq(n2, n);
     ck_assert(memcmp(b, b2, n) == 0);
     free(b2);
+    free(b);
+    crn_train_opts_free(&o);
+    crn_train_opts_free(&o2);
+    crn_train_state_free(&s);
+    crn_train_state_free(&s2);
+}
+END_TEST
+
+/* A version-1 blob (no init, no horizon: the 16 trailing bytes of version 2)
+ * still loads, as the initialisation version-1 writers used. NaN is a valid
+ * forget bias (as drawn), infinity is not. */
+START_TEST(blob_version1) {
+    crn_train_opts o, o2;
+    crn_train_state s, s2;
+    sample_state(&o, &s);
+    o.init.forget_bias = NAN;
+    uint8_t *b;
+    size_t n;
+    ck_assert_int_eq(crn_train_blob_encode(&b, &n, &o, &s), 0);
+    ck_assert_int_eq(crn_train_blob_decode(&o2, &s2, b, n), 0);
+    ck_assert(isnan(o2.init.forget_bias));
+    crn_train_opts_free(&o2);
+    crn_train_state_free(&s2);
+    float inf = INFINITY;
+    uint8_t save[4];
+    memcpy(save, b + n - 12, 4);
+    memcpy(b + n - 12, &inf, 4);
+    ck_assert_int_eq(crn_train_blob_decode(&o2, &s2, b, n), CRN_EFORMAT);
+    ck_assert(strstr(crn_error_message(), "forget bias") != NULL);
+    memcpy(b + n - 12, save, 4);
+    b[8] = 1;
+    ck_assert_int_eq(crn_train_blob_decode(&o2, &s2, b, n), CRN_EFORMAT); /* v1 has no such tail */
+    ck_assert(strstr(crn_error_message(), "trailing bytes") != NULL);
+    ck_assert_int_eq(crn_train_blob_decode(&o2, &s2, b, n - 16), 0);
+    ck_assert_int_eq(o2.init.kind, CRN_INIT_PYTORCH);
+    ck_assert(o2.init.forget_bias == 1.0f);
+    ck_assert_uint_eq(s2.horizon, 0);
+    ck_assert_uint_eq(s2.step, 99);
+    ck_assert_uint_eq(s2.carry_hidden, 4);
     free(b);
     crn_train_opts_free(&o);
     crn_train_opts_free(&o2);
@@ -268,6 +313,59 @@ START_TEST(resume_exact) {
     crn_train_opts_free(&ro);
     crn_train_state_free(&rs);
     crn_train_opts_free(&o);
+}
+END_TEST
+
+typedef struct lr_trace {
+    double first_lr, mid_lr, last_lr, base;
+    uint64_t steps, mid_step;
+    double mid_elapsed, limit;
+} lr_trace;
+
+static void trace_lr(void *ud, const crn_train_report *r) {
+    lr_trace *t = ud;
+    if (r->event != CRN_EV_STEP) return;
+    if (!t->steps) t->first_lr = r->lr;
+    if (!t->mid_step && r->elapsed >= t->limit / 2) {
+        t->mid_step = r->step;
+        t->mid_lr = r->lr;
+        t->mid_elapsed = r->elapsed;
+    }
+    t->last_lr = r->lr;
+    t->steps = r->step;
+}
+
+/* --time with cosine/linear: the horizon follows the clock, so the rate is
+ * the base at the start, about half way (cosine) or half (linear) at half the
+ * time, and near zero at the last step; the horizon is in the saved state. */
+START_TEST(time_budget_schedule) {
+    const enum crn_schedule_kind kinds[] = {CRN_SCHED_COSINE, CRN_SCHED_LINEAR};
+    for (int i = 0; i < 2; i++) {
+        char a[300];
+        path_in(a, sizeof a, i ? "lin.ckpt" : "cos.ckpt");
+        crn_train_opts o;
+        tiny_opts(&o, 0);
+        o.max_steps = 0;
+        o.time_limit = 1.5;
+        o.eval_every = 0;
+        o.sched.kind = kinds[i];
+        crn_train_start st = {0};
+        st.out_path = a;
+        crn_trainer *t = NULL;
+        ck_assert_int_eq(crn_trainer_create(&t, &o, &st), 0);
+        lr_trace tr = {.limit = 1.5, .base = o.optim.lr};
+        ck_assert_int_eq(crn_trainer_run(t, trace_lr, &tr), 0);
+        ck_assert_uint_gt(tr.steps, 50);
+        ck_assert(fabs(tr.first_lr - tr.base) < 1e-9);
+        ck_assert_msg(tr.last_lr < 0.05 * tr.base, "last lr %g", tr.last_lr);
+        const double p = tr.mid_elapsed / 1.5, want = i ? 1 - p : 0.5 * (1 + cos(M_PI * p));
+        ck_assert_msg(fabs(tr.mid_lr / tr.base - want) < 0.15, "lr at %.2f of the time: %g x base, want %g", p,
+                      tr.mid_lr / tr.base, want);
+        ck_assert_uint_ge(crn_trainer_state(t)->horizon, tr.steps);
+        ck_assert_uint_le(crn_trainer_state(t)->horizon, tr.steps + 2);
+        crn_trainer_destroy(t);
+        crn_train_opts_free(&o);
+    }
 }
 END_TEST
 
@@ -454,11 +552,13 @@ int main(void) {
     TCase *tb = tcase_create("blob");
     tcase_add_test(tb, blob_round_trip);
     tcase_add_test(tb, blob_damage);
+    tcase_add_test(tb, blob_version1);
     suite_add_tcase(s, tb);
     TCase *tl = tcase_create("loop");
     tcase_set_timeout(tl, 120);
     tcase_add_test(tl, resume_exact);
     tcase_add_test(tl, resume_differs_without_state);
+    tcase_add_test(tl, time_budget_schedule);
     tcase_add_test(tl, nonfinite_skipped);
     tcase_add_test(tl, nonfinite_stops);
     tcase_add_test(tl, stop_request_saves);
