@@ -14,17 +14,22 @@ typedef struct preset {
     const char *name;
     uint32_t layers, hidden, embed, batch, seq;
     float dropout;          /* with --preset; the automatic choice sets its own */
-    double chars_per_s;     /* training speed on the reference machine (2 threads) */
 } preset;
 
-/* Speeds: `charrnn bench` of each preset, 2 threads, tinyshakespeare
- * (docs/training.md); they fall a little with the vocabulary. */
+/* Speed: this machine class trains the canonical configurations at about
+ * 150 GFLOPS counted as 3 x the forward FLOPs per char (issue 12's measured
+ * throughputs: A 105k, B 105k, C 8.1k, D 37k chars/s = 150, 145, 161, 146),
+ * so a preset's chars/s is estimated as 150e9 / (3 x its forward FLOPs per
+ * char for the corpus's vocabulary), capped at 120k (small products run below
+ * that rate). docs/training.md has the table. */
+#define AUTO_GFLOPS 150.0
+#define AUTO_MAX_CHARS_PER_S 120000.0
 static const preset presets[CRN_PRESET_COUNT] = {
-    [CRN_PRESET_NONE] = {"none", 0, 0, 0, 0, 0, 0, 0},
-    [CRN_PRESET_TINY] = {"tiny", 1, 128, 32, 32, 64, 0.0f, 120000},
-    [CRN_PRESET_SMALL] = {"small", 2, 256, 64, 32, 64, 0.1f, 40000},
-    [CRN_PRESET_MEDIUM] = {"medium", 2, 384, 64, 32, 64, 0.25f, 17000},
-    [CRN_PRESET_LARGE] = {"large", 2, 512, 64, 32, 100, 0.3f, 9000},
+    [CRN_PRESET_NONE] = {"none", 0, 0, 0, 0, 0, 0},
+    [CRN_PRESET_TINY] = {"tiny", 1, 128, 32, 32, 64, 0.0f},
+    [CRN_PRESET_SMALL] = {"small", 2, 256, 64, 32, 64, 0.1f},
+    [CRN_PRESET_MEDIUM] = {"medium", 2, 384, 64, 32, 64, 0.25f},
+    [CRN_PRESET_LARGE] = {"large", 2, 512, 64, 32, 100, 0.3f},
 };
 
 /* Tokens of training per parameter the budget must afford for a preset to
@@ -69,7 +74,13 @@ uint64_t crn_preset_params(enum crn_preset p, uint32_t V) {
     return n;
 }
 
-double crn_preset_chars_per_s(enum crn_preset p) { return presets[p].chars_per_s; }
+double crn_preset_chars_per_s(enum crn_preset p, uint32_t V) {
+    const preset *q = &presets[p];
+    crn_model_config cfg = {.cell = CRN_CELL_LSTM, .vocab = V, .embed = q->embed, .hidden = q->hidden,
+                            .layers = q->layers};
+    const double cps = AUTO_GFLOPS * 1e9 / (3.0 * crn_model_flops_per_token(&cfg));
+    return cps < AUTO_MAX_CHARS_PER_S ? cps : AUTO_MAX_CHARS_PER_S;
+}
 
 int crn_auto_scan(const char *path, crn_auto_input *in) {
     FILE *f = fopen(path, "rb");
@@ -125,7 +136,7 @@ enum crn_preset crn_auto_config(crn_train_opts *o, const crn_auto_input *in, cha
     enum crn_preset pick = CRN_PRESET_TINY;
     for (int p = CRN_PRESET_LARGE; p > CRN_PRESET_TINY; p--) {
         const double P = (double)crn_preset_params((enum crn_preset)p, in->vocab);
-        const double tokens = presets[p].chars_per_s * in->seconds * AUTO_TRAIN_SHARE;
+        const double tokens = crn_preset_chars_per_s((enum crn_preset)p, in->vocab) * in->seconds * AUTO_TRAIN_SHARE;
         if (tokens >= AUTO_TOKENS_PER_PARAM * P && train_chars >= AUTO_CHARS_PER_PARAM * P) {
             pick = (enum crn_preset)p;
             break;
@@ -133,7 +144,7 @@ enum crn_preset crn_auto_config(crn_train_opts *o, const crn_auto_input *in, cha
     }
     crn_preset_apply(o, pick);
     const double P = (double)crn_preset_params(pick, in->vocab);
-    const double tokens = presets[pick].chars_per_s * in->seconds * AUTO_TRAIN_SHARE;
+    const double cps = crn_preset_chars_per_s(pick, in->vocab), tokens = cps * in->seconds * AUTO_TRAIN_SHARE;
     const double epochs = train_chars > 0 ? tokens / train_chars : 0;
     /* dropout against overfitting: the more passes over the text, the more */
     float dropout = 0;
@@ -154,7 +165,7 @@ enum crn_preset crn_auto_config(crn_train_opts *o, const crn_auto_input *in, cha
              "cosine to 0 over the budget): ~%s training chars in %.0f s at ~%.0fk chars/s = %.1f per parameter "
              "(%s), %.1f epochs of %s chars, vocabulary %u",
              presets[pick].name, o->model.layers, o->model.hidden, o->model.embed, (double)dropout, o->batch, o->seq,
-             (double)o->optim.lr, tok, in->seconds, presets[pick].chars_per_s / 1e3, tokens / P, par, epochs, ch,
+             (double)o->optim.lr, tok, in->seconds, cps / 1e3, tokens / P, par, epochs, ch,
              in->vocab);
     return pick;
 }

@@ -2,11 +2,11 @@
  * `charrnn train --preset` and the automatic choice made when a new run is
  * given no model options (docs/training.md, "Configuration for the budget").
  *
- * The choice uses the corpus size and vocabulary, the time budget and a table
- * of training speeds measured on the project's reference machine (2 cores,
- * AMD EPYC Zen 3, AVX2; `charrnn bench`, docs/training.md): the estimated
- * number of training tokens in the budget, against each preset's parameter
- * count and the corpus length. */
+ * The choice uses the corpus size and vocabulary, the time budget and the
+ * training speed of the project's reference machine (2 cores, AMD EPYC Zen 3,
+ * AVX2: ~150 GFLOPS on these models, from measured throughputs): the
+ * estimated number of training tokens in the budget, against each preset's
+ * parameter count and the corpus length. */
 #ifndef CRN_AUTOCONF_H
 #define CRN_AUTOCONF_H
 
@@ -28,8 +28,9 @@ void crn_preset_apply(crn_train_opts *o, enum crn_preset p);
 
 /* Parameters of a preset's model for a vocabulary of V tokens. */
 uint64_t crn_preset_params(enum crn_preset p, uint32_t V);
-/* The table's training speed of preset p, characters per second. */
-double crn_preset_chars_per_s(enum crn_preset p);
+/* Estimated training speed of preset p for a vocabulary of V tokens on the
+ * reference machine, characters per second (autoconf.c). */
+double crn_preset_chars_per_s(enum crn_preset p, uint32_t V);
 
 /* What the choice is made from. */
 typedef struct crn_auto_input {
