@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "autoconf.h"
 #include "checkpoint.h"
 #include "common.h"
 #include "train.h"
@@ -546,6 +547,74 @@ START_TEST(init_from_extend_keeps_base) {
 }
 END_TEST
 
+/* ---- presets and the automatic configuration ------------------------------ */
+
+START_TEST(preset_params_match_model) {
+    for (int p = CRN_PRESET_TINY; p < CRN_PRESET_COUNT; p++) {
+        crn_train_opts o;
+        crn_train_opts_default(&o);
+        crn_preset_apply(&o, (enum crn_preset)p);
+        o.model.vocab = 77;
+        crn_model *m = NULL;
+        ck_assert_int_eq(crn_model_create(&m, &o.model), 0);
+        ck_assert_uint_eq(crn_preset_params((enum crn_preset)p, 77), crn_model_num_params(m));
+        ck_assert(crn_preset_chars_per_s((enum crn_preset)p, 77) > 1000);
+        crn_model_destroy(m);
+        enum crn_preset got;
+        ck_assert_int_eq(crn_preset_parse(crn_preset_name((enum crn_preset)p), &got), 0);
+        ck_assert_int_eq(got, p);
+    }
+    enum crn_preset got;
+    ck_assert_int_eq(crn_preset_parse("huge", &got), -1);
+    /* bigger presets are slower */
+    ck_assert(crn_preset_chars_per_s(CRN_PRESET_SMALL, 66) > crn_preset_chars_per_s(CRN_PRESET_MEDIUM, 66));
+    ck_assert(crn_preset_chars_per_s(CRN_PRESET_MEDIUM, 66) > crn_preset_chars_per_s(CRN_PRESET_LARGE, 66));
+}
+END_TEST
+
+START_TEST(auto_config_follows_the_budget) {
+    /* tinyshakespeare's size: a minute -> tiny, ten minutes -> medium (the
+     * hand-picked reference), an hour -> large; a text too short for a
+     * big model stays small, a tiny one shrinks the batch */
+    struct { uint64_t chars; uint32_t V; double secs; enum crn_preset want; } cases[] = {
+        {1115394, 66, 60, CRN_PRESET_TINY},      {1115394, 66, 600, CRN_PRESET_MEDIUM},
+        {1115394, 66, 3600, CRN_PRESET_LARGE},   {440000, 1477, 3600, CRN_PRESET_SMALL},
+        {3000, 30, 600, CRN_PRESET_TINY},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        crn_train_opts o;
+        crn_train_opts_default(&o);
+        crn_auto_input in = {.chars = cases[i].chars, .vocab = cases[i].V, .seconds = cases[i].secs, .val_frac = 0.1};
+        char why[512];
+        enum crn_preset got = crn_auto_config(&o, &in, why, sizeof why);
+        ck_assert_msg(got == cases[i].want, "case %zu: %s", i, why);
+        ck_assert(strstr(why, crn_preset_name(got)) != NULL);
+        ck_assert_int_eq(o.sched.kind, CRN_SCHED_COSINE);
+        ck_assert(4.0 * o.batch * o.seq <= 0.9 * (double)cases[i].chars || o.seq == 8);
+        if (got == CRN_PRESET_MEDIUM) ck_assert(o.model.dropout > 0); /* several epochs: dropout */
+    }
+}
+END_TEST
+
+START_TEST(auto_scan_counts_code_points) {
+    char p[300];
+    path_in(p, sizeof p, "scan.txt");
+    FILE *f = fopen(p, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs("하늘 abca\n", f);   /* 8 code points, 7 distinct */
+    fputc(0xff, f);              /* invalid: one character, one shared id */
+    fputc(0xfe, f);
+    fclose(f);
+    crn_auto_input in = {0};
+    ck_assert_int_eq(crn_auto_scan(p, &in), 0);
+    ck_assert_uint_eq(in.chars, 10);
+    ck_assert_uint_eq(in.vocab, 7 + 1 + 1);
+    path_in(p, sizeof p, "missing.txt");
+    ck_assert_int_eq(crn_auto_scan(p, &in), CRN_EIO);
+    ck_assert(strstr(crn_error_message(), "missing.txt") != NULL);
+}
+END_TEST
+
 int main(void) {
     if (write_text()) return 1;
     Suite *s = suite_create("train");
@@ -553,6 +622,9 @@ int main(void) {
     tcase_add_test(tb, blob_round_trip);
     tcase_add_test(tb, blob_damage);
     tcase_add_test(tb, blob_version1);
+    tcase_add_test(tb, preset_params_match_model);
+    tcase_add_test(tb, auto_config_follows_the_budget);
+    tcase_add_test(tb, auto_scan_counts_code_points);
     suite_add_tcase(s, tb);
     TCase *tl = tcase_create("loop");
     tcase_set_timeout(tl, 120);
