@@ -238,12 +238,15 @@ print(lr[0], lr[-1], len(lr))
 sys.exit(0 if len(lr) >= 4 and lr[0] > 1.5e-3 and lr[-1] < 1e-4 and lr == sorted(lr, reverse=True) else 1)' "$D/$sched.csv"
 done
 "$C" train "$D/text.txt" -o "$D/auto.ckpt" --time 2s --threads 1 --eval-every 50 2> "$D/auto.err"
-expect_grep "^auto configuration: preset tiny \(lstm 1x128, embed 32, dropout 0, batch 32 x seq 64, adam lr 0.002, cosine" \
+expect_grep "^auto configuration: preset tiny \(lstm 1x128, embed 32, dropout 0, batch 32 x seq 64, adam lr 0.002, constant rate: a short run\)" \
     "$D/auto.err" "a run without model options prints its automatic configuration"
 expect_grep "vocabulary [0-9]+$" "$D/auto.err" "... and why (the vocabulary, the budget)"
 "$C" info "$D/auto.ckpt" > "$D/auto.info"
 expect_grep "lstm, 1 layers x 128 hidden, embedding input \(32\)" "$D/auto.info" "the automatic model is trained"
-expect_grep "batch 32 x seq 64; adam lr 0.002, clip 5, cosine schedule" "$D/auto.info" "... with its batch and schedule"
+expect_grep "batch 32 x seq 64; adam lr 0.002, clip 5, constant schedule" "$D/auto.info" "... with its batch and schedule"
+timeout 2 "$C" train "$D/text.txt" -o "$D/auto3.ckpt" --time 1h --threads 1 --eval-every 5 2> "$D/auto3.err"
+expect_grep "^auto configuration: preset tiny .*cosine to 0 over the budget\): .*~[0-9]+ steps\) in 3600 s" "$D/auto3.err" \
+    "a long budget gets the cosine schedule"
 "$C" train "$D/text.txt" -o "$D/auto2.ckpt" --time 1s --threads 1 --batch 4 --dropout 0.3 --schedule constant 2> "$D/auto2.err"
 expect_grep "^auto configuration" "$D/auto2.err" "options that leave the shape open keep the automatic choice"
 "$C" info "$D/auto2.ckpt" > "$D/auto2.info"
