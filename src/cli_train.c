@@ -54,8 +54,9 @@ static void usage(FILE *f) {
         "      --hidden N            hidden units per layer (default 128)\n"
         "      --embed N             embedding width, 0 = one-hot input (default 0)\n"
         "      --dropout P           dropout between layers, [0, 1) (default 0)\n"
-        "      --init S              initialisation: pytorch | xavier | orthogonal (default pytorch:\n"
-        "                            uniform +-1/sqrt(hidden) for every weight and bias, as PyTorch)\n"
+        "      --init S              initialisation: pytorch | xavier | orthogonal (default: pytorch for\n"
+        "                            lstm, uniform +-1/sqrt(hidden) for every weight and bias as PyTorch;\n"
+        "                            orthogonal for rnn and gru, orthogonal recurrent gate blocks)\n"
         "      --forget-bias F       LSTM: set the forget-gate bias to F (default: as drawn by --init)\n"
         "      --preset P            tiny | small | medium | large: a model and batch for the budget\n"
         "                            (see below; options given explicitly win)\n"
@@ -702,7 +703,7 @@ int cli_train(int argc, char **argv) {
         if (a.set[O_HIDDEN]) opts.model.hidden = u->model.hidden;
         if (a.set[O_EMBED]) opts.model.embed = u->model.embed;
         if (a.set[O_DROPOUT]) opts.model.dropout = u->model.dropout;
-        if (a.set[O_INIT_SCHEME]) opts.init.kind = u->init.kind;
+        opts.init.kind = a.set[O_INIT_SCHEME] ? u->init.kind : crn_init_default_kind(opts.model.cell);
         if (a.set[O_FORGET]) opts.init.forget_bias = u->init.forget_bias;
         if (a.init_from) {
             static const int shape[] = {O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_UNIT, O_NORM, O_PRESET};

@@ -342,6 +342,7 @@ void CRN_FN(crn_model_init_spec)(crn_model *m, crn_rng *rng, const crn_init_spec
     crn_init_spec def;
     if (!spec) {
         crn_init_spec_default(&def);
+        def.kind = crn_init_default_kind(m->cfg.cell);
         spec = &def;
     }
     const double k = 1.0 / sqrt((double)m->H);

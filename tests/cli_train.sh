@@ -225,6 +225,10 @@ check "--init orthogonal --forget-bias 1" "$C" train "$D/text.txt" -o "$D/i.ckpt
     --init orthogonal --forget-bias 1
 "$C" info "$D/i.ckpt" > "$D/i.info"
 expect_grep "init orthogonal, forget bias 1" "$D/i.info" "info shows the init"
+check "--cell gru without --init" "$C" train "$D/text.txt" -o "$D/gi.ckpt" --cell gru --layers 1 --hidden 8 \
+    --batch 4 --seq 8 --threads 1 --quiet --steps 2
+"$C" info "$D/gi.ckpt" > "$D/gi.info"
+expect_grep "init orthogonal$" "$D/gi.info" "the default init of a gru is orthogonal"
 check "resume keeps the init" "$C" train --resume "$D/i.ckpt" --steps 5 --quiet
 expect_exit 2 "--init differs on resume" "$C" train --resume "$D/i.ckpt" --steps 6 --init xavier --quiet
 expect_grep "--init conflicts with the checkpoint \(init orthogonal\)" "$T_TMP/err" "the conflict names the init"

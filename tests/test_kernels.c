@@ -750,6 +750,23 @@ START_TEST(test_init_schemes) {
                 for (size_t k = 0; k < H; k++) d += (double)p[wh + a * GH + g * H + k] * p[wh + b * GH + g * H + k];
                 ck_assert(fabs(d - (a == b)) < 1e-5);
             }
+    /* the default of a GRU (and RNN) is orthogonal */
+    ck_assert_int_eq(crn_init_default_kind(CRN_CELL_GRU), CRN_INIT_ORTHOGONAL);
+    ck_assert_int_eq(crn_init_default_kind(CRN_CELL_RNN), CRN_INIT_ORTHOGONAL);
+    ck_assert_int_eq(crn_init_default_kind(CRN_CELL_LSTM), CRN_INIT_PYTORCH);
+    crn_model_config gc = {.cell = CRN_CELL_GRU, .vocab = 10, .embed = 4, .hidden = 8, .layers = 1};
+    crn_model *gm = NULL;
+    ck_assert_int_eq(crn_model_create(&gm, &gc), 0);
+    crn_model_init(gm, &rng);
+    const float *gp = crn_model_params(gm);
+    const size_t gwh = crn_model_find_tensor(gm, "l0.w_h")->offset, G3 = 24;
+    for (size_t g = 0; g < 3; g++)
+        for (size_t a = 0; a < H; a++) {
+            double d = 0;
+            for (size_t k2 = 0; k2 < H; k2++) d += (double)gp[gwh + a * G3 + g * H + k2] * gp[gwh + a * G3 + g * H + k2];
+            ck_assert(fabs(d - 1) < 1e-5);
+        }
+    crn_model_destroy(gm);
     /* names */
     enum crn_init_kind k;
     ck_assert_int_eq(crn_init_parse("orthogonal", &k), 0);
