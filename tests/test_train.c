@@ -115,6 +115,15 @@ static void sample_state(crn_train_opts *o, crn_train_state *s) {
     for (int i = 0; i < 48; i++) s->carry[i] = (float)i * 0.25f - 3;
 }
 
+/* Free a blob and two (options, state) pairs. */
+static void free_two(uint8_t *b, crn_train_opts *o, crn_train_opts *o2, crn_train_state *s, crn_train_state *s2) {
+    free(b);
+    crn_train_opts_free(o);
+    crn_train_opts_free(o2);
+    crn_train_state_free(s);
+    crn_train_state_free(s2);
+}
+
 START_TEST(blob_round_trip) {
     crn_train_opts o, o2;
     crn_train_state s, s2;
@@ -157,11 +166,7 @@ START_TEST(blob_round_trip) {
     ck_assert_uint_eq(n2, n);
     ck_assert(memcmp(b, b2, n) == 0);
     free(b2);
-    free(b);
-    crn_train_opts_free(&o);
-    crn_train_opts_free(&o2);
-    crn_train_state_free(&s);
-    crn_train_state_free(&s2);
+    free_two(b, &o, &o2, &s, &s2);
 }
 END_TEST
 
@@ -196,11 +201,7 @@ START_TEST(blob_version1) {
     ck_assert_uint_eq(s2.horizon, 0);
     ck_assert_uint_eq(s2.step, 99);
     ck_assert_uint_eq(s2.carry_hidden, 4);
-    free(b);
-    crn_train_opts_free(&o);
-    crn_train_opts_free(&o2);
-    crn_train_state_free(&s);
-    crn_train_state_free(&s2);
+    free_two(b, &o, &o2, &s, &s2);
 }
 END_TEST
 
