@@ -39,7 +39,7 @@
 #define SECT_MAY_SKIP 1u  /* flag: a reader that does not know the type may skip it */
 #define MAX_SECTIONS 4096u
 
-enum { SECT_CONFIG = 1, SECT_VOCAB = 2, SECT_PARAMS = 3, SECT_OPTIM = 4, SECT_TRAIN = 5, SECT_KNOWN_MAX = 5 };
+enum { SECT_CONFIG = 1, SECT_VOCAB = 2, SECT_PARAMS = 3, SECT_OPTIM = 4, SECT_TRAIN = 5, SECT_HEAD = 6, SECT_KNOWN_MAX = 6 };
 
 /* CONFIG: 7 fixed fields (28 bytes), u64 param count, u32 tensor count. */
 #define CONFIG_FIXED 40u
@@ -48,7 +48,12 @@ enum { SECT_CONFIG = 1, SECT_VOCAB = 2, SECT_PARAMS = 3, SECT_OPTIM = 4, SECT_TR
 /* OPTIM: kind, 7 floats, u64 t, u64 n, u32 buffer count, then the buffers. */
 #define OPTIM_FIXED 52u
 
-static const char *const sect_names[] = {"?", "CONFIG", "VOCAB", "PARAMS", "OPTIM", "TRAIN"};
+static const char *const sect_names[] = {"?", "CONFIG", "VOCAB", "PARAMS", "OPTIM", "TRAIN", "HEAD"};
+
+/* HEAD (classifier files): u32 version, kind, classes, pool, direction, max_len, then the class names. */
+#define HEAD_FIXED 24u
+#define HEAD_VERSION 1u
+#define CLASS_NAME_MAX 256u
 
 /* The flags a version-1 writer gives each known section; the loader wants
  * exactly these. */
@@ -99,11 +104,26 @@ static size_t first_non_finite(const float *x, size_t n) {
     return n;
 }
 
+/* The parameter buffer and size table of a generator or a classifier. */
+typedef struct pview {
+    float *p;
+    size_t n;
+    const crn_tensor_info *tab;
+    int nt;
+} pview;
+
+static pview view_of_model(crn_model *m) {
+    return (pview){crn_model_params(m), crn_model_num_params(m), crn_model_tensor(m, 0), crn_model_num_tensors(m)};
+}
+static pview view_of_clf(crn_clf *m) {
+    return (pview){crn_clf_params(m), crn_clf_num_params(m), crn_clf_tensor(m, 0), crn_clf_num_tensors(m)};
+}
+
 /* "l0.w_x[3,17]" for parameter index i (or "#i" if outside every tensor). */
-static void describe_param(char *buf, size_t cap, const crn_model *m, size_t i) {
-    int nt = crn_model_num_tensors(m);
+static void describe_param(char *buf, size_t cap, const pview *m, size_t i) {
+    int nt = m->nt;
     for (int k = 0; k < nt; k++) {
-        const crn_tensor_info *t = crn_model_tensor(m, k);
+        const crn_tensor_info *t = &m->tab[k];
         if (i >= t->offset && i - t->offset < t->rows * t->cols) {
             size_t j = i - t->offset;
             if (t->rows == 1) snprintf(buf, cap, "%s[%zu]", t->name, j);
@@ -354,7 +374,7 @@ static cursor cursor_of(const char *path, const uint8_t *b, const sect_loc *l, u
 /* CONFIG, first part: the model config and the parameter count, checked
  * before anything is allocated. */
 static int load_config(cursor *c, crn_model_config *cfg, uint64_t *nparams, uint32_t *ntensors,
-                       const sect_loc *params_loc) {
+                       const sect_loc *params_loc, crn_clf_config *clf) {
     uint32_t cell, act, vocab, embed, hidden, layers;
     float dropout;
     int err;
@@ -378,7 +398,11 @@ static int load_config(cursor *c, crn_model_config *cfg, uint64_t *nparams, uint
     if (act > CRN_ACT_RELU) return bad(c, CRN_EFORMAT, 4, "unknown activation %u", act);
     if (crn_model_config_check(cfg) != 0) return bad(c, CRN_EFORMAT, 0, "%s", crn_error_message());
     uint64_t want = 0;
-    if (expected_params(cfg, &want) != 0 || *nparams != want)
+    if (clf) {
+        clf->base = *cfg;
+        if (crn_clf_config_check(clf) != 0) return bad(c, CRN_EFORMAT, 0, "%s", crn_error_message());
+    }
+    if ((clf ? crn_clf_expected_params(clf, &want) : expected_params(cfg, &want)) != 0 || *nparams != want)
         return bad(c, CRN_EFORMAT, 28, "parameter count %llu does not match the config (%llu)",
                    (unsigned long long)*nparams, (unsigned long long)want);
     /* The parameters must really be in the file before we allocate for them. */
@@ -392,12 +416,12 @@ static int load_config(cursor *c, crn_model_config *cfg, uint64_t *nparams, uint
 }
 
 /* CONFIG, second part: the tensor table must be the model's, entry by entry. */
-static int check_tensor_table(cursor *c, const crn_model *m, uint32_t ntensors) {
-    int nt = crn_model_num_tensors(m);
+static int check_tensor_table(cursor *c, const pview *m, uint32_t ntensors) {
+    int nt = m->nt;
     if (ntensors != (uint32_t)nt)
         return bad(c, CRN_EFORMAT, 36, "tensor table has %u entries, the config implies %d", ntensors, nt);
     for (int k = 0; k < nt; k++) {
-        const crn_tensor_info *t = crn_model_tensor(m, k);
+        const crn_tensor_info *t = &m->tab[k];
         uint64_t at = c->pos;
         uint32_t nlen;
         int err = rd_u32(c, &nlen, "tensor name length");
@@ -474,18 +498,76 @@ static int load_optim(cursor *c, crn_optim **out, size_t nparams) {
     return 0;
 }
 
+/* HEAD: the classifier's head, checked field by field; class names unique. */
+static int load_head(cursor *c, crn_checkpoint *ck) {
+    uint32_t f[6];
+    static const char *const what[6] = {"head version", "head kind", "class count", "pooling", "direction", "max length"};
+    int err;
+    for (int i = 0; i < 6; i++)
+        if ((err = rd_u32(c, &f[i], what[i]))) return err;
+    if (f[0] != HEAD_VERSION) return bad(c, CRN_EFORMAT, 0, "head version %u unknown (expected %u)", f[0], HEAD_VERSION);
+    if (f[2] < 2 || f[2] > CRN_CLF_MAX_CLASSES)
+        return bad(c, CRN_EFORMAT, 8, "class count %u not in [2, %u]", f[2], CRN_CLF_MAX_CLASSES);
+    if (f[1] != (f[2] == 2 ? 0u : 1u))
+        return bad(c, CRN_EFORMAT, 4, "head kind %u does not fit %u classes (0 sigmoid for 2, 1 softmax for more)", f[1], f[2]);
+    if (f[3] > CRN_POOL_MAX) return bad(c, CRN_EFORMAT, 12, "unknown pooling %u", f[3]);
+    if (f[4] > CRN_BIDIR_ALL) return bad(c, CRN_EFORMAT, 16, "unknown direction %u", f[4]);
+    if (f[5] == 0) return bad(c, CRN_EFORMAT, 20, "max length 0");
+    ck->clf_cfg.classes = f[2];
+    ck->clf_cfg.pool = (enum crn_pool)f[3];
+    ck->clf_cfg.bidir = (enum crn_bidir)f[4];
+    ck->max_len = f[5];
+    ck->class_names = calloc(f[2], sizeof *ck->class_names);
+    if (!ck->class_names) return crn_error_set(CRN_ENOMEM, "%s: out of memory", c->path);
+    for (uint32_t k = 0; k < f[2]; k++) {
+        uint64_t at = c->pos;
+        uint32_t n;
+        if ((err = rd_u32(c, &n, "class name length"))) return err;
+        if (n == 0 || n > CLASS_NAME_MAX) return bad(c, CRN_EFORMAT, at, "class %u: name length %u not in [1, %u]", k, n, CLASS_NAME_MAX);
+        if ((err = need(c, n, "class name"))) return err;
+        if (crn_utf8_validate(c->p + c->pos, n, NULL) != 0) return bad(c, CRN_EFORMAT, at, "class %u: name is not valid UTF-8", k);
+        ck->class_names[k] = malloc(n + 1);
+        if (!ck->class_names[k]) return crn_error_set(CRN_ENOMEM, "%s: out of memory", c->path);
+        memcpy(ck->class_names[k], c->p + c->pos, n);
+        ck->class_names[k][n] = 0;
+        c->pos += n;
+        for (uint32_t j = 0; j < k; j++)
+            if (!strcmp(ck->class_names[j], ck->class_names[k])) return bad(c, CRN_EFORMAT, at, "class %u: duplicate name", k);
+    }
+    return expect_end(c);
+}
+
 int crn_checkpoint_load(crn_checkpoint **out, const char *path) {
+    return crn_checkpoint_load_kind(out, path, CRN_CKPT_GENERATOR);
+}
+
+int crn_checkpoint_load_kind(crn_checkpoint **out, const char *path, int kinds) {
     *out = NULL;
     uint8_t *b = NULL;
     size_t size = 0;
     int err = read_whole_file(path, &b, &size);
     if (err) return err;
-    err = crn_checkpoint_load_mem(out, path, b, size);
+    err = crn_checkpoint_load_mem_kind(out, path, b, size, kinds);
     free(b);
     return err;
 }
 
 int crn_checkpoint_load_mem(crn_checkpoint **out, const char *path, const uint8_t *b, size_t size) {
+    return crn_checkpoint_load_mem_kind(out, path, b, size, CRN_CKPT_GENERATOR | CRN_CKPT_CLASSIFIER);
+}
+
+/* Build the generator or classifier the config (and head) describe, check
+ * the tensor table against it and return a view of its parameters. */
+static int build_net(cursor *c, crn_checkpoint *ck, uint64_t nparams, uint32_t ntensors, pview *v) {
+    int err = ck->class_names ? crn_clf_create(&ck->clf, &ck->clf_cfg) : crn_model_create(&ck->model, &ck->cfg);
+    if (err) return err == CRN_ENOMEM ? err : bad(c, CRN_EFORMAT, 0, "%s", crn_error_message());
+    *v = ck->clf ? view_of_clf(ck->clf) : view_of_model(ck->model);
+    if (v->n != nparams)
+        return bad(c, CRN_EFORMAT, 28, "parameter count %llu does not match the model's %zu", (unsigned long long)nparams, v->n);
+    return check_tensor_table(c, v, ntensors);
+}
+
+int crn_checkpoint_load_mem_kind(crn_checkpoint **out, const char *path, const uint8_t *b, size_t size, int kinds) {
     *out = NULL;
     int err;
     if (!b && size) return crn_error_set(CRN_EINVAL, "%s: no data", path);
@@ -495,22 +577,27 @@ int crn_checkpoint_load_mem(crn_checkpoint **out, const char *path, const uint8_
     sect_loc loc[SECT_KNOWN_MAX + 1];
     memset(loc, 0, sizeof loc);
     if ((err = scan_sections(path, b, size, loc))) goto fail;
+    if (loc[SECT_HEAD].present) {
+        cursor hc = cursor_of(path, b, &loc[SECT_HEAD], SECT_HEAD);
+        if ((err = load_head(&hc, ck))) goto fail;
+    }
+    if (!(kinds & (ck->class_names ? CRN_CKPT_CLASSIFIER : CRN_CKPT_GENERATOR))) {
+        err = ck->class_names
+                  ? crn_error_set(CRN_EINVAL, "%s: this is a classifier (%u classes), not a character generator; use "
+                                  "'charrnn classify predict|eval' or 'charrnn repl'", path, ck->clf_cfg.classes)
+                  : crn_error_set(CRN_EINVAL, "%s: this is a character generator, not a classifier; train one with "
+                                  "'charrnn classify train'", path);
+        goto fail;
+    }
 
     /* CONFIG: fields, then (with the model built from them) the tensor table. */
     cursor c = cursor_of(path, b, &loc[SECT_CONFIG], SECT_CONFIG);
     uint64_t nparams;
     uint32_t ntensors;
-    if ((err = load_config(&c, &ck->cfg, &nparams, &ntensors, &loc[SECT_PARAMS]))) goto fail;
-    if ((err = crn_model_create(&ck->model, &ck->cfg))) {
-        if (err != CRN_ENOMEM) err = bad(&c, CRN_EFORMAT, 0, "%s", crn_error_message());
+    pview v = {0};
+    if ((err = load_config(&c, &ck->cfg, &nparams, &ntensors, &loc[SECT_PARAMS], ck->class_names ? &ck->clf_cfg : NULL)))
         goto fail;
-    }
-    if (crn_model_num_params(ck->model) != nparams) {
-        err = bad(&c, CRN_EFORMAT, 28, "parameter count %llu does not match the model's %zu",
-                  (unsigned long long)nparams, crn_model_num_params(ck->model));
-        goto fail;
-    }
-    if ((err = check_tensor_table(&c, ck->model, ntensors))) goto fail;
+    if ((err = build_net(&c, ck, nparams, ntensors, &v))) goto fail;
 
     /* VOCAB */
     const sect_loc *vl = &loc[SECT_VOCAB];
@@ -528,13 +615,13 @@ int crn_checkpoint_load_mem(crn_checkpoint **out, const char *path, const uint8_
 
     /* PARAMS (its length was checked against the config above) */
     {
-        float *p = crn_model_params(ck->model);
+        float *p = v.p;
         const sect_loc *pl = &loc[SECT_PARAMS];
         decode_f32s(p, b + pl->off, (size_t)nparams);
         size_t j = first_non_finite(p, (size_t)nparams);
         if (j < nparams) {
             char what[96];
-            describe_param(what, sizeof what, ck->model, j);
+            describe_param(what, sizeof what, &v, j);
             err = fail_at(CRN_EFORMAT, path, "section PARAMS", pl->off + 4 * (uint64_t)j,
                           "parameter %s is %s (non-finite weights are refused)", what,
                           isnan(p[j]) ? "NaN" : "infinite");
@@ -567,6 +654,10 @@ void crn_checkpoint_destroy(crn_checkpoint *c) {
     if (!c) return;
     crn_vocab_destroy(c->vocab);
     crn_model_destroy(c->model);
+    crn_clf_destroy(c->clf);
+    if (c->class_names)
+        for (uint32_t k = 0; k < c->clf_cfg.classes; k++) free(c->class_names[k]);
+    free(c->class_names);
     crn_optim_destroy(c->optim);
     free(c->train_blob);
     free(c);
@@ -653,10 +744,10 @@ static uint64_t fault_hook(void) {
 }
 
 /* The CONFIG payload (model config, parameter count, tensor table). */
-static int encode_config(uint8_t **out, size_t *out_len, const crn_model_config *cfg, const crn_model *m) {
-    int nt = crn_model_num_tensors(m);
+static int encode_config(uint8_t **out, size_t *out_len, const crn_model_config *cfg, const pview *m) {
+    int nt = m->nt;
     size_t len = CONFIG_FIXED;
-    for (int k = 0; k < nt; k++) len += 4 + strlen(crn_model_tensor(m, k)->name) + 24;
+    for (int k = 0; k < nt; k++) len += 4 + strlen(m->tab[k].name) + 24;
     uint8_t *b = malloc(len), *p = b;
     if (!b) return crn_error_set(CRN_ENOMEM, "out of memory encoding the model config");
     put_u32(p, (uint32_t)cfg->cell);
@@ -666,11 +757,11 @@ static int encode_config(uint8_t **out, size_t *out_len, const crn_model_config 
     put_u32(p + 16, cfg->hidden);
     put_u32(p + 20, cfg->layers);
     put_f32(p + 24, cfg->dropout);
-    put_u64(p + 28, crn_model_num_params(m));
+    put_u64(p + 28, m->n);
     put_u32(p + 36, (uint32_t)nt);
     p += CONFIG_FIXED;
     for (int k = 0; k < nt; k++) {
-        const crn_tensor_info *t = crn_model_tensor(m, k);
+        const crn_tensor_info *t = &m->tab[k];
         size_t nl = strlen(t->name);
         put_u32(p, (uint32_t)nl);
         memcpy(p + 4, t->name, nl);
@@ -684,16 +775,26 @@ static int encode_config(uint8_t **out, size_t *out_len, const crn_model_config 
     return 0;
 }
 
-static int write_all(writer *w, const uint8_t *config, size_t config_len, const uint8_t *vocab, size_t vocab_len,
-                     const float *params, size_t nparams, const crn_optim *optim, const uint8_t *train_blob,
-                     size_t train_blob_len) {
+/* What one save writes (head: the HEAD payload of a classifier, or NULL). */
+typedef struct save_parts {
+    const uint8_t *config, *vocab, *head;
+    size_t config_len, vocab_len, head_len;
+} save_parts;
+
+static int write_all(writer *w, const save_parts *sp, const float *params, size_t nparams, const crn_optim *optim,
+                     const uint8_t *train_blob, size_t train_blob_len) {
+    const uint8_t *config = sp->config, *vocab = sp->vocab;
+    const size_t config_len = sp->config_len, vocab_len = sp->vocab_len;
     int err;
     uint8_t h[CKPT_HEADER];
     memcpy(h, CKPT_MAGIC, CKPT_MAGIC_LEN);
     put_u32(h + 8, CKPT_VERSION);
-    put_u32(h + 12, 3u + (optim != NULL) + (train_blob != NULL));
+    put_u32(h + 12, 3u + (optim != NULL) + (train_blob != NULL) + (sp->head != NULL));
     if ((err = w_raw(w, h, sizeof h))) return err;
 
+    if (sp->head && ((err = w_section_begin(w, SECT_HEAD, sp->head_len)) || (err = w_payload(w, sp->head, sp->head_len)) ||
+                     (err = w_section_end(w))))
+        return err;
     if ((err = w_section_begin(w, SECT_CONFIG, config_len)) || (err = w_payload(w, config, config_len)) ||
         (err = w_section_end(w)))
         return err;
@@ -743,20 +844,13 @@ static void dir_of(char *buf, size_t cap, const char *path) {
 }
 
 /* Everything the caller hands us, checked before a byte is written. */
-static int check_save_args(const char *path, const crn_model_config *cfg, const crn_vocab *vocab, crn_model *model,
+static int check_save_args(const char *path, const crn_model_config *cfg, const crn_vocab *vocab, const pview *model,
                            const crn_optim *optim, const uint8_t *train_blob, size_t train_blob_len) {
-    if (!path || !*path) return crn_error_set(CRN_EINVAL, "save: empty output path");
-    if (!cfg || !vocab || !model) return crn_error_set(CRN_EINVAL, "%s: save: missing config, vocabulary or model", path);
-    if (crn_model_config_check(cfg)) return crn_error_prefix(CRN_EINVAL, "%s: save", path);
-    const crn_model_config *mc = crn_model_config_of(model);
-    if (mc->cell != cfg->cell || mc->act != cfg->act || mc->vocab != cfg->vocab || mc->embed != cfg->embed ||
-        mc->hidden != cfg->hidden || mc->layers != cfg->layers)
-        return crn_error_set(CRN_EINVAL, "%s: save: the config does not describe the model's layout", path);
     if (crn_vocab_size(vocab) != cfg->vocab)
         return crn_error_set(CRN_EINVAL, "%s: save: the vocabulary has %u entries, the config says %u", path,
                              crn_vocab_size(vocab), cfg->vocab);
-    size_t n = crn_model_num_params(model);
-    const float *p = crn_model_params(model);
+    size_t n = model->n;
+    const float *p = model->p;
     size_t j = first_non_finite(p, n);
     if (j < n) {
         char what[96];
@@ -781,8 +875,58 @@ static int check_save_args(const char *path, const crn_model_config *cfg, const 
     return 0;
 }
 
+static int save_net(const char *path, const crn_model_config *cfg, const crn_vocab *vocab, const pview *model,
+                    const uint8_t *head, size_t head_len, const crn_optim *optim, const uint8_t *train_blob,
+                    size_t train_blob_len);
+
 int crn_checkpoint_save(const char *path, const crn_model_config *cfg, const crn_vocab *vocab, crn_model *model,
                         const crn_optim *optim, const uint8_t *train_blob, size_t train_blob_len) {
+    if (!path || !*path) return crn_error_set(CRN_EINVAL, "save: empty output path");
+    if (!cfg || !vocab || !model) return crn_error_set(CRN_EINVAL, "%s: save: missing config, vocabulary or model", path);
+    if (crn_model_config_check(cfg)) return crn_error_prefix(CRN_EINVAL, "%s: save", path);
+    const crn_model_config *mc = crn_model_config_of(model);
+    if (mc->cell != cfg->cell || mc->act != cfg->act || mc->vocab != cfg->vocab || mc->embed != cfg->embed ||
+        mc->hidden != cfg->hidden || mc->layers != cfg->layers)
+        return crn_error_set(CRN_EINVAL, "%s: save: the config does not describe the model's layout", path);
+    pview v = view_of_model(model);
+    return save_net(path, cfg, vocab, &v, NULL, 0, optim, train_blob, train_blob_len);
+}
+
+int crn_checkpoint_save_clf(const char *path, const crn_vocab *vocab, crn_clf *clf, const char *const *class_names,
+                            uint32_t max_len, const crn_optim *optim, const uint8_t *train_blob,
+                            size_t train_blob_len) {
+    if (!path || !*path) return crn_error_set(CRN_EINVAL, "save: empty output path");
+    if (!vocab || !clf || !class_names || max_len == 0)
+        return crn_error_set(CRN_EINVAL, "%s: save: missing vocabulary, classifier, class names or max length", path);
+    const crn_clf_config *cc = crn_clf_config_of(clf);
+    if (crn_clf_config_check(cc)) return crn_error_prefix(CRN_EINVAL, "%s: save", path);
+    size_t len = HEAD_FIXED;
+    for (uint32_t k = 0; k < cc->classes; k++) {
+        size_t n = class_names[k] ? strlen(class_names[k]) : 0;
+        if (n == 0 || n > CLASS_NAME_MAX)
+            return crn_error_set(CRN_EINVAL, "%s: save: class %u: name length %zu not in [1, %u]", path, k, n, CLASS_NAME_MAX);
+        len += 4 + n;
+    }
+    uint8_t *h = malloc(len), *q = h;
+    if (!h) return crn_error_set(CRN_ENOMEM, "%s: out of memory", path);
+    const uint32_t f[6] = {HEAD_VERSION, cc->classes == 2 ? 0u : 1u, cc->classes, (uint32_t)cc->pool,
+                           (uint32_t)cc->bidir, max_len};
+    for (int i = 0; i < 6; i++, q += 4) put_u32(q, f[i]);
+    for (uint32_t k = 0; k < cc->classes; k++) {
+        size_t n = strlen(class_names[k]);
+        put_u32(q, (uint32_t)n);
+        memcpy(q + 4, class_names[k], n);
+        q += 4 + n;
+    }
+    pview v = view_of_clf(clf);
+    int err = save_net(path, &cc->base, vocab, &v, h, len, optim, train_blob, train_blob_len);
+    free(h);
+    return err;
+}
+
+static int save_net(const char *path, const crn_model_config *cfg, const crn_vocab *vocab, const pview *model,
+                    const uint8_t *head, size_t head_len, const crn_optim *optim, const uint8_t *train_blob,
+                    size_t train_blob_len) {
     int err = check_save_args(path, cfg, vocab, model, optim, train_blob, train_blob_len);
     if (err) return err;
     uint8_t *config = NULL, *vbytes = NULL;
@@ -828,8 +972,8 @@ int crn_checkpoint_save(const char *path, const crn_model_config *cfg, const crn
         goto out;
     }
     fd = -1; /* owned by the FILE now */
-    err = write_all(w, config, config_len, vbytes, vocab_len, crn_model_params(model), crn_model_num_params(model),
-                    optim, train_blob, train_blob_len);
+    save_parts sp = {config, vbytes, head, config_len, vocab_len, head_len};
+    err = write_all(w, &sp, model->p, model->n, optim, train_blob, train_blob_len);
     if (!err && fflush(w->f) != 0) {
         int e = errno;
         err = crn_error_set(CRN_EIO, "%s: cannot write %s: %s", path, tmp, strerror(e));

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "classify.h"
 #include "model.h"
 #include "optim.h"
 #include "vocab.h"
@@ -23,17 +24,29 @@
 typedef struct crn_checkpoint {
     crn_model_config cfg;
     crn_vocab *vocab;               /* owned */
-    crn_model *model;               /* owned; parameters loaded */
+    crn_model *model;               /* owned; parameters loaded (generator files; NULL for a classifier) */
+    crn_clf *clf;                   /* owned; classifier files only (a HEAD section), else NULL */
+    crn_clf_config clf_cfg;         /* classifier: cfg plus the head (classes, pooling, direction) */
+    char **class_names;             /* classifier: clf_cfg.classes names (owned), else NULL */
+    uint32_t max_len;               /* classifier: the --max-len it was trained with */
     crn_optim *optim;               /* owned; NULL if the file has no optimizer state */
     uint8_t *train_blob;            /* owned (malloc); NULL if the file has no training state */
     size_t train_blob_len;
 } crn_checkpoint;
 
 /* Load path. @return 0 or a negative error (message: "PATH: section S at byte
- * N: what is wrong"). */
+ * N: what is wrong"). Generator files only: a classifier file is refused with
+ * CRN_EINVAL ("PATH: this is a classifier ..."), so every generator command
+ * gives that clear error. */
 int crn_checkpoint_load(crn_checkpoint **out, const char *path);
-/* The same from bytes in memory (fuzzing, embedding); name stands for the
- * path in messages. The bytes are not kept. */
+/* Load a file of the kinds allowed (CRN_CKPT_GENERATOR | CRN_CKPT_CLASSIFIER);
+ * the other kind is refused with CRN_EINVAL and a message naming what it is. */
+#define CRN_CKPT_GENERATOR 1
+#define CRN_CKPT_CLASSIFIER 2
+int crn_checkpoint_load_kind(crn_checkpoint **out, const char *path, int kinds);
+int crn_checkpoint_load_mem_kind(crn_checkpoint **out, const char *name, const uint8_t *buf, size_t len, int kinds);
+/* The same from bytes in memory (fuzzing, embedding), either kind; name
+ * stands for the path in messages. The bytes are not kept. */
 int crn_checkpoint_load_mem(crn_checkpoint **out, const char *name, const uint8_t *buf, size_t len);
 /* Save atomically. optim and train_blob may be NULL (a model-only file).
  * Refuses (CRN_ENONFINITE) non-finite parameters or optimizer state, and
@@ -48,6 +61,11 @@ int crn_checkpoint_load_mem(crn_checkpoint **out, const char *name, const uint8_
 int crn_checkpoint_save(const char *path, const crn_model_config *cfg, const crn_vocab *vocab,
                         crn_model *model, const crn_optim *optim,
                         const uint8_t *train_blob, size_t train_blob_len);
+/* Save a classifier: the generator's sections plus HEAD (docs/model-format.md):
+ * class_names (the config's class count, each 1..256 bytes), max_len > 0. */
+int crn_checkpoint_save_clf(const char *path, const crn_vocab *vocab, crn_clf *clf, const char *const *class_names,
+                            uint32_t max_len, const crn_optim *optim, const uint8_t *train_blob,
+                            size_t train_blob_len);
 void crn_checkpoint_destroy(crn_checkpoint *c); /* NULL is a no-op; frees everything owned */
 
 #endif

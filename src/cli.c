@@ -21,9 +21,11 @@ static const struct {
     {"generate", cli_generate, "generate text from a model (prompt, sampling, regex stop/match)"},
     {"repl", cli_repl, "interactive sampling prompt"},
     {"eval", cli_eval, "bits per character of a text under a model"},
+    {"show", cli_show, "an HTML page of a text's surprise, candidates and neurons"},
     {"info", cli_info, "describe a model file"},
     {"vocab", cli_vocab, "token statistics of a text file"},
     {"bench", cli_bench, "time training and sampling (see also tools/bench)"},
+    {"classify", cli_classify, "many-to-one: train, predict and evaluate text classifiers"},
 };
 
 static void usage(FILE *f) {

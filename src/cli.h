@@ -21,6 +21,17 @@ int cli_info(int argc, char **argv);
 int cli_generate(int argc, char **argv);
 int cli_repl(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_classify(int argc, char **argv);
+/* repl on a classifier: label each line typed. @return the exit status, or
+ * -1 if path is not a classifier (the generator repl takes over). */
+int cli_classify_repl(const char *cmd, const char *path, int threads);
+/* First SIGINT/SIGTERM/SIGHUP asks a training loop to stop (crn_train_request_stop);
+ * a second one aborts at once. */
+void cli_install_stop_signals(void);
+/* info on a classifier: its config and head. @return the exit status, or -1
+ * if path is not a classifier. */
+int cli_classify_info(const char *cmd, const char *path, int json);
+int cli_show(int argc, char **argv);
 
 /* "charrnn CMD: message\n" on stderr (printf-style). */
 void cli_error(const char *cmd, const char *fmt, ...)
@@ -76,6 +87,17 @@ int cli_sampling_option(const char *cmd, int c, const char *arg, struct crn_samp
  * crn_model_step_f16). @return 0, or CLI_EXIT_ERROR after printing the error. */
 struct crn_checkpoint;
 int cli_load_sampling_model(const char *cmd, const char *path, int exact, struct crn_checkpoint **out);
+
+/* Read a whole file (at most 64 MiB) into *out (malloc'ed).
+ * @return 0 or CRN_EIO / CRN_ENOMEM / CRN_ERANGE with a message naming path. */
+int cli_read_file(const char *path, uint8_t **out, size_t *len);
+
+/* `generate --show PAGE` (cli_show.c): the prompt and the generated text on
+ * a show page, coloured by the model's probability of each character.
+ * @return 0 or CLI_EXIT_ERROR after printing the error. */
+int cli_show_generated(const char *cmd, const char *page, const char *model_path, struct crn_checkpoint *ck,
+                       const uint8_t *prompt, size_t prompt_len, const uint8_t *text, size_t text_len,
+                       const char *note);
 
 /* JSON string output (escapes quotes, backslashes, control characters). */
 void cli_json_string(FILE *f, const char *s, size_t n);

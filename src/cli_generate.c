@@ -66,6 +66,9 @@ static void usage(FILE *f) {
             "  --json               one JSON object per sample (no streaming): prompt, text,\n"
             "                       tokens, mean_logprob (nats per token under the model),\n"
             "                       stop_reason (length|stop|match|no_continuation|interrupted), seed\n"
+            "  --show PAGE.html     also write the prompt and the text on a 'charrnn show' page,\n"
+            "                       each character coloured by the model's probability of it\n"
+            "                       (temperature 1); one sample only (--num 1)\n"
             "  --threads N          BLAS threads (default 1: best for batch-1 sampling)\n"
             "  --exact              sample with the float32 weights (default: a binary16\n"
             "                       copy, twice as fast, probabilities within 2e-3)\n"
@@ -94,7 +97,7 @@ static int stream_emit(void *user, const uint8_t *s, size_t n) {
     return 0;
 }
 
-static int read_file(const char *path, uint8_t **out, size_t *len) {
+int cli_read_file(const char *path, uint8_t **out, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return crn_error_set(CRN_EIO, "%s: %s", path, strerror(errno));
     size_t cap = 4096, n = 0;
@@ -107,7 +110,7 @@ static int read_file(const char *path, uint8_t **out, size_t *len) {
     for (;;) {
         if (n == cap) {
             if (cap >= (64u << 20)) {
-                err = crn_error_set(CRN_ERANGE, "%s: prompt file larger than 64 MiB", path);
+                err = crn_error_set(CRN_ERANGE, "%s: file larger than 64 MiB", path);
                 goto done;
             }
             uint8_t *nb = realloc(buf, cap * 2);
@@ -145,7 +148,7 @@ static uint64_t time_seed(void) {
 }
 
 enum {
-    OPT_PROMPT = 256, OPT_PROMPT_FILE, OPT_NUM, OPT_JSON, OPT_THREADS, OPT_ECHO, OPT_EXACT,
+    OPT_PROMPT = 256, OPT_PROMPT_FILE, OPT_NUM, OPT_JSON, OPT_THREADS, OPT_ECHO, OPT_EXACT, OPT_SHOW,
 };
 
 int cli_generate(int argc, char **argv) {
@@ -157,6 +160,7 @@ int cli_generate(int argc, char **argv) {
         {"json", no_argument, NULL, OPT_JSON},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"exact", no_argument, NULL, OPT_EXACT},
+        {"show", required_argument, NULL, OPT_SHOW},
         {"echo", no_argument, NULL, OPT_ECHO},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -164,7 +168,7 @@ int cli_generate(int argc, char **argv) {
     };
     crn_sample_settings s;
     crn_sample_settings_init(&s);
-    const char *prompt_arg = NULL, *prompt_file = NULL, *model_path = NULL;
+    const char *prompt_arg = NULL, *prompt_file = NULL, *model_path = NULL, *show_page = NULL;
     long long num = 1, threads = 1;
     int json = 0, verbose = 0, echo = 0, have_seed = 0, exact = 0;
     int rc = CLI_EXIT_USAGE;
@@ -195,6 +199,7 @@ int cli_generate(int argc, char **argv) {
         case OPT_JSON: json = 1; break;
         case OPT_ECHO: echo = 1; break;
         case OPT_EXACT: exact = 1; break;
+        case OPT_SHOW: show_page = optarg; break;
         case OPT_THREADS:
             if (cli_parse_long(CMD, "--threads", optarg, 1, 1024, &threads) < 0) goto done;
             break;
@@ -216,6 +221,10 @@ int cli_generate(int argc, char **argv) {
         cli_usage_error(CMD, "--prompt and --prompt-file exclude each other");
         goto done;
     }
+    if (show_page && num > 1) {
+        cli_usage_error(CMD, "--show writes one sample's page: use --num 1");
+        goto done;
+    }
     if (crn_sample_settings_check(&s) < 0) {
         cli_usage_error(CMD, "%s", crn_error_message());
         goto done;
@@ -225,7 +234,7 @@ int cli_generate(int argc, char **argv) {
     rc = CLI_EXIT_ERROR;
     int err;
     if (prompt_file) {
-        if ((err = read_file(prompt_file, &prompt, &prompt_len)) < 0) {
+        if ((err = cli_read_file(prompt_file, &prompt, &prompt_len)) < 0) {
             rc = cli_fail(CMD, err);
             goto done;
         }
@@ -304,6 +313,13 @@ int cli_generate(int argc, char **argv) {
         if (ferror(stdout)) {
             rc = CLI_EXIT_ERROR;
             break;
+        }
+        if (show_page) {
+            char note[2048];
+            crn_sample_settings_describe(&s, note, sizeof note);
+            if ((rc = cli_show_generated(CMD, show_page, model_path, ck, prompt, prompt_len, res.text, res.text_len,
+                                         note)) != CLI_EXIT_OK)
+                break;
         }
     }
     sigaction(SIGINT, &old_sa, NULL);

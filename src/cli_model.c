@@ -220,6 +220,7 @@ int cli_info(int argc, char **argv) {
     if (argc - optind > 1) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + 1]);
     const char *path = argv[optind];
 
+    if ((rc = cli_classify_info(cmd, path, json)) >= 0) return rc;
     crn_checkpoint *ck = NULL;
     crn_train_opts o;
     crn_train_state s;

@@ -292,6 +292,8 @@ int cli_repl(int argc, char **argv) {
     }
     if (!have_seed) s.seed = time_seed();
 
+    if ((rc = cli_classify_repl(CMD, argv[optind], (int)threads)) >= 0) goto done;
+    rc = CLI_EXIT_USAGE;
     crn_set_threads((int)threads);
     if (cli_load_sampling_model(CMD, argv[optind], exact, &ck) != 0) {
         rc = CLI_EXIT_ERROR;

@@ -498,7 +498,7 @@ static void on_signal(int sig) {
     crn_train_request_stop();
 }
 
-static void install_signals(void) {
+void cli_install_stop_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -762,7 +762,7 @@ int cli_train(int argc, char **argv) {
     crn_checkpoint_destroy(ck);
     ck = NULL;
 
-    install_signals();
+    cli_install_stop_signals();
     rc = crn_trainer_run(tr, crn_progress_report, prog);
     crn_progress_finish(prog);
     const crn_train_state *s = crn_trainer_state(tr);

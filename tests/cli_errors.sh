@@ -385,6 +385,8 @@ row E98 1 "blown.ckpt: the model's predictions on .*t.txt are not finite \(NaN/I
     "$C" eval "$D/blown.ckpt" "$D/t.txt" --json
 row E98g 1 "the model's output is not finite \(NaN/Inf\): its weights have blown up; use an earlier checkpoint" \
     "$C" generate "$D/blown.ckpt" --length 100 --seed 1
+row S12 1 "t.txt: the model's predictions are not finite \(NaN/Inf\): its weights have blown up" \
+    "$C" show "$D/blown.ckpt" "$D/t.txt" -o "$D/blown.html"
 
 # E97: a hang-up (terminal or ssh session closed) saves and stops like Ctrl-C;
 # under nohup (SIGHUP ignored) training goes on

@@ -342,6 +342,109 @@ def f32_errors(model, cell, L, E, xt, yt, state, lg, loss, hT, cT):
     return e
 
 
+
+# ---- classifiers (tests/test_classify_golden.c) -----------------------------
+# name, cell, layers, embed, hidden, vocab, classes, pool, bidir, steps, lengths, seed
+CLF_CASES = [
+    ("clf-lstm-bi-all-last", "lstm", 2, 3, 4, 7, 2, "last", "all", 5, [5, 2, 4], 21),
+    ("clf-lstm-bi-last-mean", "lstm", 2, 3, 4, 7, 3, "mean", "last", 5, [3, 5, 1], 22),
+    ("clf-gru-bi-all-max", "gru", 1, 4, 5, 6, 3, "max", "all", 4, [4, 1, 3, 2], 23),
+    ("clf-lstm-fwd-last", "lstm", 1, 3, 4, 7, 2, "last", "none", 5, [2, 5, 3], 24),
+]
+
+
+class Classifier(nn.Module):
+    """nn.Embedding -> nn.LSTM/GRU (bidirectional per layer) -> masked pooling -> nn.Linear.
+    The padded steps are removed with pack_padded_sequence, so the backward
+    direction reads each line's valid prefix reversed."""
+
+    def __init__(self, cell, layers, embed, hidden, vocab, classes, bidir):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.rnns = nn.ModuleList()
+        self.dirs = []
+        cls = nn.LSTM if cell == "lstm" else nn.GRU
+        inp = embed
+        for l in range(layers):
+            bi = bidir == "all" or (bidir == "last" and l == layers - 1)
+            self.rnns.append(cls(inp, hidden, 1, bidirectional=bi))
+            self.dirs.append(2 if bi else 1)
+            inp = hidden * self.dirs[-1]
+        self.K = 1 if classes == 2 else classes
+        self.head = nn.Linear(inp, self.K)
+
+    def forward(self, x, lengths, pool):
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+        h = self.embed(x)  # (T, B, E)
+        for rnn in self.rnns:
+            packed = pack_padded_sequence(h, lengths, enforce_sorted=False)
+            out, hn = rnn(packed)
+            h, _ = pad_packed_sequence(out, total_length=x.shape[0])
+        if isinstance(hn, tuple):
+            hn = hn[0]
+        T, B, F_ = h.shape
+        mask = (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(2)  # (T, B, 1)
+        if pool == "last":
+            f = torch.cat([hn[d] for d in range(hn.shape[0])], dim=1)  # h_n: fwd at len-1, bwd at 0
+        elif pool == "mean":
+            f = (h * mask).sum(0) / lengths.unsqueeze(1).double()
+        else:
+            f = h.masked_fill(~mask, float("-inf")).max(0).values
+        return self.head(f)
+
+
+def clf_tensors(model):
+    """(our name, torch parameter, transpose) in classify.h's order."""
+    out = [("embed", model.embed.weight, False)]
+    for l, rnn in enumerate(model.rnns):
+        for d in range(model.dirs[l]):
+            sfx, tsfx = ("r", "_reverse") if d else ("", "")
+            out += [(f"l{l}{sfx}.w_x", getattr(rnn, "weight_ih_l0" + tsfx), True),
+                    (f"l{l}{sfx}.w_h", getattr(rnn, "weight_hh_l0" + tsfx), True),
+                    (f"l{l}{sfx}.b_x", getattr(rnn, "bias_ih_l0" + tsfx), False),
+                    (f"l{l}{sfx}.b_h", getattr(rnn, "bias_hh_l0" + tsfx), False)]
+    out += [("head_w", model.head.weight, True), ("head_b", model.head.bias, False)]
+    return out
+
+
+def make_clf_case(name, cell, L, E, H, V, C, pool, bidir, T, lengths, seed):
+    rng = Rng(seed)
+    torch.manual_seed(0)
+    model = Classifier(cell, L, E, H, V, C, bidir).double()
+    with torch.no_grad():
+        for _, p, _ in clf_tensors(model):
+            p.copy_(torch.from_numpy(rng.uniform32(-0.8, 0.8, tuple(p.shape))))
+    B = len(lengths)
+    x = np.array([[rng.below(V) for _ in range(B)] for _ in range(T)], dtype=np.int64)  # padded steps random too
+    y = np.array([rng.below(C) for _ in range(B)], dtype=np.int64)
+    w = rng.uniform32(0.5, 1.5, (B,))
+    lens = torch.tensor(lengths, dtype=torch.int64)
+    z = model(torch.from_numpy(x), lens, pool)
+    wt = torch.from_numpy(w)
+    if C == 2:
+        probs1 = torch.sigmoid(z[:, 0])
+        probs = torch.stack([1 - probs1, probs1], dim=1)
+        loss = (F.binary_cross_entropy_with_logits(z[:, 0], torch.from_numpy(y).double(), reduction="none") * wt).sum() / B
+    else:
+        probs = torch.softmax(z, dim=1)
+        loss = (F.cross_entropy(z, torch.from_numpy(y), reduction="none") * wt).sum() / B
+    loss.backward()
+    lines = ["# charrnn classifier golden fixture, written by tools/make-golden.py (PyTorch %s)" % torch.__version__,
+             "golden-clf 1", f"case {name}", f"cell {cell}", f"V {V}", f"E {E}", f"H {H}", f"L {L}", f"C {C}",
+             f"pool {pool}", f"bidir {bidir}", f"T {T}", f"B {B}"]
+    block(lines, "ids", "x", x)
+    block(lines, "ids", "len", np.array([lengths], dtype=np.int64))
+    block(lines, "ids", "y", np.array([y], dtype=np.int64))
+    block(lines, "weights", "w", w)
+    for n, p, tr in clf_tensors(model):
+        block(lines, "param", n, as_ours(p.detach(), tr))
+    block(lines, "probs", "-", probs.detach().numpy())
+    block(lines, "loss", "-", np.array([[loss.item()]]))
+    for n, p, tr in clf_tensors(model):
+        block(lines, "grad", n, as_ours(p.grad, tr))
+    lines.append("end")
+    return "\n".join(lines) + "\n"
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -365,6 +468,12 @@ def main():
               f"{', seed attempt %d' % attempt if attempt else ''})")
         if f32:
             print("    torch float32 vs float64: " + "  ".join(f"{k} {v:.1e}" for k, v in f32.items()))
+    for case in CLF_CASES:
+        text = make_clf_case(*case)
+        path = os.path.join(args.out, case[0] + ".txt")
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        print(f"{path}: classifier {case[1]} L={case[2]} C={case[6]} pool={case[7]} bidir={case[8]} ({len(text)} bytes)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# cli_classify.sh — `charrnn classify`: a synthetic task that must reach
+# 100 %, padding invariance through predict (each line alone vs in a padded
+# batch), CSV quoting, JSON outputs, repl/info on a classifier, and every
+# malformed-input row C01.. of docs/errors.md (message grepped, exit status).
+. "$(dirname "$0")/lib.sh"
+D=$T_TMP
+C=$CHARRNN
+
+row() {
+    local id=$1 code=$2 pat=$3; shift 3
+    expect_exit "$code" "$id exit $code" "$@"
+    [ -z "$pat" ] || expect_grep "$pat" "$T_TMP/err" "$id says /$pat/"
+    [ -z "${CRN_ERRORS_DUMP:-}" ] || printf '%s|%s|%s\n' "$id" "$code" "$(grep -v '^Try ' "$T_TMP/err" | head -1)" >> "$CRN_ERRORS_DUMP"
+}
+
+python3 - "$D" <<'PY'
+import random, sys
+d = sys.argv[1]
+syl = "가나다라마바사아자차카타파하"
+def parity(path, n, seed):
+    r = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("id\ttext\tlabel\n")
+        for i in range(n):
+            s = "".join(r.choice(syl) for _ in range(r.randint(1, 16)))
+            f.write(f"{i}\t{s}\t{'odd' if s.count('가') % 2 else 'even'}\n")
+parity(f"{d}/odd.tsv", 2000, 5)
+parity(f"{d}/odd_test.tsv", 500, 6)
+# three classes, CSV with RFC 4180 quoting (commas, doubled quotes, a line break)
+with open(f"{d}/three.csv", "w", encoding="utf-8", newline="") as f:
+    f.write('text,label\r\n')
+    r = random.Random(7)
+    for i in range(300):
+        k = r.choice(["spam", "ham", "eggs"])
+        w = {"spam": "win money now", "ham": "see you at lunch", "eggs": "보고서 첨부합니다"}[k]
+        f.write(f'"{w}, ""{i}""\nbye",{k}\r\n' if i % 3 == 0 else f"{w} {i},{k}\r\n")
+good = "id\tdocument\tlabel\n" + "".join(f"{i}\t좋은 영화 {i}\t{i % 2}\n" for i in range(6000))
+open(f"{d}/good.tsv", "w", encoding="utf-8").write(good)
+open(f"{d}/nocol.tsv", "w").write("id\tbody\tlabel\n1\tx\t0\n2\ty\t1\n")
+open(f"{d}/ragged.tsv", "w").write("id\tdocument\tlabel\n1\tgood\t0\n2\tbad\t1\n3\tshort\n4\tok\t1\n")
+open(f"{d}/unterminated.csv", "w").write('text,label\ngood,0\n"never closed,1\nok,0\n')
+open(f"{d}/strayquote.csv", "w").write('text,label\ngood,0\nsay "hi",1\n')
+open(f"{d}/oneclass.tsv", "w").write("id\tdocument\tlabel\n1\ta\tpos\n2\tb\tpos\n")
+open(f"{d}/emptytext.tsv", "w").write("id\tdocument\tlabel\n1\ta\t0\n2\t\t1\n")
+open(f"{d}/emptylabel.tsv", "w").write("id\tdocument\tlabel\n1\ta\t0\n2\tb\t\n")
+open(f"{d}/headeronly.tsv", "w").write("id\tdocument\tlabel\n")
+lines = good.encode().split(b"\n")
+lines[5000] = b"4999\t\xec\x95\x88\xff\t1"   # data row 5,000 = line 5,001, column 7
+open(f"{d}/badutf8.tsv", "wb").write(b"\n".join(lines))
+open(f"{d}/newclass.tsv", "w").write("id\tdocument\tlabel\n1\ta\teven\n2\tb\tmaybe\n")
+open(f"{d}/pred_bad.txt", "wb").write("가가\n".encode() + b"ok \xc3\x28\n")
+open(f"{d}/t.txt", "w").write("the cat sat on the mat\n" * 200)
+PY
+
+# ---- a synthetic task that must be learned exactly -------------------------
+check "train parity of 가" $C classify train "$D/odd.tsv" -o "$D/odd.ckpt" --epochs 30 --hidden 32 --embed 16 \
+    --pool last --lr 0.01 --threads 1 --quiet --log "$D/odd.csv"
+check "eval parity on unseen lines" $C classify eval "$D/odd.ckpt" "$D/odd_test.tsv" --json
+expect_grep '"accuracy":1\.000000' "$T_TMP/out" "parity: 100 % on 500 unseen lines"
+expect_grep '"confusion":\[\[[0-9]+,0\],\[0,[0-9]+\]\]' "$T_TMP/out" "parity: diagonal confusion matrix"
+expect_grep '^step,epoch,seconds,lr,train_loss,val_loss,val_acc,val_f1$' "$D/odd.csv" "CSV log header"
+
+# ---- padding invariance: each line alone (chunk 1) vs padded batches -------
+cut -f2 "$D/odd_test.tsv" | tail -n +2 > "$D/lines.txt"
+check "predict batched" $C classify predict "$D/odd.ckpt" "$D/lines.txt" --json --threads 1
+cp "$T_TMP/out" "$D/batched.json"
+check "predict one at a time" $C classify predict "$D/odd.ckpt" "$D/lines.txt" --json --chunk 1 --threads 1
+cp "$T_TMP/out" "$D/alone.json"
+if python3 - "$D/batched.json" "$D/alone.json" <<'PY'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+assert len(a) == len(b) == 500, (len(a), len(b))
+worst = max(abs(x["probs"][k] - y["probs"][k]) for x, y in zip(a, b) for k in x["probs"])
+assert all(x["label"] == y["label"] for x, y in zip(a, b))
+assert worst <= 2e-6, worst
+PY
+then pass "padding invariance: same probabilities alone and in padded batches"
+else fail "padding invariance: same probabilities alone and in padded batches"; fi
+printf '가\n가나가\n' | $C classify predict "$D/odd.ckpt" > "$T_TMP/out" 2>"$T_TMP/err"
+expect_grep '^odd	0\.[0-9]{4}$' "$T_TMP/out" "predict prints LABEL<TAB>PROBABILITY"
+printf '가가가\n' | $C repl "$D/odd.ckpt" > "$T_TMP/out" 2>"$T_TMP/err"
+expect_grep '"label":"odd"' "$T_TMP/out" "repl on a classifier labels the line"
+check "info on a classifier" $C info "$D/odd.ckpt"
+expect_grep 'classifier \(sigmoid head, 2 classes: even odd\)' "$T_TMP/out" "info shows the head"
+
+# ---- CSV quoting, three classes (softmax), numeric column -------------------
+check "train 3 classes from CSV" $C classify train "$D/three.csv" -o "$D/three.ckpt" --epochs 4 --hidden 16 \
+    --embed 8 --bidirectional=all --layers 2 --pool mean --threads 1 --quiet
+check "eval CSV by column number" $C classify eval "$D/three.ckpt" "$D/three.csv" --text-column 1 --json
+expect_grep '^\{"lines":300,' "$T_TMP/out" "CSV: 300 records (quoted commas, quotes and line breaks)"
+expect_grep '"label":"eggs".*"label":"ham".*"label":"spam"' "$T_TMP/out" "classes discovered in byte order"
+check "info: softmax head" $C info --json "$D/three.ckpt"
+expect_grep '"head": "softmax", "classes": \["eggs", "ham", "spam"\], "pooling": "mean", "direction": "all"' \
+    "$T_TMP/out" "info --json shows head, pooling and direction"
+
+# ---- a generator is not a classifier, and the other way round ---------------
+check "tiny generator" $C train "$D/t.txt" -o "$D/gen.ckpt" --cell gru --hidden 8 --batch 4 --seq 8 --steps 3 \
+    --threads 1 --quiet
+check "init-from a generator" $C classify train "$D/odd.tsv" -o "$D/init.ckpt" --init-from "$D/gen.ckpt" \
+    --bidirectional --epochs 1 --threads 1
+expect_grep 'init-from .*gen\.ckpt: 8 tensors copied' "$T_TMP/err" "init-from copies the generator's layers (l0.*, l1.*)"
+expect_grep 'model: gru embed 0 hidden 8 layers 2' "$T_TMP/err" "init-from takes the generator's cell and sizes"
+
+# ---- Ctrl-C: a last eval, the best model kept, exit 130 ------------------------
+$C classify train "$D/odd.tsv" -o "$D/int.ckpt" --time 60s --hidden 16 --embed 8 --balance --eval-every 1000000 \
+    --threads 1 >"$T_TMP/out" 2>"$T_TMP/err" &
+pid=$!
+sleep 2
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] && pass "SIGINT: exit 130" || fail "SIGINT: exit 130" "got $rc" "$(tail -3 "$T_TMP/err")"
+expect_grep 'interrupted; the best model so far is in' "$T_TMP/err" "SIGINT: says where the model is"
+check "SIGINT: the model is complete" $C classify eval "$D/int.ckpt" "$D/odd_test.tsv"
+
+# ---- malformed inputs: rows C01.. of docs/errors.md --------------------------
+TR=(--epochs 1 --hidden 8 --embed 4 --threads 1 --quiet)
+row C01 1 'nocol\.tsv:1:1: no text column .document. or .text. in the header' \
+    $C classify train "$D/nocol.tsv" -o "$D/x.ckpt" "${TR[@]}"
+row C02 1 'good\.tsv:1:1: column 7 requested, the header has 3 columns' \
+    $C classify train "$D/good.tsv" -o "$D/x.ckpt" --label-column 7 "${TR[@]}"
+row C03 1 'ragged\.tsv:4:8: ragged row: 2 fields, the header has 3' \
+    $C classify train "$D/ragged.tsv" -o "$D/x.ckpt" "${TR[@]}"
+row C04 1 'unterminated\.csv:3:1: unterminated quoted field' \
+    $C classify train "$D/unterminated.csv" -o "$D/x.ckpt" "${TR[@]}"
+row C05 1 'strayquote\.csv:3:5: quote inside an unquoted CSV field' \
+    $C classify train "$D/strayquote.csv" -o "$D/x.ckpt" "${TR[@]}"
+row C06 1 "oneclass\.tsv:2:5: only one class \('pos'\) in column 'label'" \
+    $C classify train "$D/oneclass.tsv" -o "$D/x.ckpt" "${TR[@]}"
+row C07 1 "emptytext\.tsv:3:3: empty text in column 'document'" \
+    $C classify train "$D/emptytext.tsv" -o "$D/x.ckpt" "${TR[@]}"
+row C08 1 'badutf8\.tsv:5001:7: invalid UTF-8' \
+    $C classify train "$D/badutf8.tsv" -o "$D/x.ckpt" "${TR[@]}"
+row C09 1 "emptylabel\.tsv:3:5: empty label in column 'label'" \
+    $C classify train "$D/emptylabel.tsv" -o "$D/x.ckpt" "${TR[@]}"
+row C10 1 'headeronly\.tsv:2:1: no data rows after the header' \
+    $C classify train "$D/headeronly.tsv" -o "$D/x.ckpt" "${TR[@]}"
+row C11 1 "newclass\.tsv:3:5: label 'maybe' is not one of the 2 classes" \
+    $C classify eval "$D/odd.ckpt" "$D/newclass.tsv"
+row C12 1 "good\.tsv:2:1[0-9]: label '0' is not one of the 2 classes" \
+    $C classify train "$D/good.tsv" -o "$D/x.ckpt" --classes a,b "${TR[@]}"
+row C13 1 'pred_bad\.txt:2:4: invalid UTF-8' \
+    $C classify predict "$D/odd.ckpt" "$D/pred_bad.txt"
+row C14 1 'gen\.ckpt: this is a character generator, not a classifier' \
+    $C classify predict "$D/gen.ckpt" "$D/lines.txt"
+row C15 1 'odd\.ckpt: this is a classifier \(2 classes\), not a character generator' \
+    $C generate "$D/odd.ckpt" --length 5
+row C16 2 "unknown pooling 'avg'" \
+    $C classify train "$D/odd.tsv" -o "$D/x.ckpt" --pool avg
+row C17 2 'unknown subcommand .fit.' \
+    $C classify fit "$D/odd.tsv"
+[ ! -e "$D/x.ckpt" ] && pass "no model written by a failed train" || fail "no model written by a failed train"
+
+summary

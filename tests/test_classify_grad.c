@@ -1,0 +1,213 @@
+/* test_classify_grad.c — finite-difference gradient check of the classifier
+ * (classify.c) in double precision (libcrnnum64).
+ *
+ * For every combination of head (2 classes: sigmoid + BCE; 3 classes:
+ * softmax + CE), pooling (last, mean, max), direction (none, last layer, all
+ * layers), cell (rnn, lstm, gru), 1 or 2 layers and one-hot / embedding input,
+ * a padded window of B = 3 lines of lengths 5, 2, 4 (T = 5, so two lines end
+ * in padding) with per-line weights is run, and EVERY parameter's analytic
+ * gradient is compared with the fourth-order central difference (e = 1e-4),
+ * relative error |a - n| / max(|a| + |n|, 1e-6) <= 1e-5 (the bound of
+ * test_gradcheck.c). Feature dropout is checked in training mode with the rng
+ * re-seeded before every evaluation (the same mask each time).
+ *
+ * Masking: the loss must not depend on the ids at padded steps (changing them
+ * changes nothing, to the last bit), and the analytic gradient of rows only
+ * padded steps use is exactly zero.
+ *
+ * The checker can fail: a 1% perturbation of one analytic entry must be
+ * reported above the bound. */
+#define CRN_DOUBLE 1
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "classify.h"
+#include "common.h"
+#include "rng.h"
+
+#define clf_create CRN_FN(crn_clf_create)
+#define clf_destroy CRN_FN(crn_clf_destroy)
+#define clf_params CRN_FN(crn_clf_params)
+#define clf_grads CRN_FN(crn_clf_grads)
+#define clf_nparams CRN_FN(crn_clf_num_params)
+#define clf_init CRN_FN(crn_clf_init)
+#define clf_reserve CRN_FN(crn_clf_reserve)
+#define clf_forward CRN_FN(crn_clf_forward)
+#define clf_backward CRN_FN(crn_clf_backward)
+#define clf_zero CRN_FN(crn_clf_zero_grads)
+#define clf_find CRN_FN(crn_clf_find_tensor)
+
+#define GC_EPS 1e-4
+#define GC_FLOOR 1e-6
+#define GC_BOUND 1e-5
+
+enum { GB = 3, GT = 5, GV = 7, GH = 5 };
+
+typedef struct gc {
+    crn_clf *m;
+    uint32_t x[GT * GB], len[GB], y[GB];
+    real w[GB];
+    int train;
+} gc;
+
+static double loss_of(gc *g) {
+    crn_rng rng;
+    crn_rng_seed(&rng, 99);
+    double s = 0;
+    ck_assert_int_eq(clf_forward(g->m, g->x, g->len, g->y, g->w, GB, GT, g->train ? &rng : NULL, &s), 0);
+    return s / GB;
+}
+
+/* Largest relative error over all parameters; *worst_i its index. */
+static double check_all(gc *g, double perturb, size_t *worst_i) {
+    real *p = clf_params(g->m), *gr = clf_grads(g->m);
+    size_t n = clf_nparams(g->m);
+    clf_zero(g->m);
+    loss_of(g);
+    ck_assert_int_eq(clf_backward(g->m), 0);
+    double *a = malloc(n * sizeof *a);
+    ck_assert_ptr_nonnull(a);
+    for (size_t i = 0; i < n; i++) a[i] = gr[i];
+    size_t big = 0; // perturb the largest entry (a zero one would not change)
+    for (size_t i = 1; i < n; i++)
+        if (fabs(a[i]) > fabs(a[big])) big = i;
+    a[big] *= 1 + perturb;
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        real p0 = p[i];
+        p[i] = p0 + 2 * GC_EPS;
+        double f2 = loss_of(g);
+        p[i] = p0 + GC_EPS;
+        double f1 = loss_of(g);
+        p[i] = p0 - GC_EPS;
+        double fm1 = loss_of(g);
+        p[i] = p0 - 2 * GC_EPS;
+        double fm2 = loss_of(g);
+        p[i] = p0;
+        double num = (-f2 + 8 * f1 - 8 * fm1 + fm2) / (12 * GC_EPS);
+        double rel = fabs(a[i] - num) / fmax(fabs(a[i]) + fabs(num), GC_FLOOR);
+        if (rel > worst) {
+            worst = rel;
+            *worst_i = i;
+        }
+    }
+    free(a);
+    return worst;
+}
+
+static void setup(gc *g, enum crn_cell cell, uint32_t L, uint32_t E, uint32_t C, enum crn_pool pool,
+                  enum crn_bidir bidir, float dropout) {
+    crn_clf_config cfg = {.base = {.cell = cell, .act = CRN_ACT_TANH, .vocab = GV, .embed = E, .hidden = GH,
+                                   .layers = L, .dropout = dropout},
+                          .classes = C, .pool = pool, .bidir = bidir};
+    ck_assert_int_eq(clf_create(&g->m, &cfg), 0);
+    ck_assert_int_eq(clf_reserve(g->m, GB, GT), 0);
+    crn_rng rng;
+    crn_rng_seed(&rng, 1234 + cell * 7 + L + E + C + pool * 3 + bidir * 11);
+    clf_init(g->m, &rng);
+    /* larger weights than the default init so gates are not all near-linear */
+    real *p = clf_params(g->m);
+    for (size_t i = 0; i < clf_nparams(g->m); i++) p[i] *= 1.5;
+    const uint32_t lens[GB] = {5, 2, 4};
+    for (int b = 0; b < GB; b++) {
+        g->len[b] = lens[b];
+        g->y[b] = (uint32_t)((b * 2 + 1) % C);
+        g->w[b] = (real)(0.5 + 0.25 * b);
+    }
+    for (int i = 0; i < GT * GB; i++) g->x[i] = (uint32_t)crn_rng_below(&rng, GV);
+    g->train = dropout > 0;
+}
+
+START_TEST(test_grad_sweep) {
+    static const enum crn_cell cells[] = {CRN_CELL_RNN, CRN_CELL_LSTM, CRN_CELL_GRU};
+    double worst_all = 0;
+    int ncases = 0;
+    for (int ci = 0; ci < 3; ci++)
+        for (uint32_t L = 1; L <= 2; L++)
+            for (uint32_t C = 2; C <= 3; C++)
+                for (int pool = 0; pool <= CRN_POOL_MAX; pool++)
+                    for (int bi = 0; bi <= CRN_BIDIR_ALL; bi++) {
+                        if (L == 1 && bi == CRN_BIDIR_ALL) continue; // same as last
+                        uint32_t E = (ci + pool + bi) % 2 ? 4 : 0;
+                        gc g = {0};
+                        setup(&g, cells[ci], L, E, C, (enum crn_pool)pool, (enum crn_bidir)bi, 0);
+                        size_t wi = 0;
+                        double worst = check_all(&g, 0, &wi);
+                        if (worst > GC_BOUND)
+                            fprintf(stderr, "cell %d L %u E %u C %u pool %d bidir %d: rel %.3g at %zu\n", ci, L, E, C,
+                                    pool, bi, worst, wi);
+                        ck_assert_double_le(worst, GC_BOUND);
+                        worst_all = fmax(worst_all, worst);
+                        ncases++;
+                        clf_destroy(g.m);
+                    }
+    fprintf(stderr, "classifier gradcheck: %d configurations, worst relative error %.3g\n", ncases, worst_all);
+}
+END_TEST
+
+START_TEST(test_grad_dropout) {
+    gc g = {0};
+    setup(&g, CRN_CELL_LSTM, 2, 4, 3, CRN_POOL_MEAN, CRN_BIDIR_ALL, 0.3f);
+    size_t wi = 0;
+    ck_assert_double_le(check_all(&g, 0, &wi), GC_BOUND);
+    clf_destroy(g.m);
+}
+END_TEST
+
+START_TEST(test_checker_can_fail) {
+    gc g = {0};
+    setup(&g, CRN_CELL_GRU, 1, 0, 2, CRN_POOL_LAST, CRN_BIDIR_LAST, 0);
+    size_t wi = 0;
+    ck_assert_double_gt(check_all(&g, 0.01, &wi), GC_BOUND);
+    clf_destroy(g.m);
+}
+END_TEST
+
+/* Padded steps: their ids change nothing, and gradients of one-hot rows used
+ * only at padded steps are exactly 0. */
+START_TEST(test_padding_masked) {
+    for (int pool = 0; pool <= CRN_POOL_MAX; pool++) {
+        gc g = {0};
+        setup(&g, CRN_CELL_LSTM, 2, 0, 2, (enum crn_pool)pool, CRN_BIDIR_ALL, 0);
+        /* ids 0..5 at valid steps, id 6 only at padded steps */
+        for (int t = 0; t < GT; t++)
+            for (int b = 0; b < GB; b++) g.x[t * GB + b] = t < (int)g.len[b] ? (uint32_t)((t + b) % 6) : 6;
+        clf_zero(g.m);
+        double f0 = loss_of(&g);
+        ck_assert_int_eq(clf_backward(g.m), 0);
+        const crn_tensor_info *wx = clf_find(g.m, "l0.w_x"), *wxr = clf_find(g.m, "l0r.w_x");
+        const real *gr = clf_grads(g.m);
+        for (size_t j = 0; j < wx->cols; j++) {
+            ck_assert(gr[wx->offset + 6 * wx->cols + j] == 0);
+            ck_assert(gr[wxr->offset + 6 * wxr->cols + j] == 0);
+        }
+        int nonzero = 0;
+        for (size_t j = 0; j < wx->cols; j++) nonzero += gr[wx->offset + 1 * wx->cols + j] != 0;
+        ck_assert_int_gt(nonzero, 0); // a used row does get a gradient
+        for (int t = 0; t < GT; t++)
+            for (int b = 0; b < GB; b++)
+                if (t >= (int)g.len[b]) g.x[t * GB + b] = 3;
+        ck_assert(loss_of(&g) == f0);
+        clf_destroy(g.m);
+    }
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("classify_grad");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_grad_sweep);
+    tcase_add_test(tc, test_grad_dropout);
+    tcase_add_test(tc, test_checker_can_fail);
+    tcase_add_test(tc, test_padding_masked);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf ? 1 : 0;
+}
