@@ -65,12 +65,17 @@
 
 /* e^x: x = k ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial, 2^k by
  * building the exponent bits. x is clamped to [-87.3, 88.3] so 2^k stays a
- * normal float (e^-87.3 ~ 1e-38 stands in for anything smaller). */
+ * normal float (e^-87.3 ~ 1e-38 stands in for anything smaller). Total: NaN
+ * passes the clamps, and gives NaN (through r and p); 2^k is built from the
+ * bits of the rounding sum in unsigned arithmetic, with no float-to-int
+ * conversion or signed shift of whatever a NaN k would be. */
 static inline float crn_fexp(float x) {
     x = x < -87.3f ? -87.3f : x;
     x = x > 88.3f ? 88.3f : x;
-    float k = x * 1.44269504088896341f;
-    k = (k + 12582912.0f) - 12582912.0f; // round to nearest integer (1.5 * 2^23 trick)
+    /* round x log2(e) to an integer k: 1.5 * 2^23 + k has k in its low
+     * mantissa bits (for |k| < 2^22), exactly */
+    union { float f; uint32_t u; } kb = {x * 1.44269504088896341f + 12582912.0f};
+    float k = kb.f - 12582912.0f;
     float r = x - k * 0.693359375f;      // ln2 split in two for an exact reduction
     r = r - k * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -80,8 +85,8 @@ static inline float crn_fexp(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    union { int32_t i; float f; } s;
-    s.i = ((int32_t)k + 127) << 23;
+    union { uint32_t u; float f; } s;
+    s.u = (kb.u - 0x4b400000u + 127u) << 23; /* (k + 127) << 23: the bits of 2^k */
     return p * s.f;
 }
 

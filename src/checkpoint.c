@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "byteorder.h"
 #include "common.h"
 
 #define CKPT_MAGIC "CHARRNN\0"
@@ -61,40 +62,14 @@ static uint32_t sect_flags(uint32_t type) {
     return type == SECT_OPTIM || type == SECT_TRAIN ? SECT_MAY_SKIP : 0;
 }
 
-/* ---- little-endian encoding --------------------------------------------- */
-
-static void put_u32(uint8_t *p, uint32_t x) {
-    p[0] = (uint8_t)x;
-    p[1] = (uint8_t)(x >> 8);
-    p[2] = (uint8_t)(x >> 16);
-    p[3] = (uint8_t)(x >> 24);
-}
-static void put_u64(uint8_t *p, uint64_t x) {
-    put_u32(p, (uint32_t)x);
-    put_u32(p + 4, (uint32_t)(x >> 32));
-}
-static void put_f32(uint8_t *p, float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    put_u32(p, u);
-}
-static uint32_t get_u32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get_u64(const uint8_t *p) { return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
-static float get_f32(const uint8_t *p) {
-    uint32_t u = get_u32(p);
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+/* ---- float arrays, little-endian (byteorder.h) ---------------------------- */
 
 /* Parameters in the model's layout: n floats <-> 4n little-endian bytes. */
 static void encode_f32s(uint8_t *out, const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) put_f32(out + 4 * i, x[i]);
+    for (size_t i = 0; i < n; i++) crn_le_put_f32(out + 4 * i, x[i]);
 }
 static void decode_f32s(float *out, const uint8_t *p, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = get_f32(p + 4 * i);
+    for (size_t i = 0; i < n; i++) out[i] = crn_le_get_f32(p + 4 * i);
 }
 
 /* Index of the first non-finite value, or n. */
@@ -176,21 +151,21 @@ static int need(cursor *c, uint64_t n, const char *what) {
 static int rd_u32(cursor *c, uint32_t *v, const char *what) {
     int err = need(c, 4, what);
     if (err) return err;
-    *v = get_u32(c->p + c->pos);
+    *v = crn_le_get_u32(c->p + c->pos);
     c->pos += 4;
     return 0;
 }
 static int rd_u64(cursor *c, uint64_t *v, const char *what) {
     int err = need(c, 8, what);
     if (err) return err;
-    *v = get_u64(c->p + c->pos);
+    *v = crn_le_get_u64(c->p + c->pos);
     c->pos += 8;
     return 0;
 }
 static int rd_f32(cursor *c, float *v, const char *what) {
     int err = need(c, 4, what);
     if (err) return err;
-    *v = get_f32(c->p + c->pos);
+    *v = crn_le_get_f32(c->p + c->pos);
     c->pos += 4;
     return 0;
 }
@@ -277,8 +252,8 @@ static int read_whole_file(const char *path, uint8_t **buf, size_t *len) {
      * at once instead of being read whole first. */
     uint8_t head[CKPT_HEADER];
     size_t hn = fread(head, 1, CRN_MIN(size, sizeof head), f);
-    if (hn == CKPT_HEADER && (memcmp(head, CKPT_MAGIC, CKPT_MAGIC_LEN) != 0 || get_u32(head + 8) == 0 ||
-                              get_u32(head + 8) > CKPT_VERSION))
+    if (hn == CKPT_HEADER && (memcmp(head, CKPT_MAGIC, CKPT_MAGIC_LEN) != 0 || crn_le_get_u32(head + 8) == 0 ||
+                              crn_le_get_u32(head + 8) > CKPT_VERSION))
         size = hn;
     uint8_t *b = malloc(size ? size : 1);
     if (!b) {
@@ -311,7 +286,7 @@ static int scan_sections(const char *path, const uint8_t *b, size_t size, sect_l
     if (size < CKPT_HEADER)
         return fail_at(CRN_EFORMAT, path, "header", size, "truncated: the file is %zu bytes, the header needs %u",
                        size, CKPT_HEADER);
-    uint32_t version = get_u32(b + 8), count = get_u32(b + 12);
+    uint32_t version = crn_le_get_u32(b + 8), count = crn_le_get_u32(b + 12);
     if (version > CKPT_VERSION)
         return crn_error_set(CRN_EFORMAT, "%s: format version %u is newer than this charrnn (%u); upgrade charrnn",
                              path, version, CKPT_VERSION);
@@ -329,19 +304,19 @@ static int scan_sections(const char *path, const uint8_t *b, size_t size, sect_l
             return fail_at(CRN_EFORMAT, path, where, pos, "truncated: the file ends at byte %zu inside the header",
                            size);
         }
-        uint32_t type = get_u32(b + pos);
+        uint32_t type = crn_le_get_u32(b + pos);
         snprintf(where, sizeof where, "section %s", sect_name(type, tmp, sizeof tmp));
         if (left < SECT_HEADER)
             return fail_at(CRN_EFORMAT, path, where, pos, "truncated: the file ends at byte %zu inside the header",
                            size);
-        uint32_t flags = get_u32(b + pos + 4);
-        uint64_t len = get_u64(b + pos + 8);
+        uint32_t flags = crn_le_get_u32(b + pos + 4);
+        uint64_t len = crn_le_get_u64(b + pos + 8);
         if (len > left - SECT_HEADER || left - SECT_HEADER - len < SECT_CRC)
             return fail_at(CRN_EFORMAT, path, where, pos,
                            "truncated: a payload of %llu bytes and its checksum do not fit in the %llu bytes left "
                            "(the file ends at byte %zu)",
                            (unsigned long long)len, (unsigned long long)(left - SECT_HEADER), size);
-        uint32_t want = get_u32(b + pos + SECT_HEADER + len);
+        uint32_t want = crn_le_get_u32(b + pos + SECT_HEADER + len);
         uint32_t crc = crn_crc32(0, b + pos, (size_t)(SECT_HEADER + len));
         if (crc != want)
             return fail_at(CRN_ECHECKSUM, path, where, pos, "checksum mismatch (stored %08x, computed %08x)", want,
@@ -697,9 +672,9 @@ static int w_raw(writer *w, const void *p, size_t n) {
 
 static int w_section_begin(writer *w, uint32_t type, uint64_t len) {
     uint8_t h[SECT_HEADER];
-    put_u32(h, type);
-    put_u32(h + 4, sect_flags(type));
-    put_u64(h + 8, len);
+    crn_le_put_u32(h, type);
+    crn_le_put_u32(h + 4, sect_flags(type));
+    crn_le_put_u64(h + 8, len);
     w->crc = crn_crc32(0, h, sizeof h);
     w->sect_left = len;
     return w_raw(w, h, sizeof h);
@@ -717,7 +692,7 @@ static int w_section_end(writer *w) {
     if (w->sect_left != 0)
         return crn_error_set(CRN_EINVAL, "%s: internal error: section payload shorter than declared", w->path);
     uint8_t c[SECT_CRC];
-    put_u32(c, w->crc);
+    crn_le_put_u32(c, w->crc);
     return w_raw(w, c, sizeof c);
 }
 
@@ -734,6 +709,7 @@ static int w_floats(writer *w, const float *x, size_t n) {
 }
 
 static uint64_t fault_hook(void) {
+#if defined(CRN_TEST_HOOKS) && CRN_TEST_HOOKS
     const char *e = getenv("CRN_FAULT_WRITE_AFTER");
     if (!e || !*e) return UINT64_MAX;
     char *end;
@@ -741,6 +717,9 @@ static uint64_t fault_hook(void) {
     unsigned long long v = strtoull(e, &end, 10);
     if (errno || *end || e[0] == '-') return UINT64_MAX;
     return (uint64_t)v;
+#else
+    return UINT64_MAX; /* production builds: never */
+#endif
 }
 
 /* The CONFIG payload (model config, parameter count, tensor table). */
@@ -750,24 +729,24 @@ static int encode_config(uint8_t **out, size_t *out_len, const crn_model_config 
     for (int k = 0; k < nt; k++) len += 4 + strlen(m->tab[k].name) + 24;
     uint8_t *b = malloc(len), *p = b;
     if (!b) return crn_error_set(CRN_ENOMEM, "out of memory encoding the model config");
-    put_u32(p, (uint32_t)cfg->cell);
-    put_u32(p + 4, (uint32_t)cfg->act);
-    put_u32(p + 8, cfg->vocab);
-    put_u32(p + 12, cfg->embed);
-    put_u32(p + 16, cfg->hidden);
-    put_u32(p + 20, cfg->layers);
-    put_f32(p + 24, cfg->dropout);
-    put_u64(p + 28, m->n);
-    put_u32(p + 36, (uint32_t)nt);
+    crn_le_put_u32(p, (uint32_t)cfg->cell);
+    crn_le_put_u32(p + 4, (uint32_t)cfg->act);
+    crn_le_put_u32(p + 8, cfg->vocab);
+    crn_le_put_u32(p + 12, cfg->embed);
+    crn_le_put_u32(p + 16, cfg->hidden);
+    crn_le_put_u32(p + 20, cfg->layers);
+    crn_le_put_f32(p + 24, cfg->dropout);
+    crn_le_put_u64(p + 28, m->n);
+    crn_le_put_u32(p + 36, (uint32_t)nt);
     p += CONFIG_FIXED;
     for (int k = 0; k < nt; k++) {
         const crn_tensor_info *t = &m->tab[k];
         size_t nl = strlen(t->name);
-        put_u32(p, (uint32_t)nl);
+        crn_le_put_u32(p, (uint32_t)nl);
         memcpy(p + 4, t->name, nl);
-        put_u64(p + 4 + nl, t->offset);
-        put_u64(p + 12 + nl, t->rows);
-        put_u64(p + 20 + nl, t->cols);
+        crn_le_put_u64(p + 4 + nl, t->offset);
+        crn_le_put_u64(p + 12 + nl, t->rows);
+        crn_le_put_u64(p + 20 + nl, t->cols);
         p += 4 + nl + 24;
     }
     *out = b;
@@ -788,8 +767,8 @@ static int write_all(writer *w, const save_parts *sp, const float *params, size_
     int err;
     uint8_t h[CKPT_HEADER];
     memcpy(h, CKPT_MAGIC, CKPT_MAGIC_LEN);
-    put_u32(h + 8, CKPT_VERSION);
-    put_u32(h + 12, 3u + (optim != NULL) + (train_blob != NULL) + (sp->head != NULL));
+    crn_le_put_u32(h + 8, CKPT_VERSION);
+    crn_le_put_u32(h + 12, 3u + (optim != NULL) + (train_blob != NULL) + (sp->head != NULL));
     if ((err = w_raw(w, h, sizeof h))) return err;
 
     if (sp->head && ((err = w_section_begin(w, SECT_HEAD, sp->head_len)) || (err = w_payload(w, sp->head, sp->head_len)) ||
@@ -809,17 +788,17 @@ static int write_all(writer *w, const save_parts *sp, const float *params, size_
         int nbuf = crn_optim_num_buffers(o);
         uint8_t oh[OPTIM_FIXED];
         const crn_optim_config *c = &optim->cfg;
-        put_u32(oh, (uint32_t)c->kind);
-        put_f32(oh + 4, c->lr);
-        put_f32(oh + 8, c->beta1);
-        put_f32(oh + 12, c->beta2);
-        put_f32(oh + 16, c->eps);
-        put_f32(oh + 20, c->weight_decay);
-        put_f32(oh + 24, c->momentum);
-        put_f32(oh + 28, c->alpha);
-        put_u64(oh + 32, optim->t);
-        put_u64(oh + 40, optim->n);
-        put_u32(oh + 48, (uint32_t)nbuf);
+        crn_le_put_u32(oh, (uint32_t)c->kind);
+        crn_le_put_f32(oh + 4, c->lr);
+        crn_le_put_f32(oh + 8, c->beta1);
+        crn_le_put_f32(oh + 12, c->beta2);
+        crn_le_put_f32(oh + 16, c->eps);
+        crn_le_put_f32(oh + 20, c->weight_decay);
+        crn_le_put_f32(oh + 24, c->momentum);
+        crn_le_put_f32(oh + 28, c->alpha);
+        crn_le_put_u64(oh + 32, optim->t);
+        crn_le_put_u64(oh + 40, optim->n);
+        crn_le_put_u32(oh + 48, (uint32_t)nbuf);
         if ((err = w_section_begin(w, SECT_OPTIM, OPTIM_FIXED + (uint64_t)nbuf * optim->n * 4)) ||
             (err = w_payload(w, oh, sizeof oh)))
             return err;
@@ -911,10 +890,10 @@ int crn_checkpoint_save_clf(const char *path, const crn_vocab *vocab, crn_clf *c
     if (!h) return crn_error_set(CRN_ENOMEM, "%s: out of memory", path);
     const uint32_t f[6] = {HEAD_VERSION, cc->classes == 2 ? 0u : 1u, cc->classes, (uint32_t)cc->pool,
                            (uint32_t)cc->bidir, max_len};
-    for (int i = 0; i < 6; i++, q += 4) put_u32(q, f[i]);
+    for (int i = 0; i < 6; i++, q += 4) crn_le_put_u32(q, f[i]);
     for (uint32_t k = 0; k < cc->classes; k++) {
         size_t n = strlen(class_names[k]);
-        put_u32(q, (uint32_t)n);
+        crn_le_put_u32(q, (uint32_t)n);
         memcpy(q + 4, class_names[k], n);
         q += 4 + n;
     }

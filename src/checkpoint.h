@@ -54,8 +54,10 @@ int crn_checkpoint_load_mem(crn_checkpoint **out, const char *name, const uint8_
  * failure (CRN_EIO: the message names the path and the errno text) the temp
  * file is removed and an existing file at path is untouched.
  *
- * Test hook: if the environment variable CRN_FAULT_WRITE_AFTER=N is set
- * (read at every save), the save writes at most N bytes of the temp file and
+ * Test hook, in test builds only (compiled with CRN_TEST_HOOKS=1: the unit
+ * tests and tests/meson.build's charrnn-hooks binary, never the installed
+ * library or charrnn): if the environment variable CRN_FAULT_WRITE_AFTER=N
+ * is set (read at every save), the save writes at most N bytes of the temp file and
  * then fails as if the disk were full (ENOSPC -> CRN_EIO), so tests can check
  * that a full disk never harms the previous file. Not for normal use. */
 int crn_checkpoint_save(const char *path, const crn_model_config *cfg, const crn_vocab *vocab,

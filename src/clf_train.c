@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include "common.h"
+#include "corpus.h"
+#include "records.h"
+#include "regex.h"
 #include "train.h"
 #include "utf8.h"
 
@@ -25,12 +28,121 @@ void crn_clf_encoder_free(crn_clf_encoder *e) {
     e->cap = 0;
 }
 
+struct crn_clf_cleaner {
+    crn_regex **keep, **drop, **repl;
+    char **repl_text;
+    size_t n_keep, n_drop, n_repl;
+};
+
+void crn_clf_cleaner_destroy(crn_clf_cleaner *c) {
+    if (!c) return;
+    for (size_t i = 0; i < c->n_keep; i++) crn_regex_destroy(c->keep[i]);
+    for (size_t i = 0; i < c->n_drop; i++) crn_regex_destroy(c->drop[i]);
+    for (size_t i = 0; i < c->n_repl; i++) {
+        crn_regex_destroy(c->repl[i]);
+        free(c->repl_text[i]);
+    }
+    free(c->keep);
+    free(c->drop);
+    free(c->repl);
+    free(c->repl_text);
+    free(c);
+}
+
+static int compile_all(crn_regex ***out, size_t *count, char *const *pats, size_t n, const char *what) {
+    *out = calloc(n ? n : 1, sizeof **out);
+    if (!*out) return crn_error_set(CRN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++, (*count)++) {
+        int rc = crn_regex_compile(&(*out)[i], pats[i], 0);
+        if (rc) return crn_error_prefix(rc, "%s", what);
+    }
+    return 0;
+}
+
+int crn_clf_cleaner_create(crn_clf_cleaner **out, char *const *keep, size_t n_keep, char *const *drop,
+                           size_t n_drop, char *const *replace, size_t n_replace) {
+    crn_clf_cleaner *c = calloc(1, sizeof *c);
+    if (!c) return crn_error_set(CRN_ENOMEM, "out of memory");
+    int rc = compile_all(&c->keep, &c->n_keep, keep, n_keep, "--keep");
+    if (!rc) rc = compile_all(&c->drop, &c->n_drop, drop, n_drop, "--drop");
+    if (!rc && (!(c->repl = calloc(n_replace ? n_replace : 1, sizeof *c->repl)) ||
+                !(c->repl_text = calloc(n_replace ? n_replace : 1, sizeof *c->repl_text))))
+        rc = crn_error_set(CRN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n_replace && !rc; i++) {
+        char *pat = NULL;
+        c->n_repl = i + 1; // destroy frees what this one got
+        if (!(rc = crn_corpus_split_replace(replace[i], &pat, &c->repl_text[i])) &&
+            (rc = crn_regex_compile(&c->repl[i], pat, 0)))
+            rc = crn_error_prefix(rc, "--replace");
+        free(pat);
+    }
+    if (rc) {
+        crn_clf_cleaner_destroy(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+/* Keep/drop (if select) and the replacements on *s (normalised, malloc'ed;
+ * replaced and normalised again if a replacement changed it). @return 1
+ * selected, 0 not, or an error. */
+static int clean_text(const crn_clf_cleaner *c, int select, uint8_t **s, size_t *n, enum crn_norm norm) {
+    int keep = !select || c->n_keep == 0;
+    for (size_t i = 0; i < c->n_keep && !keep; i++) {
+        int rc = crn_regex_search(c->keep[i], *s, *n, 0, NULL, NULL);
+        if (rc < 0) return crn_error_prefix(rc, "--keep");
+        keep = rc;
+    }
+    for (size_t i = 0; select && i < c->n_drop && keep; i++) {
+        int rc = crn_regex_search(c->drop[i], *s, *n, 0, NULL, NULL);
+        if (rc < 0) return crn_error_prefix(rc, "--drop");
+        keep = !rc;
+    }
+    if (!keep) return 0;
+    long long changed = 0;
+    for (size_t i = 0; i < c->n_repl; i++) {
+        uint8_t *r;
+        size_t rn;
+        long long k = crn_regex_replace(c->repl[i], *s, *n, c->repl_text[i], &r, &rn);
+        if (k < 0) return crn_error_prefix((int)k, "--replace");
+        free(*s);
+        *s = r;
+        *n = rn;
+        changed += k;
+    }
+    if (changed) {
+        uint8_t *again = NULL;
+        size_t an = 0;
+        int rc = crn_utf8_normalize(&again, &an, *s, *n, norm);
+        if (rc) return rc;
+        free(*s);
+        *s = again;
+        *n = an;
+    }
+    return 1;
+}
+
+int crn_clf_prepare(uint8_t **out, size_t *n, const uint8_t *text, size_t len, enum crn_norm norm,
+                    const crn_clf_cleaner *c, int select) {
+    *out = NULL;
+    int rc = crn_utf8_normalize(out, n, text, len, norm);
+    if (rc) return rc;
+    if (!c) return 1;
+    if ((rc = clean_text(c, select, out, n, norm)) <= 0) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int crn_clf_encode(crn_clf_encoder *e, const uint8_t *text, size_t len, uint32_t *ids, uint32_t *n, int *truncated) {
     uint8_t *norm = NULL;
     size_t nlen = 0;
     *truncated = 0;
-    int rc = crn_utf8_normalize(&norm, &nlen, text, len, crn_vocab_norm(e->v));
-    if (rc) return rc;
+    *n = 0;
+    int rc = crn_clf_prepare(&norm, &nlen, text, len, crn_vocab_norm(e->v), e->clean, e->select);
+    if (rc <= 0) return rc;
     if (nlen + 1 > e->cap) {
         size_t cap = nlen + 1 > 2 * e->cap ? nlen + 1 : 2 * e->cap;
         uint32_t *b = realloc(e->buf, cap * sizeof *b);
@@ -234,6 +346,7 @@ typedef struct loop {
     const crn_clf_data *d;
     const crn_clf_train_opts *o;
     crn_optim *opt;
+    int own_opt;
     crn_clf_metrics met;
     uint32_t *order, *x, *len, *y;
     float *w, cls_w[CRN_CLF_MAX_CLASSES];
@@ -241,7 +354,7 @@ typedef struct loop {
 } loop;
 
 static void loop_free(loop *L) {
-    crn_optim_destroy(L->opt);
+    if (L->own_opt) crn_optim_destroy(L->opt);
     crn_clf_metrics_free(&L->met);
     free(L->order);
     free(L->x);
@@ -251,7 +364,7 @@ static void loop_free(loop *L) {
 }
 
 static int loop_init(loop *L, crn_clf *m, const crn_clf_data *d, const uint32_t *tr, size_t n_tr,
-                     const crn_clf_train_opts *o) {
+                     const crn_clf_train_opts *o, crn_optim *opt) {
     memset(L, 0, sizeof *L);
     L->m = m;
     L->d = d;
@@ -266,7 +379,9 @@ static int loop_init(loop *L, crn_clf *m, const crn_clf_data *d, const uint32_t 
     }
     for (uint32_t k = 0; k < C; k++)
         L->cls_w[k] = o->balance && count[k] ? (float)((double)n_tr / ((double)C * (double)count[k])) : 1.0f;
-    int rc = crn_optim_create(&L->opt, &o->optim, crn_clf_num_params(m));
+    int rc = 0;
+    if (opt) L->opt = opt;
+    else if (!(rc = crn_optim_create(&L->opt, &o->optim, crn_clf_num_params(m)))) L->own_opt = 1;
     if (!rc) rc = crn_clf_metrics_init(&L->met, C);
     if (!rc) rc = crn_clf_reserve(m, B, L->maxT);
     if (rc) return rc;
@@ -281,11 +396,12 @@ static int loop_init(loop *L, crn_clf *m, const crn_clf_data *d, const uint32_t 
 
 /* Learning rate now: cosine over the budget (steps, epochs or time: the
  * fraction of whichever is furthest along), through crn_schedule_lr. */
-static float lr_now(const crn_clf_train_opts *o, uint64_t step, uint64_t steps_per_epoch, double elapsed) {
+static float lr_now(const crn_clf_train_opts *o, uint64_t step, uint64_t steps_per_epoch, double elapsed,
+                    double time_horizon) {
     double frac = 0;
     if (o->max_steps) frac = fmax(frac, (double)step / (double)o->max_steps);
     if (o->max_epochs) frac = fmax(frac, (double)step / (double)(o->max_epochs * steps_per_epoch));
-    if (o->time_limit > 0) frac = fmax(frac, elapsed / o->time_limit);
+    if (time_horizon > 0) frac = fmax(frac, elapsed / time_horizon);
     crn_schedule s = {.kind = o->cosine ? CRN_SCHED_COSINE : CRN_SCHED_CONSTANT, .lr = o->optim.lr, .total = 1000000};
     return crn_schedule_lr(&s, (uint64_t)(fmin(frac, 1.0) * 1e6));
 }
@@ -302,24 +418,30 @@ static int train_step(loop *L, const uint32_t *idx, uint32_t b, float lr, crn_rn
     double norm = crn_clip_grad_norm(crn_clf_grads(L->m), crn_clf_num_params(L->m), L->o->clip);
     if (!isfinite(norm)) return crn_error_set(CRN_ENONFINITE, "non-finite gradient");
     crn_optim_step(L->opt, crn_clf_params(L->m), crn_clf_grads(L->m), lr);
+    if (!crn_optim_finite(L->opt, crn_clf_params(L->m))) /* e.g. adam's second moment overflowed with --clip 0 */
+        return crn_error_set(CRN_ENONFINITE, "non-finite weights or optimizer state after the update");
     return 0;
 }
 
-/* Where a run is between steps. */
+/* Where a session is between steps (the run's part is in st). */
 typedef struct run {
     crn_clf_event ev;
-    double best, loss_acc;
-    uint64_t nlines_acc, nsteps_acc, bad_evals, n_evals;
+    crn_train_status *st;
+    double loss_acc;
+    uint64_t nlines_acc, nsteps_acc, evals_here;
 } run;
 
 /* Validation, the best model and the callback; returns < 0 on error. */
 static int do_eval(loop *L, run *R, const uint32_t *val_idx, size_t n_val, crn_clf_event_fn cb, void *ud) {
     crn_clf_event *ev = &R->ev;
+    crn_train_status *st = R->st;
     ev->kind = 1;
     ev->train_loss = R->nlines_acc ? R->loss_acc / (double)R->nlines_acc : NAN;
     R->loss_acc = 0;
     R->nlines_acc = R->nsteps_acc = 0;
-    R->n_evals++;
+    R->evals_here++;
+    st->n_evals++;
+    st->last_train_bpc = ev->train_loss;
     double score = 0;
     int rc;
     if (n_val) {
@@ -329,61 +451,214 @@ static int do_eval(loop *L, run *R, const uint32_t *val_idx, size_t n_val, crn_c
         ev->val_acc = crn_clf_accuracy(&L->met);
         ev->val_f1 = crn_clf_macro_f1(&L->met);
         score = ev->val_acc - 1e-9 * ev->val_loss; // accuracy, ties to the lower log loss
+        st->last_val_bpc = ev->val_loss;
     }
-    ev->improved = !n_val || score > R->best;
+    ev->improved = !n_val || !st->has_best || score > st->best_val_bpc;
     if (ev->improved) {
-        R->best = score;
-        R->bad_evals = 0;
+        st->has_best = 1;
+        st->best_val_bpc = score;
+        st->best_step = st->step;
+        st->bad_evals = 0;
     } else {
-        R->bad_evals++;
+        st->bad_evals++;
     }
+    ev->optim = L->opt;
     rc = cb ? cb(ud, ev, ev->improved) : 0;
     return rc < 0 ? rc : 0;
 }
 
+void crn_clf_run_begin(crn_train_status *st, uint64_t seed) {
+    memset(st, 0, sizeof *st);
+    crn_rng_seed(&st->rng, seed);
+    st->lr_scale = 1;
+}
+
+/* The batch order of epoch e: its own stream, so a resume can rebuild it. */
+static void epoch_order(loop *L, const uint32_t *train_idx, size_t n_train, uint64_t e) {
+    crn_rng orng;
+    crn_rng_seed(&orng, L->o->seed ^ (0x9e3779b97f4a7c15ULL * (e + 1)));
+    crn_clf_bucket_order(L->order, L->d, train_idx, n_train, L->o->batch, &orng);
+}
+
+/* Has the session reached a budget? Sets st->stop_reason. */
+static int budget_reached(const crn_clf_train_opts *o, crn_train_status *st, uint64_t spe, double session) {
+    uint32_t why = crn_train_stop_requested()                          ? CRN_TRAIN_STOP_SIGNAL
+                   : o->max_steps && st->step >= o->max_steps          ? CRN_TRAIN_STOP_STEPS
+                   : o->max_epochs && st->step >= o->max_epochs * spe  ? CRN_TRAIN_STOP_EPOCHS
+                   : o->time_limit > 0 && session >= o->time_limit     ? CRN_TRAIN_STOP_TIME
+                                                                       : CRN_TRAIN_STOP_NONE;
+    if (why) st->stop_reason = why;
+    return why != CRN_TRAIN_STOP_NONE;
+}
+
+/* The end of a session right after an eval: only the state (its stop reason). */
+static int end_session(loop *L, run *R, crn_clf_event_fn cb, void *ud) {
+    if (!cb) return 0;
+    R->ev.kind = 2;
+    R->ev.optim = L->opt;
+    int rc = cb(ud, &R->ev, 0);
+    return rc < 0 ? rc : 0;
+}
+
 int crn_clf_train(crn_clf *m, const crn_clf_data *d, const uint32_t *train_idx, size_t n_train,
-                  const uint32_t *val_idx, size_t n_val, const crn_clf_train_opts *o, crn_clf_event_fn cb, void *ud,
-                  crn_clf_event *last) {
+                  const uint32_t *val_idx, size_t n_val, const crn_clf_train_opts *o, crn_train_status *st,
+                  crn_optim *opt, crn_clf_event_fn cb, void *ud, crn_clf_event *last) {
     if (n_train == 0 || o->batch == 0) return crn_error_set(CRN_EINVAL, "classifier training: no training lines");
     loop L;
-    int rc = loop_init(&L, m, d, train_idx, n_train, o);
-    crn_rng rng;
-    crn_rng_seed(&rng, o->seed);
+    int rc = loop_init(&L, m, d, train_idx, n_train, o, opt);
     const uint32_t B = o->batch;
     const uint64_t spe = (n_train + B - 1) / B;
     const uint64_t eval_every = o->eval_every ? o->eval_every : spe;
-    run R = {.best = -1};
+    run R = {.st = st};
     R.ev.val_acc = R.ev.val_loss = R.ev.val_f1 = NAN;
     R.ev.total_steps = o->max_steps ? o->max_steps : o->max_epochs ? o->max_epochs * spe : 0;
+    R.ev.step = st->step;
+    const double elapsed0 = st->elapsed, horizon = o->time_limit > 0 ? elapsed0 + o->time_limit : 0;
     const double t0 = crn_now();
-    for (uint64_t step = 0; !rc; step++) {
-        R.ev.elapsed = crn_now() - t0;
-        if (crn_train_stop_requested() || (o->max_steps && step >= o->max_steps) ||
-            (o->max_epochs && step >= o->max_epochs * spe) || (o->time_limit > 0 && R.ev.elapsed >= o->time_limit)) {
-            if (R.nsteps_acc || !R.n_evals) rc = do_eval(&L, &R, val_idx, n_val, cb, ud);
+    if (!rc && st->step % spe) epoch_order(&L, train_idx, n_train, st->step / spe); // resumed mid-epoch
+    while (!rc) {
+        double session = crn_now() - t0;
+        R.ev.elapsed = st->elapsed = elapsed0 + session;
+        if (budget_reached(o, st, spe, session)) {
+            if (R.nsteps_acc || !R.evals_here) {
+                rc = do_eval(&L, &R, val_idx, n_val, cb, ud);
+            } else {
+                rc = end_session(&L, &R, cb, ud);
+            }
             break;
         }
-        uint64_t pos = step % spe;
-        if (pos == 0) crn_clf_bucket_order(L.order, d, train_idx, n_train, B, &rng);
+        uint64_t pos = st->step % spe;
+        if (pos == 0) epoch_order(&L, train_idx, n_train, st->step / spe);
         uint32_t b = (uint32_t)(n_train - pos * B < B ? n_train - pos * B : B);
         double loss = 0;
-        R.ev.lr = lr_now(o, step, spe, R.ev.elapsed);
-        if ((rc = train_step(&L, L.order + pos * B, b, R.ev.lr, &rng, &loss))) break;
+        R.ev.lr = lr_now(o, st->step, spe, R.ev.elapsed, horizon);
+        if ((rc = train_step(&L, L.order + pos * B, b, (float)R.ev.lr, &st->rng, &loss))) {
+            if (rc == CRN_ENONFINITE) st->stop_reason = CRN_TRAIN_STOP_NONFINITE;
+            break;
+        }
+        st->step++;
+        st->epoch = st->step / spe;
+        st->win = st->step % spe;
+        st->tokens_seen += b; // lines seen
         R.loss_acc += loss;
         R.nlines_acc += b;
         R.nsteps_acc++;
         R.ev.kind = 0;
-        R.ev.step = step + 1;
-        R.ev.epoch = (double)(step + 1) / (double)spe;
+        R.ev.train_loss = R.loss_acc / (double)R.nlines_acc; // mean since the last eval
+        R.ev.step = st->step;
+        R.ev.epoch = (double)st->step / (double)spe;
         if (cb && (rc = cb(ud, &R.ev, 0)) < 0) break;
         rc = 0;
-        if ((step + 1) % eval_every == 0) {
+        if (st->step % eval_every == 0) {
             if ((rc = do_eval(&L, &R, val_idx, n_val, cb, ud))) break;
-            if (o->patience && R.bad_evals >= o->patience) break;
+            if (o->patience && st->bad_evals >= o->patience) {
+                st->stop_reason = CRN_TRAIN_STOP_PATIENCE;
+                rc = end_session(&L, &R, cb, ud);
+                break;
+            }
         }
     }
     if (!rc && crn_train_stop_requested()) rc = crn_error_set(CRN_EINTR, "interrupted");
     if (last) *last = R.ev;
     loop_free(&L);
+    return rc;
+}
+
+/* ---- the run state blob ---------------------------------------------------- */
+
+#define CLF_BLOB_MAGIC "CRNCLFRS"
+#define CLF_BLOB_VERSION 1u
+#define CLF_NO_STR 0xffffffffu
+
+void crn_clf_run_opts_free(crn_clf_run_opts *o) {
+    if (!o) return;
+    crn_train_opts_free(&o->t);
+    free(o->text_col);
+    free(o->label_col);
+    o->text_col = o->label_col = NULL;
+}
+
+static void put_le32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int crn_clf_blob_encode(uint8_t **out, size_t *len, const crn_clf_run_opts *o, const crn_train_status *s) {
+    uint8_t *gen = NULL;
+    size_t glen = 0;
+    int rc = crn_train_blob_encode(&gen, &glen, &o->t, s);
+    if (rc) return rc;
+    const char *str[2] = {o->text_col, o->label_col};
+    size_t n = 8 + 4 * 3 + glen;
+    for (int i = 0; i < 2; i++) n += 4 + (str[i] ? strlen(str[i]) : 0);
+    uint8_t *b = malloc(n), *p = b;
+    if (!b) {
+        free(gen);
+        return crn_error_set(CRN_ENOMEM, "out of memory encoding the run state");
+    }
+    memcpy(p, CLF_BLOB_MAGIC, 8);
+    put_le32(p + 8, CLF_BLOB_VERSION);
+    put_le32(p + 12, o->format);
+    put_le32(p + 16, o->balance);
+    p += 20;
+    for (int i = 0; i < 2; i++) {
+        size_t k = str[i] ? strlen(str[i]) : 0;
+        put_le32(p, str[i] ? (uint32_t)k : CLF_NO_STR);
+        memcpy(p + 4, str[i] ? str[i] : "", k);
+        p += 4 + k;
+    }
+    memcpy(p, gen, glen);
+    free(gen);
+    *out = b;
+    *len = n;
+    return 0;
+}
+
+static int clf_blob_fail(size_t at, const char *what) {
+    return crn_error_set(CRN_EFORMAT, "classifier run state at byte %zu: %s", at, what);
+}
+
+int crn_clf_blob_decode(crn_clf_run_opts *o, crn_train_status *s, const uint8_t *buf, size_t len) {
+    memset(o, 0, sizeof *o);
+    crn_train_opts_default(&o->t);
+    memset(s, 0, sizeof *s);
+    if (!buf || len < 20 || memcmp(buf, CLF_BLOB_MAGIC, 8)) return clf_blob_fail(0, "bad magic (not a classifier run)");
+    if (get_le32(buf + 8) != CLF_BLOB_VERSION) return clf_blob_fail(8, "unsupported version");
+    o->format = get_le32(buf + 12);
+    o->balance = get_le32(buf + 16);
+    if (o->format > CRN_REC_CSV) return clf_blob_fail(12, "bad table format");
+    if (o->balance > 1) return clf_blob_fail(16, "bad balance flag");
+    size_t at = 20;
+    char **str[2] = {&o->text_col, &o->label_col};
+    for (int i = 0; i < 2; i++) {
+        if (len - at < 4) {
+            crn_clf_run_opts_free(o);
+            return clf_blob_fail(at, "truncated column name");
+        }
+        uint32_t k = get_le32(buf + at);
+        at += 4;
+        if (k == CLF_NO_STR) continue;
+        if (k == 0 || k > 4096 || k > len - at || memchr(buf + at, 0, k)) {
+            crn_clf_run_opts_free(o);
+            return clf_blob_fail(at - 4, "bad column name length");
+        }
+        if (!(*str[i] = strndup((const char *)buf + at, k))) {
+            crn_clf_run_opts_free(o);
+            return crn_error_set(CRN_ENOMEM, "out of memory decoding the run state");
+        }
+        at += k;
+    }
+    crn_train_opts_free(&o->t);
+    int rc = crn_train_blob_decode(&o->t, s, buf + at, len - at);
+    if (rc) {
+        free(o->text_col);
+        free(o->label_col);
+        o->text_col = o->label_col = NULL;
+        crn_train_opts_default(&o->t);
+        crn_error_prefix(rc, "classifier run state from byte %zu", at);
+    }
     return rc;
 }

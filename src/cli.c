@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "blas.h"
 #include "common.h"
 #include "config.h"
 
@@ -47,7 +49,33 @@ static void usage(FILE *f) {
             "Run 'charrnn <command> --help' for the options of a command.\n");
 }
 
+/* OpenBLAS fell back to generic SSE3 kernels on a CPU it does not know
+ * (blas.h): run again with the kernel family the CPU supports. An
+ * OPENBLAS_CORETYPE the user set (to anything) wins, and CHARRNN_BLAS_KEEP=1
+ * keeps the kernels OpenBLAS chose. CHARRNN_BLAS_FROM tells --version what
+ * OpenBLAS had picked. When exec fails, the loaded kernels are used. */
+static void reexec_with_better_blas(char **argv) {
+    if (getenv("OPENBLAS_CORETYPE") || getenv("CHARRNN_BLAS_KEEP")) return;
+    const char *better = crn_blas_better_core();
+    if (!better) return;
+    if (setenv("CHARRNN_BLAS_FROM", crn_blas_core(), 1) || setenv("OPENBLAS_CORETYPE", better, 1)) return;
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv("CHARRNN_BLAS_FROM");
+}
+
+static void print_version(void) {
+    printf("charrnn %s\n", CRN_VERSION);
+    const char *from = getenv("CHARRNN_BLAS_FROM");
+    if (from && getenv("OPENBLAS_CORETYPE"))
+        printf("OpenBLAS kernels: %s (chosen by charrnn: OpenBLAS had fallen back to %s on this CPU)\n",
+               crn_blas_core(), from);
+    else
+        printf("OpenBLAS kernels: %s\n", crn_blas_core());
+}
+
 int main(int argc, char **argv) {
+    reexec_with_better_blas(argv);
     if (argc < 2) {
         usage(stderr);
         return CLI_EXIT_USAGE;
@@ -63,7 +91,7 @@ int main(int argc, char **argv) {
         return CLI_EXIT_OK;
     }
     if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
-        printf("charrnn %s\n", CRN_VERSION);
+        print_version();
         return CLI_EXIT_OK;
     }
     for (size_t i = 0; i < CRN_ARRAY_LEN(commands); i++)

@@ -81,6 +81,10 @@ struct crn_sample_settings;
  * @return 1 handled, 0 not a sampling option, -1 bad value (usage error printed). */
 int cli_sampling_option(const char *cmd, int c, const char *arg, struct crn_sample_settings *s, int *have_seed);
 
+/* After the options: check s (usage error printed: -1) and, without
+ * --seed, pick a time-based seed. @return 0 or -1. */
+int cli_sampling_finish(const char *cmd, struct crn_sample_settings *s, int have_seed);
+
 /* Load a model for sampling (generate, repl). Unless exact, batch-1 steps
  * read a half-precision copy of the weights (half the memory traffic per
  * token; the distribution stays within a tested tolerance of float32, see

@@ -11,7 +11,7 @@
  *   tput      train_chars_per_s = batch*seq*(steps - warmup) / time after the
  *             first `warmup` steps
  *   sampling  batch 1, temperature 1, `sample_len` tokens from "\n" with
- *             crn_model_step and a plain softmax sample; two 50-token warm-up
+ *             crn_model_step and the sampler's draw (crn_sample_logits); two 50-token warm-up
  *             runs, then only the loop is timed
  *   eval      with --eval, validation bits/char after training over the
  *             peer's layout (crn_val_window: batch rows, zero start state,
@@ -45,6 +45,8 @@
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
+#include "sampler.h"
+#include "train.h"
 #include "vocab.h"
 
 #define CMD "bench"
@@ -218,36 +220,17 @@ static void json_date(int *first) {
 
 /* ---- sampling ------------------------------------------------------------------ */
 
-/* One token from softmax(logits / temperature): the plain way (max-shifted
- * exponentials, inverse CDF with one uniform draw). */
-static uint32_t sample_softmax(const float *logits, float *probs, uint32_t V, float inv_temp, crn_rng *rng) {
-    float mx = logits[0];
-    for (uint32_t j = 1; j < V; j++) mx = logits[j] > mx ? logits[j] : mx;
-    double sum = 0;
-    for (uint32_t j = 0; j < V; j++) {
-        probs[j] = expf((logits[j] - mx) * inv_temp);
-        sum += probs[j];
-    }
-    double u = crn_rng_uniform(rng) * sum, acc = 0;
-    uint32_t last = 0;
-    for (uint32_t j = 0; j < V; j++) {
-        if (probs[j] <= 0) continue;
-        acc += probs[j];
-        last = j;
-        if (u < acc) return j;
-    }
-    return last; /* rounding: u landed past the accumulated sum */
-}
-
-/* n tokens at batch 1 from a zero state, first fed first. logits, probs (V). */
-static int sample_run(crn_model *m, crn_state *st, uint32_t first, uint32_t *out, size_t n, float inv_temp,
-                      crn_rng *rng, float *logits, float *probs, uint32_t V) {
+/* n tokens at batch 1 from a zero state, first fed first, each drawn by the
+ * sampler (crn_sample_logits) at s's temperature. logits (V), scratch
+ * crn_sample_scratch_size(V) bytes. */
+static int sample_run(crn_model *m, crn_state *st, uint32_t first, uint32_t *out, size_t n,
+                      const crn_sample_settings *s, crn_rng *rng, float *logits, void *scratch, uint32_t V) {
     crn_state_reset(st);
     uint32_t tok = first;
     for (size_t i = 0; i < n; i++) {
         int rc = crn_model_step(m, st, &tok, logits);
         if (rc < 0) return rc;
-        tok = sample_softmax(logits, probs, V, inv_temp, rng);
+        tok = crn_sample_logits(logits, V, s, rng, scratch);
         out[i] = tok;
     }
     return 0;
@@ -263,66 +246,29 @@ static void config_label(const bench_config *bc, char *buf, size_t n) {
              (unsigned)bc->hidden, emb, (unsigned)bc->seq, (unsigned)bc->batch);
 }
 
-static int run_config(const bench_opts *o, const bench_config *bc) {
-    int status = CLI_EXIT_ERROR, rc;
-    crn_corpus *corpus = NULL;
-    crn_model *m = NULL;
-    crn_state *st = NULL, *st1 = NULL;
-    crn_optim *opt = NULL;
-    uint32_t *x = NULL, *y = NULL, *sample = NULL;
-    float *logits = NULL, *probs = NULL;
-    uint8_t *text = NULL;
-    size_t text_len = 0;
+/* What one configuration measured (printed by print_result). */
+typedef struct bench_result {
+    uint32_t V;
+    size_t n_train, n_val, n_params;
+    double load_s, rss_base, rss_peak;
+    long long step;
+    double epochs, train_s, tput, chars_per_step, tail; /* tail: train bits/char of the last 100 steps */
+    double foreign, steal;
+    double val_bpc, eval_s;
+    size_t val_targets;
+    double sample_cps, sample_foreign, sample_steal;
+    uint8_t *text;                                        /* head of the sample (owned) */
+    size_t text_len;
+    double fpc, gflops;
+} bench_result;
 
-    crn_set_threads((int)o->threads);
-
-    double t0 = crn_now();
-    crn_corpus_opts copts;
-    crn_corpus_opts_default(&copts);
-    copts.unit = CRN_UNIT_CODEPOINT;
-    copts.norm = CRN_NORM_NONE; /* the peer reads the text as it is */
-    copts.val_frac = 0.1;
-    if ((rc = crn_corpus_load(&corpus, o->corpus, &copts, NULL)) < 0) {
-        status = cli_fail(CMD, rc);
-        goto done;
-    }
-    double load_s = crn_now() - t0;
-    const uint32_t V = crn_vocab_size(corpus->vocab);
+/* Training: the peer's loop, step for step (the trainer's gradient step,
+ * then the update). @return -1 ok, else the exit status. */
+static int train_loop(const bench_opts *o, const bench_config *bc, crn_model *m, crn_state *st, crn_optim *opt,
+                      crn_batcher *bt, crn_rng *rng, uint32_t *x, uint32_t *y, bench_result *r) {
     const uint32_t B = bc->batch, T = bc->seq;
-
-    crn_model_config mc = {
-        .cell = bc->cell, .act = CRN_ACT_TANH, .vocab = V, .embed = bc->embed,
-        .hidden = bc->hidden, .layers = bc->layers, .dropout = 0.0f,
-    };
-    crn_rng rng;
-    crn_rng_seed(&rng, (uint64_t)o->seed);
-    crn_batcher bt;
-    crn_optim_config oc;
-    crn_optim_config_default(&oc, CRN_OPT_ADAM);
-    oc.lr = (float)o->lr;
-    if ((rc = crn_model_config_check(&mc)) < 0 || (rc = crn_model_create(&m, &mc)) < 0 ||
-        (rc = crn_model_reserve(m, B, T)) < 0 || (rc = crn_state_create(&st, m, B)) < 0 ||
-        (rc = crn_state_create(&st1, m, 1)) < 0 ||
-        (rc = crn_optim_create(&opt, &oc, crn_model_num_params(m))) < 0 ||
-        (rc = crn_batcher_init(&bt, corpus, B, T)) < 0) {
-        status = cli_fail(CMD, rc);
-        goto done;
-    }
-    crn_model_init(m, &rng);
-    const size_t n_params = crn_model_num_params(m);
     float *params = crn_model_params(m), *grads = crn_model_grads(m);
-    x = malloc((size_t)B * T * sizeof *x);
-    y = malloc((size_t)B * T * sizeof *y);
-    sample = malloc((size_t)(o->sample_len > 50 ? o->sample_len : 50) * sizeof *sample);
-    logits = malloc((size_t)V * sizeof *logits);
-    probs = malloc((size_t)V * sizeof *probs);
-    if (!x || !y || !sample || !logits || !probs) {
-        cli_error(CMD, "out of memory");
-        goto done;
-    }
-    const double rss_base = rss_now_mb();
-
-    /* ---- training: the peer's loop, step for step ---- */
+    int rc;
     double losses[100]; /* mean loss (nats) of the last 100 steps, a ring */
     size_t n_losses = 0;
     long long step = 0;
@@ -334,20 +280,15 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
         if (o->steps > 0 && step >= o->steps) break;
         if (o->steps <= 0 && crn_now() - t_start >= o->seconds) break;
         int reset = 0;
-        crn_batcher_next(&bt, x, y, &reset);
+        crn_batcher_next(bt, x, y, &reset);
         if (reset) crn_state_reset(st);
-        crn_model_zero_grads(m);
-        double loss_sum = 0;
-        size_t count = 0;
-        if ((rc = crn_model_forward(m, st, x, y, B, T, &rng, &loss_sum, &count)) < 0 ||
-            (rc = crn_model_backward(m)) < 0) {
-            status = cli_fail(CMD, rc);
-            goto done;
-        }
-        double norm = crn_clip_grad_norm(grads, n_params, o->clip);
+        double loss_sum, norm;
+        size_t count;
+        if ((rc = crn_train_step_gradient(m, st, x, y, B, T, rng, o->clip, &loss_sum, &count, &norm)) < 0)
+            return cli_fail(CMD, rc);
         if (!isfinite(norm)) {
             cli_error(CMD, "config %s: gradient norm is %g at step %lld", bc->name, norm, step + 1);
-            goto done;
+            return CLI_EXIT_ERROR;
         }
         crn_optim_step(opt, params, grads, (float)o->lr);
         losses[n_losses++ % 100] = count ? loss_sum / (double)count : NAN;
@@ -374,88 +315,88 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
     size_t n_tail = n_losses < 100 ? n_losses : 100;
     for (size_t i = 0; i < n_tail; i++) tail += losses[i];
     tail = n_tail ? tail / (double)n_tail / log(2.0) : NAN;
-    const double epochs = (double)bt.epoch + (bt.n_win ? (double)bt.win / (double)bt.n_win : 0);
+    r->step = step;
+    r->train_s = train_s;
+    r->chars_per_step = chars_per_step;
+    r->tput = tput;
+    r->foreign = foreign;
+    r->steal = steal;
+    r->tail = tail;
+    r->epochs = (double)bt->epoch + (bt->n_win ? (double)bt->win / (double)bt->n_win : 0);
+    return -1;
+}
 
-    /* ---- validation bits/char (the peer's evaluate) ---- */
-    double val_bpc = NAN, eval_s = NAN;
-    size_t val_targets = 0;
-    if (o->eval) {
-        const uint32_t ET = (uint32_t)o->eval_seq;
-        const size_t n_val_win = crn_val_windows(corpus, B, ET);
-        const double te = crn_now();
-        uint32_t *ex = malloc((size_t)B * ET * sizeof *ex), *ey = malloc((size_t)B * ET * sizeof *ey);
-        if (!ex || !ey) {
-            free(ex), free(ey);
-            cli_error(CMD, "out of memory");
-            goto done;
-        }
-        double total = 0;
-        size_t counted = 0;
-        rc = crn_model_reserve(m, B, ET);
-        if (rc >= 0) crn_state_reset(st);
-        for (size_t w = 0; rc >= 0 && w < n_val_win; w++) {
-            double ls = 0;
-            size_t cnt = 0;
-            crn_val_window(corpus, B, ET, w, ex, ey);
-            rc = crn_model_forward(m, st, ex, ey, B, ET, NULL, &ls, &cnt);
-            total += ls, counted += cnt;
-        }
+/* Validation bits/char (the peer's evaluate). @return -1 ok, else the exit status. */
+static int eval_val(const bench_opts *o, crn_model *m, crn_state *st, const crn_corpus *corpus, uint32_t B,
+                    bench_result *r) {
+    int rc;
+    const uint32_t ET = (uint32_t)o->eval_seq;
+    const size_t n_val_win = crn_val_windows(corpus, B, ET);
+    const double te = crn_now();
+    uint32_t *ex = malloc((size_t)B * ET * sizeof *ex), *ey = malloc((size_t)B * ET * sizeof *ey);
+    if (!ex || !ey) {
         free(ex), free(ey);
-        if (rc < 0) {
-            status = cli_fail(CMD, rc);
-            goto done;
-        }
-        val_bpc = counted ? total / (double)counted / log(2.0) : NAN;
-        val_targets = counted;
-        eval_s = crn_now() - te;
+        cli_error(CMD, "out of memory");
+        return CLI_EXIT_ERROR;
     }
+    double total = 0;
+    size_t counted = 0;
+    rc = crn_model_reserve(m, B, ET);
+    if (rc >= 0) crn_state_reset(st);
+    for (size_t w = 0; rc >= 0 && w < n_val_win; w++) {
+        double ls = 0;
+        size_t cnt = 0;
+        crn_val_window(corpus, B, ET, w, ex, ey);
+        rc = crn_model_forward(m, st, ex, ey, B, ET, NULL, &ls, &cnt);
+        total += ls, counted += cnt;
+    }
+    free(ex), free(ey);
+    if (rc < 0) return cli_fail(CMD, rc);
+    r->val_bpc = counted ? total / (double)counted / log(2.0) : NAN;
+    r->val_targets = counted;
+    r->eval_s = crn_now() - te;
+    return -1;
+}
 
-    /* ---- sampling at batch 1 ---- */
+/* Sampling at batch 1: speed and the head of the text. sample holds
+ * max(sample_len, 50) ids, logits V floats, scratch the sampler's.
+ * @return -1 ok, else the exit status. */
+static int sample_speed(const bench_opts *o, crn_model *m, crn_state *st1, const crn_corpus *corpus,
+                        uint32_t *sample, float *logits, void *scratch, bench_result *r) {
+    int rc;
+    const uint32_t V = r->V;
     uint32_t first = crn_vocab_lookup(corpus->vocab, (const uint8_t *)"\n", 1);
     if (first == CRN_UNK && corpus->n_train > 0) first = crn_corpus_id(corpus, 0);
-    const float inv_temp = (float)(1.0 / o->temperature);
+    crn_sample_settings ss;
+    crn_sample_settings_init(&ss);
+    ss.temperature = o->temperature;
     crn_rng srng;
-    double sample_cps = NAN, sample_foreign = -1, sample_steal = -1;
-    if (o->sample_len > 0) {
-        /* the weights are final: sample from their binary16 snapshot (half the
-         * bytes per token; tolerance tested in tests/test_kernels.c) */
-        if ((rc = crn_model_step_f16(m, 1)) < 0) {
-            status = cli_fail(CMD, rc);
-            goto done;
-        }
-        for (int w = 0; w < 2; w++) { /* warm-up, as the peer's two 50-token calls */
-            crn_rng_seed(&srng, (uint64_t)o->seed);
-            if ((rc = sample_run(m, st1, first, sample, 50, inv_temp, &srng, logits, probs, V)) < 0) {
-                status = cli_fail(CMD, rc);
-                goto done;
-            }
-        }
+    /* the weights are final: sample from their binary16 snapshot (half the
+     * bytes per token; tolerance tested in tests/test_kernels.c) */
+    if ((rc = crn_model_step_f16(m, 1)) < 0) return cli_fail(CMD, rc);
+    for (int w = 0; w < 2; w++) { /* warm-up, as the peer's two 50-token calls */
         crn_rng_seed(&srng, (uint64_t)o->seed);
-        const cpu_snap s0 = cpu_snapshot();
-        const double ts = crn_now();
-        rc = sample_run(m, st1, first, sample, (size_t)o->sample_len, inv_temp, &srng, logits, probs, V);
-        const double sample_s = crn_now() - ts;
-        const cpu_snap s1 = cpu_snapshot();
-        if (rc < 0) {
-            status = cli_fail(CMD, rc);
-            goto done;
-        }
-        sample_cps = (double)o->sample_len / sample_s;
-        /* /proc/stat counts in clock ticks (10 ms): meaningless for short loops */
-        if (sample_s >= 1.0) foreign_cpu(&s0, &s1, sample_s, &sample_foreign, &sample_steal);
-        size_t head = o->sample_len < 120 ? (size_t)o->sample_len : 120;
-        if ((rc = crn_vocab_decode(corpus->vocab, sample, head, &text, &text_len)) < 0) {
-            status = cli_fail(CMD, rc);
-            goto done;
-        }
+        if ((rc = sample_run(m, st1, first, sample, 50, &ss, &srng, logits, scratch, V)) < 0) return cli_fail(CMD, rc);
     }
+    crn_rng_seed(&srng, (uint64_t)o->seed);
+    const cpu_snap s0 = cpu_snapshot();
+    const double ts = crn_now();
+    rc = sample_run(m, st1, first, sample, (size_t)o->sample_len, &ss, &srng, logits, scratch, V);
+    const double sample_s = crn_now() - ts;
+    const cpu_snap s1 = cpu_snapshot();
+    if (rc < 0) return cli_fail(CMD, rc);
+    r->sample_cps = (double)o->sample_len / sample_s;
+    /* /proc/stat counts in clock ticks (10 ms): meaningless for short loops */
+    if (sample_s >= 1.0) foreign_cpu(&s0, &s1, sample_s, &r->sample_foreign, &r->sample_steal);
+    size_t head = o->sample_len < 120 ? (size_t)o->sample_len : 120;
+    if ((rc = crn_vocab_decode(corpus->vocab, sample, head, &r->text, &r->text_len)) < 0) return cli_fail(CMD, rc);
+    return -1;
+}
 
-    const double fpc = crn_model_flops_per_token(&mc);
-    const double gflops = 3 * fpc * tput / 1e9; /* backward counted as 2x forward */
-    const double rss_peak = peak_rss_mb();
+/* One configuration's result: a JSON object (--json) or one line. */
+static void print_result(const bench_opts *o, const bench_config *bc, const bench_result *r) {
     char label[96];
     config_label(bc, label, sizeof label);
-
     if (o->json) {
         int f = 1;
         printf("{");
@@ -486,47 +427,119 @@ static int run_config(const bench_opts *o, const bench_config *bc) {
         json_num("eval", o->eval, 0, &f2);
         json_num("eval_seq", (double)o->eval_seq, 0, &f2);
         printf("}");
-        json_num("vocab", V, 0, &f);
-        json_num("n_train", (double)corpus->n_train, 0, &f);
-        json_num("n_val", (double)(corpus->n_tokens - corpus->n_train), 0, &f);
-        json_num("params", (double)n_params, 0, &f);
-        json_num("load_s", load_s, 3, &f);
-        json_num("steps", (double)step, 0, &f);
-        json_num("epochs", epochs, 3, &f);
-        json_num("train_s", train_s, 2, &f);
-        json_num("train_chars_per_s", tput, 1, &f);
-        json_num("train_chars_per_s_overall", train_s > 0 ? chars_per_step * (double)step / train_s : NAN, 1, &f);
-        json_num("train_bpc_last100", tail, 4, &f);
-        json_num("val_bpc", val_bpc, 4, &f);
-        json_num("eval_s", eval_s, 2, &f);
-        json_num("val_targets", o->eval ? (double)val_targets : NAN, 0, &f);
-        json_num("sample_chars_per_s", sample_cps, 1, &f);
+        json_num("vocab", r->V, 0, &f);
+        json_num("n_train", (double)r->n_train, 0, &f);
+        json_num("n_val", (double)r->n_val, 0, &f);
+        json_num("params", (double)r->n_params, 0, &f);
+        json_num("load_s", r->load_s, 3, &f);
+        json_num("steps", (double)r->step, 0, &f);
+        json_num("epochs", r->epochs, 3, &f);
+        json_num("train_s", r->train_s, 2, &f);
+        json_num("train_chars_per_s", r->tput, 1, &f);
+        json_num("train_chars_per_s_overall", r->train_s > 0 ? r->chars_per_step * (double)r->step / r->train_s : NAN,
+                 1, &f);
+        json_num("train_bpc_last100", r->tail, 4, &f);
+        json_num("val_bpc", r->val_bpc, 4, &f);
+        json_num("eval_s", r->eval_s, 2, &f);
+        json_num("val_targets", o->eval ? (double)r->val_targets : NAN, 0, &f);
+        json_num("sample_chars_per_s", r->sample_cps, 1, &f);
         printf(", \"sample_head\": ");
-        cli_json_string(stdout, text ? (const char *)text : "", text ? text_len : 0);
-        json_num("flops_per_char_fwd", fpc, 0, &f);
-        json_num("train_gflops", gflops, 2, &f);
-        json_num("pct_of_peak", o->peak_gflops > 0 ? 100 * gflops / o->peak_gflops : NAN, 1, &f);
-        json_num("rss_base_mb", rss_base, 1, &f);
-        json_num("peak_rss_mb", rss_peak, 1, &f);
-        json_opt("foreign_cpu_frac", foreign, 4, &f);
-        json_opt("steal_frac", steal, 4, &f);
-        json_opt("sample_foreign_cpu_frac", sample_foreign, 4, &f);
+        cli_json_string(stdout, r->text ? (const char *)r->text : "", r->text ? r->text_len : 0);
+        json_num("flops_per_char_fwd", r->fpc, 0, &f);
+        json_num("train_gflops", r->gflops, 2, &f);
+        json_num("pct_of_peak", o->peak_gflops > 0 ? 100 * r->gflops / o->peak_gflops : NAN, 1, &f);
+        json_num("rss_base_mb", r->rss_base, 1, &f);
+        json_num("peak_rss_mb", r->rss_peak, 1, &f);
+        json_opt("foreign_cpu_frac", r->foreign, 4, &f);
+        json_opt("steal_frac", r->steal, 4, &f);
+        json_opt("sample_foreign_cpu_frac", r->sample_foreign, 4, &f);
         printf("}\n");
     } else {
-        printf("%s %s: train %.0f chars/s (%lld steps, %.1f s, %.1f GFLOPS", bc->name, label, tput, step,
-               train_s, gflops);
-        if (o->peak_gflops > 0) printf(", %.1f %% of %.0f", 100 * gflops / o->peak_gflops, o->peak_gflops);
-        printf(", bpc %.3f)", tail);
-        if (o->eval) printf(", val bpc %.4f", val_bpc);
-        printf(", sample %.0f chars/s, peak RSS %.1f MB, foreign CPU ", sample_cps, rss_peak);
-        if (foreign >= 0) printf("%.4f%s\n", foreign, foreign > 0.02 ? " (contaminated: machine not idle)" : "");
+        printf("%s %s: train %.0f chars/s (%lld steps, %.1f s, %.1f GFLOPS", bc->name, label, r->tput, r->step,
+               r->train_s, r->gflops);
+        if (o->peak_gflops > 0) printf(", %.1f %% of %.0f", 100 * r->gflops / o->peak_gflops, o->peak_gflops);
+        printf(", bpc %.3f)", r->tail);
+        if (o->eval) printf(", val bpc %.4f", r->val_bpc);
+        printf(", sample %.0f chars/s, peak RSS %.1f MB, foreign CPU ", r->sample_cps, r->rss_peak);
+        if (r->foreign >= 0)
+            printf("%.4f%s\n", r->foreign, r->foreign > 0.02 ? " (contaminated: machine not idle)" : "");
         else printf("n/a\n");
     }
     fflush(stdout);
+}
+
+static int run_config(const bench_opts *o, const bench_config *bc) {
+    int status = CLI_EXIT_ERROR, rc;
+    crn_corpus *corpus = NULL;
+    crn_model *m = NULL;
+    crn_state *st = NULL, *st1 = NULL;
+    crn_optim *opt = NULL;
+    uint32_t *x = NULL, *y = NULL, *sample = NULL;
+    float *logits = NULL;
+    void *probs = NULL; /* the sampler's scratch */
+    bench_result r = {.val_bpc = NAN, .eval_s = NAN, .sample_cps = NAN, .sample_foreign = -1, .sample_steal = -1};
+
+    crn_set_threads((int)o->threads);
+
+    double t0 = crn_now();
+    crn_corpus_opts copts;
+    crn_corpus_opts_default(&copts);
+    copts.unit = CRN_UNIT_CODEPOINT;
+    copts.norm = CRN_NORM_NONE; /* the peer reads the text as it is */
+    copts.val_frac = 0.1;
+    if ((rc = crn_corpus_load(&corpus, o->corpus, &copts, NULL)) < 0) {
+        status = cli_fail(CMD, rc);
+        goto done;
+    }
+    r.load_s = crn_now() - t0;
+    const uint32_t V = crn_vocab_size(corpus->vocab);
+    const uint32_t B = bc->batch, T = bc->seq;
+
+    crn_model_config mc = {
+        .cell = bc->cell, .act = CRN_ACT_TANH, .vocab = V, .embed = bc->embed,
+        .hidden = bc->hidden, .layers = bc->layers, .dropout = 0.0f,
+    };
+    crn_rng rng;
+    crn_rng_seed(&rng, (uint64_t)o->seed);
+    crn_batcher bt;
+    crn_optim_config oc;
+    crn_optim_config_default(&oc, CRN_OPT_ADAM);
+    oc.lr = (float)o->lr;
+    if ((rc = crn_model_config_check(&mc)) < 0 || (rc = crn_model_create(&m, &mc)) < 0 ||
+        (rc = crn_model_reserve(m, B, T)) < 0 || (rc = crn_state_create(&st, m, B)) < 0 ||
+        (rc = crn_state_create(&st1, m, 1)) < 0 ||
+        (rc = crn_optim_create(&opt, &oc, crn_model_num_params(m))) < 0 ||
+        (rc = crn_batcher_init(&bt, corpus, B, T)) < 0) {
+        status = cli_fail(CMD, rc);
+        goto done;
+    }
+    crn_model_init(m, &rng);
+    x = malloc((size_t)B * T * sizeof *x);
+    y = malloc((size_t)B * T * sizeof *y);
+    sample = malloc((size_t)(o->sample_len > 50 ? o->sample_len : 50) * sizeof *sample);
+    logits = malloc((size_t)V * sizeof *logits);
+    probs = malloc(crn_sample_scratch_size(V));
+    if (!x || !y || !sample || !logits || !probs) {
+        cli_error(CMD, "out of memory");
+        goto done;
+    }
+    r.V = V;
+    r.n_train = corpus->n_train;
+    r.n_val = corpus->n_tokens - corpus->n_train;
+    r.n_params = crn_model_num_params(m);
+    r.rss_base = rss_now_mb();
+
+    if ((status = train_loop(o, bc, m, st, opt, &bt, &rng, x, y, &r)) >= 0) goto done;
+    if (o->eval && (status = eval_val(o, m, st, corpus, B, &r)) >= 0) goto done;
+    if (o->sample_len > 0 && (status = sample_speed(o, m, st1, corpus, sample, logits, probs, &r)) >= 0) goto done;
+    r.fpc = crn_model_flops_per_token(&mc);
+    r.gflops = 3 * r.fpc * r.tput / 1e9; /* backward counted as 2x forward */
+    r.rss_peak = peak_rss_mb();
+    print_result(o, bc, &r);
     status = CLI_EXIT_OK;
 
 done:
-    free(text);
+    free(r.text);
     free(probs);
     free(logits);
     free(sample);
@@ -740,6 +753,52 @@ enum {
     OPT_BATCH, OPT_LR, OPT_CLIP, OPT_SEED, OPT_EVAL, OPT_EVAL_SEQ,
 };
 
+/* The configurations to run (--config, then the shape overrides) into list
+ * (room for all canonical ones). @return -1 ok, else the exit status. */
+static int config_list(bench_opts *o, bench_config *list, size_t *out_n) {
+    const int custom_shape = o->o_cell || o->o_layers >= 0 || o->o_hidden >= 0 || o->o_embed >= 0 || o->o_seq >= 0 ||
+                             o->o_batch >= 0;
+    if (!o->configs) o->configs = custom_shape ? "A" : "all";
+    size_t n_list = 0;
+    if (!strcmp(o->configs, "all")) {
+        for (size_t i = 0; i < CRN_ARRAY_LEN(canonical); i++) list[n_list++] = canonical[i];
+    } else {
+        const char *p = o->configs;
+        for (;;) {
+            size_t len = strcspn(p, ",");
+            size_t i = 0;
+            while (i < CRN_ARRAY_LEN(canonical) && !(len == 1 && canonical[i].name[0] == p[0])) i++;
+            if (i == CRN_ARRAY_LEN(canonical) || n_list == CRN_ARRAY_LEN(canonical))
+                return cli_usage_error(CMD, "--config: '%.*s' is not one of A, B, C, D, all (or a comma list)",
+                                       (int)len, p);
+            list[n_list++] = canonical[i];
+            if (!p[len]) break;
+            p += len + 1;
+        }
+    }
+    int custom = 0;
+    enum crn_cell cell = CRN_CELL_LSTM;
+    if (o->o_cell) {
+        if (crn_cell_parse(o->o_cell, &cell) < 0)
+            return cli_usage_error(CMD, "--cell: '%s' is not one of rnn, lstm, gru", o->o_cell);
+        custom = 1;
+    }
+    for (size_t i = 0; i < n_list; i++) {
+        bench_config *bc = &list[i];
+        if (o->o_cell) bc->cell = cell;
+        if (o->o_layers >= 0) bc->layers = (uint32_t)o->o_layers, custom = 1;
+        if (o->o_hidden >= 0) bc->hidden = (uint32_t)o->o_hidden, custom = 1;
+        if (o->o_embed >= 0) bc->embed = (uint32_t)o->o_embed, custom = 1;
+        if (o->o_seq >= 0) bc->seq = (uint32_t)o->o_seq, custom = 1;
+        if (o->o_batch >= 0) bc->batch = (uint32_t)o->o_batch, custom = 1;
+        if (custom) bc->name = "custom";
+    }
+    if (custom && n_list > 1)
+        return cli_usage_error(CMD, "custom shapes (--cell, --hidden, ...) need a single --config");
+    *out_n = n_list;
+    return -1;
+}
+
 int cli_bench(int argc, char **argv) {
     static const struct option longopts[] = {
         {"config", required_argument, NULL, OPT_CONFIG},
@@ -829,52 +888,9 @@ int cli_bench(int argc, char **argv) {
     }
 
     /* the configuration list */
-    const int custom_shape = o.o_cell || o.o_layers >= 0 || o.o_hidden >= 0 || o.o_embed >= 0 || o.o_seq >= 0 ||
-                             o.o_batch >= 0;
-    if (!o.configs) o.configs = custom_shape ? "A" : "all";
     bench_config list[CRN_ARRAY_LEN(canonical)];
     size_t n_list = 0;
-    if (!strcmp(o.configs, "all")) {
-        for (size_t i = 0; i < CRN_ARRAY_LEN(canonical); i++) list[n_list++] = canonical[i];
-    } else {
-        const char *p = o.configs;
-        for (;;) {
-            size_t len = strcspn(p, ",");
-            size_t i = 0;
-            while (i < CRN_ARRAY_LEN(canonical) && !(len == 1 && canonical[i].name[0] == p[0])) i++;
-            if (i == CRN_ARRAY_LEN(canonical) || n_list == CRN_ARRAY_LEN(list)) {
-                status = cli_usage_error(CMD, "--config: '%.*s' is not one of A, B, C, D, all (or a comma list)",
-                                         (int)len, p);
-                goto out;
-            }
-            list[n_list++] = canonical[i];
-            if (!p[len]) break;
-            p += len + 1;
-        }
-    }
-    int custom = 0;
-    enum crn_cell cell = CRN_CELL_LSTM;
-    if (o.o_cell) {
-        if (crn_cell_parse(o.o_cell, &cell) < 0) {
-            status = cli_usage_error(CMD, "--cell: '%s' is not one of rnn, lstm, gru", o.o_cell);
-            goto out;
-        }
-        custom = 1;
-    }
-    for (size_t i = 0; i < n_list; i++) {
-        bench_config *bc = &list[i];
-        if (o.o_cell) bc->cell = cell;
-        if (o.o_layers >= 0) bc->layers = (uint32_t)o.o_layers, custom = 1;
-        if (o.o_hidden >= 0) bc->hidden = (uint32_t)o.o_hidden, custom = 1;
-        if (o.o_embed >= 0) bc->embed = (uint32_t)o.o_embed, custom = 1;
-        if (o.o_seq >= 0) bc->seq = (uint32_t)o.o_seq, custom = 1;
-        if (o.o_batch >= 0) bc->batch = (uint32_t)o.o_batch, custom = 1;
-        if (custom) bc->name = "custom";
-    }
-    if (custom && n_list > 1) {
-        status = cli_usage_error(CMD, "custom shapes (--cell, --hidden, ...) need a single --config");
-        goto out;
-    }
+    if ((status = config_list(&o, list, &n_list)) >= 0) goto out;
 
     char corpus_buf[4096];
     if (!o.corpus) {

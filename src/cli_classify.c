@@ -12,6 +12,7 @@
 #include "classify.h"
 #include "clf_train.h"
 #include "cli.h"
+#include "cli_progress.h"
 #include "common.h"
 #include "kernels.h"
 #include "records.h"
@@ -100,7 +101,8 @@ static int discover_classes(classes *c, const crn_records *r, const char *fixed)
 }
 
 /* Encode every record (labels through cls; cls == NULL: no labels). */
-static int build_data(crn_clf_data *d, const crn_records *r, const crn_vocab *v, uint32_t max_len, const classes *cls) {
+static int build_data(crn_clf_data *d, const crn_records *r, const crn_vocab *v, uint32_t max_len, const classes *cls,
+                      crn_clf_cleaner *clean) {
     memset(d, 0, sizeof *d);
     const size_t n = crn_records_count(r);
     size_t total = 0;
@@ -115,17 +117,23 @@ static int build_data(crn_clf_data *d, const crn_records *r, const crn_vocab *v,
     if (!d->ids || !d->off || !d->label) return crn_error_set(CRN_ENOMEM, "out of memory for %zu lines", n);
     crn_clf_encoder e;
     crn_clf_encoder_init(&e, v, max_len);
+    e.clean = clean;
+    e.select = 1;
     int rc = 0;
-    size_t at = 0;
+    size_t at = 0, j = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         size_t len, ll;
         const uint8_t *s = crn_records_text(r, i, &len);
         uint32_t k;
         int trunc;
-        d->off[i] = at;
+        d->off[j] = at;
         if ((rc = crn_clf_encode(&e, s, len, d->ids + at, &k, &trunc))) {
             rc = crn_records_fail(r, i, 0, rc, "%s", crn_error_message());
             break;
+        }
+        if (k == 0) { // not selected by --keep/--drop
+            d->dropped++;
+            continue;
         }
         at += k;
         d->truncated += (uint64_t)trunc;
@@ -133,12 +141,16 @@ static int build_data(crn_clf_data *d, const crn_records *r, const crn_vocab *v,
             const uint8_t *l = crn_records_label(r, i, &ll);
             long c = find_class(cls, l, ll);
             if (c < 0) rc = crn_records_fail(r, i, 1, CRN_EFORMAT, "label '%.*s' is not one of the %u classes", (int)ll, l, cls->n);
-            else d->label[i] = (uint32_t)c;
+            else d->label[j] = (uint32_t)c;
         }
+        j++;
     }
-    d->off[n] = at;
-    d->n = n;
+    d->off[j] = at;
+    d->n = j;
     crn_clf_encoder_free(&e);
+    if (!rc && j == 0)
+        rc = crn_error_set(CRN_EEMPTY, "%s: no rows left after --keep/--drop (%zu of %zu dropped)", crn_records_path(r),
+                           (size_t)d->dropped, n);
     return rc;
 }
 
@@ -147,12 +159,15 @@ static int build_data(crn_clf_data *d, const crn_records *r, const crn_vocab *v,
 static void train_usage(FILE *f) {
     fprintf(f,
             "Usage: charrnn classify train DATA -o MODEL [options]\n"
+            "       charrnn classify train --resume MODEL [DATA] [options]\n"
             "\n"
             "Train a many-to-one classifier on a TSV or CSV table with a header: one text\n"
             "and one label a row. Two classes: one sigmoid output with binary cross-entropy;\n"
             "more: a softmax with cross-entropy. A part of DATA is held out for validation;\n"
             "MODEL is the best model by validation accuracy (written at each eval that\n"
-            "improves it). Ctrl-C stops after a last eval (the best model is kept).\n"
+            "improves it); MODEL.resume is the latest state (parameters, optimizer, step,\n"
+            "data position, RNG), written at every eval. Ctrl-C or SIGTERM stops after a\n"
+            "last eval (the best model is kept, the state saved for --resume).\n"
             "\n"
             "Data:\n"
             "      --format F           tsv | csv (default: csv if DATA ends in .csv, else tsv;\n"
@@ -167,6 +182,12 @@ static void train_usage(FILE *f) {
             "      --unit U             codepoint | grapheme | jamo (default codepoint)\n"
             "      --norm N             nfc | nfkc | none (default nfc)\n"
             "      --min-count N        rarer tokens become <unk> (default 2)\n"
+            "      --keep REGEX         keep only rows whose text matches (repeatable)\n"
+            "      --drop REGEX         drop rows whose text matches (repeatable)\n"
+            "      --replace REGEX=TEXT substitute in every text (repeatable, in order)\n"
+            "                           (as in train; on the normalised text; stored in MODEL:\n"
+            "                           eval selects and replaces the same way, predict and\n"
+            "                           repl replace only, as every line gets an answer)\n"
             "Model:\n"
             "      --cell C             rnn | lstm | gru (default gru)\n"
             "      --hidden N           hidden units per direction (default 192)\n"
@@ -190,15 +211,21 @@ static void train_usage(FILE *f) {
             "      --seed N             (default 1)\n"
             "      --threads N          0 = all cores (default 0)\n"
             "      --log CSV            step,epoch,seconds,lr,train_loss,val_loss,val_acc,val_f1\n"
-            "  -o, --output MODEL       the model file (required)\n"
-            "  -q, --quiet              no progress lines\n"
+            "  -o, --output MODEL       the model file (required; with --resume: the resumed MODEL)\n"
+            "      --resume MODEL       continue the run of MODEL from MODEL.resume (written at\n"
+            "                           every eval and on Ctrl-C): DATA and the options come from\n"
+            "                           it; a budget option replaces all three (steps and epochs\n"
+            "                           are totals of the run, --time this session's); --lr,\n"
+            "                           --clip, --constant-lr, --eval-every, --patience, --log and\n"
+            "                           --threads may change; other options must match\n"
+            "  -q, --quiet              no progress (else a live line on a terminal, one line per eval)\n"
             "  -h, --help               show this help\n");
 }
 
 enum {
     T_FORMAT = 300, T_TEXT, T_LABEL, T_CLASSES, T_BALANCE, T_VAL, T_MAXLEN, T_UNIT, T_NORM, T_MINCOUNT, T_CELL,
     T_HIDDEN, T_EMBED, T_LAYERS, T_BIDIR, T_POOL, T_DROPOUT, T_INIT, T_BATCH, T_OPTIM, T_LR, T_CONST, T_CLIP,
-    T_EPOCHS, T_STEPS, T_TIME, T_EVAL, T_PATIENCE, T_SEED, T_THREADS, T_LOG, T_JSON,
+    T_EPOCHS, T_STEPS, T_TIME, T_EVAL, T_PATIENCE, T_SEED, T_THREADS, T_LOG, T_JSON, T_RESUME, T_KEEP, T_DROP, T_REPLACE, T_END,
 };
 
 typedef struct targs {
@@ -211,13 +238,33 @@ typedef struct targs {
     crn_clf_config cfg;
     crn_clf_train_opts to;
     int quiet, have_budget;
+    const char *resume;
+    char **pat[3];                       /* --keep, --drop, --replace as typed (argv strings) */
+    size_t n_pat[3];
+    unsigned char set[T_END - T_FORMAT]; /* options given */
 } targs;
+
+static void targs_free(targs *a) {
+    for (int i = 0; i < 3; i++) free(a->pat[i]);
+}
 
 /* Options that take a number: {code, name, min, max, where}. */
 static int parse_train_opt(targs *a, int c, const char *arg) {
     long long v;
     double x;
+    if (c >= T_FORMAT && c < T_END) a->set[c - T_FORMAT] = 1;
     switch (c) {
+    case T_RESUME: a->resume = arg; return 0;
+    case T_KEEP:
+    case T_DROP:
+    case T_REPLACE: {
+        int w = c - T_KEEP;
+        char **p = realloc(a->pat[w], (a->n_pat[w] + 1) * sizeof *p);
+        if (!p) return cli_usage_error(CMD, "out of memory"), -1;
+        p[a->n_pat[w]++] = (char *)arg;
+        a->pat[w] = p;
+        return 0;
+    }
     case T_FORMAT:
         if (!strcmp(arg, "tsv")) a->ro.format = CRN_REC_TSV;
         else if (!strcmp(arg, "csv")) a->ro.format = CRN_REC_CSV;
@@ -325,7 +372,10 @@ static int parse_train_args(targs *a, int argc, char **argv) {
         {"eval-every", required_argument, 0, T_EVAL}, {"patience", required_argument, 0, T_PATIENCE},
         {"seed", required_argument, 0, T_SEED}, {"threads", required_argument, 0, T_THREADS},
         {"log", required_argument, 0, T_LOG}, {"output", required_argument, 0, 'o'},
-        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"quiet", no_argument, 0, 'q'}, {"resume", required_argument, 0, T_RESUME},
+        {"keep", required_argument, 0, T_KEEP}, {"drop", required_argument, 0, T_DROP},
+        {"replace", required_argument, 0, T_REPLACE},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     memset(a, 0, sizeof *a);
     a->ro.need_label = 1;
@@ -347,11 +397,11 @@ static int parse_train_args(targs *a, int argc, char **argv) {
         if (c == '?') return cli_bad_option(CMD), -1;
         if (parse_train_opt(a, c, optarg) < 0) return -1;
     }
-    if (optind >= argc) return cli_usage_error(CMD, "train: missing DATA"), -1;
+    if (optind >= argc && !a->resume) return cli_usage_error(CMD, "train: missing DATA"), -1;
     if (optind + 1 < argc) return cli_usage_error(CMD, "train: unexpected argument '%s'", argv[optind + 1]), -1;
-    if (!a->out) return cli_usage_error(CMD, "train: missing -o MODEL"), -1;
-    a->data = argv[optind];
-    if (!a->have_budget) a->to.max_epochs = 3;
+    if (!a->out && !a->resume) return cli_usage_error(CMD, "train: missing -o MODEL"), -1;
+    a->data = optind < argc ? argv[optind] : NULL;
+    if (!a->have_budget && !a->resume) a->to.max_epochs = 3;
     return 0;
 }
 
@@ -362,38 +412,92 @@ typedef struct tctx {
     const classes *cls;
     FILE *log;
     int saved;
+    const crn_clf_run_opts *run;  /* the run's options, stored with the state */
+    const crn_train_status *st;
+    const char *resume_path;      /* MODEL.resume */
+    cli_progress *prog;
+    uint64_t step0;               /* the session's first step and time (rate, time left) */
+    double el0;
+    int started;
 } tctx;
+
+/* "epoch 1.23 | step 120/2000 | train loss 0.412 | val acc 0.853 (best 0.860) | 812 lines/s | 3m05s left" */
+static void status_line(char *buf, size_t n, tctx *t, const crn_clf_event *ev) {
+    if (!t->started) {
+        t->started = 1;
+        t->step0 = ev->step - (ev->step > 0);
+        t->el0 = ev->elapsed;
+    }
+    double dt = ev->elapsed - t->el0, sps = dt > 0 ? (double)(ev->step - t->step0) / dt : 0, left = -1;
+    if (ev->total_steps && sps > 0) left = (double)(ev->total_steps - (ev->step < ev->total_steps ? ev->step : ev->total_steps)) / sps;
+    if (t->a->to.time_limit > 0) {
+        double tl = t->a->to.time_limit - dt;
+        left = left < 0 || tl < left ? (tl > 0 ? tl : 0) : left;
+    }
+    char steps[48], eta[16], tr[16], va[16], best[16];
+    if (ev->total_steps) snprintf(steps, sizeof steps, "%llu/%llu", (unsigned long long)ev->step, (unsigned long long)ev->total_steps);
+    else snprintf(steps, sizeof steps, "%llu", (unsigned long long)ev->step);
+    snprintf(tr, sizeof tr, isfinite(ev->train_loss) ? "%.4f" : "-", ev->train_loss);
+    snprintf(va, sizeof va, isfinite(ev->val_acc) ? "%.4f" : "-", ev->val_acc);
+    snprintf(best, sizeof best, t->st->has_best && isfinite(ev->val_acc) ? "%.4f" : "-", t->st->best_val_bpc);
+    snprintf(buf, n, "epoch %.2f | step %s | lr %.3g | train loss %s | val acc %s (best %s) | %.0f lines/s | %s left",
+             ev->epoch, steps, ev->lr, tr, va, best, sps * t->a->to.batch, cli_format_duration(eta, sizeof eta, left));
+}
+
+/* The model with the run state, and with opt (MODEL.resume, at every eval)
+ * or without (MODEL, the best). */
+static int save_state(tctx *t, const char *path, const crn_optim *opt) {
+    uint8_t *blob = NULL;
+    size_t n = 0;
+    int rc = crn_clf_blob_encode(&blob, &n, t->run, t->st);
+    if (!rc)
+        rc = crn_checkpoint_save_clf(path, t->v, t->m, (const char *const *)t->cls->name, (uint32_t)t->a->max_len, opt,
+                                     blob, n);
+    free(blob);
+    return rc;
+}
 
 static int on_event(void *ud, const crn_clf_event *ev, int save) {
     tctx *t = ud;
-    if (ev->kind != 1) return 0;
-    if (save) {
-        int rc = crn_checkpoint_save_clf(t->a->out, t->v, t->m, (const char *const *)t->cls->name,
-                                         (uint32_t)t->a->max_len, NULL, NULL, 0);
+    char line[320];
+    if (ev->kind == 2) return save_state(t, t->resume_path, ev->optim);
+    if (ev->kind == 0) {
+        if (t->prog) {
+            status_line(line, sizeof line, t, ev);
+            cli_progress_line(t->prog, line, 0);
+        }
+        return 0;
+    }
+    if (save) { // the best model carries the run state too (its cleaning), not the optimizer
+        int rc = save_state(t, t->a->out, NULL);
         if (rc) return rc;
         t->saved = 1;
     }
+    int rc = save_state(t, t->resume_path, ev->optim);
+    if (rc) return rc;
     if (t->log) {
         fprintf(t->log, "%llu,%.4f,%.1f,%.6g,%.6f,%.6f,%.6f,%.6f\n", (unsigned long long)ev->step, ev->epoch,
                 ev->elapsed, ev->lr, ev->train_loss, ev->val_loss, ev->val_acc, ev->val_f1);
         fflush(t->log);
     }
-    if (!t->a->quiet)
-        fprintf(stderr, "step %llu  epoch %.2f  %.0fs  lr %.3g  train loss %.4f  val loss %.4f  acc %.4f  macro-F1 %.4f%s\n",
-                (unsigned long long)ev->step, ev->epoch, ev->elapsed, ev->lr, ev->train_loss, ev->val_loss,
-                ev->val_acc, ev->val_f1, save ? "  (best, saved)" : "");
+    if (t->prog) {
+        snprintf(line, sizeof line, "step %llu  epoch %.2f  %.0fs  lr %.3g  train loss %.4f  val loss %.4f  acc %.4f  macro-F1 %.4f%s",
+                 (unsigned long long)ev->step, ev->epoch, ev->elapsed, ev->lr, ev->train_loss, ev->val_loss,
+                 ev->val_acc, ev->val_f1, save ? "  (best, saved)" : "");
+        cli_progress_line(t->prog, line, 1);
+    }
     return 0;
 }
 
 /* Build the vocabulary from the texts (normalised), unless one is given. */
-static int make_vocab(crn_vocab **out, const crn_records *r, const targs *a) {
+static int make_vocab(crn_vocab **out, const crn_records *r, const targs *a, const crn_clf_cleaner *clean) {
     crn_vocab *v = NULL;
     int rc = crn_vocab_create(&v, a->unit, a->norm);
     for (size_t i = 0; i < crn_records_count(r) && !rc; i++) {
         size_t n, nn;
         const uint8_t *s = crn_records_text(r, i, &n);
         uint8_t *norm = NULL;
-        if (!(rc = crn_utf8_normalize(&norm, &nn, s, n, a->norm))) rc = crn_vocab_count(v, norm, nn);
+        if ((rc = crn_clf_prepare(&norm, &nn, s, n, a->norm, clean, 1)) > 0) rc = crn_vocab_count(v, norm, nn);
         free(norm);
         if (rc) rc = crn_records_fail(r, i, 0, rc, "%s", crn_error_message());
     }
@@ -429,69 +533,308 @@ static void split(uint32_t *idx, size_t n, uint64_t seed) {
     }
 }
 
+/* What a session of `classify train` holds. */
+typedef struct tsess {
+    crn_records *r;
+    crn_vocab *v;          /* owned unless ck holds it */
+    crn_checkpoint *lm, *ck;
+    crn_clf *m;            /* owned unless ck holds it */
+    classes cls;
+    crn_clf_run_opts run;
+    crn_train_status st;
+    char *base, *resume_path;
+    int copied;
+    crn_clf_cleaner *clean;
+} tsess;
+
+static void tsess_free(tsess *s) {
+    if (!s->ck) {
+        crn_clf_destroy(s->m);
+        crn_vocab_destroy(s->v);
+    }
+    crn_checkpoint_destroy(s->ck);
+    crn_checkpoint_destroy(s->lm);
+    crn_clf_cleaner_destroy(s->clean);
+    classes_free(&s->cls);
+    crn_clf_run_opts_free(&s->run);
+    crn_train_status_free(&s->st);
+    crn_records_destroy(s->r);
+    free(s->base);
+    free(s->resume_path);
+}
+
+static char *dup_or_null(const char *x) { return x ? strdup(x) : NULL; }
+
+/* The run's options from the arguments (a fresh run). */
+static int run_opts_of(crn_clf_run_opts *o, const targs *a) {
+    memset(o, 0, sizeof *o);
+    crn_train_opts *t = &o->t;
+    crn_train_opts_default(t);
+    t->unit = a->unit;
+    t->norm = a->norm;
+    t->min_count = (uint64_t)a->min_count;
+    t->val_frac = a->val_frac;
+    t->batch = a->to.batch;
+    t->seq = (uint32_t)a->max_len;
+    t->model = a->cfg.base;
+    t->optim = a->to.optim;
+    t->clip = a->to.clip;
+    t->sched.kind = a->to.cosine ? CRN_SCHED_COSINE : CRN_SCHED_CONSTANT;
+    t->sched.lr = a->to.optim.lr;
+    t->time_limit = a->to.time_limit;
+    t->max_steps = a->to.max_steps;
+    t->max_epochs = a->to.max_epochs;
+    t->eval_every = a->to.eval_every;
+    t->patience = a->to.patience;
+    t->seed = a->to.seed;
+    o->format = (uint32_t)a->ro.format;
+    o->balance = (uint32_t)a->to.balance;
+    char *abs = realpath(a->data, NULL); // absolute, so --resume works from any directory
+    t->corpus_path = abs ? abs : dup_or_null(a->data);
+    t->log_path = dup_or_null(a->log);
+    o->text_col = dup_or_null(a->ro.text_col);
+    o->label_col = dup_or_null(a->ro.label_col);
+    char ***dst[3] = {&t->keep, &t->drop, &t->replace};
+    size_t *cnt[3] = {&t->n_keep, &t->n_drop, &t->n_replace};
+    for (int w = 0; w < 3; w++) {
+        if (!a->n_pat[w]) continue;
+        if (!(*dst[w] = calloc(a->n_pat[w], sizeof **dst[w]))) return crn_error_set(CRN_ENOMEM, "out of memory");
+        for (size_t i = 0; i < a->n_pat[w]; i++, (*cnt[w])++)
+            if (!((*dst[w])[i] = strdup(a->pat[w][i]))) return crn_error_set(CRN_ENOMEM, "out of memory");
+    }
+    if (!t->corpus_path || (a->log && !t->log_path) || (a->ro.text_col && !o->text_col) ||
+        (a->ro.label_col && !o->label_col))
+        return crn_error_set(CRN_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int fresh_setup(tsess *s, targs *a) {
+    int rc;
+    if ((rc = crn_records_load(&s->r, a->data, &a->ro)) || (rc = discover_classes(&s->cls, s->r, a->classes))) return rc;
+    if ((a->n_pat[0] || a->n_pat[1] || a->n_pat[2]) &&
+        (rc = crn_clf_cleaner_create(&s->clean, a->pat[0], a->n_pat[0], a->pat[1], a->n_pat[1], a->pat[2], a->n_pat[2])))
+        return rc;
+    if (a->init_from) {
+        if ((rc = crn_checkpoint_load_kind(&s->lm, a->init_from, CRN_CKPT_GENERATOR))) return rc;
+        const crn_model_config *g = &s->lm->cfg;
+        a->cfg.base.cell = g->cell;
+        a->cfg.base.act = g->act;
+        a->cfg.base.embed = g->embed;
+        a->cfg.base.hidden = g->hidden;
+        a->cfg.base.layers = g->layers;
+        if ((rc = crn_vocab_clone(&s->v, s->lm->vocab))) return rc;
+    } else if ((rc = make_vocab(&s->v, s->r, a, s->clean))) {
+        return rc;
+    }
+    a->cfg.base.vocab = crn_vocab_size(s->v);
+    a->cfg.classes = s->cls.n;
+    if ((rc = crn_clf_config_check(&a->cfg)) || (rc = crn_clf_create(&s->m, &a->cfg))) return rc;
+    crn_rng rng;
+    crn_rng_seed(&rng, a->to.seed);
+    crn_clf_init(s->m, &rng);
+    s->copied = s->lm ? init_from_lm(s->m, s->lm) : 0;
+    crn_clf_run_begin(&s->st, a->to.seed);
+    s->st.run_id = crn_rng_u64(&rng);
+    return run_opts_of(&s->run, a);
+}
+
+/* --resume: options that would change the run are refused (one line naming
+ * the option and the run's value); @return 0 or -1 (reported). */
+static int check_conflicts(const targs *a, const crn_clf_run_opts *r, const crn_checkpoint *ck) {
+    const crn_train_opts *t = &r->t;
+    const crn_clf_config *c = &ck->clf_cfg;
+#define SET(id) (a->set[(id) - T_FORMAT])
+#define CONFLICT(id, name, cond, fmt, ...)                                                                          \
+    if (SET(id) && (cond))                                                                                           \
+        return cli_usage_error(CMD, "--" name " conflicts with the run being resumed (" fmt "); a resumed run "      \
+                               "keeps its data, model and optimizer (start a new run to change them)", __VA_ARGS__), -1
+    CONFLICT(T_FORMAT, "format", (uint32_t)a->ro.format != r->format, "%s", r->format == CRN_REC_CSV ? "csv" : r->format ? "tsv" : "auto");
+    CONFLICT(T_TEXT, "text-column", !r->text_col || strcmp(a->ro.text_col, r->text_col), "%s", r->text_col ? r->text_col : "default");
+    CONFLICT(T_LABEL, "label-column", !r->label_col || strcmp(a->ro.label_col, r->label_col), "%s", r->label_col ? r->label_col : "default");
+    CONFLICT(T_CLASSES, "classes", 1, "%u classes in the model", c->classes);
+    CONFLICT(T_BALANCE, "balance", !r->balance, "%s", "not balanced");
+    CONFLICT(T_VAL, "val-frac", a->val_frac != t->val_frac, "%g", t->val_frac);
+    CONFLICT(T_MAXLEN, "max-len", (uint32_t)a->max_len != ck->max_len, "%u", ck->max_len);
+    CONFLICT(T_UNIT, "unit", a->unit != crn_vocab_unit(ck->vocab), "%s", crn_unit_name(crn_vocab_unit(ck->vocab)));
+    CONFLICT(T_NORM, "norm", a->norm != crn_vocab_norm(ck->vocab), "%s", crn_norm_name(crn_vocab_norm(ck->vocab)));
+    CONFLICT(T_MINCOUNT, "min-count", (uint64_t)a->min_count != t->min_count, "%llu", (unsigned long long)t->min_count);
+    CONFLICT(T_CELL, "cell", a->cfg.base.cell != c->base.cell, "%s", crn_cell_name(c->base.cell));
+    CONFLICT(T_HIDDEN, "hidden", a->cfg.base.hidden != c->base.hidden, "%u", c->base.hidden);
+    CONFLICT(T_EMBED, "embed", a->cfg.base.embed != c->base.embed, "%u", c->base.embed);
+    CONFLICT(T_LAYERS, "layers", a->cfg.base.layers != c->base.layers, "%u", c->base.layers);
+    CONFLICT(T_BIDIR, "bidirectional", a->cfg.bidir != c->bidir, "%s", crn_bidir_name(c->bidir));
+    CONFLICT(T_POOL, "pool", a->cfg.pool != c->pool, "%s", crn_pool_name(c->pool));
+    CONFLICT(T_DROPOUT, "dropout", a->cfg.base.dropout != c->base.dropout, "%g", (double)c->base.dropout);
+    CONFLICT(T_INIT, "init-from", 1, "%s", "its weights are already trained");
+    CONFLICT(T_BATCH, "batch", a->to.batch != t->batch, "%u", t->batch);
+    CONFLICT(T_OPTIM, "optim", a->to.optim.kind != t->optim.kind, "%s", crn_optim_name(t->optim.kind));
+    CONFLICT(T_SEED, "seed", a->to.seed != t->seed, "%llu", (unsigned long long)t->seed);
+    char *const *have[3] = {t->keep, t->drop, t->replace};
+    const size_t nhave[3] = {t->n_keep, t->n_drop, t->n_replace};
+    static const char *const pname[3] = {"keep", "drop", "replace"};
+    for (int w = 0; w < 3; w++) {
+        int same = a->n_pat[w] == nhave[w];
+        for (size_t i = 0; same && i < nhave[w]; i++) same = !strcmp(a->pat[w][i], have[w][i]);
+        if (SET(T_KEEP + w) && !same)
+            return cli_usage_error(CMD, "--%s conflicts with the run being resumed (%zu --%s patterns); a resumed run "
+                                   "keeps its data, model and optimizer (start a new run to change them)",
+                                   pname[w], nhave[w], pname[w]), -1;
+    }
+    char *abs = a->data ? realpath(a->data, NULL) : NULL;
+    int other = a->data && strcmp(abs ? abs : a->data, t->corpus_path);
+    free(abs);
+    if (other)
+        return cli_usage_error(CMD, "DATA '%s' conflicts with the run being resumed (%s); a resumed run keeps its "
+                               "data, model and optimizer (start a new run to change them)", a->data, t->corpus_path), -1;
+#undef CONFLICT
+    return 0;
+}
+
+/* --resume: the arguments take the run's values, except those that may change. */
+static int resume_apply(targs *a, crn_clf_run_opts *r, const crn_checkpoint *ck) {
+    crn_train_opts *t = &r->t;
+    a->data = t->corpus_path;
+    a->ro.format = (enum crn_rec_format)r->format;
+    a->ro.text_col = r->text_col;
+    a->ro.label_col = r->label_col;
+    a->to.balance = (int)r->balance;
+    a->val_frac = t->val_frac;
+    a->max_len = ck->max_len;
+    a->cfg = ck->clf_cfg;
+    a->to.batch = t->batch;
+    a->to.seed = t->seed;
+    float lr = a->to.optim.lr;
+    a->to.optim = t->optim;
+    if (SET(T_LR)) a->to.optim.lr = lr;
+    if (!SET(T_CLIP)) a->to.clip = t->clip;
+    if (!SET(T_CONST)) a->to.cosine = t->sched.kind == CRN_SCHED_COSINE;
+    if (!a->have_budget) {
+        a->to.max_steps = t->max_steps;
+        a->to.max_epochs = t->max_epochs;
+        a->to.time_limit = t->time_limit;
+    }
+    if (!SET(T_EVAL)) a->to.eval_every = t->eval_every;
+    if (!SET(T_PATIENCE)) a->to.patience = t->patience;
+    if (!SET(T_LOG)) a->log = t->log_path;
+    /* the run goes on with the options of this session */
+    t->optim.lr = t->sched.lr = a->to.optim.lr;
+    t->clip = a->to.clip;
+    t->sched.kind = a->to.cosine ? CRN_SCHED_COSINE : CRN_SCHED_CONSTANT;
+    t->max_steps = a->to.max_steps;
+    t->max_epochs = a->to.max_epochs;
+    t->time_limit = a->to.time_limit;
+    t->eval_every = a->to.eval_every;
+    t->patience = a->to.patience;
+    if (a->log != t->log_path) {
+        free(t->log_path);
+        if (!(t->log_path = strdup(a->log))) return crn_error_set(CRN_ENOMEM, "out of memory");
+        a->log = t->log_path;
+    }
+    return 0;
+}
+#undef SET
+
+/* --resume MODEL (or MODEL.resume): load MODEL.resume and take over its run. */
+static int resume_setup(tsess *s, targs *a, int *usage) {
+    size_t n = strlen(a->resume), k = strlen(CRN_RESUME_SUFFIX);
+    if (!(s->base = strdup(a->resume))) return crn_error_set(CRN_ENOMEM, "out of memory");
+    if (n > k && !strcmp(s->base + n - k, CRN_RESUME_SUFFIX)) s->base[n - k] = 0;
+    if (!a->out) a->out = s->base;
+    size_t m = strlen(s->base) > strlen(a->out) ? strlen(s->base) : strlen(a->out);
+    if (!(s->resume_path = malloc(m + k + 1))) return crn_error_set(CRN_ENOMEM, "out of memory");
+    sprintf(s->resume_path, "%s%s", s->base, CRN_RESUME_SUFFIX);
+    int rc = crn_checkpoint_load_kind(&s->ck, s->resume_path, CRN_CKPT_CLASSIFIER);
+    if (rc) return rc;
+    if (!s->ck->train_blob || !s->ck->optim)
+        return crn_error_set(CRN_EFORMAT, "%s: no run state (optimizer and training state); it cannot be resumed",
+                             s->resume_path);
+    if ((rc = crn_clf_blob_decode(&s->run, &s->st, s->ck->train_blob, s->ck->train_blob_len)))
+        return crn_error_prefix(rc, "%s", s->resume_path);
+    sprintf(s->resume_path, "%s%s", a->out, CRN_RESUME_SUFFIX); // this session writes MODEL.resume of -o
+    if (check_conflicts(a, &s->run, s->ck) < 0) {
+        *usage = 1;
+        return CRN_EINVAL;
+    }
+    if ((rc = resume_apply(a, &s->run, s->ck))) return rc;
+    const crn_train_opts *t = &s->run.t;
+    if ((t->n_keep || t->n_drop || t->n_replace) &&
+        (rc = crn_clf_cleaner_create(&s->clean, t->keep, t->n_keep, t->drop, t->n_drop, t->replace, t->n_replace)))
+        return crn_error_prefix(rc, "%s", s->resume_path);
+    s->v = s->ck->vocab;
+    s->m = s->ck->clf;
+    for (uint32_t c = 0; c < s->ck->clf_cfg.classes && !rc; c++)
+        rc = add_class(&s->cls, (const uint8_t *)s->ck->class_names[c], strlen(s->ck->class_names[c]));
+    if (!rc) rc = crn_records_load(&s->r, a->data, &a->ro);
+    return rc;
+}
+
+static void print_setup(const targs *a, const tsess *s, size_t n, size_t nval, const crn_clf_data *d) {
+    if (a->quiet) return;
+    fprintf(stderr, "classify train: %zu lines (%zu train, %zu validation), %u classes, vocab %u (%s), %llu lines cut to %lld tokens\n",
+            n, n - nval, nval, s->cls.n, a->cfg.base.vocab, crn_unit_name(crn_vocab_unit(s->v)),
+            (unsigned long long)d->truncated, a->max_len);
+    fprintf(stderr, "model: %s embed %u hidden %u layers %u, %s direction, %s pooling, %zu parameters%s\n",
+            crn_cell_name(a->cfg.base.cell), a->cfg.base.embed, a->cfg.base.hidden, a->cfg.base.layers,
+            a->cfg.bidir == CRN_BIDIR_NONE ? "forward" : a->cfg.bidir == CRN_BIDIR_LAST ? "bidirectional top layer" : "bidirectional",
+            crn_pool_name(a->cfg.pool), crn_clf_num_params(s->m), s->lm ? " (initialised from a generator)" : "");
+    if (s->lm) fprintf(stderr, "init-from %s: %d tensors copied\n", a->init_from, s->copied);
+    if (d->dropped) fprintf(stderr, "cleaning: %llu rows left out by --keep/--drop\n", (unsigned long long)d->dropped);
+    if (s->ck) fprintf(stderr, "resumed the run of %s at step %llu\n", a->resume, (unsigned long long)s->st.step);
+}
+
 static int cmd_train(int argc, char **argv) {
     targs a;
     int pr = parse_train_args(&a, argc, argv);
-    if (pr) return pr > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    crn_records *r = NULL;
-    crn_vocab *v = NULL;
-    crn_checkpoint *lm = NULL;
-    crn_clf *m = NULL;
-    classes cls = {0};
+    if (pr) {
+        targs_free(&a);
+        return pr > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    }
+    tsess s = {0};
     crn_clf_data d = {0};
     uint32_t *idx = NULL;
     tctx t = {.a = &a};
-    int rc, status = CLI_EXIT_ERROR;
+    int rc, status = CLI_EXIT_ERROR, usage = 0;
     crn_set_threads((int)a.threads);
-    if ((rc = crn_records_load(&r, a.data, &a.ro)) || (rc = discover_classes(&cls, r, a.classes))) goto fail;
-    if (a.init_from) {
-        if ((rc = crn_checkpoint_load_kind(&lm, a.init_from, CRN_CKPT_GENERATOR))) goto fail;
-        a.cfg.base.cell = lm->cfg.cell;
-        a.cfg.base.act = lm->cfg.act;
-        a.cfg.base.embed = lm->cfg.embed;
-        a.cfg.base.hidden = lm->cfg.hidden;
-        a.cfg.base.layers = lm->cfg.layers;
-        if ((rc = crn_vocab_clone(&v, lm->vocab))) goto fail;
-    } else if ((rc = make_vocab(&v, r, &a))) {
-        goto fail;
+    if (a.resume) rc = resume_setup(&s, &a, &usage);
+    else rc = fresh_setup(&s, &a);
+    if (usage) {
+        status = CLI_EXIT_USAGE;
+        goto done;
     }
-    a.cfg.base.vocab = crn_vocab_size(v);
-    a.cfg.classes = cls.n;
-    if ((rc = crn_clf_config_check(&a.cfg)) || (rc = crn_clf_create(&m, &a.cfg))) goto fail;
-    crn_rng rng;
-    crn_rng_seed(&rng, a.to.seed);
-    crn_clf_init(m, &rng);
-    int copied = lm ? init_from_lm(m, lm) : 0;
-    if ((rc = build_data(&d, r, v, (uint32_t)a.max_len, &cls))) goto fail;
+    if (!rc && !s.resume_path) {
+        if (!(s.resume_path = malloc(strlen(a.out) + sizeof CRN_RESUME_SUFFIX))) rc = crn_error_set(CRN_ENOMEM, "out of memory");
+        else sprintf(s.resume_path, "%s%s", a.out, CRN_RESUME_SUFFIX);
+    }
+    if (rc || (rc = build_data(&d, s.r, s.v, (uint32_t)a.max_len, &s.cls, s.clean))) goto fail;
     size_t n = d.n, nval = (size_t)(a.val_frac * (double)n);
     if (!(idx = malloc(n * sizeof *idx))) {
         rc = crn_error_set(CRN_ENOMEM, "out of memory");
         goto fail;
     }
     split(idx, n, a.to.seed);
-    if (a.log && !(t.log = fopen(a.log, "w"))) {
+    if (a.log && !(t.log = fopen(a.log, s.ck ? "a" : "w"))) {
         rc = crn_error_set(CRN_EIO, "%s: cannot open: %s", a.log, strerror(errno));
         goto fail;
     }
-    if (t.log) fprintf(t.log, "step,epoch,seconds,lr,train_loss,val_loss,val_acc,val_f1\n");
-    if (!a.quiet) {
-        fprintf(stderr, "classify train: %zu lines (%zu train, %zu validation), %u classes, vocab %u (%s), %llu lines cut to %lld tokens\n",
-                n, n - nval, nval, cls.n, a.cfg.base.vocab, crn_unit_name(crn_vocab_unit(v)),
-                (unsigned long long)d.truncated, a.max_len);
-        fprintf(stderr, "model: %s embed %u hidden %u layers %u, %s direction, %s pooling, %zu parameters%s\n",
-                crn_cell_name(a.cfg.base.cell), a.cfg.base.embed, a.cfg.base.hidden, a.cfg.base.layers,
-                a.cfg.bidir == CRN_BIDIR_NONE ? "forward" : a.cfg.bidir == CRN_BIDIR_LAST ? "bidirectional top layer" : "bidirectional",
-                crn_pool_name(a.cfg.pool), crn_clf_num_params(m), lm ? " (initialised from a generator)" : "");
-        if (lm) fprintf(stderr, "init-from %s: %d tensors copied\n", a.init_from, copied);
-    }
-    t.v = v;
-    t.m = m;
-    t.cls = &cls;
+    if (t.log && !s.ck) fprintf(t.log, "step,epoch,seconds,lr,train_loss,val_loss,val_acc,val_f1\n");
+    print_setup(&a, &s, n, nval, &d);
+    t.v = s.v;
+    t.m = s.m;
+    t.cls = &s.cls;
+    t.run = &s.run;
+    t.st = &s.st;
+    t.resume_path = s.resume_path;
+    if (!a.quiet && (rc = cli_progress_create(&t.prog, stderr, -1, 0))) goto fail;
     cli_install_stop_signals();
     crn_clf_event last;
-    rc = crn_clf_train(m, &d, idx + nval, n - nval, idx, nval, &a.to, on_event, &t, &last);
+    rc = crn_clf_train(s.m, &d, idx + nval, n - nval, idx, nval, &a.to, &s.st, s.ck ? s.ck->optim : NULL, on_event,
+                       &t, &last);
+    cli_progress_finish(t.prog);
     if (rc == CRN_EINTR) {
-        if (!a.quiet) fprintf(stderr, "classify train: interrupted; the best model so far is in %s\n", a.out);
+        if (!a.quiet)
+            fprintf(stderr, "classify train: interrupted; the best model so far is in %s (step %llu)\n"
+                            "  continue with: charrnn classify train --resume %s\n",
+                    a.out, (unsigned long long)s.st.step, a.out);
         status = CLI_EXIT_INTERRUPTED;
         goto done;
     }
@@ -500,24 +843,41 @@ static int cmd_train(int argc, char **argv) {
     status = CLI_EXIT_OK;
     goto done;
 fail:
+    cli_progress_finish(t.prog);
     status = cli_fail(CMD, rc);
 done:
+    cli_progress_destroy(t.prog);
     if (t.log) fclose(t.log);
     free(idx);
     crn_clf_data_free(&d);
-    crn_clf_destroy(m);
-    classes_free(&cls);
-    crn_vocab_destroy(v);
-    crn_checkpoint_destroy(lm);
-    crn_records_destroy(r);
+    tsess_free(&s);
+    targs_free(&a);
     return status;
 }
 
 /* ---- predict ---------------------------------------------------------------- */
 
+/* The cleaning a classifier was trained with (its TRAIN section; none if
+ * the file has no run state or no patterns). */
+static int model_cleaner(crn_clf_cleaner **out, const crn_checkpoint *ck, const char *path) {
+    *out = NULL;
+    if (!ck->train_blob) return 0;
+    crn_clf_run_opts o;
+    crn_train_status st;
+    int rc = crn_clf_blob_decode(&o, &st, ck->train_blob, ck->train_blob_len);
+    if (rc) return crn_error_prefix(rc, "%s", path);
+    const crn_train_opts *t = &o.t;
+    if (t->n_keep || t->n_drop || t->n_replace)
+        rc = crn_clf_cleaner_create(out, t->keep, t->n_keep, t->drop, t->n_drop, t->replace, t->n_replace);
+    crn_clf_run_opts_free(&o);
+    crn_train_status_free(&st);
+    return rc ? crn_error_prefix(rc, "%s", path) : 0;
+}
+
 /* A loaded classifier and the buffers to run it on chunks of lines. */
 typedef struct runner {
     crn_checkpoint *ck;
+    crn_clf_cleaner *clean;  /* replacements only: every line gets an answer */
     crn_clf_encoder enc;
     crn_clf_data d;          /* the current chunk */
     uint32_t *idx, *x, *len;
@@ -531,7 +891,9 @@ static int runner_open(runner *u, const char *path, size_t chunk, uint32_t B) {
     int rc = crn_checkpoint_load_kind(&u->ck, path, CRN_CKPT_CLASSIFIER);
     if (rc) return rc;
     const uint32_t C = u->ck->clf_cfg.classes, T = u->ck->max_len;
+    if ((rc = model_cleaner(&u->clean, u->ck, path))) return rc;
     crn_clf_encoder_init(&u->enc, u->ck->vocab, T);
+    u->enc.clean = u->clean;
     u->cap = chunk;
     u->B = B;
     u->d.ids = malloc(chunk * T * sizeof *u->d.ids);
@@ -550,6 +912,7 @@ static int runner_open(runner *u, const char *path, size_t chunk, uint32_t B) {
 
 static void runner_close(runner *u) {
     crn_clf_encoder_free(&u->enc);
+    crn_clf_cleaner_destroy(u->clean);
     crn_clf_data_free(&u->d);
     free(u->idx);
     free(u->x);
@@ -772,13 +1135,18 @@ static int cmd_eval(int argc, char **argv) {
     crn_clf_metrics mt = {0};
     int rc = crn_checkpoint_load_kind(&ck, argv[optind], CRN_CKPT_CLASSIFIER);
     if (!rc) rc = crn_records_load(&r, argv[optind + 1], &a.ro);
+    crn_clf_cleaner *clean = NULL;
+    if (!rc) rc = model_cleaner(&clean, ck, argv[optind]);
     if (!rc) {
         classes cls = {ck->class_names, ck->clf_cfg.classes};
-        rc = build_data(&d, r, ck->vocab, ck->max_len, &cls);
+        rc = build_data(&d, r, ck->vocab, ck->max_len, &cls, clean);
     }
+    crn_clf_cleaner_destroy(clean);
     if (!rc) rc = crn_clf_inference_tables(ck->clf, 1);
     if (!rc) rc = crn_clf_metrics_init(&mt, ck->clf_cfg.classes);
     if (!rc) rc = crn_clf_evaluate(ck->clf, &d, NULL, d.n, a.to.batch, &mt);
+    if (!rc && d.dropped)
+        fprintf(stderr, "classify eval: %llu rows left out by the model's --keep/--drop\n", (unsigned long long)d.dropped);
     if (!rc) print_metrics(stdout, &mt, ck->class_names, json);
     crn_clf_metrics_free(&mt);
     crn_clf_data_free(&d);
@@ -818,6 +1186,22 @@ int cli_classify_repl(const char *cmd, const char *path, int threads) {
 
 /* ---- info on a classifier --------------------------------------------------- */
 
+/* info --json of a file with a run state (MODEL.resume): where the run is. */
+static void print_run_json(crn_checkpoint *ck) {
+    crn_clf_run_opts o;
+    crn_train_status st;
+    if (!ck->train_blob || crn_clf_blob_decode(&o, &st, ck->train_blob, ck->train_blob_len)) return;
+    uint32_t oc = 0;
+    for (int i = 0; ck->optim && i < crn_optim_num_buffers(ck->optim); i++)
+        oc = crn_crc32(oc, crn_optim_buffer(ck->optim, i), crn_clf_num_params(ck->clf) * sizeof(float));
+    printf(", \"training\": {\"step\": %llu, \"evals\": %llu, \"stop\": \"%s\", \"data\": ",
+           (unsigned long long)st.step, (unsigned long long)st.n_evals, crn_train_stop_name(st.stop_reason));
+    cli_json_string(stdout, o.t.corpus_path, strlen(o.t.corpus_path));
+    printf(", \"optimizer_crc32\": %u}", oc);
+    crn_clf_run_opts_free(&o);
+    crn_train_status_free(&st);
+}
+
 int cli_classify_info(const char *cmd, const char *path, int json) {
     crn_checkpoint *ck = NULL;
     if (crn_checkpoint_load_kind(&ck, path, CRN_CKPT_CLASSIFIER | CRN_CKPT_GENERATOR) || !ck->clf) {
@@ -837,11 +1221,14 @@ int cli_classify_info(const char *cmd, const char *path, int json) {
         }
         printf("], \"pooling\": \"%s\", \"direction\": \"%s\", \"max_len\": %u, \"cell\": \"%s\", \"layers\": %u, "
                "\"hidden\": %u, \"embed\": %u, \"dropout\": %g, \"vocab_size\": %u, \"unit\": \"%s\", "
-               "\"normalize\": \"%s\", \"params\": %zu}\n",
+               "\"normalize\": \"%s\", \"params\": %zu, \"params_crc32\": %u",
                crn_pool_name(c->pool), crn_bidir_name(c->bidir), ck->max_len, crn_cell_name(c->base.cell), c->base.layers,
                c->base.hidden, c->base.embed, (double)c->base.dropout, c->base.vocab,
                crn_unit_name(crn_vocab_unit(ck->vocab)), crn_norm_name(crn_vocab_norm(ck->vocab)),
-               crn_clf_num_params(ck->clf));
+               crn_clf_num_params(ck->clf),
+               crn_crc32(0, crn_clf_params(ck->clf), crn_clf_num_params(ck->clf) * sizeof(float)));
+        print_run_json(ck);
+        printf("}\n");
     } else {
         printf("file        %s\nkind        classifier (%s head, %u classes:", path, C == 2 ? "sigmoid" : "softmax", C);
         for (uint32_t k = 0; k < C; k++) printf(" %s", ck->class_names[k]);

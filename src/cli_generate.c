@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "common.h"
 #include "kernels.h"
+#include "cli_repl_cmd.h"
 #include "sampler.h"
 
 static const char *CMD = "generate";
@@ -24,7 +25,9 @@ static void usage(FILE *f) {
             "Generate text from a trained model. Output streams to stdout as it is\n"
             "generated (valid UTF-8 at every flush; jamo models recomposed into syllables).\n"
             "Only the continuation is printed (--echo prints the prompt first); each sample\n"
-            "ends with a line break if its text does not.\n"
+            "ends with a line break if its text does not. Jamo models: when the prompt ends\n"
+            "in a syllable the model completes (가 + final ㄴ), the continuation starts with\n"
+            "the completed syllable (간), which replaces the prompt's last character.\n"
             "\n"
             "Prompt:\n"
             "  --prompt TEXT        text to prime the model with (default: none, the text\n"
@@ -36,7 +39,7 @@ static void usage(FILE *f) {
             "\n"
             "Sampling (applied in this order at every step):\n"
             "  --temperature T      1. divide the logits by T, in [0, 100] (default 1.0;\n"
-            "                          0 = greedy: always the most likely token)\n"
+            "                          0, or below 1e-6 = greedy: always the most likely token)\n"
             "  --top-k K            2. keep the K most likely tokens (default 0 = off)\n"
             "  --top-p P            3. keep the smallest most-likely-first set whose\n"
             "                          probability reaches P, in (0, 1] (default 1.0 = off)\n"
@@ -49,7 +52,9 @@ static void usage(FILE *f) {
             "                       prints at the end instead of streaming\n"
             "\n"
             "Length and stopping:\n"
-            "  --length N           tokens to generate per sample, [1, %u] (default 500)\n"
+            "  --length N           characters to generate per sample (NFC code points, as\n"
+            "                       read, in every unit; with --beam: tokens), [1, %u]\n"
+            "                       (default 500); a Hangul syllable is never cut\n"
             "  --num N              independent samples (default 1)\n"
             "  --stop REGEX         stop as soon as the generated text contains a match (PCRE2,\n"
             "                       UTF+UCP); the match is not printed; repeatable (up to %d).\n"
@@ -65,7 +70,8 @@ static void usage(FILE *f) {
             "Output:\n"
             "  --json               one JSON object per sample (no streaming): prompt, text,\n"
             "                       tokens, mean_logprob (nats per token under the model),\n"
-            "                       stop_reason (length|stop|match|no_continuation|interrupted), seed\n"
+            "                       stop_reason (length|stop|match|no_continuation|interrupted), seed,\n"
+            "                       replaced (bytes at the prompt's end the text replaces, jamo)\n"
             "  --show PAGE.html     also write the prompt and the text on a 'charrnn show' page,\n"
             "                       each character coloured by the model's probability of it\n"
             "                       (temperature 1); one sample only (--num 1)\n"
@@ -90,8 +96,21 @@ static void on_sigint(int sig) {
     interrupted = 1;
 }
 
+/* --echo with a jamo prompt ending in an open syllable: the syllable is
+ * withheld until the run shows whether its text restates it, completed. */
+typedef struct echo_tail {
+    crn_generator *g;
+    const uint8_t *s;
+    size_t n;
+} echo_tail;
+
+static void echo_tail_flush(echo_tail *e) {
+    if (e->n && !crn_generator_replaced(e->g)) fwrite(e->s, 1, e->n, stdout);
+    e->n = 0;
+}
+
 static int stream_emit(void *user, const uint8_t *s, size_t n) {
-    (void)user;
+    echo_tail_flush(user);
     if (fwrite(s, 1, n, stdout) != n) return 1;
     fflush(stdout);
     return 0;
@@ -137,14 +156,93 @@ done:
     return 0;
 }
 
-static uint64_t time_seed(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
-    /* splitmix finaliser: nearby times give unrelated seeds */
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return (x ^ (x >> 31)) % 1000000000000ull; /* short enough to retype */
+/* What the sample loop needs besides the generator. */
+typedef struct gen_run {
+    long long num;              /* samples */
+    int json, echo, verbose;
+    const char *show_page;      /* --show PAGE.html or NULL */
+    const char *model_path;
+    crn_checkpoint *ck;         /* the model (for --show) */
+} gen_run;
+
+/* The prompt from --prompt-file or --prompt (neither: none) into a
+ * malloc'ed buffer. @return 0 or a negative error. */
+static int load_prompt(const char *prompt_file, const char *prompt_arg, uint8_t **prompt, size_t *prompt_len) {
+    if (prompt_file) return cli_read_file(prompt_file, prompt, prompt_len);
+    if (!prompt_arg) return 0;
+    *prompt_len = strlen(prompt_arg);
+    if (!(*prompt = malloc(*prompt_len + 1))) return crn_error_set(CRN_ENOMEM, "out of memory");
+    memcpy(*prompt, prompt_arg, *prompt_len + 1);
+    return 0;
+}
+
+/* The samples: reset, prime with the prompt, generate (streamed unless
+ * --json), report, and with --show write the page. @return the exit status. */
+static int run_samples(crn_generator *g, const crn_sample_settings *s, const uint8_t *prompt, size_t prompt_len,
+                       const gen_run *o) {
+    int rc, err;
+    rc = CLI_EXIT_OK;
+    for (long long i = 0; i < o->num && !interrupted; i++) {
+        crn_generator_reset(g);
+        crn_prime_info info;
+        if ((err = crn_generator_prime(g, prompt, prompt_len, &info)) < 0) {
+            rc = cli_fail(CMD, err);
+            break;
+        }
+        if (i == 0 && info.n_unk > 0)
+            fprintf(stderr,
+                    "charrnn generate: the prompt has %zu character%s the model has never seen (%s); fed as <unk>"
+                    " (--strict refuses them)\n",
+                    info.n_unk, info.n_unk == 1 ? "" : "s", info.unknown);
+        echo_tail tail = {g, prompt ? prompt + prompt_len - info.open_raw : NULL,
+                          o->echo && !o->json ? info.open_raw : 0};
+        if (o->echo && !o->json && prompt_len) {
+            fwrite(prompt, 1, prompt_len - tail.n, stdout);
+            fflush(stdout);
+        }
+        crn_gen_result res;
+        double t0 = crn_now();
+        err = crn_generator_run(g, o->json ? NULL : stream_emit, &tail, &res);
+        double dt = crn_now() - t0;
+        if (err >= 0) echo_tail_flush(&tail);
+        if (err < 0) {
+            if (!o->json) fputc('\n', stdout);
+            rc = cli_fail(CMD, err);
+            break;
+        }
+        if (o->json) {
+            fputs("{\"prompt\": ", stdout);
+            cli_json_string(stdout, (const char *)(prompt ? prompt : (const uint8_t *)""), prompt_len);
+            fputs(", \"text\": ", stdout);
+            cli_json_string(stdout, (const char *)res.text, res.text_len);
+            printf(", \"tokens\": %zu, \"mean_logprob\": %.6f, \"stop_reason\": \"%s\", \"seed\": %llu, \"sample\": %lld,"
+                   " \"replaced\": %zu}\n",
+                   res.tokens, res.mean_logprob, crn_gen_stop_name(res.reason), (unsigned long long)s->seed, i,
+                   res.replaced);
+        } else if (res.text_len == 0 || res.text[res.text_len - 1] != '\n') {
+            fputc('\n', stdout);
+        }
+        fflush(stdout);
+        if (o->verbose)
+            fprintf(stderr, "charrnn generate: sample %lld: %zu tokens in %.3f s (%.0f tokens/s), stop: %s, mean log-prob %.4f\n",
+                    i + 1, res.tokens, dt, dt > 0 ? (double)res.tokens / dt : 0.0, crn_gen_stop_name(res.reason),
+                    res.mean_logprob);
+        else if (res.reason == CRN_GEN_STOP_NO_CONTINUATION)
+            fprintf(stderr, "charrnn generate: sample %lld: no token can continue a match of '%s'\n", i + 1, s->match);
+        if (ferror(stdout)) {
+            rc = CLI_EXIT_ERROR;
+            break;
+        }
+        if (o->show_page) {
+            char note[2048];
+            cli_sample_settings_describe(s, note, sizeof note);
+            /* the prompt minus what the text restates (jamo), then the text */
+            if ((rc = cli_show_generated(CMD, o->show_page, o->model_path, o->ck, prompt, prompt_len - res.replaced,
+                                         res.text, res.text_len, note)) != CLI_EXIT_OK)
+                break;
+        }
+    }
+    return rc;
 }
 
 enum {
@@ -225,26 +323,13 @@ int cli_generate(int argc, char **argv) {
         cli_usage_error(CMD, "--show writes one sample's page: use --num 1");
         goto done;
     }
-    if (crn_sample_settings_check(&s) < 0) {
-        cli_usage_error(CMD, "%s", crn_error_message());
-        goto done;
-    }
-    if (!have_seed) s.seed = time_seed();
+    if (cli_sampling_finish(CMD, &s, have_seed) < 0) goto done;
 
     rc = CLI_EXIT_ERROR;
     int err;
-    if (prompt_file) {
-        if ((err = cli_read_file(prompt_file, &prompt, &prompt_len)) < 0) {
-            rc = cli_fail(CMD, err);
-            goto done;
-        }
-    } else if (prompt_arg) {
-        prompt_len = strlen(prompt_arg);
-        if (!(prompt = malloc(prompt_len + 1))) {
-            rc = cli_fail(CMD, crn_error_set(CRN_ENOMEM, "out of memory"));
-            goto done;
-        }
-        memcpy(prompt, prompt_arg, prompt_len + 1);
+    if ((err = load_prompt(prompt_file, prompt_arg, &prompt, &prompt_len)) < 0) {
+        rc = cli_fail(CMD, err);
+        goto done;
     }
     crn_set_threads((int)threads);
     if (cli_load_sampling_model(CMD, model_path, exact, &ck) != 0) {
@@ -257,7 +342,7 @@ int cli_generate(int argc, char **argv) {
     }
     if (verbose) {
         char desc[2048];
-        crn_sample_settings_describe(&s, desc, sizeof desc);
+        cli_sample_settings_describe(&s, desc, sizeof desc);
         fprintf(stderr, "charrnn generate: seed %llu\n%s\n", (unsigned long long)s.seed, desc);
     }
     struct sigaction sa, old_sa;
@@ -267,61 +352,8 @@ int cli_generate(int argc, char **argv) {
     sigaction(SIGINT, &sa, &old_sa);
     crn_generator_set_cancel(g, &interrupted);
 
-    rc = CLI_EXIT_OK;
-    for (long long i = 0; i < num && !interrupted; i++) {
-        crn_generator_reset(g);
-        crn_prime_info info;
-        if ((err = crn_generator_prime(g, prompt, prompt_len, &info)) < 0) {
-            rc = cli_fail(CMD, err);
-            break;
-        }
-        if (i == 0 && info.n_unk > 0)
-            fprintf(stderr,
-                    "charrnn generate: the prompt has %zu character%s the model has never seen (%s); fed as <unk>"
-                    " (--strict refuses them)\n",
-                    info.n_unk, info.n_unk == 1 ? "" : "s", info.unknown);
-        if (echo && !json && prompt_len) {
-            fwrite(prompt, 1, prompt_len, stdout);
-            fflush(stdout);
-        }
-        crn_gen_result res;
-        double t0 = crn_now();
-        err = crn_generator_run(g, json ? NULL : stream_emit, NULL, &res);
-        double dt = crn_now() - t0;
-        if (err < 0) {
-            if (!json) fputc('\n', stdout);
-            rc = cli_fail(CMD, err);
-            break;
-        }
-        if (json) {
-            fputs("{\"prompt\": ", stdout);
-            cli_json_string(stdout, (const char *)(prompt ? prompt : (const uint8_t *)""), prompt_len);
-            fputs(", \"text\": ", stdout);
-            cli_json_string(stdout, (const char *)res.text, res.text_len);
-            printf(", \"tokens\": %zu, \"mean_logprob\": %.6f, \"stop_reason\": \"%s\", \"seed\": %llu, \"sample\": %lld}\n",
-                   res.tokens, res.mean_logprob, crn_stop_reason_name(res.reason), (unsigned long long)s.seed, i);
-        } else if (res.text_len == 0 || res.text[res.text_len - 1] != '\n') {
-            fputc('\n', stdout);
-        }
-        fflush(stdout);
-        if (verbose)
-            fprintf(stderr, "charrnn generate: sample %lld: %zu tokens in %.3f s (%.0f tokens/s), stop: %s, mean log-prob %.4f\n",
-                    i + 1, res.tokens, dt, dt > 0 ? (double)res.tokens / dt : 0.0, crn_stop_reason_name(res.reason),
-                    res.mean_logprob);
-        else if (res.reason == CRN_STOP_NO_CONTINUATION)
-            fprintf(stderr, "charrnn generate: sample %lld: no token can continue a match of '%s'\n", i + 1, s.match);
-        if (ferror(stdout)) {
-            rc = CLI_EXIT_ERROR;
-            break;
-        }
-        if (show_page) {
-            char note[2048];
-            crn_sample_settings_describe(&s, note, sizeof note);
-            if ((rc = cli_show_generated(CMD, show_page, model_path, ck, prompt, prompt_len, res.text, res.text_len,
-                                         note)) != CLI_EXIT_OK)
-                break;
-        }
-    }
+    gen_run run = {num, json, echo, verbose, show_page, model_path, ck};
+    rc = run_samples(g, &s, prompt, prompt_len, &run);
     sigaction(SIGINT, &old_sa, NULL);
     if (interrupted && rc == CLI_EXIT_OK) {
         fprintf(stderr, "charrnn generate: interrupted\n");

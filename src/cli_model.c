@@ -8,12 +8,13 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "byteorder.h"
 #include "checkpoint.h"
 #include "cli.h"
 #include "common.h"
 #include "corpus.h"
 #include "kernels.h"
-#include "progress.h"
+#include "cli_progress.h"
 #include "train.h"
 
 /* ------------------------------------------------------------------------ */
@@ -100,11 +101,7 @@ int cli_eval(int argc, char **argv) {
         status = cli_fail(cmd, rc);
         goto done;
     }
-    /* Characters predicted: for code points, exactly the targets (as the
-     * PyTorch peer counts); for grapheme/jamo, the NFC code points of the text
-     * after the first. */
-    double chars = co.unit == CRN_UNIT_CODEPOINT ? (double)count
-                                                 : (double)(corp->n_chars > 1 ? corp->n_chars - 1 : 1);
+    double chars = crn_corpus_chars_predicted(corp, count);
     if (!isfinite(nats)) { /* finite weights can still overflow: a run that diverged */
         cli_error(cmd, "%s: the model's predictions on %s are not finite (NaN/Inf): its weights have blown up; "
                   "use an earlier checkpoint", mpath, fpath);
@@ -121,7 +118,7 @@ int cli_eval(int argc, char **argv) {
         printf(", \"unit\": \"%s\", \"bits_per_char\": %.6f, \"bits_per_token\": %.6f, \"bits_per_byte\": %.6f, "
                "\"chars\": %llu, \"tokens\": %zu, \"targets\": %llu, \"bytes\": %llu, \"unknown\": %llu, "
                "\"invalid\": %llu}\n",
-               crn_unit_name(co.unit), bpc, bpt, bpb, (unsigned long long)corp->n_chars, corp->n_tokens,
+               crn_unit_name(co.unit), bpc, bpt, bpb, (unsigned long long)corp->n_nfc_chars, corp->n_tokens,
                (unsigned long long)count, (unsigned long long)corp->n_bytes, (unsigned long long)corp->n_unk,
                (unsigned long long)corp->n_invalid);
     } else {
@@ -129,7 +126,7 @@ int cli_eval(int argc, char **argv) {
         printf("  bits per char:  %.4f\n", bpc);
         printf("  bits per token: %.4f (%s)\n", bpt, crn_unit_name(co.unit));
         printf("  bits per byte:  %.4f\n", bpb);
-        printf("  chars %llu, tokens %zu, bytes %llu\n", (unsigned long long)corp->n_chars, corp->n_tokens,
+        printf("  chars %llu, tokens %zu, bytes %llu\n", (unsigned long long)corp->n_nfc_chars, corp->n_tokens,
                (unsigned long long)corp->n_bytes);
         if (corp->n_unk)
             printf("  %llu tokens are not in the model's vocabulary (counted as <unk>)\n",
@@ -200,6 +197,112 @@ static void json_num(const char *key, double v, int comma) {
 
 enum { I_JSON = 256 };
 
+/* What `info` shows, for the two output formats. */
+typedef struct info_view {
+    const char *path;
+    long long fsize;                 /* -1: unknown */
+    const crn_checkpoint *ck;
+    const crn_model_config *cfg;
+    size_t np;                       /* parameters */
+    uint32_t pcrc, ocrc;             /* CRC-32 of the parameters, of the optimizer state */
+    const char *preview;             /* the first tokens, plen bytes */
+    size_t plen;
+    uint32_t V;
+    enum crn_unit unit;
+    enum crn_norm norm;
+    int have_state;                  /* o and s hold the training state */
+    const crn_train_opts *o;
+    const crn_train_status *s;
+} info_view;
+
+static void print_info_json(const info_view *v) {
+    const crn_model_config *cfg = v->cfg;
+    const crn_train_status *s = v->s;
+    const crn_train_opts *o = v->o;
+    printf("{\"file\": ");
+    cli_json_string(stdout, v->path, strlen(v->path));
+    printf(", \"file_size\": %lld, \"cell\": \"%s\", \"activation\": \"%s\", \"layers\": %u, \"hidden\": %u, "
+           "\"embed\": %u, \"dropout\": %g, \"vocab_size\": %u, \"unit\": \"%s\", \"normalize\": \"%s\", "
+           "\"params\": %zu, \"params_crc32\": \"%08x\", ",
+           v->fsize, crn_cell_name(cfg->cell), crn_act_name(cfg->act), cfg->layers, cfg->hidden, cfg->embed,
+           (double)cfg->dropout, v->V, crn_unit_name(v->unit), crn_norm_name(v->norm), v->np, v->pcrc);
+    printf("\"vocab_preview\": ");
+    cli_json_string(stdout, v->preview, v->plen);
+    if (v->ck->optim)
+        printf(", \"optimizer\": \"%s\", \"optimizer_updates\": %llu, \"optimizer_crc32\": \"%08x\"",
+               crn_optim_name(v->ck->optim->cfg.kind), (unsigned long long)v->ck->optim->t, v->ocrc);
+    else
+        printf(", \"optimizer\": null");
+    if (v->have_state) {
+        printf(", \"training\": {\"step\": %llu, \"epoch\": %llu, \"window\": %llu, \"seconds\": %.3f, ",
+               (unsigned long long)s->step, (unsigned long long)s->epoch, (unsigned long long)s->win, s->elapsed);
+        json_num("best_val_bpc", s->has_best ? s->best_val_bpc : NAN, 1);
+        printf("\"best_step\": %llu, \"evals\": %llu, ", (unsigned long long)s->best_step,
+               (unsigned long long)s->n_evals);
+        json_num("first_val_bpc", s->first_val_bpc, 1);
+        json_num("last_val_bpc", s->last_val_bpc, 1);
+        json_num("last_train_bpc", s->last_train_bpc, 1);
+        printf("\"tokens_seen\": %llu, \"nonfinite_skipped\": %u, \"stop\": \"%s\", \"run_id\": \"%016llx\", ",
+               (unsigned long long)s->tokens_seen, s->nonfinite_total,
+               crn_train_stop_name((enum crn_train_stop)s->stop_reason), (unsigned long long)s->run_id);
+        printf("\"corpus\": ");
+        cli_json_string(stdout, o->corpus_path ? o->corpus_path : "", o->corpus_path ? strlen(o->corpus_path) : 0);
+        printf(", \"batch\": %u, \"seq\": %u, \"lr\": %g, \"clip\": %g, \"schedule\": \"%s\", \"seed\": %llu, ",
+               o->batch, o->seq, (double)o->optim.lr, o->clip, sched_name(o->sched.kind),
+               (unsigned long long)o->seed);
+        printf("\"init\": \"%s\", ", crn_init_name(o->init.kind));
+        json_num("forget_bias", o->init.forget_bias, 0);
+        printf("}");
+    } else {
+        printf(", \"training\": null");
+    }
+    printf("}\n");
+}
+
+static void print_info_text(const info_view *v) {
+    const crn_model_config *cfg = v->cfg;
+    const crn_train_status *s = v->s;
+    const crn_train_opts *o = v->o;
+    printf("%s: %lld bytes\n", v->path, v->fsize);
+    printf("  model:       %s", crn_cell_name(cfg->cell));
+    if (cfg->cell == CRN_CELL_RNN) printf(" (%s)", crn_act_name(cfg->act));
+    printf(", %u layers x %u hidden, %s input", cfg->layers, cfg->hidden, cfg->embed ? "embedding" : "one-hot");
+    if (cfg->embed) printf(" (%u)", cfg->embed);
+    if (cfg->dropout > 0) printf(", dropout %g", (double)cfg->dropout);
+    printf("\n  parameters:  %zu (crc32 %08x)\n", v->np, v->pcrc);
+    printf("  vocabulary:  %u tokens (%s, %s): %s%s\n", v->V, crn_unit_name(v->unit), crn_norm_name(v->norm),
+           v->preview, v->V > 61 ? "..." : "");
+    if (v->ck->optim)
+        printf("  optimizer:   %s state after %llu updates (crc32 %08x)\n", crn_optim_name(v->ck->optim->cfg.kind),
+               (unsigned long long)v->ck->optim->t, v->ocrc);
+    else
+        printf("  optimizer:   no state (model only)\n");
+    if (v->have_state) {
+        char el[32];
+        printf("  training:    step %llu (epoch %llu, window %llu), %s of training, %.3g M tokens seen\n",
+               (unsigned long long)s->step, (unsigned long long)s->epoch, (unsigned long long)s->win,
+               cli_format_duration(el, sizeof el, s->elapsed), (double)s->tokens_seen / 1e6);
+        printf("               corpus %s; batch %u x seq %u; %s lr %g, clip %g, %s schedule; seed %llu\n",
+               o->corpus_path ? o->corpus_path : "?", o->batch, o->seq, crn_optim_name(o->optim.kind),
+               (double)o->optim.lr, o->clip, sched_name(o->sched.kind), (unsigned long long)o->seed);
+        printf("               init %s", crn_init_name(o->init.kind));
+        if (v->cfg->cell == CRN_CELL_LSTM && isfinite(o->init.forget_bias))
+            printf(", forget bias %g", (double)o->init.forget_bias);
+        printf("\n");
+        if (s->has_best)
+            printf("  validation:  best %.4f bits/char at step %llu; first %.4f, last %.4f (%llu evals)\n",
+                   s->best_val_bpc, (unsigned long long)s->best_step, s->first_val_bpc, s->last_val_bpc,
+                   (unsigned long long)s->n_evals);
+        else
+            printf("  validation:  none yet\n");
+        if (isfinite(s->last_train_bpc)) printf("  train:       %.4f bits/char (last eval)\n", s->last_train_bpc);
+        if (s->nonfinite_total) printf("  skipped:     %u non-finite steps\n", s->nonfinite_total);
+        printf("  status:      %s\n", crn_train_stop_name((enum crn_train_stop)s->stop_reason));
+    } else {
+        printf("  training:    no training state\n");
+    }
+}
+
 int cli_info(int argc, char **argv) {
     static const struct option lo[] = {
         {"json", no_argument, 0, I_JSON},
@@ -223,7 +326,7 @@ int cli_info(int argc, char **argv) {
     if ((rc = cli_classify_info(cmd, path, json)) >= 0) return rc;
     crn_checkpoint *ck = NULL;
     crn_train_opts o;
-    crn_train_state s;
+    crn_train_status s;
     int have_state = 0;
     crn_train_opts_default(&o);
     memset(&s, 0, sizeof s);
@@ -248,7 +351,7 @@ int cli_info(int argc, char **argv) {
     if (ck->optim) {
         uint64_t t = ck->optim->t;
         uint8_t tb[8];
-        for (int i = 0; i < 8; i++) tb[i] = (uint8_t)(t >> (8 * i));
+        crn_le_put_u64(tb, t);
         ocrc = crn_crc32(0, tb, 8);
         for (int i = 0; i < nbuf; i++) ocrc = crn_crc32(ocrc, crn_optim_buffer(ck->optim, i), ck->optim->n * sizeof(float));
     }
@@ -258,88 +361,12 @@ int cli_info(int argc, char **argv) {
     enum crn_unit unit = crn_vocab_unit(ck->vocab);
     enum crn_norm norm = crn_vocab_norm(ck->vocab);
 
-    if (json) {
-        printf("{\"file\": ");
-        cli_json_string(stdout, path, strlen(path));
-        printf(", \"file_size\": %lld, \"cell\": \"%s\", \"activation\": \"%s\", \"layers\": %u, \"hidden\": %u, "
-               "\"embed\": %u, \"dropout\": %g, \"vocab_size\": %u, \"unit\": \"%s\", \"normalize\": \"%s\", "
-               "\"params\": %zu, \"params_crc32\": \"%08x\", ",
-               fsize, crn_cell_name(cfg->cell), crn_act_name(cfg->act), cfg->layers, cfg->hidden, cfg->embed,
-               (double)cfg->dropout, V, crn_unit_name(unit), crn_norm_name(norm), np, pcrc);
-        printf("\"vocab_preview\": ");
-        cli_json_string(stdout, preview, plen);
-        if (ck->optim)
-            printf(", \"optimizer\": \"%s\", \"optimizer_updates\": %llu, \"optimizer_crc32\": \"%08x\"",
-                   crn_optim_name(ck->optim->cfg.kind), (unsigned long long)ck->optim->t, ocrc);
-        else
-            printf(", \"optimizer\": null");
-        if (have_state) {
-            printf(", \"training\": {\"step\": %llu, \"epoch\": %llu, \"window\": %llu, \"seconds\": %.3f, ",
-                   (unsigned long long)s.step, (unsigned long long)s.epoch, (unsigned long long)s.win, s.elapsed);
-            json_num("best_val_bpc", s.has_best ? s.best_val_bpc : NAN, 1);
-            printf("\"best_step\": %llu, \"evals\": %llu, ", (unsigned long long)s.best_step,
-                   (unsigned long long)s.n_evals);
-            json_num("first_val_bpc", s.first_val_bpc, 1);
-            json_num("last_val_bpc", s.last_val_bpc, 1);
-            json_num("last_train_bpc", s.last_train_bpc, 1);
-            printf("\"tokens_seen\": %llu, \"nonfinite_skipped\": %u, \"stop\": \"%s\", \"run_id\": \"%016llx\", ",
-                   (unsigned long long)s.tokens_seen, s.nonfinite_total,
-                   crn_train_stop_name((enum crn_train_stop)s.stop_reason), (unsigned long long)s.run_id);
-            printf("\"corpus\": ");
-            cli_json_string(stdout, o.corpus_path ? o.corpus_path : "", o.corpus_path ? strlen(o.corpus_path) : 0);
-            printf(", \"batch\": %u, \"seq\": %u, \"lr\": %g, \"clip\": %g, \"schedule\": \"%s\", \"seed\": %llu, ",
-                   o.batch, o.seq, (double)o.optim.lr, o.clip, sched_name(o.sched.kind),
-                   (unsigned long long)o.seed);
-            printf("\"init\": \"%s\", ", crn_init_name(o.init.kind));
-            json_num("forget_bias", o.init.forget_bias, 0);
-            printf("}");
-        } else {
-            printf(", \"training\": null");
-        }
-        printf("}\n");
-    } else {
-        printf("%s: %lld bytes\n", path, fsize);
-        printf("  model:       %s", crn_cell_name(cfg->cell));
-        if (cfg->cell == CRN_CELL_RNN) printf(" (%s)", crn_act_name(cfg->act));
-        printf(", %u layers x %u hidden, %s input", cfg->layers, cfg->hidden, cfg->embed ? "embedding" : "one-hot");
-        if (cfg->embed) printf(" (%u)", cfg->embed);
-        if (cfg->dropout > 0) printf(", dropout %g", (double)cfg->dropout);
-        printf("\n  parameters:  %zu (crc32 %08x)\n", np, pcrc);
-        printf("  vocabulary:  %u tokens (%s, %s): %s%s\n", V, crn_unit_name(unit), crn_norm_name(norm), preview,
-               V > 61 ? "..." : "");
-        if (ck->optim)
-            printf("  optimizer:   %s state after %llu updates (crc32 %08x)\n", crn_optim_name(ck->optim->cfg.kind),
-                   (unsigned long long)ck->optim->t, ocrc);
-        else
-            printf("  optimizer:   no state (model only)\n");
-        if (have_state) {
-            char el[32];
-            printf("  training:    step %llu (epoch %llu, window %llu), %s of training, %.3g M tokens seen\n",
-                   (unsigned long long)s.step, (unsigned long long)s.epoch, (unsigned long long)s.win,
-                   crn_format_duration(el, sizeof el, s.elapsed), (double)s.tokens_seen / 1e6);
-            printf("               corpus %s; batch %u x seq %u; %s lr %g, clip %g, %s schedule; seed %llu\n",
-                   o.corpus_path ? o.corpus_path : "?", o.batch, o.seq, crn_optim_name(o.optim.kind),
-                   (double)o.optim.lr, o.clip, sched_name(o.sched.kind), (unsigned long long)o.seed);
-            printf("               init %s", crn_init_name(o.init.kind));
-            if (cfg->cell == CRN_CELL_LSTM && isfinite(o.init.forget_bias))
-                printf(", forget bias %g", (double)o.init.forget_bias);
-            printf("\n");
-            if (s.has_best)
-                printf("  validation:  best %.4f bits/char at step %llu; first %.4f, last %.4f (%llu evals)\n",
-                       s.best_val_bpc, (unsigned long long)s.best_step, s.first_val_bpc, s.last_val_bpc,
-                       (unsigned long long)s.n_evals);
-            else
-                printf("  validation:  none yet\n");
-            if (isfinite(s.last_train_bpc)) printf("  train:       %.4f bits/char (last eval)\n", s.last_train_bpc);
-            if (s.nonfinite_total) printf("  skipped:     %u non-finite steps\n", s.nonfinite_total);
-            printf("  status:      %s\n", crn_train_stop_name((enum crn_train_stop)s.stop_reason));
-        } else {
-            printf("  training:    no training state\n");
-        }
-    }
+    info_view view = {path, fsize, ck, cfg, np, pcrc, ocrc, preview, plen, V, unit, norm, have_state, &o, &s};
+    if (json) print_info_json(&view);
+    else print_info_text(&view);
     status = CLI_EXIT_OK;
     crn_train_opts_free(&o);
-    crn_train_state_free(&s);
+    crn_train_status_free(&s);
     crn_checkpoint_destroy(ck);
     return status;
 }

@@ -1,6 +1,6 @@
 /* cli_repl.c — `charrnn repl MODEL`: an interactive sampling prompt. Each
  * line typed primes the model and the continuation streams back; lines
- * starting with ':' are commands (parsed by crn_repl_command in sampler.c).
+ * starting with ':' are commands (parsed by cli_repl_command in cli_repl_cmd.c).
  * Line editing and history with libedit when stdin is a terminal, plain
  * getline otherwise (scripts and tests drive it through a pipe). */
 #include <errno.h>
@@ -20,6 +20,7 @@
 #include "common.h"
 #include "config.h"
 #include "kernels.h"
+#include "cli_repl_cmd.h"
 #include "sampler.h"
 
 #if CRN_HAVE_LIBEDIT
@@ -45,10 +46,11 @@ static void usage(FILE *f) {
             "\n"
             "Options (the starting values of the settings; see 'charrnn generate --help'\n"
             "for the order in which sampling applies them):\n"
-            "  --temperature T   [0, 100] (default 1.0; 0 = greedy)\n"
+            "  --temperature T   [0, 100] (default 1.0; 0, or below 1e-6 = greedy)\n"
             "  --top-k K         (default 0 = off)\n"
             "  --top-p P         (0, 1] (default 1.0 = off)\n"
-            "  --length N        tokens per line, [1, %u] (default 200)\n"
+            "  --length N        characters per line (NFC code points; --beam: tokens),\n"
+            "                    [1, %u] (default 200)\n"
             "  --seed N          random seed (default: time-based, shown by :show)\n"
             "  --beam W          beam search width, [0, %u] (default 0 = off)\n"
             "  --stop REGEX      stop pattern (repeatable)\n"
@@ -81,15 +83,6 @@ static int stream_emit(void *user, const uint8_t *s, size_t n) {
     o->bytes += n;
     if (n) o->last = s[n - 1];
     return 0;
-}
-
-static uint64_t time_seed(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return (x ^ (x >> 31)) % 1000000000000ull;
 }
 
 /* ---- line input: libedit on a terminal, getline otherwise ------------------ */
@@ -233,6 +226,46 @@ enum {
     OPT_THREADS = 256, OPT_KEEP, OPT_EXACT,
 };
 
+/* A settings command: configure the generator, or on failure go back to
+ * the settings before the command (backup). */
+static void repl_apply(crn_generator *g, crn_sample_settings *s, crn_sample_settings *backup, int act,
+                       const char *msg) {
+    if (crn_generator_configure(g, s) < 0) {
+        fprintf(stderr, "error: %s\n", crn_error_message());
+        crn_sample_settings_free(s);
+        *s = *backup; /* the generator kept the old settings too */
+        crn_sample_settings_init(backup);
+        return;
+    }
+    if (act == CLI_REPL_SEED) crn_generator_seed(g, s->seed);
+    printf("%s\n", msg);
+}
+
+/* One turn: prime with the line (on a fresh state unless :keep on) and
+ * stream the continuation. */
+static void repl_turn(crn_generator *g, const crn_sample_settings *s, const char *text, size_t tl) {
+    if (!s->keep_state) crn_generator_reset(g);
+    crn_prime_info info;
+    interrupted = 0;
+    if (crn_generator_prime(g, (const uint8_t *)text, tl, &info) < 0) {
+        fprintf(stderr, "error: %s\n", crn_error_message());
+        return;
+    }
+    if (info.n_unk)
+        fprintf(stderr, "note: %zu character%s the model has never seen (%s), fed as <unk>\n", info.n_unk,
+                info.n_unk == 1 ? "" : "s", info.unknown);
+    crn_gen_result res;
+    out_state out = {0, 0};
+    int err = crn_generator_run(g, stream_emit, &out, &res);
+    if (out.bytes == 0 || out.last != '\n') fputc('\n', stdout);
+    fflush(stdout);
+    if (err < 0) fprintf(stderr, "error: %s\n", crn_error_message());
+    else if (res.reason == CRN_GEN_STOP_INTERRUPTED) fprintf(stderr, "[interrupted]\n");
+    else if (res.reason == CRN_GEN_STOP_NO_CONTINUATION)
+        fprintf(stderr, "[no token can continue a match of '%s']\n", s->match);
+    interrupted = 0;
+}
+
 int cli_repl(int argc, char **argv) {
     static const struct option opts[] = {
         CLI_SAMPLING_OPTIONS,
@@ -286,11 +319,7 @@ int cli_repl(int argc, char **argv) {
         cli_usage_error(CMD, "unexpected argument '%s'", argv[optind + 1]);
         goto done;
     }
-    if (crn_sample_settings_check(&s) < 0) {
-        cli_usage_error(CMD, "%s", crn_error_message());
-        goto done;
-    }
-    if (!have_seed) s.seed = time_seed();
+    if (cli_sampling_finish(CMD, &s, have_seed) < 0) goto done;
 
     if ((rc = cli_classify_repl(CMD, argv[optind], (int)threads)) >= 0) goto done;
     rc = CLI_EXIT_USAGE;
@@ -331,55 +360,23 @@ int cli_repl(int argc, char **argv) {
             rc = cli_fail(CMD, CRN_ENOMEM);
             break;
         }
-        int act = crn_repl_command(&s, line, n, &text, &tl, msg, sizeof msg);
-        if (act == CRN_REPL_QUIT) break;
+        int act = cli_repl_command(&s, line, n, &text, &tl, msg, sizeof msg);
+        if (act == CLI_REPL_QUIT) break;
         switch (act) {
-        case CRN_REPL_ERROR:
+        case CLI_REPL_ERROR:
             fprintf(stderr, "error: %s\n", msg);
             break;
-        case CRN_REPL_OK:
-        case CRN_REPL_SEED:
-            if ((err = crn_generator_configure(g, &s)) < 0) {
-                fprintf(stderr, "error: %s\n", crn_error_message());
-                crn_sample_settings_free(&s);
-                s = backup; /* the generator kept the old settings too */
-                crn_sample_settings_init(&backup);
-                break;
-            }
-            if (act == CRN_REPL_SEED) crn_generator_seed(g, s.seed);
-            printf("%s\n", msg);
-            break;
-        case CRN_REPL_RESET:
+        case CLI_REPL_OK:
+        case CLI_REPL_SEED: repl_apply(g, &s, &backup, act, msg); break;
+        case CLI_REPL_RESET:
             crn_generator_reset(g);
             printf("%s\n", msg);
             break;
-        case CRN_REPL_SHOW:
-        case CRN_REPL_HELP:
+        case CLI_REPL_SHOW:
+        case CLI_REPL_HELP:
             printf("%s\n", msg);
             break;
-        case CRN_REPL_TEXT: {
-            if (!s.keep_state) crn_generator_reset(g);
-            crn_prime_info info;
-            interrupted = 0;
-            if ((err = crn_generator_prime(g, (const uint8_t *)text, tl, &info)) < 0) {
-                fprintf(stderr, "error: %s\n", crn_error_message());
-                break;
-            }
-            if (info.n_unk)
-                fprintf(stderr, "note: %zu character%s the model has never seen (%s), fed as <unk>\n", info.n_unk,
-                        info.n_unk == 1 ? "" : "s", info.unknown);
-            crn_gen_result res;
-            out_state out = {0, 0};
-            err = crn_generator_run(g, stream_emit, &out, &res);
-            if (out.bytes == 0 || out.last != '\n') fputc('\n', stdout);
-            fflush(stdout);
-            if (err < 0) fprintf(stderr, "error: %s\n", crn_error_message());
-            else if (res.reason == CRN_STOP_INTERRUPTED) fprintf(stderr, "[interrupted]\n");
-            else if (res.reason == CRN_STOP_NO_CONTINUATION)
-                fprintf(stderr, "[no token can continue a match of '%s']\n", s.match);
-            interrupted = 0;
-            break;
-        }
+        case CLI_REPL_TEXT: repl_turn(g, &s, text, tl); break;
         default: break;
         }
         fflush(stdout);

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "common.h"
@@ -77,5 +79,25 @@ int cli_load_sampling_model(const char *cmd, const char *path, int exact, crn_ch
         *out = NULL;
         return cli_fail(cmd, err);
     }
+    return 0;
+}
+
+/* A seed from the clock and the pid (--seed not given), short enough to retype. */
+static uint64_t time_seed(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+    /* splitmix finaliser: nearby times give unrelated seeds */
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return (x ^ (x >> 31)) % 1000000000000ull; /* short enough to retype */
+}
+
+int cli_sampling_finish(const char *cmd, crn_sample_settings *s, int have_seed) {
+    if (crn_sample_settings_check(s) < 0) {
+        cli_usage_error(cmd, "%s", crn_error_message());
+        return -1;
+    }
+    if (!have_seed) s->seed = time_seed();
     return 0;
 }

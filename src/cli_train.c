@@ -1,6 +1,6 @@
 /* cli_train.c — `charrnn train CORPUS -o MODEL [options]`: option parsing,
  * resume/fine-tune set-up, signals, and the final report. The loop is in
- * train.c; the display in progress.c. */
+ * train.c; the display in cli_progress.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -15,7 +15,8 @@
 #include "checkpoint.h"
 #include "cli.h"
 #include "common.h"
-#include "progress.h"
+#include "cli_progress.h"
+#include "dist.h"
 #include "train.h"
 
 #define CMD "train"
@@ -118,7 +119,16 @@ static void usage(FILE *f) {
         "\n"
         "Progress goes to stderr: on a terminal one live line (epoch, step, train and\n"
         "validation bits per char, chars/s, time left); otherwise one line per eval.\n"
-        "Bits per char are per NFC code point of the source text in every unit.\n");
+        "Bits per char are per NFC code point of the source text in every unit.\n"
+        "\n"
+        "Several processes (MPI):\n%s\n",
+        crn_dist_built()
+            ? "  This build has Open MPI, but train does not split its work across ranks yet:\n"
+              "  started by mpirun with more than one rank it refuses to run (each rank would\n"
+              "  train alone and replace the others' files)."
+            : "  This build has no MPI. To enable it, install Open MPI (tools/setup installs\n"
+              "  libopenmpi-dev and openmpi-bin) and rebuild:\n"
+              "    meson configure build -Dmpi=enabled && meson compile -C build");
 }
 
 enum {
@@ -215,12 +225,204 @@ static int wants_auto(const args *a) {
     return !a->init_from && !a->resume;
 }
 
+/* Data and cleaning options: option c (value optarg, named on in messages) into a->o.
+ * @return -1 handled, -2 not one of these, else the exit status. */
+static int parse_data_option(args *a, int c, const char *on) {
+    crn_train_opts *o = &a->o;
+    long long v;
+    double d;
+    switch (c) {
+    case O_UNIT:
+        if (crn_unit_parse(optarg, &o->unit)) return cli_usage_error(CMD, "--unit: '%s' is not codepoint, grapheme or jamo", optarg);
+        break;
+    case O_NORM:
+        if (crn_norm_parse(optarg, &o->norm)) return cli_usage_error(CMD, "--normalize: '%s' is not nfc, nfkc or none", optarg);
+        break;
+    case O_INVALID:
+        if (crn_invalid_parse(optarg, &o->invalid)) return cli_usage_error(CMD, "--invalid: '%s' is not error, replace or skip", optarg);
+        break;
+    case O_MINCOUNT:
+        if (cli_parse_long(CMD, on, optarg, 1, (long long)1 << 40, &v)) return CLI_EXIT_USAGE;
+        o->min_count = (uint64_t)v;
+        break;
+    case O_KEEP:
+        if (push_str(&o->keep, &o->n_keep, optarg)) return cli_fail(CMD, CRN_ENOMEM);
+        break;
+    case O_DROP:
+        if (push_str(&o->drop, &o->n_drop, optarg)) return cli_fail(CMD, CRN_ENOMEM);
+        break;
+    case O_REPLACE:
+        if (!strchr(optarg, '=')) return cli_usage_error(CMD, "--replace: '%s' has no '=' (expected REGEX=TEXT)", optarg);
+        if (push_str(&o->replace, &o->n_replace, optarg)) return cli_fail(CMD, CRN_ENOMEM);
+        break;
+    case O_VALFRAC:
+        if (cli_parse_double(CMD, on, optarg, 0, 0.9, &d)) return CLI_EXIT_USAGE;
+        o->val_frac = d;
+        break;
+    default: return -2;
+    }
+    return -1;
+}
+
+/* Model and optimizer options: option c (value optarg, named on in messages) into a->o.
+ * @return -1 handled, -2 not one of these, else the exit status. */
+static int parse_model_option(args *a, int c, const char *on) {
+    crn_train_opts *o = &a->o;
+    long long v;
+    double d;
+    switch (c) {
+    case O_CELL:
+        if (crn_cell_parse(optarg, &o->model.cell)) return cli_usage_error(CMD, "--cell: '%s' is not rnn, lstm or gru", optarg);
+        break;
+    case O_ACT:
+        if (crn_act_parse(optarg, &o->model.act)) return cli_usage_error(CMD, "--activation: '%s' is not tanh or relu", optarg);
+        break;
+    case O_LAYERS:
+        if (cli_parse_long(CMD, on, optarg, 1, 64, &v)) return CLI_EXIT_USAGE;
+        o->model.layers = (uint32_t)v;
+        break;
+    case O_HIDDEN:
+        if (cli_parse_long(CMD, on, optarg, 1, 16384, &v)) return CLI_EXIT_USAGE; /* model.c's CRN_MAX_HIDDEN */
+        o->model.hidden = (uint32_t)v;
+        break;
+    case O_EMBED:
+        if (cli_parse_long(CMD, on, optarg, 0, 16384, &v)) return CLI_EXIT_USAGE; /* CRN_MAX_EMBED */
+        o->model.embed = (uint32_t)v;
+        break;
+    case O_DROPOUT:
+        if (cli_parse_double(CMD, on, optarg, 0, 0.99, &d)) return CLI_EXIT_USAGE;
+        o->model.dropout = (float)d;
+        break;
+    case O_INIT_SCHEME:
+        if (crn_init_parse(optarg, &o->init.kind))
+            return cli_usage_error(CMD, "--init: '%s' is not pytorch, xavier or orthogonal", optarg);
+        break;
+    case O_FORGET:
+        if (cli_parse_double(CMD, on, optarg, -100, 100, &d)) return CLI_EXIT_USAGE;
+        o->init.forget_bias = (float)d;
+        break;
+    case O_PRESET:
+        if (crn_preset_parse(optarg, &a->preset))
+            return cli_usage_error(CMD, "--preset: '%s' is not tiny, small, medium or large", optarg);
+        break;
+    case O_BATCH:
+        if (cli_parse_long(CMD, on, optarg, 1, 1 << 16, &v)) return CLI_EXIT_USAGE;
+        o->batch = (uint32_t)v;
+        break;
+    case O_SEQ:
+        if (cli_parse_long(CMD, on, optarg, 1, 1 << 16, &v)) return CLI_EXIT_USAGE;
+        o->seq = (uint32_t)v;
+        break;
+    case O_OPTIM:
+        if (crn_optim_parse(optarg, &o->optim.kind))
+            return cli_usage_error(CMD, "--optimizer: '%s' is not adam, adamw, rmsprop, adagrad or sgd", optarg);
+        break;
+    case O_LR:
+        if (cli_parse_double(CMD, on, optarg, 1e-12, 100, &d)) return CLI_EXIT_USAGE;
+        o->optim.lr = (float)d;
+        break;
+    case O_WD:
+        if (cli_parse_double(CMD, on, optarg, 0, 100, &d)) return CLI_EXIT_USAGE;
+        o->optim.weight_decay = (float)d;
+        break;
+    case O_MOMENTUM:
+        if (cli_parse_double(CMD, on, optarg, 0, 0.9999, &d)) return CLI_EXIT_USAGE;
+        o->optim.momentum = (float)d;
+        break;
+    case O_CLIP:
+        if (cli_parse_double(CMD, on, optarg, 0, 1e30, &d)) return CLI_EXIT_USAGE;
+        o->clip = d;
+        break;
+    case O_SCHED:
+        if (parse_sched(optarg, &o->sched.kind)) return cli_usage_error(CMD, "--schedule: '%s' is not constant, step, cosine or linear", optarg);
+        break;
+    case O_DECAY:
+        if (cli_parse_double(CMD, on, optarg, 1e-6, 1, &d)) return CLI_EXIT_USAGE;
+        o->sched.decay = (float)d;
+        break;
+    case O_DECAY_AFTER:
+        if (cli_parse_long(CMD, on, optarg, 0, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
+        o->sched.decay_after = (uint64_t)v;
+        break;
+    case O_WARMUP:
+        if (cli_parse_long(CMD, on, optarg, 0, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
+        o->sched.warmup = (uint64_t)v;
+        break;
+    default: return -2;
+    }
+    return -1;
+}
+
+/* Budget, checkpoint and run options: option c (value optarg, named on in messages) into a->o.
+ * @return -1 handled, -2 not one of these, else the exit status. */
+static int parse_run_option(args *a, int c, const char *on) {
+    crn_train_opts *o = &a->o;
+    long long v;
+    double d;
+    switch (c) {
+    case O_TIME:
+        if (cli_parse_duration(CMD, on, optarg, &d)) return CLI_EXIT_USAGE;
+        o->time_limit = d;
+        break;
+    case O_STEPS:
+        if (cli_parse_long(CMD, on, optarg, 1, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
+        o->max_steps = (uint64_t)v;
+        break;
+    case O_EPOCHS:
+        if (cli_parse_long(CMD, on, optarg, 1, (long long)1 << 40, &v)) return CLI_EXIT_USAGE;
+        o->max_epochs = (uint64_t)v;
+        break;
+    case O_EVAL:
+        if (cli_parse_long(CMD, on, optarg, 0, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
+        o->eval_every = (uint64_t)v;
+        break;
+    case O_PATIENCE:
+        if (cli_parse_long(CMD, on, optarg, 0, 1 << 30, &v)) return CLI_EXIT_USAGE;
+        o->patience = (uint32_t)v;
+        break;
+    case O_SAVE: {
+        size_t n = strlen(optarg);
+        if (n && strspn(optarg, "0123456789") == n) {
+            if (cli_parse_long(CMD, on, optarg, 1, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
+            o->save_every_steps = (uint64_t)v;
+            o->save_every_seconds = 0;
+        } else {
+            if (cli_parse_duration(CMD, on, optarg, &d)) return CLI_EXIT_USAGE;
+            o->save_every_seconds = d;
+            o->save_every_steps = 0;
+        }
+        break;
+    }
+    case O_NOOPT: o->no_optimizer_state = 1; break;
+    case O_SEED:
+        if (cli_parse_long(CMD, on, optarg, 0, INT64_MAX, &v)) return CLI_EXIT_USAGE;
+        o->seed = (uint64_t)v;
+        break;
+    case O_THREADS:
+        if (cli_parse_long(CMD, on, optarg, 0, 1024, &v)) return CLI_EXIT_USAGE;
+        o->threads = (int)v;
+        break;
+    case O_LOG:
+        free(o->log_path);
+        if (!(o->log_path = strdup(optarg))) return cli_fail(CMD, CRN_ENOMEM);
+        break;
+    case O_SAMPLE:
+        if (cli_parse_long(CMD, on, optarg, 0, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
+        o->sample_every = (uint64_t)v;
+        break;
+    case O_SAMPLE_LEN:
+        if (cli_parse_long(CMD, on, optarg, 1, 100000, &v)) return CLI_EXIT_USAGE;
+        o->sample_len = (uint32_t)v;
+        break;
+    default: return -2;
+    }
+    return -1;
+}
+
 /* Parse argv into a. @return -1 ok, else the exit status. */
 static int parse_args(args *a, int argc, char **argv) {
     crn_train_opts *o = &a->o;
     crn_train_opts_default(o);
-    long long v;
-    double d;
     int c;
     opterr = 1;
     optind = 1;
@@ -234,168 +436,16 @@ static int parse_args(args *a, int argc, char **argv) {
         case 'h': usage(stdout); return CLI_EXIT_OK;
         case 'q': a->quiet = 1; break;
         case 'o': a->out = optarg; break;
-        case O_UNIT:
-            if (crn_unit_parse(optarg, &o->unit)) return cli_usage_error(CMD, "--unit: '%s' is not codepoint, grapheme or jamo", optarg);
-            break;
-        case O_NORM:
-            if (crn_norm_parse(optarg, &o->norm)) return cli_usage_error(CMD, "--normalize: '%s' is not nfc, nfkc or none", optarg);
-            break;
-        case O_INVALID:
-            if (crn_invalid_parse(optarg, &o->invalid)) return cli_usage_error(CMD, "--invalid: '%s' is not error, replace or skip", optarg);
-            break;
-        case O_MINCOUNT:
-            if (cli_parse_long(CMD, on, optarg, 1, (long long)1 << 40, &v)) return CLI_EXIT_USAGE;
-            o->min_count = (uint64_t)v;
-            break;
-        case O_KEEP:
-            if (push_str(&o->keep, &o->n_keep, optarg)) return cli_fail(CMD, CRN_ENOMEM);
-            break;
-        case O_DROP:
-            if (push_str(&o->drop, &o->n_drop, optarg)) return cli_fail(CMD, CRN_ENOMEM);
-            break;
-        case O_REPLACE:
-            if (!strchr(optarg, '=')) return cli_usage_error(CMD, "--replace: '%s' has no '=' (expected REGEX=TEXT)", optarg);
-            if (push_str(&o->replace, &o->n_replace, optarg)) return cli_fail(CMD, CRN_ENOMEM);
-            break;
-        case O_VALFRAC:
-            if (cli_parse_double(CMD, on, optarg, 0, 0.9, &d)) return CLI_EXIT_USAGE;
-            o->val_frac = d;
-            break;
-        case O_CELL:
-            if (crn_cell_parse(optarg, &o->model.cell)) return cli_usage_error(CMD, "--cell: '%s' is not rnn, lstm or gru", optarg);
-            break;
-        case O_ACT:
-            if (crn_act_parse(optarg, &o->model.act)) return cli_usage_error(CMD, "--activation: '%s' is not tanh or relu", optarg);
-            break;
-        case O_LAYERS:
-            if (cli_parse_long(CMD, on, optarg, 1, 64, &v)) return CLI_EXIT_USAGE;
-            o->model.layers = (uint32_t)v;
-            break;
-        case O_HIDDEN:
-            if (cli_parse_long(CMD, on, optarg, 1, 16384, &v)) return CLI_EXIT_USAGE; /* model.c's CRN_MAX_HIDDEN */
-            o->model.hidden = (uint32_t)v;
-            break;
-        case O_EMBED:
-            if (cli_parse_long(CMD, on, optarg, 0, 16384, &v)) return CLI_EXIT_USAGE; /* CRN_MAX_EMBED */
-            o->model.embed = (uint32_t)v;
-            break;
-        case O_DROPOUT:
-            if (cli_parse_double(CMD, on, optarg, 0, 0.99, &d)) return CLI_EXIT_USAGE;
-            o->model.dropout = (float)d;
-            break;
-        case O_BATCH:
-            if (cli_parse_long(CMD, on, optarg, 1, 1 << 16, &v)) return CLI_EXIT_USAGE;
-            o->batch = (uint32_t)v;
-            break;
-        case O_SEQ:
-            if (cli_parse_long(CMD, on, optarg, 1, 1 << 16, &v)) return CLI_EXIT_USAGE;
-            o->seq = (uint32_t)v;
-            break;
-        case O_OPTIM:
-            if (crn_optim_parse(optarg, &o->optim.kind))
-                return cli_usage_error(CMD, "--optimizer: '%s' is not adam, adamw, rmsprop, adagrad or sgd", optarg);
-            break;
-        case O_LR:
-            if (cli_parse_double(CMD, on, optarg, 1e-12, 100, &d)) return CLI_EXIT_USAGE;
-            o->optim.lr = (float)d;
-            break;
-        case O_WD:
-            if (cli_parse_double(CMD, on, optarg, 0, 100, &d)) return CLI_EXIT_USAGE;
-            o->optim.weight_decay = (float)d;
-            break;
-        case O_MOMENTUM:
-            if (cli_parse_double(CMD, on, optarg, 0, 0.9999, &d)) return CLI_EXIT_USAGE;
-            o->optim.momentum = (float)d;
-            break;
-        case O_CLIP:
-            if (cli_parse_double(CMD, on, optarg, 0, 1e30, &d)) return CLI_EXIT_USAGE;
-            o->clip = d;
-            break;
-        case O_SCHED:
-            if (parse_sched(optarg, &o->sched.kind)) return cli_usage_error(CMD, "--schedule: '%s' is not constant, step, cosine or linear", optarg);
-            break;
-        case O_DECAY:
-            if (cli_parse_double(CMD, on, optarg, 1e-6, 1, &d)) return CLI_EXIT_USAGE;
-            o->sched.decay = (float)d;
-            break;
-        case O_DECAY_AFTER:
-            if (cli_parse_long(CMD, on, optarg, 0, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
-            o->sched.decay_after = (uint64_t)v;
-            break;
-        case O_WARMUP:
-            if (cli_parse_long(CMD, on, optarg, 0, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
-            o->sched.warmup = (uint64_t)v;
-            break;
-        case O_TIME:
-            if (cli_parse_duration(CMD, on, optarg, &d)) return CLI_EXIT_USAGE;
-            o->time_limit = d;
-            break;
-        case O_STEPS:
-            if (cli_parse_long(CMD, on, optarg, 1, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
-            o->max_steps = (uint64_t)v;
-            break;
-        case O_EPOCHS:
-            if (cli_parse_long(CMD, on, optarg, 1, (long long)1 << 40, &v)) return CLI_EXIT_USAGE;
-            o->max_epochs = (uint64_t)v;
-            break;
-        case O_EVAL:
-            if (cli_parse_long(CMD, on, optarg, 0, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
-            o->eval_every = (uint64_t)v;
-            break;
-        case O_PATIENCE:
-            if (cli_parse_long(CMD, on, optarg, 0, 1 << 30, &v)) return CLI_EXIT_USAGE;
-            o->patience = (uint32_t)v;
-            break;
-        case O_SAVE: {
-            size_t n = strlen(optarg);
-            if (n && strspn(optarg, "0123456789") == n) {
-                if (cli_parse_long(CMD, on, optarg, 1, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
-                o->save_every_steps = (uint64_t)v;
-                o->save_every_seconds = 0;
-            } else {
-                if (cli_parse_duration(CMD, on, optarg, &d)) return CLI_EXIT_USAGE;
-                o->save_every_seconds = d;
-                o->save_every_steps = 0;
-            }
-            break;
-        }
-        case O_NOOPT: o->no_optimizer_state = 1; break;
         case O_RESUME: a->resume = optarg; break;
         case O_INIT: a->init_from = optarg; break;
         case O_EXTEND: a->extend = 1; break;
-        case O_SEED:
-            if (cli_parse_long(CMD, on, optarg, 0, INT64_MAX, &v)) return CLI_EXIT_USAGE;
-            o->seed = (uint64_t)v;
-            break;
-        case O_THREADS:
-            if (cli_parse_long(CMD, on, optarg, 0, 1024, &v)) return CLI_EXIT_USAGE;
-            o->threads = (int)v;
-            break;
-        case O_LOG:
-            free(o->log_path);
-            if (!(o->log_path = strdup(optarg))) return cli_fail(CMD, CRN_ENOMEM);
-            break;
-        case O_SAMPLE:
-            if (cli_parse_long(CMD, on, optarg, 0, (long long)1 << 50, &v)) return CLI_EXIT_USAGE;
-            o->sample_every = (uint64_t)v;
-            break;
-        case O_SAMPLE_LEN:
-            if (cli_parse_long(CMD, on, optarg, 1, 100000, &v)) return CLI_EXIT_USAGE;
-            o->sample_len = (uint32_t)v;
-            break;
-        case O_INIT_SCHEME:
-            if (crn_init_parse(optarg, &o->init.kind))
-                return cli_usage_error(CMD, "--init: '%s' is not pytorch, xavier or orthogonal", optarg);
-            break;
-        case O_FORGET:
-            if (cli_parse_double(CMD, on, optarg, -100, 100, &d)) return CLI_EXIT_USAGE;
-            o->init.forget_bias = (float)d;
-            break;
-        case O_PRESET:
-            if (crn_preset_parse(optarg, &a->preset))
-                return cli_usage_error(CMD, "--preset: '%s' is not tiny, small, medium or large", optarg);
-            break;
-        default: return cli_bad_option(CMD);
+        default: {
+            int r = parse_data_option(a, c, on);
+            if (r == -2) r = parse_model_option(a, c, on);
+            if (r == -2) r = parse_run_option(a, c, on);
+            if (r == -2) return cli_bad_option(CMD);
+            if (r >= 0) return r;
+        }
         }
     }
     if (optind < argc) a->corpus = argv[optind++];
@@ -589,183 +639,167 @@ static int copy_file(const char *dst, const char *src) {
     return rc;
 }
 
-int cli_train(int argc, char **argv) {
+/* One `charrnn train`: what was typed and what it sets up (freed in cli_train). */
+typedef struct session {
     args a;
-    memset(&a, 0, sizeof a);
     crn_train_opts opts;
-    crn_train_opts_default(&opts);
-    crn_train_state rstate;
-    memset(&rstate, 0, sizeof rstate);
-    crn_checkpoint *ck = NULL;
-    crn_trainer *tr = NULL;
-    crn_progress *prog = NULL;
-    char *base = NULL, *resume_file = NULL;
-    const char *loaded_from = NULL;
-    int status = CLI_EXIT_ERROR, rc;
-
-    int pa = parse_args(&a, argc, argv);
-    if (pa >= 0) {
-        status = pa;
-        goto done;
-    }
+    crn_train_status rstate;       /* --resume: the run's state */
+    crn_checkpoint *ck;            /* --resume / --init-from: the loaded file */
+    crn_trainer *tr;
+    cli_progress *prog;
+    char *base, *resume_file;      /* --resume: MODEL and MODEL.resume */
+    const char *loaded_from;       /* the one of them resumed */
     crn_train_start start;
-    memset(&start, 0, sizeof start);
+} session;
 
-    if (a.resume) {
-        /* MODEL or MODEL.resume may be named; the run's files are MODEL(.resume) */
-        base = strdup(a.resume);
-        if (!base) { status = cli_fail(CMD, CRN_ENOMEM); goto done; }
-        if (ends_with(base, CRN_RESUME_SUFFIX)) base[strlen(base) - strlen(CRN_RESUME_SUFFIX)] = 0;
-        resume_file = malloc(strlen(base) + sizeof CRN_RESUME_SUFFIX);
-        if (!resume_file) { status = cli_fail(CMD, CRN_ENOMEM); goto done; }
-        sprintf(resume_file, "%s%s", base, CRN_RESUME_SUFFIX);
-        if (file_exists(resume_file)) {
-            rc = crn_checkpoint_load(&ck, resume_file);
-            if (rc < 0) {
-                cli_error(CMD, "warning: %s; trying %s", crn_error_message(), base);
-                ck = NULL;
-            } else if (!ck->train_blob) {
-                crn_checkpoint_destroy(ck);
-                ck = NULL;
-            } else {
-                loaded_from = resume_file;
-            }
-        }
-        if (!ck) {
-            if ((rc = crn_checkpoint_load(&ck, base)) < 0) { status = cli_fail(CMD, rc); goto done; }
-            loaded_from = base;
-            if (!ck->train_blob) {
-                cli_error(CMD, "%s has no training state (a model-only file); use --init-from %s to fine-tune it",
-                          base, base);
-                goto done;
-            }
-        }
-        crn_train_opts_free(&opts);
-        if ((rc = crn_train_blob_decode(&opts, &rstate, ck->train_blob, ck->train_blob_len)) < 0) {
-            crn_error_prefix(rc, "%s", loaded_from);
-            status = cli_fail(CMD, rc);
-            goto done;
-        }
-        opts.model = ck->cfg;
-        int cf = check_resume_conflicts(&a, &opts);
-        if (cf >= 0) { status = cf; goto done; }
-        apply_common(&opts, &a);
-        if (a.corpus) {
-            free(opts.corpus_path);
-            if (!(opts.corpus_path = strdup(a.corpus))) { status = cli_fail(CMD, CRN_ENOMEM); goto done; }
-        }
-        if (!opts.corpus_path) {
-            status = cli_usage_error(CMD, "%s does not record its corpus; give CORPUS", loaded_from);
-            goto done;
-        }
-        start.resume = ck;
-        start.resume_state = &rstate;
-        start.log_append = 1;
-        start.out_path = a.out ? a.out : base;
-        if (a.out && strcmp(a.out, base)) {
-            /* a new home for the run: it starts with the run's best model */
-            if (file_exists(base) && (rc = copy_file(a.out, base)) < 0) { status = cli_fail(CMD, rc); goto done; }
-            start.log_append = a.set[O_LOG] ? 0 : 1;
-        }
-    } else {
-        if (!a.corpus) { status = cli_usage_error(CMD, "missing CORPUS (the text file to train on)"); goto done; }
-        if (!a.out) { status = cli_usage_error(CMD, "missing -o MODEL (where to write the model)"); goto done; }
-        if (a.extend && !a.init_from) { status = cli_usage_error(CMD, "--extend-vocab needs --init-from BASE"); goto done; }
-        crn_train_opts *u = &a.o;
-        /* absolute, so --resume works from any directory (as typed if it cannot be resolved) */
-        opts.corpus_path = realpath(a.corpus, NULL);
-        if (!opts.corpus_path) opts.corpus_path = strdup(a.corpus);
-        if (!opts.corpus_path) { status = cli_fail(CMD, CRN_ENOMEM); goto done; }
-        if (a.set[O_UNIT]) opts.unit = u->unit;
-        if (a.set[O_NORM]) opts.norm = u->norm;
-        if (a.set[O_INVALID]) opts.invalid = u->invalid;
-        if (a.set[O_MINCOUNT]) opts.min_count = u->min_count;
-        if (a.set[O_VALFRAC]) opts.val_frac = u->val_frac;
-        /* the lists were parsed into a.o; move them */
-        opts.keep = u->keep; opts.n_keep = u->n_keep; u->keep = NULL; u->n_keep = 0;
-        opts.drop = u->drop; opts.n_drop = u->n_drop; u->drop = NULL; u->n_drop = 0;
-        opts.replace = u->replace; opts.n_replace = u->n_replace; u->replace = NULL; u->n_replace = 0;
-        if (a.set[O_PRESET]) crn_preset_apply(&opts, a.preset);
-        else if (wants_auto(&a)) {
-            crn_auto_input in = {.val_frac = opts.val_frac,
-                                 .seconds = a.set[O_TIME] ? u->time_limit : DEFAULT_TIME};
-            if ((rc = crn_auto_scan(opts.corpus_path, &in)) < 0) { status = cli_fail(CMD, rc); goto done; }
-            char why[512];
-            crn_auto_config(&opts, &in, why, sizeof why);
-            if (!a.quiet) fprintf(stderr, "%s\n", why);
-        }
-        /* what was typed wins over the preset or the automatic choice */
-        if (a.set[O_BATCH]) opts.batch = u->batch;
-        if (a.set[O_SEQ]) opts.seq = u->seq;
-        if (a.set[O_CELL]) opts.model.cell = u->model.cell;
-        if (a.set[O_ACT]) opts.model.act = u->model.act;
-        if (a.set[O_LAYERS]) opts.model.layers = u->model.layers;
-        if (a.set[O_HIDDEN]) opts.model.hidden = u->model.hidden;
-        if (a.set[O_EMBED]) opts.model.embed = u->model.embed;
-        if (a.set[O_DROPOUT]) opts.model.dropout = u->model.dropout;
-        opts.init.kind = a.set[O_INIT_SCHEME] ? u->init.kind : crn_init_default_kind(opts.model.cell);
-        if (a.set[O_FORGET]) opts.init.forget_bias = u->init.forget_bias;
-        if (a.init_from) {
-            static const int shape[] = {O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_UNIT, O_NORM, O_PRESET};
-            for (size_t i = 0; i < CRN_ARRAY_LEN(shape); i++)
-                if (a.set[shape[i]]) {
-                    status = cli_usage_error(CMD, "--%s cannot be combined with --init-from (the model shape and "
-                                             "tokenizer come from %s)", opt_name(shape[i]), a.init_from);
-                    goto done;
-                }
-            if ((rc = crn_checkpoint_load(&ck, a.init_from)) < 0) { status = cli_fail(CMD, rc); goto done; }
-            opts.unit = crn_vocab_unit(ck->vocab);
-            opts.norm = crn_vocab_norm(ck->vocab);
-            start.init_from = ck;
-            start.extend_vocab = a.extend;
-        }
-        apply_common(&opts, &a);
-        if (!a.set[O_TIME] && !a.set[O_STEPS] && !a.set[O_EPOCHS]) opts.time_limit = DEFAULT_TIME;
-        if (opts.model.cell != CRN_CELL_RNN && a.set[O_ACT] && opts.model.act != CRN_ACT_TANH) {
-            status = cli_usage_error(CMD, "--activation applies to --cell rnn only");
-            goto done;
-        }
-        start.out_path = a.out;
-        if (a.init_from && !strcmp(a.init_from, a.out))
-            cli_error(CMD, "warning: -o is the --init-from model; it will be overwritten by the fine-tuned one");
+/* --resume: the run's files, its options and state, what the command line changes.
+ * @return -1 ok, else the exit status. */
+static int setup_resume(session *S) {
+    int rc;
+    /* MODEL or MODEL.resume may be named; the run's files are MODEL(.resume) */
+    S->base = strdup(S->a.resume);
+    if (!S->base) return cli_fail(CMD, CRN_ENOMEM);
+    if (ends_with(S->base, CRN_RESUME_SUFFIX)) S->base[strlen(S->base) - strlen(CRN_RESUME_SUFFIX)] = 0;
+    S->resume_file = malloc(strlen(S->base) + sizeof CRN_RESUME_SUFFIX);
+    if (!S->resume_file) return cli_fail(CMD, CRN_ENOMEM);
+    sprintf(S->resume_file, "%s%s", S->base, CRN_RESUME_SUFFIX);
+    char note[1024];
+    int from_resume = 0;
+    rc = crn_train_open_resume(&S->ck, &from_resume, S->base, S->resume_file, note, sizeof note);
+    if (note[0]) cli_error(CMD, "%s", note);
+    if (rc < 0) return cli_fail(CMD, rc);
+    S->loaded_from = from_resume ? S->resume_file : S->base;
+    crn_train_opts_free(&S->opts);
+    if ((rc = crn_train_blob_decode(&S->opts, &S->rstate, S->ck->train_blob, S->ck->train_blob_len)) < 0) {
+        crn_error_prefix(rc, "%s", S->loaded_from);
+        return cli_fail(CMD, rc);
     }
+    S->opts.model = S->ck->cfg;
+    int cf = check_resume_conflicts(&S->a, &S->opts);
+    if (cf >= 0) return cf;
+    apply_common(&S->opts, &S->a);
+    if (S->a.corpus) {
+        free(S->opts.corpus_path);
+        if (!(S->opts.corpus_path = strdup(S->a.corpus))) return cli_fail(CMD, CRN_ENOMEM);
+    }
+    if (!S->opts.corpus_path)
+        return cli_usage_error(CMD, "%s does not record its corpus; give CORPUS", S->loaded_from);
+    S->start.resume = S->ck;
+    S->start.resume_state = &S->rstate;
+    S->start.log_append = 1;
+    S->start.out_path = S->a.out ? S->a.out : S->base;
+    if (S->a.out && strcmp(S->a.out, S->base)) {
+        /* a new home for the run: it starts with the run's best model */
+        if (file_exists(S->base) && (rc = copy_file(S->a.out, S->base)) < 0) return cli_fail(CMD, rc);
+        S->start.log_append = S->a.set[O_LOG] ? 0 : 1;
+    }
+    return -1;
+}
 
-    if ((opts.sched.kind == CRN_SCHED_COSINE || opts.sched.kind == CRN_SCHED_LINEAR) && !opts.max_steps &&
-        !opts.max_epochs && !opts.sched.total && !(opts.time_limit > 0)) {
-        status = cli_usage_error(CMD, "--schedule %s needs a budget (--time, --steps or --epochs: the length of the "
-                                 "decay)", crn_schedule_name(opts.sched.kind));
-        goto done;
+/* A new run (fresh or --init-from): the options typed over the defaults.
+ * @return -1 ok, else the exit status. */
+static int setup_fresh(session *S) {
+    int rc;
+    if (!S->a.corpus) return cli_usage_error(CMD, "missing CORPUS (the text file to train on)");
+    if (!S->a.out) return cli_usage_error(CMD, "missing -o MODEL (where to write the model)");
+    if (S->a.extend && !S->a.init_from) return cli_usage_error(CMD, "--extend-vocab needs --init-from BASE");
+    crn_train_opts *u = &S->a.o;
+    /* absolute, so --resume works from any directory (as typed if it cannot be resolved) */
+    S->opts.corpus_path = realpath(S->a.corpus, NULL);
+    if (!S->opts.corpus_path) S->opts.corpus_path = strdup(S->a.corpus);
+    if (!S->opts.corpus_path) return cli_fail(CMD, CRN_ENOMEM);
+    if (S->a.set[O_UNIT]) S->opts.unit = u->unit;
+    if (S->a.set[O_NORM]) S->opts.norm = u->norm;
+    if (S->a.set[O_INVALID]) S->opts.invalid = u->invalid;
+    if (S->a.set[O_MINCOUNT]) S->opts.min_count = u->min_count;
+    if (S->a.set[O_VALFRAC]) S->opts.val_frac = u->val_frac;
+    /* the lists were parsed into a.o; move them */
+    S->opts.keep = u->keep; S->opts.n_keep = u->n_keep; u->keep = NULL; u->n_keep = 0;
+    S->opts.drop = u->drop; S->opts.n_drop = u->n_drop; u->drop = NULL; u->n_drop = 0;
+    S->opts.replace = u->replace; S->opts.n_replace = u->n_replace; u->replace = NULL; u->n_replace = 0;
+    if (S->a.set[O_PRESET]) crn_preset_apply(&S->opts, S->a.preset);
+    else if (wants_auto(&S->a)) {
+        crn_auto_input in = {.val_frac = S->opts.val_frac,
+                             .seconds = S->a.set[O_TIME] ? u->time_limit : DEFAULT_TIME};
+        if ((rc = crn_auto_scan(S->opts.corpus_path, &in)) < 0) return cli_fail(CMD, rc);
+        char why[512];
+        crn_auto_config(&S->opts, &in, why, sizeof why);
+        if (!S->a.quiet) fprintf(stderr, "%s\n", why);
     }
-    if (check_writable_dir(start.out_path) < 0) goto done; /* fail now, not at the first save */
-    if (check_not_corpus(start.out_path, "", opts.corpus_path) < 0 ||
-        check_not_corpus(start.out_path, CRN_RESUME_SUFFIX, opts.corpus_path) < 0 ||
-        (opts.log_path && check_not_corpus(opts.log_path, "", opts.corpus_path) < 0))
-        goto done;
-    if ((rc = crn_progress_create(&prog, stderr, -1, a.quiet)) < 0) { status = cli_fail(CMD, rc); goto done; }
-    if ((rc = crn_trainer_create(&tr, &opts, &start)) < 0) { status = cli_fail(CMD, rc); goto done; }
-    if (!a.quiet) {
-        if (a.resume)
-            fprintf(stderr, "resuming %s at step %llu (epoch %llu)\n", loaded_from,
-                    (unsigned long long)rstate.step, (unsigned long long)rstate.epoch);
-        if (a.init_from) {
-            uint64_t nt = crn_trainer_new_tokens(tr);
-            if (a.extend)
-                fprintf(stderr, "fine-tuning from %s: %llu new tokens added to the vocabulary\n", a.init_from,
-                        (unsigned long long)nt);
-            else if (nt)
-                fprintf(stderr, "fine-tuning from %s: %llu tokens of the corpus are not in its vocabulary and map "
-                        "to <unk> (use --extend-vocab to learn them)\n", a.init_from, (unsigned long long)nt);
-            else
-                fprintf(stderr, "fine-tuning from %s\n", a.init_from);
-        }
+    /* what was typed wins over the preset or the automatic choice */
+    if (S->a.set[O_BATCH]) S->opts.batch = u->batch;
+    if (S->a.set[O_SEQ]) S->opts.seq = u->seq;
+    if (S->a.set[O_CELL]) S->opts.model.cell = u->model.cell;
+    if (S->a.set[O_ACT]) S->opts.model.act = u->model.act;
+    if (S->a.set[O_LAYERS]) S->opts.model.layers = u->model.layers;
+    if (S->a.set[O_HIDDEN]) S->opts.model.hidden = u->model.hidden;
+    if (S->a.set[O_EMBED]) S->opts.model.embed = u->model.embed;
+    if (S->a.set[O_DROPOUT]) S->opts.model.dropout = u->model.dropout;
+    S->opts.init.kind = S->a.set[O_INIT_SCHEME] ? u->init.kind : crn_init_default_kind(S->opts.model.cell);
+    if (S->a.set[O_FORGET]) S->opts.init.forget_bias = u->init.forget_bias;
+    if (S->a.init_from) {
+        static const int shape[] = {O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_UNIT, O_NORM, O_PRESET};
+        for (size_t i = 0; i < CRN_ARRAY_LEN(shape); i++)
+            if (S->a.set[shape[i]])
+                return cli_usage_error(CMD, "--%s cannot be combined with --init-from (the model shape and "
+                                       "tokenizer come from %s)", opt_name(shape[i]), S->a.init_from);
+        if ((rc = crn_checkpoint_load(&S->ck, S->a.init_from)) < 0) return cli_fail(CMD, rc);
+        S->opts.unit = crn_vocab_unit(S->ck->vocab);
+        S->opts.norm = crn_vocab_norm(S->ck->vocab);
+        S->start.init_from = S->ck;
+        S->start.extend_vocab = S->a.extend;
     }
-    crn_checkpoint_destroy(ck);
-    ck = NULL;
+    apply_common(&S->opts, &S->a);
+    if (!S->a.set[O_TIME] && !S->a.set[O_STEPS] && !S->a.set[O_EPOCHS]) S->opts.time_limit = DEFAULT_TIME;
+    if (S->opts.model.cell != CRN_CELL_RNN && S->a.set[O_ACT] && S->opts.model.act != CRN_ACT_TANH)
+        return cli_usage_error(CMD, "--activation applies to --cell rnn only");
+    S->start.out_path = S->a.out;
+    if (S->a.init_from && !strcmp(S->a.init_from, S->a.out))
+        cli_error(CMD, "warning: -o is the --init-from model; it will be overwritten by the fine-tuned one");
+    return -1;
+}
 
-    cli_install_stop_signals();
-    rc = crn_trainer_run(tr, crn_progress_report, prog);
-    crn_progress_finish(prog);
-    const crn_train_state *s = crn_trainer_state(tr);
+/* Refuse what would fail later (or harm the corpus). @return -1 ok, else the exit status. */
+static int check_outputs(session *S) {
+    if ((S->opts.sched.kind == CRN_SCHED_COSINE || S->opts.sched.kind == CRN_SCHED_LINEAR) && !S->opts.max_steps &&
+        !S->opts.max_epochs && !S->opts.sched.total && !(S->opts.time_limit > 0))
+        return cli_usage_error(CMD, "--schedule %s needs a budget (--time, --steps or --epochs: the length of the "
+                               "decay)", crn_schedule_name(S->opts.sched.kind));
+    if (check_writable_dir(S->start.out_path) < 0) return CLI_EXIT_ERROR; /* fail now, not at the first save */
+    if (check_not_corpus(S->start.out_path, "", S->opts.corpus_path) < 0 ||
+        check_not_corpus(S->start.out_path, CRN_RESUME_SUFFIX, S->opts.corpus_path) < 0 ||
+        check_not_corpus(S->start.out_path, CRN_IDS_SUFFIX, S->opts.corpus_path) < 0 ||
+        (S->opts.log_path && check_not_corpus(S->opts.log_path, "", S->opts.corpus_path) < 0))
+        return CLI_EXIT_ERROR;
+    return -1;
+}
+
+/* What is being resumed or fine-tuned (unless --quiet). */
+static void report_start(const session *S) {
+    if (S->a.quiet) return;
+    const crn_corpus *corp = crn_trainer_corpus(S->tr);
+    if (corp->id_cache_status != CRN_IDCACHE_NONE)
+        fprintf(stderr, "token ids: %s%s (%s)\n", S->start.out_path, CRN_IDS_SUFFIX,
+                crn_idcache_status_name(corp->id_cache_status));
+    if (S->a.resume)
+        fprintf(stderr, "resuming %s at step %llu (epoch %llu)\n", S->loaded_from,
+                (unsigned long long)S->rstate.step, (unsigned long long)S->rstate.epoch);
+    if (S->a.init_from) {
+        uint64_t nt = crn_trainer_new_tokens(S->tr);
+        if (S->a.extend)
+            fprintf(stderr, "fine-tuning from %s: %llu new tokens added to the vocabulary\n", S->a.init_from,
+                    (unsigned long long)nt);
+        else if (nt)
+            fprintf(stderr, "fine-tuning from %s: %llu tokens of the corpus are not in its vocabulary and map "
+                    "to <unk> (use --extend-vocab to learn them)\n", S->a.init_from, (unsigned long long)nt);
+        else
+            fprintf(stderr, "fine-tuning from %s\n", S->a.init_from);
+    }
+}
+
+/* How the run ended, on stderr; @return the exit status. */
+static int report_end(const session *S, int rc) {
+    const crn_train_status *s = crn_trainer_state(S->tr);
     char best[160] = "";
     if (s->has_best)
         snprintf(best, sizeof best, " (validation %.4f bits/char at step %llu)", s->best_val_bpc,
@@ -776,27 +810,56 @@ int cli_train(int argc, char **argv) {
                 "  best model:   %s%s\n"
                 "  latest state: %s%s\n"
                 "  continue with: charrnn train --resume %s\n",
-                (unsigned long long)s->step, start.out_path, best, start.out_path, CRN_RESUME_SUFFIX,
-                start.out_path);
-        status = CLI_EXIT_INTERRUPTED;
-        goto done;
+                (unsigned long long)s->step, S->start.out_path, best, S->start.out_path, CRN_RESUME_SUFFIX,
+                S->start.out_path);
+        return CLI_EXIT_INTERRUPTED;
     }
-    if (rc < 0) {
-        status = cli_fail(CMD, rc);
-        goto done;
-    }
-    if (!a.quiet)
+    if (rc < 0) return cli_fail(CMD, rc);
+    if (!S->a.quiet)
         fprintf(stderr, "model: %s%s\nlatest state: %s%s (continue with --resume %s and a larger budget)\n",
-                start.out_path, best, start.out_path, CRN_RESUME_SUFFIX, start.out_path);
-    status = CLI_EXIT_OK;
+                S->start.out_path, best, S->start.out_path, CRN_RESUME_SUFFIX, S->start.out_path);
+    return CLI_EXIT_OK;
+}
+
+int cli_train(int argc, char **argv) {
+    session ses, *S = &ses;
+    memset(S, 0, sizeof *S);
+    crn_train_opts_default(&S->opts);
+    int status, rc;
+
+    if ((status = parse_args(&S->a, argc, argv)) >= 0) goto done;
+    /* under mpirun: one rank only, until training is split across ranks */
+    if ((rc = crn_dist_init(&argc, &argv)) < 0) { status = cli_fail(CMD, rc); goto done; }
+    if (crn_dist_size() > 1) {
+        if (crn_dist_rank() == 0)
+            cli_error(CMD, "started with %d MPI ranks: data-parallel training is not implemented yet; run one "
+                      "process (mpirun -np 1, or without mpirun)", crn_dist_size());
+        status = CLI_EXIT_USAGE;
+        goto done;
+    }
+    status = S->a.resume ? setup_resume(S) : setup_fresh(S);
+    if (status < 0) status = check_outputs(S);
+    if (status >= 0) goto done;
+    status = CLI_EXIT_ERROR;
+    if ((rc = cli_progress_create(&S->prog, stderr, -1, S->a.quiet)) < 0) { status = cli_fail(CMD, rc); goto done; }
+    if ((rc = crn_trainer_create(&S->tr, &S->opts, &S->start)) < 0) { status = cli_fail(CMD, rc); goto done; }
+    report_start(S);
+    crn_checkpoint_destroy(S->ck);
+    S->ck = NULL;
+
+    cli_install_stop_signals();
+    rc = crn_trainer_run(S->tr, cli_progress_report, S->prog);
+    cli_progress_finish(S->prog);
+    status = report_end(S, rc);
 done:
-    crn_trainer_destroy(tr);
-    crn_progress_destroy(prog);
-    crn_checkpoint_destroy(ck);
-    crn_train_state_free(&rstate);
-    crn_train_opts_free(&opts);
-    crn_train_opts_free(&a.o);
-    free(base);
-    free(resume_file);
+    crn_dist_finalize();
+    crn_trainer_destroy(S->tr);
+    cli_progress_destroy(S->prog);
+    crn_checkpoint_destroy(S->ck);
+    crn_train_status_free(&S->rstate);
+    crn_train_opts_free(&S->opts);
+    crn_train_opts_free(&S->a.o);
+    free(S->base);
+    free(S->resume_file);
     return status;
 }

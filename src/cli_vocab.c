@@ -103,6 +103,86 @@ static int by_freq(const void *a, const void *b) {
 
 enum { OPT_UNIT = 256, OPT_NORM, OPT_INVALID, OPT_MIN_COUNT, OPT_KEEP, OPT_DROP, OPT_REPLACE, OPT_TOP, OPT_JSON };
 
+/* The tokens (ids 1..) most frequent first; *kept of them reach min_count,
+ * the others add up to *rare occurrences. NULL if out of memory. */
+static ranked *rank_tokens(const crn_vocab *v, long long min_count, uint64_t *kept, uint64_t *rare) {
+    uint32_t V = crn_vocab_size(v);
+    size_t distinct = V - 1;
+    ranked *rk = malloc((distinct + 1) * sizeof *rk);
+    if (!rk) return NULL;
+    for (uint32_t id = 1; id < V; id++) {
+        uint64_t f = crn_vocab_freq(v, id);
+        rk[id - 1] = (ranked){id, f};
+        if (f >= (uint64_t)min_count) (*kept)++;
+        else *rare += f;
+    }
+    qsort(rk, distinct, sizeof *rk, by_freq);
+    return rk;
+}
+
+/* What `vocab` found, for the two output formats. */
+typedef struct vocab_stats {
+    const char *path;
+    const crn_corpus *c;
+    const crn_corpus_opts *o;
+    size_t distinct, show;     /* distinct tokens; how many of the most frequent to list */
+    long long min_count;
+    uint64_t kept, rare;       /* tokens kept with min_count; occurrences that would be <unk> */
+    const ranked *rk;          /* tokens, most frequent first */
+} vocab_stats;
+
+static void print_json(const vocab_stats *v) {
+    printf("{\"file\": ");
+    cli_json_string(stdout, v->path, strlen(v->path));
+    printf(", \"bytes\": %llu, \"bom\": %s, \"unit\": \"%s\", \"normalize\": \"%s\", \"invalid_policy\": \"%s\"",
+           (unsigned long long)v->c->n_bytes, v->c->had_bom ? "true" : "false", crn_unit_name(v->o->unit),
+           crn_norm_name(v->o->norm), crn_invalid_name(v->o->invalid));
+    printf(", \"chars\": %llu, \"tokens\": %zu, \"distinct\": %zu, \"invalid\": %llu, \"lines_dropped\": %llu",
+           (unsigned long long)v->c->n_chars, v->c->n_tokens, v->distinct, (unsigned long long)v->c->n_invalid,
+           (unsigned long long)v->c->n_lines_dropped);
+    printf(", \"min_count\": %lld, \"vocab_size\": %llu, \"unk_tokens\": %llu, \"top\": [", v->min_count,
+           (unsigned long long)(v->kept + 1), (unsigned long long)v->rare);
+    for (size_t i = 0; i < v->show; i++) {
+        size_t tl;
+        const uint8_t *tok = crn_vocab_token(v->c->vocab, v->rk[i].id, &tl);
+        printf("%s{\"token\": ", i ? ", " : "");
+        cli_json_string(stdout, (const char *)tok, tl);
+        printf(", \"count\": %llu}", (unsigned long long)v->rk[i].freq);
+    }
+    printf("]}\n");
+}
+
+static void print_text(const vocab_stats *v) {
+    char b[32];
+    printf("file:               %s\n", v->path);
+    printf("bytes:              %s\n", group(b, v->c->n_bytes));
+    printf("BOM:                %s\n", v->c->had_bom ? "yes (UTF-8 byte order mark, dropped)" : "no");
+    printf("unit:               %s\n", crn_unit_name(v->o->unit));
+    printf("normalize:          %s\n", crn_norm_name(v->o->norm));
+    printf("characters:         %s (code points after cleaning)\n", group(b, v->c->n_chars));
+    printf("tokens:             %s\n", group(b, v->c->n_tokens));
+    printf("distinct tokens:    %s\n", group(b, v->distinct));
+    printf("invalid sequences:  %s (--invalid %s)\n", group(b, v->c->n_invalid), crn_invalid_name(v->o->invalid));
+    printf("lines dropped:      %s\n", group(b, v->c->n_lines_dropped));
+    if (v->min_count > 1) {
+        printf("vocabulary:         %s ids with --min-count %lld (incl. <unk>); ", group(b, v->kept + 1), v->min_count);
+        printf("%s tokens would be <unk>\n", group(b, v->rare));
+    }
+    if (v->show) {
+        printf("\ntop %zu tokens:\n", v->show);
+        for (size_t i = 0; i < v->show; i++) {
+            size_t tl;
+            const uint8_t *tok = crn_vocab_token(v->c->vocab, v->rk[i].id, &tl);
+            printf("%6zu  %12s  %6.2f%%  ", i + 1, group(b, v->rk[i].freq),
+                   v->c->n_tokens ? 100.0 * (double)v->rk[i].freq / (double)v->c->n_tokens : 0.0);
+            show_token(stdout, tok, tl);
+            printf("  (");
+            show_codepoints(stdout, tok, tl);
+            printf(")\n");
+        }
+    }
+}
+
 int cli_vocab(int argc, char **argv) {
     static const struct option longopts[] = {
         {"unit", required_argument, NULL, OPT_UNIT},
@@ -197,73 +277,18 @@ int cli_vocab(int argc, char **argv) {
         status = cli_fail(CMD, err);
         goto out;
     }
-    uint32_t V = crn_vocab_size(c->vocab);
-    size_t distinct = V - 1;
-    rk = malloc((distinct + 1) * sizeof *rk);
-    if (!rk) {
+    size_t distinct = crn_vocab_size(c->vocab) - 1;
+    uint64_t kept = 0, rare = 0;
+    if (!(rk = rank_tokens(c->vocab, min_count, &kept, &rare))) {
         cli_error(CMD, "out of memory");
         status = CLI_EXIT_ERROR;
         goto out;
     }
-    uint64_t kept = 0, rare = 0;
-    for (uint32_t id = 1; id < V; id++) {
-        uint64_t f = crn_vocab_freq(c->vocab, id);
-        rk[id - 1] = (ranked){id, f};
-        if (f >= (uint64_t)min_count) kept++;
-        else rare += f;
-    }
-    qsort(rk, distinct, sizeof *rk, by_freq);
     size_t show = (size_t)top < distinct ? (size_t)top : distinct;
 
-    if (json) {
-        printf("{\"file\": ");
-        cli_json_string(stdout, path, strlen(path));
-        printf(", \"bytes\": %llu, \"bom\": %s, \"unit\": \"%s\", \"normalize\": \"%s\", \"invalid_policy\": \"%s\"",
-               (unsigned long long)c->n_bytes, c->had_bom ? "true" : "false", crn_unit_name(o.unit),
-               crn_norm_name(o.norm), crn_invalid_name(o.invalid));
-        printf(", \"chars\": %llu, \"tokens\": %zu, \"distinct\": %zu, \"invalid\": %llu, \"lines_dropped\": %llu",
-               (unsigned long long)c->n_chars, c->n_tokens, distinct, (unsigned long long)c->n_invalid,
-               (unsigned long long)c->n_lines_dropped);
-        printf(", \"min_count\": %lld, \"vocab_size\": %llu, \"unk_tokens\": %llu, \"top\": [", min_count,
-               (unsigned long long)(kept + 1), (unsigned long long)rare);
-        for (size_t i = 0; i < show; i++) {
-            size_t tl;
-            const uint8_t *tok = crn_vocab_token(c->vocab, rk[i].id, &tl);
-            printf("%s{\"token\": ", i ? ", " : "");
-            cli_json_string(stdout, (const char *)tok, tl);
-            printf(", \"count\": %llu}", (unsigned long long)rk[i].freq);
-        }
-        printf("]}\n");
-    } else {
-        char b[32];
-        printf("file:               %s\n", path);
-        printf("bytes:              %s\n", group(b, c->n_bytes));
-        printf("BOM:                %s\n", c->had_bom ? "yes (UTF-8 byte order mark, dropped)" : "no");
-        printf("unit:               %s\n", crn_unit_name(o.unit));
-        printf("normalize:          %s\n", crn_norm_name(o.norm));
-        printf("characters:         %s (code points after cleaning)\n", group(b, c->n_chars));
-        printf("tokens:             %s\n", group(b, c->n_tokens));
-        printf("distinct tokens:    %s\n", group(b, distinct));
-        printf("invalid sequences:  %s (--invalid %s)\n", group(b, c->n_invalid), crn_invalid_name(o.invalid));
-        printf("lines dropped:      %s\n", group(b, c->n_lines_dropped));
-        if (min_count > 1) {
-            printf("vocabulary:         %s ids with --min-count %lld (incl. <unk>); ", group(b, kept + 1), min_count);
-            printf("%s tokens would be <unk>\n", group(b, rare));
-        }
-        if (show) {
-            printf("\ntop %zu tokens:\n", show);
-            for (size_t i = 0; i < show; i++) {
-                size_t tl;
-                const uint8_t *tok = crn_vocab_token(c->vocab, rk[i].id, &tl);
-                printf("%6zu  %12s  %6.2f%%  ", i + 1, group(b, rk[i].freq),
-                       c->n_tokens ? 100.0 * (double)rk[i].freq / (double)c->n_tokens : 0.0);
-                show_token(stdout, tok, tl);
-                printf("  (");
-                show_codepoints(stdout, tok, tl);
-                printf(")\n");
-            }
-        }
-    }
+    vocab_stats vs = {path, c, &o, distinct, show, min_count, kept, rare, rk};
+    if (json) print_json(&vs);
+    else print_text(&vs);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         cli_error(CMD, "cannot write the output");
         status = CLI_EXIT_ERROR;

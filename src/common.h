@@ -82,6 +82,10 @@ double crn_now(void);
  * starting from 0. */
 uint32_t crn_crc32(uint32_t crc, const void *p, size_t n);
 
+/* A target id that is not counted (loss, gradient, targets): padding of the
+ * validation layout (corpus.h), ignored targets of a window (model.h). */
+#define CRN_IGNORE 0xffffffffu
+
 #define CRN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define CRN_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CRN_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -30,6 +30,7 @@
 
 #include "common.h"
 
+#if defined(CRN_TEST_HOOKS) && CRN_TEST_HOOKS
 static size_t piece_bytes = (size_t)8 << 20;  /* target size of one piece */
 static size_t cache_bytes = (size_t)64 << 20; /* prepared text kept from pass 1 */
 
@@ -37,6 +38,10 @@ void crn_corpus_tune(size_t piece, size_t cache) {
     piece_bytes = piece ? piece : (size_t)8 << 20;
     cache_bytes = cache;
 }
+#else
+static const size_t piece_bytes = (size_t)8 << 20;
+static const size_t cache_bytes = (size_t)64 << 20;
+#endif
 
 void crn_corpus_opts_default(crn_corpus_opts *o) {
     memset(o, 0, sizeof *o);
@@ -111,7 +116,7 @@ typedef struct loader {
     char **repl_text;
     size_t n_keep, n_drop, n_repl;
     /* statistics of pass 1 */
-    uint64_t n_chars, n_tokens, n_invalid, n_dropped, n_lines;
+    uint64_t n_chars, n_nfc_chars, n_tokens, n_invalid, n_dropped, n_lines;
 } loader;
 
 static void loader_free(loader *L) {
@@ -401,6 +406,27 @@ static size_t count_codepoints(const uint8_t *s, size_t n) {
     return k;
 }
 
+/* Add the NFC code points of a prepared piece to L->n_nfc_chars: its code
+ * points when the normalisation composes (nfc, nfkc) or it is ASCII, else
+ * those of its NFC form (normalisation never crosses a piece: pieces end
+ * at line breaks). */
+static int count_nfc_piece(loader *L, const uint8_t *piece, size_t pn) {
+    size_t i = 0;
+    if (L->norm == CRN_NORM_NONE)
+        while (i < pn && piece[i] < 0x80) i++;
+    if (i == pn || L->norm != CRN_NORM_NONE) {
+        L->n_nfc_chars += count_codepoints(piece, pn);
+        return 0;
+    }
+    uint8_t *nf;
+    size_t nn;
+    int err = crn_utf8_normalize(&nf, &nn, piece, pn, CRN_NORM_NFC);
+    if (err) return err;
+    L->n_nfc_chars += count_codepoints(nf, nn);
+    free(nf);
+    return 0;
+}
+
 static size_t count_lines(const uint8_t *s, size_t n) {
     size_t k = 0;
     for (const uint8_t *p = s, *e = s + n; (p = memchr(p, '\n', (size_t)(e - p))); p++) k++;
@@ -417,9 +443,9 @@ static void release_pages(const uint8_t *map, size_t from, size_t to) {
     if (b > a) (void)madvise((void *)(map + a), b - a, MADV_DONTNEED);
 }
 
-/* Encode prepared text into c->ids starting at *at. */
-static int encode_text(crn_corpus *c, const char *name, const uint8_t *s, size_t n, size_t *at, uint32_t **tmp,
-                       size_t *tmp_cap) {
+/* Encode prepared text into c->ids (or the cache writer w) starting at *at. */
+static int encode_text(crn_corpus *c, crn_idcache_writer *w, const char *name, const uint8_t *s, size_t n, size_t *at,
+                       uint32_t **tmp, size_t *tmp_cap) {
     for (size_t pos = 0; pos < n;) {
         size_t end = chunk_end(s, n, pos);
         size_t len = end - pos;
@@ -436,7 +462,10 @@ static int encode_text(crn_corpus *c, const char *name, const uint8_t *s, size_t
             return crn_error_set(CRN_ERANGE, "%s: the text gave more tokens the second time (%zu > %zu)", name,
                                  *at + (size_t)k, c->n_tokens);
         c->n_unk += unk;
-        if (c->wide) {
+        if (w) {
+            int err = crn_idcache_put(w, *tmp, (size_t)k);
+            if (err) return err;
+        } else if (c->wide) {
             memcpy((uint32_t *)c->ids + *at, *tmp, (size_t)k * sizeof(uint32_t));
         } else {
             uint16_t *d = (uint16_t *)c->ids + *at;
@@ -460,6 +489,7 @@ static int count_nfc_chars(const crn_corpus *c, size_t from, size_t to, uint64_t
     /* flush when the buffer reaches `flush_at`; doubled while no newline
      * comes, so a text without newlines is not rescanned for each token */
     size_t flush_at = (size_t)1 << 20;
+    size_t released = from;
     for (size_t i = from; i <= to; i++) {
         size_t k;
         if (i < to) {
@@ -498,6 +528,8 @@ static int count_nfc_chars(const crn_corpus *c, size_t from, size_t to, uint64_t
             if ((err = crn_utf8_normalize(&nf, &nn, b.p, cut, CRN_NORM_NFC))) break;
             *out += count_codepoints(nf, nn);
             free(nf);
+            crn_idcache_release(&c->map, c->wide, released, i);
+            released = i;
             memmove(b.p, b.p + cut, b.n - cut);
             b.n -= cut;
         }
@@ -508,16 +540,64 @@ static int count_nfc_chars(const crn_corpus *c, size_t from, size_t to, uint64_t
     return 0;
 }
 
-/* The whole pipeline over an input in memory (or mapped): map != NULL when
- * pages may be released after use. */
-static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t *map, const crn_corpus_opts *o,
-                     const crn_vocab *given) {
-    loader L;
-    obuf cache = {0};
-    int caching = cache_bytes > 0;
+/* Train tokens of n, as the peer: int(n * (1 - val_frac)). */
+static size_t train_split(size_t n, double val_frac) {
+    size_t k = (size_t)((double)n * (1.0 - val_frac));
+    return k > n ? n : k;
+}
+
+/* load_text, pass 2: encode the prepared text (kept from pass 1 in cache,
+ * or prepared again) into c->ids, or into the id cache file w when w is not
+ * NULL (c->n_tokens and c->wide are set). */
+static int encode_pass(crn_corpus *c, crn_idcache_writer *w, loader *L, const uint8_t *text, size_t n, size_t bom,
+                       const uint8_t *map, const obuf *cache, int caching) {
     uint8_t *piece = NULL;
     uint32_t *tmp = NULL;
-    size_t tmp_cap = 0;
+    size_t tmp_cap = 0, line = 1;
+    char b1[32];
+    int err;
+    if (!w && !(c->ids = malloc(c->n_tokens * (c->wide ? sizeof(uint32_t) : sizeof(uint16_t))))) {
+        err = crn_error_set(CRN_ENOMEM, "%s: out of memory for %s token ids", c->path, fmt_count(b1, c->n_tokens));
+        goto done;
+    }
+    size_t at = 0;
+    if (caching) {
+        if ((err = encode_text(c, w, c->path, cache->p, cache->n, &at, &tmp, &tmp_cap))) goto done;
+    } else {
+        for (size_t pos = bom; pos < n;) {
+            size_t end = piece_end(text, n, pos);
+            size_t pn;
+            if ((err = prepare(L, text, pos, end - pos, line, 0, &piece, &pn))) goto done;
+            if ((err = encode_text(c, w, c->path, piece, pn, &at, &tmp, &tmp_cap))) goto done;
+            free(piece);
+            piece = NULL;
+            line += count_lines(text + pos, end - pos);
+            release_pages(map, pos, end);
+            pos = end;
+        }
+    }
+    if (at != c->n_tokens) {
+        err = crn_error_set(CRN_ERANGE, "%s: encoding gave %zu tokens, counting %zu", c->path, at, c->n_tokens);
+        goto done;
+    }
+    err = 0;
+done:
+    free(piece);
+    free(tmp);
+    return err;
+}
+
+/* The whole pipeline over an input in memory (or mapped): map != NULL when
+ * pages may be released after use. With want (the id cache's key), the ids
+ * go to the file o->id_cache instead of memory, and prepared text is not
+ * cached between the passes (memory stays that of a few pieces). */
+static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t *map, const crn_corpus_opts *o,
+                     const crn_vocab *given, crn_idcache_meta *want) {
+    loader L;
+    obuf cache = {0};
+    int caching = cache_bytes > 0 && !want;
+    crn_idcache_writer *w = NULL;
+    uint8_t *piece = NULL;
     char b1[32], b2[32];
     int err = loader_init(&L, c->path, o, given);
     if (err) goto done;
@@ -553,6 +633,7 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
         size_t pn;
         if ((err = prepare(&L, text, pos, end - pos, line, 1, &piece, &pn))) goto done;
         L.n_chars += count_codepoints(piece, pn);
+        if ((err = count_nfc_piece(&L, piece, pn))) goto done;
         if (given) {
             /* tokens counted here; a vocabulary being built counts them itself */
             crn_tokiter it;
@@ -586,6 +667,7 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
         pos = end;
     }
     c->n_chars = L.n_chars;
+    c->n_nfc_chars = L.n_nfc_chars;
     c->n_invalid = L.n_invalid;
     c->n_lines_dropped = L.n_dropped;
     if (!given) {
@@ -610,43 +692,35 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
     /* ---- pass 2: encode ---------------------------------------------- */
     c->n_tokens = L.n_tokens;
     c->wide = crn_vocab_size(c->vocab) > 65536u;
-    c->ids = malloc(c->n_tokens * (c->wide ? sizeof(uint32_t) : sizeof(uint16_t)));
-    if (!c->ids) {
-        err = crn_error_set(CRN_ENOMEM, "%s: out of memory for %s token ids", c->path, fmt_count(b1, c->n_tokens));
-        goto done;
-    }
-    size_t at = 0;
-    if (caching) {
-        if ((err = encode_text(c, c->path, cache.p, cache.n, &at, &tmp, &tmp_cap))) goto done;
-    } else {
-        line = 1;
-        for (size_t pos = bom; pos < n;) {
-            size_t end = piece_end(text, n, pos);
-            size_t pn;
-            if ((err = prepare(&L, text, pos, end - pos, line, 0, &piece, &pn))) goto done;
-            if ((err = encode_text(c, c->path, piece, pn, &at, &tmp, &tmp_cap))) goto done;
-            free(piece);
-            piece = NULL;
-            line += count_lines(text + pos, end - pos);
-            release_pages(map, pos, end);
-            pos = end;
-        }
-    }
-    if (at != c->n_tokens) {
-        err = crn_error_set(CRN_ERANGE, "%s: encoding gave %zu tokens, counting %zu", c->path, at, c->n_tokens);
-        goto done;
+    if (want && (err = crn_idcache_begin(&w, o->id_cache, c->vocab, c->n_tokens, c->wide))) goto done;
+    if ((err = encode_pass(c, w, &L, text, n, bom, map, &cache, caching))) goto done;
+    if (w) {
+        if ((err = crn_idcache_map_written(w, &c->map))) goto done;
+        c->ids = (void *)c->map.ids;
     }
 
     /* ---- split --------------------------------------------------------- */
-    /* as the peer: n_train = int(n * (1 - val_frac)) */
-    c->n_train = (size_t)((double)c->n_tokens * (1.0 - o->val_frac));
-    if (c->n_train > c->n_tokens) c->n_train = c->n_tokens;
+    c->n_train = train_split(c->n_tokens, o->val_frac);
     if (c->n_train < c->n_tokens && (err = count_nfc_chars(c, c->n_train, c->n_tokens, &c->n_val_chars)))
         goto done;
+    if (w) {
+        want->n_tokens = c->n_tokens;
+        want->wide = c->wide;
+        want->n_chars = c->n_chars;
+        want->n_nfc_chars = c->n_nfc_chars;
+        want->n_val_chars = c->n_val_chars;
+        want->n_invalid = c->n_invalid;
+        want->n_unk = c->n_unk;
+        want->n_lines_dropped = c->n_lines_dropped;
+        want->had_bom = c->had_bom;
+        err = crn_idcache_commit(w, want);
+        w = NULL;
+        if (err) goto done;
+    }
     err = 0;
 done:
+    crn_idcache_abort(w);
     free(piece);
-    free(tmp);
     free(cache.p);
     loader_free(&L);
     return err;
@@ -677,12 +751,65 @@ int crn_corpus_from_memory(crn_corpus **out, const char *name, const uint8_t *te
     if (err) return err;
     static const uint8_t empty[1] = {0};
     c->n_bytes = n;
-    err = load_text(c, text ? text : empty, text ? n : 0, NULL, opts, vocab);
+    err = load_text(c, text ? text : empty, text ? n : 0, NULL, opts, vocab, NULL);
     if (err) {
         crn_corpus_destroy(c);
         return err;
     }
     *out = c;
+    return 0;
+}
+
+/* CRC-32 of the options that change the ids besides the text and the
+ * vocabulary (val_frac too: the header holds the validation split's size). */
+static uint32_t cache_key(const crn_corpus_opts *o) {
+    int32_t e[3] = {(int32_t)o->unit, (int32_t)o->norm, (int32_t)o->invalid};
+    uint32_t crc = crn_crc32(0, e, sizeof e);
+    crc = crn_crc32(crc, &o->min_count, sizeof o->min_count);
+    crc = crn_crc32(crc, &o->val_frac, sizeof o->val_frac);
+    const char **lists[3] = {o->keep, o->drop, o->replace};
+    size_t counts[3] = {o->n_keep, o->n_drop, o->n_replace};
+    for (int l = 0; l < 3; l++) {
+        crc = crn_crc32(crc, &counts[l], sizeof counts[l]);
+        for (size_t i = 0; i < counts[l]; i++) {
+            const char *p = lists[l][i] ? lists[l][i] : "";
+            crc = crn_crc32(crc, p, strlen(p) + 1);
+        }
+    }
+    return crc;
+}
+
+/* A mapped regular file with opts->id_cache: reuse the cache if it matches
+ * (the file's size, mtime and CRC, the options), else load and write it. */
+static int load_cached(crn_corpus *c, const uint8_t *map, size_t n, const struct stat *st, const crn_corpus_opts *o,
+                       const crn_vocab *given) {
+    uint32_t crc = 0;
+    for (size_t pos = 0, step = (size_t)8 << 20; pos < n; pos += step) {
+        size_t k = n - pos < step ? n - pos : step;
+        crc = crn_crc32(crc, map + pos, k);
+        release_pages(map, pos, pos + k);
+    }
+    c->text_crc = crc;
+    crn_idcache_meta want = {.file_size = n, .mtime_s = (int64_t)st->st_mtim.tv_sec,
+                             .mtime_ns = (int64_t)st->st_mtim.tv_nsec, .file_crc = crc,
+                             .key_crc = cache_key(o), .built = given == NULL}, got;
+    crn_vocab *v = NULL;
+    int rc = crn_idcache_open(o->id_cache, &want, given, &got, &v, &c->map);
+    if (rc < 0) return rc;
+    c->id_cache_status = (enum crn_idcache_status)rc;
+    if (rc != CRN_IDCACHE_REUSED) return load_text(c, map, n, map, o, given, &want);
+    c->vocab = v;
+    c->ids = (void *)c->map.ids;
+    c->wide = got.wide;
+    c->n_tokens = (size_t)got.n_tokens;
+    c->n_chars = got.n_chars;
+    c->n_nfc_chars = got.n_nfc_chars;
+    c->n_val_chars = got.n_val_chars;
+    c->n_invalid = got.n_invalid;
+    c->n_unk = got.n_unk;
+    c->n_lines_dropped = got.n_lines_dropped;
+    c->had_bom = got.had_bom;
+    c->n_train = train_split(c->n_tokens, o->val_frac);
     return 0;
 }
 
@@ -761,7 +888,10 @@ int crn_corpus_load(crn_corpus **out, const char *path, const crn_corpus_opts *o
     int err = corpus_new(&c, path);
     if (!err) {
         c->n_bytes = n;
-        err = load_text(c, map, n, map, opts, vocab);
+        if (opts->id_cache)
+            err = load_cached(c, map, n, &st, opts, vocab);
+        else
+            err = load_text(c, map, n, map, opts, vocab, NULL);
     }
     munmap(map, n);
     if (err) {
@@ -775,7 +905,10 @@ int crn_corpus_load(crn_corpus **out, const char *path, const crn_corpus_opts *o
 void crn_corpus_destroy(crn_corpus *c) {
     if (!c) return;
     crn_vocab_destroy(c->vocab);
-    free(c->ids);
+    if (c->map.base)
+        crn_idcache_unmap(&c->map);
+    else
+        free(c->ids);
     free(c->path);
     free(c);
 }
@@ -802,9 +935,27 @@ int crn_batcher_init(crn_batcher *bt, const crn_corpus *c, size_t B, size_t T) {
     return 0;
 }
 
+/* Mapped ids: release rows [b*L + w0*T, b*L + w1*T) of B rows (plus the
+ * page before, left by the previous call's rounding). */
+static void release_rows(const crn_corpus *c, size_t v0, size_t B, size_t L, size_t T, size_t w0, size_t w1) {
+    size_t back = 4096 / (c->wide ? 4 : 2);
+    for (size_t b = 0; b < B; b++) {
+        size_t lo = b * L + w0 * T, hi = b * L + w1 * T;
+        lo = lo > back ? lo - back : 0;
+        crn_idcache_release(&c->map, c->wide, v0 + lo, v0 + hi);
+    }
+}
+
+/* Release every this many windows (about 64 KiB of each row). */
+static size_t release_every(const crn_corpus *c, size_t T) {
+    size_t k = ((size_t)64 << 10) / (T * (c->wide ? 4 : 2));
+    return k ? k : 1;
+}
+
 void crn_batcher_next(crn_batcher *bt, uint32_t *x, uint32_t *y, int *reset) {
     if (bt->win >= bt->n_win) {
         bt->win = 0;
+        bt->rel_win = 0;
         bt->epoch++;
     }
     *reset = bt->win == 0;
@@ -817,6 +968,11 @@ void crn_batcher_next(crn_batcher *bt, uint32_t *x, uint32_t *y, int *reset) {
         }
     }
     bt->win++;
+    if (bt->c->map.base && (bt->win < bt->rel_win || bt->win - bt->rel_win >= release_every(bt->c, T))) {
+        size_t w0 = bt->win < bt->rel_win ? 0 : bt->rel_win; /* the caller moved win back (resume) */
+        release_rows(bt->c, 0, B, L, T, w0, bt->win);
+        bt->rel_win = bt->win;
+    }
 }
 
 /* Rows of the validation layout: n pairs, L = ceil(n / B) per row. */
@@ -832,21 +988,37 @@ size_t crn_val_windows(const crn_corpus *c, size_t B, size_t T) {
     return L / T + (L % T != 0);
 }
 
-void crn_val_window(const crn_corpus *c, size_t B, size_t T, size_t w, uint32_t *x, uint32_t *y) {
-    size_t n = val_pairs(c);
+void crn_range_window(const crn_corpus *c, size_t begin, size_t end, size_t B, size_t t0, size_t T, uint32_t *x,
+                      uint32_t *y) {
+    size_t n = end - begin >= 2 ? end - begin - 1 : 0; /* (input, target) pairs */
     size_t L = B ? n / B + (n % B != 0) : 0;
-    const size_t v0 = c->n_train;
     for (size_t t = 0; t < T; t++) {
-        size_t pos = w * T + t; /* position within the row */
+        size_t pos = t0 + t; /* position within the row */
         for (size_t b = 0; b < B; b++) {
             size_t i = b * L + pos; /* pair index */
             if (pos < L && i < n) {
-                x[t * B + b] = crn_corpus_id(c, v0 + i);
-                y[t * B + b] = crn_corpus_id(c, v0 + i + 1);
+                x[t * B + b] = crn_corpus_id(c, begin + i);
+                y[t * B + b] = crn_corpus_id(c, begin + i + 1);
             } else {
                 x[t * B + b] = 0;
                 y[t * B + b] = CRN_IGNORE;
             }
         }
     }
+    /* mapped ids: hand back what each row has read, about every 64 KiB (positions as windows of 1) */
+    size_t k = release_every(c, 1), p1 = t0 + T;
+    if (c->map.base && (p1 / k != t0 / k || p1 >= L))
+        release_rows(c, begin, B, L, 1, p1 > k + T ? p1 - k - T : 0, p1 < L ? p1 : L);
+}
+
+void crn_val_window(const crn_corpus *c, size_t B, size_t T, size_t w, uint32_t *x, uint32_t *y) {
+    crn_range_window(c, c->n_train, c->n_tokens, B, w * T, T, x, y);
+}
+
+double crn_corpus_chars_predicted(const crn_corpus *c, uint64_t count) {
+    /* the NFC code points of the text after the first; for code points of
+     * composed text (nfc, nfkc) exactly the targets (as the PyTorch peer counts) */
+    if (crn_vocab_unit(c->vocab) == CRN_UNIT_CODEPOINT && crn_vocab_norm(c->vocab) != CRN_NORM_NONE)
+        return (double)count;
+    return (double)(c->n_nfc_chars > 1 ? c->n_nfc_chars - 1 : 1);
 }

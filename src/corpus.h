@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common.h"
+#include "idcache.h"
 #include "regex.h"
 #include "utf8.h"
 #include "vocab.h"
@@ -37,6 +39,10 @@ typedef struct crn_corpus_opts {
     const char **keep; size_t n_keep;       /* keep only lines matching any */
     const char **drop; size_t n_drop;       /* drop lines matching any */
     const char **replace; size_t n_replace; /* "REGEX=TEXT", split at the last '=' not escaped by '\' */
+    /* Keep the ids in this file, mapped (see idcache.h), instead of in memory:
+     * created or rebuilt when missing or stale, reused otherwise. Regular
+     * files only (a pipe is loaded into memory as without it). NULL = memory. */
+    const char *id_cache;
 } crn_corpus_opts;
 
 void crn_corpus_opts_default(crn_corpus_opts *o);
@@ -47,21 +53,29 @@ void crn_corpus_opts_default(crn_corpus_opts *o);
  * malloc'ed. @return 0 or CRN_EINVAL (no '=', empty regex). */
 int crn_corpus_split_replace(const char *spec, char **re, char **text);
 
-/* Tests only (not thread-safe): the target size of a piece in bytes and how
- * much prepared text pass 1 may keep for pass 2 (0 = always prepare twice).
- * Defaults 8 MiB and 64 MiB; piece 0 restores the default piece size. */
+/* Test builds only (CRN_TEST_HOOKS; not thread-safe): the target size of a
+ * piece in bytes and how much prepared text pass 1 may keep for pass 2 (0 =
+ * always prepare twice). Defaults 8 MiB and 64 MiB; piece 0 restores the
+ * default piece size. */
+#if defined(CRN_TEST_HOOKS) && CRN_TEST_HOOKS
 void crn_corpus_tune(size_t piece_bytes, size_t cache_bytes);
+#endif
 
 typedef struct crn_corpus {
     char *path;
     crn_vocab *vocab;        /* owned */
     int wide;                /* ids are uint32 (else uint16) */
-    void *ids;               /* n_tokens ids */
+    void *ids;               /* n_tokens ids (in memory, or inside map) */
+    crn_idcache_map map;     /* the mapped id cache, or zero */
+    enum crn_idcache_status id_cache_status;
+    uint32_t text_crc;       /* CRC-32 of the file's bytes (with an id cache; else 0) */
     size_t n_tokens;
     size_t n_train;          /* ids [0, n_train) train, [n_train, n_tokens) validation */
     /* statistics */
     uint64_t n_bytes;        /* bytes of the file */
     uint64_t n_chars;        /* code points after cleaning and normalisation */
+    uint64_t n_nfc_chars;    /* NFC code points of that text (= n_chars unless normalisation is none):
+                              * the denominator of every bits-per-char figure */
     uint64_t n_val_chars;    /* NFC code points of the validation split's text */
     uint64_t n_invalid;      /* invalid sequences repaired (replace/skip) */
     uint64_t n_unk;          /* tokens mapped to <unk> */
@@ -80,6 +94,13 @@ int crn_corpus_from_memory(crn_corpus **out, const char *name, const uint8_t *te
                            const crn_corpus_opts *opts, const crn_vocab *vocab);
 void crn_corpus_destroy(crn_corpus *c); /* NULL is a no-op */
 
+/* The characters predicted when all n_tokens of c are scored as one text
+ * (count targets): the NFC code points of the source text after the first
+ * (every unit, also under --normalize none); for code points of composed
+ * text (nfc, nfkc) that is exactly the targets, as the PyTorch peer counts. The bits
+ * per char denominator of `charrnn eval` and charrnn_score. */
+double crn_corpus_chars_predicted(const crn_corpus *c, uint64_t count);
+
 static inline uint32_t crn_corpus_id(const crn_corpus *c, size_t i) {
     return c->wide ? ((const uint32_t *)c->ids)[i] : ((const uint16_t *)c->ids)[i];
 }
@@ -92,6 +113,7 @@ typedef struct crn_batcher {
     size_t n_win;      /* windows per epoch */
     size_t win;        /* next window */
     uint64_t epoch;    /* completed epochs */
+    size_t rel_win;    /* mapped ids of windows before this one are released */
 } crn_batcher;
 
 /* @return 0, or CRN_EEMPTY / CRN_ERANGE if the train split is shorter than one
@@ -107,8 +129,11 @@ void crn_batcher_next(crn_batcher *bt, uint32_t *x, uint32_t *y, int *reset);
  * pairs are cut into B rows of L = ceil(n/B); padded positions have input 0
  * and target CRN_IGNORE; each row starts from a zero state. Fills window w (T, B) of that layout;
  * returns the number of windows. */
-#define CRN_IGNORE 0xffffffffu
 size_t crn_val_windows(const crn_corpus *c, size_t B, size_t T);
 void crn_val_window(const crn_corpus *c, size_t B, size_t T, size_t w, uint32_t *x, uint32_t *y);
+/* The same layout over any range of ids [begin, end) (crn_evaluate_ids):
+ * positions t0 .. t0+T-1 of each of the B rows into x, y (T, B). */
+void crn_range_window(const crn_corpus *c, size_t begin, size_t end, size_t B, size_t t0, size_t T, uint32_t *x,
+                      uint32_t *y);
 
 #endif

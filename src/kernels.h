@@ -1,6 +1,8 @@
 /* kernels.h — the numeric kernels every layer uses: one matrix-product entry
  * point (OpenBLAS cblas_sgemm / cblas_dgemm) with a plain-loop reference,
- * fused elementwise activations, and the fused softmax cross-entropy.
+ * the small per-step products (AVX2), the fused softmax cross-entropy, and
+ * the binary16 weight kernels of sampling. The worker threads they split
+ * large products across are pool.h's.
  * All matrices are row-major. Compiled as float and as double (real.h). */
 #ifndef CRN_KERNELS_H
 #define CRN_KERNELS_H
@@ -8,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pool.h"
 #include "real.h"
 
 /* C (M, N) = alpha * op(A) @ op(B) + beta * C, with op(A) (M, K), op(B) (K, N);
@@ -38,12 +41,6 @@ size_t CRN_FN(crn_pack_size)(int K, int N);
 /* Bp = op(B) (K, N) packed; tb nonzero: B is stored (N, K), ldb its row stride. */
 void CRN_FN(crn_pack)(real *Bp, int tb, int K, int N, const real *B, int ldb);
 
-/* Run fn(arg, part, nparts) for part = 0..nparts-1 on the caller and the
- * persistent worker threads (nparts = min(max_parts, threads)); returns when
- * all parts are done. Workers are started on first use, never per call. */
-typedef void (*crn_part_fn)(void *arg, int part, int nparts);
-void CRN_FN(crn_parallel)(crn_part_fn fn, void *arg, int max_parts);
-
 #if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
 /* IEEE binary16 copies of weights, for sampling only (crn_model_step_f16):
  * half the bytes per token, so a small model's weights stay in L2. */
@@ -59,12 +56,8 @@ void crn_gemv_f16(int N, int K, const float *a, const uint16_t *W, int ldw, floa
 void crn_gemv_f16_ref(int N, int K, const float *a, const uint16_t *W, int ldw, float *c);
 #endif
 
-/* Threads for OpenBLAS and our own parallel loops (n <= 0: all cores). */
-void CRN_FN(crn_set_threads)(int n);
-int CRN_FN(crn_get_threads)(void);
-
 /* Fused softmax + cross-entropy over N rows of V logits.
- * targets[i] == 0xffffffff (CRN_IGNORE) skips row i (its dlogits row is 0).
+ * targets[i] == CRN_IGNORE (common.h) skips row i (its dlogits row is 0).
  * Writes dlogits = (softmax(logits) - onehot(target)) * scale for each
  * counted row (scale is typically 1/count); returns the summed loss in nats
  * (double accumulation) and the number of counted rows in *count.

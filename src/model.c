@@ -26,9 +26,6 @@
 #include "common.h"
 #include "kernels.h"
 
-#ifndef CRN_IGNORE
-#define CRN_IGNORE 0xffffffffu
-#endif
 
 /* Saved activations of one layer for one window (see cell.h for hs/cs). */
 struct layer_cache {

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common.h"
 #include "real.h"
 #include "rng.h"
 

@@ -105,6 +105,25 @@ void crn_optim_destroy(crn_optim *o) {
     free(o);
 }
 
+int crn_optim_reconfigure(crn_optim *o, const crn_optim_config *cfg) {
+    int err = check_config(cfg);
+    if (err) return err;
+    if (cfg->kind != o->cfg.kind)
+        return crn_error_set(CRN_EINVAL, "optimizer: cannot change %s into %s", crn_optim_name(o->cfg.kind),
+                             crn_optim_name(cfg->kind));
+    if (needs_v(cfg) != (o->v != NULL)) /* v depends on the kind only */
+        return crn_error_set(CRN_EINVAL, "optimizer: state does not match its %s settings",
+                             crn_optim_name(o->cfg.kind));
+    if (needs_m(cfg) && !o->m && !(o->m = crn_calloc(o->n, sizeof(float))))
+        return crn_error_set(CRN_ENOMEM, "optimizer: out of memory for %zu-parameter state", o->n);
+    if (!needs_m(cfg) && o->m) {
+        crn_free(o->m);
+        o->m = NULL;
+    }
+    o->cfg = *cfg;
+    return 0;
+}
+
 /* Buffers in a fixed order: m (if present), then v (if present). */
 int crn_optim_num_buffers(const crn_optim *o) { return (o->m != NULL) + (o->v != NULL); }
 
@@ -226,6 +245,22 @@ void crn_optim_step(crn_optim *o, float *params, const float *grads, float lr) {
     case CRN_OPT_ADAGRAD: step_adagrad(o, params, grads, lr); break;
     case CRN_OPT_SGD: step_sgd(o, params, grads, lr); break;
     }
+}
+
+/* 1 if no element of x (n) is Inf or NaN: an all-ones exponent. An integer
+ * OR-reduction, which vectorises without any FP flags. */
+static int all_finite(const float *restrict x, size_t n) {
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u);
+        bad |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    return !bad;
+}
+
+int crn_optim_finite(const crn_optim *o, const float *params) {
+    return all_finite(params, o->n) && (!o->m || all_finite(o->m, o->n)) && (!o->v || all_finite(o->v, o->n));
 }
 
 double crn_clip_grad_norm(float *g, size_t n, double max_norm) {

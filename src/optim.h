@@ -41,6 +41,13 @@ typedef struct crn_optim {
 
 int crn_optim_create(crn_optim **out, const crn_optim_config *cfg, size_t n);
 void crn_optim_destroy(crn_optim *o); /* NULL is a no-op */
+/* Change the settings of a live optimizer (same kind: CRN_EINVAL otherwise),
+ * keeping its update count and the state both settings have; a state array the
+ * new settings need and the old ones lacked (sgd momentum 0 -> mu) starts at
+ * zero (for sgd's buffer the same as a fresh start), one they no longer need
+ * is freed. So the buffers always match the settings, as checkpoints require.
+ * On error o is unchanged. @return 0, CRN_EINVAL or CRN_ENOMEM. */
+int crn_optim_reconfigure(crn_optim *o, const crn_optim_config *cfg);
 /* Number of state arrays (0, 1 or 2) and access, for checkpoints. Order:
  * m (if the kind has it: adam/adamw, sgd with momentum > 0), then v
  * (adam/adamw, rmsprop, adagrad). crn_optim_buffer returns NULL past the end. */
@@ -60,6 +67,13 @@ float *crn_optim_buffer(crn_optim *o, int i);
  * same operation order), char-rnn's rmsprop and min-char-rnn's Adagrad.
  * Never allocates. */
 void crn_optim_step(crn_optim *o, float *params, const float *grads, float lr);
+
+/* 1 if params (n) and every state array are all finite, else 0: an update
+ * can overflow (adam's v = b2 v + (1-b2) g^2 is infinite for |g| above ~6e20,
+ * rmsprop's and adagrad's above ~1.8e19, sgd's p or momentum for a huge lr g)
+ * although the gradient was finite; the trainer then rolls the step back.
+ * Reads the bits (no FP compares), one pass over each array. */
+int crn_optim_finite(const crn_optim *o, const float *params);
 
 /* Global L2 norm of g (double accumulation); if max_norm > 0 and the norm
  * exceeds it, scale g by (float)(max_norm / norm). Returns the norm before clipping

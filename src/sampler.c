@@ -189,7 +189,7 @@ typedef struct pick {
     cand *c;      /* (V) scratch */
     uint32_t n;   /* live candidates c[0..n) */
     double total; /* sum of their w (T > 0) */
-    int greedy;   /* T == 0: w holds logits, take the max */
+    int greedy;   /* T < CRN_SAMPLE_MIN_TEMPERATURE (e.g. 0): w holds logits, take the max */
     double lse;   /* log sum exp of all V logits if computed on the way (T == 1), else NAN */
 } pick;
 
@@ -198,7 +198,7 @@ static void pick_prepare(pick *p, const real *logits, uint32_t V, const crn_samp
     uint32_t first = V > 1 ? 1 : 0; /* never <unk> unless it is all there is */
     cand *c = p->c;
     uint32_t n = 0;
-    p->greedy = !(s->temperature > 0);
+    p->greedy = !(s->temperature >= CRN_SAMPLE_MIN_TEMPERATURE); /* 1/T would be huge or infinite */
     p->lse = NAN;
     if (p->greedy) {
         for (uint32_t i = first; i < V; i++) c[n++] = (cand){(double)logits[i], i};
@@ -294,13 +294,13 @@ static double log_prob(const real *logits, uint32_t V, uint32_t t) {
 
 /* ---- the generator ------------------------------------------------------------ */
 
-const char *crn_stop_reason_name(enum crn_stop_reason r) {
+const char *crn_gen_stop_name(enum crn_gen_stop r) {
     switch (r) {
-    case CRN_STOP_LENGTH: return "length";
-    case CRN_STOP_REGEX: return "stop";
-    case CRN_STOP_MATCH: return "match";
-    case CRN_STOP_NO_CONTINUATION: return "no_continuation";
-    case CRN_STOP_INTERRUPTED: return "interrupted";
+    case CRN_GEN_STOP_LENGTH: return "length";
+    case CRN_GEN_STOP_REGEX: return "stop";
+    case CRN_GEN_STOP_MATCH: return "match";
+    case CRN_GEN_STOP_NO_CONTINUATION: return "no_continuation";
+    case CRN_GEN_STOP_INTERRUPTED: return "interrupted";
     default: return "none";
     }
 }
@@ -324,6 +324,12 @@ struct crn_generator {
     uint8_t *gen;               /* generated text of the current run, + room for trial decodes */
     size_t gen_cap;
     crn_decoder dec;
+    /* jamo: the prompt's last syllable while it may still be completed (L V,
+     * or L), for the next run's first token to decide (crn_generator_run) */
+    int32_t carry[2];
+    int ncarry;
+    size_t carry_raw;           /* its bytes at the end of the prompt as given */
+    size_t replaced;            /* this run's text restates (replaces) that many prompt bytes */
 
     /* beam search (beam >= 2) */
     uint32_t W;
@@ -483,9 +489,25 @@ void crn_generator_seed(crn_generator *g, uint64_t seed) {
 void crn_generator_reset(crn_generator *g) {
     crn_state_reset(g->st);
     g->have_logits = 0;
+    g->ncarry = 0;
 }
 
+size_t crn_generator_replaced(const crn_generator *g) { return g->replaced; }
+
 void crn_generator_set_cancel(crn_generator *g, volatile sig_atomic_t *flag) { g->cancel = flag; }
+
+int crn_generator_fork(crn_generator **out, const crn_generator *g) {
+    crn_generator *f;
+    int err = crn_generator_create(&f, g->m, g->v, &g->s);
+    if (err < 0) return err;
+    crn_state_copy_stream(f->st, 0, g->st, 0);
+    f->have_logits = g->have_logits;
+    if (g->have_logits) memcpy(f->logits, g->logits, (size_t)g->V * sizeof *f->logits);
+    f->rng = g->rng;
+    f->cancel = g->cancel;
+    *out = f;
+    return 0;
+}
 
 /* Weights that are finite but blown up (a run that diverged) overflow in the
  * forward pass: sampling from NaN/Inf logits would print garbage. */
@@ -503,6 +525,70 @@ static int feed(crn_generator *g, uint32_t id) {
     if ((err = check_logits(g->logits, g->V)) < 0) return err;
     g->have_logits = 1;
     return 0;
+}
+
+static int is_L(int32_t c) { return c >= 0x1100 && c <= 0x1112; }
+static int is_V(int32_t c) { return c >= 0x1161 && c <= 0x1175; }
+static int is_T(int32_t c) { return c >= 0x11A8 && c <= 0x11C2; }
+
+/* The code point of a one-code-point token, else -1. */
+static int32_t token_cp(const crn_vocab *v, uint32_t id) {
+    size_t len = 0;
+    const uint8_t *t = id < crn_vocab_size(v) ? crn_vocab_token(v, id, &len) : NULL;
+    int32_t cp;
+    if (!t || len == 0 || crn_utf8_decode(t, len, &cp) != (int)len) return -1;
+    return cp;
+}
+
+/* Does token tok continue the syllable the decoder holds (a vowel after a
+ * leading consonant, a final consonant after L V)? */
+static int continues_syllable(const crn_vocab *v, const crn_decoder *d, uint32_t tok) {
+    int32_t c = d->nheld ? token_cp(v, tok) : -1;
+    return (d->nheld == 1 && is_V(c)) || (d->nheld == 2 && is_T(c));
+}
+
+/* Jamo text stays composed: a vowel only after a leading consonant (and
+ * then nothing else), a final consonant only after L V. */
+static int jamo_allowed(const crn_vocab *v, const crn_decoder *d, uint32_t tok) {
+    int32_t c = token_cp(v, tok);
+    if (d->nheld == 1) return is_V(c);
+    return is_V(c) ? 0 : is_T(c) ? d->nheld == 2 : 1;
+}
+
+/* The last code point of valid UTF-8 s (n > 0 bytes); *len its bytes. */
+static int32_t last_cp(const uint8_t *s, size_t n, size_t *len) {
+    size_t i = n;
+    while (i > 0 && (s[i - 1] & 0xC0) == 0x80) i--;
+    int32_t cp = -1;
+    if (i == 0 || crn_utf8_decode(s + i - 1, n - i + 1, &cp) < 0) return -1;
+    *len = n - i + 1;
+    return cp;
+}
+
+/* Jamo: after priming with ids (nt), remember an open last syllable (L V or a
+ * lone L) for the next run, if the prompt as given ends in it (a precomposed
+ * L V syllable, or the conjoining jamo themselves; other spellings, e.g. a
+ * compatibility character NFKC turns into a syllable, are left closed).
+ * @return its bytes at the end of prompt (0: none). */
+static size_t set_carry(crn_generator *g, const uint32_t *ids, size_t nt, const uint8_t *prompt, size_t n) {
+    int32_t a = nt >= 2 ? token_cp(g->v, ids[nt - 2]) : -1, b = nt >= 1 ? token_cp(g->v, ids[nt - 1]) : -1;
+    size_t l1 = 0, l0 = 0;
+    int32_t c1 = last_cp(prompt, n, &l1), c0 = l1 < n ? last_cp(prompt, n - l1, &l0) : -1;
+    int32_t j[3];
+    size_t raw = 0;
+    if (is_L(a) && is_V(b)) {
+        if (crn_hangul_split(c1, j) == 2 && j[0] == a && j[1] == b) raw = l1;
+        else if (c1 == b && c0 == a) raw = l1 + l0;
+        g->carry[0] = a;
+        g->carry[1] = b;
+        g->ncarry = raw ? 2 : 0;
+    } else if (is_L(b)) {
+        if (c1 == b) raw = l1;
+        g->carry[0] = b;
+        g->ncarry = raw ? 1 : 0;
+    }
+    g->carry_raw = raw;
+    return raw;
 }
 
 /* Append the distinct unknown character tok to info->unknown if it fits. */
@@ -525,6 +611,7 @@ int crn_generator_prime(crn_generator *g, const uint8_t *prompt, size_t n, crn_p
     if (n == 0) {
         if (g->have_logits) return 0;
         uint32_t nl = crn_vocab_lookup(g->v, (const uint8_t *)"\n", 1);
+        g->ncarry = 0;
         return feed(g, nl);
     }
     crn_textpos bad;
@@ -559,9 +646,11 @@ int crn_generator_prime(crn_generator *g, const uint8_t *prompt, size_t n, crn_p
         err = crn_error_prefix(rc, "prompt");
         goto done;
     }
+    g->ncarry = 0;
     for (size_t i = 0; i < nt; i++)
         if ((err = feed(g, ids[i])) < 0) goto done;
     info->tokens = nt;
+    if (crn_vocab_unit(g->v) == CRN_UNIT_JAMO) info->open_raw = set_carry(g, ids, nt, prompt, n);
     err = 0;
 done:
     free(norm);
@@ -578,6 +667,8 @@ typedef struct run {
     size_t gen_len;   /* final decoded bytes in g->gen */
     size_t emitted;   /* of which passed to emit */
     size_t cut;       /* with a stop match: end of the text to keep */
+    size_t chars;     /* code points in g->gen[0..gen_len) */
+    int carried;      /* g->dec holds the prompt's open syllable, not yet decided */
     int stopped;      /* a stop regex matched */
     int cancelled;    /* emit asked to stop */
 } run;
@@ -631,9 +722,6 @@ static int stop_check(run *r, int final) {
     return emit_upto(r, i);
 }
 
-static int is_L(int32_t c) { return c >= 0x1100 && c <= 0x1112; }
-static int is_V(int32_t c) { return c >= 0x1161 && c <= 0x1175; }
-
 /* --match status of gen[0..gen_len) + bytes at gen+gen_len when the decoder
  * d holds jamo: the best status over the syllables the held jamo can still
  * become (any non-NONE wins). extra = bytes already written at gen+gen_len. */
@@ -660,11 +748,22 @@ static int match_status(crn_generator *g, size_t gen_len, size_t extra, const cr
     return crn_regex_prefix(g->match, g->gen, base + w);
 }
 
-/* Status if generation stopped now (held jamo flushed as they are). */
-static int match_status_now(crn_generator *g, size_t gen_len) {
+/* Status if generation stopped now (held jamo flushed as they are; the
+ * prompt's undecided syllable is not part of the text). */
+static int match_status_now(crn_generator *g, const run *r) {
     crn_decoder d2 = g->dec;
-    size_t w = crn_decoder_finish(&d2, g->gen + gen_len, g->gen_cap - gen_len);
-    return crn_regex_prefix(g->match, g->gen, gen_len + w);
+    if (r->carried) crn_decoder_init(&d2, g->v);
+    size_t w = crn_decoder_finish(&d2, g->gen + r->gen_len, g->gen_cap - r->gen_len);
+    return crn_regex_prefix(g->match, g->gen, r->gen_len + w);
+}
+
+/* The first generated token decides the prompt's open syllable: it is
+ * completed (the text restates it) or left alone (dropped from the decoder). */
+static void decide_carry(crn_generator *g, run *r, crn_decoder *d, uint32_t tok) {
+    if (!r->carried) return;
+    if (continues_syllable(g->v, d, tok)) g->replaced = g->carry_raw;
+    else crn_decoder_init(d, g->v);
+    r->carried = 0;
 }
 
 static int cancelled(const crn_generator *g, const run *r) { return r->cancelled || (g->cancel && *g->cancel); }
@@ -672,56 +771,83 @@ static int cancelled(const crn_generator *g, const run *r) { return r->cancelled
 static int run_sample(crn_generator *g, run *r, crn_gen_result *res) {
     int err;
     const uint32_t V = g->V;
+    const int jamo = crn_vocab_unit(g->v) == CRN_UNIT_JAMO;
     double lp_sum = 0;
     size_t ntok = 0;
-    enum crn_stop_reason reason = CRN_STOP_NONE;
+    enum crn_gen_stop reason = CRN_GEN_STOP_NONE;
     pick p = {.c = g->cands};
-    while (reason == CRN_STOP_NONE) {
+    while (reason == CRN_GEN_STOP_NONE) {
         if (cancelled(g, r)) {
-            reason = CRN_STOP_INTERRUPTED;
+            reason = CRN_GEN_STOP_INTERRUPTED;
             break;
         }
-        if (ntok >= g->s.length) {
-            reason = CRN_STOP_LENGTH;
+        /* length counts characters; a syllable being built counts as one and
+         * is finished first (jamo held: open) */
+        const int open = jamo && g->dec.nheld > 0;
+        const int full = r->chars + (size_t)(open && !r->carried) >= g->s.length;
+        if (full && !open) {
+            reason = CRN_GEN_STOP_LENGTH;
             break;
         }
         int now = CRN_PREFIX_PARTIAL;
         if (g->match) {
-            now = match_status_now(g, r->gen_len);
+            now = match_status_now(g, r);
             if (now < 0) return crn_error_prefix(now, "--match");
             if (now == CRN_PREFIX_COMPLETE) {
-                reason = CRN_STOP_MATCH;
+                reason = CRN_GEN_STOP_MATCH;
                 break;
             }
         }
         pick_prepare(&p, g->logits, V, &g->s);
+        int composed = jamo; /* draw only what keeps the jamo composed (jamo_allowed) */
         uint32_t tok = 0;
         for (int first = 1;; first = 0) {
             long i = pick_draw(&p, &g->rng);
+            if (i < 0 && composed) { /* nothing allowed can follow: drop a lone consonant, draw from all */
+                if (g->dec.nheld == 1) {
+                    crn_decoder_init(&g->dec, g->v);
+                    r->carried = 0;
+                }
+                composed = 0;
+                pick_prepare(&p, g->logits, V, &g->s);
+                continue;
+            }
             if (i < 0) {
-                reason = now == CRN_PREFIX_EXTENSIBLE ? CRN_STOP_MATCH : CRN_STOP_NO_CONTINUATION;
+                reason = now == CRN_PREFIX_EXTENSIBLE ? CRN_GEN_STOP_MATCH : CRN_GEN_STOP_NO_CONTINUATION;
                 break;
             }
             tok = p.c[i].id;
+            if (composed && !jamo_allowed(g->v, &g->dec, tok)) {
+                pick_remove(&p, i);
+                continue;
+            }
             if (!g->match) break;
             crn_decoder d2 = g->dec;
+            if (r->carried && !continues_syllable(g->v, &d2, tok)) crn_decoder_init(&d2, g->v);
             size_t w = crn_decoder_push(&d2, tok, g->gen + r->gen_len, g->gen_cap - r->gen_len);
             int st = match_status(g, r->gen_len, w, &d2);
             if (st < 0) return crn_error_prefix(st, "--match");
             if (st != CRN_PREFIX_NONE) break;
             if (first && now == CRN_PREFIX_EXTENSIBLE) { /* the model chose to end the match */
-                reason = CRN_STOP_MATCH;
+                reason = CRN_GEN_STOP_MATCH;
                 break;
             }
             pick_remove(&p, i);
         }
-        if (reason != CRN_STOP_NONE) break;
+        if (reason != CRN_GEN_STOP_NONE) break;
+        if (full && !continues_syllable(g->v, &g->dec, tok)) { /* tok starts the next character: not taken */
+            reason = CRN_GEN_STOP_LENGTH;
+            break;
+        }
+        decide_carry(g, r, &g->dec, tok);
         lp_sum += isfinite(p.lse) ? (double)g->logits[tok] - p.lse : log_prob(g->logits, V, tok);
         ntok++;
-        r->gen_len += crn_decoder_push(&g->dec, tok, g->gen + r->gen_len, g->gen_cap - r->gen_len);
+        size_t w = crn_decoder_push(&g->dec, tok, g->gen + r->gen_len, g->gen_cap - r->gen_len);
+        r->chars += crn_utf8_count(g->gen + r->gen_len, w);
+        r->gen_len += w;
         if ((err = feed(g, tok)) < 0) return err;
         if ((err = stop_check(r, 0)) < 0) return err;
-        if (r->stopped) reason = CRN_STOP_REGEX;
+        if (r->stopped) reason = CRN_GEN_STOP_REGEX;
     }
     res->reason = reason;
     res->tokens = ntok;
@@ -794,10 +920,12 @@ static int run_beam(crn_generator *g, run *r, crn_gen_result *res) {
         memmove(g->logits, g->logits + (size_t)best * V, (size_t)V * sizeof *g->logits);
         g->have_logits = 1;
     }
-    for (uint32_t i = 0; i < ntok; i++)
-        r->gen_len += crn_decoder_push(&g->dec, g->btok[cur][(size_t)best * L + i], g->gen + r->gen_len,
-                                       g->gen_cap - r->gen_len);
-    res->reason = ntok < L ? CRN_STOP_INTERRUPTED : CRN_STOP_LENGTH;
+    for (uint32_t i = 0; i < ntok; i++) {
+        uint32_t tok = g->btok[cur][(size_t)best * L + i];
+        decide_carry(g, r, &g->dec, tok);
+        r->gen_len += crn_decoder_push(&g->dec, tok, g->gen + r->gen_len, g->gen_cap - r->gen_len);
+    }
+    res->reason = ntok < L ? CRN_GEN_STOP_INTERRUPTED : CRN_GEN_STOP_LENGTH;
     res->tokens = ntok;
     res->mean_logprob = ntok ? g->bscore[cur][best] / (double)ntok : 0;
     return 0;
@@ -809,247 +937,32 @@ int crn_generator_run(crn_generator *g, crn_emit_fn emit, void *user, crn_gen_re
     if (!g->have_logits && (err = crn_generator_prime(g, NULL, 0, NULL)) < 0) return err;
     run r = {.g = g, .emit = emit, .user = user};
     crn_decoder_init(&g->dec, g->v);
+    g->replaced = 0;
+    if (g->ncarry) { /* the prompt's open syllable, for the first token to decide */
+        memcpy(g->dec.held, g->carry, sizeof g->carry);
+        g->dec.nheld = g->ncarry;
+        r.carried = 1;
+        g->ncarry = 0;
+    }
     if (g->s.beam >= 2 && (g->W != g->s.beam || !g->btok[0] || !g->btok[1]))
         return crn_error_set(CRN_ENOMEM, "beam search buffers are missing (an earlier configure failed)");
     err = g->s.beam >= 2 ? run_beam(g, &r, res) : run_sample(g, &r, res);
     if (err < 0) return err;
     if (!r.stopped) {
+        /* never end in the prompt's undecided syllable or a lone leading consonant */
+        if (r.carried || g->dec.nheld == 1) crn_decoder_init(&g->dec, g->v);
+        if (g->dec.nheld == 2) { /* a following run without a prompt (REPL, :keep on) may still complete it */
+            memcpy(g->carry, g->dec.held, sizeof g->carry);
+            g->ncarry = 2;
+            g->carry_raw = 3; /* every modern L V syllable is 3 bytes of UTF-8 */
+        }
         r.gen_len += crn_decoder_finish(&g->dec, g->gen + r.gen_len, g->gen_cap - r.gen_len);
         if ((err = stop_check(&r, 1)) < 0) return err;
-        if (r.stopped) res->reason = CRN_STOP_REGEX;
+        if (r.stopped) res->reason = CRN_GEN_STOP_REGEX;
     }
-    if (r.cancelled) res->reason = CRN_STOP_INTERRUPTED;
+    if (r.cancelled) res->reason = CRN_GEN_STOP_INTERRUPTED;
     res->text = g->gen;
     res->text_len = r.emitted;
+    res->replaced = g->replaced;
     return 0;
-}
-
-/* ---- the REPL command parser ---------------------------------------------------- */
-
-static void msgf(char *msg, size_t cap, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static void msgf(char *msg, size_t cap, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = vsnprintf(msg, cap, fmt, ap);
-    va_end(ap);
-    if (rc < 0) msg[0] = 0;
-}
-
-void crn_sample_settings_describe(const crn_sample_settings *s, char *msg, size_t cap) {
-    size_t at = 0;
-    int rc = snprintf(msg, cap,
-                      "temperature %g, top-k %u%s, top-p %g, length %u, seed %llu, beam %u%s, keep state %s, keep stop %s",
-                      s->temperature, s->top_k, s->top_k ? "" : " (off)", s->top_p, s->length,
-                      (unsigned long long)s->seed, s->beam, s->beam >= 2 ? "" : " (off: sampling)",
-                      s->keep_state ? "on" : "off", s->keep_stop ? "on" : "off");
-    if (rc < 0 || (size_t)rc >= cap) return;
-    at = (size_t)rc;
-    for (uint32_t i = 0; i < s->n_stop && at < cap; i++) {
-        rc = snprintf(msg + at, cap - at, "\nstop '%s'", s->stop[i]);
-        if (rc < 0) return;
-        at += (size_t)rc;
-    }
-    if (at < cap) (void)snprintf(msg + at, cap - at, "\nmatch %s%s%s", s->match ? "'" : "",
-                                 s->match ? s->match : "(none)", s->match ? "'" : "");
-}
-
-static const char repl_help[] =
-    "Type a line to prime the model with it and see the continuation.\n"
-    "Commands:\n"
-    "  :temp T       temperature in [0, 100] (0 = always the most likely token)\n"
-    "  :topk K       sample among the K most likely tokens (0 = off)\n"
-    "  :topp P       nucleus sampling: smallest set with probability >= P, in (0, 1]\n"
-    "  :len N        tokens to generate per line, [1, 1000000]\n"
-    "  :seed N       reseed the random generator\n"
-    "  :beam W       beam search with W beams (0 = off, sampling)\n"
-    "  :stop REGEX   add a stop pattern (':stop' alone clears them)\n"
-    "  :match REGEX  constrain the output to match REGEX (':match' alone clears it)\n"
-    "  :keep on|off  carry the hidden state across lines (a running conversation)\n"
-    "  :reset        clear the hidden state\n"
-    "  :show         show the settings\n"
-    "  :help         this help\n"
-    "  :quit         leave (Ctrl-D too); Ctrl-C stops a generation\n"
-    "A line starting with '::' is sent as text starting with ':'.";
-
-static int parse_u64(const char *a, unsigned long long max, unsigned long long *out) {
-    if (*a < '0' || *a > '9') return -1;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(a, &end, 10);
-    if (*end || errno == ERANGE || v > max) return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_dbl(const char *a, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(a, &end);
-    if (!*a || *end || errno == ERANGE || !isfinite(v)) return -1;
-    *out = v;
-    return 0;
-}
-
-int crn_repl_command(crn_sample_settings *s, const char *line, size_t n, const char **text, size_t *text_len,
-                     char *msg, size_t cap) {
-    msg[0] = 0;
-    *text = line;
-    *text_len = n;
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
-    *text_len = n;
-    if (n == 0 || line[0] != ':') return CRN_REPL_TEXT;
-    if (n >= 2 && line[1] == ':') {
-        *text = line + 1;
-        *text_len = n - 1;
-        return CRN_REPL_TEXT;
-    }
-    /* command word and argument (leading blanks skipped, kept verbatim after) */
-    char cmd[16], arg[1024];
-    size_t i = 1, c = 0;
-    while (i < n && line[i] != ' ' && line[i] != '\t') {
-        if (c + 1 < sizeof cmd) cmd[c++] = line[i];
-        else c = sizeof cmd; /* too long: cannot be a command */
-        i++;
-    }
-    if (c >= sizeof cmd) c = sizeof cmd - 1, cmd[0] = '?';
-    cmd[c] = 0;
-    while (i < n && (line[i] == ' ' || line[i] == '\t')) i++;
-    size_t alen = n - i;
-    if (alen >= sizeof arg) {
-        msgf(msg, cap, "argument too long (%zu bytes, at most %zu)", alen, sizeof arg - 1);
-        return CRN_REPL_ERROR;
-    }
-    if (memchr(line + i, 0, alen)) {
-        msgf(msg, cap, "the argument contains a NUL byte");
-        return CRN_REPL_ERROR;
-    }
-    memcpy(arg, line + i, alen);
-    arg[alen] = 0;
-    /* the validity of UTF-8 in patterns is left to PCRE2, which reports it */
-    int has_arg = alen > 0;
-    double d;
-    unsigned long long u;
-
-    if (!strcmp(cmd, "temp") || !strcmp(cmd, "temperature")) {
-        if (!has_arg || parse_dbl(arg, &d) < 0 || !(d >= 0 && d <= CRN_SAMPLE_MAX_TEMPERATURE)) {
-            msgf(msg, cap, ":temp wants a number in [0, %g], got '%s'", CRN_SAMPLE_MAX_TEMPERATURE, arg);
-            return CRN_REPL_ERROR;
-        }
-        s->temperature = d;
-        msgf(msg, cap, "temperature %g%s", d, d == 0 ? " (argmax)" : "");
-        return CRN_REPL_OK;
-    }
-    if (!strcmp(cmd, "topk")) {
-        if (!has_arg || parse_u64(arg, 1000000000ull, &u) < 0) {
-            msgf(msg, cap, ":topk wants an integer in [0, 1000000000] (0 = off), got '%s'", arg);
-            return CRN_REPL_ERROR;
-        }
-        s->top_k = (uint32_t)u;
-        msgf(msg, cap, "top-k %u%s", s->top_k, u ? "" : " (off)");
-        return CRN_REPL_OK;
-    }
-    if (!strcmp(cmd, "topp")) {
-        if (!has_arg || parse_dbl(arg, &d) < 0 || !(d > 0 && d <= 1)) {
-            msgf(msg, cap, ":topp wants a number in (0, 1], got '%s'", arg);
-            return CRN_REPL_ERROR;
-        }
-        s->top_p = d;
-        msgf(msg, cap, "top-p %g%s", d, d == 1 ? " (off)" : "");
-        return CRN_REPL_OK;
-    }
-    if (!strcmp(cmd, "len") || !strcmp(cmd, "length")) {
-        if (!has_arg || parse_u64(arg, CRN_SAMPLE_MAX_LENGTH, &u) < 0 || u < 1 ||
-            (s->beam >= 2 && u * s->beam > 10000000ull)) {
-            msgf(msg, cap, ":len wants an integer in [1, %u], got '%s'", CRN_SAMPLE_MAX_LENGTH, arg);
-            return CRN_REPL_ERROR;
-        }
-        s->length = (uint32_t)u;
-        msgf(msg, cap, "length %u", s->length);
-        return CRN_REPL_OK;
-    }
-    if (!strcmp(cmd, "seed")) {
-        if (!has_arg || parse_u64(arg, UINT64_MAX, &u) < 0) {
-            msgf(msg, cap, ":seed wants a non-negative integer, got '%s'", arg);
-            return CRN_REPL_ERROR;
-        }
-        s->seed = u;
-        msgf(msg, cap, "seed %llu", u);
-        return CRN_REPL_SEED;
-    }
-    if (!strcmp(cmd, "beam")) {
-        if (!has_arg || parse_u64(arg, CRN_SAMPLE_MAX_BEAM, &u) < 0 || (u >= 2 && u * s->length > 10000000ull)) {
-            msgf(msg, cap, ":beam wants an integer in [0, %u] (0 or 1 = off), got '%s'", CRN_SAMPLE_MAX_BEAM, arg);
-            return CRN_REPL_ERROR;
-        }
-        if (u >= 2 && s->match) {
-            msgf(msg, cap, ":beam cannot be combined with :match (clear it with ':match')");
-            return CRN_REPL_ERROR;
-        }
-        s->beam = (uint32_t)u;
-        msgf(msg, cap, "beam %u%s", s->beam, u >= 2 ? "" : " (off: sampling)");
-        return CRN_REPL_OK;
-    }
-    if (!strcmp(cmd, "stop")) {
-        if (!has_arg) {
-            crn_sample_settings_clear_stops(s);
-            msgf(msg, cap, "stop patterns cleared");
-            return CRN_REPL_OK;
-        }
-        if (crn_sample_settings_add_stop(s, arg) < 0) {
-            msgf(msg, cap, ":stop: %s", crn_error_message());
-            return CRN_REPL_ERROR;
-        }
-        msgf(msg, cap, "stop pattern '%s' added (%u in all)", arg, s->n_stop);
-        return CRN_REPL_OK;
-    }
-    if (!strcmp(cmd, "match")) {
-        if (has_arg && s->beam >= 2) {
-            msgf(msg, cap, ":match cannot be combined with beam search (':beam 0' first)");
-            return CRN_REPL_ERROR;
-        }
-        if (crn_sample_settings_set_match(s, has_arg ? arg : NULL) < 0) {
-            msgf(msg, cap, ":match: %s", crn_error_message());
-            return CRN_REPL_ERROR;
-        }
-        if (has_arg) msgf(msg, cap, "match '%s'", arg);
-        else msgf(msg, cap, "match cleared");
-        return CRN_REPL_OK;
-    }
-    if (!strcmp(cmd, "keep")) {
-        if (!strcmp(arg, "on")) s->keep_state = 1;
-        else if (!strcmp(arg, "off")) s->keep_state = 0;
-        else {
-            msgf(msg, cap, ":keep wants 'on' or 'off', got '%s'", arg);
-            return CRN_REPL_ERROR;
-        }
-        msgf(msg, cap, "keep state %s", s->keep_state ? "on" : "off");
-        return CRN_REPL_OK;
-    }
-    if (!strcmp(cmd, "reset") || !strcmp(cmd, "show") || !strcmp(cmd, "help") || !strcmp(cmd, "quit") ||
-        !strcmp(cmd, "q") || !strcmp(cmd, "exit")) {
-        if (has_arg) {
-            msgf(msg, cap, ":%s takes no argument", cmd);
-            return CRN_REPL_ERROR;
-        }
-        if (!strcmp(cmd, "reset")) {
-            msgf(msg, cap, "hidden state cleared");
-            return CRN_REPL_RESET;
-        }
-        if (!strcmp(cmd, "show")) {
-            crn_sample_settings_describe(s, msg, cap);
-            return CRN_REPL_SHOW;
-        }
-        if (!strcmp(cmd, "help")) {
-            msgf(msg, cap, "%s", repl_help);
-            return CRN_REPL_HELP;
-        }
-        return CRN_REPL_QUIT;
-    }
-    if (!cmd[0]) msgf(msg, cap, "a command name must follow ':' (try :help)");
-    else msgf(msg, cap, "unknown command ':%s' (try :help)", cmd);
-    return CRN_REPL_ERROR;
 }

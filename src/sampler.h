@@ -4,7 +4,8 @@
  *
  * Sampling, in this order, at every step (logits l over the vocabulary V):
  *   1. temperature: p_i ∝ exp(l_i / T); T == 0 means greedy argmax (steps 2-4
- *      are skipped; with --match the most likely acceptable token is taken);
+ *      are skipped; with --match the most likely acceptable token is taken),
+ *      and so does any T below CRN_SAMPLE_MIN_TEMPERATURE (1e-6);
  *   2. top-k (k > 0): keep the k most likely tokens;
  *   3. top-p (p < 1): of those, keep the smallest most-likely-first set whose
  *      renormalised probability mass reaches p (the nucleus; always >= 1 token);
@@ -59,15 +60,20 @@
 #define CRN_SAMPLE_MAX_LENGTH 1000000u
 #define CRN_SAMPLE_MAX_BEAM 64u
 #define CRN_SAMPLE_MAX_TEMPERATURE 100.0
+/* Temperatures in (0, CRN_SAMPLE_MIN_TEMPERATURE) sample greedily, as 0 does:
+ * below it exp(d / T) cannot tell logits apart any more (float logits differ
+ * by ~1e-7 relative at best), and for subnormal T, 1 / T is infinite. */
+#define CRN_SAMPLE_MIN_TEMPERATURE 1e-6
 
 /* Sampling settings. Strings are owned (strdup'ed by the setters below);
  * free with crn_sample_settings_free. */
 typedef struct crn_sample_settings {
-    double temperature; /* [0, 100]; 0 = argmax. Default 1 */
+    double temperature; /* [0, 100]; 0 (or below CRN_SAMPLE_MIN_TEMPERATURE) = argmax. Default 1 */
     uint32_t top_k;     /* 0 = off. Default 0 */
     double top_p;       /* (0, 1]; 1 = off. Default 1 */
     uint64_t seed;      /* default 0 (the CLI picks a time-based one) */
-    uint32_t length;    /* tokens to generate, [1, CRN_SAMPLE_MAX_LENGTH]. Default 500 */
+    uint32_t length;    /* characters (NFC code points) to generate, [1, CRN_SAMPLE_MAX_LENGTH]
+                         * (beam search: tokens). Default 500 */
     uint32_t beam;      /* 0 or 1 = sampling; 2..CRN_SAMPLE_MAX_BEAM = beam search */
     int keep_stop;      /* emit the --stop match too */
     int strict;         /* refuse prompts with characters the model has never seen */
@@ -102,16 +108,16 @@ size_t crn_sample_scratch_size(uint32_t V);
 
 /* ---- the generator ---------------------------------------------------------- */
 
-enum crn_stop_reason {
-    CRN_STOP_NONE = 0,         /* not finished */
-    CRN_STOP_LENGTH,           /* `length` tokens generated */
-    CRN_STOP_REGEX,            /* a --stop regex matched */
-    CRN_STOP_MATCH,            /* the --match regex is matched in full */
-    CRN_STOP_NO_CONTINUATION,  /* no token can continue the --match prefix */
-    CRN_STOP_INTERRUPTED,      /* the cancel flag was set, or the callback asked to stop */
+enum crn_gen_stop {
+    CRN_GEN_STOP_NONE = 0,         /* not finished */
+    CRN_GEN_STOP_LENGTH,           /* `length` characters generated */
+    CRN_GEN_STOP_REGEX,            /* a --stop regex matched */
+    CRN_GEN_STOP_MATCH,            /* the --match regex is matched in full */
+    CRN_GEN_STOP_NO_CONTINUATION,  /* no token can continue the --match prefix */
+    CRN_GEN_STOP_INTERRUPTED,      /* the cancel flag was set, or the callback asked to stop */
 };
 /* "length", "stop", "match", "no_continuation", "interrupted" ("none"). */
-const char *crn_stop_reason_name(enum crn_stop_reason r);
+const char *crn_gen_stop_name(enum crn_gen_stop r);
 
 typedef struct crn_generator crn_generator;
 
@@ -131,12 +137,17 @@ void crn_generator_seed(crn_generator *g, uint64_t seed);
 void crn_generator_reset(crn_generator *g);
 /* A flag (e.g. set by a SIGINT handler) checked at every step; NULL = none. */
 void crn_generator_set_cancel(crn_generator *g, volatile sig_atomic_t *flag);
+/* A new generator on the same model with g's settings, hidden state, pending
+ * distribution, RNG state and cancel flag: the two continue identically. */
+int crn_generator_fork(crn_generator **out, const crn_generator *g);
 
 /* What priming found in a prompt. */
 typedef struct crn_prime_info {
     size_t tokens;     /* tokens fed */
     size_t n_unk;      /* of which unknown (fed as <unk>) */
     char unknown[64];  /* distinct unknown characters, NUL-terminated, truncated at a character boundary */
+    size_t open_raw;   /* jamo: the prompt ends in a syllable the continuation may still complete (L V,
+                        * or a lone L): its length in bytes at the end of the prompt as given, else 0 */
 } crn_prime_info;
 
 /* Feed a prompt (valid UTF-8, normalised here with the vocab's norm) on top
@@ -153,40 +164,38 @@ int crn_generator_prime(crn_generator *g, const uint8_t *prompt, size_t n, crn_p
 typedef int (*crn_emit_fn)(void *user, const uint8_t *s, size_t n);
 
 typedef struct crn_gen_result {
-    enum crn_stop_reason reason;
+    enum crn_gen_stop reason;
     size_t tokens;         /* tokens generated (including a withheld stop match) */
+    size_t replaced;       /* jamo: text starts with the prompt's open syllable, completed; it replaces
+                            * this many bytes at the end of the prompt (crn_prime_info.open_raw), else 0 */
     double mean_logprob;   /* nats per generated token under the model; 0 if none */
     const uint8_t *text;   /* everything emitted, valid until the next run/configure/destroy */
     size_t text_len;
 } crn_gen_result;
 
-/* Generate up to `length` tokens after the primed state (primes with an empty
- * prompt first if nothing is pending). emit may be NULL. The state keeps
- * advancing: a following prime+run continues the same stream.
+/* Generate `length` characters (NFC code points of the text; beam search:
+ * `length` tokens) after the primed state (primes with an empty prompt first
+ * if nothing is pending). emit may be NULL. The state keeps advancing: a
+ * following prime+run continues the same stream.
+ *
+ * Jamo unit: the text is always composed syllables. A leading consonant is
+ * only ever followed by a vowel (other tokens get probability zero; if none
+ * can follow, the consonant is dropped), a syllable counts as one character
+ * once complete, and the last one is finished the model's way: when
+ * `length` is reached inside a syllable, generation goes on while the drawn
+ * token continues it (a vowel, a final consonant) and stops before the first
+ * that does not (drawn, not fed). A prompt ending in an open syllable (L V,
+ * or L) leaves it to the first generated token: if that completes it (adds a
+ * final consonant, or a vowel), the text starts with the completed syllable,
+ * which replaces the prompt's last character (res->replaced bytes, see also
+ * crn_generator_replaced); otherwise the text is the plain continuation. A
+ * run that ends in an L V syllable leaves it open the same way to a next run
+ * primed with nothing (the REPL with the state kept and an empty line), whose
+ * text may then start by restating it, completed.
  * @return 0 or a negative error (CRN_ELIMIT from a pathological regex, ...). */
 int crn_generator_run(crn_generator *g, crn_emit_fn emit, void *user, crn_gen_result *res);
-
-/* ---- the REPL command parser (pure: no I/O, fuzzable) ----------------------- */
-
-enum crn_repl_action {
-    CRN_REPL_TEXT = 0,   /* not a command: *text, *text_len is the prompt to generate from */
-    CRN_REPL_OK,         /* a setting changed (msg says what) */
-    CRN_REPL_SEED,       /* the seed changed: reseed the generator */
-    CRN_REPL_RESET,      /* :reset */
-    CRN_REPL_SHOW,       /* :show (msg holds the settings) */
-    CRN_REPL_HELP,       /* :help (msg holds the help) */
-    CRN_REPL_QUIT,       /* :quit */
-    CRN_REPL_ERROR,      /* msg explains what is wrong; settings unchanged */
-};
-
-/* Parse one input line (without its line break; any bytes). Lines starting
- * with ':' are commands (':' + ':' escapes a literal leading colon: the prompt
- * is the line minus one colon). Settings are updated in place, validated.
- * msg (cap >= 1) always receives a NUL-terminated message ("" if none).
- * @return a crn_repl_action. */
-int crn_repl_command(crn_sample_settings *s, const char *line, size_t n, const char **text, size_t *text_len,
-                     char *msg, size_t cap);
-/* Settings as text (for :show and --verbose), into msg (truncated to cap). */
-void crn_sample_settings_describe(const crn_sample_settings *s, char *msg, size_t cap);
+/* During (e.g. from the emit callback) or after a run: res->replaced so far
+ * (it is decided before anything is emitted). */
+size_t crn_generator_replaced(const crn_generator *g);
 
 #endif

@@ -113,6 +113,19 @@ done:
     return rc;
 }
 
+/* NFC code points of a cluster: bits per char are per NFC code point, as
+ * eval's, also for decomposed text read with --normalize none. */
+static size_t nfc_codepoints(const uint8_t *p, size_t n) {
+    size_t k = crn_utf8_count(p, n);
+    uint8_t *o;
+    size_t on;
+    if (k > 1 && crn_utf8_normalize(&o, &on, p, n, CRN_NORM_NFC) == 0) {
+        k = crn_utf8_count(o, on);
+        free(o);
+    }
+    return k;
+}
+
 /* Cut the text into grapheme clusters (at most max_chars kept; all counted)
  * and encode each into tokens. */
 static int segment(crn_show *s, const crn_vocab *v, size_t max_chars, size_t prefix_end) {
@@ -237,7 +250,7 @@ static int score(crn_show *s, crn_model *m, const crn_show_opts *o) {
             c->bits = isnan(c->bits) ? s->tok_bits[t] : c->bits + s->tok_bits[t];
         }
         if (!c->prefix && !isnan(c->bits)) s->bits += c->bits;
-        if (!c->prefix) s->codepoints += crn_utf8_count(s->text + c->byte, c->len);
+        if (!c->prefix) s->codepoints += nfc_codepoints(s->text + c->byte, c->len);
     }
     rc = 0;
 done:

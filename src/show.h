@@ -101,7 +101,7 @@ typedef struct crn_show {
     float *feat;                      /* (CRN_FEAT_COUNT, n_chars) */
     crn_show_unit *units; size_t n_units;
     double bits;                      /* summed over the non-prefix characters */
-    uint64_t codepoints;              /* code points of the non-prefix text */
+    uint64_t codepoints;              /* NFC code points of the non-prefix text */
     size_t n_unk;                     /* tokens not in the vocabulary (scored as <unk>) */
     size_t n_invalid;                 /* invalid UTF-8 sequences replaced by U+FFFD */
 } crn_show;

@@ -30,15 +30,14 @@
 
 #include "common.h"
 #include "kernels.h"
+#include "sampler.h"
 
 #define CRN_NONFINITE_MAX 5
-#define BLOB_MAGIC "CRNTRAIN"
-#define BLOB_VERSION 2u
-#define BLOB_MAX_STRING (1u << 20)
-#define BLOB_MAX_LIST 4096u
+#define TRAIN_SAMPLE_TEMPERATURE 0.8 /* of the samples shown during training */
 
 static volatile sig_atomic_t g_stop;
 
+#if defined(CRN_TEST_HOOKS) && CRN_TEST_HOOKS
 /* test hook: steps [from, from + count) (0-based, before the step) get a NaN loss */
 static uint64_t g_fault_from, g_fault_count;
 
@@ -46,6 +45,25 @@ void crn_train_fault_nan(uint64_t from_step, uint64_t count) {
     g_fault_from = from_step;
     g_fault_count = count;
 }
+#define FAULT_NAN(step) (g_fault_count && (step) >= g_fault_from && (step) < g_fault_from + g_fault_count)
+
+/* test hook: steps [from, from + count) get gradient element 0 set to value
+ * (after clipping: the tests use --clip 0) */
+static uint64_t g_fault_grad_from, g_fault_grad_count;
+static float g_fault_grad;
+
+void crn_train_fault_grad(uint64_t from_step, uint64_t count, float value) {
+    g_fault_grad_from = from_step;
+    g_fault_grad_count = count;
+    g_fault_grad = value;
+}
+#define FAULT_GRAD(step) (g_fault_grad_count && (step) - g_fault_grad_from < g_fault_grad_count)
+#else
+#define FAULT_NAN(step) 0
+#define FAULT_GRAD(step) 0
+static const float g_fault_grad = 0;
+#endif
+
 
 void crn_train_request_stop(void) { g_stop = 1; }
 int crn_train_stop_requested(void) { return g_stop != 0; }
@@ -53,535 +71,16 @@ void crn_train_clear_stop(void) { g_stop = 0; }
 
 const char *crn_train_stop_name(enum crn_train_stop r) {
     switch (r) {
-    case CRN_TSTOP_NONE: return "running";
-    case CRN_TSTOP_STEPS: return "step budget reached";
-    case CRN_TSTOP_EPOCHS: return "epoch budget reached";
-    case CRN_TSTOP_TIME: return "time budget reached";
-    case CRN_TSTOP_PATIENCE: return "early stop (patience)";
-    case CRN_TSTOP_SIGNAL: return "interrupted";
-    case CRN_TSTOP_NONFINITE: return "stopped: repeated non-finite steps";
-    case CRN_TSTOP_ERROR: return "error";
+    case CRN_TRAIN_STOP_NONE: return "running";
+    case CRN_TRAIN_STOP_STEPS: return "step budget reached";
+    case CRN_TRAIN_STOP_EPOCHS: return "epoch budget reached";
+    case CRN_TRAIN_STOP_TIME: return "time budget reached";
+    case CRN_TRAIN_STOP_PATIENCE: return "early stop (patience)";
+    case CRN_TRAIN_STOP_SIGNAL: return "interrupted";
+    case CRN_TRAIN_STOP_NONFINITE: return "stopped: repeated non-finite steps";
+    case CRN_TRAIN_STOP_ERROR: return "error";
     }
     return "unknown";
-}
-
-/* ------------------------------------------------------------------------ */
-/* options */
-
-void crn_train_opts_default(crn_train_opts *o) {
-    memset(o, 0, sizeof *o);
-    o->unit = CRN_UNIT_CODEPOINT;
-    o->norm = CRN_NORM_NFC;
-    o->invalid = CRN_INVALID_ERROR;
-    o->min_count = 1;
-    o->val_frac = 0.1;
-    o->batch = 50;
-    o->seq = 50;
-    o->model.cell = CRN_CELL_LSTM;
-    o->model.act = CRN_ACT_TANH;
-    o->model.embed = 0;
-    o->model.hidden = 128;
-    o->model.layers = 2;
-    o->model.dropout = 0;
-    crn_init_spec_default(&o->init);
-    crn_optim_config_default(&o->optim, CRN_OPT_ADAM);
-    o->clip = 5;
-    o->sched.kind = CRN_SCHED_CONSTANT;
-    o->sched.lr = o->optim.lr;
-    o->sched.decay = 1;
-    o->eval_every = 500;
-    o->save_every_seconds = 600;
-    o->seed = 123;
-    o->sample_len = 200;
-}
-
-static void free_list(char **a, size_t n) {
-    if (!a) return;
-    for (size_t i = 0; i < n; i++) free(a[i]);
-    free(a);
-}
-
-void crn_train_opts_free(crn_train_opts *o) {
-    if (!o) return;
-    free(o->corpus_path);
-    free(o->log_path);
-    free_list(o->keep, o->n_keep);
-    free_list(o->drop, o->n_drop);
-    free_list(o->replace, o->n_replace);
-    o->corpus_path = o->log_path = NULL;
-    o->keep = o->drop = o->replace = NULL;
-    o->n_keep = o->n_drop = o->n_replace = 0;
-}
-
-static int dup_str(char **dst, const char *src) {
-    *dst = NULL;
-    if (!src) return 0;
-    *dst = strdup(src);
-    return *dst ? 0 : -1;
-}
-
-static int dup_list(char ***dst, char *const *src, size_t n) {
-    *dst = NULL;
-    if (!n) return 0;
-    char **a = calloc(n, sizeof *a);
-    if (!a) return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (dup_str(&a[i], src[i])) {
-            free_list(a, i);
-            return -1;
-        }
-    }
-    *dst = a;
-    return 0;
-}
-
-int crn_train_opts_copy(crn_train_opts *dst, const crn_train_opts *src) {
-    *dst = *src;
-    dst->corpus_path = dst->log_path = NULL;
-    dst->keep = dst->drop = dst->replace = NULL;
-    size_t nk = src->n_keep, nd = src->n_drop, nr = src->n_replace;
-    dst->n_keep = dst->n_drop = dst->n_replace = 0;
-    if (dup_str(&dst->corpus_path, src->corpus_path) || dup_str(&dst->log_path, src->log_path))
-        goto fail;
-    if (dup_list(&dst->keep, src->keep, nk)) goto fail;
-    dst->n_keep = nk;
-    if (dup_list(&dst->drop, src->drop, nd)) goto fail;
-    dst->n_drop = nd;
-    if (dup_list(&dst->replace, src->replace, nr)) goto fail;
-    dst->n_replace = nr;
-    return 0;
-fail:
-    crn_train_opts_free(dst);
-    return crn_error_set(CRN_ENOMEM, "out of memory copying training options");
-}
-
-void crn_train_state_free(crn_train_state *s) {
-    if (!s) return;
-    free(s->carry);
-    s->carry = NULL;
-}
-
-/* ------------------------------------------------------------------------ */
-/* the training state blob */
-
-typedef struct wbuf {
-    uint8_t *p;
-    size_t n, cap;
-    int oom;
-} wbuf;
-
-static void w_bytes(wbuf *w, const void *src, size_t n) {
-    if (w->oom) return;
-    if (n > w->cap - w->n) {
-        size_t cap = w->cap ? w->cap : 256;
-        while (n > cap - w->n) {
-            if (cap > SIZE_MAX / 2) { w->oom = 1; return; }
-            cap *= 2;
-        }
-        uint8_t *p = realloc(w->p, cap);
-        if (!p) { w->oom = 1; return; }
-        w->p = p;
-        w->cap = cap;
-    }
-    memcpy(w->p + w->n, src, n);
-    w->n += n;
-}
-
-static void w_u32(wbuf *w, uint32_t v) {
-    uint8_t b[4];
-    for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
-    w_bytes(w, b, 4);
-}
-
-static void w_u64(wbuf *w, uint64_t v) {
-    uint8_t b[8];
-    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
-    w_bytes(w, b, 8);
-}
-
-static void w_f64(wbuf *w, double d) {
-    uint64_t v;
-    memcpy(&v, &d, 8);
-    w_u64(w, v);
-}
-
-static void w_f32(wbuf *w, float f) {
-    uint32_t v;
-    memcpy(&v, &f, 4);
-    w_u32(w, v);
-}
-
-static void w_str(wbuf *w, const char *s) {
-    size_t n = s ? strlen(s) : 0;
-    w_u32(w, s ? (uint32_t)n : 0xffffffffu); /* 0xffffffff = NULL */
-    if (s) w_bytes(w, s, n);
-}
-
-static void w_list(wbuf *w, char *const *a, size_t n) {
-    w_u32(w, (uint32_t)n);
-    for (size_t i = 0; i < n; i++) w_str(w, a[i]);
-}
-
-static void w_optim(wbuf *w, const crn_optim_config *c) {
-    w_u32(w, (uint32_t)c->kind);
-    w_f32(w, c->lr);
-    w_f32(w, c->beta1);
-    w_f32(w, c->beta2);
-    w_f32(w, c->eps);
-    w_f32(w, c->weight_decay);
-    w_f32(w, c->momentum);
-    w_f32(w, c->alpha);
-}
-
-int crn_train_blob_encode(uint8_t **out, size_t *len, const crn_train_opts *o, const crn_train_state *s) {
-    *out = NULL;
-    *len = 0;
-    if (o->n_keep > BLOB_MAX_LIST || o->n_drop > BLOB_MAX_LIST || o->n_replace > BLOB_MAX_LIST)
-        return crn_error_set(CRN_ERANGE, "training state: too many cleaning patterns (max %u)", BLOB_MAX_LIST);
-    wbuf w = {0};
-    w_bytes(&w, BLOB_MAGIC, 8);
-    w_u32(&w, BLOB_VERSION);
-    /* state */
-    w_u64(&w, s->run_id);
-    w_u64(&w, s->step);
-    w_u64(&w, s->epoch);
-    w_u64(&w, s->win);
-    w_f64(&w, s->elapsed);
-    w_u32(&w, (uint32_t)(s->has_best != 0));
-    w_f64(&w, s->best_val_bpc);
-    w_u64(&w, s->best_step);
-    w_u32(&w, s->bad_evals);
-    w_u32(&w, s->nonfinite_total);
-    w_u32(&w, s->nonfinite_run);
-    w_f64(&w, s->lr_scale);
-    for (int i = 0; i < 4; i++) w_u64(&w, s->rng.s[i]);
-    w_u64(&w, s->n_evals);
-    w_f64(&w, s->first_val_bpc);
-    w_f64(&w, s->last_val_bpc);
-    w_f64(&w, s->last_val_bpt);
-    w_f64(&w, s->last_train_bpc);
-    w_u64(&w, s->tokens_seen);
-    w_u32(&w, s->stop_reason);
-    w_u64(&w, s->started_unix);
-    /* options */
-    w_str(&w, o->corpus_path);
-    w_u32(&w, (uint32_t)o->unit);
-    w_u32(&w, (uint32_t)o->norm);
-    w_u32(&w, (uint32_t)o->invalid);
-    w_u64(&w, o->min_count);
-    w_f64(&w, o->val_frac);
-    w_list(&w, o->keep, o->n_keep);
-    w_list(&w, o->drop, o->n_drop);
-    w_list(&w, o->replace, o->n_replace);
-    w_u32(&w, o->batch);
-    w_u32(&w, o->seq);
-    w_u32(&w, (uint32_t)o->model.cell);
-    w_u32(&w, (uint32_t)o->model.act);
-    w_u32(&w, o->model.vocab);
-    w_u32(&w, o->model.embed);
-    w_u32(&w, o->model.hidden);
-    w_u32(&w, o->model.layers);
-    w_f32(&w, o->model.dropout);
-    w_optim(&w, &o->optim);
-    w_f64(&w, o->clip);
-    w_u32(&w, (uint32_t)o->sched.kind);
-    w_f32(&w, o->sched.lr);
-    w_f32(&w, o->sched.decay);
-    w_u64(&w, o->sched.decay_after);
-    w_u64(&w, o->sched.decay_every);
-    w_u64(&w, o->sched.warmup);
-    w_u64(&w, o->sched.total);
-    w_f32(&w, o->sched.min_lr);
-    w_f64(&w, o->time_limit);
-    w_u64(&w, o->max_steps);
-    w_u64(&w, o->max_epochs);
-    w_u64(&w, o->eval_every);
-    w_u32(&w, o->patience);
-    w_u64(&w, o->save_every_steps);
-    w_f64(&w, o->save_every_seconds);
-    w_u32(&w, (uint32_t)(o->no_optimizer_state != 0));
-    w_u64(&w, o->seed);
-    w_str(&w, o->log_path);
-    w_u64(&w, o->sample_every);
-    w_u32(&w, o->sample_len);
-    /* carried state */
-    w_u32(&w, s->carry ? s->carry_layers : 0);
-    w_u32(&w, s->carry ? s->carry_batch : 0);
-    w_u32(&w, s->carry ? s->carry_hidden : 0);
-    w_u32(&w, s->carry ? s->carry_has_c : 0);
-    if (s->carry) {
-        size_t n = (size_t)s->carry_layers * (1u + s->carry_has_c) * s->carry_batch * s->carry_hidden;
-        for (size_t i = 0; i < n; i++) w_f32(&w, s->carry[i]);
-    }
-    /* version 2 */
-    w_u32(&w, (uint32_t)o->init.kind);
-    w_f32(&w, o->init.forget_bias);
-    w_u64(&w, s->horizon);
-    if (w.oom) {
-        free(w.p);
-        return crn_error_set(CRN_ENOMEM, "out of memory encoding the training state");
-    }
-    *out = w.p;
-    *len = w.n;
-    return 0;
-}
-
-typedef struct rbuf {
-    const uint8_t *p;
-    size_t n, pos;
-    int err;            /* first error code, 0 if none */
-} rbuf;
-
-static int r_fail(rbuf *r, const char *what) {
-    if (!r->err)
-        r->err = crn_error_set(CRN_EFORMAT, "training state at byte %zu: %s", r->pos, what);
-    return r->err;
-}
-
-static int r_need(rbuf *r, size_t k) {
-    if (r->err) return -1;
-    if (k > r->n - r->pos) {
-        r_fail(r, "truncated");
-        return -1;
-    }
-    return 0;
-}
-
-static uint32_t r_u32(rbuf *r) {
-    if (r_need(r, 4)) return 0;
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)r->p[r->pos + i] << (8 * i);
-    r->pos += 4;
-    return v;
-}
-
-static uint64_t r_u64(rbuf *r) {
-    if (r_need(r, 8)) return 0;
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)r->p[r->pos + i] << (8 * i);
-    r->pos += 8;
-    return v;
-}
-
-static double r_f64(rbuf *r) {
-    uint64_t v = r_u64(r);
-    double d;
-    memcpy(&d, &v, 8);
-    return d;
-}
-
-static float r_f32(rbuf *r) {
-    uint32_t v = r_u32(r);
-    float f;
-    memcpy(&f, &v, 4);
-    return f;
-}
-
-/* finite and within [lo, hi] */
-static double r_f64_in(rbuf *r, double lo, double hi, const char *what) {
-    size_t at = r->pos;
-    double d = r_f64(r);
-    if (!r->err && !(d >= lo && d <= hi)) {
-        r->pos = at;
-        r_fail(r, what);
-    }
-    return d;
-}
-
-static float r_f32_in(rbuf *r, float lo, float hi, const char *what) {
-    size_t at = r->pos;
-    float f = r_f32(r);
-    if (!r->err && !(f >= lo && f <= hi)) {
-        r->pos = at;
-        r_fail(r, what);
-    }
-    return f;
-}
-
-static uint32_t r_u32_max(rbuf *r, uint32_t max, const char *what) {
-    size_t at = r->pos;
-    uint32_t v = r_u32(r);
-    if (!r->err && v > max) {
-        r->pos = at;
-        r_fail(r, what);
-    }
-    return v;
-}
-
-static char *r_str(rbuf *r) {
-    size_t at = r->pos;
-    uint32_t n = r_u32(r);
-    if (r->err || n == 0xffffffffu) return NULL;
-    if (n > BLOB_MAX_STRING) {
-        r->pos = at;
-        r_fail(r, "string length out of range");
-        return NULL;
-    }
-    if (r_need(r, n)) return NULL;
-    if (memchr(r->p + r->pos, 0, n)) {
-        r_fail(r, "NUL byte inside a string");
-        return NULL;
-    }
-    char *s = malloc((size_t)n + 1);
-    if (!s) {
-        r->err = crn_error_set(CRN_ENOMEM, "out of memory decoding the training state");
-        return NULL;
-    }
-    memcpy(s, r->p + r->pos, n);
-    s[n] = 0;
-    r->pos += n;
-    return s;
-}
-
-static char **r_list(rbuf *r, size_t *count) {
-    *count = 0;
-    uint32_t n = r_u32_max(r, BLOB_MAX_LIST, "pattern count out of range");
-    if (r->err || n == 0) return NULL;
-    char **a = calloc(n, sizeof *a);
-    if (!a) {
-        r->err = crn_error_set(CRN_ENOMEM, "out of memory decoding the training state");
-        return NULL;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        a[i] = r_str(r);
-        if (r->err || !a[i]) {
-            if (!r->err) r_fail(r, "missing pattern");
-            free_list(a, n);
-            return NULL;
-        }
-    }
-    *count = n;
-    return a;
-}
-
-int crn_train_blob_decode(crn_train_opts *o, crn_train_state *s, const uint8_t *buf, size_t len) {
-    crn_train_opts_default(o);
-    memset(s, 0, sizeof *s);
-    rbuf rr = {buf, len, 0, 0}, *r = &rr;
-    if (!buf || len < 12 || memcmp(buf, BLOB_MAGIC, 8))
-        return crn_error_set(CRN_EFORMAT, "training state at byte 0: bad magic (not a charrnn training state)");
-    r->pos = 8;
-    uint32_t ver = r_u32(r);
-    if (ver < 1 || ver > BLOB_VERSION) {
-        r->pos = 8;
-        return crn_error_set(CRN_EFORMAT, "training state at byte 8: version %u is not supported (this build reads %u)",
-                             ver, BLOB_VERSION);
-    }
-    s->run_id = r_u64(r);
-    s->step = r_u64(r);
-    s->epoch = r_u64(r);
-    s->win = r_u64(r);
-    s->elapsed = r_f64_in(r, 0, 1e12, "elapsed time out of range");
-    s->has_best = (int)r_u32_max(r, 1, "bad best flag");
-    s->best_val_bpc = r_f64(r);
-    s->best_step = r_u64(r);
-    s->bad_evals = r_u32(r);
-    s->nonfinite_total = r_u32(r);
-    s->nonfinite_run = r_u32(r);
-    s->lr_scale = r_f64_in(r, 0, 1, "learning-rate scale out of range");
-    for (int i = 0; i < 4; i++) s->rng.s[i] = r_u64(r);
-    s->n_evals = r_u64(r);
-    s->first_val_bpc = r_f64(r);
-    s->last_val_bpc = r_f64(r);
-    s->last_val_bpt = r_f64(r);
-    s->last_train_bpc = r_f64(r);
-    s->tokens_seen = r_u64(r);
-    s->stop_reason = r_u32_max(r, CRN_TSTOP_ERROR, "bad stop reason");
-    s->started_unix = r_u64(r);
-    if (!r->err && s->step > ((uint64_t)1 << 62)) r_fail(r, "step count out of range");
-
-    o->corpus_path = r_str(r);
-    o->unit = (enum crn_unit)r_u32_max(r, CRN_UNIT_JAMO, "bad unit");
-    o->norm = (enum crn_norm)r_u32_max(r, CRN_NORM_NONE, "bad normalisation");
-    o->invalid = (enum crn_invalid)r_u32_max(r, CRN_INVALID_SKIP, "bad invalid-input policy");
-    o->min_count = r_u64(r);
-    o->val_frac = r_f64_in(r, 0, 0.9, "validation fraction out of range");
-    o->keep = r_list(r, &o->n_keep);
-    o->drop = r_list(r, &o->n_drop);
-    o->replace = r_list(r, &o->n_replace);
-    o->batch = r_u32_max(r, 1u << 20, "batch out of range");
-    o->seq = r_u32_max(r, 1u << 20, "sequence length out of range");
-    if (!r->err && (o->batch == 0 || o->seq == 0)) r_fail(r, "batch or sequence length is 0");
-    o->model.cell = (enum crn_cell)r_u32_max(r, CRN_CELL_GRU, "bad cell");
-    o->model.act = (enum crn_act)r_u32_max(r, CRN_ACT_RELU, "bad activation");
-    o->model.vocab = r_u32(r);
-    o->model.embed = r_u32(r);
-    o->model.hidden = r_u32(r);
-    o->model.layers = r_u32(r);
-    o->model.dropout = r_f32_in(r, 0, 0.999f, "dropout out of range");
-    o->optim.kind = (enum crn_optim_kind)r_u32_max(r, CRN_OPT_SGD, "bad optimizer");
-    o->optim.lr = r_f32_in(r, 0, 1e6f, "learning rate out of range");
-    o->optim.beta1 = r_f32_in(r, 0, 1, "beta1 out of range");
-    o->optim.beta2 = r_f32_in(r, 0, 1, "beta2 out of range");
-    o->optim.eps = r_f32_in(r, 0, 1, "eps out of range");
-    o->optim.weight_decay = r_f32_in(r, 0, 1e6f, "weight decay out of range");
-    o->optim.momentum = r_f32_in(r, 0, 1, "momentum out of range");
-    o->optim.alpha = r_f32_in(r, 0, 1, "alpha out of range");
-    o->clip = r_f64_in(r, 0, 1e30, "clip out of range");
-    o->sched.kind = (enum crn_schedule_kind)r_u32_max(r, CRN_SCHED_LINEAR, "bad schedule");
-    o->sched.lr = r_f32_in(r, 0, 1e6f, "schedule lr out of range");
-    o->sched.decay = r_f32_in(r, 0, 1e6f, "decay out of range");
-    o->sched.decay_after = r_u64(r);
-    o->sched.decay_every = r_u64(r);
-    o->sched.warmup = r_u64(r);
-    o->sched.total = r_u64(r);
-    o->sched.min_lr = r_f32_in(r, 0, 1e6f, "min lr out of range");
-    o->time_limit = r_f64_in(r, 0, 1e12, "time budget out of range");
-    o->max_steps = r_u64(r);
-    o->max_epochs = r_u64(r);
-    o->eval_every = r_u64(r);
-    o->patience = r_u32(r);
-    o->save_every_steps = r_u64(r);
-    o->save_every_seconds = r_f64_in(r, 0, 1e12, "save interval out of range");
-    o->no_optimizer_state = (int)r_u32_max(r, 1, "bad flag");
-    o->seed = r_u64(r);
-    o->log_path = r_str(r);
-    o->sample_every = r_u64(r);
-    o->sample_len = r_u32_max(r, 1u << 24, "sample length out of range");
-
-    s->carry_layers = r_u32_max(r, 1u << 16, "carried state: layers out of range");
-    s->carry_batch = r_u32_max(r, 1u << 20, "carried state: batch out of range");
-    s->carry_hidden = r_u32_max(r, 1u << 24, "carried state: hidden size out of range");
-    s->carry_has_c = r_u32_max(r, 1, "carried state: bad flag");
-    if (!r->err && s->carry_layers && s->carry_batch && s->carry_hidden) {
-        size_t n = 0;
-        if (crn_mul_size((size_t)s->carry_layers * (1u + s->carry_has_c), s->carry_batch, &n) ||
-            crn_mul_size(n, s->carry_hidden, &n) || n > (r->n - r->pos) / 4) {
-            r_fail(r, "carried state larger than the data");
-        } else {
-            s->carry = malloc(n * sizeof(float));
-            if (!s->carry) {
-                r->err = crn_error_set(CRN_ENOMEM, "out of memory decoding the training state");
-            } else {
-                for (size_t i = 0; i < n; i++) s->carry[i] = r_f32(r);
-                for (size_t i = 0; i < n && !r->err; i++)
-                    if (!isfinite(s->carry[i])) r_fail(r, "non-finite value in the carried state");
-            }
-        }
-    } else if (!r->err) {
-        s->carry_layers = s->carry_batch = s->carry_hidden = s->carry_has_c = 0;
-    }
-    if (ver >= 2) {
-        o->init.kind = (enum crn_init_kind)r_u32_max(r, CRN_INIT_ORTHOGONAL, "bad init scheme");
-        size_t at = r->pos;
-        o->init.forget_bias = r_f32(r);
-        if (!r->err && isinf(o->init.forget_bias)) {
-            r->pos = at;
-            r_fail(r, "forget bias out of range");
-        }
-        s->horizon = r_u64(r);
-        if (!r->err && s->horizon > ((uint64_t)1 << 62)) r_fail(r, "schedule horizon out of range");
-    } else {
-        o->init.kind = CRN_INIT_PYTORCH; /* what version-1 writers used */
-        o->init.forget_bias = 1;
-    }
-    if (!r->err && r->pos != r->n) r_fail(r, "trailing bytes");
-    if (r->err) {
-        crn_train_opts_free(o);
-        crn_train_state_free(s);
-        return r->err;
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -589,7 +88,7 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_state *s, const uint8_t *
 
 struct crn_trainer {
     crn_train_opts o;
-    crn_train_state s;
+    crn_train_status s;
     char *out_path;
     char *resume_path;
     crn_corpus *corpus;
@@ -605,7 +104,7 @@ struct crn_trainer {
     uint64_t good_t;        /* optimizer update count then */
     size_t carry_len;
     real *sample_logits;    /* (V) */
-    double *sample_p;       /* (V) */
+    void *sample_scratch;   /* crn_sample_scratch_size(V) bytes */
     uint8_t *sample_buf;
     size_t sample_cap, max_token_len;
     crn_rng sample_rng;
@@ -617,7 +116,13 @@ struct crn_trainer {
     int has_val;
     int timed_sched;        /* cosine/linear with a time budget: the horizon follows the clock */
     char start_note[256];
+    volatile sig_atomic_t *stop_flag; /* this trainer's stop request (NULL: none) */
 };
+
+/* A stop was requested: process-wide (a signal) or for this trainer. */
+static int stop_asked(const crn_trainer *t) { return g_stop || (t->stop_flag && *t->stop_flag); }
+
+void crn_trainer_set_stop_flag(crn_trainer *t, volatile sig_atomic_t *flag) { t->stop_flag = flag; }
 
 /* The batcher wraps lazily: after an epoch's last window win == n_win. */
 static uint64_t epochs_done(const crn_batcher *bt) {
@@ -678,7 +183,8 @@ static void copy_weights(crn_model *dst, crn_model *src) {
     }
 }
 
-static int load_corpus(crn_trainer *t, const crn_vocab *vocab) {
+/* cached: ids in the file MODEL.ids (see CRN_IDS_SUFFIX), else in memory. */
+static int load_corpus(crn_trainer *t, const crn_vocab *vocab, int cached) {
     crn_corpus_opts co;
     crn_corpus_opts_default(&co);
     co.unit = t->o.unit;
@@ -694,13 +200,23 @@ static int load_corpus(crn_trainer *t, const crn_vocab *vocab) {
     co.n_replace = t->o.n_replace;
     crn_corpus_destroy(t->corpus);
     t->corpus = NULL;
-    return crn_corpus_load(&t->corpus, t->o.corpus_path, &co, vocab);
+    char *ids_path = NULL;
+    if (cached) {
+        size_t plen = strlen(t->out_path);
+        if (!(ids_path = malloc(plen + sizeof CRN_IDS_SUFFIX))) return crn_error_set(CRN_ENOMEM, "out of memory");
+        memcpy(ids_path, t->out_path, plen);
+        memcpy(ids_path + plen, CRN_IDS_SUFFIX, sizeof CRN_IDS_SUFFIX);
+        co.id_cache = ids_path;
+    }
+    int rc = crn_corpus_load(&t->corpus, t->o.corpus_path, &co, vocab);
+    free(ids_path);
+    return rc;
 }
 
 /* Tokens of the fine-tuning corpus missing from base: add them (extend) and
  * return how many distinct ones there were. */
 static long long extend_vocab(crn_trainer *t, crn_vocab *base) {
-    int rc = load_corpus(t, NULL);
+    int rc = load_corpus(t, NULL, 0); /* only its vocabulary is used: no id cache */
     if (rc < 0) return rc;
     const crn_vocab *nv = t->corpus->vocab;
     long long added = 0;
@@ -715,140 +231,118 @@ static long long extend_vocab(crn_trainer *t, crn_vocab *base) {
     return added;
 }
 
-int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_start *start) {
-    *out = NULL;
-    int rc;
-    crn_vocab *vocab = NULL; /* ours to free (the corpus copies it) */
-    crn_trainer *t = calloc(1, sizeof *t);
-    if (!t) return crn_error_set(CRN_ENOMEM, "out of memory");
-    if ((rc = crn_train_opts_copy(&t->o, opts)) < 0) {
-        free(t);
-        return rc;
-    }
-    if (!start || !start->out_path || !*start->out_path) {
-        rc = crn_error_set(CRN_EINVAL, "train: no output model path");
-        goto fail;
-    }
-    if (!t->o.corpus_path) {
-        rc = crn_error_set(CRN_EINVAL, "train: no corpus path");
-        goto fail;
-    }
-    if (t->o.batch == 0 || t->o.seq == 0) {
-        rc = crn_error_set(CRN_EINVAL, "train: batch and sequence length must be > 0");
-        goto fail;
-    }
+/* crn_trainer_create, phase 1: the options and the run's two file paths. */
+static int trainer_paths(crn_trainer *t, const crn_train_start *start) {
+    if (!start || !start->out_path || !*start->out_path)
+        return crn_error_set(CRN_EINVAL, "train: no output model path");
+    if (!t->o.corpus_path) return crn_error_set(CRN_EINVAL, "train: no corpus path");
+    if (t->o.batch == 0 || t->o.seq == 0)
+        return crn_error_set(CRN_EINVAL, "train: batch and sequence length must be > 0");
     size_t plen = strlen(start->out_path);
     t->out_path = strdup(start->out_path);
     t->resume_path = malloc(plen + sizeof CRN_RESUME_SUFFIX);
-    if (!t->out_path || !t->resume_path) {
-        rc = crn_error_set(CRN_ENOMEM, "out of memory");
-        goto fail;
-    }
+    if (!t->out_path || !t->resume_path) return crn_error_set(CRN_ENOMEM, "out of memory");
     memcpy(t->resume_path, start->out_path, plen);
     memcpy(t->resume_path + plen, CRN_RESUME_SUFFIX, sizeof CRN_RESUME_SUFFIX);
     t->log_append = start->log_append;
+    return 0;
+}
 
-    crn_checkpoint *ck = start->resume ? start->resume : start->init_from;
-    crn_rng init_rng;
-    crn_rng_seed(&init_rng, t->o.seed);
-    if (start->resume) {
-        /* ---- continue a run: everything from the checkpoint ---- */
-        if (!start->resume_state) {
-            rc = crn_error_set(CRN_EINVAL, "train: resume without a training state");
-            goto fail;
-        }
-        t->s = *start->resume_state;
-        t->s.carry = NULL;
-        if (start->resume_state->carry) {
-            size_t n = (size_t)t->s.carry_layers * (1u + t->s.carry_has_c) * t->s.carry_batch * t->s.carry_hidden;
-            t->s.carry = malloc(n * sizeof(float));
-            if (!t->s.carry) {
-                rc = crn_error_set(CRN_ENOMEM, "out of memory");
-                goto fail;
-            }
-            memcpy(t->s.carry, start->resume_state->carry, n * sizeof(float));
-        }
-        vocab = ck->vocab;
-        ck->vocab = NULL;
-        t->model = ck->model;
-        ck->model = NULL;
-        if ((rc = load_corpus(t, vocab)) < 0) goto fail;
-        if (crn_vocab_size(t->corpus->vocab) != crn_model_config_of(t->model)->vocab) {
-            rc = crn_error_set(CRN_EFORMAT, "%s: vocabulary size %u does not match the model's %u",
-                               t->o.corpus_path, crn_vocab_size(t->corpus->vocab),
-                               crn_model_config_of(t->model)->vocab);
-            goto fail;
-        }
-        if (t->corpus->n_unk && t->o.min_count <= 1) /* with min_count > 1 rare tokens are <unk> by design */
-            snprintf(t->start_note, sizeof t->start_note,
-                     "%llu tokens of %s are not in the model's vocabulary (mapped to <unk>)",
-                     (unsigned long long)t->corpus->n_unk, t->o.corpus_path);
-        if (ck->optim && ck->optim->cfg.kind == t->o.optim.kind &&
-            ck->optim->n == crn_model_num_params(t->model)) {
-            t->optim = ck->optim;
-            ck->optim = NULL;
-            t->optim->cfg = t->o.optim;
-        } else if (!t->start_note[0]) {
-            snprintf(t->start_note, sizeof t->start_note,
-                     "%s; the optimizer starts fresh",
-                     ck->optim ? "the optimizer differs from the checkpoint's"
-                               : "the checkpoint has no optimizer state");
-        }
-    } else if (start->init_from) {
-        /* ---- fine-tune: weights and vocabulary of a trained model ---- */
-        vocab = ck->vocab;
-        ck->vocab = NULL;
-        if (start->extend_vocab) {
-            long long added = extend_vocab(t, vocab);
-            if (added < 0) {
-                rc = (int)added;
-                goto fail;
-            }
-            t->new_tokens = (uint64_t)added;
-        }
-        if ((rc = load_corpus(t, vocab)) < 0) goto fail;
-        if (!start->extend_vocab) t->new_tokens = t->corpus->n_unk;
-        crn_model_config cfg = *crn_model_config_of(ck->model);
-        cfg.vocab = crn_vocab_size(t->corpus->vocab);
-        cfg.dropout = t->o.model.dropout;
-        if ((rc = crn_model_config_check(&cfg)) < 0) goto fail;
-        if ((rc = crn_model_create(&t->model, &cfg)) < 0) goto fail;
-        crn_model_init(t->model, &init_rng);
-        copy_weights(t->model, ck->model);
-        t->o.model = cfg;
-    } else {
-        /* ---- a fresh model ---- */
-        if ((rc = load_corpus(t, NULL)) < 0) goto fail;
-        crn_model_config cfg = t->o.model;
-        cfg.vocab = crn_vocab_size(t->corpus->vocab);
-        if ((rc = crn_model_config_check(&cfg)) < 0) goto fail;
-        if ((rc = crn_model_create(&t->model, &cfg)) < 0) goto fail;
-        crn_model_init_spec(t->model, &init_rng, &t->o.init);
+/* Phase 2, continue a run: everything from the checkpoint (its vocabulary
+ * goes to *vocab, the caller's to free). */
+static int start_resume(crn_trainer *t, crn_train_start *start, crn_vocab **vocab) {
+    crn_checkpoint *ck = start->resume;
+    int rc;
+    if (!start->resume_state) return crn_error_set(CRN_EINVAL, "train: resume without a training state");
+    t->s = *start->resume_state;
+    t->s.carry = NULL;
+    if (start->resume_state->carry) {
+        size_t n = (size_t)t->s.carry_layers * (1u + t->s.carry_has_c) * t->s.carry_batch * t->s.carry_hidden;
+        t->s.carry = malloc(n * sizeof(float));
+        if (!t->s.carry) return crn_error_set(CRN_ENOMEM, "out of memory");
+        memcpy(t->s.carry, start->resume_state->carry, n * sizeof(float));
     }
-    if (!start->resume) {
-        memset(&t->s, 0, sizeof t->s);
-        t->s.run_id = make_run_id(t->o.seed);
-        t->s.rng = init_rng; /* dropout continues the init stream */
-        t->s.lr_scale = 1;
-        t->s.best_val_bpc = NAN;
-        t->s.first_val_bpc = t->s.last_val_bpc = t->s.last_val_bpt = t->s.last_train_bpc = NAN;
-        t->s.started_unix = (uint64_t)time(NULL);
+    *vocab = ck->vocab;
+    ck->vocab = NULL;
+    t->model = ck->model;
+    ck->model = NULL;
+    if ((rc = load_corpus(t, *vocab, 1)) < 0) return rc;
+    if (crn_vocab_size(t->corpus->vocab) != crn_model_config_of(t->model)->vocab)
+        return crn_error_set(CRN_EFORMAT, "%s: vocabulary size %u does not match the model's %u", t->o.corpus_path,
+                             crn_vocab_size(t->corpus->vocab), crn_model_config_of(t->model)->vocab);
+    if (t->corpus->n_unk && t->o.min_count <= 1) /* with min_count > 1 rare tokens are <unk> by design */
+        snprintf(t->start_note, sizeof t->start_note,
+                 "%llu tokens of %s are not in the model's vocabulary (mapped to <unk>)",
+                 (unsigned long long)t->corpus->n_unk, t->o.corpus_path);
+    if (ck->optim && ck->optim->cfg.kind == t->o.optim.kind && ck->optim->n == crn_model_num_params(t->model)) {
+        t->optim = ck->optim;
+        ck->optim = NULL;
+        /* new settings (e.g. sgd --momentum): the state buffers follow them */
+        if ((rc = crn_optim_reconfigure(t->optim, &t->o.optim)) < 0) return rc;
+    } else if (!t->start_note[0]) {
+        snprintf(t->start_note, sizeof t->start_note, "%s; the optimizer starts fresh",
+                 ck->optim ? "the optimizer differs from the checkpoint's" : "the checkpoint has no optimizer state");
     }
-    crn_vocab_destroy(vocab);
-    vocab = NULL;
-    const crn_model_config *cfg = crn_model_config_of(t->model);
-    t->o.model = *cfg;
+    return 0;
+}
+
+/* Phase 2, fine-tune: weights and vocabulary of a trained model. */
+static int start_finetune(crn_trainer *t, crn_train_start *start, crn_vocab **vocab, crn_rng *init_rng) {
+    crn_checkpoint *ck = start->init_from;
+    int rc;
+    *vocab = ck->vocab;
+    ck->vocab = NULL;
+    if (start->extend_vocab) {
+        long long added = extend_vocab(t, *vocab);
+        if (added < 0) return (int)added;
+        t->new_tokens = (uint64_t)added;
+    }
+    if ((rc = load_corpus(t, *vocab, 1)) < 0) return rc;
+    if (!start->extend_vocab) t->new_tokens = t->corpus->n_unk;
+    crn_model_config cfg = *crn_model_config_of(ck->model);
+    cfg.vocab = crn_vocab_size(t->corpus->vocab);
+    cfg.dropout = t->o.model.dropout;
+    if ((rc = crn_model_config_check(&cfg)) < 0) return rc;
+    if ((rc = crn_model_create(&t->model, &cfg)) < 0) return rc;
+    crn_model_init(t->model, init_rng);
+    copy_weights(t->model, ck->model);
+    t->o.model = cfg;
+    return 0;
+}
+
+/* Phase 2, a fresh model. */
+static int start_fresh(crn_trainer *t, crn_rng *init_rng) {
+    int rc;
+    if ((rc = load_corpus(t, NULL, 1)) < 0) return rc;
+    crn_model_config cfg = t->o.model;
+    cfg.vocab = crn_vocab_size(t->corpus->vocab);
+    if ((rc = crn_model_config_check(&cfg)) < 0) return rc;
+    if ((rc = crn_model_create(&t->model, &cfg)) < 0) return rc;
+    crn_model_init_spec(t->model, init_rng, &t->o.init);
+    return 0;
+}
+
+/* Phase 3: the status of a new run (fine-tune or fresh). */
+static void status_fresh(crn_trainer *t, const crn_rng *init_rng) {
+    memset(&t->s, 0, sizeof t->s);
+    t->s.run_id = make_run_id(t->o.seed);
+    t->s.rng = *init_rng; /* dropout continues the init stream */
+    t->s.lr_scale = 1;
+    t->s.best_val_bpc = NAN;
+    t->s.first_val_bpc = t->s.last_val_bpc = t->s.last_val_bpt = t->s.last_train_bpc = NAN;
+    t->s.started_unix = (uint64_t)time(NULL);
+}
+
+/* Phase 4: the optimizer, the batcher (at the resumed position) and the
+ * schedule's defaults that need the corpus. */
+static int setup_optimization(crn_trainer *t, int resume) {
+    int rc;
     const crn_corpus *c = t->corpus;
-    t->has_val = c->n_tokens - c->n_train >= 2;
-    t->tokens_per_char = 1;
-    if (t->o.unit != CRN_UNIT_CODEPOINT && c->n_chars > 0)
-        t->tokens_per_char = (double)c->n_tokens / (double)c->n_chars;
-
     if (!t->optim) {
-        if ((rc = crn_optim_create(&t->optim, &t->o.optim, crn_model_num_params(t->model))) < 0) goto fail;
+        if ((rc = crn_optim_create(&t->optim, &t->o.optim, crn_model_num_params(t->model))) < 0) return rc;
     }
-    if ((rc = crn_batcher_init(&t->bt, c, t->o.batch, t->o.seq)) < 0) goto fail;
-    if (start->resume) {
+    if ((rc = crn_batcher_init(&t->bt, c, t->o.batch, t->o.seq)) < 0) return rc;
+    if (resume) {
         if (t->s.win <= t->bt.n_win) { /* win == n_win: the wrap happens at the next window */
             t->bt.win = (size_t)t->s.win;
             t->bt.epoch = t->s.epoch;
@@ -866,36 +360,33 @@ int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_
     if (decaying && t->o.sched.total == 0) {
         if (t->o.max_steps) t->o.sched.total = t->o.max_steps;
         else if (t->o.max_epochs) t->o.sched.total = t->o.max_epochs * t->bt.n_win;
-        else if (!t->timed_sched) {
-            rc = crn_error_set(CRN_EINVAL, "the %s schedule needs a budget (--time, --steps or --epochs)",
-                               t->o.sched.kind == CRN_SCHED_LINEAR ? "linear" : "cosine");
-            goto fail;
-        }
+        else if (!t->timed_sched)
+            return crn_error_set(CRN_EINVAL, "the %s schedule needs a budget (--time, --steps or --epochs)",
+                                 t->o.sched.kind == CRN_SCHED_LINEAR ? "linear" : "cosine");
     }
+    return 0;
+}
 
+/* Phase 5: everything a step touches, sized once for (B, T), and the
+ * carried hidden state (restored on resume when it fits). */
+static int setup_step_buffers(crn_trainer *t, int resume) {
+    int rc;
+    const crn_model_config *cfg = crn_model_config_of(t->model);
     uint32_t B = t->o.batch, T = t->o.seq;
-    if ((rc = crn_model_reserve(t->model, B, T)) < 0) goto fail;
-    if ((rc = crn_state_create(&t->st, t->model, B)) < 0) goto fail;
-    if ((rc = crn_state_create(&t->eval_st, t->model, B)) < 0) goto fail;
+    if ((rc = crn_model_reserve(t->model, B, T)) < 0) return rc;
+    if ((rc = crn_state_create(&t->st, t->model, B)) < 0) return rc;
+    if ((rc = crn_state_create(&t->eval_st, t->model, B)) < 0) return rc;
     t->carry_len = carry_size(cfg, B);
     size_t bt_n = (size_t)B * T;
     t->x = malloc(bt_n * sizeof *t->x);
     t->y = malloc(bt_n * sizeof *t->y);
-    if (!t->x || !t->y) {
-        rc = crn_error_set(CRN_ENOMEM, "out of memory for (B=%u, T=%u) buffers", B, T);
-        goto fail;
-    }
-    {
-        const size_t np = crn_model_num_params(t->model);
-        int ok = (t->good_params = malloc(np * sizeof(float))) != NULL;
-        for (int i = 0; ok && i < crn_optim_num_buffers(t->optim) && i < 2; i++)
-            ok = (t->good_buf[i] = malloc(np * sizeof(float))) != NULL;
-        if (!ok) {
-            rc = crn_error_set(CRN_ENOMEM, "out of memory for the rollback copy of %zu parameters", np);
-            goto fail;
-        }
-    }
-    if (start->resume) {
+    if (!t->x || !t->y) return crn_error_set(CRN_ENOMEM, "out of memory for (B=%u, T=%u) buffers", B, T);
+    const size_t np = crn_model_num_params(t->model);
+    int ok = (t->good_params = malloc(np * sizeof(float))) != NULL;
+    for (int i = 0; ok && i < crn_optim_num_buffers(t->optim) && i < 2; i++)
+        ok = (t->good_buf[i] = malloc(np * sizeof(float))) != NULL;
+    if (!ok) return crn_error_set(CRN_ENOMEM, "out of memory for the rollback copy of %zu parameters", np);
+    if (resume) {
         if (t->s.carry && t->s.carry_layers == cfg->layers && t->s.carry_batch == B &&
             t->s.carry_hidden == cfg->hidden && t->s.carry_has_c == (cfg->cell == CRN_CELL_LSTM))
             carry_load(t->st, cfg, B, t->s.carry);
@@ -904,34 +395,66 @@ int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_
     }
     free(t->s.carry);
     t->s.carry = malloc(t->carry_len * sizeof(float));
-    if (!t->s.carry) {
-        rc = crn_error_set(CRN_ENOMEM, "out of memory");
-        goto fail;
-    }
+    if (!t->s.carry) return crn_error_set(CRN_ENOMEM, "out of memory");
     t->s.carry_layers = cfg->layers;
     t->s.carry_batch = B;
     t->s.carry_hidden = cfg->hidden;
     t->s.carry_has_c = cfg->cell == CRN_CELL_LSTM;
+    return 0;
+}
 
-    if (t->o.sample_every && t->o.sample_len) {
-        const crn_vocab *v = c->vocab;
-        uint32_t V = crn_vocab_size(v);
-        for (uint32_t id = 0; id < V; id++) {
-            size_t len;
-            crn_vocab_token(v, id, &len);
-            if (len > t->max_token_len) t->max_token_len = len;
-        }
-        t->sample_cap = (size_t)t->o.sample_len * (t->max_token_len + 4) + 2 * CRN_DECODER_HOLD + 64;
-        t->sample_buf = malloc(t->sample_cap);
-        t->sample_logits = malloc((size_t)V * sizeof(real));
-        t->sample_p = malloc((size_t)V * sizeof(double));
-        if (!t->sample_buf || !t->sample_logits || !t->sample_p) {
-            rc = crn_error_set(CRN_ENOMEM, "out of memory for samples");
-            goto fail;
-        }
-        if ((rc = crn_state_create(&t->sample_st, t->model, 1)) < 0) goto fail;
-        crn_rng_seed(&t->sample_rng, t->o.seed ^ 0x5a5a5a5a5a5a5a5aull);
+/* Phase 6: the buffers of the samples shown during training. */
+static int setup_samples(crn_trainer *t) {
+    if (!t->o.sample_every || !t->o.sample_len) return 0;
+    const crn_vocab *v = t->corpus->vocab;
+    uint32_t V = crn_vocab_size(v);
+    for (uint32_t id = 0; id < V; id++) {
+        size_t len;
+        crn_vocab_token(v, id, &len);
+        if (len > t->max_token_len) t->max_token_len = len;
     }
+    t->sample_cap = (size_t)t->o.sample_len * (t->max_token_len + 4) + 2 * CRN_DECODER_HOLD + 64;
+    t->sample_buf = malloc(t->sample_cap);
+    t->sample_logits = malloc((size_t)V * sizeof(real));
+    t->sample_scratch = malloc(crn_sample_scratch_size(V));
+    if (!t->sample_buf || !t->sample_logits || !t->sample_scratch)
+        return crn_error_set(CRN_ENOMEM, "out of memory for samples");
+    int rc = crn_state_create(&t->sample_st, t->model, 1);
+    if (rc < 0) return rc;
+    crn_rng_seed(&t->sample_rng, t->o.seed ^ 0x5a5a5a5a5a5a5a5aull);
+    return 0;
+}
+
+int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_start *start) {
+    *out = NULL;
+    int rc;
+    crn_vocab *vocab = NULL; /* ours to free (the corpus copies it) */
+    crn_trainer *t = calloc(1, sizeof *t);
+    if (!t) return crn_error_set(CRN_ENOMEM, "out of memory");
+    if ((rc = crn_train_opts_copy(&t->o, opts)) < 0) {
+        free(t);
+        return rc;
+    }
+    if ((rc = trainer_paths(t, start)) < 0) goto fail;
+    crn_rng init_rng;
+    crn_rng_seed(&init_rng, t->o.seed);
+    if (start->resume) rc = start_resume(t, start, &vocab);
+    else if (start->init_from) rc = start_finetune(t, start, &vocab, &init_rng);
+    else rc = start_fresh(t, &init_rng);
+    if (rc < 0) goto fail;
+    if (!start->resume) status_fresh(t, &init_rng);
+    crn_vocab_destroy(vocab);
+    vocab = NULL;
+    t->o.model = *crn_model_config_of(t->model);
+    const crn_corpus *c = t->corpus;
+    t->has_val = c->n_tokens - c->n_train >= 2;
+    /* per NFC code point of the text in every unit (exactly 1 for code points of
+     * composed text; under --normalize none, decomposed text has more tokens) */
+    t->tokens_per_char = 1;
+    if (c->n_nfc_chars > 0) t->tokens_per_char = (double)c->n_tokens / (double)c->n_nfc_chars;
+    if ((rc = setup_optimization(t, start->resume != NULL)) < 0 ||
+        (rc = setup_step_buffers(t, start->resume != NULL)) < 0 || (rc = setup_samples(t)) < 0)
+        goto fail;
     /* Does MODEL exist already (an earlier session of this run)? */
     struct stat sb;
     t->model_written = start->resume && stat(t->out_path, &sb) == 0;
@@ -958,16 +481,16 @@ void crn_trainer_destroy(crn_trainer *t) {
     free(t->good_buf[0]);
     free(t->good_buf[1]);
     free(t->sample_logits);
-    free(t->sample_p);
+    free(t->sample_scratch);
     free(t->sample_buf);
     free(t->out_path);
     free(t->resume_path);
-    crn_train_state_free(&t->s);
+    crn_train_status_free(&t->s);
     crn_train_opts_free(&t->o);
     free(t);
 }
 
-const crn_train_state *crn_trainer_state(const crn_trainer *t) { return &t->s; }
+const crn_train_status *crn_trainer_state(const crn_trainer *t) { return &t->s; }
 const crn_corpus *crn_trainer_corpus(const crn_trainer *t) { return t->corpus; }
 crn_model *crn_trainer_model(crn_trainer *t) { return t->model; }
 uint64_t crn_trainer_new_tokens(const crn_trainer *t) { return t->new_tokens; }
@@ -1059,7 +582,7 @@ static void fill_report(const crn_trainer *t, const loop *L, crn_train_report *r
     if (seg > 0 && L->seg_tokens) r->chars_per_s = (double)L->seg_tokens / t->tokens_per_char / seg;
 }
 
-static void emit(crn_trainer *t, loop *L, enum crn_train_event ev, const char *msg, const char *path) {
+static void report_event(crn_trainer *t, loop *L, enum crn_train_event ev, const char *msg, const char *path) {
     if (!L->cb) return;
     crn_train_report r;
     fill_report(t, L, &r, ev);
@@ -1082,7 +605,7 @@ static int save_to(crn_trainer *t, loop *L, const char *path, int with_optim) {
                              with_optim ? t->optim : NULL, blob, len);
     free(blob);
     if (rc < 0) return rc;
-    emit(t, L, CRN_EV_SAVE, NULL, path);
+    report_event(t, L, CRN_EV_SAVE, NULL, path);
     return 0;
 }
 
@@ -1109,7 +632,7 @@ static int validate(crn_trainer *t, double *nats, uint64_t *count) {
     uint64_t n = 0;
     crn_state_reset(t->eval_st);
     for (size_t w = 0; w < nw; w++) {
-        if (g_stop) return 1; /* Ctrl-C: a long validation pass must not delay the save */
+        if (stop_asked(t)) return 1; /* Ctrl-C: a long validation pass must not delay the save */
         crn_val_window(c, B, T, w, t->x, t->y);
         double l = 0;
         size_t k = 0;
@@ -1131,27 +654,12 @@ static void sample(crn_trainer *t, loop *L) {
     crn_decoder d;
     crn_decoder_init(&d, v);
     size_t n = 0;
-    const double inv_temp = 1.0 / 0.8;
+    crn_sample_settings ss; /* the sampler's draw (never <unk>) at a fixed temperature */
+    crn_sample_settings_init(&ss);
+    ss.temperature = TRAIN_SAMPLE_TEMPERATURE;
     for (uint32_t i = 0; i < t->o.sample_len; i++) {
         if (crn_model_step(t->model, t->sample_st, &tok, t->sample_logits) < 0) break;
-        double mx = -INFINITY, z = 0;
-        for (uint32_t j = 0; j < V; j++)
-            if (t->sample_logits[j] > mx) mx = t->sample_logits[j];
-        for (uint32_t j = 0; j < V; j++) {
-            /* never <unk> (it decodes to U+FFFD) unless it is all there is */
-            t->sample_p[j] = j == CRN_UNK && V > 1 ? 0 : exp((t->sample_logits[j] - mx) * inv_temp);
-            z += t->sample_p[j];
-        }
-        double u = crn_rng_uniform(&t->sample_rng) * z;
-        uint32_t pick = V - 1;
-        for (uint32_t j = 0; j < V; j++) {
-            u -= t->sample_p[j];
-            if (u < 0) {
-                pick = j;
-                break;
-            }
-        }
-        tok = pick;
+        tok = crn_sample_logits(t->sample_logits, V, &ss, &t->sample_rng, t->sample_scratch);
         if (t->sample_cap - n < CRN_DECODER_HOLD + t->max_token_len + 8) break;
         n += crn_decoder_push(&d, tok, t->sample_buf + n, t->sample_cap - n);
     }
@@ -1174,20 +682,23 @@ static void log_row(crn_trainer *t, const crn_train_report *r) {
     fflush(t->log);
 }
 
-/* Evaluate, log, keep the best, sample; *stop set by patience. */
-/* Copy the current parameters and optimizer state as the last good state
- * (to = 1), or restore them from it (to = 0). */
-static void good_state(crn_trainer *t, int to) {
-    float *p = crn_model_params(t->model);
+/* The last good parameters and optimizer state (for the rollback after a
+ * non-finite step): keep the current ones, or restore the kept ones. */
+static void good_keep(crn_trainer *t) {
     const size_t bytes = crn_model_num_params(t->model) * sizeof(float);
-    memcpy(to ? t->good_params : p, to ? p : t->good_params, bytes);
-    for (int i = 0; i < 2 && t->good_buf[i]; i++) {
-        float *b = crn_optim_buffer(t->optim, i);
-        memcpy(to ? t->good_buf[i] : b, to ? b : t->good_buf[i], bytes);
-    }
-    if (to) t->good_t = t->optim->t;
-    else t->optim->t = t->good_t;
+    memcpy(t->good_params, crn_model_params(t->model), bytes);
+    for (int i = 0; i < 2 && t->good_buf[i]; i++) memcpy(t->good_buf[i], crn_optim_buffer(t->optim, i), bytes);
+    t->good_t = t->optim->t;
 }
+
+static void good_restore(crn_trainer *t) {
+    const size_t bytes = crn_model_num_params(t->model) * sizeof(float);
+    memcpy(crn_model_params(t->model), t->good_params, bytes);
+    for (int i = 0; i < 2 && t->good_buf[i]; i++) memcpy(crn_optim_buffer(t->optim, i), t->good_buf[i], bytes);
+    t->optim->t = t->good_t;
+}
+
+/* Evaluate, log, keep the best, sample; *stop set by patience. */
 
 static int do_eval(crn_trainer *t, loop *L, int *stop) {
     crn_train_report r;
@@ -1200,12 +711,15 @@ static int do_eval(crn_trainer *t, loop *L, int *stop) {
         int rc = validate(t, &nats, &count);
         if (rc < 0) return rc;
         if (rc == 1) { /* interrupted: this eval does not count */
-            *stop = CRN_TSTOP_SIGNAL;
+            *stop = CRN_TRAIN_STOP_SIGNAL;
             return 0;
         }
         const crn_corpus *c = t->corpus;
-        double chars = t->o.unit == CRN_UNIT_CODEPOINT ? (double)count
-                                                       : (double)(c->n_val_chars > 1 ? c->n_val_chars - 1 : 1);
+        /* per NFC code point: for code points of composed text (nfc, nfkc) these
+         * are the targets (as the peer counts) */
+        double chars = t->o.unit == CRN_UNIT_CODEPOINT && t->o.norm != CRN_NORM_NONE
+                           ? (double)count
+                           : (double)(c->n_val_chars > 1 ? c->n_val_chars - 1 : 1);
         double bpt = count ? nats / (double)count / M_LN2 : NAN;
         double bpc = chars > 0 ? nats / M_LN2 / chars : NAN;
         t->s.n_evals++;
@@ -1226,9 +740,9 @@ static int do_eval(crn_trainer *t, loop *L, int *stop) {
         }
         r.best_val_bpc = t->s.best_val_bpc;
         r.best_step = t->s.best_step;
-        if (isfinite(bpc)) good_state(t, 1);
+        if (isfinite(bpc)) good_keep(t);
     } else {
-        if (isfinite(r.train_bpc)) good_state(t, 1);
+        if (isfinite(r.train_bpc)) good_keep(t);
         int rc = save_best(t, L); /* no validation split: the latest is the best we know */
         if (rc < 0) return rc;
     }
@@ -1247,7 +761,7 @@ static int do_eval(crn_trainer *t, loop *L, int *stop) {
     L->seg_t0 = crn_now();
     L->seg_tokens = 0;
     L->eval_seconds = 0;
-    if (t->o.patience && t->s.bad_evals >= t->o.patience) *stop = CRN_TSTOP_PATIENCE;
+    if (t->o.patience && t->s.bad_evals >= t->o.patience) *stop = CRN_TRAIN_STOP_PATIENCE;
     return 0;
 }
 
@@ -1263,6 +777,58 @@ static int open_log(crn_trainer *t) {
     return 0;
 }
 
+int crn_train_step_gradient(crn_model *m, crn_state *st, const uint32_t *x, const uint32_t *y, uint32_t B,
+                            uint32_t T, crn_rng *rng, double clip, double *loss, size_t *count, double *norm) {
+    crn_model_zero_grads(m);
+    *loss = 0;
+    *count = 0;
+    *norm = NAN;
+    int rc = crn_model_forward(m, st, x, y, B, T, rng, loss, count);
+    if (rc < 0) return rc;
+    if (!isfinite(*loss)) return 0;
+    if ((rc = crn_model_backward(m)) < 0) return rc;
+    *norm = crn_clip_grad_norm(crn_model_grads(m), crn_model_num_params(m), clip);
+    return 0;
+}
+
+/* The end of crn_trainer_run: the final eval (unless stopped by a signal or
+ * non-finite steps), the last saves, the DONE event, the return code. */
+static int finish_run(crn_trainer *t, loop *L, int stop) {
+    int rc;
+    t->s.stop_reason = (uint32_t)stop;
+    if (stop == CRN_TRAIN_STOP_SIGNAL || stop == CRN_TRAIN_STOP_NONFINITE) {
+        /* no final eval: stop promptly; keep a model file in any case */
+        if ((rc = save_resume(t, L)) < 0) goto error;
+        if (!t->model_written && (rc = save_best(t, L)) < 0) goto error;
+    } else if (L->last_eval_step != t->s.step || t->s.n_evals == 0) {
+        int st2 = 0;
+        if ((rc = do_eval(t, L, &st2)) < 0) goto error;
+        if (st2 == CRN_TRAIN_STOP_SIGNAL) { /* interrupted during the final eval */
+            stop = CRN_TRAIN_STOP_SIGNAL;
+            t->s.stop_reason = (uint32_t)stop;
+            if ((rc = save_resume(t, L)) < 0) goto error;
+        }
+    } else {
+        if ((rc = save_resume(t, L)) < 0) goto error; /* records the stop reason */
+    }
+    /* never end without a model file (e.g. no eval improved in a resumed run
+     * writing to a new path): then MODEL is the latest state */
+    if (!t->model_written && (rc = save_best(t, L)) < 0) goto error;
+    report_event(t, L, CRN_EV_DONE, crn_train_stop_name((enum crn_train_stop)stop), NULL);
+    if (stop == CRN_TRAIN_STOP_SIGNAL)
+        return crn_error_set(CRN_EINTR, "interrupted at step %llu; saved %s", (unsigned long long)t->s.step,
+                             t->resume_path);
+    if (stop == CRN_TRAIN_STOP_NONFINITE)
+        return crn_error_set(CRN_ENONFINITE,
+                             "%d non-finite steps in a row at step %llu (loss or gradient is NaN/Inf); "
+                             "try a lower --lr or --clip; the last good state is in %s",
+                             CRN_NONFINITE_MAX, (unsigned long long)t->s.step, t->resume_path);
+    return 0;
+error:
+    t->s.stop_reason = CRN_TRAIN_STOP_ERROR;
+    return rc;
+}
+
 int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
     int rc = open_log(t);
     if (rc < 0) return rc;
@@ -1276,7 +842,7 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
     L.last_eval_step = L.last_sample_step = L.last_save_step = t->s.step;
     L.start_step = t->s.step;
     L.lr = step_lr(t);
-    t->s.stop_reason = CRN_TSTOP_NONE;
+    t->s.stop_reason = CRN_TRAIN_STOP_NONE;
 
     const crn_model_config *cfg = crn_model_config_of(t->model);
     const uint32_t B = t->o.batch, T = t->o.seq;
@@ -1290,62 +856,65 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
         snprintf(buf, sizeof buf, "%s %ux%u, %zu parameters, vocabulary %u, %zu train / %zu val tokens",
                  crn_cell_name(cfg->cell), cfg->layers, cfg->hidden, np, cfg->vocab, t->corpus->n_train,
                  t->corpus->n_tokens - t->corpus->n_train);
-        emit(t, &L, CRN_EV_START, buf, NULL);
-        if (t->start_note[0]) emit(t, &L, CRN_EV_WARN, t->start_note, NULL);
+        report_event(t, &L, CRN_EV_START, buf, NULL);
+        if (t->start_note[0]) report_event(t, &L, CRN_EV_WARN, t->start_note, NULL);
     }
 
-    good_state(t, 1); /* loaded or fresh weights are finite (the loader refuses others) */
-    int stop = CRN_TSTOP_NONE;
+    good_keep(t); /* loaded or fresh weights are finite (the loader refuses others) */
+    int stop = CRN_TRAIN_STOP_NONE;
     for (;;) {
         /* ---- budgets, checked between steps ---- */
         double session = crn_now() - L.t0;
-        if (t->o.max_steps && t->s.step >= t->o.max_steps) stop = CRN_TSTOP_STEPS;
-        else if (t->o.max_epochs && epochs_done(&t->bt) >= t->o.max_epochs) stop = CRN_TSTOP_EPOCHS;
-        else if (t->o.time_limit > 0 && session >= t->o.time_limit) stop = CRN_TSTOP_TIME;
-        else if (g_stop) stop = CRN_TSTOP_SIGNAL;
+        if (t->o.max_steps && t->s.step >= t->o.max_steps) stop = CRN_TRAIN_STOP_STEPS;
+        else if (t->o.max_epochs && epochs_done(&t->bt) >= t->o.max_epochs) stop = CRN_TRAIN_STOP_EPOCHS;
+        else if (t->o.time_limit > 0 && session >= t->o.time_limit) stop = CRN_TRAIN_STOP_TIME;
+        else if (stop_asked(t)) stop = CRN_TRAIN_STOP_SIGNAL;
         if (stop) break;
 
         /* ---- one step ---- */
         int reset = 0;
         crn_batcher_next(&t->bt, t->x, t->y, &reset);
         if (reset) crn_state_reset(t->st);
-        crn_model_zero_grads(t->model);
-        double loss = 0;
-        size_t count = 0;
-        if ((rc = crn_model_forward(t->model, t->st, t->x, t->y, B, T, &t->s.rng, &loss, &count)) < 0) goto error;
-        if (g_fault_count && t->s.step >= g_fault_from && t->s.step < g_fault_from + g_fault_count) loss = NAN;
-        double norm = NAN;
-        if (isfinite(loss)) {
-            if ((rc = crn_model_backward(t->model)) < 0) goto error;
-            norm = crn_clip_grad_norm(grads, np, t->o.clip);
+        double loss, norm;
+        size_t count;
+        rc = crn_train_step_gradient(t->model, t->st, t->x, t->y, B, T, &t->s.rng, t->o.clip, &loss, &count, &norm);
+        if (rc < 0) goto error;
+        if (FAULT_NAN(t->s.step)) loss = NAN;
+        if (FAULT_GRAD(t->s.step) && isfinite(loss)) grads[0] = g_fault_grad;
+        float lr = 0;
+        int state_ok = 1;
+        if (isfinite(loss) && isfinite(norm)) {
+            update_horizon(t, &L);
+            lr = (float)step_lr(t);
+            crn_optim_step(t->optim, params, grads, lr);
+            state_ok = crn_optim_finite(t->optim, params); /* e.g. adam's v overflowed with --clip 0 */
         }
-        if (!isfinite(loss) || !isfinite(norm)) {
-            good_state(t, 0);
+        if (!isfinite(loss) || !isfinite(norm) || !state_ok) {
+            good_restore(t);
             crn_state_reset(t->st);
             t->s.nonfinite_total++;
             t->s.nonfinite_run++;
             t->s.lr_scale *= 0.5;
             t->s.step++;
             snprintf(msg, sizeof msg, "step %llu: non-finite %s; update skipped, learning rate halved (%u in a row)",
-                     (unsigned long long)t->s.step, isfinite(loss) ? "gradient" : "loss", t->s.nonfinite_run);
-            emit(t, &L, CRN_EV_WARN, msg, NULL);
+                     (unsigned long long)t->s.step,
+                     !isfinite(loss) ? "loss" : !isfinite(norm) ? "gradient" : "weights or optimizer state",
+                     t->s.nonfinite_run);
+            report_event(t, &L, CRN_EV_WARN, msg, NULL);
             if (t->s.nonfinite_run >= CRN_NONFINITE_MAX) {
-                stop = CRN_TSTOP_NONFINITE;
+                stop = CRN_TRAIN_STOP_NONFINITE;
                 break;
             }
             continue;
         }
         t->s.nonfinite_run = 0;
-        update_horizon(t, &L);
-        float lr = (float)step_lr(t);
-        crn_optim_step(t->optim, params, grads, lr);
         L.lr = lr;
         t->s.step++;
         t->s.tokens_seen += (uint64_t)B * T;
         L.seg_tokens += (uint64_t)B * T;
         L.train_nats += loss;
         L.train_count += count;
-        emit(t, &L, CRN_EV_STEP, NULL, NULL);
+        report_event(t, &L, CRN_EV_STEP, NULL, NULL);
 
         /* ---- evaluation and checkpoints ---- */
         if (t->o.eval_every && t->s.step % t->o.eval_every == 0) {
@@ -1363,37 +932,9 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
     }
 
     /* ---- the end ---- */
-    t->s.stop_reason = (uint32_t)stop;
-    if (stop == CRN_TSTOP_SIGNAL || stop == CRN_TSTOP_NONFINITE) {
-        /* no final eval: stop promptly; keep a model file in any case */
-        if ((rc = save_resume(t, &L)) < 0) goto error;
-        if (!t->model_written && (rc = save_best(t, &L)) < 0) goto error;
-    } else if (L.last_eval_step != t->s.step || t->s.n_evals == 0) {
-        int st2 = 0;
-        if ((rc = do_eval(t, &L, &st2)) < 0) goto error;
-        if (st2 == CRN_TSTOP_SIGNAL) { /* interrupted during the final eval */
-            stop = CRN_TSTOP_SIGNAL;
-            t->s.stop_reason = (uint32_t)stop;
-            if ((rc = save_resume(t, &L)) < 0) goto error;
-        }
-    } else {
-        if ((rc = save_resume(t, &L)) < 0) goto error; /* records the stop reason */
-    }
-    /* never end without a model file (e.g. no eval improved in a resumed run
-     * writing to a new path): then MODEL is the latest state */
-    if (!t->model_written && (rc = save_best(t, &L)) < 0) goto error;
-    emit(t, &L, CRN_EV_DONE, crn_train_stop_name((enum crn_train_stop)stop), NULL);
-    if (stop == CRN_TSTOP_SIGNAL)
-        return crn_error_set(CRN_EINTR, "interrupted at step %llu; saved %s", (unsigned long long)t->s.step,
-                             t->resume_path);
-    if (stop == CRN_TSTOP_NONFINITE)
-        return crn_error_set(CRN_ENONFINITE,
-                             "%d non-finite steps in a row at step %llu (loss or gradient is NaN/Inf); "
-                             "try a lower --lr or --clip; the last good state is in %s",
-                             CRN_NONFINITE_MAX, (unsigned long long)t->s.step, t->resume_path);
-    return 0;
+    return finish_run(t, &L, stop);
 error:
-    t->s.stop_reason = CRN_TSTOP_ERROR;
+    t->s.stop_reason = CRN_TRAIN_STOP_ERROR;
     return rc;
 }
 
@@ -1422,17 +963,7 @@ int crn_evaluate_ids(crn_model *m, const crn_corpus *c, size_t begin, size_t end
     uint64_t cnt = 0;
     for (size_t t0 = 0; t0 < Lr; t0 += T) {
         uint32_t Tw = (uint32_t)CRN_MIN((size_t)T, Lr - t0);
-        for (uint32_t t = 0; t < Tw; t++)
-            for (uint32_t b = 0; b < B; b++) {
-                size_t i = (size_t)b * Lr + t0 + t; /* pair index */
-                if (i < n) {
-                    x[t * B + b] = crn_corpus_id(c, begin + i);
-                    y[t * B + b] = crn_corpus_id(c, begin + i + 1);
-                } else {
-                    x[t * B + b] = 0;
-                    y[t * B + b] = CRN_IGNORE;
-                }
-            }
+        crn_range_window(c, begin, end, B, t0, Tw, x, y); /* the validation layout (corpus.c) */
         double l = 0;
         size_t k = 0;
         if ((rc = crn_model_forward(m, st, x, y, B, Tw, NULL, &l, &k)) < 0) goto done;

@@ -12,8 +12,9 @@
  *                 state (step, data position, carried hidden state, RNG,
  *                 options, history), written at every eval, every save_every,
  *                 at the end and when stopped by a signal.
- * Resuming loads MODEL.resume (falling back to MODEL if it is missing or
- * belongs to another run) and continues exactly: with one thread, N steps +
+ * Resuming loads MODEL.resume (falling back to MODEL if it is missing,
+ * damaged, or belongs to another run: its run_id differs from MODEL's; see
+ * crn_train_open_resume) and continues exactly: with one thread, N steps +
  * resume to N+M gives bit-for-bit the parameters and optimizer state of N+M
  * steps in one go.
  *
@@ -23,6 +24,7 @@
 #ifndef CRN_TRAIN_H
 #define CRN_TRAIN_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,10 +32,14 @@
 #include "corpus.h"
 #include "model.h"
 #include "optim.h"
-#include "progress.h"
+#include "train_report.h"
 #include "rng.h"
 
 #define CRN_RESUME_SUFFIX ".resume"
+/* The corpus's token ids are kept in MODEL + this, mapped (see idcache.h):
+ * made on the first run, reused while the corpus and options are unchanged,
+ * deletable at any time. */
+#define CRN_IDS_SUFFIX ".ids"
 
 /* Options of a run. Strings and string arrays are owned (malloc'ed) and freed
  * by crn_train_opts_free(). */
@@ -78,18 +84,25 @@ typedef struct crn_train_opts {
 /* Defaults (stated in `charrnn train --help`). */
 void crn_train_opts_default(crn_train_opts *o);
 void crn_train_opts_free(crn_train_opts *o);    /* frees the owned strings; NULL ok */
+/* Free a string list of the options (keep, drop, replace) and its n strings; NULL ok. */
+void crn_train_list_free(char **a, size_t n);
 /* Deep copy (dst is overwritten, not freed first). @return 0 or CRN_ENOMEM. */
 int crn_train_opts_copy(crn_train_opts *dst, const crn_train_opts *src);
+/* Set one option by the name of its `charrnn train` long option ("hidden",
+ * "lr", "keep" (appends), "time" (a duration: 90s, 10m, 1.5h), ...), with the
+ * CLI's ranges (train_opts.c). @return 0, CRN_ENOTFOUND (no such option),
+ * CRN_EINVAL / CRN_ERANGE (bad value; o unchanged) or CRN_ENOMEM. */
+int crn_train_opts_set(crn_train_opts *o, const char *name, const char *value);
 
 enum crn_train_stop {
-    CRN_TSTOP_NONE = 0, CRN_TSTOP_STEPS = 1, CRN_TSTOP_EPOCHS = 2, CRN_TSTOP_TIME = 3,
-    CRN_TSTOP_PATIENCE = 4, CRN_TSTOP_SIGNAL = 5, CRN_TSTOP_NONFINITE = 6, CRN_TSTOP_ERROR = 7,
+    CRN_TRAIN_STOP_NONE = 0, CRN_TRAIN_STOP_STEPS = 1, CRN_TRAIN_STOP_EPOCHS = 2, CRN_TRAIN_STOP_TIME = 3,
+    CRN_TRAIN_STOP_PATIENCE = 4, CRN_TRAIN_STOP_SIGNAL = 5, CRN_TRAIN_STOP_NONFINITE = 6, CRN_TRAIN_STOP_ERROR = 7,
 };
 const char *crn_train_stop_name(enum crn_train_stop r);
 
 /* Where a run is: everything, besides the parameters and optimizer moments,
  * that an exact resume needs, and a summary of the history for `info`. */
-typedef struct crn_train_state {
+typedef struct crn_train_status {
     uint64_t run_id;                /* random per fresh run: MODEL and MODEL.resume must agree */
     uint64_t step;                  /* optimizer steps done (skipped steps count too) */
     uint64_t epoch, win;            /* batcher position: completed epochs, next window */
@@ -112,13 +125,13 @@ typedef struct crn_train_state {
     /* carried hidden state (B streams): per layer h (B, H), then c (B, H) for LSTM */
     uint32_t carry_layers, carry_batch, carry_hidden, carry_has_c;
     float *carry;                   /* owned; NULL if none */
-} crn_train_state;
+} crn_train_status;
 
-void crn_train_state_free(crn_train_state *s); /* frees carry; NULL ok */
+void crn_train_status_free(crn_train_status *s); /* frees carry; NULL ok */
 
 /* Training state blob (all little-endian):
  *   "CRNTRAIN" u32 version(2; version 1 is read too)
- *   state fields in the order of crn_train_state up to started_unix
+ *   state fields in the order of crn_train_status up to started_unix
  *     (u64/u32, f64 as IEEE bits)
  *   options in the order of crn_train_opts up to sample_len, without init
  *     (strings: u32 length + bytes; arrays: u32 count + strings)
@@ -126,21 +139,37 @@ void crn_train_state_free(crn_train_state *s); /* frees carry; NULL ok */
  *   version 2 only: u32 init kind, f32 forget bias (NaN = as drawn),
  *     u64 horizon (version 1 reads as: pytorch init, forget bias 1, horizon 0)
  * @return 0, or CRN_ENOMEM / CRN_EFORMAT ("training state at byte N: ..."). */
-int crn_train_blob_encode(uint8_t **out, size_t *len, const crn_train_opts *o, const crn_train_state *s);
-int crn_train_blob_decode(crn_train_opts *o, crn_train_state *s, const uint8_t *buf, size_t len);
+int crn_train_blob_encode(uint8_t **out, size_t *len, const crn_train_opts *o, const crn_train_status *s);
+int crn_train_blob_decode(crn_train_opts *o, crn_train_status *s, const uint8_t *buf, size_t len);
+
+/* The checkpoint a resume of the run whose files are base (MODEL) and
+ * resume_path (MODEL.resume) continues from: resume_path if it loads, has a
+ * training state and its run_id agrees with base's (or base has none), else
+ * base. *from_resume says which. note (cap bytes, may be 0) receives a
+ * warning line when resume_path was passed over ("" if none).
+ * @return 0, the load error of base, or CRN_EINVAL if base has no training
+ *         state (a model-only file). */
+int crn_train_open_resume(crn_checkpoint **out, int *from_resume, const char *base, const char *resume_path,
+                          char *note, size_t cap);
 
 /* Ask a running loop to stop after the current step (async-signal-safe). */
 void crn_train_request_stop(void);
 int crn_train_stop_requested(void);
 void crn_train_clear_stop(void);
-/* Tests only: steps from_step .. from_step+count-1 (0-based) see a NaN loss. */
+/* Test builds only (CRN_TEST_HOOKS): steps from_step .. from_step+count-1
+ * (0-based) see a NaN loss. */
+#if defined(CRN_TEST_HOOKS) && CRN_TEST_HOOKS
 void crn_train_fault_nan(uint64_t from_step, uint64_t count);
+/* Steps [from_step, from_step + count) get gradient element 0 set to value
+ * (after clipping), e.g. 1e30 with --clip 0 to overflow an optimizer's state. */
+void crn_train_fault_grad(uint64_t from_step, uint64_t count, float value);
+#endif
 
 /* How a run starts. */
 typedef struct crn_train_start {
     const char *out_path;           /* MODEL (required) */
     crn_checkpoint *resume;         /* continue this run (its blob decoded into the opts passed) */
-    const crn_train_state *resume_state;
+    const crn_train_status *resume_state;
     crn_checkpoint *init_from;      /* start from these weights and vocabulary, fresh optimizer */
     int extend_vocab;               /* with init_from: new tokens get new rows */
     int log_append;                 /* append to the CSV log (resume) */
@@ -157,8 +186,23 @@ void crn_trainer_destroy(crn_trainer *t); /* NULL is a no-op */
  * @return 0 (budget or patience reached), CRN_EINTR (stop requested; state
  *         saved), CRN_ENONFINITE (repeated non-finite steps), or an error. */
 int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud);
+/* A flag checked between steps (and during validation) besides the
+ * process-wide crn_train_request_stop: non-zero stops the run as a signal
+ * does. NULL = none. */
+void crn_trainer_set_stop_flag(crn_trainer *t, volatile sig_atomic_t *flag);
+/* The gradient half of one training step (the trainer's, and the bench's):
+ * zero the gradients, forward over the window x, y (T, B) from st (the
+ * carried state, advanced; dropout from rng, NULL = none), and if the loss
+ * is finite backward and clip the global norm to clip (0 = off). *loss is the
+ * summed loss in nats over *count targets, *norm the norm before clipping
+ * (NaN if the loss is not finite: then nothing was back-propagated). The
+ * caller updates with crn_optim_step when both are finite. No allocation.
+ * @return 0 or a negative error (sizes beyond crn_model_reserve). */
+int crn_train_step_gradient(crn_model *m, crn_state *st, const uint32_t *x, const uint32_t *y, uint32_t B,
+                            uint32_t T, crn_rng *rng, double clip, double *loss, size_t *count, double *norm);
+
 /* After run: the state, the corpus, the model (read only). */
-const crn_train_state *crn_trainer_state(const crn_trainer *t);
+const crn_train_status *crn_trainer_state(const crn_trainer *t);
 const crn_corpus *crn_trainer_corpus(const crn_trainer *t);
 crn_model *crn_trainer_model(crn_trainer *t);
 /* Number of tokens the fine-tuning corpus had that the base vocabulary lacks

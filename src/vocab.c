@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "byteorder.h"
 #include "common.h"
 
 #define CP_LIMIT 0x110000
@@ -480,17 +481,6 @@ fail:
 #define VOCAB_MAGIC "CRNV"
 #define VOCAB_VERSION 1u
 
-static void put32(uint8_t *p, uint32_t x) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(x >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t x) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(x >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
-
 int crn_vocab_serialize(const crn_vocab *v, uint8_t **buf, size_t *len) {
     *buf = NULL;
     *len = 0;
@@ -500,19 +490,19 @@ int crn_vocab_serialize(const crn_vocab *v, uint8_t **buf, size_t *len) {
     uint8_t *b = malloc(total), *p = b;
     if (!b) return crn_error_set(CRN_ENOMEM, "out of memory serialising the vocabulary");
     memcpy(p, VOCAB_MAGIC, 4);
-    put32(p + 4, VOCAB_VERSION);
-    put32(p + 8, (uint32_t)v->unit);
-    put32(p + 12, (uint32_t)v->norm);
-    put32(p + 16, v->ntok);
-    put64(p + 20, v->tok[0].count);
-    put32(p + 28, v->nruns);
+    crn_le_put_u32(p + 4, VOCAB_VERSION);
+    crn_le_put_u32(p + 8, (uint32_t)v->unit);
+    crn_le_put_u32(p + 12, (uint32_t)v->norm);
+    crn_le_put_u32(p + 16, v->ntok);
+    crn_le_put_u64(p + 20, v->tok[0].count);
+    crn_le_put_u32(p + 28, v->nruns);
     p += 32;
-    for (uint32_t r = 0; r < v->nruns; r++, p += 4) put32(p, v->runs[r]);
+    for (uint32_t r = 0; r < v->nruns; r++, p += 4) crn_le_put_u32(p, v->runs[r]);
     for (uint32_t id = 1; id < v->ntok; id++) {
         const tok_entry *t = &v->tok[id];
-        put32(p, t->len);
+        crn_le_put_u32(p, t->len);
         memcpy(p + 4, v->arena + t->off, t->len);
-        put64(p + 4 + t->len, t->count);
+        crn_le_put_u64(p + 4 + t->len, t->count);
         p += 4 + t->len + 8;
     }
     *buf = b;
@@ -527,9 +517,9 @@ int crn_vocab_deserialize(crn_vocab **out, const uint8_t *buf, size_t len) {
     crn_vocab *v = NULL;
     if (len < 32) return FMT("vocabulary: truncated header (%zu of 32 bytes)", len);
     if (memcmp(buf, VOCAB_MAGIC, 4) != 0) return FMT("vocabulary: bad magic (byte offset 0)");
-    uint32_t ver = get32(buf + 4), unit = get32(buf + 8), norm = get32(buf + 12);
-    uint32_t size = get32(buf + 16), nruns = get32(buf + 28);
-    uint64_t unk = get64(buf + 20);
+    uint32_t ver = crn_le_get_u32(buf + 4), unit = crn_le_get_u32(buf + 8), norm = crn_le_get_u32(buf + 12);
+    uint32_t size = crn_le_get_u32(buf + 16), nruns = crn_le_get_u32(buf + 28);
+    uint64_t unk = crn_le_get_u64(buf + 20);
     if (ver != VOCAB_VERSION) return FMT("vocabulary: unsupported version %u (byte offset 4)", ver);
     if (unit > CRN_UNIT_JAMO) return FMT("vocabulary: bad token unit %u (byte offset 8)", unit);
     if (norm > CRN_NORM_NONE) return FMT("vocabulary: bad normalisation %u (byte offset 12)", norm);
@@ -550,7 +540,7 @@ int crn_vocab_deserialize(crn_vocab **out, const uint8_t *buf, size_t len) {
     }
     uint64_t sum = 0;
     for (uint32_t r = 0; r < nruns; r++, pos += 4) {
-        v->runs[r] = get32(buf + pos);
+        v->runs[r] = crn_le_get_u32(buf + pos);
         if (v->runs[r] == 0) return FMT("vocabulary: empty run (byte offset %zu)", pos);
         sum += v->runs[r];
     }
@@ -562,7 +552,7 @@ int crn_vocab_deserialize(crn_vocab **out, const uint8_t *buf, size_t len) {
     size_t prev_len = 0;
     for (uint32_t id = 1; id < size; id++) {
         if (len - pos < 4) return FMT("vocabulary: truncated at token %u (byte offset %zu)", id, pos);
-        uint32_t tl = get32(buf + pos);
+        uint32_t tl = crn_le_get_u32(buf + pos);
         size_t at = pos;
         pos += 4;
         if (tl == 0 || tl > len - pos || len - pos - tl < 8)
@@ -583,7 +573,7 @@ int crn_vocab_deserialize(crn_vocab **out, const uint8_t *buf, size_t len) {
             return FMT("vocabulary: token %u out of order or duplicate (byte offset %zu)", id, pos);
         if (find(v, t, tl) != CRN_UNK)
             return FMT("vocabulary: token %u is a duplicate (byte offset %zu)", id, pos);
-        uint64_t freq = get64(t + tl);
+        uint64_t freq = crn_le_get_u64(t + tl);
         if (add_indexed(v, t, tl, cp, freq) < 0) {
             crn_vocab_destroy(v);
             return CRN_ENOMEM;

@@ -113,7 +113,86 @@ wait $pid
 rc=$?
 [ $rc -eq 130 ] && pass "SIGINT: exit 130" || fail "SIGINT: exit 130" "got $rc" "$(tail -3 "$T_TMP/err")"
 expect_grep 'interrupted; the best model so far is in' "$T_TMP/err" "SIGINT: says where the model is"
+expect_grep 'continue with: charrnn classify train --resume' "$T_TMP/err" "SIGINT: says how to resume"
 check "SIGINT: the model is complete" $C classify eval "$D/int.ckpt" "$D/odd_test.tsv"
+
+
+# ---- resume: exact continuation (one thread) ----------------------------------
+jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); [d := d[k] for k in sys.argv[2:]]; print(d)' "$@"; }
+RS=(--hidden 16 --embed 8 --batch 32 --eval-every 7 --threads 1 --quiet)
+check "resume: 40 steps (constant lr, dropout)" $C classify train "$D/odd.tsv" -o "$D/ra.ckpt" "${RS[@]}" --constant-lr --steps 40
+check "resume: on to 80 (past an epoch end)" $C classify train --resume "$D/ra.ckpt" --steps 80 --threads 1 --quiet
+check "resume: 80 steps straight" $C classify train "$D/odd.tsv" -o "$D/rb.ckpt" "${RS[@]}" --constant-lr --steps 80
+$C info --json "$D/ra.ckpt.resume" > "$D/ra.json"; $C info --json "$D/rb.ckpt.resume" > "$D/rb.json"
+pa=$(jget "$D/ra.json" params_crc32); pb=$(jget "$D/rb.json" params_crc32)
+oa=$(jget "$D/ra.json" training optimizer_crc32); ob=$(jget "$D/rb.json" training optimizer_crc32)
+[ "$pa" = "$pb" ] && [ "$oa" = "$ob" ] && pass "40 + resume 40 == 80, bit for bit (params $pa, optimizer $oa)" ||
+    fail "resume determinism" "params $pa vs $pb, optimizer $oa vs $ob"
+[ "$(jget "$D/ra.json" training step)" = 80 ] && pass "resumed run counts steps as totals" || fail "resume step total"
+# SIGTERM anywhere, then resume with the same (cosine) budget == the run in one go
+# (a budget long enough that the signal comes mid-run on a fast idle machine too;
+# the signal is sent once the run has saved its first state, so it is training)
+RC=(--hidden 16 --embed 8 --batch 32 --eval-every 50 --threads 1 --quiet --steps 20000)
+check "resume: 20000 steps straight (cosine)" $C classify train "$D/odd.tsv" -o "$D/rs.ckpt" "${RC[@]}"
+$C classify train "$D/odd.tsv" -o "$D/rt.ckpt" "${RC[@]}" 2>"$T_TMP/err" &
+pid=$!
+for _ in $(seq 600); do [ -f "$D/rt.ckpt.resume" ] && break; sleep 0.1; done
+sleep 0.3
+kill -TERM $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] && pass "SIGTERM: exit 130" || fail "SIGTERM: exit 130" "got $rc"
+check "SIGTERM: the run state loads" $C info --json "$D/rt.ckpt.resume"
+expect_grep '"stop": "interrupted"' "$T_TMP/out" "SIGTERM: the run state records the interrupt"
+st=$($C info --json "$D/rt.ckpt.resume" | python3 -c 'import json,sys; print(json.load(sys.stdin)["training"]["step"])')
+check "resume after SIGTERM (same budget)" $C classify train --resume "$D/rt.ckpt.resume" --threads 1 --quiet
+pt=$($C info --json "$D/rt.ckpt.resume" | python3 -c 'import json,sys; print(json.load(sys.stdin)["params_crc32"])')
+ps=$($C info --json "$D/rs.ckpt.resume" | python3 -c 'import json,sys; print(json.load(sys.stdin)["params_crc32"])')
+[ "$pt" = "$ps" ] && pass "stopped at step $st + resumed == straight (params $ps)" ||
+    fail "SIGTERM resume determinism" "stopped at $st: $pt vs $ps"
+check "the best model of a resumed run" $C classify eval "$D/rt.ckpt" "$D/odd_test.tsv"
+
+# ---- progress: a live line on a terminal, one line per eval otherwise ---------
+PG=(--hidden 16 --embed 8 --steps 300 --eval-every 100 --threads 1)
+check "progress without a terminal" $C classify train "$D/odd.tsv" -o "$D/pg.ckpt" "${PG[@]}"
+[ "$(grep -c '^step [0-9]*  epoch' "$T_TMP/err")" = 3 ] && ! grep -q 'lines/s' "$T_TMP/err" &&
+    pass "not a terminal: one plain line per eval (3), no live line" || fail "plain progress" "$(cat "$T_TMP/err")"
+script -qec "$C classify train '$D/odd.tsv' -o '$D/pg.ckpt' ${PG[*]}" /dev/null > "$D/tty.out" 2>&1
+tr '\r' '\n' < "$D/tty.out" > "$D/tty.txt"
+expect_grep '^epoch [0-9.]+ \| step [0-9]+/300 \| lr .* \| train loss [0-9.]+ \| val acc .* lines/s \| .* left' "$D/tty.txt" \
+    "terminal: the live line (epoch, step/total, loss, accuracy, rate, time left)"
+[ "$(grep -c '^step [0-9]*  epoch' "$D/tty.txt")" = 3 ] && pass "terminal: the 3 eval lines stay" ||
+    fail "terminal eval lines" "$(head -c 600 "$D/tty.txt")"
+
+# ---- cleaning: --drop/--replace at train, stored, applied at eval and predict --
+python3 - "$D" <<'PY2'
+import random, sys
+r = random.Random(3)
+with open(f"{sys.argv[1]}/spam.tsv", "w") as f:
+    f.write("text\tlabel\n")
+    for i in range(600):
+        k = r.choice(["spam", "ham"])
+        w = {"spam": "WIN money now", "ham": "see you at lunch"}[k]
+        f.write(f"{w} {i}\t{k}\n" if i % 10 else f"IGNORE {w}\t{k}\n")
+PY2
+CL=(--drop '^IGNORE' --replace '[0-9]+=#' --replace 'WIN=win' --epochs 2 --hidden 8 --embed 4 --threads 1)
+check "train with --drop and --replace" $C classify train "$D/spam.tsv" -o "$D/sp.ckpt" "${CL[@]}"
+expect_grep 'cleaning: 60 rows left out by --keep/--drop' "$T_TMP/err" "train: --drop leaves out the 60 IGNORE rows"
+check "eval with the model's cleaning" $C classify eval "$D/sp.ckpt" "$D/spam.tsv" --json
+expect_grep '^\{"lines":540,' "$T_TMP/out" "eval: the same rows left out (540 of 600)"
+check "info: the replacements left no digit in the vocabulary" $C info --json "$D/sp.ckpt"
+expect_grep '"vocab_size": 1[0-9],' "$T_TMP/out" "vocabulary of the cleaned texts (no digits, no 'W', 'I', 'N')"
+printf 'see you 12345\nsee you #\nWIN money 7\nwin money #\n' | $C classify predict "$D/sp.ckpt" --json > "$D/sp.json"
+if python3 - "$D/sp.json" <<'PY2'
+import json, sys
+p = [json.loads(l)["probs"] for l in open(sys.argv[1])]
+assert len(p) == 4 and p[0] == p[1] and p[2] == p[3], p
+PY2
+then pass "predict applies the stored replacements (digits -> #, WIN -> win)"
+else fail "predict applies the stored replacements" "$(cat "$D/sp.json")"; fi
+check "resume keeps the cleaning" $C classify train --resume "$D/sp.ckpt" --epochs 3 --threads 1 --quiet
+check "eval after the resume" $C classify eval "$D/sp.ckpt" "$D/spam.tsv" --json
+expect_grep '^\{"lines":540,' "$T_TMP/out" "resumed run: same rows left out"
 
 # ---- malformed inputs: rows C01.. of docs/errors.md --------------------------
 TR=(--epochs 1 --hidden 8 --embed 4 --threads 1 --quiet)
@@ -151,6 +230,21 @@ row C16 2 "unknown pooling 'avg'" \
     $C classify train "$D/odd.tsv" -o "$D/x.ckpt" --pool avg
 row C17 2 'unknown subcommand .fit.' \
     $C classify fit "$D/odd.tsv"
+row C18 2 '--hidden conflicts with the run being resumed \(16\)' \
+    $C classify train --resume "$D/ra.ckpt" --hidden 64
+row C18 2 "DATA '.*three\.csv' conflicts with the run being resumed" \
+    $C classify train --resume "$D/ra.ckpt" "$D/three.csv"
+row C18 2 '--drop conflicts with the run being resumed \(1 --drop patterns\)' \
+    $C classify train --resume "$D/sp.ckpt" --drop x
+row C19 1 'nope\.ckpt\.resume: cannot open model file' \
+    $C classify train --resume "$D/nope.ckpt"
+cp "$D/odd.ckpt" "$D/norun.ckpt.resume"
+row C20 1 'norun\.ckpt\.resume: no run state' \
+    $C classify train --resume "$D/norun.ckpt"
+row C21 1 "--keep: bad regex '\(' at offset 1: missing closing parenthesis" \
+    $C classify train "$D/spam.tsv" -o "$D/x.ckpt" --keep '(' "${TR[@]}"
+row C22 1 'spam\.tsv: no rows left after --keep/--drop \(600 of 600 dropped\)' \
+    $C classify train "$D/spam.tsv" -o "$D/x.ckpt" --keep zzz "${TR[@]}"
 [ ! -e "$D/x.ckpt" ] && pass "no model written by a failed train" || fail "no model written by a failed train"
 
 summary

@@ -293,6 +293,33 @@ row E45 0 "the prompt has 2 characters the model has never seen \(x🙂\); fed a
 row E46 1 "prompt: 'x' \(byte offset 0\) is a character the model has never seen" \
     "$C" generate "$M" --prompt "x 🙂 the" --length 5 --seed 1 --strict
 row E47 1 "prompt: looks like UTF-16" "$C" generate "$M" --prompt $'\xff\xfe' --length 3
+# E103: bits per char of an NFD text under --normalize none: per NFC code point
+python3 -c 'import sys, unicodedata; open(sys.argv[1], "w", encoding="utf-8").write(unicodedata.normalize("NFD", open(sys.argv[2], encoding="utf-8").read()))' "$D/nfd.txt" "$D/t.txt"
+check "E103 code point model of NFD text" "$C" train "$D/nfd.txt" -o "$D/nfd.ckpt" "${TINY[@]}" --normalize none --steps 5
+row E103 0 "" sh -c "'$C' eval '$D/nfd.ckpt' '$D/nfd.txt' --json > '$D/nfd.json'"
+if python3 -c 'import json, sys, unicodedata
+e = json.load(open(sys.argv[1])); n = len(unicodedata.normalize("NFC", open(sys.argv[2], encoding="utf-8").read()))
+assert e["chars"] == n and abs(e["bits_per_char"] / e["bits_per_token"] - e["targets"] / (n - 1)) < 1e-4, (e, n)' \
+    "$D/nfd.json" "$D/nfd.txt" 2>"$D/nfd.err"; then pass "E103 eval divides by NFC code points"
+else fail "E103 eval divides by NFC code points" "$(cat "$D/nfd.err")"; fi
+# E102: a jamo model continuing the prompt's open syllable 가 (over 20 seeds
+# some completions): the completed syllable, 5 characters, no bare jamo
+check "E102 jamo model" "$C" train "$D/t.txt" -o "$D/jamo.ckpt" "${TINY[@]}" --unit jamo --steps 20
+for seed in $(seq 1 20); do
+    "$C" generate "$D/jamo.ckpt" --prompt '가' --length 5 --seed "$seed" --temperature 1.5 --json
+done > "$D/jamo.json" 2>"$T_TMP/err"
+row E102 0 "" python3 - "$D/jamo.json" <<'PY'
+import json, sys, unicodedata
+n = 0
+for line in open(sys.argv[1], encoding="utf-8"):
+    o = json.loads(line)
+    t, r = o["text"], o["replaced"]
+    assert len(t) == 5 and not any(0x1100 <= ord(c) <= 0x11FF for c in t), o
+    full = ("" if r else "가") + t
+    assert unicodedata.normalize("NFC", full) == full, o
+    n += r == 3 and 0xAC00 < ord(t[0]) <= 0xAC1B
+assert n > 0, "no completed syllable in 20 samples"
+PY
 
 # ---- regexes ----------------------------------------------------------------------
 row E50 1 "--keep: bad regex '\(' at offset 1: missing closing parenthesis" "$C" vocab "$D/t.txt" --keep '('
@@ -344,6 +371,24 @@ row E84 2 "--batch: 0 is out of range \[1, 4096\]" "$C" eval "$M" "$D/t.txt" --b
 expect_grep "Try 'charrnn eval --help'" "$T_TMP/err" "E84 points to the help"
 row E85 0 "error: :temp wants a number in \[0, 100\], got 'abc'" \
     sh -c "printf ':temp abc\nthe\n:quit\n' | '$C' repl '$M' --length 5 --seed 1"
+# E100: changing sgd's momentum on resume; the files written must load everywhere
+check "E100 sgd run" "$C" train "$D/t.txt" -o "$D/sgd.ckpt" "${TINY[@]}" --optimizer sgd --steps 5
+cp "$D/sgd.ckpt" "$D/sgd0.ckpt"
+row E100 0 "" "$C" train --resume "$D/sgd.ckpt" --momentum 0.9 --steps 10 --quiet
+for f in sgd.ckpt sgd.ckpt.resume; do
+    check "E100 $f generates" "$C" generate "$D/$f" --length 5 --seed 1
+    check "E100 $f evaluates" "$C" eval "$D/$f" "$D/t.txt"
+done
+row E100b 0 "" "$C" train --resume "$D/sgd.ckpt" --momentum 0 --steps 15 --quiet
+check "E100b MODEL.resume resumes" "$C" train --resume "$D/sgd.ckpt" --steps 20 --quiet
+check "E100b generates" "$C" generate "$D/sgd.ckpt" --length 5 --seed 1
+# E101: a subnormal temperature is greedy, like 0
+"$C" generate "$M" --temperature 0 --length 40 --seed 3 > "$D/t0.out" 2>/dev/null
+row E101 0 "" "$C" generate "$M" --temperature 0x1p-1074 --length 40 --seed 3
+if cmp -s "$T_TMP/out" "$D/t0.out"; then pass "E101 the same text as --temperature 0"
+else fail "E101 the same text as --temperature 0" "$(head -c 100 "$T_TMP/out")" "$(head -c 100 "$D/t0.out")"; fi
+row E101b 0 "" sh -c "printf ':temp 1e-9\nthe\n:quit\n' | '$C' repl '$M' --length 5 --seed 1"
+expect_grep "temperature 1e-09 \(argmax\)" "$T_TMP/out" "E101b :temp 1e-9 is argmax"
 
 # ---- output paths and saving --------------------------------------------------------
 row E90 1 "no/such/dir" "$C" train "$D/t.txt" -o "$D/no/such/dir/m.ckpt" "${TINY[@]}" --steps 1
@@ -354,14 +399,36 @@ row E95 1 "cannot write .*corpus.txt: it is the corpus .*corpus.txt" \
 row E95l 1 "cannot write .*corpus.txt: it is the corpus" \
     "$C" train "$D/corpus.txt" -o "$D/y.ckpt" --log "$D/corpus.txt" "${TINY[@]}" --steps 1
 cmp -s "$D/corpus.txt" "$D/t.txt" && pass "E95 the corpus is intact" || fail "E95 the corpus was overwritten"
+cp "$D/t.txt" "$D/c.ckpt.ids"
+row E95i 1 "cannot write .*c.ckpt.ids: it is the corpus" "$C" train "$D/c.ckpt.ids" -o "$D/c.ckpt" "${TINY[@]}" --steps 1
+cmp -s "$D/c.ckpt.ids" "$D/t.txt" && pass "E95i the corpus is intact" || fail "E95i the corpus was overwritten"
+# the token id cache MODEL.ids (docs/errors.md E99*)
+cp "$D/t.txt" "$D/ic.txt"
+IC=("$C" train "$D/ic.txt" -o "$D/ic.ckpt" --cell lstm --layers 1 --hidden 8 --batch 4 --seq 8 --threads 1 --steps 1)
+row E99n 0 "token ids: .*ic.ckpt.ids \(created\)" "${IC[@]}"
+row E99r 0 "token ids: .*ic.ckpt.ids \(reused\)" "${IC[@]}"
+printf 'one more line\n' >> "$D/ic.txt"
+row E99s 0 "token ids: .*ic.ckpt.ids \(stale, rebuilt\)" "${IC[@]}"
+truncate -s -3 "$D/ic.ckpt.ids"
+row E99t 0 "token ids: .*ic.ckpt.ids \(truncated or corrupt, rebuilt\)" "${IC[@]}"
+check "E99t the rebuilt cache is reused" "${IC[@]}"
+expect_grep "\\(reused\\)" "$T_TMP/err" "E99t the rebuilt cache is reused"
+rm -f "$D/ic.ckpt.ids"; mkdir "$D/ic.ckpt.ids"
+row E99d 1 "ic.ckpt.ids: the token id cache is not a regular file" "${IC[@]}"
+rmdir "$D/ic.ckpt.ids"
+ls "$D"/ic.ckpt.ids.tmp.* >/dev/null 2>&1 && fail "E99 temp file left" || pass "E99 no temp file left"
 cp "$M" "$D/keep.ckpt"
 cp "$M.resume" "$D/keep.ckpt.resume"
 cp "$M" "$D/keep.orig"
-CRN_FAULT_WRITE_AFTER=1000 expect_exit 1 "E92 exit 1" "$C" train --resume "$D/keep.ckpt" --steps 8 --quiet
+# the simulated full disk exists only in the test build of the CLI (charrnn-hooks)
+CRN_FAULT_WRITE_AFTER=1000 expect_exit 1 "E92 exit 1" "${CHARRNN_HOOKS:?}" train --resume "$D/keep.ckpt" --steps 8 --quiet
 expect_grep "cannot write .*keep.ckpt.*tmp.*: No space left on device" "$T_TMP/err" "E92 says /No space left on device/"
 cmp -s "$D/keep.ckpt" "$D/keep.orig" && pass "E92 the previous model is unchanged" || fail "E92 model changed"
 check "E92 the previous model loads" "$C" info "$D/keep.ckpt"
 ls "$D"/keep.ckpt*.tmp.* >/dev/null 2>&1 && fail "E92 temp file left" || pass "E92 no temp file left"
+cp "$M" "$D/prod.ckpt"
+cp "$M.resume" "$D/prod.ckpt.resume"
+CRN_FAULT_WRITE_AFTER=1000 expect_exit 0 "E92 charrnn itself has no fault hook" "$C" train --resume "$D/prod.ckpt" --steps 8 --quiet
 
 # E96: weights that are finite but blown up (a relu RNN's parameters x 1e20,
 # CRCs fixed): every step's loss overflows; each is skipped with a warning,

@@ -151,6 +151,38 @@ for line in open(sys.argv[1], encoding="utf-8"):
 ' "$T_TMP/jm" 2>"$T_TMP/err" && [ -s "$T_TMP/jm" ]; then pass "jamo: --match fully matches recomposed text"
         else fail "jamo: --match fully matches recomposed text" "$(cat "$T_TMP/err")"; fi
     fi
+    # issue 10 item 2: the prompt's open syllable (가 = L V) is completed, not
+    # followed by a bare final; --echo withholds it; --length counts
+    # characters; no jamo anywhere; the REPL with :keep on alike
+    if [ -n "$PY" ]; then
+        for seed in $(seq 1 24); do
+            "$CHARRNN" generate "$T_TMP/jamo.crn" --prompt '가' --length 5 --seed "$seed" --temperature 1.5 --json
+            "$CHARRNN" generate "$T_TMP/jamo.crn" --prompt '가' --length 5 --seed "$seed" --temperature 1.5 --echo |
+                "$PY" -c 'import json,sys; print(json.dumps({"echo": sys.stdin.read()}))'
+        done >"$T_TMP/jb" 2>"$T_TMP/err"
+        printf ':keep on\n:temp 1.5\n:len 4\n가\n가\n다\n가\n:quit\n' |
+            "$CHARRNN" repl "$T_TMP/jamo.crn" --seed 5 >"$T_TMP/jr" 2>>"$T_TMP/err"
+        if "$PY" - "$T_TMP/jb" "$T_TMP/jr" <<'PY' 2>>"$T_TMP/err"; then pass "jamo: prompt syllable completed, --echo, --length in characters"
+import json, sys, unicodedata
+jamo = lambda t: any(0x1100 <= ord(c) <= 0x11FF for c in t)
+rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+completed = 0
+for o, e in zip(rows[0::2], rows[1::2]):
+    t, r = o["text"], o["replaced"]
+    assert len(t) == 5 and not jamo(t), o
+    full = "가"[: 1 - r // 3] + t
+    assert unicodedata.normalize("NFC", full) == full, o
+    # --echo: the prompt minus what the text replaces, then the text (and a line break)
+    assert e["echo"] == full + ("" if full.endswith("\n") else "\n"), (e, o)
+    if r:
+        assert r == 3 and 0xAC00 < ord(t[0]) <= 0xAC1B, o
+        completed += 1
+assert 0 < completed < len(rows) // 2, completed
+out = open(sys.argv[2], encoding="utf-8").read()
+assert not jamo(out), out
+PY
+        else fail "jamo: prompt syllable completed, --echo, --length in characters" "$(head -c 800 "$T_TMP/err")"; fi
+    fi
 else
     echo "note: jamo training failed, jamo checks skipped"
 fi

@@ -111,6 +111,19 @@ if [ "$pa" = "$pb" ] && [ "$oa" = "$ob" ] && [ "$p20" != "$pa" ]; then
     pass "resumed == straight, bit for bit (params $pa, optimizer $oa)"
 else fail "resume determinism" "params $pa vs $pb, optimizer $oa vs $ob (20 steps: $p20)"; fi
 [ "$(jget "$D/a40.json" training step)" = 40 ] && pass "resumed run counts steps as totals" || fail "resume step total"
+# MODEL.resume of another run (its run_id differs from MODEL's) is passed over
+cp "$D/a.ckpt" "$D/r.ckpt"
+cp "$D/b.ckpt.resume" "$D/r.ckpt.resume"
+ra=$(jget "$D/a40.json" training run_id); rb=$(jget "$D/b40.json" training run_id)
+"$C" train --resume "$D/r.ckpt" --steps 41 --threads 1 --quiet 2>"$D/r.err"
+"$C" info --json "$D/r.ckpt.resume" > "$D/r.json"
+if [ "$ra" != "$rb" ] && grep -q "r.ckpt.resume belongs to another run" "$D/r.err" &&
+   [ "$(jget "$D/r.json" training run_id)" = "$ra" ]; then
+    pass "a MODEL.resume of another run is not resumed (run_id $rb vs $ra)"
+else fail "run_id checked on resume" "ids $ra $rb -> $(jget "$D/r.json" training run_id)" "$(cat "$D/r.err")"; fi
+check "resuming the same run again" "$C" train --resume "$D/a.ckpt" --steps 41 --threads 1 --quiet
+if ! grep -q "another run" "$T_TMP/err"; then pass "same run: no run_id warning"
+else fail "same run: no run_id warning" "$(cat "$T_TMP/err")"; fi
 # the same with dropout and a GRU, resuming across an epoch boundary (95 windows per epoch)
 R2=(--cell gru --layers 2 --hidden 16 --batch 8 --seq 16 --dropout 0.2 --threads 1 --quiet --eval-every 50 --seed 9)
 "$C" train "$D/text.txt" -o "$D/c.ckpt" "${R2[@]}" --steps 90 &&

@@ -297,6 +297,7 @@ START_TEST(corpus_basic_ids_and_stats) {
     crn_corpus *c = load_mem(text, &o);
     ck_assert_uint_eq(c->n_tokens, strlen(text));
     ck_assert_uint_eq(c->n_chars, strlen(text));
+    ck_assert_uint_eq(c->n_nfc_chars, strlen(text));
     ck_assert_uint_eq(c->n_bytes, strlen(text));
     ck_assert_uint_eq(c->n_train, c->n_tokens);
     ck_assert_uint_eq(c->n_val_chars, 0);
@@ -433,9 +434,15 @@ START_TEST(corpus_korean_units) {
     c = load_mem(nfd, &o);
     ck_assert_uint_eq(c->n_tokens, 3);
     ck_assert_uint_eq(c->n_chars, 6);
+    ck_assert_uint_eq(c->n_nfc_chars, 3); /* bits per char divide by these (issue 10 item 3) */
     s = corpus_text(c);
     ck_assert_str_eq(s, nfd);
     free(s);
+    crn_corpus_destroy(c);
+    o.unit = CRN_UNIT_CODEPOINT; /* the same text as 6 code point tokens: still 3 characters */
+    c = load_mem(nfd, &o);
+    ck_assert_uint_eq(c->n_tokens, 6);
+    ck_assert_uint_eq(c->n_nfc_chars, 3);
     crn_corpus_destroy(c);
 
     /* NFC composes them: 한 é \n */
@@ -443,6 +450,7 @@ START_TEST(corpus_korean_units) {
     o.norm = CRN_NORM_NFC;
     c = load_mem(nfd, &o);
     ck_assert_uint_eq(c->n_chars, 3);
+    ck_assert_uint_eq(c->n_nfc_chars, 3);
     s = corpus_text(c);
     ck_assert_str_eq(s, "한\xc3\xa9\n");
     free(s);
@@ -914,6 +922,149 @@ START_TEST(corpus_file_errors) {
 }
 END_TEST
 
+/* ------------------------------------------------------------- id cache */
+
+/* The ids, batches and validation windows of c equal those of m. */
+static void assert_same_corpus(const crn_corpus *c, const crn_corpus *m) {
+    ck_assert_uint_eq(c->n_tokens, m->n_tokens);
+    ck_assert_uint_eq(c->n_train, m->n_train);
+    ck_assert_uint_eq(c->n_chars, m->n_chars);
+    ck_assert_uint_eq(c->n_val_chars, m->n_val_chars);
+    ck_assert_uint_eq(c->n_unk, m->n_unk);
+    ck_assert_uint_eq(crn_vocab_size(c->vocab), crn_vocab_size(m->vocab));
+    for (size_t i = 0; i < c->n_tokens; i++) ck_assert_uint_eq(crn_corpus_id(c, i), crn_corpus_id(m, i));
+    /* two epochs of windows, with the mapped pages released along the way */
+    const size_t B = 3, T = 50;
+    crn_batcher bc, bm;
+    ck_assert_int_eq(crn_batcher_init(&bc, c, B, T), 0);
+    ck_assert_int_eq(crn_batcher_init(&bm, m, B, T), 0);
+    uint32_t xc[150], yc[150], xm[150], ym[150];
+    for (size_t w = 0; w < 2 * bc.n_win + 3; w++) {
+        int rc, rm;
+        crn_batcher_next(&bc, xc, yc, &rc);
+        crn_batcher_next(&bm, xm, ym, &rm);
+        ck_assert_int_eq(rc, rm);
+        ck_assert_msg(!memcmp(xc, xm, sizeof xc) && !memcmp(yc, ym, sizeof yc), "window %zu differs", w);
+    }
+    size_t nw = crn_val_windows(c, B, T);
+    ck_assert_uint_eq(nw, crn_val_windows(m, B, T));
+    for (size_t w = 0; w < nw; w++) {
+        crn_val_window(c, B, T, w, xc, yc);
+        crn_val_window(m, B, T, w, xm, ym);
+        ck_assert_msg(!memcmp(xc, xm, sizeof xc) && !memcmp(yc, ym, sizeof yc), "val window %zu differs", w);
+    }
+}
+
+static crn_corpus *load_cache(const char *path, const crn_corpus_opts *o, const crn_vocab *v, int want_status) {
+    crn_corpus *c = NULL;
+    int rc = crn_corpus_load(&c, path, o, v);
+    ck_assert_msg(rc == 0, "%s", crn_error_message());
+    ck_assert_msg((int)c->id_cache_status == want_status, "status %s, want %s",
+                  crn_idcache_status_name(c->id_cache_status), crn_idcache_status_name(want_status));
+    ck_assert_ptr_nonnull(c->map.base);
+    return c;
+}
+
+static void flip_byte(const char *path, long at) {
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, at, at < 0 ? SEEK_END : SEEK_SET), 0);
+    int ch = fgetc(f);
+    ck_assert_int_ne(ch, EOF);
+    ck_assert_int_eq(fseek(f, -1, SEEK_CUR), 0);
+    fputc(ch ^ 0x01, f);
+    fclose(f);
+}
+
+START_TEST(id_cache_reuse_stale_damaged) {
+    make_tmpdir();
+    char path[512], cache[512];
+    snprintf(path, sizeof path, "%s/text.txt", tmpdir);
+    snprintf(cache, sizeof cache, "%s/model.crn.ids", tmpdir);
+    char *text = make_text(200000);
+    write_file(path, text, strlen(text));
+    crn_corpus_opts o;
+    crn_corpus_opts_default(&o);
+    crn_corpus *m = load_mem(text, &o);
+    o.id_cache = cache;
+
+    /* created, then reused: the same as in memory */
+    crn_corpus *c = load_cache(path, &o, NULL, CRN_IDCACHE_CREATED);
+    assert_same_corpus(c, m);
+    ck_assert_uint_eq(c->text_crc, crn_crc32(0, text, strlen(text)));
+    crn_corpus_destroy(c);
+    c = load_cache(path, &o, NULL, CRN_IDCACHE_REUSED);
+    assert_same_corpus(c, m);
+    crn_corpus_destroy(c);
+    /* the same vocabulary given (a resume) reuses it; another one does not */
+    c = load_cache(path, &o, m->vocab, CRN_IDCACHE_REUSED);
+    crn_corpus_destroy(c);
+    crn_corpus *small = load_mem("ab\n", &o);
+    c = load_cache(path, &o, small->vocab, CRN_IDCACHE_STALE);
+    ck_assert_uint_eq(crn_vocab_size(c->vocab), crn_vocab_size(small->vocab));
+    crn_corpus_destroy(c);
+    c = load_cache(path, &o, NULL, CRN_IDCACHE_STALE); /* built from the text again */
+    assert_same_corpus(c, m);
+    crn_corpus_destroy(c);
+
+    /* options that change the ids or the split */
+    o.val_frac = 0.2;
+    crn_corpus_destroy(load_cache(path, &o, NULL, CRN_IDCACHE_STALE));
+    o.val_frac = 0.1;
+    crn_corpus_destroy(load_cache(path, &o, NULL, CRN_IDCACHE_STALE));
+    const char *drop[] = {"^x"};
+    o.drop = drop;
+    o.n_drop = 1;
+    crn_corpus_destroy(load_cache(path, &o, NULL, CRN_IDCACHE_STALE));
+    o.n_drop = 0;
+    crn_corpus_destroy(load_cache(path, &o, NULL, CRN_IDCACHE_STALE));
+
+    /* the corpus changed (same size, one letter) */
+    text[1000] = text[1000] == 'a' ? 'b' : 'a';
+    write_file(path, text, strlen(text));
+    crn_corpus *m2 = load_mem(text, &o);
+    c = load_cache(path, &o, NULL, CRN_IDCACHE_STALE);
+    assert_same_corpus(c, m2);
+    crn_corpus_destroy(c);
+
+    /* truncated, a flipped id, a flipped header byte: rebuilt */
+    ck_assert_int_eq(truncate(cache, 5000), 0);
+    crn_corpus_destroy(load_cache(path, &o, NULL, CRN_IDCACHE_DAMAGED));
+    flip_byte(cache, -7);
+    c = load_cache(path, &o, NULL, CRN_IDCACHE_DAMAGED);
+    assert_same_corpus(c, m2);
+    crn_corpus_destroy(c);
+    flip_byte(cache, 40);
+    crn_corpus_destroy(load_cache(path, &o, NULL, CRN_IDCACHE_DAMAGED));
+    ck_assert_int_eq(truncate(cache, 10), 0);
+    crn_corpus_destroy(load_cache(path, &o, NULL, CRN_IDCACHE_DAMAGED));
+    crn_corpus_destroy(load_cache(path, &o, NULL, CRN_IDCACHE_REUSED));
+
+    /* a directory that cannot hold it: an error naming the cache */
+    char bad[600];
+    snprintf(bad, sizeof bad, "%s/no-such-dir/model.crn.ids", tmpdir);
+    o.id_cache = bad;
+    ck_assert_int_eq(crn_corpus_load(&c, path, &o, NULL), CRN_EIO);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(crn_error_message(), "cannot create the token id cache") &&
+                  strstr(crn_error_message(), bad), "%s", crn_error_message());
+    /* a cache that is a directory */
+    snprintf(bad, sizeof bad, "%s/dir.ids", tmpdir);
+    ck_assert_int_eq(mkdir(bad, 0755), 0);
+    ck_assert_int_eq(crn_corpus_load(&c, path, &o, NULL), CRN_EIO);
+    ck_assert_msg(strstr(crn_error_message(), "not a regular file") != NULL, "%s", crn_error_message());
+    rmdir(bad);
+
+    crn_corpus_destroy(m);
+    crn_corpus_destroy(m2);
+    crn_corpus_destroy(small);
+    free(text);
+    unlink(path);
+    unlink(cache);
+    ck_assert_int_eq(rmdir(tmpdir), 0); /* no temporary file left behind */
+}
+END_TEST
+
 /* The shared corpora, when present: code point counts against the
  * code-point count of NFC text done here byte by byte. */
 START_TEST(shared_corpora_load) {
@@ -984,6 +1135,7 @@ int main(void) {
     tcase_add_test(tc, corpus_given_vocab_and_min_count);
     tcase_add_test(tc, corpus_wide_ids);
     tcase_add_test(tc, corpus_file_errors);
+    tcase_add_test(tc, id_cache_reuse_stale_damaged);
     tcase_add_test(tc, shared_corpora_load);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

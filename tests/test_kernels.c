@@ -350,6 +350,23 @@ START_TEST(test_fast_exp_tanh) {
     ck_assert_float_eq(crn_ftanh(100.0f), 1.0f);
     ck_assert_float_eq(crn_ftanh(-100.0f), -1.0f);
     ck_assert_float_eq(crn_ftanh(0.0f), 0.0f);
+    /* total (issue 10 item 6): NaN in, NaN out, with no undefined behaviour on
+     * the way (it used to convert NaN to an integer and shift a negative int:
+     * the UBSan build stops there); infinities saturate like large values */
+    volatile float nan = NAN, inf = INFINITY; /* not folded at compile time */
+    ck_assert(isnan(crn_fexp(nan)));
+    ck_assert(isnan(crn_fexp(-nan)));
+    ck_assert(isnan(crn_ftanh(nan)));
+    ck_assert(isnan(crn_sigmoid(nan)));
+    ck_assert_float_eq(crn_fexp(inf), crn_fexp(1000.0f));
+    ck_assert_float_eq(crn_fexp(-inf), crn_fexp(-1000.0f));
+    ck_assert_float_eq(crn_ftanh(inf), 1.0f);
+    ck_assert_float_eq(crn_ftanh(-inf), -1.0f);
+    /* exact powers of two where the polynomial is exact: 2^k built right at
+     * both ends of the exponent range */
+    ck_assert_float_eq(crn_fexp(0.0f), 1.0f);
+    ck_assert_float_eq_tol(crn_fexp(88.0f), (float)exp(88.0), 1e-6f * (float)exp(88.0));
+    ck_assert_float_eq_tol(crn_fexp(-87.0f), (float)exp(-87.0), 1e-6f * (float)exp(-87.0));
 }
 END_TEST
 

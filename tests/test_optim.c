@@ -394,6 +394,86 @@ START_TEST(names_and_bad_configs) {
 }
 END_TEST
 
+/* Issue 10 item 1: sgd's momentum changed on a live optimizer (train
+ * --resume --momentum) must bring the buffers in line with the settings:
+ * 0 -> 0.9 gains a zeroed buffer, and from then on the updates are those of
+ * an optimizer created with momentum 0.9 whose buffer was zero (which is what
+ * torch's fresh buffer amounts to); 0.9 -> 0 drops it. Kind changes are refused. */
+START_TEST(reconfigure_sgd_momentum) {
+    crn_optim_config c0, c9;
+    crn_optim_config_default(&c0, CRN_OPT_SGD);
+    c9 = c0;
+    c9.momentum = 0.9f;
+    crn_optim *o = make(&c0, N5), *fresh = make(&c9, N5);
+    float p[N5], q[N5];
+    memcpy(p, P0, sizeof p);
+    crn_optim_step(o, p, G3[0], c0.lr); /* one plain step */
+    memcpy(q, p, sizeof q);
+    ck_assert_int_eq(crn_optim_num_buffers(o), 0);
+    ck_assert_int_eq(crn_optim_reconfigure(o, &c9), 0);
+    ck_assert_int_eq(crn_optim_num_buffers(o), 1);
+    ck_assert_ptr_nonnull(o->m);
+    ck_assert_uint_eq(o->t, 1);
+    for (int i = 0; i < N5; i++) ck_assert_float_eq(o->m[i], 0.0f);
+    fresh->t = 1; /* the same point of the run, with a zero buffer */
+    for (int s = 1; s < 3; s++) {
+        crn_optim_step(o, p, G3[s], c9.lr);
+        crn_optim_step(fresh, q, G3[s], c9.lr);
+    }
+    for (int i = 0; i < N5; i++) {
+        ck_assert_float_eq(p[i], q[i]);
+        ck_assert_float_eq(o->m[i], fresh->m[i]);
+        ck_assert(o->m[i] != 0.0f || G3[1][i] + G3[2][i] == 0.0f); /* the momentum is live */
+    }
+    ck_assert_int_eq(crn_optim_reconfigure(o, &c0), 0);
+    ck_assert_int_eq(crn_optim_num_buffers(o), 0);
+    ck_assert_ptr_null(o->m);
+    crn_optim_config ca;
+    crn_optim_config_default(&ca, CRN_OPT_ADAM);
+    ck_assert_int_eq(crn_optim_reconfigure(o, &ca), CRN_EINVAL);
+    c9.momentum = 1.5f;
+    ck_assert_int_eq(crn_optim_reconfigure(o, &c9), CRN_EINVAL);
+    ck_assert_int_eq(crn_optim_num_buffers(o), 0); /* unchanged on error */
+    ck_assert(o->cfg.momentum == 0.0f);
+    crn_optim_destroy(o);
+    crn_optim_destroy(fresh);
+}
+END_TEST
+
+/* Issue 10 item 4: an update that overflows the state is detected. */
+START_TEST(finite_state_check) {
+    const enum crn_optim_kind kinds[] = {CRN_OPT_ADAM, CRN_OPT_ADAMW, CRN_OPT_RMSPROP, CRN_OPT_ADAGRAD};
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        crn_optim_config c;
+        crn_optim_config_default(&c, kinds[k]);
+        crn_optim *o = make(&c, N5);
+        float p[N5], g[N5];
+        memcpy(p, P0, sizeof p);
+        memcpy(g, G3[0], sizeof g);
+        crn_optim_step(o, p, g, c.lr);
+        ck_assert(crn_optim_finite(o, p));
+        g[3] = 1e30f; /* finite, but its square is not */
+        crn_optim_step(o, p, g, c.lr);
+        ck_assert_msg(isinf(o->v[3]), "%s: v %g", crn_optim_name(kinds[k]), o->v[3]);
+        ck_assert(!crn_optim_finite(o, p));
+        crn_optim_destroy(o);
+    }
+    crn_optim_config c;
+    crn_optim_config_default(&c, CRN_OPT_SGD);
+    crn_optim *o = make(&c, N5);
+    float p[N5];
+    memcpy(p, P0, sizeof p);
+    ck_assert(crn_optim_finite(o, p));
+    p[4] = NAN;
+    ck_assert(!crn_optim_finite(o, p));
+    p[4] = -INFINITY;
+    ck_assert(!crn_optim_finite(o, p));
+    p[4] = 3e38f;
+    ck_assert(crn_optim_finite(o, p));
+    crn_optim_destroy(o);
+}
+END_TEST
+
 /* ---- clipping ------------------------------------------------------------ */
 
 START_TEST(clip_below_and_above) {
@@ -543,6 +623,8 @@ int main(void) {
     tcase_add_test(tc, all_vs_reference);
     tcase_add_test(tc, hand_computed_steps);
     tcase_add_test(tc, names_and_bad_configs);
+    tcase_add_test(tc, reconfigure_sgd_momentum);
+    tcase_add_test(tc, finite_state_check);
     tcase_add_test(tc, clip_below_and_above);
     tcase_add_test(tc, clip_non_finite);
     tcase_add_test(tc, schedule_constant_and_warmup);

@@ -105,7 +105,7 @@ START_TEST(test_determinism) {
     ck_assert_int_eq(gen_text(m, v, &s, "a", &a, &ra), 0);
     ck_assert_int_eq(gen_text(m, v, &s, "a", &b, &rb), 0);
     ck_assert_uint_eq(ra.tokens, 300);
-    ck_assert_int_eq(ra.reason, CRN_STOP_LENGTH);
+    ck_assert_int_eq(ra.reason, CRN_GEN_STOP_LENGTH);
     ck_assert_uint_eq(crn_utf8_count((const uint8_t *)a.buf, a.len), 300);
     ck_assert_uint_eq(a.len, b.len);
     ck_assert(!memcmp(a.buf, b.buf, a.len));
@@ -158,6 +158,42 @@ START_TEST(test_argmax) {
     crn_state_destroy(st);
     crn_model_destroy(m);
     crn_vocab_destroy(v);
+}
+END_TEST
+
+/* Issue 10 item 5: a tiny positive temperature is greedy. 0x1p-1074 (the
+ * least subnormal) made 1/T infinite and every weight NaN, and the draw fell
+ * back to the smallest id, token 1, whatever the model said. */
+START_TEST(test_tiny_temperature) {
+    const double prob[6] = {0.01, 0.09, 0.2, 0.5, 0.15, 0.05}; /* the argmax is id 3 */
+    crn_model *m = make_const_model(6, prob);
+    crn_state *st = NULL;
+    ck_assert_int_eq(crn_state_create(&st, m, 1), 0);
+    real logits[6];
+    uint32_t one = 1;
+    ck_assert_int_eq(crn_model_step(m, st, &one, logits), 0);
+    void *scratch = malloc(crn_sample_scratch_size(6));
+    crn_sample_settings s;
+    crn_sample_settings_init(&s);
+    const double temps[] = {0x1p-1074, 0x1p-1022, 1e-300, 1e-12, 9.99e-7, 0};
+    crn_rng r;
+    crn_rng_seed(&r, 9);
+    for (size_t i = 0; i < sizeof temps / sizeof *temps; i++) {
+        s.temperature = temps[i];
+        ck_assert_int_eq(crn_sample_settings_check(&s), 0);
+        for (int k = 0; k < 50; k++) {
+            uint32_t t = crn_sample_logits(logits, 6, &s, &r, scratch);
+            ck_assert_msg(t == 3, "T = %g drew token %u, not the most likely 3", temps[i], t);
+        }
+    }
+    /* at the minimum itself sampling is still greedy in effect (no NaN) */
+    s.temperature = CRN_SAMPLE_MIN_TEMPERATURE;
+    ck_assert_uint_eq(crn_sample_logits(logits, 6, &s, &r, scratch), 3);
+    /* the REPL's :temp says so too: tests/test_repl_cmd.c */
+    crn_sample_settings_free(&s);
+    free(scratch);
+    crn_state_destroy(st);
+    crn_model_destroy(m);
 }
 END_TEST
 
@@ -285,7 +321,7 @@ START_TEST(test_stop) {
         size_t ms, me;
         int found = crn_regex_search(re, (const uint8_t *)keep.buf, keep.len, 0, &ms, &me);
         ck_assert_int_ge(found, 0);
-        if (rk.reason == CRN_STOP_REGEX) {
+        if (rk.reason == CRN_GEN_STOP_REGEX) {
             stopped++;
             /* the first match ends the kept text, and the cut text is what precedes it */
             ck_assert_int_eq(found, 1);
@@ -293,7 +329,7 @@ START_TEST(test_stop) {
             ck_assert_uint_eq(cut.len, ms);
             ck_assert(!memcmp(cut.buf, keep.buf, ms));
         } else {
-            ck_assert_int_eq(rk.reason, CRN_STOP_LENGTH);
+            ck_assert_int_eq(rk.reason, CRN_GEN_STOP_LENGTH);
             ck_assert_int_eq(found, 0);
             ck_assert_uint_eq(keep.len, cut.len);
         }
@@ -336,15 +372,15 @@ START_TEST(test_match) {
             crn_gen_result res;
             ck_assert_int_eq(gen_text(m, v, &s, "a", &k, &res), 0);
             int st = crn_regex_prefix(re, (const uint8_t *)k.buf, k.len);
-            if (res.reason == CRN_STOP_MATCH) {
+            if (res.reason == CRN_GEN_STOP_MATCH) {
                 complete++;
                 ck_assert_msg(st == CRN_PREFIX_COMPLETE || st == CRN_PREFIX_EXTENSIBLE,
                               "'%.*s' does not match '%s'", (int)k.len, k.buf, pats[pi]);
             } else {
                 /* ran out of length, or (top-k leaving too few candidates) of
                  * continuations: still a possible prefix */
-                if (res.reason == CRN_STOP_NO_CONTINUATION) ck_assert_uint_ne(s.top_k, 0);
-                else ck_assert_int_eq(res.reason, CRN_STOP_LENGTH);
+                if (res.reason == CRN_GEN_STOP_NO_CONTINUATION) ck_assert_uint_ne(s.top_k, 0);
+                else ck_assert_int_eq(res.reason, CRN_GEN_STOP_LENGTH);
                 ck_assert_int_eq(st, CRN_PREFIX_PARTIAL);
             }
             crn_sample_settings_free(&s);
@@ -359,13 +395,13 @@ START_TEST(test_match) {
     static sink k;
     crn_gen_result res;
     ck_assert_int_eq(gen_text(m, v, &s, "a", &k, &res), 0);
-    ck_assert_int_eq(res.reason, CRN_STOP_NO_CONTINUATION);
+    ck_assert_int_eq(res.reason, CRN_GEN_STOP_NO_CONTINUATION);
     ck_assert_uint_eq(k.len, 0);
     /* temperature 0 with --match: the most likely acceptable token each time */
     s.temperature = 0;
     ck_assert_int_eq(crn_sample_settings_set_match(&s, "[abc]{5}"), 0);
     ck_assert_int_eq(gen_text(m, v, &s, "a", &k, &res), 0);
-    ck_assert_int_eq(res.reason, CRN_STOP_MATCH);
+    ck_assert_int_eq(res.reason, CRN_GEN_STOP_MATCH);
     ck_assert_uint_eq(k.len, 5);
     crn_sample_settings_free(&s);
     crn_model_destroy(m);
@@ -402,8 +438,8 @@ START_TEST(test_units_utf8) {
                 crn_regex *re = NULL;
                 ck_assert_int_eq(crn_regex_compile(&re, s.match, CRN_REGEX_ANCHORED | CRN_REGEX_ENDANCHORED), 0);
                 int st = crn_regex_prefix(re, (const uint8_t *)k.buf, k.len);
-                ck_assert_msg(res.reason == CRN_STOP_MATCH && (st == CRN_PREFIX_COMPLETE || st == CRN_PREFIX_EXTENSIBLE),
-                              "jamo match: reason %s, '%.*s'", crn_stop_reason_name(res.reason), (int)k.len, k.buf);
+                ck_assert_msg(res.reason == CRN_GEN_STOP_MATCH && (st == CRN_PREFIX_COMPLETE || st == CRN_PREFIX_EXTENSIBLE),
+                              "jamo match: reason %s, '%.*s'", crn_gen_stop_name(res.reason), (int)k.len, k.buf);
                 crn_regex_destroy(re);
             }
             crn_sample_settings_free(&s);
@@ -411,6 +447,183 @@ START_TEST(test_units_utf8) {
         crn_model_destroy(m);
         crn_vocab_destroy(v);
     }
+}
+END_TEST
+
+/* Is s (n bytes) unchanged by NFC? */
+static int is_nfc(const char *s, size_t n) {
+    uint8_t *o = NULL;
+    size_t on = 0;
+    ck_assert_int_eq(crn_utf8_normalize(&o, &on, (const uint8_t *)s, n, CRN_NORM_NFC), 0);
+    int same = on == n && !memcmp(o, s, n);
+    free(o);
+    return same;
+}
+
+/* The last code point of s (n > 0 bytes). */
+static int32_t last_cp_of(const char *s, size_t n, size_t *len) {
+    size_t i = n;
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--;
+    int32_t cp = -1;
+    if (i > 0) crn_utf8_decode((const uint8_t *)s + i - 1, n - i + 1, &cp);
+    *len = n - i + 1;
+    return cp;
+}
+
+/* Any conjoining jamo (U+1100..U+11FF) in s? */
+static int has_jamo(const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        int32_t cp;
+        int l = crn_utf8_decode((const uint8_t *)s + i, n - i, &cp);
+        ck_assert_int_gt(l, 0);
+        if (cp >= 0x1100 && cp <= 0x11FF) return 1;
+        i += (size_t)l;
+    }
+    return 0;
+}
+
+/* Issue 10 item 2: jamo unit across the prompt boundary and at the end.
+ * The prompt 가 is fed as L V; a continuation starting with a final consonant
+ * must print the completed syllable (각/간, res.replaced = the prompt's 3
+ * bytes), never a bare U+11A8; the text never contains a jamo; --length
+ * counts characters (and a syllable is finished, never cut). Before the fix
+ * the text began with bare finals, ended in bare leading consonants, and
+ * had `length` jamo tokens (fewer characters). */
+START_TEST(test_jamo_prompt_boundary) {
+    crn_vocab *v = make_vocab("가각간나난 다닥\n", CRN_UNIT_JAMO);
+    crn_model *m = make_model(crn_vocab_size(v), CRN_CELL_LSTM, 5, 2.0f);
+    const char *prompts[] = {"가", "\xE1\x84\x80\xE1\x85\xA1" /* 가 typed as conjoining L V */, "나 가"};
+    for (int pi = 0; pi < 3; pi++) {
+        int completed = 0, plain = 0;
+        const char *prompt = prompts[pi];
+        size_t pn = strlen(prompt);
+        for (uint64_t seed = 1; seed <= 200; seed++) {
+            crn_sample_settings s;
+            crn_sample_settings_init(&s);
+            s.length = 1 + seed % 6;
+            s.seed = seed;
+            s.temperature = 1.5;
+            static sink k;
+            crn_gen_result res;
+            ck_assert_int_eq(gen_text(m, v, &s, prompt, &k, &res), 0);
+            ck_assert_int_eq(res.reason, CRN_GEN_STOP_LENGTH);
+            ck_assert_msg(crn_utf8_count((const uint8_t *)k.buf, k.len) == s.length, "seed %llu: %zu chars, want %u",
+                          (unsigned long long)seed, crn_utf8_count((const uint8_t *)k.buf, k.len), s.length);
+            ck_assert_msg(!has_jamo(k.buf, k.len), "seed %llu: a bare jamo in '%.*s'", (unsigned long long)seed,
+                          (int)k.len, k.buf);
+            /* the prompt (minus what the text replaces) + the text reads as NFC text */
+            static char full[70000];
+            size_t keep = pn - res.replaced;
+            memcpy(full, prompt, keep);
+            memcpy(full + keep, k.buf, k.len);
+            if (pi != 1) ck_assert_msg(is_nfc(full, keep + k.len), "seed %llu: '%.*s' is not NFC",
+                                       (unsigned long long)seed, (int)(keep + k.len), full);
+            if (res.replaced) {
+                ck_assert_uint_eq(res.replaced, pi == 1 ? 6 : 3);
+                int32_t cp;
+                ck_assert_int_eq(crn_utf8_decode((const uint8_t *)k.buf, k.len, &cp), 3);
+                ck_assert_msg(cp > 0xAC00 && cp <= 0xAC1B, "seed %llu: the text starts with U+%04X, not 가+final",
+                              (unsigned long long)seed, (unsigned)cp);
+                completed++;
+            } else {
+                plain++;
+            }
+            crn_sample_settings_free(&s);
+        }
+        ck_assert_msg(completed >= 10 && plain >= 10, "prompt %d: %d completed, %d plain", pi, completed, plain);
+    }
+    /* the prime reports the open syllable's bytes; a closed one is not carried */
+    crn_sample_settings s;
+    crn_sample_settings_init(&s);
+    s.length = 3;
+    crn_generator *g = NULL;
+    ck_assert_int_eq(crn_generator_create(&g, m, v, &s), 0);
+    crn_prime_info info;
+    ck_assert_int_eq(crn_generator_prime(g, (const uint8_t *)"가", 3, &info), 0);
+    ck_assert_uint_eq(info.open_raw, 3);
+    ck_assert_int_eq(crn_generator_prime(g, (const uint8_t *)"각", 3, &info), 0);
+    ck_assert_uint_eq(info.open_raw, 0);
+    ck_assert_int_eq(crn_generator_prime(g, (const uint8_t *)"가 ", 4, &info), 0);
+    ck_assert_uint_eq(info.open_raw, 0);
+    /* REPL with the state kept: every turn's prompt carries its syllable, and
+     * a run without a new prompt continues the last one's: an L V syllable it
+     * ended in may be completed (restated) */
+    int completed = 0, continued = 0;
+    for (int turn = 0; turn < 60; turn++) {
+        crn_gen_result res;
+        static sink k;
+        memset(&k, 0, sizeof k);
+        ck_assert_int_eq(crn_generator_prime(g, (const uint8_t *)"다", 3, &info), 0);
+        ck_assert_int_eq(crn_generator_run(g, sink_emit, &k, &res), 0);
+        ck_assert(!has_jamo(k.buf, k.len));
+        ck_assert_uint_eq(crn_utf8_count((const uint8_t *)k.buf, k.len), 3);
+        if (res.replaced) {
+            int32_t cp;
+            crn_utf8_decode((const uint8_t *)k.buf, k.len, &cp);
+            ck_assert(cp > 0xB2E4 && cp <= 0xB2FF); /* 다 + a final */
+            completed++;
+        }
+        size_t last_len = 0;
+        int32_t last = last_cp_of(k.buf, k.len, &last_len);
+        memset(&k, 0, sizeof k);
+        ck_assert_int_eq(crn_generator_run(g, sink_emit, &k, &res), 0);
+        ck_assert(!has_jamo(k.buf, k.len));
+        if (res.replaced) {
+            int32_t cp;
+            crn_utf8_decode((const uint8_t *)k.buf, k.len, &cp);
+            ck_assert_uint_eq(res.replaced, 3);
+            ck_assert_msg(last >= 0xAC00 && (last - 0xAC00) % 28 == 0 && cp > last && cp <= last + 27,
+                          "U+%04X restated as U+%04X", (unsigned)last, (unsigned)cp);
+            continued++;
+        }
+    }
+    ck_assert_int_gt(completed, 0);
+    ck_assert_int_gt(continued, 0);
+    /* --match sees the composed text: completions of the prompt's syllable
+     * are possible under a Hangul-only pattern (a bare final never was) */
+    completed = 0;
+    ck_assert_int_eq(crn_sample_settings_set_match(&s, "[가-힣 ]+"), 0);
+    s.temperature = 1.5;
+    for (uint64_t seed = 1; seed <= 100; seed++) {
+        s.seed = seed;
+        static sink k;
+        crn_gen_result res;
+        ck_assert_int_eq(gen_text(m, v, &s, "가", &k, &res), 0);
+        ck_assert(!has_jamo(k.buf, k.len));
+        completed += res.replaced > 0;
+    }
+    ck_assert_int_gt(completed, 0);
+    crn_sample_settings_free(&s);
+    crn_generator_destroy(g);
+    crn_model_destroy(m);
+    crn_vocab_destroy(v);
+}
+END_TEST
+
+/* Issue 10 item 2: --length counts NFC code points in the grapheme unit too
+ * (a cluster is never cut: the last one may end past `length`). */
+START_TEST(test_length_counts_chars) {
+    /* g + U+0308 and 👍 + U+1F3FD have no precomposed form: 2-code-point clusters */
+    crn_vocab *v = make_vocab("ag\xCC\x88 b\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD\n", CRN_UNIT_GRAPHEME);
+    crn_model *m = make_model(crn_vocab_size(v), CRN_CELL_GRU, 8, 1.0f);
+    int over = 0;
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        crn_sample_settings s;
+        crn_sample_settings_init(&s);
+        s.length = 30;
+        s.seed = seed;
+        static sink k;
+        crn_gen_result res;
+        ck_assert_int_eq(gen_text(m, v, &s, "a", &k, &res), 0);
+        size_t n = crn_utf8_count((const uint8_t *)k.buf, k.len);
+        ck_assert_msg(n == 30 || n == 31, "seed %llu: %zu code points", (unsigned long long)seed, n);
+        ck_assert_uint_le(res.tokens, 30);
+        over += n == 31;
+        crn_sample_settings_free(&s);
+    }
+    ck_assert_int_lt(over, 40);
+    crn_model_destroy(m);
+    crn_vocab_destroy(v);
 }
 END_TEST
 
@@ -428,7 +641,7 @@ START_TEST(test_pathological) {
     crn_gen_result res;
     int err = gen_text(m, v, &s, "a", &k, &res);
     ck_assert_msg(err == CRN_ELIMIT, "match: got %d (%s), reason %s after %zu tokens", err, crn_error_message(),
-                  crn_stop_reason_name(res.reason), res.tokens);
+                  crn_gen_stop_name(res.reason), res.tokens);
     crn_sample_settings_free(&s);
     crn_sample_settings_init(&s);
     s.length = 400;
@@ -496,7 +709,7 @@ START_TEST(test_beam) {
     ck_assert_int_eq(crn_sample_settings_add_stop(&s, pat), 0);
     static sink cut;
     ck_assert_int_eq(gen_text(m, v, &s, "a", &cut, &res), 0);
-    ck_assert_int_eq(res.reason, CRN_STOP_REGEX);
+    ck_assert_int_eq(res.reason, CRN_GEN_STOP_REGEX);
     ck_assert_ptr_null(memchr(cut.buf, want[1], cut.len));
     ck_assert(cut.len <= 1 && !memcmp(cut.buf, want, cut.len));
     crn_sample_settings_clear_stops(&s);
@@ -574,83 +787,17 @@ START_TEST(test_interrupt) {
     int calls = 0;
     crn_gen_result res;
     ck_assert_int_eq(crn_generator_run(g, stop_after_3, &calls, &res), 0);
-    ck_assert_int_eq(res.reason, CRN_STOP_INTERRUPTED);
+    ck_assert_int_eq(res.reason, CRN_GEN_STOP_INTERRUPTED);
     ck_assert_int_eq(calls, 3);
     ck_assert_uint_lt(res.tokens, 10);
     volatile sig_atomic_t flag = 1;
     crn_generator_set_cancel(g, &flag);
     ck_assert_int_eq(crn_generator_run(g, NULL, NULL, &res), 0);
-    ck_assert_int_eq(res.reason, CRN_STOP_INTERRUPTED);
+    ck_assert_int_eq(res.reason, CRN_GEN_STOP_INTERRUPTED);
     ck_assert_uint_eq(res.tokens, 0);
     crn_generator_destroy(g);
     crn_model_destroy(m);
     crn_vocab_destroy(v);
-}
-END_TEST
-
-static int repl(crn_sample_settings *s, const char *line, char *msg) {
-    const char *text;
-    size_t tl;
-    return crn_repl_command(s, line, strlen(line), &text, &tl, msg, 4096);
-}
-
-START_TEST(test_repl_parser) {
-    crn_sample_settings s;
-    crn_sample_settings_init(&s);
-    char msg[4096];
-    const char *text;
-    size_t tl;
-    ck_assert_int_eq(crn_repl_command(&s, "안녕\n", strlen("안녕\n"), &text, &tl, msg, sizeof msg), CRN_REPL_TEXT);
-    ck_assert_uint_eq(tl, strlen("안녕"));
-    ck_assert_int_eq(crn_repl_command(&s, "::x", 3, &text, &tl, msg, sizeof msg), CRN_REPL_TEXT);
-    ck_assert(tl == 2 && !memcmp(text, ":x", 2));
-    ck_assert_int_eq(repl(&s, ":temp 0", msg), CRN_REPL_OK);
-    ck_assert(s.temperature == 0);
-    ck_assert_int_eq(repl(&s, ":temp -1", msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":temp abc", msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":temp", msg), CRN_REPL_ERROR);
-    ck_assert(s.temperature == 0);
-    ck_assert_int_eq(repl(&s, ":topk 5", msg), CRN_REPL_OK);
-    ck_assert_uint_eq(s.top_k, 5);
-    ck_assert_int_eq(repl(&s, ":topp 0", msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":topp 0.9", msg), CRN_REPL_OK);
-    ck_assert_int_eq(repl(&s, ":len 0", msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":len 20", msg), CRN_REPL_OK);
-    ck_assert_uint_eq(s.length, 20);
-    ck_assert_int_eq(repl(&s, ":seed 12345678901234", msg), CRN_REPL_SEED);
-    ck_assert(s.seed == 12345678901234ull);
-    ck_assert_int_eq(repl(&s, ":seed -1", msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":stop \\n\\n", msg), CRN_REPL_OK);
-    ck_assert_int_eq(repl(&s, ":stop (", msg), CRN_REPL_ERROR);
-    ck_assert_ptr_nonnull(strstr(msg, "offset"));
-    ck_assert_uint_eq(s.n_stop, 1);
-    ck_assert_int_eq(repl(&s, ":match [가-힣]+", msg), CRN_REPL_OK);
-    ck_assert_str_eq(s.match, "[가-힣]+");
-    ck_assert_int_eq(repl(&s, ":beam 4", msg), CRN_REPL_ERROR); /* not with :match */
-    ck_assert_int_eq(repl(&s, ":match", msg), CRN_REPL_OK);
-    ck_assert_ptr_null(s.match);
-    ck_assert_int_eq(repl(&s, ":keep on", msg), CRN_REPL_OK);
-    ck_assert_int_eq(s.keep_state, 1);
-    ck_assert_int_eq(repl(&s, ":keep maybe", msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":show", msg), CRN_REPL_SHOW);
-    ck_assert_ptr_nonnull(strstr(msg, "temperature 0"));
-    ck_assert_ptr_nonnull(strstr(msg, "stop '\\n\\n'"));
-    ck_assert_int_eq(repl(&s, ":help", msg), CRN_REPL_HELP);
-    ck_assert_int_eq(repl(&s, ":reset", msg), CRN_REPL_RESET);
-    ck_assert_int_eq(repl(&s, ":bogus", msg), CRN_REPL_ERROR);
-    ck_assert_ptr_nonnull(strstr(msg, "unknown command ':bogus'"));
-    ck_assert_int_eq(repl(&s, ":", msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":averyveryverylongcommandname x", msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":stop", msg), CRN_REPL_OK);
-    ck_assert_uint_eq(s.n_stop, 0);
-    ck_assert_int_eq(crn_repl_command(&s, ":stop a\0b", 9, &text, &tl, msg, sizeof msg), CRN_REPL_ERROR);
-    ck_assert_int_eq(repl(&s, ":quit", msg), CRN_REPL_QUIT);
-    ck_assert_int_eq(crn_sample_settings_check(&s), 0);
-    /* a tiny message buffer is always terminated */
-    char small[8];
-    ck_assert_int_eq(crn_repl_command(&s, ":help", 5, &text, &tl, small, sizeof small), CRN_REPL_HELP);
-    ck_assert_uint_lt(strlen(small), sizeof small);
-    crn_sample_settings_free(&s);
 }
 END_TEST
 
@@ -660,16 +807,18 @@ int main(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_determinism);
     tcase_add_test(tc, test_argmax);
+    tcase_add_test(tc, test_tiny_temperature);
     tcase_add_test(tc, test_top_k_top_p);
     tcase_add_test(tc, test_top_k_generator);
     tcase_add_test(tc, test_stop);
     tcase_add_test(tc, test_match);
     tcase_add_test(tc, test_units_utf8);
+    tcase_add_test(tc, test_jamo_prompt_boundary);
+    tcase_add_test(tc, test_length_counts_chars);
     tcase_add_test(tc, test_pathological);
     tcase_add_test(tc, test_beam);
     tcase_add_test(tc, test_state_carry);
     tcase_add_test(tc, test_interrupt);
-    tcase_add_test(tc, test_repl_parser);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

@@ -75,7 +75,7 @@ static crn_trainer *run(const crn_train_opts *o, const char *out, int expect_rc)
 
 /* ---- the blob ------------------------------------------------------------ */
 
-static void sample_state(crn_train_opts *o, crn_train_state *s) {
+static void sample_state(crn_train_opts *o, crn_train_status *s) {
     crn_train_opts_default(o);
     o->corpus_path = strdup("corpus/한국어.txt");
     o->log_path = strdup("log.csv");
@@ -116,17 +116,17 @@ static void sample_state(crn_train_opts *o, crn_train_state *s) {
 }
 
 /* Free a blob and two (options, state) pairs. */
-static void free_two(uint8_t *b, crn_train_opts *o, crn_train_opts *o2, crn_train_state *s, crn_train_state *s2) {
+static void free_two(uint8_t *b, crn_train_opts *o, crn_train_opts *o2, crn_train_status *s, crn_train_status *s2) {
     free(b);
     crn_train_opts_free(o);
     crn_train_opts_free(o2);
-    crn_train_state_free(s);
-    crn_train_state_free(s2);
+    crn_train_status_free(s);
+    crn_train_status_free(s2);
 }
 
 START_TEST(blob_round_trip) {
     crn_train_opts o, o2;
-    crn_train_state s, s2;
+    crn_train_status s, s2;
     sample_state(&o, &s);
     uint8_t *b;
     size_t n;
@@ -175,7 +175,7 @@ END_TEST
  * forget bias (as drawn), infinity is not. */
 START_TEST(blob_version1) {
     crn_train_opts o, o2;
-    crn_train_state s, s2;
+    crn_train_status s, s2;
     sample_state(&o, &s);
     o.init.forget_bias = NAN;
     uint8_t *b;
@@ -184,7 +184,7 @@ START_TEST(blob_version1) {
     ck_assert_int_eq(crn_train_blob_decode(&o2, &s2, b, n), 0);
     ck_assert(isnan(o2.init.forget_bias));
     crn_train_opts_free(&o2);
-    crn_train_state_free(&s2);
+    crn_train_status_free(&s2);
     float inf = INFINITY;
     uint8_t save[4];
     memcpy(save, b + n - 12, 4);
@@ -205,9 +205,39 @@ START_TEST(blob_version1) {
 }
 END_TEST
 
+/* The quality options by their `charrnn train` names (the public API's
+ * charrnn_train_options_set goes through crn_train_opts_set). */
+START_TEST(opts_set_quality_options) {
+    crn_train_opts o;
+    crn_train_opts_default(&o);
+    ck_assert_int_eq(o.init.kind, CRN_INIT_PYTORCH);
+    ck_assert(isnan(o.init.forget_bias));
+    ck_assert_int_eq(crn_train_opts_set(&o, "cell", "gru"), 0);
+    ck_assert_int_eq(o.init.kind, crn_init_default_kind(CRN_CELL_GRU)); /* the default follows the cell */
+    ck_assert_int_eq(crn_train_opts_set(&o, "init", "xavier"), 0);
+    ck_assert_int_eq(o.init.kind, CRN_INIT_XAVIER);
+    ck_assert_int_eq(crn_train_opts_set(&o, "cell", "lstm"), 0);
+    ck_assert_int_eq(o.init.kind, CRN_INIT_XAVIER); /* a chosen scheme stays */
+    ck_assert_int_eq(crn_train_opts_set(&o, "init", "glorot"), CRN_EINVAL);
+    ck_assert_int_eq(crn_train_opts_set(&o, "forget-bias", "2.5"), 0);
+    ck_assert(o.init.forget_bias == 2.5f);
+    ck_assert_int_eq(crn_train_opts_set(&o, "forget-bias", "1000"), CRN_ERANGE);
+    ck_assert_int_eq(crn_train_opts_set(&o, "schedule", "linear"), 0);
+    ck_assert_int_eq(o.sched.kind, CRN_SCHED_LINEAR);
+    ck_assert_int_eq(crn_train_opts_set(&o, "preset", "small"), 0);
+    ck_assert_uint_eq(o.model.layers, 2);
+    ck_assert_uint_eq(o.model.hidden, 256);
+    ck_assert_uint_eq(o.batch, 32);
+    ck_assert_int_eq(crn_train_opts_set(&o, "hidden", "100"), 0); /* set after the preset: wins */
+    ck_assert_uint_eq(o.model.hidden, 100);
+    ck_assert_int_eq(crn_train_opts_set(&o, "preset", "huge"), CRN_EINVAL);
+    crn_train_opts_free(&o);
+}
+END_TEST
+
 START_TEST(blob_damage) {
     crn_train_opts o, o2;
-    crn_train_state s, s2;
+    crn_train_status s, s2;
     sample_state(&o, &s);
     uint8_t *b;
     size_t n;
@@ -232,7 +262,7 @@ START_TEST(blob_damage) {
             int rc = crn_train_blob_decode(&o2, &s2, b, n);
             if (rc == 0) {
                 crn_train_opts_free(&o2);
-                crn_train_state_free(&s2);
+                crn_train_status_free(&s2);
             } else {
                 ck_assert_int_eq(rc, CRN_EFORMAT);
                 refused++;
@@ -250,7 +280,7 @@ START_TEST(blob_damage) {
     ck_assert(strstr(crn_error_message(), "version 9") != NULL);
     free(b);
     crn_train_opts_free(&o);
-    crn_train_state_free(&s);
+    crn_train_status_free(&s);
 }
 END_TEST
 
@@ -275,7 +305,7 @@ START_TEST(resume_exact) {
     crn_checkpoint *ck = NULL;
     ck_assert_int_eq(crn_checkpoint_load(&ck, ar), 0);
     crn_train_opts ro;
-    crn_train_state rs;
+    crn_train_status rs;
     ck_assert_int_eq(crn_train_blob_decode(&ro, &rs, ck->train_blob, ck->train_blob_len), 0);
     ck_assert_uint_eq(rs.step, 13);
     ro.max_steps = 29;
@@ -313,7 +343,7 @@ START_TEST(resume_exact) {
     crn_checkpoint_destroy(ca);
     crn_checkpoint_destroy(cb);
     crn_train_opts_free(&ro);
-    crn_train_state_free(&rs);
+    crn_train_status_free(&rs);
     crn_train_opts_free(&o);
 }
 END_TEST
@@ -400,7 +430,7 @@ START_TEST(nonfinite_skipped) {
     crn_train_fault_nan(3, 2); /* steps 3 and 4 */
     crn_trainer *t = run(&o, a, 0);
     crn_train_fault_nan(0, 0);
-    const crn_train_state *s = crn_trainer_state(t);
+    const crn_train_status *s = crn_trainer_state(t);
     ck_assert_uint_eq(s->step, 12);
     ck_assert_uint_eq(s->nonfinite_total, 2);
     ck_assert_uint_eq(s->nonfinite_run, 0);
@@ -428,14 +458,52 @@ START_TEST(nonfinite_stops) {
     ck_assert_int_eq(crn_checkpoint_load(&ck, ar), 0);
     ck_assert(all_finite(crn_model_params(ck->model), crn_model_num_params(ck->model)));
     crn_train_opts ro;
-    crn_train_state rs;
+    crn_train_status rs;
     ck_assert_int_eq(crn_train_blob_decode(&ro, &rs, ck->train_blob, ck->train_blob_len), 0);
-    ck_assert_uint_eq(rs.stop_reason, CRN_TSTOP_NONFINITE);
+    ck_assert_uint_eq(rs.stop_reason, CRN_TRAIN_STOP_NONFINITE);
     ck_assert_uint_eq(rs.nonfinite_total, 5);
     crn_train_opts_free(&ro);
-    crn_train_state_free(&rs);
+    crn_train_status_free(&rs);
     crn_checkpoint_destroy(ck);
     crn_train_opts_free(&o);
+}
+END_TEST
+
+/* Issue 10 item 4: with --clip 0 a finite gradient of 1e30 overflows the
+ * second moment (adam, adamw) or the accumulator (rmsprop, adagrad) to
+ * infinity. The step must be rolled back like a non-finite
+ * loss, and the run must end normally with loadable, finite files (it used to
+ * freeze the parameter and then fail at the next save). */
+START_TEST(optimizer_overflow_rolled_back) {
+    const enum crn_optim_kind kinds[] = {CRN_OPT_ADAM, CRN_OPT_ADAMW, CRN_OPT_RMSPROP, CRN_OPT_ADAGRAD};
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        char a[300], ar[310];
+        snprintf(a, sizeof a, "%s/ovf-%s.ckpt", g_dir, crn_optim_name(kinds[k]));
+        snprintf(ar, sizeof ar, "%s.resume", a);
+        crn_train_opts o;
+        tiny_opts(&o, 12);
+        crn_optim_config_default(&o.optim, kinds[k]);
+        o.clip = 0;
+        o.model.dropout = 0;
+        crn_train_fault_grad(3, 2, 1e30f); /* steps 3 and 4 */
+        crn_trainer *t = run(&o, a, 0);
+        crn_train_fault_grad(0, 0, 0);
+        const crn_train_status *s = crn_trainer_state(t);
+        ck_assert_msg(s->nonfinite_total == 2, "%s: %llu steps rolled back", crn_optim_name(kinds[k]),
+                      (unsigned long long)s->nonfinite_total);
+        ck_assert_uint_eq(s->step, 12);
+        ck_assert(s->lr_scale == 0.25);
+        crn_trainer_destroy(t);
+        for (int f = 0; f < 2; f++) {
+            crn_checkpoint *ck = NULL;
+            ck_assert_msg(crn_checkpoint_load(&ck, f ? ar : a) == 0, "%s", crn_error_message());
+            ck_assert(all_finite(crn_model_params(ck->model), crn_model_num_params(ck->model)));
+            ck_assert_ptr_nonnull(ck->optim);
+            ck_assert(crn_optim_finite(ck->optim, crn_model_params(ck->model)));
+            crn_checkpoint_destroy(ck);
+        }
+        crn_train_opts_free(&o);
+    }
 }
 END_TEST
 
@@ -468,7 +536,7 @@ START_TEST(val_matches_evaluate_ids) {
     o.eval_every = 10;
     o.model.dropout = 0;
     crn_trainer *t = run(&o, a, 0);
-    const crn_train_state *s = crn_trainer_state(t);
+    const crn_train_status *s = crn_trainer_state(t);
     const crn_corpus *c = crn_trainer_corpus(t);
     ck_assert_uint_eq(s->n_evals, 4);
     ck_assert(s->last_val_bpc < s->first_val_bpc - 0.3); /* it learns */
@@ -628,6 +696,7 @@ int main(void) {
     tcase_add_test(tb, blob_round_trip);
     tcase_add_test(tb, blob_damage);
     tcase_add_test(tb, blob_version1);
+    tcase_add_test(tb, opts_set_quality_options);
     tcase_add_test(tb, preset_params_match_model);
     tcase_add_test(tb, auto_config_follows_the_budget);
     tcase_add_test(tb, auto_scan_counts_code_points);
@@ -639,6 +708,7 @@ int main(void) {
     tcase_add_test(tl, time_budget_schedule);
     tcase_add_test(tl, nonfinite_skipped);
     tcase_add_test(tl, nonfinite_stops);
+    tcase_add_test(tl, optimizer_overflow_rolled_back);
     tcase_add_test(tl, stop_request_saves);
     tcase_add_test(tl, val_matches_evaluate_ids);
     tcase_add_test(tl, init_from_extend_keeps_base);

@@ -109,11 +109,11 @@ static void check_loaded(const crn_checkpoint *ck) {
                ck->train_blob_len);
     if (ck->train_blob) {
         crn_train_opts o;
-        crn_train_state s;
+        crn_train_status s;
         int rc = crn_train_blob_decode(&o, &s, ck->train_blob, ck->train_blob_len);
         if (rc < 0) FUZZ_CHECK_ERR(rc, "crn_train_blob_decode");
         crn_train_opts_free(&o);
-        crn_train_state_free(&s);
+        crn_train_status_free(&s);
     }
     /* the model runs: two sampling steps from <unk> and the last id */
     crn_state *st = NULL;

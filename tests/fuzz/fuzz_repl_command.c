@@ -1,5 +1,5 @@
 /* fuzz_repl_command.c — libFuzzer target: the REPL command parser
- * (crn_repl_command in sampler.h) and the settings it edits, one token
+ * (cli_repl_command in cli_repl_cmd.h) and the settings it edits, one token
  * choice with the resulting settings, and — like the REPL does — a short
  * generation turn for each prompt line, on a tiny model (codepoint or jamo
  * vocabulary, chosen by bit 0 of byte 0), with the --stop/--match regexes
@@ -8,8 +8,8 @@
  * Input: byte 0 = message buffer size (1..256), then lines separated by '\n'
  * fed in order to one settings struct (so sequences like ":beam 4" then
  * ":match x" are explored). Invariants: the result is a known action; msg is
- * NUL-terminated inside its buffer; a prompt (CRN_REPL_TEXT) is a slice of
- * the line; CRN_REPL_ERROR leaves the settings unchanged; the settings always
+ * NUL-terminated inside its buffer; a prompt (CLI_REPL_TEXT) is a slice of
+ * the line; CLI_REPL_ERROR leaves the settings unchanged; the settings always
  * pass crn_sample_settings_check and the parser's own cross-field rules
  * (beam search without --match, beam x length bounded); a sampled token is
  * in range and never <unk>; a generation turn emits complete UTF-8 chunks
@@ -26,6 +26,7 @@
 #include "regex.h"
 #include "fuzz.h"
 #include "rng.h"
+#include "cli_repl_cmd.h"
 #include "sampler.h"
 #include "utf8.h"
 #include "vocab.h"
@@ -128,9 +129,9 @@ static void turn(crn_generator *g, const crn_sample_settings *s0, const char *pr
     if (rc < 0) {
         FUZZ_CHECK_ERR(rc, "crn_generator_run");
     } else {
-        FUZZ_CHECK(res.reason >= CRN_STOP_LENGTH && res.reason <= CRN_STOP_INTERRUPTED, "stop reason %d", (int)res.reason);
+        FUZZ_CHECK(res.reason >= CRN_GEN_STOP_LENGTH && res.reason <= CRN_GEN_STOP_INTERRUPTED, "stop reason %d", (int)res.reason);
         FUZZ_CHECK(res.tokens <= s.length, "%zu tokens for length %u", res.tokens, s.length);
-        FUZZ_CHECK(res.reason != CRN_STOP_LENGTH || res.tokens == s.length, "length stop after %zu of %u tokens",
+        FUZZ_CHECK(res.reason != CRN_GEN_STOP_LENGTH || res.tokens == s.length, "length stop after %zu of %u tokens",
                    res.tokens, s.length);
         FUZZ_CHECK(ref_utf8_wellformed(res.text, res.text_len), "result text is not UTF-8");
         if (!k.overflow)
@@ -186,24 +187,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const char *text = NULL;
         size_t tl = 0;
         memset(msg, 0x7F, cap);
-        int act = crn_repl_command(&s, line, n, &text, &tl, msg, cap);
-        FUZZ_CHECK(act >= CRN_REPL_TEXT && act <= CRN_REPL_ERROR, "unknown action %d", act);
+        int act = cli_repl_command(&s, line, n, &text, &tl, msg, cap);
+        FUZZ_CHECK(act >= CLI_REPL_TEXT && act <= CLI_REPL_ERROR, "unknown action %d", act);
         FUZZ_CHECK(memchr(msg, 0, cap) != NULL, "msg is not NUL-terminated within %zu bytes", cap);
         FUZZ_CHECK(msg[cap] == 0x5A, "msg written past its %zu bytes", cap);
-        if (act == CRN_REPL_TEXT) {
+        if (act == CLI_REPL_TEXT) {
             FUZZ_CHECK(text >= line && tl <= n && text + tl <= line + n, "prompt is not a slice of the line");
             FUZZ_CHECK(settings_equal(&s, &before), "a prompt line changed the settings");
             if (turns++ < 4) turn(g, &s, text, tl);
         } else {
             FUZZ_CHECK(n >= 1 && line[0] == ':', "a line not starting with ':' was a command (%d)", act);
         }
-        if (act == CRN_REPL_ERROR) {
+        if (act == CLI_REPL_ERROR) {
             FUZZ_CHECK(settings_equal(&s, &before), "an error changed the settings");
             FUZZ_CHECK(msg[0] != 0 || cap == 1, "an error without a message");
         }
         check_settings(&s);
-        if (act == CRN_REPL_SEED) crn_generator_seed(g, s.seed);
-        if (act == CRN_REPL_RESET) crn_generator_reset(g);
+        if (act == CLI_REPL_SEED) crn_generator_seed(g, s.seed);
+        if (act == CLI_REPL_RESET) crn_generator_reset(g);
         crn_sample_settings_free(&before);
         free(line);
 
@@ -213,9 +214,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         p = nl + 1;
     }
     char small[24];
-    crn_sample_settings_describe(&s, small, sizeof small);
+    cli_sample_settings_describe(&s, small, sizeof small);
     FUZZ_CHECK(memchr(small, 0, sizeof small) != NULL, "describe did not terminate");
-    crn_sample_settings_describe(&s, msg, cap);
+    cli_sample_settings_describe(&s, msg, cap);
     FUZZ_CHECK(memchr(msg, 0, cap) != NULL && msg[cap] == 0x5A, "describe overflowed");
     crn_generator_destroy(g);
     crn_sample_settings_free(&s);

@@ -48,7 +48,7 @@ static int write_seed(const char *dir, int idx, const seed_spec *sp) {
     uint8_t *norm = NULL, *blob = NULL;
     size_t nlen = 0, blen = 0;
     crn_train_opts to;
-    crn_train_state ts;
+    crn_train_status ts;
     crn_train_opts_default(&to);
     memset(&ts, 0, sizeof ts);
     const char *t = texts[sp->text];
@@ -119,7 +119,7 @@ static int write_seed(const char *dir, int idx, const seed_spec *sp) {
 done:
     if (rc < 0) fprintf(stderr, "fuzz_make_seeds: seed %d: %s\n", idx, crn_error_message());
     crn_train_opts_free(&to);
-    crn_train_state_free(&ts);
+    crn_train_status_free(&ts);
     free(blob);
     free(norm);
     crn_optim_destroy(o);

@@ -1,5 +1,5 @@
-/* progress.c — the training display (see progress.h). */
-#include "progress.h"
+/* cli_progress.c — the training display of `charrnn train` (see cli_progress.h). */
+#include "cli_progress.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -12,7 +12,7 @@
 
 #define REDRAW_INTERVAL 0.125 /* seconds between live-line redraws */
 
-struct crn_progress {
+struct cli_progress {
     FILE *f;
     int tty, quiet;
     int live;            /* a live line is on screen (no newline yet) */
@@ -20,9 +20,9 @@ struct crn_progress {
     double last_draw;
 };
 
-int crn_progress_create(crn_progress **out, FILE *f, int tty, int quiet) {
+int cli_progress_create(cli_progress **out, FILE *f, int tty, int quiet) {
     *out = NULL;
-    crn_progress *p = calloc(1, sizeof *p);
+    cli_progress *p = calloc(1, sizeof *p);
     if (!p) return crn_error_set(CRN_ENOMEM, "out of memory");
     p->f = f ? f : stderr;
     p->tty = tty >= 0 ? tty : isatty(fileno(p->f));
@@ -37,13 +37,13 @@ int crn_progress_create(crn_progress **out, FILE *f, int tty, int quiet) {
     return 0;
 }
 
-void crn_progress_destroy(crn_progress *p) {
+void cli_progress_destroy(cli_progress *p) {
     if (!p) return;
-    crn_progress_finish(p);
+    cli_progress_finish(p);
     free(p);
 }
 
-const char *crn_format_duration(char *buf, size_t n, double s) {
+const char *cli_format_duration(char *buf, size_t n, double s) {
     if (!isfinite(s) || s < 0) {
         snprintf(buf, n, "?");
         return buf;
@@ -61,18 +61,18 @@ static void fmt_bpc(char *buf, size_t n, double v) {
 }
 
 /* Cut the (ASCII) live line to the terminal width so "\r" redraws it. */
-static void fit(const crn_progress *p, char *line) {
+static void fit(const cli_progress *p, char *line) {
     if (p->width > 0 && strlen(line) >= (size_t)p->width) line[p->width - 1] = 0;
 }
 
-static void clear_live(crn_progress *p) {
+static void clear_live(cli_progress *p) {
     if (p->live) {
         fputs("\r\033[K", p->f);
         p->live = 0;
     }
 }
 
-void crn_progress_finish(crn_progress *p) {
+void cli_progress_finish(cli_progress *p) {
     if (!p) return;
     if (p->live) {
         fputc('\n', p->f);
@@ -92,13 +92,13 @@ static void status_line(char *buf, size_t n, const crn_train_report *r) {
     fmt_bpc(best, sizeof best, r->best_val_bpc);
     if (r->chars_per_s >= 1e4) snprintf(rate, sizeof rate, "%.1fk", r->chars_per_s / 1000);
     else snprintf(rate, sizeof rate, "%.0f", r->chars_per_s);
-    crn_format_duration(eta, sizeof eta, r->eta);
+    cli_format_duration(eta, sizeof eta, r->eta);
     snprintf(buf, n, "epoch %.2f | step %s | train %s | val %s (best %s) | %s chars/s | %s left", r->epoch, steps, tr,
              va, best, rate, eta);
 }
 
-void crn_progress_report(void *ud, const crn_train_report *r) {
-    crn_progress *p = ud;
+void cli_progress_report(void *ud, const crn_train_report *r) {
+    cli_progress *p = ud;
     if (!p || p->quiet) return;
     char line[320];
     switch (r->event) {
@@ -147,13 +147,31 @@ void crn_progress_report(void *ud, const crn_train_report *r) {
         fprintf(p->f, "\n----\n");
         break;
     case CRN_EV_DONE:
-        crn_progress_finish(p);
+        cli_progress_finish(p);
         {
             char el[16];
             fprintf(p->f, "%s after %llu steps (%s)\n", r->message ? r->message : "done",
-                    (unsigned long long)r->step, crn_format_duration(el, sizeof el, r->elapsed));
+                    (unsigned long long)r->step, cli_format_duration(el, sizeof el, r->elapsed));
         }
         break;
     }
+    fflush(p->f);
+}
+
+void cli_progress_line(cli_progress *p, const char *line, int final) {
+    if (!p || p->quiet) return;
+    if (!p->tty) {
+        if (final) fprintf(p->f, "%s\n", line);
+        fflush(p->f);
+        return;
+    }
+    double now = crn_now();
+    if (!final && now - p->last_draw < REDRAW_INTERVAL) return;
+    p->last_draw = now;
+    char buf[320];
+    snprintf(buf, sizeof buf, "%s", line);
+    fit(p, buf);
+    fprintf(p->f, "\r%s\033[K%s", buf, final ? "\n" : "");
+    p->live = !final;
     fflush(p->f);
 }

@@ -1,18 +1,13 @@
-/* progress.h — what the training loop tells the outside world, and the
- * terminal progress display that turns it into text.
- *
- * The loop (train.c) never prints: it calls a crn_progress_fn with a
- * crn_train_report at every step and at every event (eval, save, skipped
- * non-finite step, sample). crn_progress_report() is one such callback: on a
- * TTY it keeps one live line on its stream, redrawn in place ("\r" + clear to
- * end of line) at most ~8 times a second; on anything else it writes one plain
- * line per evaluation (and one per save/warning), so logs stay readable. */
-#ifndef CRN_PROGRESS_H
-#define CRN_PROGRESS_H
+/* train_report.h — what the training loop tells the outside world: a
+ * crn_progress_fn called with a crn_train_report at every step and at every
+ * event (eval, save, skipped non-finite step, sample). The loop (train.c)
+ * never prints; the CLI's display (cli_progress.h) and the public API's
+ * callback (api_train.c) turn reports into what their users see. */
+#ifndef CRN_TRAIN_REPORT_H
+#define CRN_TRAIN_REPORT_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 enum crn_train_event {
     CRN_EV_START = 0,    /* before the first step (message: what is being trained) */
@@ -47,18 +42,5 @@ typedef struct crn_train_report {
 } crn_train_report;
 
 typedef void (*crn_progress_fn)(void *ud, const crn_train_report *r);
-
-/* The terminal display. tty: 1 live line, 0 plain lines, -1 decide with
- * isatty(fileno(f)). quiet: print nothing at all. */
-typedef struct crn_progress crn_progress;
-int crn_progress_create(crn_progress **out, FILE *f, int tty, int quiet);
-void crn_progress_destroy(crn_progress *p); /* NULL is a no-op */
-/* A crn_progress_fn: ud is the crn_progress. */
-void crn_progress_report(void *ud, const crn_train_report *r);
-/* End the live line (newline) so the caller can print below it. */
-void crn_progress_finish(crn_progress *p);
-
-/* "1h02m", "3m05s", "42s" into buf (for the display and the CLI). */
-const char *crn_format_duration(char *buf, size_t n, double seconds);
 
 #endif

@@ -1,0 +1,154 @@
+/* api_train.c — the public API's training: options by name (train_opts.c),
+ * a fresh run through the trainer (train.c), progress reports translated
+ * for the caller's callback, a per-trainer stop request. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "common.h"
+#include "train.h"
+
+#define DEFAULT_TIME 300.0 /* seconds, when no budget is given (as `charrnn train`) */
+
+struct charrnn_train_options {
+    crn_train_opts o;
+    char *out_path;
+};
+
+struct charrnn_trainer {
+    crn_trainer *t;
+    volatile sig_atomic_t stop;
+    charrnn_progress_fn cb;   /* of the run in progress */
+    void *user;
+};
+
+int charrnn_train_options_create(charrnn_train_options **out) {
+    if (!out) return crn_error_set(CRN_EINVAL, "charrnn_train_options_create: out is NULL");
+    *out = calloc(1, sizeof **out);
+    if (!*out) return crn_error_set(CRN_ENOMEM, "out of memory");
+    crn_train_opts_default(&(*out)->o);
+    return 0;
+}
+
+void charrnn_train_options_destroy(charrnn_train_options *o) {
+    if (!o) return;
+    crn_train_opts_free(&o->o);
+    free(o->out_path);
+    free(o);
+}
+
+int charrnn_train_options_set(charrnn_train_options *o, const char *name, const char *value) {
+    if (!o || !name || !value) return crn_error_set(CRN_EINVAL, "charrnn_train_options_set: NULL argument");
+    if (strcmp(name, "output")) return crn_train_opts_set(&o->o, name, value);
+    char *copy = strdup(value);
+    if (!copy) return crn_error_set(CRN_ENOMEM, "out of memory");
+    free(o->out_path);
+    o->out_path = copy;
+    return 0;
+}
+
+/* The checks `charrnn train` makes before it starts a fresh run. */
+static int check_fresh(const crn_train_opts *o, const char *out_path) {
+    if (!o->corpus_path) return crn_error_set(CRN_EINVAL, "training options: no corpus");
+    if (!out_path) return crn_error_set(CRN_EINVAL, "training options: no output");
+    if (o->model.cell != CRN_CELL_RNN && o->model.act != CRN_ACT_TANH)
+        return crn_error_set(CRN_EINVAL, "training options: activation applies to cell rnn only");
+    if (o->sched.kind == CRN_SCHED_COSINE && !o->max_steps && !o->max_epochs)
+        return crn_error_set(CRN_EINVAL, "training options: schedule cosine needs steps or epochs");
+    return 0;
+}
+
+int charrnn_trainer_create(charrnn_trainer **out, const charrnn_train_options *o) {
+    if (!out) return crn_error_set(CRN_EINVAL, "charrnn_trainer_create: out is NULL");
+    *out = NULL;
+    if (!o) return crn_error_set(CRN_EINVAL, "charrnn_trainer_create: options are NULL");
+    int err = check_fresh(&o->o, o->out_path);
+    if (err < 0) return err;
+    crn_train_opts opts;
+    if ((err = crn_train_opts_copy(&opts, &o->o)) < 0) return err;
+    if (!opts.time_limit && !opts.max_steps && !opts.max_epochs) opts.time_limit = DEFAULT_TIME;
+    char *abs_corpus = realpath(opts.corpus_path, NULL); /* resumable from any directory */
+    if (abs_corpus) {
+        free(opts.corpus_path);
+        opts.corpus_path = abs_corpus;
+    }
+    charrnn_trainer *t = calloc(1, sizeof *t);
+    if (!t) {
+        err = crn_error_set(CRN_ENOMEM, "out of memory");
+        goto done;
+    }
+    crn_train_start start;
+    memset(&start, 0, sizeof start);
+    start.out_path = o->out_path;
+    if ((err = crn_trainer_create(&t->t, &opts, &start)) < 0) {
+        free(t);
+        goto done;
+    }
+    crn_trainer_set_stop_flag(t->t, &t->stop);
+    *out = t;
+done:
+    crn_train_opts_free(&opts);
+    return err;
+}
+
+void charrnn_trainer_destroy(charrnn_trainer *t) {
+    if (!t) return;
+    crn_trainer_destroy(t->t);
+    free(t);
+}
+
+_Static_assert((int)CHARRNN_EVENT_START == (int)CRN_EV_START && (int)CHARRNN_EVENT_STEP == (int)CRN_EV_STEP &&
+                   (int)CHARRNN_EVENT_EVAL == (int)CRN_EV_EVAL && (int)CHARRNN_EVENT_SAVE == (int)CRN_EV_SAVE &&
+                   (int)CHARRNN_EVENT_WARN == (int)CRN_EV_WARN && (int)CHARRNN_EVENT_SAMPLE == (int)CRN_EV_SAMPLE &&
+                   (int)CHARRNN_EVENT_DONE == (int)CRN_EV_DONE,
+               "public and internal training events differ");
+
+static void on_report(void *ud, const crn_train_report *r) {
+    charrnn_trainer *t = ud;
+    charrnn_progress p = {
+        .event = (int)r->event,
+        .step = r->step,
+        .total_steps = r->total_steps,
+        .epoch = r->epoch,
+        .elapsed = r->elapsed,
+        .eta = r->eta,
+        .train_bpc = r->train_bpc,
+        .val_bpc = r->val_bpc,
+        .best_val_bpc = r->best_val_bpc,
+        .best_step = r->best_step,
+        .lr = r->lr,
+        .chars_per_s = r->chars_per_s,
+        .message = r->message,
+        .path = r->path,
+        .text = r->text,
+        .text_len = r->text_len,
+    };
+    if (t->cb(t->user, &p)) t->stop = 1;
+}
+
+int charrnn_trainer_run(charrnn_trainer *t, charrnn_progress_fn cb, void *user) {
+    if (!t) return crn_error_set(CRN_EINVAL, "charrnn_trainer_run: trainer is NULL");
+    t->cb = cb;
+    t->user = user;
+    int err = crn_trainer_run(t->t, cb ? on_report : NULL, t);
+    t->cb = NULL;
+    t->stop = 0;
+    return err;
+}
+
+void charrnn_trainer_request_stop(charrnn_trainer *t) {
+    if (t) t->stop = 1;
+}
+
+int charrnn_trainer_get_status(const charrnn_trainer *t, charrnn_train_status *out) {
+    if (!t || !out) return crn_error_set(CRN_EINVAL, "charrnn_trainer_get_status: NULL argument");
+    const crn_train_status *s = crn_trainer_state(t->t);
+    out->step = s->step;
+    out->epoch = s->epoch;
+    out->elapsed = s->elapsed;
+    out->best_val_bpc = s->has_best ? s->best_val_bpc : NAN;
+    out->best_step = s->best_step;
+    out->last_train_bpc = s->last_train_bpc;
+    return 0;
+}
