@@ -157,9 +157,7 @@ static void info_usage(FILE *f) {
             "  -h, --help      show this help\n");
 }
 
-static const char *sched_name(enum crn_schedule_kind k) {
-    return k == CRN_SCHED_STEP_DECAY ? "step" : k == CRN_SCHED_COSINE ? "cosine" : "constant";
-}
+static const char *sched_name(enum crn_schedule_kind k) { return crn_schedule_name(k); }
 
 /* Up to max tokens (ids 1..) as display text; control characters escaped. */
 static size_t vocab_preview(const crn_vocab *v, char *buf, size_t cap, uint32_t max) {
@@ -249,9 +247,12 @@ static void print_info_json(const info_view *v) {
                crn_train_stop_name((enum crn_train_stop)s->stop_reason), (unsigned long long)s->run_id);
         printf("\"corpus\": ");
         cli_json_string(stdout, o->corpus_path ? o->corpus_path : "", o->corpus_path ? strlen(o->corpus_path) : 0);
-        printf(", \"batch\": %u, \"seq\": %u, \"lr\": %g, \"clip\": %g, \"schedule\": \"%s\", \"seed\": %llu}",
+        printf(", \"batch\": %u, \"seq\": %u, \"lr\": %g, \"clip\": %g, \"schedule\": \"%s\", \"seed\": %llu, ",
                o->batch, o->seq, (double)o->optim.lr, o->clip, sched_name(o->sched.kind),
                (unsigned long long)o->seed);
+        printf("\"init\": \"%s\", ", crn_init_name(o->init.kind));
+        json_num("forget_bias", o->init.forget_bias, 0);
+        printf("}");
     } else {
         printf(", \"training\": null");
     }
@@ -285,6 +286,10 @@ static void print_info_text(const info_view *v) {
         printf("               corpus %s; batch %u x seq %u; %s lr %g, clip %g, %s schedule; seed %llu\n",
                o->corpus_path ? o->corpus_path : "?", o->batch, o->seq, crn_optim_name(o->optim.kind),
                (double)o->optim.lr, o->clip, sched_name(o->sched.kind), (unsigned long long)o->seed);
+        printf("               init %s", crn_init_name(o->init.kind));
+        if (v->cfg->cell == CRN_CELL_LSTM && isfinite(o->init.forget_bias))
+            printf(", forget bias %g", (double)o->init.forget_bias);
+        printf("\n");
         if (s->has_best)
             printf("  validation:  best %.4f bits/char at step %llu; first %.4f, last %.4f (%llu evals)\n",
                    s->best_val_bpc, (unsigned long long)s->best_step, s->first_val_bpc, s->last_val_bpc,

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "autoconf.h"
 #include "checkpoint.h"
 #include "cli.h"
 #include "common.h"
@@ -55,6 +56,12 @@ static void usage(FILE *f) {
         "      --embed N             embedding width, 0 = one-hot input (default 0)\n"
         "      --dropout P           dropout between layers, [0, 1) (default 0)\n"
         "      --layer-norm          layer normalisation in every cell (Ba et al. 2016; default off)\n"
+        "      --init S              initialisation: pytorch | xavier | orthogonal (default: pytorch for\n"
+        "                            lstm, uniform +-1/sqrt(hidden) for every weight and bias as PyTorch;\n"
+        "                            orthogonal for rnn and gru, orthogonal recurrent gate blocks)\n"
+        "      --forget-bias F       LSTM: set the forget-gate bias to F (default: as drawn by --init)\n"
+        "      --preset P            tiny | small | medium | large: a model and batch for the budget\n"
+        "                            (see below; options given explicitly win)\n"
         "\n"
         "Optimisation:\n"
         "      --batch N             parallel streams B (default 50)\n"
@@ -64,8 +71,10 @@ static void usage(FILE *f) {
         "      --weight-decay F      adamw: decoupled (default 0.01); others: L2 (default 0)\n"
         "      --momentum F          sgd momentum (default 0)\n"
         "      --clip F              clip gradients to this global norm, 0 = off (default 5)\n"
-        "      --schedule S          constant | step | cosine (default constant;\n"
-        "                            step if --lr-decay is given)\n"
+        "      --schedule S          constant | step | cosine | linear (default constant; step if\n"
+        "                            --lr-decay is given). cosine and linear decay to 0 at the end of\n"
+        "                            the budget; with --time the end is re-estimated from the measured\n"
+        "                            time per step, so the rate reaches ~0 when the time runs out\n"
         "      --lr-decay F          step schedule: multiply lr by F ... (default 1 = none)\n"
         "      --lr-decay-after N    ... from step N on, then once more every epoch (default 0)\n"
         "      --warmup N            linear warm-up steps (default 0)\n"
@@ -99,6 +108,16 @@ static void usage(FILE *f) {
         "  -q, --quiet               no progress output\n"
         "  -h, --help                show this help\n"
         "\n"
+        "Automatic configuration: a new run given no model shape (--cell, --activation,\n"
+        "--layers, --hidden, --embed), no --preset, no --init-from and only a time budget\n"
+        "picks a preset, dropout, batch and schedule (cosine to 0 over a long budget) from\n"
+        "the corpus size, its vocabulary and the time, and prints its choice and why in one\n"
+        "line; --dropout, --batch, --seq, --lr, --schedule, ... given explicitly win. Presets:\n"
+        "  tiny   lstm 1x128, embed 32, dropout 0, batch 32 x seq 64\n"
+        "  small  lstm 2x256, embed 64, dropout 0.1, batch 32 x seq 64\n"
+        "  medium lstm 2x384, embed 64, dropout 0.25, batch 32 x seq 64\n"
+        "  large  lstm 2x512, embed 64, dropout 0.3, batch 32 x seq 100\n"
+        "\n"
         "Progress goes to stderr: on a terminal one live line (epoch, step, train and\n"
         "validation bits per char, chars/s, time left); otherwise one line per eval.\n"
         "Bits per char are per NFC code point of the source text in every unit.\n"
@@ -118,7 +137,7 @@ enum {
     O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_DROPOUT, O_LN,
     O_BATCH, O_SEQ, O_OPTIM, O_LR, O_WD, O_MOMENTUM, O_CLIP, O_SCHED, O_DECAY, O_DECAY_AFTER, O_WARMUP,
     O_TIME, O_STEPS, O_EPOCHS, O_EVAL, O_PATIENCE, O_SAVE, O_NOOPT, O_RESUME, O_INIT, O_EXTEND,
-    O_SEED, O_THREADS, O_LOG, O_SAMPLE, O_SAMPLE_LEN, O_END
+    O_SEED, O_THREADS, O_LOG, O_SAMPLE, O_SAMPLE_LEN, O_INIT_SCHEME, O_FORGET, O_PRESET, O_END
 };
 
 static const struct option long_opts[] = {
@@ -164,6 +183,9 @@ static const struct option long_opts[] = {
     {"log", required_argument, 0, O_LOG},
     {"sample-every", required_argument, 0, O_SAMPLE},
     {"sample-len", required_argument, 0, O_SAMPLE_LEN},
+    {"init", required_argument, 0, O_INIT_SCHEME},
+    {"forget-bias", required_argument, 0, O_FORGET},
+    {"preset", required_argument, 0, O_PRESET},
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -181,6 +203,7 @@ typedef struct args {
     crn_train_opts o;           /* only fields whose option is set are meaningful */
     const char *out, *resume, *init_from, *corpus;
     int extend, quiet;
+    enum crn_preset preset;
 } args;
 
 static int push_str(char ***a, size_t *n, const char *s) {
@@ -192,12 +215,16 @@ static int push_str(char ***a, size_t *n, const char *s) {
     return 0;
 }
 
-static int parse_sched(const char *s, enum crn_schedule_kind *k) {
-    if (!strcmp(s, "constant")) *k = CRN_SCHED_CONSTANT;
-    else if (!strcmp(s, "step")) *k = CRN_SCHED_STEP_DECAY;
-    else if (!strcmp(s, "cosine")) *k = CRN_SCHED_COSINE;
-    else return -1;
-    return 0;
+static int parse_sched(const char *s, enum crn_schedule_kind *k) { return crn_schedule_parse(s, k); }
+
+/* A new run gets the automatic configuration when it names no model shape,
+ * no preset and no base model, and its only budget is time (given, or the
+ * default). */
+static int wants_auto(const args *a) {
+    static const int shape[] = {O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_PRESET, O_STEPS, O_EPOCHS};
+    for (size_t i = 0; i < CRN_ARRAY_LEN(shape); i++)
+        if (a->set[shape[i]]) return 0;
+    return !a->init_from && !a->resume;
 }
 
 /* Data and cleaning options: option c (value optarg, named on in messages) into a->o.
@@ -269,6 +296,18 @@ static int parse_model_option(args *a, int c, const char *on) {
         o->model.dropout = (float)d;
         break;
     case O_LN: o->model.layer_norm = 1; break;
+    case O_INIT_SCHEME:
+        if (crn_init_parse(optarg, &o->init.kind))
+            return cli_usage_error(CMD, "--init: '%s' is not pytorch, xavier or orthogonal", optarg);
+        break;
+    case O_FORGET:
+        if (cli_parse_double(CMD, on, optarg, -100, 100, &d)) return CLI_EXIT_USAGE;
+        o->init.forget_bias = (float)d;
+        break;
+    case O_PRESET:
+        if (crn_preset_parse(optarg, &a->preset))
+            return cli_usage_error(CMD, "--preset: '%s' is not tiny, small, medium or large", optarg);
+        break;
     case O_BATCH:
         if (cli_parse_long(CMD, on, optarg, 1, 1 << 16, &v)) return CLI_EXIT_USAGE;
         o->batch = (uint32_t)v;
@@ -298,7 +337,7 @@ static int parse_model_option(args *a, int c, const char *on) {
         o->clip = d;
         break;
     case O_SCHED:
-        if (parse_sched(optarg, &o->sched.kind)) return cli_usage_error(CMD, "--schedule: '%s' is not constant, step or cosine", optarg);
+        if (parse_sched(optarg, &o->sched.kind)) return cli_usage_error(CMD, "--schedule: '%s' is not constant, step, cosine or linear", optarg);
         break;
     case O_DECAY:
         if (cli_parse_double(CMD, on, optarg, 1e-6, 1, &d)) return CLI_EXIT_USAGE;
@@ -443,7 +482,8 @@ static void apply_common(crn_train_opts *dst, const args *a) {
         dst->time_limit = a->set[O_TIME] ? u->time_limit : 0;
         dst->max_steps = a->set[O_STEPS] ? u->max_steps : 0;
         dst->max_epochs = a->set[O_EPOCHS] ? u->max_epochs : 0;
-        if (dst->sched.kind == CRN_SCHED_COSINE) dst->sched.total = 0; /* recomputed from the new budget */
+        if (dst->sched.kind == CRN_SCHED_COSINE || dst->sched.kind == CRN_SCHED_LINEAR)
+            dst->sched.total = 0; /* recomputed from the new budget */
     }
     if (a->set[O_EVAL]) dst->eval_every = u->eval_every;
     if (a->set[O_PATIENCE]) dst->patience = u->patience;
@@ -485,6 +525,9 @@ static int check_resume_conflicts(const args *a, const crn_train_opts *ck) {
     CONFLICT(O_EMBED, u->model.embed != ck->model.embed, "embed %u", ck->model.embed);
     CONFLICT(O_DROPOUT, u->model.dropout != ck->model.dropout, "dropout %g", (double)ck->model.dropout);
     CONFLICT(O_LN, u->model.layer_norm != ck->model.layer_norm, "layer norm %s", ck->model.layer_norm ? "on" : "off");
+    CONFLICT(O_INIT_SCHEME, u->init.kind != ck->init.kind, "init %s", crn_init_name(ck->init.kind));
+    CONFLICT(O_FORGET, !(u->init.forget_bias == ck->init.forget_bias), "forget bias %g", (double)ck->init.forget_bias);
+    CONFLICT(O_PRESET, 1, "%s", "the model exists");
     CONFLICT(O_UNIT, u->unit != ck->unit, "unit %s", crn_unit_name(ck->unit));
     CONFLICT(O_NORM, u->norm != ck->norm, "normalize %s", crn_norm_name(ck->norm));
     CONFLICT(O_INVALID, u->invalid != ck->invalid, "invalid %s", crn_invalid_name(ck->invalid));
@@ -678,11 +721,29 @@ static int setup_fresh(session *S) {
     S->opts.keep = u->keep; S->opts.n_keep = u->n_keep; u->keep = NULL; u->n_keep = 0;
     S->opts.drop = u->drop; S->opts.n_drop = u->n_drop; u->drop = NULL; u->n_drop = 0;
     S->opts.replace = u->replace; S->opts.n_replace = u->n_replace; u->replace = NULL; u->n_replace = 0;
+    if (S->a.set[O_PRESET]) crn_preset_apply(&S->opts, S->a.preset);
+    else if (wants_auto(&S->a)) {
+        crn_auto_input in = {.val_frac = S->opts.val_frac,
+                             .seconds = S->a.set[O_TIME] ? u->time_limit : DEFAULT_TIME};
+        if ((rc = crn_auto_scan(S->opts.corpus_path, &in)) < 0) return cli_fail(CMD, rc);
+        char why[512];
+        crn_auto_config(&S->opts, &in, why, sizeof why);
+        if (!S->a.quiet) fprintf(stderr, "%s\n", why);
+    }
+    /* what was typed wins over the preset or the automatic choice */
     if (S->a.set[O_BATCH]) S->opts.batch = u->batch;
     if (S->a.set[O_SEQ]) S->opts.seq = u->seq;
-    S->opts.model = u->model;
+    if (S->a.set[O_CELL]) S->opts.model.cell = u->model.cell;
+    if (S->a.set[O_ACT]) S->opts.model.act = u->model.act;
+    if (S->a.set[O_LAYERS]) S->opts.model.layers = u->model.layers;
+    if (S->a.set[O_HIDDEN]) S->opts.model.hidden = u->model.hidden;
+    if (S->a.set[O_EMBED]) S->opts.model.embed = u->model.embed;
+    if (S->a.set[O_DROPOUT]) S->opts.model.dropout = u->model.dropout;
+    if (S->a.set[O_LN]) S->opts.model.layer_norm = u->model.layer_norm;
+    S->opts.init.kind = S->a.set[O_INIT_SCHEME] ? u->init.kind : crn_init_default_kind(S->opts.model.cell);
+    if (S->a.set[O_FORGET]) S->opts.init.forget_bias = u->init.forget_bias;
     if (S->a.init_from) {
-        static const int shape[] = {O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_LN, O_UNIT, O_NORM};
+        static const int shape[] = {O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_LN, O_UNIT, O_NORM, O_PRESET};
         for (size_t i = 0; i < CRN_ARRAY_LEN(shape); i++)
             if (S->a.set[shape[i]])
                 return cli_usage_error(CMD, "--%s cannot be combined with --init-from (the model shape and "
@@ -705,8 +766,10 @@ static int setup_fresh(session *S) {
 
 /* Refuse what would fail later (or harm the corpus). @return -1 ok, else the exit status. */
 static int check_outputs(session *S) {
-    if (S->opts.sched.kind == CRN_SCHED_COSINE && !S->opts.max_steps && !S->opts.max_epochs && !S->opts.sched.total)
-        return cli_usage_error(CMD, "--schedule cosine needs --steps or --epochs (the length of the decay)");
+    if ((S->opts.sched.kind == CRN_SCHED_COSINE || S->opts.sched.kind == CRN_SCHED_LINEAR) && !S->opts.max_steps &&
+        !S->opts.max_epochs && !S->opts.sched.total && !(S->opts.time_limit > 0))
+        return cli_usage_error(CMD, "--schedule %s needs a budget (--time, --steps or --epochs: the length of the "
+                               "decay)", crn_schedule_name(S->opts.sched.kind));
     if (check_writable_dir(S->start.out_path) < 0) return CLI_EXIT_ERROR; /* fail now, not at the first save */
     if (check_not_corpus(S->start.out_path, "", S->opts.corpus_path) < 0 ||
         check_not_corpus(S->start.out_path, CRN_RESUME_SUFFIX, S->opts.corpus_path) < 0 ||

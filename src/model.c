@@ -132,11 +132,27 @@ int crn_act_parse(const char *s, enum crn_act *out) {
         *out = CRN_ACT_TANH;
         return 0;
     }
+
     if (s && !strcmp(s, "relu")) {
         *out = CRN_ACT_RELU;
         return 0;
     }
     return crn_error_set(CRN_EINVAL, "unknown activation '%s' (expected tanh or relu)", s ? s : "(null)");
+}
+
+static const char *const init_names[] = {"pytorch", "xavier", "orthogonal"};
+
+const char *crn_init_name(enum crn_init_kind k) {
+    return (unsigned)k < CRN_ARRAY_LEN(init_names) ? init_names[k] : "?";
+}
+
+int crn_init_parse(const char *s, enum crn_init_kind *out) {
+    for (size_t i = 0; i < CRN_ARRAY_LEN(init_names); i++)
+        if (!strcmp(s, init_names[i])) {
+            *out = (enum crn_init_kind)i;
+            return 0;
+        }
+    return -1;
 }
 #endif
 
@@ -337,11 +353,58 @@ static void ln_init(crn_model *m) {
     }
 }
 
+/* Xavier/Glorot-uniform: each of the G gate blocks (columns g*H..g*H+H-1)
+ * of a (rows, G*H) tensor gets U(-a, a), a = sqrt(6 / (rows + H)); row-major
+ * draws. */
+static void init_xavier(real *w, size_t rows, int G, int H, crn_rng *rng) {
+    const double a = sqrt(6.0 / (double)(rows + (size_t)H));
+    for (size_t j = 0; j < rows * (size_t)G * (size_t)H; j++) w[j] = (real)((2.0 * crn_rng_uniform(rng) - 1.0) * a);
+}
+
+/* Each (H, H) gate block of w (H, G*H) := a random orthogonal matrix:
+ * modified Gram-Schmidt (in double) on the rows of a Gaussian matrix, drawn
+ * row-major. tmp (H*H). A (numerically) dependent row is redrawn. */
+static void init_orthogonal(real *w, int G, int H, double *tmp, crn_rng *rng) {
+    const size_t GH = (size_t)G * H;
+    for (int g = 0; g < G; g++) {
+        for (int r = 0; r < H; r++) {
+            double *q = tmp + (size_t)r * H;
+            for (int tries = 0; tries < 8; tries++) {
+                for (int j = 0; j < H; j++) {
+                    double u1 = crn_rng_uniform(rng), u2 = crn_rng_uniform(rng);
+                    q[j] = sqrt(-2.0 * log(1.0 - u1)) * cos(2.0 * M_PI * u2);
+                }
+                for (int k = 0; k < r; k++) {
+                    const double *p = tmp + (size_t)k * H;
+                    double d = 0;
+                    for (int j = 0; j < H; j++) d += p[j] * q[j];
+                    for (int j = 0; j < H; j++) q[j] -= d * p[j];
+                }
+                double nrm = 0;
+                for (int j = 0; j < H; j++) nrm += q[j] * q[j];
+                nrm = sqrt(nrm);
+                if (nrm > 1e-6) {
+                    for (int j = 0; j < H; j++) q[j] /= nrm;
+                    break;
+                }
+            }
+        }
+        for (int r = 0; r < H; r++)
+            for (int j = 0; j < H; j++) w[(size_t)r * GH + (size_t)g * H + j] = (real)tmp[(size_t)r * H + j];
+    }
+}
+
 /* Tensors in table order, each row-major, one draw per element:
  * embed ~ N(0, 1) (Box-Muller, two uniforms per element), everything else
- * uniform(-1/sqrt(H), 1/sqrt(H)); then the LSTM forget-gate biases are
- * overwritten: b_x[f] = 1, b_h[f] = 0. */
-void CRN_FN(crn_model_init)(crn_model *m, crn_rng *rng) {
+ * uniform(-1/sqrt(H), 1/sqrt(H)); then the scheme's redraws layer by layer
+ * (w_x, then w_h), then the LSTM forget-gate biases (model.h). */
+void CRN_FN(crn_model_init_spec)(crn_model *m, crn_rng *rng, const crn_init_spec *spec) {
+    crn_init_spec def;
+    if (!spec) {
+        crn_init_spec_default(&def);
+        def.kind = crn_init_default_kind(m->cfg.cell);
+        spec = &def;
+    }
     const double k = 1.0 / sqrt((double)m->H);
     for (int i = 0; i < m->ntensors; i++) {
         const crn_tensor_info *t = &m->tensors[i];
@@ -356,10 +419,22 @@ void CRN_FN(crn_model_init)(crn_model *m, crn_rng *rng) {
             for (size_t j = 0; j < n; j++) p[j] = (real)((2.0 * crn_rng_uniform(rng) - 1.0) * k);
         }
     }
-    if (m->cfg.cell == CRN_CELL_LSTM)
+    const size_t GH = (size_t)m->G * m->H;
+    double *tmp = spec->kind == CRN_INIT_ORTHOGONAL ? malloc((size_t)m->H * m->H * sizeof *tmp) : NULL;
+    if (spec->kind != CRN_INIT_PYTORCH)
+        for (int l = 0; l < m->L; l++) {
+            const struct layer_params *lp = &m->lp[l];
+            init_xavier(m->params + lp->w_x, (size_t)lp->in, m->G, m->H, rng);
+            if (tmp) init_orthogonal(m->params + lp->w_h, m->G, m->H, tmp, rng);
+            else init_xavier(m->params + lp->w_h, (size_t)m->H, m->G, m->H, rng);
+            memset(m->params + lp->b_x, 0, GH * sizeof(real));
+            memset(m->params + lp->b_h, 0, GH * sizeof(real));
+        }
+    free(tmp); /* (without memory for it, orthogonal falls back to Xavier for w_h) */
+    if (m->cfg.cell == CRN_CELL_LSTM && isfinite(spec->forget_bias))
         for (int l = 0; l < m->L; l++)
             for (int j = 0; j < m->H; j++) {
-                m->params[m->lp[l].b_x + m->H + j] = 1;
+                m->params[m->lp[l].b_x + m->H + j] = (real)spec->forget_bias;
                 m->params[m->lp[l].b_h + m->H + j] = 0;
             }
     ln_init(m);
@@ -367,6 +442,8 @@ void CRN_FN(crn_model_init)(crn_model *m, crn_rng *rng) {
     if (m->half) crn_f16_from_f32(m->half, m->params, m->nparams); // keep the sampling snapshot current
 #endif
 }
+
+void CRN_FN(crn_model_init)(crn_model *m, crn_rng *rng) { CRN_FN(crn_model_init_spec)(m, rng, NULL); }
 
 #if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
 int crn_model_step_f16(crn_model *m, int enable) {

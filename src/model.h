@@ -22,16 +22,17 @@
  *     l.ln_gc (H)           LSTM only: gain of LN(c_t), init 1
  *     l.ln_bc (H)           LSTM only: bias of LN(c_t), init 0
  *
- * Gate order within G*H is PyTorch's: LSTM i,f,g,o; GRU r,z,n. Initialisation
- * (crn_model_init): uniform(-1/sqrt(H), 1/sqrt(H)) for every cell tensor and
- * the output layer (PyTorch's default), N(0,1) for the embedding, LSTM forget
- * gate bias b_x[f] = 1 (b_h[f] = 0).
+ * Gate order within G*H is PyTorch's: LSTM i,f,g,o; GRU r,z,n. Initialisation:
+ * crn_model_init_spec below (uniform(-1/sqrt(H), 1/sqrt(H)) for every cell
+ * tensor and the output layer, PyTorch's default, N(0,1) for the embedding;
+ * Xavier / orthogonal variants; an optional LSTM forget-gate bias).
  *
  * Windows are time-major: token ids x[t*B + b], states (B, H) per layer.
  * Compiled as float and as double (real.h); see CRN_FN. */
 #ifndef CRN_MODEL_H
 #define CRN_MODEL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -90,7 +91,42 @@ const crn_tensor_info *CRN_FN(crn_model_tensor)(const crn_model *m, int i);
 /* Find a tensor by name; NULL if absent. */
 const crn_tensor_info *CRN_FN(crn_model_find_tensor)(const crn_model *m, const char *name);
 
-/* Initialise all parameters (documented above) from rng. */
+/* Initialisation schemes (`--init`). Every scheme first draws the tensors as
+ * CRN_INIT_PYTORCH does (so the draws are the same up to that point), then:
+ *   pytorch     nothing more: uniform(-1/sqrt(H), 1/sqrt(H)) for every cell
+ *               weight and bias and the output layer, as torch.nn.LSTM/GRU/RNN
+ *               and nn.Linear(H, V) do; embed N(0, 1) as nn.Embedding
+ *   xavier      cell weights redrawn Xavier/Glorot-uniform per gate block,
+ *               w ~ U(-a, a), a = sqrt(6 / (in + H)); cell biases 0
+ *   orthogonal  as xavier, but each (H, H) gate block of w_h is a random
+ *               orthogonal matrix (Gram-Schmidt of a Gaussian matrix)
+ * Then, for an LSTM, if forget_bias is finite: b_x[f] = forget_bias and
+ * b_h[f] = 0 (so the gate's total bias is forget_bias). */
+enum crn_init_kind { CRN_INIT_PYTORCH = 0, CRN_INIT_XAVIER = 1, CRN_INIT_ORTHOGONAL = 2 };
+typedef struct crn_init_spec {
+    enum crn_init_kind kind;
+    float forget_bias;  /* LSTM; NaN = as drawn by the scheme */
+} crn_init_spec;
+/* The default scheme for a cell, chosen by issue 12's equal-step study
+ * against PyTorch (docs/training.md): pytorch for the LSTM (its forget bias
+ * as drawn: a bias of 1 cost ~0.1 bit/char at 1,000 steps), orthogonal for
+ * the RNN and GRU (~0.03-0.04 bit/char better than pytorch). */
+static inline enum crn_init_kind crn_init_default_kind(enum crn_cell c) {
+    return c == CRN_CELL_LSTM ? CRN_INIT_PYTORCH : CRN_INIT_ORTHOGONAL;
+}
+/* The default spec of an LSTM (the default cell): pytorch, bias as drawn;
+ * for another cell set kind = crn_init_default_kind(cell). */
+static inline void crn_init_spec_default(crn_init_spec *s) {
+    s->kind = crn_init_default_kind(CRN_CELL_LSTM);
+    s->forget_bias = NAN;
+}
+const char *crn_init_name(enum crn_init_kind k);
+int crn_init_parse(const char *s, enum crn_init_kind *out);
+
+/* Initialise all parameters from rng with the scheme spec (NULL = the
+ * default of the model's cell). */
+void CRN_FN(crn_model_init_spec)(crn_model *m, crn_rng *rng, const crn_init_spec *spec);
+/* crn_model_init_spec with the default spec. */
 void CRN_FN(crn_model_init)(crn_model *m, crn_rng *rng);
 
 /* State of B streams: h (and c for LSTM) per layer, zero after create/reset. */

@@ -284,6 +284,21 @@ double crn_clip_grad_norm(float *g, size_t n, double max_norm) {
     return norm;
 }
 
+static const char *const sched_names[] = {"constant", "step", "cosine", "linear"};
+
+const char *crn_schedule_name(enum crn_schedule_kind k) {
+    return (unsigned)k < sizeof sched_names / sizeof *sched_names ? sched_names[k] : "?";
+}
+
+int crn_schedule_parse(const char *s, enum crn_schedule_kind *out) {
+    for (size_t i = 0; i < sizeof sched_names / sizeof *sched_names; i++)
+        if (!strcmp(s, sched_names[i])) {
+            *out = (enum crn_schedule_kind)i;
+            return 0;
+        }
+    return -1;
+}
+
 float crn_schedule_lr(const crn_schedule *s, uint64_t step) {
     const double base = s->lr;
     const int warming = s->warmup > 0 && step < s->warmup;
@@ -297,7 +312,8 @@ float crn_schedule_lr(const crn_schedule *s, uint64_t step) {
         lr = base * pow((double)s->decay, (double)k) * warm;
         break;
     }
-    case CRN_SCHED_COSINE: {
+    case CRN_SCHED_COSINE:
+    case CRN_SCHED_LINEAR: {
         if (warming) {
             lr = base * warm;
         } else {
@@ -307,7 +323,8 @@ float crn_schedule_lr(const crn_schedule *s, uint64_t step) {
                 if (prog > 1.0) prog = 1.0;
             }
             const double floor_lr = s->min_lr;
-            lr = floor_lr + (base - floor_lr) * 0.5 * (1.0 + cos(M_PI * prog));
+            const double f = s->kind == CRN_SCHED_LINEAR ? 1.0 - prog : 0.5 * (1.0 + cos(M_PI * prog));
+            lr = floor_lr + (base - floor_lr) * f;
         }
         break;
     }

@@ -80,7 +80,7 @@ int crn_optim_finite(const crn_optim *o, const float *params);
  * (NaN/Inf if g has a non-finite entry; then g is left as it is). */
 double crn_clip_grad_norm(float *g, size_t n, double max_norm);
 
-enum crn_schedule_kind { CRN_SCHED_CONSTANT = 0, CRN_SCHED_STEP_DECAY = 1, CRN_SCHED_COSINE = 2 };
+enum crn_schedule_kind { CRN_SCHED_CONSTANT = 0, CRN_SCHED_STEP_DECAY = 1, CRN_SCHED_COSINE = 2, CRN_SCHED_LINEAR = 3 };
 typedef struct crn_schedule {
     enum crn_schedule_kind kind;
     float lr;              /* base */
@@ -88,9 +88,13 @@ typedef struct crn_schedule {
     uint64_t decay_after;  /* char-rnn's learning_rate_decay_after, in steps */
     uint64_t decay_every;  /* default: one epoch's steps */
     uint64_t warmup;       /* linear warm-up steps (cosine; also allowed with the others) */
-    uint64_t total;        /* cosine: steps to decay to min_lr */
-    float min_lr;          /* cosine floor, default 0 */
+    uint64_t total;        /* cosine, linear: steps to decay to min_lr (with only a time
+                            * budget the trainer re-estimates it as it goes, train.h) */
+    float min_lr;          /* cosine/linear floor, default 0 */
 } crn_schedule;
+/* "constant", "step", "cosine", "linear"; parse returns 0 or -1. */
+const char *crn_schedule_name(enum crn_schedule_kind k);
+int crn_schedule_parse(const char *s, enum crn_schedule_kind *out);
 /* Learning rate at step (0-based), computed in double, returned as float.
  * warm(step) = (step + 1) / warmup while step < warmup (warmup > 0), else 1.
  *   constant:   lr * warm(step)
@@ -102,7 +106,8 @@ typedef struct crn_schedule {
  *   cosine:     lr * warm(step) while step < warmup; then
  *               min_lr + (lr - min_lr) * (1 + cos(pi * p)) / 2,
  *               p = min(1, (step - warmup) / (total - warmup)) (p = 1 when
- *               total <= warmup), so step >= total gives min_lr. */
+ *               total <= warmup), so step >= total gives min_lr.
+ *   linear:     as cosine with min_lr + (lr - min_lr) * (1 - p). */
 float crn_schedule_lr(const crn_schedule *s, uint64_t step);
 
 #endif

@@ -114,6 +114,7 @@ struct crn_trainer {
     uint64_t new_tokens;
     int model_written;
     int has_val;
+    int timed_sched;        /* cosine/linear with a time budget: the horizon follows the clock */
     char start_note[256];
     volatile sig_atomic_t *stop_flag; /* this trainer's stop request (NULL: none) */
 };
@@ -317,7 +318,7 @@ static int start_fresh(crn_trainer *t, crn_rng *init_rng) {
     cfg.vocab = crn_vocab_size(t->corpus->vocab);
     if ((rc = crn_model_config_check(&cfg)) < 0) return rc;
     if ((rc = crn_model_create(&t->model, &cfg)) < 0) return rc;
-    crn_model_init(t->model, init_rng);
+    crn_model_init_spec(t->model, init_rng, &t->o.init);
     return 0;
 }
 
@@ -354,10 +355,14 @@ static int setup_optimization(crn_trainer *t, int resume) {
     t->o.sched.lr = t->o.optim.lr;
     if (t->o.sched.kind == CRN_SCHED_STEP_DECAY && t->o.sched.decay_every == 0)
         t->o.sched.decay_every = t->bt.n_win;
-    if (t->o.sched.kind == CRN_SCHED_COSINE && t->o.sched.total == 0) {
+    const int decaying = t->o.sched.kind == CRN_SCHED_COSINE || t->o.sched.kind == CRN_SCHED_LINEAR;
+    t->timed_sched = decaying && t->o.time_limit > 0;
+    if (decaying && t->o.sched.total == 0) {
         if (t->o.max_steps) t->o.sched.total = t->o.max_steps;
         else if (t->o.max_epochs) t->o.sched.total = t->o.max_epochs * t->bt.n_win;
-        else return crn_error_set(CRN_EINVAL, "the cosine schedule needs a step or epoch budget (--steps or --epochs)");
+        else if (!t->timed_sched)
+            return crn_error_set(CRN_EINVAL, "the %s schedule needs a budget (--time, --steps or --epochs)",
+                                 t->o.sched.kind == CRN_SCHED_LINEAR ? "linear" : "cosine");
     }
     return 0;
 }
@@ -508,7 +513,35 @@ typedef struct loop {
     uint64_t last_eval_step, last_sample_step;
     double last_save_time;
     uint64_t last_save_step;
+    uint64_t start_step;      /* the step this session started at */
 } loop;
+
+/* A time-budgeted decaying schedule: re-estimate the step the decay ends at
+ * from this session's measured time per step (evals and saves included)
+ * and the time left, capped by a step/epoch budget (sched.total). Until 4
+ * steps are measured the saved horizon stands (0 on a fresh run: no decay
+ * yet). The last step that fits gets p close to 1. */
+#define HORIZON_MIN_STEPS 4
+static void update_horizon(crn_trainer *t, const loop *L) {
+    if (!t->timed_sched) return;
+    const uint64_t k = t->s.step - L->start_step;
+    if (k < HORIZON_MIN_STEPS) return;
+    const double used = crn_now() - L->t0, per_step = used / (double)k;
+    double left = t->o.time_limit - used;
+    if (left < 0) left = 0;
+    double more = per_step > 0 ? floor(left / per_step) : 0;
+    if (more > 1e15) more = 1e15;
+    uint64_t h = t->s.step + (uint64_t)more + 1;
+    if (t->o.sched.total && h > t->o.sched.total) h = t->o.sched.total;
+    t->s.horizon = h;
+}
+
+/* The learning rate of the next step (schedule, horizon, lr_scale). */
+static double step_lr(const crn_trainer *t) {
+    crn_schedule s = t->o.sched;
+    if (t->timed_sched) s.total = t->s.horizon ? t->s.horizon : ((uint64_t)1 << 62);
+    return crn_schedule_lr(&s, t->s.step) * t->s.lr_scale;
+}
 
 static double elapsed_now(const crn_trainer *t, const loop *L) {
     (void)t;
@@ -807,7 +840,8 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
     L.t0 = L.seg_t0 = L.last_save_time = crn_now();
     L.base_elapsed = t->s.elapsed;
     L.last_eval_step = L.last_sample_step = L.last_save_step = t->s.step;
-    L.lr = crn_schedule_lr(&t->o.sched, t->s.step) * t->s.lr_scale;
+    L.start_step = t->s.step;
+    L.lr = step_lr(t);
     t->s.stop_reason = CRN_TRAIN_STOP_NONE;
 
     const crn_model_config *cfg = crn_model_config_of(t->model);
@@ -850,7 +884,8 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
         float lr = 0;
         int state_ok = 1;
         if (isfinite(loss) && isfinite(norm)) {
-            lr = (float)(crn_schedule_lr(&t->o.sched, t->s.step) * t->s.lr_scale);
+            update_horizon(t, &L);
+            lr = (float)step_lr(t);
             crn_optim_step(t->optim, params, grads, lr);
             state_ok = crn_optim_finite(t->optim, params); /* e.g. adam's v overflowed with --clip 0 */
         }

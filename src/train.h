@@ -57,6 +57,7 @@ typedef struct crn_train_opts {
     uint32_t batch, seq;            /* B streams x T steps per window */
     /* model (cfg.vocab is set from the corpus) */
     crn_model_config model;
+    crn_init_spec init;             /* initialisation of a fresh model (--init, --forget-bias) */
     /* optimisation */
     crn_optim_config optim;
     double clip;                    /* global-norm clip, 0 = off; default 5 */
@@ -112,6 +113,8 @@ typedef struct crn_train_status {
     uint32_t bad_evals;             /* evals since the best (patience) */
     uint32_t nonfinite_total, nonfinite_run;
     double lr_scale;                /* halved after each non-finite step (1 otherwise) */
+    uint64_t horizon;               /* time-budgeted cosine/linear schedule: the step the decay
+                                     * ends at, as last estimated (0 = not yet estimated) */
     crn_rng rng;                    /* dropout stream */
     /* history */
     uint64_t n_evals;
@@ -127,11 +130,14 @@ typedef struct crn_train_status {
 void crn_train_status_free(crn_train_status *s); /* frees carry; NULL ok */
 
 /* Training state blob (all little-endian):
- *   "CRNTRAIN" u32 version(1)
- *   state fields in the order of crn_train_status (u64/u32, f64 as IEEE bits)
- *   options in the order of crn_train_opts (strings: u32 length + bytes;
- *     arrays: u32 count + strings)
+ *   "CRNTRAIN" u32 version(2; version 1 is read too)
+ *   state fields in the order of crn_train_status up to started_unix
+ *     (u64/u32, f64 as IEEE bits)
+ *   options in the order of crn_train_opts up to sample_len, without init
+ *     (strings: u32 length + bytes; arrays: u32 count + strings)
  *   carried state: u32 L, B, H, has_c, then L*(1+has_c)*B*H f32
+ *   version 2 only: u32 init kind, f32 forget bias (NaN = as drawn),
+ *     u64 horizon (version 1 reads as: pytorch init, forget bias 1, horizon 0)
  * @return 0, or CRN_ENOMEM / CRN_EFORMAT ("training state at byte N: ..."). */
 int crn_train_blob_encode(uint8_t **out, size_t *len, const crn_train_opts *o, const crn_train_status *s);
 int crn_train_blob_decode(crn_train_opts *o, crn_train_status *s, const uint8_t *buf, size_t len);

@@ -13,7 +13,7 @@
 #include "train.h"
 
 #define BLOB_MAGIC "CRNTRAIN"
-#define BLOB_VERSION 1u
+#define BLOB_VERSION 2u
 #define BLOB_MAX_STRING (1u << 20)
 #define BLOB_MAX_LIST 4096u
 
@@ -173,6 +173,10 @@ int crn_train_blob_encode(uint8_t **out, size_t *len, const crn_train_opts *o, c
         size_t n = (size_t)s->carry_layers * (1u + s->carry_has_c) * s->carry_batch * s->carry_hidden;
         for (size_t i = 0; i < n; i++) w_f32(&w, s->carry[i]);
     }
+    /* version 2 */
+    w_u32(&w, (uint32_t)o->init.kind);
+    w_f32(&w, o->init.forget_bias);
+    w_u64(&w, s->horizon);
     if (w.oom) {
         free(w.p);
         return crn_error_set(CRN_ENOMEM, "out of memory encoding the training state");
@@ -316,7 +320,7 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_status *s, const uint8_t 
         return crn_error_set(CRN_EFORMAT, "training state at byte 0: bad magic (not a charrnn training state)");
     r->pos = 8;
     uint32_t ver = r_u32(r);
-    if (ver != BLOB_VERSION) {
+    if (ver < 1 || ver > BLOB_VERSION) {
         r->pos = 8;
         return crn_error_set(CRN_EFORMAT, "training state at byte 8: version %u is not supported (this build reads %u)",
                              ver, BLOB_VERSION);
@@ -372,7 +376,7 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_status *s, const uint8_t 
     o->optim.momentum = r_f32_in(r, 0, 1, "momentum out of range");
     o->optim.alpha = r_f32_in(r, 0, 1, "alpha out of range");
     o->clip = r_f64_in(r, 0, 1e30, "clip out of range");
-    o->sched.kind = (enum crn_schedule_kind)r_u32_max(r, CRN_SCHED_COSINE, "bad schedule");
+    o->sched.kind = (enum crn_schedule_kind)r_u32_max(r, CRN_SCHED_LINEAR, "bad schedule");
     o->sched.lr = r_f32_in(r, 0, 1e6f, "schedule lr out of range");
     o->sched.decay = r_f32_in(r, 0, 1e6f, "decay out of range");
     o->sched.decay_after = r_u64(r);
@@ -414,6 +418,20 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_status *s, const uint8_t 
         }
     } else if (!r->err) {
         s->carry_layers = s->carry_batch = s->carry_hidden = s->carry_has_c = 0;
+    }
+    if (ver >= 2) {
+        o->init.kind = (enum crn_init_kind)r_u32_max(r, CRN_INIT_ORTHOGONAL, "bad init scheme");
+        size_t at = r->pos;
+        o->init.forget_bias = r_f32(r);
+        if (!r->err && isinf(o->init.forget_bias)) {
+            r->pos = at;
+            r_fail(r, "forget bias out of range");
+        }
+        s->horizon = r_u64(r);
+        if (!r->err && s->horizon > ((uint64_t)1 << 62)) r_fail(r, "schedule horizon out of range");
+    } else {
+        o->init.kind = CRN_INIT_PYTORCH; /* what version-1 writers used */
+        o->init.forget_bias = 1;
     }
     if (!r->err && r->pos != r->n) r_fail(r, "trailing bytes");
     if (r->err) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autoconf.h"
 #include "common.h"
 #include "train.h"
 
@@ -23,7 +24,23 @@ typedef struct opt_desc {
 static int p_unit(const char *s, crn_train_opts *o) { return crn_unit_parse(s, &o->unit); }
 static int p_norm(const char *s, crn_train_opts *o) { return crn_norm_parse(s, &o->norm); }
 static int p_invalid(const char *s, crn_train_opts *o) { return crn_invalid_parse(s, &o->invalid); }
-static int p_cell(const char *s, crn_train_opts *o) { return crn_cell_parse(s, &o->model.cell); }
+static int p_cell(const char *s, crn_train_opts *o) {
+    enum crn_cell old = o->model.cell;
+    if (crn_cell_parse(s, &o->model.cell)) return -1;
+    /* an init scheme still at the old cell's default follows the cell */
+    if (o->init.kind == crn_init_default_kind(old)) o->init.kind = crn_init_default_kind(o->model.cell);
+    return 0;
+}
+static int p_init(const char *s, crn_train_opts *o) { return crn_init_parse(s, &o->init.kind); }
+/* a preset sets the model shape, dropout, batch and seq (options set later win) */
+static int p_preset(const char *s, crn_train_opts *o) {
+    enum crn_preset p;
+    if (crn_preset_parse(s, &p) || p == CRN_PRESET_NONE) return -1;
+    enum crn_cell old = o->model.cell;
+    crn_preset_apply(o, p);
+    if (o->init.kind == crn_init_default_kind(old)) o->init.kind = crn_init_default_kind(o->model.cell);
+    return 0;
+}
 static int p_act(const char *s, crn_train_opts *o) { return crn_act_parse(s, &o->model.act); }
 static int p_optim(const char *s, crn_train_opts *o) {
     enum crn_optim_kind k;
@@ -35,13 +52,7 @@ static int p_optim(const char *s, crn_train_opts *o) {
     }
     return 0;
 }
-static int p_sched(const char *s, crn_train_opts *o) {
-    if (!strcmp(s, "constant")) o->sched.kind = CRN_SCHED_CONSTANT;
-    else if (!strcmp(s, "step")) o->sched.kind = CRN_SCHED_STEP_DECAY;
-    else if (!strcmp(s, "cosine")) o->sched.kind = CRN_SCHED_COSINE;
-    else return -1;
-    return 0;
-}
+static int p_sched(const char *s, crn_train_opts *o) { return crn_schedule_parse(s, &o->sched.kind); }
 
 #define OFF(f) offsetof(crn_train_opts, f)
 #define BIG ((double)(1ull << 50))
@@ -61,6 +72,9 @@ static const opt_desc descs[] = {
     {"hidden", K_U32, OFF(model.hidden), 1, 16384, NULL},
     {"embed", K_U32, OFF(model.embed), 0, 16384, NULL},
     {"dropout", K_F32, OFF(model.dropout), 0, 0.99, NULL},
+    {"init", K_ENUM, 0, 0, 0, p_init},
+    {"forget-bias", K_F32, OFF(init.forget_bias), -100, 100, NULL},
+    {"preset", K_ENUM, 0, 0, 0, p_preset},
     {"batch", K_U32, OFF(batch), 1, 1 << 16, NULL},
     {"seq", K_U32, OFF(seq), 1, 1 << 16, NULL},
     {"optimizer", K_ENUM, 0, 0, 0, p_optim},
@@ -195,6 +209,7 @@ void crn_train_opts_default(crn_train_opts *o) {
     o->model.hidden = 128;
     o->model.layers = 2;
     o->model.dropout = 0;
+    crn_init_spec_default(&o->init);
     crn_optim_config_default(&o->optim, CRN_OPT_ADAM);
     o->clip = 5;
     o->sched.kind = CRN_SCHED_CONSTANT;

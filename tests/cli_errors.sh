@@ -369,6 +369,12 @@ row E78 2 "--time: 'abc' is not a duration \(examples: 90s, 10m, 1.5h\)" "$C" tr
 row E79 2 "--steps: -5 is out of range" "$C" train "${X[@]}" --steps -5
 row E80 2 "--lr: 'nan' is not a number" "$C" train "${X[@]}" --lr nan
 row E81 2 "--lr: -0.1 is out of range" "$C" train "${X[@]}" --lr -0.1
+row Q1 2 "--init: 'he' is not pytorch, xavier or orthogonal" "$C" train "${X[@]}" --init he
+row Q2 2 "--forget-bias: 'x' is not a number" "$C" train "${X[@]}" --forget-bias x
+row Q3 2 "--forget-bias: 1000 is out of range \[-100, 100\]" "$C" train "${X[@]}" --forget-bias 1000
+row Q4 2 "--preset: 'huge' is not tiny, small, medium or large" "$C" train "${X[@]}" --preset huge
+row Q5 2 "--schedule: 'exp' is not constant, step, cosine or linear" "$C" train "${X[@]}" --schedule exp
+row Q6 2 "--preset cannot be combined with --init-from" "$C" train "${X[@]}" --preset tiny --init-from "$M"
 row E82 2 "--length: 0 is out of range \[1, 1000000\]" "$C" generate "$M" --length 0
 row E83 2 "--temperature: 'abc' is not a number" "$C" generate "$M" --temperature abc
 row E84 2 "--batch: 0 is out of range \[1, 4096\]" "$C" eval "$M" "$D/t.txt" --batch 0

@@ -250,4 +250,48 @@ else
     echo "skip - \$CRN_SHARED_CORPORA/tinyshakespeare.txt absent: real-text run not done"
 fi
 
+# ---- initialisation, a schedule that knows the time, presets, automatic configuration (issue 12)
+check "--init orthogonal --forget-bias 1" "$C" train "$D/text.txt" -o "$D/i.ckpt" "${TINY[@]}" --steps 3 \
+    --init orthogonal --forget-bias 1
+"$C" info "$D/i.ckpt" > "$D/i.info"
+expect_grep "init orthogonal, forget bias 1" "$D/i.info" "info shows the init"
+check "--cell gru without --init" "$C" train "$D/text.txt" -o "$D/gi.ckpt" --cell gru --layers 1 --hidden 8 \
+    --batch 4 --seq 8 --threads 1 --quiet --steps 2
+"$C" info "$D/gi.ckpt" > "$D/gi.info"
+expect_grep "init orthogonal$" "$D/gi.info" "the default init of a gru is orthogonal"
+check "resume keeps the init" "$C" train --resume "$D/i.ckpt" --steps 5 --quiet
+expect_exit 2 "--init differs on resume" "$C" train --resume "$D/i.ckpt" --steps 6 --init xavier --quiet
+expect_grep "--init conflicts with the checkpoint \(init orthogonal\)" "$T_TMP/err" "the conflict names the init"
+for sched in cosine linear; do
+    check "$sched with only --time" "$C" train "$D/text.txt" -o "$D/$sched.ckpt" "${TINY[@]}" --time 2s \
+        --schedule $sched --eval-every 10 --log "$D/$sched.csv"
+    check "$sched: lr starts at 2e-3 and ends near 0 when the time runs out" python3 -c '
+import csv, sys
+lr = [float(r["lr"]) for r in csv.DictReader(open(sys.argv[1]))]
+print(lr[0], lr[-1], len(lr))
+sys.exit(0 if len(lr) >= 4 and lr[0] > 1.5e-3 and lr[-1] < 1e-4 and lr == sorted(lr, reverse=True) else 1)' "$D/$sched.csv"
+done
+"$C" train "$D/text.txt" -o "$D/auto.ckpt" --time 2s --threads 1 --eval-every 50 2> "$D/auto.err"
+expect_grep "^auto configuration: preset tiny \(lstm 1x128, embed 32, dropout 0, batch 32 x seq 64, adam lr 0.002, constant rate: a short run\)" \
+    "$D/auto.err" "a run without model options prints its automatic configuration"
+expect_grep "vocabulary [0-9]+$" "$D/auto.err" "... and why (the vocabulary, the budget)"
+"$C" info "$D/auto.ckpt" > "$D/auto.info"
+expect_grep "lstm, 1 layers x 128 hidden, embedding input \(32\)" "$D/auto.info" "the automatic model is trained"
+expect_grep "batch 32 x seq 64; adam lr 0.002, clip 5, constant schedule" "$D/auto.info" "... with its batch and schedule"
+timeout 2 "$C" train "$D/text.txt" -o "$D/auto3.ckpt" --time 1h --threads 1 --eval-every 5 2> "$D/auto3.err"
+expect_grep "^auto configuration: preset tiny .*cosine to 0 over the budget\): .*~[0-9]+ steps\) in 3600 s" "$D/auto3.err" \
+    "a long budget gets the cosine schedule"
+"$C" train "$D/text.txt" -o "$D/auto2.ckpt" --time 1s --threads 1 --batch 4 --dropout 0.3 --schedule constant 2> "$D/auto2.err"
+expect_grep "^auto configuration" "$D/auto2.err" "options that leave the shape open keep the automatic choice"
+"$C" info "$D/auto2.ckpt" > "$D/auto2.info"
+expect_grep "dropout 0.3" "$D/auto2.info" "... and the given dropout wins"
+expect_grep "batch 4 x seq 64; adam lr 0.002, clip 5, constant schedule" "$D/auto2.info" "... the given batch and schedule win"
+"$C" train "$D/text.txt" -o "$D/noauto.ckpt" "${TINY[@]}" --time 1s 2> "$D/noauto.err"
+if grep -q "auto configuration" "$D/noauto.err"; then fail "a given model shape turns the automatic choice off" "$(cat "$D/noauto.err")"
+else pass "a given model shape turns the automatic choice off"; fi
+check "--preset small --hidden 32" "$C" train "$D/text.txt" -o "$D/p.ckpt" --preset small --hidden 32 --steps 2 \
+    --threads 1 --quiet
+"$C" info "$D/p.ckpt" > "$D/p.info"
+expect_grep "lstm, 2 layers x 32 hidden, embedding input \(64\), dropout 0.1" "$D/p.info" "the preset, with the given option winning"
+
 summary

@@ -704,6 +704,99 @@ START_TEST(test_f16_step_close_to_float) {
 }
 END_TEST
 
+/* The init schemes of model.h: pytorch draws, the forget bias override,
+ * Xavier bounds and zero biases, orthogonal gate blocks of w_h. */
+START_TEST(test_init_schemes) {
+    crn_model_config cfg = {.cell = CRN_CELL_LSTM, .vocab = 10, .embed = 0, .hidden = 8, .layers = 2};
+    crn_model *m = NULL, *ref = NULL;
+    ck_assert_int_eq(crn_model_create(&m, &cfg), 0);
+    ck_assert_int_eq(crn_model_create(&ref, &cfg), 0);
+    const size_t n = crn_model_num_params(m), H = 8, GH = 32;
+    crn_rng rng;
+    crn_rng_seed(&rng, 5);
+    crn_model_init(ref, &rng);
+    const float *r = crn_model_params(ref), *p = crn_model_params(m);
+    int forget_is_one = 1;
+    for (size_t j = 0; j < n; j++) {
+        ck_assert(fabsf(r[j]) <= 1 / sqrtf(8)); /* one-hot: every tensor is uniform(+-1/sqrt(H)) */
+        if (j >= crn_model_find_tensor(ref, "l0.b_x")->offset + H && j < crn_model_find_tensor(ref, "l0.b_x")->offset + 2 * H)
+            forget_is_one &= r[j] == 1;
+    }
+    ck_assert(!forget_is_one);
+    /* forget bias 1: the same draws, the LSTM forget biases replaced */
+    crn_init_spec sp;
+    crn_init_spec_default(&sp);
+    sp.forget_bias = 1;
+    crn_rng_seed(&rng, 5);
+    crn_model_init_spec(m, &rng, &sp);
+    size_t changed = 0;
+    for (int l = 0; l < 2; l++) {
+        char nx[16], nh[16];
+        snprintf(nx, sizeof nx, "l%d.b_x", l);
+        snprintf(nh, sizeof nh, "l%d.b_h", l);
+        const size_t ox = crn_model_find_tensor(m, nx)->offset, oh = crn_model_find_tensor(m, nh)->offset;
+        for (size_t j = 0; j < H; j++) {
+            ck_assert_float_eq(p[ox + H + j], 1);
+            ck_assert_float_eq(p[oh + H + j], 0);
+        }
+    }
+    for (size_t j = 0; j < n; j++) changed += p[j] != r[j];
+    ck_assert_uint_le(changed, 2 * 2 * H);
+    ck_assert_uint_ge(changed, 2 * H);
+    /* xavier: bounds per tensor, zero biases */
+    sp.kind = CRN_INIT_XAVIER;
+    sp.forget_bias = NAN;
+    crn_model_init_spec(m, &rng, &sp);
+    for (int l = 0; l < 2; l++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "l%d.w_x", l);
+        const crn_tensor_info *wx = crn_model_find_tensor(m, nm);
+        const float a = sqrtf(6.0f / (float)(wx->rows + H));
+        float mx = 0;
+        for (size_t j = 0; j < wx->rows * GH; j++) mx = fmaxf(mx, fabsf(p[wx->offset + j]));
+        ck_assert(mx <= a && mx > 0.5f * a);
+        snprintf(nm, sizeof nm, "l%d.b_h", l);
+        for (size_t j = 0; j < GH; j++) ck_assert_float_eq(p[crn_model_find_tensor(m, nm)->offset + j], 0);
+    }
+    /* orthogonal: every (H, H) gate block of w_h has orthonormal rows */
+    sp.kind = CRN_INIT_ORTHOGONAL;
+    crn_model_init_spec(m, &rng, &sp);
+    const size_t wh = crn_model_find_tensor(m, "l1.w_h")->offset;
+    for (size_t g = 0; g < 4; g++)
+        for (size_t a = 0; a < H; a++)
+            for (size_t b = 0; b < H; b++) {
+                double d = 0;
+                for (size_t k = 0; k < H; k++) d += (double)p[wh + a * GH + g * H + k] * p[wh + b * GH + g * H + k];
+                ck_assert(fabs(d - (a == b)) < 1e-5);
+            }
+    /* the default of a GRU (and RNN) is orthogonal */
+    ck_assert_int_eq(crn_init_default_kind(CRN_CELL_GRU), CRN_INIT_ORTHOGONAL);
+    ck_assert_int_eq(crn_init_default_kind(CRN_CELL_RNN), CRN_INIT_ORTHOGONAL);
+    ck_assert_int_eq(crn_init_default_kind(CRN_CELL_LSTM), CRN_INIT_PYTORCH);
+    crn_model_config gc = {.cell = CRN_CELL_GRU, .vocab = 10, .embed = 4, .hidden = 8, .layers = 1};
+    crn_model *gm = NULL;
+    ck_assert_int_eq(crn_model_create(&gm, &gc), 0);
+    crn_model_init(gm, &rng);
+    const float *gp = crn_model_params(gm);
+    const size_t gwh = crn_model_find_tensor(gm, "l0.w_h")->offset, G3 = 24;
+    for (size_t g = 0; g < 3; g++)
+        for (size_t a = 0; a < H; a++) {
+            double d = 0;
+            for (size_t k2 = 0; k2 < H; k2++) d += (double)gp[gwh + a * G3 + g * H + k2] * gp[gwh + a * G3 + g * H + k2];
+            ck_assert(fabs(d - 1) < 1e-5);
+        }
+    crn_model_destroy(gm);
+    /* names */
+    enum crn_init_kind k;
+    ck_assert_int_eq(crn_init_parse("orthogonal", &k), 0);
+    ck_assert_int_eq(k, CRN_INIT_ORTHOGONAL);
+    ck_assert_str_eq(crn_init_name(CRN_INIT_XAVIER), "xavier");
+    ck_assert_int_eq(crn_init_parse("he", &k), -1);
+    crn_model_destroy(m);
+    crn_model_destroy(ref);
+}
+END_TEST
+
 START_TEST(test_model_table_and_errors) {
     crn_model_config cfg = {.cell = CRN_CELL_LSTM, .vocab = 10, .embed = 6, .hidden = 8, .layers = 2};
     crn_model *m = NULL;
@@ -727,13 +820,9 @@ START_TEST(test_model_table_and_errors) {
     crn_rng rng;
     crn_rng_seed(&rng, 1);
     crn_model_init(m, &rng);
-    const crn_tensor_info *bx = crn_model_find_tensor(m, "l0.b_x"), *bh = crn_model_find_tensor(m, "l0.b_h");
+    const crn_tensor_info *bx = crn_model_find_tensor(m, "l0.b_x");
     const float *p = crn_model_params(m);
-    for (int j = 0; j < 8; j++) {
-        ck_assert_float_eq(p[bx->offset + 8 + j], 1); // forget gate bias
-        ck_assert_float_eq(p[bh->offset + 8 + j], 0);
-        ck_assert(fabsf(p[bx->offset + j]) <= 1 / sqrtf(8));
-    }
+    for (int j = 0; j < 32; j++) ck_assert(fabsf(p[bx->offset + j]) <= 1 / sqrtf(8)); /* default: drawn, as PyTorch */
     /* forward beyond the reserve, mismatched state, bad ids */
     crn_state *st = NULL;
     ck_assert_int_eq(crn_state_create(&st, m, 2), 0);
@@ -815,6 +904,7 @@ int main(void) {
     tcase_add_test(tc, test_f16_conversion_and_gemv);
     tcase_add_test(tc, test_f16_step_close_to_float);
     tcase_add_test(tc, test_model_table_and_errors);
+    tcase_add_test(tc, test_init_schemes);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -593,10 +593,30 @@ START_TEST(schedule_cosine) {
 }
 END_TEST
 
+START_TEST(schedule_linear_and_names) {
+    crn_schedule s = {.kind = CRN_SCHED_LINEAR, .lr = 1.0f, .warmup = 2, .total = 12, .min_lr = 0.1f};
+    ck_assert_float_eq(crn_schedule_lr(&s, 0), 0.5f);
+    ck_assert_float_eq(crn_schedule_lr(&s, 2), 1.0f);
+    ck_assert_float_eq(crn_schedule_lr(&s, 7), (float)(0.1 + 0.9 * 0.5));
+    ck_assert_float_eq(crn_schedule_lr(&s, 12), 0.1f);
+    ck_assert_float_eq(crn_schedule_lr(&s, 99), 0.1f);
+    static const char *names[] = {"constant", "step", "cosine", "linear"};
+    for (int k = 0; k < 4; k++) {
+        enum crn_schedule_kind got;
+        ck_assert_int_eq(crn_schedule_parse(names[k], &got), 0);
+        ck_assert_int_eq(got, k);
+        ck_assert_str_eq(crn_schedule_name((enum crn_schedule_kind)k), names[k]);
+    }
+    enum crn_schedule_kind got;
+    ck_assert_int_eq(crn_schedule_parse("exp", &got), -1);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("optim");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, adam_matches_torch);
+    tcase_add_test(tc, schedule_linear_and_names);
     tcase_add_test(tc, adam_l2_matches_torch);
     tcase_add_test(tc, adamw_matches_torch);
     tcase_add_test(tc, sgd_momentum_matches_torch);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "autoconf.h"
 #include "checkpoint.h"
 #include "common.h"
 #include "train.h"
@@ -88,7 +89,10 @@ static void sample_state(crn_train_opts *o, crn_train_status *s) {
     o->max_steps = 1234;
     o->sched.kind = CRN_SCHED_COSINE;
     o->sched.warmup = 17;
+    o->init.kind = CRN_INIT_ORTHOGONAL;
+    o->init.forget_bias = 0.5f;
     memset(s, 0, sizeof *s);
+    s->horizon = 4321;
     s->run_id = 0x1122334455667788ull;
     s->step = 99;
     s->epoch = 3;
@@ -111,6 +115,15 @@ static void sample_state(crn_train_opts *o, crn_train_status *s) {
     for (int i = 0; i < 48; i++) s->carry[i] = (float)i * 0.25f - 3;
 }
 
+/* Free a blob and two (options, state) pairs. */
+static void free_two(uint8_t *b, crn_train_opts *o, crn_train_opts *o2, crn_train_status *s, crn_train_status *s2) {
+    free(b);
+    crn_train_opts_free(o);
+    crn_train_opts_free(o2);
+    crn_train_status_free(s);
+    crn_train_status_free(s2);
+}
+
 START_TEST(blob_round_trip) {
     crn_train_opts o, o2;
     crn_train_status s, s2;
@@ -130,6 +143,9 @@ START_TEST(blob_round_trip) {
     ck_assert_uint_eq(o2.max_steps, 1234);
     ck_assert_int_eq(o2.sched.kind, CRN_SCHED_COSINE);
     ck_assert_uint_eq(o2.sched.warmup, 17);
+    ck_assert_int_eq(o2.init.kind, CRN_INIT_ORTHOGONAL);
+    ck_assert(o2.init.forget_bias == 0.5f);
+    ck_assert_uint_eq(s2.horizon, 4321);
     ck_assert_uint_eq(o2.batch, o.batch);
     ck_assert(o2.optim.lr == o.optim.lr && o2.clip == o.clip);
     ck_assert_uint_eq(s2.run_id, s.run_id);
@@ -150,11 +166,72 @@ START_TEST(blob_round_trip) {
     ck_assert_uint_eq(n2, n);
     ck_assert(memcmp(b, b2, n) == 0);
     free(b2);
-    free(b);
-    crn_train_opts_free(&o);
+    free_two(b, &o, &o2, &s, &s2);
+}
+END_TEST
+
+/* A version-1 blob (no init, no horizon: the 16 trailing bytes of version 2)
+ * still loads, as the initialisation version-1 writers used. NaN is a valid
+ * forget bias (as drawn), infinity is not. */
+START_TEST(blob_version1) {
+    crn_train_opts o, o2;
+    crn_train_status s, s2;
+    sample_state(&o, &s);
+    o.init.forget_bias = NAN;
+    uint8_t *b;
+    size_t n;
+    ck_assert_int_eq(crn_train_blob_encode(&b, &n, &o, &s), 0);
+    ck_assert_int_eq(crn_train_blob_decode(&o2, &s2, b, n), 0);
+    ck_assert(isnan(o2.init.forget_bias));
     crn_train_opts_free(&o2);
-    crn_train_status_free(&s);
     crn_train_status_free(&s2);
+    float inf = INFINITY;
+    uint8_t save[4];
+    memcpy(save, b + n - 12, 4);
+    memcpy(b + n - 12, &inf, 4);
+    ck_assert_int_eq(crn_train_blob_decode(&o2, &s2, b, n), CRN_EFORMAT);
+    ck_assert(strstr(crn_error_message(), "forget bias") != NULL);
+    memcpy(b + n - 12, save, 4);
+    b[8] = 1;
+    ck_assert_int_eq(crn_train_blob_decode(&o2, &s2, b, n), CRN_EFORMAT); /* v1 has no such tail */
+    ck_assert(strstr(crn_error_message(), "trailing bytes") != NULL);
+    ck_assert_int_eq(crn_train_blob_decode(&o2, &s2, b, n - 16), 0);
+    ck_assert_int_eq(o2.init.kind, CRN_INIT_PYTORCH);
+    ck_assert(o2.init.forget_bias == 1.0f);
+    ck_assert_uint_eq(s2.horizon, 0);
+    ck_assert_uint_eq(s2.step, 99);
+    ck_assert_uint_eq(s2.carry_hidden, 4);
+    free_two(b, &o, &o2, &s, &s2);
+}
+END_TEST
+
+/* The quality options by their `charrnn train` names (the public API's
+ * charrnn_train_options_set goes through crn_train_opts_set). */
+START_TEST(opts_set_quality_options) {
+    crn_train_opts o;
+    crn_train_opts_default(&o);
+    ck_assert_int_eq(o.init.kind, CRN_INIT_PYTORCH);
+    ck_assert(isnan(o.init.forget_bias));
+    ck_assert_int_eq(crn_train_opts_set(&o, "cell", "gru"), 0);
+    ck_assert_int_eq(o.init.kind, crn_init_default_kind(CRN_CELL_GRU)); /* the default follows the cell */
+    ck_assert_int_eq(crn_train_opts_set(&o, "init", "xavier"), 0);
+    ck_assert_int_eq(o.init.kind, CRN_INIT_XAVIER);
+    ck_assert_int_eq(crn_train_opts_set(&o, "cell", "lstm"), 0);
+    ck_assert_int_eq(o.init.kind, CRN_INIT_XAVIER); /* a chosen scheme stays */
+    ck_assert_int_eq(crn_train_opts_set(&o, "init", "glorot"), CRN_EINVAL);
+    ck_assert_int_eq(crn_train_opts_set(&o, "forget-bias", "2.5"), 0);
+    ck_assert(o.init.forget_bias == 2.5f);
+    ck_assert_int_eq(crn_train_opts_set(&o, "forget-bias", "1000"), CRN_ERANGE);
+    ck_assert_int_eq(crn_train_opts_set(&o, "schedule", "linear"), 0);
+    ck_assert_int_eq(o.sched.kind, CRN_SCHED_LINEAR);
+    ck_assert_int_eq(crn_train_opts_set(&o, "preset", "small"), 0);
+    ck_assert_uint_eq(o.model.layers, 2);
+    ck_assert_uint_eq(o.model.hidden, 256);
+    ck_assert_uint_eq(o.batch, 32);
+    ck_assert_int_eq(crn_train_opts_set(&o, "hidden", "100"), 0); /* set after the preset: wins */
+    ck_assert_uint_eq(o.model.hidden, 100);
+    ck_assert_int_eq(crn_train_opts_set(&o, "preset", "huge"), CRN_EINVAL);
+    crn_train_opts_free(&o);
 }
 END_TEST
 
@@ -268,6 +345,61 @@ START_TEST(resume_exact) {
     crn_train_opts_free(&ro);
     crn_train_status_free(&rs);
     crn_train_opts_free(&o);
+}
+END_TEST
+
+typedef struct lr_trace {
+    double first_lr, mid_lr, last_lr, base;
+    uint64_t steps, mid_step;
+    double mid_elapsed, limit;
+} lr_trace;
+
+static void trace_lr(void *ud, const crn_train_report *r) {
+    lr_trace *t = ud;
+    if (r->event != CRN_EV_STEP) return;
+    if (!t->steps) t->first_lr = r->lr;
+    if (!t->mid_step && r->elapsed >= t->limit / 2) {
+        t->mid_step = r->step;
+        t->mid_lr = r->lr;
+        t->mid_elapsed = r->elapsed;
+    }
+    t->last_lr = r->lr;
+    t->steps = r->step;
+}
+
+/* --time with cosine/linear: the horizon follows the clock, so the rate is
+ * the base at the start, about half way (cosine) or half (linear) at half the
+ * time, and near zero at the last step; the horizon is in the saved state. */
+START_TEST(time_budget_schedule) {
+    const enum crn_schedule_kind kinds[] = {CRN_SCHED_COSINE, CRN_SCHED_LINEAR};
+    for (int i = 0; i < 2; i++) {
+        char a[300];
+        path_in(a, sizeof a, i ? "lin.ckpt" : "cos.ckpt");
+        crn_train_opts o;
+        tiny_opts(&o, 0);
+        o.max_steps = 0;
+        o.time_limit = 1.5;
+        o.eval_every = 0;
+        o.sched.kind = kinds[i];
+        crn_train_start st = {0};
+        st.out_path = a;
+        crn_trainer *t = NULL;
+        ck_assert_int_eq(crn_trainer_create(&t, &o, &st), 0);
+        lr_trace tr = {.limit = 1.5, .base = o.optim.lr};
+        ck_assert_int_eq(crn_trainer_run(t, trace_lr, &tr), 0);
+        ck_assert_uint_gt(tr.steps, 50);
+        ck_assert(fabs(tr.first_lr - tr.base) < 1e-9);
+        ck_assert_msg(tr.last_lr < 0.05 * tr.base, "last lr %g", tr.last_lr);
+        const double p = tr.mid_elapsed / 1.5, want = i ? 1 - p : 0.5 * (1 + cos(M_PI * p));
+        ck_assert_msg(fabs(tr.mid_lr / tr.base - want) < 0.15, "lr at %.2f of the time: %g x base, want %g", p,
+                      tr.mid_lr / tr.base, want);
+        /* the saved horizon is where the run ended (a stall after the last
+         * estimate, e.g. a descheduled process, leaves it a few steps on) */
+        ck_assert_uint_ge(crn_trainer_state(t)->horizon, tr.steps);
+        ck_assert_uint_le(crn_trainer_state(t)->horizon, tr.steps + tr.steps / 20 + 2);
+        crn_trainer_destroy(t);
+        crn_train_opts_free(&o);
+    }
 }
 END_TEST
 
@@ -486,17 +618,94 @@ START_TEST(init_from_extend_keeps_base) {
 }
 END_TEST
 
+/* ---- presets and the automatic configuration ------------------------------ */
+
+START_TEST(preset_params_match_model) {
+    for (int p = CRN_PRESET_TINY; p < CRN_PRESET_COUNT; p++) {
+        crn_train_opts o;
+        crn_train_opts_default(&o);
+        crn_preset_apply(&o, (enum crn_preset)p);
+        o.model.vocab = 77;
+        crn_model *m = NULL;
+        ck_assert_int_eq(crn_model_create(&m, &o.model), 0);
+        ck_assert_uint_eq(crn_preset_params((enum crn_preset)p, 77), crn_model_num_params(m));
+        ck_assert(crn_preset_chars_per_s((enum crn_preset)p, 77) > 1000);
+        crn_model_destroy(m);
+        enum crn_preset got;
+        ck_assert_int_eq(crn_preset_parse(crn_preset_name((enum crn_preset)p), &got), 0);
+        ck_assert_int_eq(got, p);
+    }
+    enum crn_preset got;
+    ck_assert_int_eq(crn_preset_parse("huge", &got), -1);
+    /* bigger presets are slower */
+    ck_assert(crn_preset_chars_per_s(CRN_PRESET_SMALL, 66) > crn_preset_chars_per_s(CRN_PRESET_MEDIUM, 66));
+    ck_assert(crn_preset_chars_per_s(CRN_PRESET_MEDIUM, 66) > crn_preset_chars_per_s(CRN_PRESET_LARGE, 66));
+}
+END_TEST
+
+START_TEST(auto_config_follows_the_budget) {
+    /* tinyshakespeare's size: a minute -> tiny, ten minutes -> medium (the
+     * hand-picked reference), an hour -> large; a text too short for a
+     * big model stays small, a tiny one shrinks the batch */
+    struct { uint64_t chars; uint32_t V; double secs; enum crn_preset want; } cases[] = {
+        {1115394, 66, 60, CRN_PRESET_TINY},      {1115394, 66, 600, CRN_PRESET_MEDIUM},
+        {1115394, 66, 3600, CRN_PRESET_LARGE},   {440000, 1477, 3600, CRN_PRESET_SMALL},
+        {3000, 30, 600, CRN_PRESET_TINY},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        crn_train_opts o;
+        crn_train_opts_default(&o);
+        crn_auto_input in = {.chars = cases[i].chars, .vocab = cases[i].V, .seconds = cases[i].secs, .val_frac = 0.1};
+        char why[512];
+        enum crn_preset got = crn_auto_config(&o, &in, why, sizeof why);
+        ck_assert_msg(got == cases[i].want, "case %zu: %s", i, why);
+        ck_assert(strstr(why, crn_preset_name(got)) != NULL);
+        /* cosine over a long run, constant over a short one */
+        const double steps = (double)crn_preset_chars_per_s(got, cases[i].V) * cases[i].secs * 0.9 / (o.batch * o.seq);
+        ck_assert_int_eq(o.sched.kind, steps >= 3000 ? CRN_SCHED_COSINE : CRN_SCHED_CONSTANT);
+        if (got == CRN_PRESET_MEDIUM) ck_assert_int_eq(o.sched.kind, CRN_SCHED_COSINE);
+        ck_assert(4.0 * o.batch * o.seq <= 0.9 * (double)cases[i].chars || o.seq == 8);
+        if (got == CRN_PRESET_MEDIUM) ck_assert(o.model.dropout > 0); /* several epochs: dropout */
+    }
+}
+END_TEST
+
+START_TEST(auto_scan_counts_code_points) {
+    char p[300];
+    path_in(p, sizeof p, "scan.txt");
+    FILE *f = fopen(p, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs("하늘 abca\n", f);   /* 8 code points, 7 distinct */
+    fputc(0xff, f);              /* invalid: one character, one shared id */
+    fputc(0xfe, f);
+    fclose(f);
+    crn_auto_input in = {0};
+    ck_assert_int_eq(crn_auto_scan(p, &in), 0);
+    ck_assert_uint_eq(in.chars, 10);
+    ck_assert_uint_eq(in.vocab, 7 + 1 + 1);
+    path_in(p, sizeof p, "missing.txt");
+    ck_assert_int_eq(crn_auto_scan(p, &in), CRN_EIO);
+    ck_assert(strstr(crn_error_message(), "missing.txt") != NULL);
+}
+END_TEST
+
 int main(void) {
     if (write_text()) return 1;
     Suite *s = suite_create("train");
     TCase *tb = tcase_create("blob");
     tcase_add_test(tb, blob_round_trip);
     tcase_add_test(tb, blob_damage);
+    tcase_add_test(tb, blob_version1);
+    tcase_add_test(tb, opts_set_quality_options);
+    tcase_add_test(tb, preset_params_match_model);
+    tcase_add_test(tb, auto_config_follows_the_budget);
+    tcase_add_test(tb, auto_scan_counts_code_points);
     suite_add_tcase(s, tb);
     TCase *tl = tcase_create("loop");
     tcase_set_timeout(tl, 120);
     tcase_add_test(tl, resume_exact);
     tcase_add_test(tl, resume_differs_without_state);
+    tcase_add_test(tl, time_budget_schedule);
     tcase_add_test(tl, nonfinite_skipped);
     tcase_add_test(tl, nonfinite_stops);
     tcase_add_test(tl, optimizer_overflow_rolled_back);

@@ -1,0 +1,179 @@
+/* autoconf.c — presets and the automatic configuration for a time budget
+ * (autoconf.h). */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "utf8.h"
+
+typedef struct preset {
+    const char *name;
+    uint32_t layers, hidden, embed, batch, seq;
+    float dropout;          /* with --preset; the automatic choice sets its own */
+} preset;
+
+/* Speed: this machine class trains the canonical configurations at about
+ * 150 GFLOPS counted as 3 x the forward FLOPs per char (issue 12's measured
+ * throughputs: A 105k, B 105k, C 8.1k, D 37k chars/s = 150, 145, 161, 146),
+ * so a preset's chars/s is estimated as 150e9 / (3 x its forward FLOPs per
+ * char for the corpus's vocabulary), capped at 120k (small products run below
+ * that rate). docs/training.md has the table. */
+#define AUTO_GFLOPS 150.0
+#define AUTO_MAX_CHARS_PER_S 120000.0
+static const preset presets[CRN_PRESET_COUNT] = {
+    [CRN_PRESET_NONE] = {"none", 0, 0, 0, 0, 0, 0},
+    [CRN_PRESET_TINY] = {"tiny", 1, 128, 32, 32, 64, 0.0f},
+    [CRN_PRESET_SMALL] = {"small", 2, 256, 64, 32, 64, 0.1f},
+    [CRN_PRESET_MEDIUM] = {"medium", 2, 384, 64, 32, 64, 0.25f},
+    [CRN_PRESET_LARGE] = {"large", 2, 512, 64, 32, 100, 0.3f},
+};
+
+/* Tokens of training per parameter the budget must afford for a preset to
+ * be picked, and the least corpus characters per parameter. */
+#define AUTO_TOKENS_PER_PARAM 3.0
+#define AUTO_CHARS_PER_PARAM 0.25
+/* Fewest estimated steps for which the schedule is cosine to zero over the
+ * budget (constant below). */
+#define AUTO_DECAY_MIN_STEPS 3000.0
+/* Share of the budget spent in steps (the rest: evaluations, saves). */
+#define AUTO_TRAIN_SHARE 0.9
+
+const char *crn_preset_name(enum crn_preset p) {
+    return (unsigned)p < CRN_PRESET_COUNT ? presets[p].name : "?";
+}
+
+int crn_preset_parse(const char *s, enum crn_preset *out) {
+    for (int i = CRN_PRESET_TINY; i < CRN_PRESET_COUNT; i++)
+        if (!strcmp(s, presets[i].name)) {
+            *out = (enum crn_preset)i;
+            return 0;
+        }
+    return -1;
+}
+
+void crn_preset_apply(crn_train_opts *o, enum crn_preset p) {
+    const preset *q = &presets[p];
+    o->model.cell = CRN_CELL_LSTM;
+    o->model.layers = q->layers;
+    o->model.hidden = q->hidden;
+    o->model.embed = q->embed;
+    o->model.dropout = q->dropout;
+    o->batch = q->batch;
+    o->seq = q->seq;
+}
+
+uint64_t crn_preset_params(enum crn_preset p, uint32_t V) {
+    const preset *q = &presets[p];
+    const uint64_t H = q->hidden, G = 4; /* lstm */
+    uint64_t n = (uint64_t)V * q->embed + H * V + V;
+    for (uint32_t l = 0; l < q->layers; l++) {
+        uint64_t in = l == 0 ? (q->embed ? q->embed : V) : H;
+        n += G * H * (in + H + 2);
+    }
+    return n;
+}
+
+double crn_preset_chars_per_s(enum crn_preset p, uint32_t V) {
+    const preset *q = &presets[p];
+    crn_model_config cfg = {.cell = CRN_CELL_LSTM, .vocab = V, .embed = q->embed, .hidden = q->hidden,
+                            .layers = q->layers};
+    const double cps = AUTO_GFLOPS * 1e9 / (3.0 * crn_model_flops_per_token(&cfg));
+    return cps < AUTO_MAX_CHARS_PER_S ? cps : AUTO_MAX_CHARS_PER_S;
+}
+
+int crn_auto_scan(const char *path, crn_auto_input *in) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return crn_error_set(CRN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    uint8_t *seen = calloc(0x110000 / 8 + 1, 1);
+    uint8_t buf[1 << 16];
+    size_t have = 0, k;
+    uint64_t chars = 0;
+    uint32_t distinct = 0;
+    int bad_seen = 0, rc = 0;
+    if (!seen) {
+        fclose(f);
+        return crn_error_set(CRN_ENOMEM, "%s: out of memory scanning the corpus", path);
+    }
+    while ((k = fread(buf + have, 1, sizeof buf - have, f)) > 0 || have > 0) {
+        size_t n = have + k, i = 0;
+        const int eof = k == 0;
+        while (i < n && (eof || n - i >= 4)) { /* keep a possibly split sequence for the next read */
+            int32_t cp;
+            int len = crn_utf8_decode(buf + i, n - i, &cp);
+            if (len < 0) {
+                len = 1;
+                if (!bad_seen) distinct++;
+                bad_seen = 1;
+            } else if (!(seen[cp >> 3] & (1u << (cp & 7)))) {
+                seen[cp >> 3] |= (uint8_t)(1u << (cp & 7));
+                distinct++;
+            }
+            chars++;
+            i += (size_t)len;
+        }
+        have = n - i;
+        memmove(buf, buf + i, have);
+        if (eof) break;
+    }
+    if (ferror(f)) rc = crn_error_set(CRN_EIO, "%s: read error: %s", path, strerror(errno));
+    fclose(f);
+    free(seen);
+    if (rc) return rc;
+    in->chars = chars;
+    in->vocab = distinct + 1; /* <unk> */
+    return 0;
+}
+
+static void fmt_count(char *b, size_t n, double v) {
+    if (v >= 1e6) snprintf(b, n, "%.1fM", v / 1e6);
+    else if (v >= 1e3) snprintf(b, n, "%.0fk", v / 1e3);
+    else snprintf(b, n, "%.0f", v);
+}
+
+enum crn_preset crn_auto_config(crn_train_opts *o, const crn_auto_input *in, char *why, size_t cap) {
+    const double train_chars = (double)in->chars * (1.0 - in->val_frac);
+    enum crn_preset pick = CRN_PRESET_TINY;
+    for (int p = CRN_PRESET_LARGE; p > CRN_PRESET_TINY; p--) {
+        const double P = (double)crn_preset_params((enum crn_preset)p, in->vocab);
+        const double tokens = crn_preset_chars_per_s((enum crn_preset)p, in->vocab) * in->seconds * AUTO_TRAIN_SHARE;
+        if (tokens >= AUTO_TOKENS_PER_PARAM * P && train_chars >= AUTO_CHARS_PER_PARAM * P) {
+            pick = (enum crn_preset)p;
+            break;
+        }
+    }
+    crn_preset_apply(o, pick);
+    const double P = (double)crn_preset_params(pick, in->vocab);
+    const double cps = crn_preset_chars_per_s(pick, in->vocab), tokens = cps * in->seconds * AUTO_TRAIN_SHARE;
+    const double epochs = train_chars > 0 ? tokens / train_chars : 0;
+    /* dropout against overfitting: the more passes over the text, the more */
+    float dropout = 0;
+    if (pick >= CRN_PRESET_SMALL) dropout = epochs < 2 ? 0.0f : epochs < 4 ? 0.1f : epochs < 8 ? 0.2f : 0.25f;
+    o->model.dropout = dropout;
+    /* a short text: fewer streams, then shorter windows, so it holds >= 4 windows */
+    while (o->batch > 1 && train_chars < 4.0 * o->batch * o->seq) o->batch /= 2;
+    while (o->seq > 8 && train_chars < 4.0 * o->batch * o->seq) o->seq /= 2;
+    if (in->vocab > 1000 && o->model.embed < 128) o->model.embed = 128; /* a large vocabulary wants a wider input */
+    /* decay to zero pays once the run is long enough to flatten out; over a
+     * short one (1,000 steps of config A: cosine 3.06 vs constant 2.81
+     * bits/char, docs/training.md) the full rate is worth more */
+    const double steps = tokens / ((double)o->batch * o->seq);
+    o->sched.kind = steps >= AUTO_DECAY_MIN_STEPS ? CRN_SCHED_COSINE : CRN_SCHED_CONSTANT;
+    crn_optim_config_default(&o->optim, CRN_OPT_ADAM);
+    char tok[16], par[16], ch[16];
+    fmt_count(tok, sizeof tok, tokens);
+    fmt_count(par, sizeof par, P);
+    fmt_count(ch, sizeof ch, train_chars);
+    snprintf(why, cap,
+             "auto configuration: preset %s (lstm %ux%u, embed %u, dropout %g, batch %u x seq %u, adam lr %g, %s): "
+             "~%s training chars (~%.0f steps) in %.0f s at ~%.0fk chars/s = %.1f per parameter (%s), "
+             "%.1f epochs of %s chars, vocabulary %u",
+             presets[pick].name, o->model.layers, o->model.hidden, o->model.embed, (double)dropout, o->batch, o->seq,
+             (double)o->optim.lr,
+             o->sched.kind == CRN_SCHED_COSINE ? "cosine to 0 over the budget" : "constant rate: a short run",
+             tok, steps, in->seconds, cps / 1e3, tokens / P, par, epochs, ch, in->vocab);
+    return pick;
+}

@@ -1,0 +1,54 @@
+/* autoconf.h — a model and batch for a time budget: the presets of
+ * `charrnn train --preset` and the automatic choice made when a new run is
+ * given no model options (docs/training.md, "Configuration for the budget").
+ *
+ * The choice uses the corpus size and vocabulary, the time budget and the
+ * training speed of the project's reference machine (2 cores, AMD EPYC Zen 3,
+ * AVX2: ~150 GFLOPS on these models, from measured throughputs): the
+ * estimated number of training tokens in the budget, against each preset's
+ * parameter count and the corpus length. */
+#ifndef CRN_AUTOCONF_H
+#define CRN_AUTOCONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "train.h"
+
+enum crn_preset { CRN_PRESET_NONE = 0, CRN_PRESET_TINY, CRN_PRESET_SMALL, CRN_PRESET_MEDIUM, CRN_PRESET_LARGE };
+#define CRN_PRESET_COUNT 5
+
+const char *crn_preset_name(enum crn_preset p);
+/* "tiny", "small", "medium", "large"; @return 0 or -1. */
+int crn_preset_parse(const char *s, enum crn_preset *out);
+
+/* Set o's cell, layers, hidden, embed, dropout, batch and seq to preset p's
+ * (p != CRN_PRESET_NONE). */
+void crn_preset_apply(crn_train_opts *o, enum crn_preset p);
+
+/* Parameters of a preset's model for a vocabulary of V tokens. */
+uint64_t crn_preset_params(enum crn_preset p, uint32_t V);
+/* Estimated training speed of preset p for a vocabulary of V tokens on the
+ * reference machine, characters per second (autoconf.c). */
+double crn_preset_chars_per_s(enum crn_preset p, uint32_t V);
+
+/* What the choice is made from. */
+typedef struct crn_auto_input {
+    uint64_t chars;     /* code points in the corpus */
+    uint32_t vocab;     /* distinct code points (+1 for <unk>) */
+    double seconds;     /* the time budget */
+    double val_frac;    /* share of the text kept for validation */
+} crn_auto_input;
+
+/* Count the code points and distinct code points of a UTF-8 file (bytes that
+ * are not valid UTF-8 count as one character each, with one shared id).
+ * @return 0 or CRN_EIO / CRN_ENOMEM with a message naming the file. */
+int crn_auto_scan(const char *path, crn_auto_input *in);
+
+/* Pick the preset, dropout, embedding, learning rate and schedule for in and
+ * apply them to o (a decaying cosine schedule over the time budget). Writes
+ * one line saying what was chosen and why into why (cap bytes).
+ * @return the preset chosen. */
+enum crn_preset crn_auto_config(crn_train_opts *o, const crn_auto_input *in, char *why, size_t cap);
+
+#endif
