@@ -837,7 +837,7 @@ int cli_train(int argc, char **argv) {
     if ((rc = crn_dist_init(&argc, &argv)) < 0) { status = cli_fail(CMD, rc); goto done; }
     if (crn_dist_size() > 1) {
         if (crn_dist_rank() == 0)
-            cli_error(CMD, "started with %d MPI ranks: data-parallel training is not implemented yet; run one "
+            cli_error(CMD, "started with %d MPI ranks: this version trains in one process only; run one "
                       "process (mpirun -np 1, or without mpirun)", crn_dist_size());
         status = CLI_EXIT_USAGE;
         goto done;
