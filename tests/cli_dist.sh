@@ -24,7 +24,7 @@ else
     MPI=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" timeout 120 mpirun --allow-run-as-root
          --oversubscribe)
     expect_exit 2 "M01 two ranks: refused" "${MPI[@]}" -np 2 "$C" train "$D/t.txt" -o "$D/m2.ckpt" "${TINY[@]}"
-    expect_grep "started with 2 MPI ranks: data-parallel training is not implemented yet" "$T_TMP/err" \
+    expect_grep "started with 2 MPI ranks: this version trains in one process only" "$T_TMP/err" \
         "M01 says why"
     n=$(grep -c "started with 2 MPI ranks" "$T_TMP/err")
     [ "$n" -eq 1 ] && pass "M01 one message, from rank 0" || fail "M01 $n messages"
