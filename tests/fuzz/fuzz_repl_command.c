@@ -26,6 +26,7 @@
 #include "regex.h"
 #include "fuzz.h"
 #include "rng.h"
+#include "utf8.h"
 #include "cli_repl_cmd.h"
 #include "sampler.h"
 #include "utf8.h"
@@ -130,10 +131,21 @@ static void turn(crn_generator *g, const crn_sample_settings *s0, const char *pr
         FUZZ_CHECK_ERR(rc, "crn_generator_run");
     } else {
         FUZZ_CHECK(res.reason >= CRN_GEN_STOP_LENGTH && res.reason <= CRN_GEN_STOP_INTERRUPTED, "stop reason %d", (int)res.reason);
-        FUZZ_CHECK(res.tokens <= s.length, "%zu tokens for length %u", res.tokens, s.length);
-        FUZZ_CHECK(res.reason != CRN_GEN_STOP_LENGTH || res.tokens == s.length, "length stop after %zu of %u tokens",
-                   res.tokens, s.length);
         FUZZ_CHECK(ref_utf8_wellformed(res.text, res.text_len), "result text is not UTF-8");
+        if (s.beam >= 2) { /* beam search: length counts tokens */
+            FUZZ_CHECK(res.tokens <= s.length, "%zu tokens for length %u", res.tokens, s.length);
+            FUZZ_CHECK(res.reason != CRN_GEN_STOP_LENGTH || res.tokens == s.length,
+                       "length stop after %zu of %u tokens", res.tokens, s.length);
+        } else { /* sampling: length counts characters (NFC code points); a jamo prompt's open
+                  * syllable may be restated, completed, as the first one */
+            uint8_t *nfc = NULL;
+            size_t nn = 0, chars = 0;
+            if (crn_utf8_normalize(&nfc, &nn, res.text, res.text_len, CRN_NORM_NFC) == 0) {
+                for (size_t i = 0; i < nn; i++) chars += (nfc[i] & 0xC0) != 0x80;
+                FUZZ_CHECK(chars <= (size_t)s.length + 1, "%zu characters for length %u", chars, s.length);
+            }
+            free(nfc);
+        }
         if (!k.overflow)
             FUZZ_CHECK(k.len == res.text_len && (k.len == 0 || !memcmp(k.buf, res.text, k.len)),
                        "emitted chunks (%zu bytes) differ from the result text (%zu bytes)", k.len, res.text_len);
