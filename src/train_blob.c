@@ -312,19 +312,9 @@ static char **r_list(rbuf *r, size_t *count) {
     return a;
 }
 
-int crn_train_blob_decode(crn_train_opts *o, crn_train_status *s, const uint8_t *buf, size_t len) {
-    crn_train_opts_default(o);
-    memset(s, 0, sizeof *s);
-    rbuf rr = {buf, len, 0, 0}, *r = &rr;
-    if (!buf || len < 12 || memcmp(buf, BLOB_MAGIC, 8))
-        return crn_error_set(CRN_EFORMAT, "training state at byte 0: bad magic (not a charrnn training state)");
-    r->pos = 8;
-    uint32_t ver = r_u32(r);
-    if (ver < 1 || ver > BLOB_VERSION) {
-        r->pos = 8;
-        return crn_error_set(CRN_EFORMAT, "training state at byte 8: version %u is not supported (this build reads %u)",
-                             ver, BLOB_VERSION);
-    }
+/* crn_train_blob_decode, by part: the run status, the options, the carried
+ * state, and what version 2 added (read in that order). */
+static void decode_status(rbuf *r, crn_train_status *s) {
     s->run_id = r_u64(r);
     s->step = r_u64(r);
     s->epoch = r_u64(r);
@@ -347,7 +337,9 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_status *s, const uint8_t 
     s->stop_reason = r_u32_max(r, CRN_TRAIN_STOP_ERROR, "bad stop reason");
     s->started_unix = r_u64(r);
     if (!r->err && s->step > ((uint64_t)1 << 62)) r_fail(r, "step count out of range");
+}
 
+static void decode_opts(rbuf *r, crn_train_opts *o) {
     o->corpus_path = r_str(r);
     o->unit = (enum crn_unit)r_u32_max(r, CRN_UNIT_JAMO, "bad unit");
     o->norm = (enum crn_norm)r_u32_max(r, CRN_NORM_NONE, "bad normalisation");
@@ -396,7 +388,9 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_status *s, const uint8_t 
     o->log_path = r_str(r);
     o->sample_every = r_u64(r);
     o->sample_len = r_u32_max(r, 1u << 24, "sample length out of range");
+}
 
+static void decode_carry(rbuf *r, crn_train_status *s) {
     s->carry_layers = r_u32_max(r, 1u << 16, "carried state: layers out of range");
     s->carry_batch = r_u32_max(r, 1u << 20, "carried state: batch out of range");
     s->carry_hidden = r_u32_max(r, 1u << 24, "carried state: hidden size out of range");
@@ -419,6 +413,9 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_status *s, const uint8_t 
     } else if (!r->err) {
         s->carry_layers = s->carry_batch = s->carry_hidden = s->carry_has_c = 0;
     }
+}
+
+static void decode_v2(rbuf *r, uint32_t ver, crn_train_opts *o, crn_train_status *s) {
     if (ver >= 2) {
         o->init.kind = (enum crn_init_kind)r_u32_max(r, CRN_INIT_ORTHOGONAL, "bad init scheme");
         size_t at = r->pos;
@@ -433,6 +430,25 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_status *s, const uint8_t 
         o->init.kind = CRN_INIT_PYTORCH; /* what version-1 writers used */
         o->init.forget_bias = 1;
     }
+}
+
+int crn_train_blob_decode(crn_train_opts *o, crn_train_status *s, const uint8_t *buf, size_t len) {
+    crn_train_opts_default(o);
+    memset(s, 0, sizeof *s);
+    rbuf rr = {buf, len, 0, 0}, *r = &rr;
+    if (!buf || len < 12 || memcmp(buf, BLOB_MAGIC, 8))
+        return crn_error_set(CRN_EFORMAT, "training state at byte 0: bad magic (not a charrnn training state)");
+    r->pos = 8;
+    uint32_t ver = r_u32(r);
+    if (ver < 1 || ver > BLOB_VERSION) {
+        r->pos = 8;
+        return crn_error_set(CRN_EFORMAT, "training state at byte 8: version %u is not supported (this build reads %u)",
+                             ver, BLOB_VERSION);
+    }
+    decode_status(r, s);
+    decode_opts(r, o);
+    decode_carry(r, s);
+    decode_v2(r, ver, o, s);
     if (!r->err && r->pos != r->n) r_fail(r, "trailing bytes");
     if (r->err) {
         crn_train_opts_free(o);
