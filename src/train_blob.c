@@ -519,3 +519,43 @@ int crn_train_open_resume(crn_checkpoint **out, int *from_resume, const char *ba
     *out = ck;
     return 0;
 }
+
+void crn_train_resumed_free(crn_train_resumed *r) {
+    if (!r) return;
+    free(r->base);
+    free(r->resume_path);
+    crn_checkpoint_destroy(r->ck);
+    crn_train_opts_free(&r->opts);
+    crn_train_status_free(&r->state);
+    memset(r, 0, sizeof *r);
+}
+
+int crn_train_resumed_open(crn_train_resumed *r, const char *path, char *note, size_t cap) {
+    memset(r, 0, sizeof *r);
+    if (cap) note[0] = 0;
+    /* MODEL or MODEL.resume may be named; the run's files are MODEL(.resume) */
+    size_t n = strlen(path), k = strlen(CRN_RESUME_SUFFIX);
+    if (n > k && !strcmp(path + n - k, CRN_RESUME_SUFFIX)) n -= k;
+    r->base = malloc(n + 1);
+    r->resume_path = malloc(n + k + 1);
+    if (!r->base || !r->resume_path) {
+        crn_train_resumed_free(r);
+        return crn_error_set(CRN_ENOMEM, "out of memory");
+    }
+    memcpy(r->base, path, n);
+    r->base[n] = 0;
+    snprintf(r->resume_path, n + k + 1, "%s%s", r->base, CRN_RESUME_SUFFIX);
+    int from_resume = 0;
+    int err = crn_train_open_resume(&r->ck, &from_resume, r->base, r->resume_path, note, cap);
+    if (err < 0) goto fail;
+    r->loaded_from = from_resume ? r->resume_path : r->base;
+    if ((err = crn_train_blob_decode(&r->opts, &r->state, r->ck->train_blob, r->ck->train_blob_len)) < 0) {
+        crn_error_prefix(err, "%s", r->loaded_from);
+        goto fail;
+    }
+    r->opts.model = r->ck->cfg;
+    return 0;
+fail:
+    crn_train_resumed_free(r);
+    return err;
+}

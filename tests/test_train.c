@@ -689,6 +689,79 @@ START_TEST(auto_scan_counts_code_points) {
 }
 END_TEST
 
+/* The resume rules (docs/training.md "Options on resume"): a refused
+ * option names itself and leaves the saved options; one budget replaces all
+ * three; the session options apply; the rest stays the run's. */
+START_TEST(resume_option_rules) {
+    crn_train_opts saved, given;
+    crn_train_opts_default(&saved);
+    ck_assert_int_eq(crn_train_opts_set(&saved, "corpus", "/old/text.txt"), 0);
+    saved.max_steps = 100;
+    saved.max_epochs = 3;
+    saved.time_limit = 60;
+    saved.model.hidden = 64;
+    saved.optim.lr = 0.01f;
+    crn_train_opts_default(&given);
+    uint64_t mask = 0;
+    const char *set[][2] = {{"hidden", "32"}, {"steps", "500"}, {"lr", "0.5"}, {"corpus", "/new/text.txt"}};
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_int_eq(crn_train_opts_set(&given, set[i][0], set[i][1]), 0);
+        mask |= CRN_TOPT_BIT(crn_train_opt_id(set[i][0]));
+    }
+    int refused = 99;
+    ck_assert_int_eq(crn_train_opts_resume(&saved, &given, mask, &refused), CRN_EINVAL);
+    ck_assert_int_eq(refused, CRN_TOPT_HIDDEN);
+    ck_assert_str_eq(crn_train_opt_name(refused), "hidden");
+    ck_assert_msg(strstr(crn_error_message(), "hidden conflicts with the checkpoint (hidden 64)") != NULL, "%s",
+                  crn_error_message());
+    ck_assert_uint_eq(saved.max_steps, 100); /* unchanged */
+    ck_assert_str_eq(saved.corpus_path, "/old/text.txt");
+    /* the saved value itself is not a conflict */
+    ck_assert_int_eq(crn_train_opts_set(&given, "hidden", "64"), 0);
+    ck_assert_int_eq(crn_train_opts_resume(&saved, &given, mask, &refused), 0);
+    ck_assert_int_eq(refused, -1);
+    ck_assert_uint_eq(saved.max_steps, 500); /* steps given: epochs and time go */
+    ck_assert_uint_eq(saved.max_epochs, 0);
+    ck_assert(saved.time_limit == 0);
+    ck_assert(saved.optim.lr == 0.5f);
+    ck_assert_str_eq(saved.corpus_path, "/new/text.txt");
+    ck_assert_uint_eq(saved.batch, 50); /* not given: the run's */
+    /* time alone: per session, the totals go */
+    crn_train_opts_free(&given);
+    crn_train_opts_default(&given);
+    ck_assert_int_eq(crn_train_opts_set(&given, "time", "90s"), 0);
+    ck_assert_int_eq(crn_train_opts_set(&given, "lr-decay", "0.5"), 0);
+    mask = CRN_TOPT_BIT(CRN_TOPT_TIME) | CRN_TOPT_BIT(CRN_TOPT_LR_DECAY);
+    ck_assert_int_eq(crn_train_opts_resume(&saved, &given, mask, NULL), 0);
+    ck_assert(saved.time_limit == 90);
+    ck_assert_uint_eq(saved.max_steps, 0);
+    ck_assert_int_eq(saved.sched.kind, CRN_SCHED_STEP_DECAY);
+    ck_assert(saved.optim.lr == 0.5f); /* kept from the last session */
+    /* no budget given: the run's stay */
+    ck_assert_int_eq(crn_train_opts_resume(&saved, &given, CRN_TOPT_BIT(CRN_TOPT_SEED), NULL), 0);
+    ck_assert(saved.time_limit == 90);
+    /* refused whatever the value: preset; refused when different: optimizer, keep */
+    ck_assert_int_eq(crn_train_opts_resume(&saved, &given, CRN_TOPT_BIT(CRN_TOPT_PRESET), &refused), CRN_EINVAL);
+    ck_assert_int_eq(refused, CRN_TOPT_PRESET);
+    ck_assert_int_eq(crn_train_opts_set(&given, "optimizer", "sgd"), 0);
+    ck_assert_int_eq(crn_train_opts_resume(&saved, &given, CRN_TOPT_BIT(CRN_TOPT_OPTIMIZER), &refused), CRN_EINVAL);
+    ck_assert_int_eq(refused, CRN_TOPT_OPTIMIZER);
+    ck_assert_int_eq(crn_train_opts_set(&given, "keep", "^a"), 0);
+    ck_assert_int_eq(crn_train_opts_resume(&saved, &given, CRN_TOPT_BIT(CRN_TOPT_KEEP), &refused), CRN_EINVAL);
+    ck_assert_int_eq(refused, CRN_TOPT_KEEP);
+    ck_assert_int_eq(crn_train_opts_set(&given, "layer-norm", "1"), 0);
+    ck_assert_int_eq(crn_train_opts_resume(&saved, &given, CRN_TOPT_BIT(CRN_TOPT_LAYER_NORM), &refused),
+                     CRN_EINVAL);
+    ck_assert_int_eq(refused, CRN_TOPT_LAYER_NORM);
+    /* every option of the table has an id and back */
+    for (int id = 0; id < CRN_TOPT_COUNT; id++) ck_assert_int_eq(crn_train_opt_id(crn_train_opt_name(id)), id);
+    ck_assert_int_eq(crn_train_opt_id("output"), -1);
+    ck_assert_ptr_null(crn_train_opt_name(CRN_TOPT_COUNT));
+    crn_train_opts_free(&given);
+    crn_train_opts_free(&saved);
+}
+END_TEST
+
 int main(void) {
     if (write_text()) return 1;
     Suite *s = suite_create("train");
@@ -700,6 +773,7 @@ int main(void) {
     tcase_add_test(tb, preset_params_match_model);
     tcase_add_test(tb, auto_config_follows_the_budget);
     tcase_add_test(tb, auto_scan_counts_code_points);
+    tcase_add_test(tb, resume_option_rules);
     suite_add_tcase(s, tb);
     TCase *tl = tcase_create("loop");
     tcase_set_timeout(tl, 120);
