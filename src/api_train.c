@@ -59,24 +59,18 @@ int charrnn_train_options_set(charrnn_train_options *o, const char *name, const 
     return 0;
 }
 
-/* The checks `charrnn train` makes before it starts a fresh run. */
-static int check_fresh(const crn_train_opts *o, const char *out_path) {
-    if (!o->corpus_path) return crn_error_set(CRN_EINVAL, "training options: no corpus");
-    if (!out_path) return crn_error_set(CRN_EINVAL, "training options: no output");
-    if (o->model.cell != CRN_CELL_RNN && o->model.act != CRN_ACT_TANH)
-        return crn_error_set(CRN_EINVAL, "training options: activation applies to cell rnn only");
-    if (o->sched.kind == CRN_SCHED_COSINE && !o->max_steps && !o->max_epochs)
-        return crn_error_set(CRN_EINVAL, "training options: schedule cosine needs steps or epochs");
-    return 0;
-}
-
 /* A fresh run from the options set over the defaults. */
 static int create_fresh(crn_trainer **out, const charrnn_train_options *o) {
-    int err = check_fresh(&o->o, o->out_path);
-    if (err < 0) return err;
+    if (!o->o.corpus_path) return crn_error_set(CRN_EINVAL, "training options: no corpus");
+    if (!o->out_path) return crn_error_set(CRN_EINVAL, "training options: no output");
     crn_train_opts opts;
-    if ((err = crn_train_opts_copy(&opts, &o->o)) < 0) return err;
+    int err = crn_train_opts_copy(&opts, &o->o);
+    if (err < 0) return err;
     if (!opts.time_limit && !opts.max_steps && !opts.max_epochs) opts.time_limit = DEFAULT_TIME;
+    if ((err = crn_train_opts_check(&opts)) < 0) {
+        crn_train_opts_free(&opts);
+        return err;
+    }
     char *abs_corpus = realpath(opts.corpus_path, NULL); /* resumable from any directory */
     if (abs_corpus) {
         free(opts.corpus_path);
@@ -97,6 +91,7 @@ static int create_resumed(crn_trainer **out, const charrnn_train_options *o) {
     int err = crn_train_resumed_open(&run, o->resume_path, NULL, 0);
     if (err < 0) return err;
     if ((err = crn_train_opts_resume(&run.opts, &o->o, o->given, NULL)) < 0) goto done;
+    if ((err = crn_train_opts_check(&run.opts)) < 0) goto done;
     if (!run.opts.corpus_path) {
         err = crn_error_set(CRN_EINVAL, "%s does not record its corpus; set corpus", run.loaded_from);
         goto done;

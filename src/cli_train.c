@@ -658,8 +658,6 @@ static int setup_fresh(session *S) {
     }
     if ((rc = crn_train_opts_apply_session(&S->opts, &S->a.o, S->a.given)) < 0) return cli_fail(CMD, rc);
     if (!S->a.set[O_TIME] && !S->a.set[O_STEPS] && !S->a.set[O_EPOCHS]) S->opts.time_limit = DEFAULT_TIME;
-    if (S->opts.model.cell != CRN_CELL_RNN && S->a.set[O_ACT] && S->opts.model.act != CRN_ACT_TANH)
-        return cli_usage_error(CMD, "--activation applies to --cell rnn only");
     S->start.out_path = S->a.out;
     if (S->a.init_from && !strcmp(S->a.init_from, S->a.out))
         cli_error(CMD, "warning: -o is the --init-from model; it will be overwritten by the fine-tuned one");
@@ -668,10 +666,7 @@ static int setup_fresh(session *S) {
 
 /* Refuse what would fail later (or harm the corpus). @return -1 ok, else the exit status. */
 static int check_outputs(session *S) {
-    if ((S->opts.sched.kind == CRN_SCHED_COSINE || S->opts.sched.kind == CRN_SCHED_LINEAR) && !S->opts.max_steps &&
-        !S->opts.max_epochs && !S->opts.sched.total && !(S->opts.time_limit > 0))
-        return cli_usage_error(CMD, "--schedule %s needs a budget (--time, --steps or --epochs: the length of the "
-                               "decay)", crn_schedule_name(S->opts.sched.kind));
+    if (crn_train_opts_check(&S->opts) < 0) return cli_usage_error(CMD, "%s", crn_error_message());
     if (check_writable_dir(S->start.out_path) < 0) return CLI_EXIT_ERROR; /* fail now, not at the first save */
     if (check_not_corpus(S->start.out_path, "", S->opts.corpus_path) < 0 ||
         check_not_corpus(S->start.out_path, CRN_RESUME_SUFFIX, S->opts.corpus_path) < 0 ||

@@ -120,6 +120,11 @@ const char *crn_train_opt_name(int id);
  * is then recomputed). Used for fresh runs too (dst = the defaults).
  * @return 0 or CRN_ENOMEM. */
 int crn_train_opts_apply_session(crn_train_opts *dst, const crn_train_opts *given, uint64_t mask);
+/* Options that cannot work together, refused before a run starts (a
+ * session's final options): an activation other than tanh with a cell other
+ * than rnn; a cosine or linear schedule without a budget to decay over.
+ * @return 0 or CRN_EINVAL naming them. */
+int crn_train_opts_check(const crn_train_opts *o);
 /* The options of a resumed session: saved (the run's, decoded from its
  * checkpoint, model = the checkpoint's config) with the given ones (mask as
  * above) applied by crn_train_opts_apply_session, corpus (a path) replaced

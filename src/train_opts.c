@@ -303,6 +303,17 @@ fail:
 
 /* ---- the options of a session of a run (docs/training.md "Options on resume") */
 
+int crn_train_opts_check(const crn_train_opts *o) {
+    if (o->model.cell != CRN_CELL_RNN && o->model.act != CRN_ACT_TANH)
+        return crn_error_set(CRN_EINVAL, "activation %s applies to cell rnn only (this run's cell is %s)",
+                             crn_act_name(o->model.act), crn_cell_name(o->model.cell));
+    if ((o->sched.kind == CRN_SCHED_COSINE || o->sched.kind == CRN_SCHED_LINEAR) && !o->max_steps &&
+        !o->max_epochs && !o->sched.total && !(o->time_limit > 0))
+        return crn_error_set(CRN_EINVAL, "schedule %s needs a budget (time, steps or epochs: the length of the "
+                             "decay)", crn_schedule_name(o->sched.kind));
+    return 0;
+}
+
 #define GIVEN(id) (mask & CRN_TOPT_BIT(CRN_TOPT_##id))
 
 int crn_train_opts_apply_session(crn_train_opts *dst, const crn_train_opts *given, uint64_t mask) {

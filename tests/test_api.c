@@ -112,6 +112,20 @@ START_TEST(train_options_checked) {
     ck_assert_int_eq(charrnn_trainer_create(&t, o), CHARRNN_EINVAL); /* no corpus */
     ck_assert_ptr_null(t);
     charrnn_train_options_destroy(o);
+    /* the CLI's checks of a whole set of options (crn_train_opts_check) */
+    train_model();
+    o = tiny_options("5");
+    ck_assert_int_eq(charrnn_train_options_set(o, "activation", "relu"), 0); /* with the default lstm */
+    ck_assert_int_eq(charrnn_trainer_create(&t, o), CHARRNN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(charrnn_last_error(), "activation relu applies to cell rnn only"));
+    ck_assert_int_eq(charrnn_train_options_set(o, "cell", "rnn"), 0);
+    ck_assert_int_eq(charrnn_train_options_set(o, "schedule", "cosine"), 0); /* its length: the 5 steps */
+    char out[320];
+    snprintf(out, sizeof out, "%s/checked.crn", g_dir);
+    ck_assert_int_eq(charrnn_train_options_set(o, "output", out), 0);
+    ck_assert_msg(charrnn_trainer_create(&t, o) == 0, "%s", charrnn_last_error());
+    charrnn_trainer_destroy(t);
+    charrnn_train_options_destroy(o);
 }
 END_TEST
 
