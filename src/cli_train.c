@@ -207,15 +207,6 @@ typedef struct args {
     enum crn_preset preset;
 } args;
 
-static int push_str(char ***a, size_t *n, const char *s) {
-    char **b = realloc(*a, (*n + 1) * sizeof *b);
-    if (!b) return -1;
-    *a = b;
-    if (!(b[*n] = strdup(s))) return -1;
-    (*n)++;
-    return 0;
-}
-
 static int parse_sched(const char *s, enum crn_schedule_kind *k) { return crn_schedule_parse(s, k); }
 
 /* A new run gets the automatic configuration when it names no model shape,
@@ -249,14 +240,14 @@ static int parse_data_option(args *a, int c, const char *on) {
         o->min_count = (uint64_t)v;
         break;
     case O_KEEP:
-        if (push_str(&o->keep, &o->n_keep, optarg)) return cli_fail(CMD, CRN_ENOMEM);
+        if (crn_train_opts_set(o, "keep", optarg) < 0) return cli_fail(CMD, CRN_ENOMEM);
         break;
     case O_DROP:
-        if (push_str(&o->drop, &o->n_drop, optarg)) return cli_fail(CMD, CRN_ENOMEM);
+        if (crn_train_opts_set(o, "drop", optarg) < 0) return cli_fail(CMD, CRN_ENOMEM);
         break;
     case O_REPLACE:
         if (!strchr(optarg, '=')) return cli_usage_error(CMD, "--replace: '%s' has no '=' (expected REGEX=TEXT)", optarg);
-        if (push_str(&o->replace, &o->n_replace, optarg)) return cli_fail(CMD, CRN_ENOMEM);
+        if (crn_train_opts_set(o, "replace", optarg) < 0) return cli_fail(CMD, CRN_ENOMEM);
         break;
     case O_VALFRAC:
         if (cli_parse_double(CMD, on, optarg, 0, 0.9, &d)) return CLI_EXIT_USAGE;
@@ -482,11 +473,6 @@ void cli_install_stop_signals(void) {
     if (sigaction(SIGHUP, NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaction(SIGHUP, &sa, NULL);
 }
 
-static int file_exists(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0;
-}
-
 /* The directory of path must exist and be writable (the checkpoint is
  * written as a temp file next to it, then renamed). */
 static int check_writable_dir(const char *path) {
@@ -596,7 +582,7 @@ static int setup_resume(session *S) {
     S->start.out_path = S->a.out ? S->a.out : R->base;
     if (S->a.out && strcmp(S->a.out, R->base)) {
         /* a new home for the run: it starts with the run's best model */
-        if (file_exists(R->base) && (rc = copy_file(S->a.out, R->base)) < 0) return cli_fail(CMD, rc);
+        if (crn_file_exists(R->base) && (rc = copy_file(S->a.out, R->base)) < 0) return cli_fail(CMD, rc);
         S->start.log_append = S->a.set[O_LOG] ? 0 : 1;
     }
     return -1;

@@ -79,17 +79,6 @@ static void show_codepoints(FILE *f, const uint8_t *tok, size_t n) {
     }
 }
 
-static const char *group(char *buf, uint64_t v) {
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v), o = 0;
-    for (int i = 0; i < n; i++) {
-        if (i && (n - i) % 3 == 0) buf[o++] = ',';
-        buf[o++] = tmp[i];
-    }
-    buf[o] = 0;
-    return buf;
-}
-
 typedef struct ranked {
     uint32_t id;
     uint64_t freq;
@@ -155,25 +144,25 @@ static void print_json(const vocab_stats *v) {
 static void print_text(const vocab_stats *v) {
     char b[32];
     printf("file:               %s\n", v->path);
-    printf("bytes:              %s\n", group(b, v->c->n_bytes));
+    printf("bytes:              %s\n", crn_fmt_count(b, v->c->n_bytes));
     printf("BOM:                %s\n", v->c->had_bom ? "yes (UTF-8 byte order mark, dropped)" : "no");
     printf("unit:               %s\n", crn_unit_name(v->o->unit));
     printf("normalize:          %s\n", crn_norm_name(v->o->norm));
-    printf("characters:         %s (code points after cleaning)\n", group(b, v->c->n_chars));
-    printf("tokens:             %s\n", group(b, v->c->n_tokens));
-    printf("distinct tokens:    %s\n", group(b, v->distinct));
-    printf("invalid sequences:  %s (--invalid %s)\n", group(b, v->c->n_invalid), crn_invalid_name(v->o->invalid));
-    printf("lines dropped:      %s\n", group(b, v->c->n_lines_dropped));
+    printf("characters:         %s (code points after cleaning)\n", crn_fmt_count(b, v->c->n_chars));
+    printf("tokens:             %s\n", crn_fmt_count(b, v->c->n_tokens));
+    printf("distinct tokens:    %s\n", crn_fmt_count(b, v->distinct));
+    printf("invalid sequences:  %s (--invalid %s)\n", crn_fmt_count(b, v->c->n_invalid), crn_invalid_name(v->o->invalid));
+    printf("lines dropped:      %s\n", crn_fmt_count(b, v->c->n_lines_dropped));
     if (v->min_count > 1) {
-        printf("vocabulary:         %s ids with --min-count %lld (incl. <unk>); ", group(b, v->kept + 1), v->min_count);
-        printf("%s tokens would be <unk>\n", group(b, v->rare));
+        printf("vocabulary:         %s ids with --min-count %lld (incl. <unk>); ", crn_fmt_count(b, v->kept + 1), v->min_count);
+        printf("%s tokens would be <unk>\n", crn_fmt_count(b, v->rare));
     }
     if (v->show) {
         printf("\ntop %zu tokens:\n", v->show);
         for (size_t i = 0; i < v->show; i++) {
             size_t tl;
             const uint8_t *tok = crn_vocab_token(v->c->vocab, v->rk[i].id, &tl);
-            printf("%6zu  %12s  %6.2f%%  ", i + 1, group(b, v->rk[i].freq),
+            printf("%6zu  %12s  %6.2f%%  ", i + 1, crn_fmt_count(b, v->rk[i].freq),
                    v->c->n_tokens ? 100.0 * (double)v->rk[i].freq / (double)v->c->n_tokens : 0.0);
             show_token(stdout, tok, tl);
             printf("  (");

@@ -52,19 +52,6 @@ void crn_corpus_opts_default(crn_corpus_opts *o) {
     o->val_frac = 0.1;
 }
 
-/* "1234567" -> "1,234,567" into buf (>= 32 bytes). */
-static const char *fmt_count(char *buf, uint64_t v) {
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
-    int o = 0;
-    for (int i = 0; i < n; i++) {
-        if (i && (n - i) % 3 == 0) buf[o++] = ',';
-        buf[o++] = tmp[i];
-    }
-    buf[o] = 0;
-    return buf;
-}
-
 int crn_corpus_split_replace(const char *spec, char **re_out, char **text_out) {
     *re_out = *text_out = NULL;
     size_t n = strlen(spec);
@@ -557,7 +544,7 @@ static int encode_pass(crn_corpus *c, crn_idcache_writer *w, loader *L, const ui
     char b1[32];
     int err;
     if (!w && !(c->ids = malloc(c->n_tokens * (c->wide ? sizeof(uint32_t) : sizeof(uint16_t))))) {
-        err = crn_error_set(CRN_ENOMEM, "%s: out of memory for %s token ids", c->path, fmt_count(b1, c->n_tokens));
+        err = crn_error_set(CRN_ENOMEM, "%s: out of memory for %s token ids", c->path, crn_fmt_count(b1, c->n_tokens));
         goto done;
     }
     size_t at = 0;
@@ -699,7 +686,7 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
     if (L.n_tokens == 0) {
         if (L.n_dropped)
             err = crn_error_set(CRN_EEMPTY, "%s: no text left after cleaning (%s of %s lines dropped)", c->path,
-                                fmt_count(b1, L.n_dropped), fmt_count(b2, line - 1 + (text[n - 1] != '\n')));
+                                crn_fmt_count(b1, L.n_dropped), crn_fmt_count(b2, line - 1 + (text[n - 1] != '\n')));
         else
             err = crn_error_set(CRN_EEMPTY, "%s: no text (nothing left after removing invalid bytes)", c->path);
         goto done;
@@ -941,7 +928,7 @@ int crn_batcher_init(crn_batcher *bt, const crn_corpus *c, size_t B, size_t T) {
     if (c->n_train < bt_n + 1)
         return crn_error_set(c->n_train ? CRN_ERANGE : CRN_EEMPTY,
                              "%s: train split has %s tokens; batch %s x seq %s needs at least %s", c->path,
-                             fmt_count(b1, c->n_train), fmt_count(b2, B), fmt_count(b3, T), fmt_count(b4, bt_n + 1));
+                             crn_fmt_count(b1, c->n_train), crn_fmt_count(b2, B), crn_fmt_count(b3, T), crn_fmt_count(b4, bt_n + 1));
     bt->c = c;
     bt->B = B;
     bt->T = T;

@@ -471,15 +471,10 @@ static uint64_t checkpoint_run_id(const crn_checkpoint *ck) {
     return id;
 }
 
-static int file_exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
 /* Does ck (loaded from resume_path) belong to another run than base? */
 static int other_run(const crn_checkpoint *ck, const char *base, const char *resume_path, char *note, size_t cap) {
     crn_checkpoint *best = NULL;
-    if (!file_exists(base) || crn_checkpoint_load(&best, base) < 0) return 0;
+    if (!crn_file_exists(base) || crn_checkpoint_load(&best, base) < 0) return 0;
     uint64_t a = checkpoint_run_id(ck), b = checkpoint_run_id(best);
     crn_checkpoint_destroy(best);
     if (!a || !b || a == b) return 0;
@@ -495,7 +490,7 @@ int crn_train_open_resume(crn_checkpoint **out, int *from_resume, const char *ba
     *from_resume = 0;
     if (cap) note[0] = 0;
     crn_checkpoint *ck = NULL;
-    if (file_exists(resume_path)) {
+    if (crn_file_exists(resume_path)) {
         if (crn_checkpoint_load(&ck, resume_path) < 0) {
             if (cap) snprintf(note, cap, "warning: %s; trying %s", crn_error_message(), base);
             ck = NULL;
