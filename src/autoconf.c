@@ -89,7 +89,7 @@ double crn_preset_chars_per_s(enum crn_preset p, uint32_t V) {
     return cps < AUTO_MAX_CHARS_PER_S ? cps : AUTO_MAX_CHARS_PER_S;
 }
 
-int crn_auto_scan(const char *path, crn_auto_input *in) {
+int crn_auto_scan(const char *path, enum crn_unit unit, crn_auto_input *in) {
     FILE *f = fopen(path, "rb");
     if (!f) return crn_error_set(CRN_EIO, "%s: cannot open: %s", path, strerror(errno));
     uint8_t *seen = calloc(0x110000 / 8 + 1, 1);
@@ -112,9 +112,15 @@ int crn_auto_scan(const char *path, crn_auto_input *in) {
                 len = 1;
                 if (!bad_seen) distinct++;
                 bad_seen = 1;
-            } else if (!(seen[cp >> 3] & (1u << (cp & 7)))) {
-                seen[cp >> 3] |= (uint8_t)(1u << (cp & 7));
-                distinct++;
+            } else {
+                int32_t part[3] = {cp, 0, 0};
+                const int np = unit == CRN_UNIT_JAMO && crn_hangul_split(cp, part) > 0 ? crn_hangul_split(cp, part) : 1;
+                for (int j = 0; j < np; j++)
+                    if (!(seen[part[j] >> 3] & (1u << (part[j] & 7)))) {
+                        seen[part[j] >> 3] |= (uint8_t)(1u << (part[j] & 7));
+                        distinct++;
+                    }
+                chars += (uint64_t)np - 1;
             }
             chars++;
             i += (size_t)len;
@@ -243,8 +249,8 @@ enum crn_preset crn_auto_config(crn_train_opts *o, const crn_auto_input *in, cha
     fmt_count(ch, sizeof ch, train_chars);
     snprintf(why, cap,
              "auto configuration: preset %s (lstm %ux%u, embed %u, dropout %g, batch %u x seq %u, adam lr %g, %s): "
-             "~%s training chars (~%.0f steps) in %.0f s at ~%.0fk chars/s (%s) = %.1f per parameter (%s), "
-             "%.1f epochs of %s chars, vocabulary %u",
+             "~%s training tokens (~%.0f steps) in %.0f s at ~%.0fk tokens/s (%s) = %.1f per parameter (%s), "
+             "%.1f epochs of %s tokens, vocabulary %u",
              presets[pick].name, o->model.layers, o->model.hidden, o->model.embed, (double)dropout, o->batch, o->seq,
              (double)o->optim.lr,
              o->sched.kind == CRN_SCHED_COSINE ? "cosine to 0 over the budget" : "constant rate: a short run",

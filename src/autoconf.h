@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "train.h"
+#include "utf8.h"
 
 enum crn_preset { CRN_PRESET_NONE = 0, CRN_PRESET_TINY, CRN_PRESET_SMALL, CRN_PRESET_MEDIUM, CRN_PRESET_LARGE };
 #define CRN_PRESET_COUNT 5
@@ -35,8 +36,8 @@ double crn_preset_chars_per_s(enum crn_preset p, uint32_t V);
 
 /* What the choice is made from. */
 typedef struct crn_auto_input {
-    uint64_t chars;     /* code points in the corpus */
-    uint32_t vocab;     /* distinct code points (+1 for <unk>) */
+    uint64_t chars;     /* tokens in the corpus (crn_auto_scan: code points, or jamo) */
+    uint32_t vocab;     /* distinct tokens (+1 for <unk>) */
     double seconds;     /* the time budget */
     double val_frac;    /* share of the text kept for validation */
     /* Training speed per preset in chars/s as measured on this machine by
@@ -53,10 +54,12 @@ typedef struct crn_auto_input {
  * Allocates; call before training. @return 0 or a negative error. */
 int crn_auto_probe(crn_auto_input *in, int threads, uint32_t layer_norm);
 
-/* Count the code points and distinct code points of a UTF-8 file (bytes that
- * are not valid UTF-8 count as one character each, with one shared id).
- * @return 0 or CRN_EIO / CRN_ENOMEM with a message naming the file. */
-int crn_auto_scan(const char *path, crn_auto_input *in);
+/* Count the tokens and distinct tokens of a UTF-8 file in a unit: code
+ * points (codepoint, and grapheme, whose clusters are about one code point
+ * in composed text), or, for jamo, a Hangul syllable as its 2-3 conjoining
+ * jamo (bytes that are not valid UTF-8 count as one token each, with one
+ * shared id). @return 0 or CRN_EIO / CRN_ENOMEM with a message naming the file. */
+int crn_auto_scan(const char *path, enum crn_unit unit, crn_auto_input *in);
 
 /* Pick the preset, dropout, embedding, learning rate and schedule for in and
  * apply them to o (a decaying cosine schedule over the time budget). Writes

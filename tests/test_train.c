@@ -701,11 +701,15 @@ START_TEST(auto_scan_counts_code_points) {
     fputc(0xfe, f);
     fclose(f);
     crn_auto_input in = {0};
-    ck_assert_int_eq(crn_auto_scan(p, &in), 0);
+    ck_assert_int_eq(crn_auto_scan(p, CRN_UNIT_CODEPOINT, &in), 0);
     ck_assert_uint_eq(in.chars, 10);
     ck_assert_uint_eq(in.vocab, 7 + 1 + 1);
+    /* jamo: 하 = ㅎ ㅏ, 늘 = ㄴ ㅡ ㄹ: 5 + 6 + 2 tokens, 5 + 5 distinct + invalid + <unk> */
+    ck_assert_int_eq(crn_auto_scan(p, CRN_UNIT_JAMO, &in), 0);
+    ck_assert_uint_eq(in.chars, 13);
+    ck_assert_uint_eq(in.vocab, 10 + 1 + 1);
     path_in(p, sizeof p, "missing.txt");
-    ck_assert_int_eq(crn_auto_scan(p, &in), CRN_EIO);
+    ck_assert_int_eq(crn_auto_scan(p, CRN_UNIT_CODEPOINT, &in), CRN_EIO);
     ck_assert(strstr(crn_error_message(), "missing.txt") != NULL);
 }
 END_TEST
