@@ -613,7 +613,11 @@ static int setup_fresh(session *S) {
     else if (wants_auto(&S->a)) {
         crn_auto_input in = {.val_frac = S->opts.val_frac,
                              .seconds = S->a.set[O_TIME] ? u->time_limit : DEFAULT_TIME};
-        if ((rc = crn_auto_scan(S->opts.corpus_path, &in)) < 0) return cli_fail(CMD, rc);
+        const enum crn_unit unit = S->a.set[O_UNIT] ? u->unit : S->opts.unit;
+        if ((rc = crn_auto_scan(S->opts.corpus_path, unit, &in)) < 0) return cli_fail(CMD, rc);
+        const uint32_t ln = S->a.set[O_LN] ? u->model.layer_norm : S->opts.model.layer_norm;
+        if ((rc = crn_auto_probe(&in, S->a.set[O_THREADS] ? u->threads : S->opts.threads, ln)) < 0)
+            return cli_fail(CMD, rc);
         char why[512];
         crn_auto_config(&S->opts, &in, why, sizeof why);
         if (!S->a.quiet) fprintf(stderr, "%s\n", why);

@@ -670,6 +670,27 @@ START_TEST(auto_config_follows_the_budget) {
 }
 END_TEST
 
+START_TEST(auto_probe_measures_what_it_needs) {
+    /* a text long enough for small but not medium, and a budget that any
+     * speed affords: the probe times large? no (the text is too short),
+     * medium? no, small: yes, and stops there */
+    crn_auto_input in = {.chars = 300000, .vocab = 66, .seconds = 1e7, .val_frac = 0.1};
+    ck_assert_int_eq(crn_auto_probe(&in, 1, 1), 0);
+    ck_assert(in.cps[CRN_PRESET_SMALL] > 0);
+    ck_assert(in.cps[CRN_PRESET_LARGE] == 0 && in.cps[CRN_PRESET_MEDIUM] == 0 && in.cps[CRN_PRESET_TINY] == 0);
+    crn_train_opts o;
+    crn_train_opts_default(&o);
+    char why[512];
+    ck_assert_int_eq(crn_auto_config(&o, &in, why, sizeof why), CRN_PRESET_SMALL);
+    ck_assert_msg(strstr(why, "(measured)") != NULL, "%s", why);
+    /* a budget no speed affords: every preset the text allows is timed, down to tiny */
+    crn_auto_input in2 = {.chars = 300000, .vocab = 66, .seconds = 1e-3, .val_frac = 0.1};
+    ck_assert_int_eq(crn_auto_probe(&in2, 1, 0), 0);
+    ck_assert(in2.cps[CRN_PRESET_SMALL] > 0 && in2.cps[CRN_PRESET_TINY] > 0 && in2.cps[CRN_PRESET_MEDIUM] == 0);
+    ck_assert_int_eq(crn_auto_config(&o, &in2, why, sizeof why), CRN_PRESET_TINY);
+}
+END_TEST
+
 START_TEST(auto_scan_counts_code_points) {
     char p[300];
     path_in(p, sizeof p, "scan.txt");
@@ -680,11 +701,15 @@ START_TEST(auto_scan_counts_code_points) {
     fputc(0xfe, f);
     fclose(f);
     crn_auto_input in = {0};
-    ck_assert_int_eq(crn_auto_scan(p, &in), 0);
+    ck_assert_int_eq(crn_auto_scan(p, CRN_UNIT_CODEPOINT, &in), 0);
     ck_assert_uint_eq(in.chars, 10);
     ck_assert_uint_eq(in.vocab, 7 + 1 + 1);
+    /* jamo: 하 = ㅎ ㅏ, 늘 = ㄴ ㅡ ㄹ: 5 + 6 + 2 tokens, 5 + 5 distinct + invalid + <unk> */
+    ck_assert_int_eq(crn_auto_scan(p, CRN_UNIT_JAMO, &in), 0);
+    ck_assert_uint_eq(in.chars, 13);
+    ck_assert_uint_eq(in.vocab, 10 + 1 + 1);
     path_in(p, sizeof p, "missing.txt");
-    ck_assert_int_eq(crn_auto_scan(p, &in), CRN_EIO);
+    ck_assert_int_eq(crn_auto_scan(p, CRN_UNIT_CODEPOINT, &in), CRN_EIO);
     ck_assert(strstr(crn_error_message(), "missing.txt") != NULL);
 }
 END_TEST
@@ -772,6 +797,7 @@ int main(void) {
     tcase_add_test(tb, opts_set_quality_options);
     tcase_add_test(tb, preset_params_match_model);
     tcase_add_test(tb, auto_config_follows_the_budget);
+    tcase_add_test(tb, auto_probe_measures_what_it_needs);
     tcase_add_test(tb, auto_scan_counts_code_points);
     tcase_add_test(tb, resume_option_rules);
     suite_add_tcase(s, tb);
