@@ -72,13 +72,10 @@ void crn_preset_apply(crn_train_opts *o, enum crn_preset p) {
 
 uint64_t crn_preset_params(enum crn_preset p, uint32_t V) {
     const preset *q = &presets[p];
-    const uint64_t H = q->hidden, G = 4; /* lstm */
-    uint64_t n = (uint64_t)V * q->embed + H * V + V;
-    for (uint32_t l = 0; l < q->layers; l++) {
-        uint64_t in = l == 0 ? (q->embed ? q->embed : V) : H;
-        n += G * H * (in + H + 2);
-    }
-    return n;
+    const crn_model_config cfg = {.cell = CRN_CELL_LSTM, .vocab = V, .embed = q->embed, .hidden = q->hidden,
+                                  .layers = q->layers};
+    uint64_t n = 0;
+    return crn_model_layout(&cfg, NULL, NULL, &n) < 0 ? 0 : n;
 }
 
 double crn_preset_chars_per_s(enum crn_preset p, uint32_t V) {
