@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "common.h"
 #include "cli_progress.h"
+#include "cli_dist.h"
 #include "dist.h"
 #include "train.h"
 
@@ -124,9 +125,11 @@ static void usage(FILE *f) {
         "\n"
         "Several processes (MPI):\n%s\n",
         crn_dist_built()
-            ? "  This build has Open MPI, but train does not split its work across ranks yet:\n"
-              "  started by mpirun with more than one rank it refuses to run (each rank would\n"
-              "  train alone and replace the others' files)."
+            ? "  This build has Open MPI: mpirun -np N charrnn train ... trains data-parallel\n"
+              "  on N ranks (--hostfile for several machines). --batch is the global batch\n"
+              "  (a multiple of N: each rank trains batch/N streams), so N ranks follow one\n"
+              "  process; only rank 0 prints and writes files; --resume works with another N.\n"
+              "  Give each rank --threads (cores / ranks per machine). See docs/distributed.md."
             : "  This build has no MPI. To enable it, install Open MPI (tools/setup installs\n"
               "  libopenmpi-dev and openmpi-bin) and rebuild:\n"
               "    meson configure build -Dmpi=enabled && meson compile -C build");
@@ -560,6 +563,8 @@ void cli_install_stop_signals(void) {
     sa.sa_flags = SA_RESETHAND | SA_RESTART; /* a save in progress must not see EINTR */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* mpirun forwards SIGUSR1 to every rank without killing them afterwards */
+    if (crn_dist_size() > 1) sigaction(SIGUSR1, &sa, NULL);
     /* a closed terminal or ssh session saves too, unless hang-ups are
      * ignored (nohup): then training goes on as the user asked */
     struct sigaction old;
@@ -694,7 +699,8 @@ static int setup_resume(session *S) {
     S->start.out_path = S->a.out ? S->a.out : S->base;
     if (S->a.out && strcmp(S->a.out, S->base)) {
         /* a new home for the run: it starts with the run's best model */
-        if (file_exists(S->base) && (rc = copy_file(S->a.out, S->base)) < 0) return cli_fail(CMD, rc);
+        if (crn_dist_rank() == 0 && file_exists(S->base) && (rc = copy_file(S->a.out, S->base)) < 0)
+            return cli_fail(CMD, rc);
         S->start.log_append = S->a.set[O_LOG] ? 0 : 1;
     }
     return -1;
@@ -832,28 +838,23 @@ int cli_train(int argc, char **argv) {
     crn_train_opts_default(&S->opts);
     int status, rc;
 
-    if ((status = parse_args(&S->a, argc, argv)) >= 0) goto done;
-    /* under mpirun: one rank only, until training is split across ranks */
+    /* under mpirun: data-parallel over the ranks (train_dist.h); rank 0 talks */
     if ((rc = crn_dist_init(&argc, &argv)) < 0) { status = cli_fail(CMD, rc); goto done; }
-    if (crn_dist_size() > 1) {
-        if (crn_dist_rank() == 0)
-            cli_error(CMD, "started with %d MPI ranks: this version trains in one process only; run one "
-                      "process (mpirun -np 1, or without mpirun)", crn_dist_size());
-        status = CLI_EXIT_USAGE;
-        goto done;
-    }
-    status = S->a.resume ? setup_resume(S) : setup_fresh(S);
+    cli_dist_quiet_others();
+    status = parse_args(&S->a, argc, argv);
+    if (status < 0) status = S->a.resume ? setup_resume(S) : setup_fresh(S);
     if (status < 0) status = check_outputs(S);
-    if (status >= 0) goto done;
+    if ((status = cli_dist_agree(CMD, status)) >= 0) goto done; /* any rank's exit is every rank's */
     status = CLI_EXIT_ERROR;
     if ((rc = cli_progress_create(&S->prog, stderr, -1, S->a.quiet)) < 0) { status = cli_fail(CMD, rc); goto done; }
+    /* trainer_create and trainer_run agree on their outcome across ranks */
     if ((rc = crn_trainer_create(&S->tr, &S->opts, &S->start)) < 0) { status = cli_fail(CMD, rc); goto done; }
-    report_start(S);
+    if (crn_dist_rank() == 0) report_start(S);
     crn_checkpoint_destroy(S->ck);
     S->ck = NULL;
 
     cli_install_stop_signals();
-    rc = crn_trainer_run(S->tr, cli_progress_report, S->prog);
+    rc = crn_trainer_run(S->tr, crn_dist_rank() == 0 ? cli_progress_report : NULL, S->prog);
     cli_progress_finish(S->prog);
     status = report_end(S, rc);
 done:
