@@ -561,6 +561,10 @@ void cli_install_stop_signals(void) {
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESETHAND | SA_RESTART; /* a save in progress must not see EINTR */
+    /* under mpirun a rank may get the signal twice (from the terminal or a
+     * process group, and forwarded by mpirun): the first must not end it;
+     * a second Ctrl-C makes mpirun kill the job */
+    if (crn_dist_size() > 1) sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     /* mpirun forwards SIGUSR1 to every rank without killing them afterwards */

@@ -64,7 +64,7 @@ int crn_dist_check_corpus(uint64_t key, const char *path) {
     int diff = -1, rc = crn_dist_agree_u64(key, &diff);
     if (rc < 0) return rc;
     if (diff >= 0)
-        return crn_error_set(CRN_EINVAL, "rank %d: its corpus %s differs from rank 0's (checksum, size or "
+        return crn_error_set(CRN_EINVAL, "rank %d: its corpus differs from rank 0's %s (checksum, size or "
                              "vocabulary): every rank must read the same text", diff, path);
     return 0;
 }
