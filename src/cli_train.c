@@ -102,7 +102,8 @@ static void usage(FILE *f) {
         "\n"
         "Other:\n"
         "      --seed N              random seed (default 123); with --threads 1 runs are bit-identical\n"
-        "      --threads N           threads, 0 = all cores (default 0)\n"
+        "      --threads N           threads, 0 = all cores (default 0; under mpirun each rank\n"
+        "                            gets the cores of its machine / the ranks on it)\n"
         "      --log FILE.csv        CSV log: step,epoch,seconds,train_bpc,val_bpc,lr,chars_per_s\n"
         "      --sample-every N      print a short sample at evals, at most every N steps (default 0 = off)\n"
         "      --sample-len N        tokens per sample (default 200)\n"
@@ -652,6 +653,16 @@ static int copy_file(const char *dst, const char *src) {
     return rc;
 }
 
+/* Under mpirun without --threads: the cores of this machine shared by the
+ * ranks on it (Open MPI says how many: OMPI_COMM_WORLD_LOCAL_SIZE). */
+static int rank_threads(int threads) {
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (threads > 0 || crn_dist_size() == 1 || !local) return threads;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN), k = strtol(local, NULL, 10);
+    if (cores < 1 || k < 1) return threads;
+    return cores / k > 1 ? (int)(cores / k) : 1;
+}
+
 /* One `charrnn train`: what was typed and what it sets up (freed in cli_train). */
 typedef struct session {
     args a;
@@ -850,6 +861,7 @@ int cli_train(int argc, char **argv) {
     if (status < 0) status = check_outputs(S);
     if ((status = cli_dist_agree(CMD, status)) >= 0) goto done; /* any rank's exit is every rank's */
     status = CLI_EXIT_ERROR;
+    S->opts.threads = rank_threads(S->opts.threads);
     if ((rc = cli_progress_create(&S->prog, stderr, -1, S->a.quiet)) < 0) { status = cli_fail(CMD, rc); goto done; }
     /* trainer_create and trainer_run agree on their outcome across ranks */
     if ((rc = crn_trainer_create(&S->tr, &S->opts, &S->start)) < 0) { status = cli_fail(CMD, rc); goto done; }
