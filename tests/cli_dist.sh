@@ -54,6 +54,13 @@ for drop in 0 0.3; do
     cmp -s "$D/i1" "$D/i2" && pass "same step and data position ($(cat "$D/i1"))" || fail "positions differ" \
         "$(cat "$D/i1" "$D/i2")"
 done
+"$C" info "$D/p1.ckpt.resume" | grep -E "validation:" > "$D/v1"
+"$C" info "$D/p2.ckpt.resume" | grep -E "validation:" > "$D/v2"
+cmp -s "$D/v1" "$D/v2" && pass "validation split over ranks: the same bits/char ($(cat "$D/v1"))" \
+    || fail "validation differs" "$(cat "$D/v1" "$D/v2")"
+check "2 ranks again" "${MPI[@]}" -np 2 "$C" train "$D/t.txt" -o "$D/p2b.ckpt" "${SAME[@]}" --dropout 0.3
+if python3 "$CMP" "$D/p2.ckpt.resume" "$D/p2b.ckpt.resume" 0 >"$D/cmp"; then pass "2 ranks twice: bit-identical"
+else fail "2 ranks twice differ" "$(cat "$D/cmp")"; fi
 n=$(grep -c '^step,' "$D/p2.csv"); rows=$(grep -c '^[0-9]' "$D/p2.csv")
 [ "$n" -eq 1 ] && [ "$rows" -eq 2 ] && pass "one CSV log, written by rank 0 only" || fail "log: $n headers, $rows rows"
 check "3 ranks x batch 6 (GRU)" "${MPI[@]}" -np 3 "$C" train "$D/t.txt" -o "$D/g3.ckpt" "${SAME[@]}" --cell gru \
