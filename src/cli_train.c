@@ -130,7 +130,9 @@ static void usage(FILE *f) {
               "  on N ranks (--hostfile for several machines). --batch is the global batch\n"
               "  (a multiple of N: each rank trains batch/N streams), so N ranks follow one\n"
               "  process; only rank 0 prints and writes files; --resume works with another N.\n"
-              "  Give each rank --threads (cores / ranks per machine). See docs/distributed.md."
+              "  Without --threads each rank takes its machine's cores / the ranks on it.\n"
+              "  SIGTERM or SIGUSR1 to mpirun stops every rank at one step; rank 0 saves.\n"
+              "  See docs/distributed.md."
             : "  This build has no MPI. To enable it, install Open MPI (tools/setup installs\n"
               "  libopenmpi-dev and openmpi-bin) and rebuild:\n"
               "    meson configure build -Dmpi=enabled && meson compile -C build");

@@ -472,7 +472,16 @@ static int start_model(crn_trainer *t, crn_train_start *start, crn_vocab **vocab
  * optimizer state, run id and files to all (so the ranks start alike). */
 static int dist_share_start(crn_trainer *t) {
     int32_t written = t->model_written;
-    int rc = crn_dist_bcast_model(t->model, t->optim);
+    crn_train_status none; /* the options only (their encoding in the training state) */
+    memset(&none, 0, sizeof none);
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    int rc = crn_dist_agree_error(crn_train_blob_encode(&blob, &len, &t->o, &none));
+    if (rc < 0) return rc;
+    uint64_t key = crn_crc32(0, blob, len);
+    free(blob);
+    if ((rc = crn_dist_check_options(key)) < 0) return rc;
+    rc = crn_dist_bcast_model(t->model, t->optim);
     if (!rc) rc = crn_dist_bcast(&t->s.run_id, sizeof t->s.run_id, 0);
     if (!rc) rc = crn_dist_bcast(&t->s.started_unix, sizeof t->s.started_unix, 0);
     if (!rc) rc = crn_dist_bcast(&written, sizeof written, 0);

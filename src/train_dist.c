@@ -69,6 +69,15 @@ int crn_dist_check_corpus(uint64_t key, const char *path) {
     return 0;
 }
 
+int crn_dist_check_options(uint64_t key) {
+    int diff = -1, rc = crn_dist_agree_u64(key, &diff);
+    if (rc < 0) return rc;
+    if (diff >= 0)
+        return crn_error_set(CRN_EINVAL, "rank %d: its training options differ from rank 0's: give every rank "
+                             "the same command line", diff);
+    return 0;
+}
+
 /* The small exchange of a step, summed as doubles (exact: small integers,
  * and sums of loss terms in whatever order MPI takes). */
 enum { X_LOSS, X_COUNT, X_NONFINITE, X_FAILED, X_STOP, X_TIME_UP, X_SAVE_DUE, X_HORIZON, X_N };

@@ -57,6 +57,10 @@ int crn_dist_check_params(crn_model *m, uint64_t step);
  * loaded (file CRC, sizes, vocabulary); CRN_EINVAL naming the rank whose
  * differs, and path. */
 int crn_dist_check_corpus(uint64_t key, const char *path);
+/* Were all ranks given the same training options? key: a digest of them;
+ * CRN_EINVAL naming the rank whose differ (ranks that disagree on, e.g.,
+ * --steps would leave the loop at different steps). */
+int crn_dist_check_options(uint64_t key);
 
 /* One data-parallel gradient over this rank's rows x, y (T, B) (B = its
  * rows): zero the gradients, forward (dropout from rng) and, if the loss is

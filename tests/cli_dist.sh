@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cli_dist.sh — data-parallel `charrnn train` under mpirun (docs/distributed.md,
-# docs/errors.md M01-M05): N ranks x global batch B follow one process with
+# docs/errors.md M01-M07): N ranks x global batch B follow one process with
 # batch B (parameters within 1e-5 relative, with and without dropout); a run
 # resumes with another number of ranks (1 <-> 2 <-> 3) and continues step,
 # schedule and data positions; errors on one rank (missing or different
@@ -116,6 +116,10 @@ one_message "^charrnn train: --hidden: 0 is out of range" "the usage error once 
 expect_exit 2 "M02 a usage error on rank 1 only" "${MPI[@]}" -np 1 "$C" train "$D/t.txt" -o "$D/e4.ckpt" \
     "${TINY[@]}" : -np 1 "$C" train "$D/t.txt" -o "$D/e4.ckpt" "${TINY[@]}" --hidden 0
 one_message "^charrnn train: rank 1: --hidden: 0 is out of range" "M02 rank 1's usage error, once"
+
+expect_exit 1 "M07 other options on rank 1" "${MPI[@]}" -np 1 "$C" train "$D/t.txt" -o "$D/e5.ckpt" "${TINY[@]}" \
+    : -np 1 "$C" train "$D/t.txt" -o "$D/e5.ckpt" "${TINY[@]}" --steps 4
+one_message "^charrnn train: rank 1: its training options differ from rank 0's" "M07 names rank 1, once"
 
 # ---- signals: every rank stops at one step, rank 0 saves ----
 LONG=(--cell lstm --layers 1 --hidden 32 --batch 8 --seq 16 --threads 1 --steps 1000000 --eval-every 50 --quiet)
