@@ -48,12 +48,11 @@ static void last_message(const char *cmd, char *buf, size_t cap) {
 }
 
 int cli_dist_agree(const char *cmd, int status) {
-    const int n = crn_dist_size(), me = crn_dist_rank();
-    if (n == 1) return status;
-    int32_t v = status >= 0 ? n - me : 0; /* the lowest stopping rank as the largest n - rank */
-    if (crn_dist_max_i32(&v) < 0) return CLI_EXIT_ERROR;
-    if (v == 0) return -1;
-    const int from = n - v;
+    const int me = crn_dist_rank();
+    if (crn_dist_size() == 1) return status;
+    int from; /* the lowest rank that stops */
+    if (crn_dist_lowest(status >= 0, &from) < 0) return CLI_EXIT_ERROR;
+    if (from < 0) return -1;
     struct {
         int32_t status;
         char msg[1000];

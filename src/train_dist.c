@@ -10,14 +10,10 @@
 #include "optim.h"
 
 int crn_dist_agree_error(int rc) {
-    const int n = crn_dist_size();
-    if (n == 1) return rc;
-    /* the lowest failing rank r as the largest n - r */
-    int32_t v = rc < 0 ? n - crn_dist_rank() : 0;
-    int err = crn_dist_max_i32(&v);
+    if (crn_dist_size() == 1) return rc;
+    int from, err = crn_dist_lowest(rc < 0, &from);
     if (err) return err;
-    if (v == 0) return 0;
-    const int from = n - v;
+    if (from < 0) return 0;
     struct {
         int32_t rc;
         char msg[500];
