@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "common.h"
 #include "cli_progress.h"
+#include "cli_dist.h"
 #include "dist.h"
 #include "train.h"
 
@@ -101,7 +102,8 @@ static void usage(FILE *f) {
         "\n"
         "Other:\n"
         "      --seed N              random seed (default 123); with --threads 1 runs are bit-identical\n"
-        "      --threads N           threads, 0 = all cores (default 0)\n"
+        "      --threads N           threads, 0 = all cores (default 0; under mpirun each rank\n"
+        "                            gets the cores of its machine / the ranks on it)\n"
         "      --log FILE.csv        CSV log: step,epoch,seconds,train_bpc,val_bpc,lr,chars_per_s\n"
         "      --sample-every N      print a short sample at evals, at most every N steps (default 0 = off)\n"
         "      --sample-len N        tokens per sample (default 200)\n"
@@ -124,9 +126,13 @@ static void usage(FILE *f) {
         "\n"
         "Several processes (MPI):\n%s\n",
         crn_dist_built()
-            ? "  This build has Open MPI, but train does not split its work across ranks yet:\n"
-              "  started by mpirun with more than one rank it refuses to run (each rank would\n"
-              "  train alone and replace the others' files)."
+            ? "  This build has Open MPI: mpirun -np N charrnn train ... trains data-parallel\n"
+              "  on N ranks (--hostfile for several machines). --batch is the global batch\n"
+              "  (a multiple of N: each rank trains batch/N streams), so N ranks follow one\n"
+              "  process; only rank 0 prints and writes files; --resume works with another N.\n"
+              "  Without --threads each rank takes its machine's cores / the ranks on it.\n"
+              "  SIGTERM or SIGUSR1 to mpirun stops every rank at one step; rank 0 saves.\n"
+              "  See docs/distributed.md."
             : "  This build has no MPI. To enable it, install Open MPI (tools/setup installs\n"
               "  libopenmpi-dev and openmpi-bin) and rebuild:\n"
               "    meson configure build -Dmpi=enabled && meson compile -C build");
@@ -465,8 +471,14 @@ void cli_install_stop_signals(void) {
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESETHAND | SA_RESTART; /* a save in progress must not see EINTR */
+    /* under mpirun a rank may get the signal twice (from the terminal or a
+     * process group, and forwarded by mpirun): the first must not end it;
+     * a second Ctrl-C makes mpirun kill the job */
+    if (crn_dist_size() > 1) sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* mpirun forwards SIGUSR1 to every rank without killing them afterwards */
+    if (crn_dist_size() > 1) sigaction(SIGUSR1, &sa, NULL);
     /* a closed terminal or ssh session saves too, unless hang-ups are
      * ignored (nohup): then training goes on as the user asked */
     struct sigaction old;
@@ -540,6 +552,16 @@ static int copy_file(const char *dst, const char *src) {
     return rc;
 }
 
+/* Under mpirun without --threads: the cores of this machine shared by the
+ * ranks on it (Open MPI says how many: OMPI_COMM_WORLD_LOCAL_SIZE). */
+static int rank_threads(int threads) {
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (threads > 0 || crn_dist_size() == 1 || !local) return threads;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN), k = strtol(local, NULL, 10);
+    if (cores < 1 || k < 1) return threads;
+    return cores / k > 1 ? (int)(cores / k) : 1;
+}
+
 /* One `charrnn train`: what was typed and what it sets up (freed in cli_train). */
 typedef struct session {
     args a;
@@ -582,7 +604,8 @@ static int setup_resume(session *S) {
     S->start.out_path = S->a.out ? S->a.out : R->base;
     if (S->a.out && strcmp(S->a.out, R->base)) {
         /* a new home for the run: it starts with the run's best model */
-        if (crn_file_exists(R->base) && (rc = copy_file(S->a.out, R->base)) < 0) return cli_fail(CMD, rc);
+        if (crn_dist_rank() == 0 && crn_file_exists(R->base) && (rc = copy_file(S->a.out, R->base)) < 0)
+            return cli_fail(CMD, rc);
         S->start.log_append = S->a.set[O_LOG] ? 0 : 1;
     }
     return -1;
@@ -719,30 +742,26 @@ int cli_train(int argc, char **argv) {
     crn_train_opts_default(&S->opts);
     int status, rc;
 
-    if ((status = parse_args(&S->a, argc, argv)) >= 0) goto done;
-    /* under mpirun: one rank only, until training is split across ranks */
+    /* under mpirun: data-parallel over the ranks (train_dist.h); rank 0 talks */
     if ((rc = crn_dist_init(&argc, &argv)) < 0) { status = cli_fail(CMD, rc); goto done; }
-    if (crn_dist_size() > 1) {
-        if (crn_dist_rank() == 0)
-            cli_error(CMD, "started with %d MPI ranks: this version trains in one process only; run one "
-                      "process (mpirun -np 1, or without mpirun)", crn_dist_size());
-        status = CLI_EXIT_USAGE;
-        goto done;
-    }
-    status = S->a.resume ? setup_resume(S) : setup_fresh(S);
+    cli_dist_quiet_others();
+    status = parse_args(&S->a, argc, argv);
+    if (status < 0) status = S->a.resume ? setup_resume(S) : setup_fresh(S);
     if (status < 0) status = check_outputs(S);
-    if (status >= 0) goto done;
+    if ((status = cli_dist_agree(CMD, status)) >= 0) goto done; /* any rank's exit is every rank's */
     status = CLI_EXIT_ERROR;
+    S->opts.threads = rank_threads(S->opts.threads);
     if ((rc = cli_progress_create(&S->prog, stderr, -1, S->a.quiet)) < 0) { status = cli_fail(CMD, rc); goto done; }
+    /* trainer_create and trainer_run agree on their outcome across ranks */
     if ((rc = crn_trainer_create(&S->tr, &S->opts, &S->start)) < 0) { status = cli_fail(CMD, rc); goto done; }
-    report_start(S);
+    if (crn_dist_rank() == 0) report_start(S);
     crn_checkpoint_destroy(S->ck);
     S->ck = NULL;
     crn_checkpoint_destroy(S->run.ck);
     S->run.ck = NULL;
 
     cli_install_stop_signals();
-    rc = crn_trainer_run(S->tr, cli_progress_report, S->prog);
+    rc = crn_trainer_run(S->tr, crn_dist_rank() == 0 ? cli_progress_report : NULL, S->prog);
     cli_progress_finish(S->prog);
     status = report_end(S, rc);
 done:

@@ -934,14 +934,21 @@ int crn_batcher_init(crn_batcher *bt, const crn_corpus *c, size_t B, size_t T) {
     bt->T = T;
     bt->n_win = (c->n_train - 1) / bt_n;
     bt->row_len = bt->n_win * T;
+    bt->rows = B;
     return 0;
 }
 
-/* Mapped ids: release rows [b*L + w0*T, b*L + w1*T) of B rows (plus the
- * page before, left by the previous call's rounding). */
-static void release_rows(const crn_corpus *c, size_t v0, size_t B, size_t L, size_t T, size_t w0, size_t w1) {
+void crn_batcher_set_rows(crn_batcher *bt, size_t row0, size_t rows) {
+    bt->row0 = row0;
+    bt->rows = rows;
+}
+
+/* Mapped ids: release rows [b*L + w0*T, b*L + w1*T) of rows b0 .. b0+nb-1
+ * (plus the page before, left by the previous call's rounding). */
+static void release_rows(const crn_corpus *c, size_t v0, size_t b0, size_t nb, size_t L, size_t T, size_t w0,
+                         size_t w1) {
     size_t back = 4096 / (c->wide ? 4 : 2);
-    for (size_t b = 0; b < B; b++) {
+    for (size_t b = b0; b < b0 + nb; b++) {
         size_t lo = b * L + w0 * T, hi = b * L + w1 * T;
         lo = lo > back ? lo - back : 0;
         crn_idcache_release(&c->map, c->wide, v0 + lo, v0 + hi);
@@ -961,18 +968,18 @@ void crn_batcher_next(crn_batcher *bt, uint32_t *x, uint32_t *y, int *reset) {
         bt->epoch++;
     }
     *reset = bt->win == 0;
-    const size_t B = bt->B, T = bt->T, L = bt->row_len;
-    for (size_t b = 0; b < B; b++) {
-        size_t base = b * L + bt->win * T; /* + T <= B*L <= n_train - 1 */
+    const size_t R = bt->rows, T = bt->T, L = bt->row_len;
+    for (size_t r = 0; r < R; r++) {
+        size_t base = (bt->row0 + r) * L + bt->win * T; /* + T <= B*L <= n_train - 1 */
         for (size_t t = 0; t < T; t++) {
-            x[t * B + b] = crn_corpus_id(bt->c, base + t);
-            y[t * B + b] = crn_corpus_id(bt->c, base + t + 1);
+            x[t * R + r] = crn_corpus_id(bt->c, base + t);
+            y[t * R + r] = crn_corpus_id(bt->c, base + t + 1);
         }
     }
     bt->win++;
     if (bt->c->map.base && (bt->win < bt->rel_win || bt->win - bt->rel_win >= release_every(bt->c, T))) {
         size_t w0 = bt->win < bt->rel_win ? 0 : bt->rel_win; /* the caller moved win back (resume) */
-        release_rows(bt->c, 0, B, L, T, w0, bt->win);
+        release_rows(bt->c, 0, bt->row0, R, L, T, w0, bt->win);
         bt->rel_win = bt->win;
     }
 }
@@ -992,25 +999,30 @@ size_t crn_val_windows(const crn_corpus *c, size_t B, size_t T) {
 
 void crn_range_window(const crn_corpus *c, size_t begin, size_t end, size_t B, size_t t0, size_t T, uint32_t *x,
                       uint32_t *y) {
+    crn_range_window_rows(c, begin, end, B, 0, B, t0, T, x, y);
+}
+
+void crn_range_window_rows(const crn_corpus *c, size_t begin, size_t end, size_t B, size_t b0, size_t nb, size_t t0,
+                           size_t T, uint32_t *x, uint32_t *y) {
     size_t n = end - begin >= 2 ? end - begin - 1 : 0; /* (input, target) pairs */
     size_t L = B ? n / B + (n % B != 0) : 0;
     for (size_t t = 0; t < T; t++) {
         size_t pos = t0 + t; /* position within the row */
-        for (size_t b = 0; b < B; b++) {
-            size_t i = b * L + pos; /* pair index */
+        for (size_t r = 0; r < nb; r++) {
+            size_t i = (b0 + r) * L + pos; /* pair index */
             if (pos < L && i < n) {
-                x[t * B + b] = crn_corpus_id(c, begin + i);
-                y[t * B + b] = crn_corpus_id(c, begin + i + 1);
+                x[t * nb + r] = crn_corpus_id(c, begin + i);
+                y[t * nb + r] = crn_corpus_id(c, begin + i + 1);
             } else {
-                x[t * B + b] = 0;
-                y[t * B + b] = CRN_IGNORE;
+                x[t * nb + r] = 0;
+                y[t * nb + r] = CRN_IGNORE;
             }
         }
     }
     /* mapped ids: hand back what each row has read, about every 64 KiB (positions as windows of 1) */
     size_t k = release_every(c, 1), p1 = t0 + T;
     if (c->map.base && (p1 / k != t0 / k || p1 >= L))
-        release_rows(c, begin, B, L, 1, p1 > k + T ? p1 - k - T : 0, p1 < L ? p1 : L);
+        release_rows(c, begin, b0, nb, L, 1, p1 > k + T ? p1 - k - T : 0, p1 < L ? p1 : L);
 }
 
 void crn_val_window(const crn_corpus *c, size_t B, size_t T, size_t w, uint32_t *x, uint32_t *y) {

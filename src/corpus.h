@@ -114,6 +114,7 @@ typedef struct crn_batcher {
     size_t win;        /* next window */
     uint64_t epoch;    /* completed epochs */
     size_t rel_win;    /* mapped ids of windows before this one are released */
+    size_t row0, rows; /* the rows [row0, row0 + rows) of the B this batcher fills (all B by default) */
 } crn_batcher;
 
 /* @return 0, or CRN_EEMPTY / CRN_ERANGE if the train split is shorter than one
@@ -123,6 +124,10 @@ int crn_batcher_init(crn_batcher *bt, const crn_corpus *c, size_t B, size_t T);
  * window starts an epoch (window 0, including the very first call: the
  * caller zeroes the carried state), else 0. */
 void crn_batcher_next(crn_batcher *bt, uint32_t *x, uint32_t *y, int *reset);
+/* Fill only rows [row0, row0 + rows) of the B (one MPI rank's part): x and y
+ * become (T, rows). The layout (row length, windows per epoch) still follows
+ * B, so the rows are those of a batcher over all B. row0 + rows <= B. */
+void crn_batcher_set_rows(crn_batcher *bt, size_t row0, size_t rows);
 
 /* Validation layout (as the peer's evaluate): of the validation ids
  * v = ids[n_train, n_tokens), the n = n_val-1 (input v[i], target v[i+1])
@@ -135,5 +140,8 @@ void crn_val_window(const crn_corpus *c, size_t B, size_t T, size_t w, uint32_t 
  * positions t0 .. t0+T-1 of each of the B rows into x, y (T, B). */
 void crn_range_window(const crn_corpus *c, size_t begin, size_t end, size_t B, size_t t0, size_t T, uint32_t *x,
                       uint32_t *y);
+/* Rows [b0, b0 + nb) of the B rows of that layout only: x, y (T, nb). */
+void crn_range_window_rows(const crn_corpus *c, size_t begin, size_t end, size_t B, size_t b0, size_t nb, size_t t0,
+                           size_t T, uint32_t *x, uint32_t *y);
 
 #endif

@@ -112,6 +112,16 @@ void crn_dist_abort(int status) {
     if (started) MPI_Abort(MPI_COMM_WORLD, status);
 }
 
+int crn_dist_lowest(int flag, int *lowest) {
+    *lowest = flag ? 0 : -1;
+    if (size == 1) return 0;
+    int32_t mine = flag ? rank : size;
+    int rc = MPI_Allreduce(MPI_IN_PLACE, &mine, 1, MPI_INT32_T, MPI_MIN, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Allreduce(min)");
+    *lowest = mine < size ? mine : -1;
+    return 0;
+}
+
 #else /* one rank */
 
 int crn_dist_built(void) { return 0; }
@@ -154,5 +164,9 @@ int crn_dist_agree_u64(uint64_t v, int *first_diff) {
     return 0;
 }
 void crn_dist_abort(int status) { (void)status; }
+int crn_dist_lowest(int flag, int *lowest) {
+    *lowest = flag ? 0 : -1;
+    return 0;
+}
 
 #endif

@@ -36,6 +36,8 @@ int crn_dist_max_i32(int32_t *v);
 /* Does every rank hold the same v? *first_diff = the lowest rank whose v
  * differs from rank 0's (or -1). */
 int crn_dist_agree_u64(uint64_t v, int *first_diff);
+/* The lowest rank whose flag is non-zero, or -1 if none (in *lowest). */
+int crn_dist_lowest(int flag, int *lowest);
 /* Stop every rank of the job with this exit status (does not return when
  * MPI runs; without MPI it returns and the caller exits). */
 void crn_dist_abort(int status);

@@ -85,6 +85,7 @@ struct crn_model {
     uint32_t fwd_B, fwd_T;
     int fwd_ok;         // a forward with targets ran since the last reserve
     uint16_t *half;     // (nparams) binary16 snapshot of params for crn_model_step, or NULL (float build)
+    uint32_t drop_all, drop_row0; // dropout masks drawn for drop_all streams, ours from drop_row0 (0: ours only)
 };
 
 struct crn_state {
@@ -761,6 +762,32 @@ static void scatter_rows(real *dW, const real *G, const uint32_t *rows, int N, i
     CRN_FN(crn_parallel)(scatter_part, &j, (double)N * C < 65536 ? 1 : (C + 15) / 16);
 }
 
+/* Inverted dropout of a layer's input in (T*B, H): keep with probability
+ * 1-p, scaled by 1/(1-p). With drop_all > B the masks of all drop_all
+ * streams are drawn per step, and rows drop_row0 .. drop_row0+B-1 kept. */
+static void dropout_masks(crn_model *m, struct layer_cache *c, const real *in, crn_rng *rng, int B, int T) {
+    const double pd = m->cfg.dropout;
+    const real keep = (real)(1.0 / (1.0 - pd));
+    const size_t H = (size_t)m->H, BH = (size_t)B * H;
+    const int part = m->drop_all > (uint32_t)B;
+    const size_t before = part ? (size_t)m->drop_row0 * H : 0;
+    const size_t after = part ? ((size_t)m->drop_all - m->drop_row0 - (size_t)B) * H : 0;
+    for (int t = 0; t < T; t++) {
+        for (size_t k = 0; k < before; k++) (void)crn_rng_uniform(rng);
+        for (size_t k = (size_t)t * BH; k < (size_t)(t + 1) * BH; k++) {
+            real mk = crn_rng_uniform(rng) < pd ? 0 : keep;
+            c->mask[k] = mk;
+            c->xin[k] = in[k] * mk;
+        }
+        for (size_t k = 0; k < after; k++) (void)crn_rng_uniform(rng);
+    }
+}
+
+void CRN_FN(crn_model_set_dropout_rows)(crn_model *m, uint32_t B_all, uint32_t row0) {
+    m->drop_all = B_all;
+    m->drop_row0 = row0;
+}
+
 /* The stacked layers and the output projection over T steps of B streams;
  * st carries the state in and out. logits (T*B, V). */
 static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const uint32_t *x, int B, int T,
@@ -786,14 +813,7 @@ static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const ui
                 in = ar->xe;
             } else if (rng && m->cfg.dropout > 0 && c->mask) {
                 // inverted dropout: keep with probability 1-p, scaled by 1/(1-p)
-                const double pd = m->cfg.dropout;
-                const real keep = (real)(1.0 / (1.0 - pd));
-                size_t n = (size_t)TB * H;
-                for (size_t k = 0; k < n; k++) {
-                    real mk = crn_rng_uniform(rng) < pd ? 0 : keep;
-                    c->mask[k] = mk;
-                    c->xin[k] = in[k] * mk;
-                }
+                dropout_masks(m, c, in, rng, B, T);
                 in = c->xin;
                 c->dropped = 1;
             }

@@ -160,6 +160,13 @@ int CRN_FN(crn_model_reserve)(crn_model *m, uint32_t B, uint32_t T);
  * @return 0 or CRN_EINVAL (B, T beyond crn_model_reserve, B != state's B). */
 int CRN_FN(crn_model_forward)(crn_model *m, crn_state *st, const uint32_t *x, const uint32_t *y,
                               uint32_t B, uint32_t T, crn_rng *rng, double *loss_sum, size_t *count);
+/* Dropout masks as for a window of B_all streams of which this model's
+ * windows are rows [row0, row0 + B) (an MPI rank's part): every forward with
+ * dropout draws the masks of all B_all rows from rng, in the order one
+ * process with B_all streams draws them, and keeps its own rows. So N ranks
+ * drop the same units as one process, and every rank's rng advances alike.
+ * B_all = 0 (the default) or B_all == B: the window is all the streams. */
+void CRN_FN(crn_model_set_dropout_rows)(crn_model *m, uint32_t B_all, uint32_t row0);
 /* Logits of the last forward, (T*B, V), time-major rows. */
 const real *CRN_FN(crn_model_logits)(const crn_model *m);
 /* Backward through the last forward's window (BPTT, no gradient into the

@@ -29,10 +29,13 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "dist.h"
 #include "kernels.h"
 #include "sampler.h"
+#include "train_dist.h"
 
 #define CRN_NONFINITE_MAX 5
+#define CRN_DIST_CHECK_EVERY 100 /* steps between parameter checksum comparisons of the ranks (debug builds) */
 #define TRAIN_SAMPLE_TEMPERATURE 0.8 /* of the samples shown during training */
 
 static volatile sig_atomic_t g_stop;
@@ -117,6 +120,11 @@ struct crn_trainer {
     int timed_sched;        /* cosine/linear with a time budget: the horizon follows the clock */
     char start_note[256];
     volatile sig_atomic_t *stop_flag; /* this trainer's stop request (NULL: none) */
+    /* data parallel (train_dist.h): this rank trains rows [row0, row0 + rows) of the B streams */
+    int rank, nranks;
+    uint32_t row0, rows;
+    float *carry_mine;      /* its carried state (carry_size(rows)), gathered into s.carry to save */
+    crn_dist_step ex;       /* the last step's exchange: flags of every rank, rank 0's horizon */
 };
 
 /* A stop was requested: process-wide (a signal) or for this trainer. */
@@ -342,6 +350,7 @@ static int setup_optimization(crn_trainer *t, int resume) {
         if ((rc = crn_optim_create(&t->optim, &t->o.optim, crn_model_num_params(t->model))) < 0) return rc;
     }
     if ((rc = crn_batcher_init(&t->bt, c, t->o.batch, t->o.seq)) < 0) return rc;
+    crn_batcher_set_rows(&t->bt, t->row0, t->rows); /* this rank's streams (all of them in one process) */
     if (resume) {
         if (t->s.win <= t->bt.n_win) { /* win == n_win: the wrap happens at the next window */
             t->bt.win = (size_t)t->s.win;
@@ -372,12 +381,15 @@ static int setup_optimization(crn_trainer *t, int resume) {
 static int setup_step_buffers(crn_trainer *t, int resume) {
     int rc;
     const crn_model_config *cfg = crn_model_config_of(t->model);
-    uint32_t B = t->o.batch, T = t->o.seq;
-    if ((rc = crn_model_reserve(t->model, B, T)) < 0) return rc;
-    if ((rc = crn_state_create(&t->st, t->model, B)) < 0) return rc;
-    if ((rc = crn_state_create(&t->eval_st, t->model, B)) < 0) return rc;
+    uint32_t B = t->o.batch, T = t->o.seq, R = t->rows; /* R of the B streams are this rank's */
+    if ((rc = crn_model_reserve(t->model, R, T)) < 0) return rc;
+    if ((rc = crn_state_create(&t->st, t->model, R)) < 0) return rc;
+    if ((rc = crn_state_create(&t->eval_st, t->model, R)) < 0) return rc;
+    crn_model_set_dropout_rows(t->model, B, t->row0);
     t->carry_len = carry_size(cfg, B);
-    size_t bt_n = (size_t)B * T;
+    if (t->nranks > 1 && !(t->carry_mine = malloc(carry_size(cfg, R) * sizeof(float))))
+        return crn_error_set(CRN_ENOMEM, "out of memory");
+    size_t bt_n = (size_t)R * T;
     t->x = malloc(bt_n * sizeof *t->x);
     t->y = malloc(bt_n * sizeof *t->y);
     if (!t->x || !t->y) return crn_error_set(CRN_ENOMEM, "out of memory for (B=%u, T=%u) buffers", B, T);
@@ -388,8 +400,15 @@ static int setup_step_buffers(crn_trainer *t, int resume) {
     if (!ok) return crn_error_set(CRN_ENOMEM, "out of memory for the rollback copy of %zu parameters", np);
     if (resume) {
         if (t->s.carry && t->s.carry_layers == cfg->layers && t->s.carry_batch == B &&
-            t->s.carry_hidden == cfg->hidden && t->s.carry_has_c == (cfg->cell == CRN_CELL_LSTM))
-            carry_load(t->st, cfg, B, t->s.carry);
+            t->s.carry_hidden == cfg->hidden && t->s.carry_has_c == (cfg->cell == CRN_CELL_LSTM)) {
+            const float *mine = t->s.carry;
+            if (t->nranks > 1) { /* this rank's streams of the saved ones */
+                crn_dist_take_rows(t->carry_mine, t->s.carry, (size_t)cfg->layers * (1u + t->s.carry_has_c), B,
+                                   t->row0, R, cfg->hidden);
+                mine = t->carry_mine;
+            }
+            carry_load(t->st, cfg, R, mine);
+        }
         else if (t->s.carry && !t->start_note[0])
             snprintf(t->start_note, sizeof t->start_note, "the carried hidden state does not fit (B changed); starting from zero");
     }
@@ -425,6 +444,51 @@ static int setup_samples(crn_trainer *t) {
     return 0;
 }
 
+/* Phase 2 (resume, fine-tune or fresh). With ranks: rank 0 first (it makes
+ * the id cache the others then reuse), then the others; each outcome agreed,
+ * then every rank's corpus compared with rank 0's. */
+static int start_model(crn_trainer *t, crn_train_start *start, crn_vocab **vocab, crn_rng *init_rng) {
+    int rc = 0;
+    for (int turn = 0; turn < (t->nranks > 1 ? 2 : 1); turn++) {
+        if ((t->rank == 0) == (turn == 0)) {
+            if (start->resume) rc = start_resume(t, start, vocab);
+            else if (start->init_from) rc = start_finetune(t, start, vocab, init_rng);
+            else rc = start_fresh(t, init_rng);
+        }
+        if (t->nranks > 1) rc = crn_dist_agree_error(rc);
+        if (rc < 0) return rc;
+    }
+    if (t->nranks == 1) return 0;
+    const crn_corpus *c = t->corpus;
+    uint64_t key = crn_crc32(0, &c->n_tokens, sizeof c->n_tokens);
+    key = crn_crc32((uint32_t)key, &c->n_train, sizeof c->n_train);
+    uint32_t v = crn_vocab_size(c->vocab);
+    key = crn_crc32((uint32_t)key, &v, sizeof v);
+    key = key << 32 | c->text_crc;
+    return crn_dist_check_corpus(key, t->o.corpus_path);
+}
+
+/* With ranks, at the end of crn_trainer_create: rank 0's parameters,
+ * optimizer state, run id and files to all (so the ranks start alike). */
+static int dist_share_start(crn_trainer *t) {
+    int32_t written = t->model_written;
+    crn_train_status none; /* the options only (their encoding in the training state) */
+    memset(&none, 0, sizeof none);
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    int rc = crn_dist_agree_error(crn_train_blob_encode(&blob, &len, &t->o, &none));
+    if (rc < 0) return rc;
+    uint64_t key = crn_crc32(0, blob, len);
+    free(blob);
+    if ((rc = crn_dist_check_options(key)) < 0) return rc;
+    rc = crn_dist_bcast_model(t->model, t->optim);
+    if (!rc) rc = crn_dist_bcast(&t->s.run_id, sizeof t->s.run_id, 0);
+    if (!rc) rc = crn_dist_bcast(&t->s.started_unix, sizeof t->s.started_unix, 0);
+    if (!rc) rc = crn_dist_bcast(&written, sizeof written, 0);
+    t->model_written = written;
+    return rc;
+}
+
 int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_start *start) {
     *out = NULL;
     int rc;
@@ -435,13 +499,16 @@ int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_
         free(t);
         return rc;
     }
-    if ((rc = trainer_paths(t, start)) < 0) goto fail;
+    t->rank = crn_dist_rank();
+    t->nranks = crn_dist_size();
+    t->rows = t->o.batch;
+    rc = trainer_paths(t, start);
+    if (rc >= 0 && t->nranks > 1) rc = crn_dist_rows(t->o.batch, t->rank, t->nranks, &t->row0, &t->rows);
+    if (t->nranks > 1) rc = crn_dist_agree_error(rc);
+    if (rc < 0) goto fail;
     crn_rng init_rng;
     crn_rng_seed(&init_rng, t->o.seed);
-    if (start->resume) rc = start_resume(t, start, &vocab);
-    else if (start->init_from) rc = start_finetune(t, start, &vocab, &init_rng);
-    else rc = start_fresh(t, &init_rng);
-    if (rc < 0) goto fail;
+    if ((rc = start_model(t, start, &vocab, &init_rng)) < 0) goto fail;
     if (!start->resume) status_fresh(t, &init_rng);
     crn_vocab_destroy(vocab);
     vocab = NULL;
@@ -452,12 +519,15 @@ int crn_trainer_create(crn_trainer **out, const crn_train_opts *opts, crn_train_
      * composed text; under --normalize none, decomposed text has more tokens) */
     t->tokens_per_char = 1;
     if (c->n_nfc_chars > 0) t->tokens_per_char = (double)c->n_tokens / (double)c->n_nfc_chars;
-    if ((rc = setup_optimization(t, start->resume != NULL)) < 0 ||
-        (rc = setup_step_buffers(t, start->resume != NULL)) < 0 || (rc = setup_samples(t)) < 0)
-        goto fail;
+    rc = setup_optimization(t, start->resume != NULL);
+    if (rc >= 0) rc = setup_step_buffers(t, start->resume != NULL);
+    if (rc >= 0) rc = setup_samples(t);
+    if (t->nranks > 1) rc = crn_dist_agree_error(rc);
+    if (rc < 0) goto fail;
     /* Does MODEL exist already (an earlier session of this run)? */
     struct stat sb;
     t->model_written = start->resume && stat(t->out_path, &sb) == 0;
+    if (t->nranks > 1 && (rc = dist_share_start(t)) < 0) goto fail;
     *out = t;
     return 0;
 fail:
@@ -478,6 +548,7 @@ void crn_trainer_destroy(crn_trainer *t) {
     free(t->x);
     free(t->y);
     free(t->good_params);
+    free(t->carry_mine);
     free(t->good_buf[0]);
     free(t->good_buf[1]);
     free(t->sample_logits);
@@ -593,17 +664,28 @@ static void report_event(crn_trainer *t, loop *L, enum crn_train_event ev, const
 
 /* Write a checkpoint. with_optim: include the optimizer state. */
 static int save_to(crn_trainer *t, loop *L, const char *path, int with_optim) {
-    carry_save(t->st, crn_model_config_of(t->model), t->o.batch, t->s.carry);
+    const crn_model_config *cfg = crn_model_config_of(t->model);
+    int rc = 0;
+    if (t->nranks > 1) { /* the carried state of all streams, from every rank */
+        carry_save(t->st, cfg, t->rows, t->carry_mine);
+        const size_t blocks = (size_t)cfg->layers * (cfg->cell == CRN_CELL_LSTM ? 2u : 1u);
+        rc = crn_dist_gather_rows(t->s.carry, t->carry_mine, blocks, t->o.batch, t->row0, t->rows, cfg->hidden);
+        if (rc < 0) return rc;
+    } else {
+        carry_save(t->st, cfg, t->o.batch, t->s.carry);
+    }
     t->s.win = t->bt.win;
     t->s.epoch = t->bt.epoch;
     t->s.elapsed = elapsed_now(t, L);
-    uint8_t *blob = NULL;
-    size_t len = 0;
-    int rc = crn_train_blob_encode(&blob, &len, &t->o, &t->s);
-    if (rc < 0) return rc;
-    rc = crn_checkpoint_save(path, crn_model_config_of(t->model), t->corpus->vocab, t->model,
-                             with_optim ? t->optim : NULL, blob, len);
-    free(blob);
+    if (t->rank == 0) { /* only rank 0 writes */
+        uint8_t *blob = NULL;
+        size_t len = 0;
+        rc = crn_train_blob_encode(&blob, &len, &t->o, &t->s);
+        if (rc >= 0)
+            rc = crn_checkpoint_save(path, cfg, t->corpus->vocab, t->model, with_optim ? t->optim : NULL, blob, len);
+        free(blob);
+    }
+    if (t->nranks > 1) rc = crn_dist_agree_error(rc);
     if (rc < 0) return rc;
     report_event(t, L, CRN_EV_SAVE, NULL, path);
     return 0;
@@ -617,7 +699,7 @@ static int save_resume(crn_trainer *t, loop *L) {
 }
 
 static int save_best(crn_trainer *t, loop *L) {
-    int rc = save_to(t, L, t->out_path, !t->o.no_optimizer_state);
+    int rc = save_to(t, L, t->out_path, !t->o.no_optimizer_state); /* agreed by every rank */
     if (rc == 0) t->model_written = 1;
     return rc;
 }
@@ -630,20 +712,23 @@ static int validate(crn_trainer *t, double *nats, uint64_t *count) {
     size_t nw = crn_val_windows(c, B, T);
     double total = 0;
     uint64_t n = 0;
+    int rc = 0;
     crn_state_reset(t->eval_st);
     for (size_t w = 0; w < nw; w++) {
-        if (stop_asked(t)) return 1; /* Ctrl-C: a long validation pass must not delay the save */
-        crn_val_window(c, B, T, w, t->x, t->y);
+        /* Ctrl-C: a long validation pass must not delay the save (all ranks leave it together) */
+        int stop = t->nranks > 1 ? crn_dist_any(stop_asked(t)) : stop_asked(t);
+        if (stop) return stop;
+        crn_range_window_rows(c, c->n_train, c->n_tokens, B, t->row0, t->rows, w * T, T, t->x, t->y);
         double l = 0;
         size_t k = 0;
-        int rc = crn_model_forward(t->model, t->eval_st, t->x, t->y, B, T, NULL, &l, &k);
-        if (rc < 0) return rc;
+        if ((rc = crn_model_forward(t->model, t->eval_st, t->x, t->y, t->rows, T, NULL, &l, &k)) < 0) break;
         total += l;
         n += k;
     }
     *nats = total;
     *count = n;
-    return 0;
+    if (t->nranks > 1) return crn_dist_sum_eval(rc, nats, count);
+    return rc;
 }
 
 static void sample(crn_trainer *t, loop *L) {
@@ -749,7 +834,7 @@ static int do_eval(crn_trainer *t, loop *L, int *stop) {
     log_row(t, &r);
     if (L->cb) L->cb(L->ud, &r);
     if (t->o.sample_every && t->sample_buf && t->s.step >= L->last_sample_step + t->o.sample_every) {
-        sample(t, L);
+        if (t->rank == 0) sample(t, L);
         L->last_sample_step = t->s.step;
     }
     int rc = save_resume(t, L);
@@ -766,7 +851,7 @@ static int do_eval(crn_trainer *t, loop *L, int *stop) {
 }
 
 static int open_log(crn_trainer *t) {
-    if (!t->o.log_path) return 0;
+    if (!t->o.log_path || t->rank != 0) return 0;
     struct stat sb;
     int exists = stat(t->o.log_path, &sb) == 0 && sb.st_size > 0;
     t->log = fopen(t->o.log_path, t->log_append ? "a" : "w");
@@ -829,8 +914,34 @@ error:
     return rc;
 }
 
+/* A data-parallel step's gradient (train_dist.h): rank 0 contributes its
+ * clock's decisions (time budget, --save-every seconds, the schedule's
+ * horizon), every rank its stop request; all get the same back. */
+static int dist_step(crn_trainer *t, loop *L, double *loss, size_t *count, double *norm) {
+    unsigned flags = stop_asked(t) ? CRN_DIST_STOP : 0u;
+    if (t->rank == 0) {
+        const double now = crn_now();
+        if (t->o.time_limit > 0 && now - L->t0 >= t->o.time_limit) flags |= CRN_DIST_TIME_UP;
+        if (t->o.save_every_seconds > 0 && now - L->last_save_time >= t->o.save_every_seconds)
+            flags |= CRN_DIST_SAVE_DUE;
+        update_horizon(t, L);
+    }
+    t->ex.flags = flags;
+    t->ex.horizon = t->s.horizon;
+    int rc = crn_dist_step_gradient(t->model, t->st, t->x, t->y, t->rows, t->o.seq, &t->s.rng, t->o.clip, &t->ex,
+                                    loss, count, norm);
+    if (rc < 0) return rc;
+    t->s.horizon = t->ex.horizon;
+#ifndef NDEBUG
+    if ((t->s.step + 1) % CRN_DIST_CHECK_EVERY == 0 && (rc = crn_dist_check_params(t->model, t->s.step)) < 0)
+        return rc;
+#endif
+    return 0;
+}
+
 int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
     int rc = open_log(t);
+    if (t->nranks > 1) rc = crn_dist_agree_error(rc);
     if (rc < 0) return rc;
     crn_set_threads(t->o.threads);
     loop L;
@@ -864,11 +975,14 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
     int stop = CRN_TRAIN_STOP_NONE;
     for (;;) {
         /* ---- budgets, checked between steps ---- */
+        /* (ranks: the clock and signals as the last step's exchange had them) */
+        const int dist = t->nranks > 1;
         double session = crn_now() - L.t0;
         if (t->o.max_steps && t->s.step >= t->o.max_steps) stop = CRN_TRAIN_STOP_STEPS;
         else if (t->o.max_epochs && epochs_done(&t->bt) >= t->o.max_epochs) stop = CRN_TRAIN_STOP_EPOCHS;
-        else if (t->o.time_limit > 0 && session >= t->o.time_limit) stop = CRN_TRAIN_STOP_TIME;
-        else if (stop_asked(t)) stop = CRN_TRAIN_STOP_SIGNAL;
+        else if (t->o.time_limit > 0 && (dist ? (t->ex.flags & CRN_DIST_TIME_UP) != 0 : session >= t->o.time_limit))
+            stop = CRN_TRAIN_STOP_TIME;
+        else if (dist ? (t->ex.flags & CRN_DIST_STOP) != 0 : stop_asked(t)) stop = CRN_TRAIN_STOP_SIGNAL;
         if (stop) break;
 
         /* ---- one step ---- */
@@ -877,14 +991,15 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
         if (reset) crn_state_reset(t->st);
         double loss, norm;
         size_t count;
-        rc = crn_train_step_gradient(t->model, t->st, t->x, t->y, B, T, &t->s.rng, t->o.clip, &loss, &count, &norm);
+        if (dist) rc = dist_step(t, &L, &loss, &count, &norm);
+        else rc = crn_train_step_gradient(t->model, t->st, t->x, t->y, B, T, &t->s.rng, t->o.clip, &loss, &count, &norm);
         if (rc < 0) goto error;
         if (FAULT_NAN(t->s.step)) loss = NAN;
         if (FAULT_GRAD(t->s.step) && isfinite(loss)) grads[0] = g_fault_grad;
         float lr = 0;
         int state_ok = 1;
         if (isfinite(loss) && isfinite(norm)) {
-            update_horizon(t, &L);
+            if (!dist) update_horizon(t, &L);
             lr = (float)step_lr(t);
             crn_optim_step(t->optim, params, grads, lr);
             state_ok = crn_optim_finite(t->optim, params); /* e.g. adam's v overflowed with --clip 0 */
@@ -922,7 +1037,8 @@ int crn_trainer_run(crn_trainer *t, crn_progress_fn cb, void *ud) {
             if (stop) break;
         } else {
             int due = (t->o.save_every_steps && t->s.step - L.last_save_step >= t->o.save_every_steps) ||
-                      (t->o.save_every_seconds > 0 && crn_now() - L.last_save_time >= t->o.save_every_seconds);
+                      (t->o.save_every_seconds > 0 && (dist ? (t->ex.flags & CRN_DIST_SAVE_DUE) != 0
+                                                            : crn_now() - L.last_save_time >= t->o.save_every_seconds));
             if (due) {
                 double ts = crn_now();
                 if ((rc = save_resume(t, &L)) < 0) goto error;

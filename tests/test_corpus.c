@@ -619,6 +619,53 @@ START_TEST(batcher_layout) {
 }
 END_TEST
 
+/* One MPI rank's part (crn_batcher_set_rows, crn_range_window_rows): rows
+ * [r0, r0+R) of the layout over all B, column for column. */
+START_TEST(batcher_rows_are_columns_of_all) {
+    crn_corpus_opts o;
+    crn_corpus_opts_default(&o);
+    o.val_frac = 0.2;
+    char *text = make_text(1013);
+    crn_corpus *c = load_mem(text, &o);
+    enum { B = 6, T = 5 };
+    uint32_t x[B * T], y[B * T], xr[B * T], yr[B * T];
+    const size_t parts[][2] = {{0, 2}, {2, 2}, {4, 2}, {1, 3}, {5, 1}};
+    for (size_t p = 0; p < sizeof parts / sizeof parts[0]; p++) {
+        const size_t r0 = parts[p][0], R = parts[p][1];
+        crn_batcher all, mine;
+        ck_assert_int_eq(crn_batcher_init(&all, c, B, T), 0);
+        ck_assert_int_eq(crn_batcher_init(&mine, c, B, T), 0);
+        crn_batcher_set_rows(&mine, r0, R);
+        for (size_t step = 0; step < 2 * all.n_win + 1; step++) {
+            int ra, rm;
+            crn_batcher_next(&all, x, y, &ra);
+            crn_batcher_next(&mine, xr, yr, &rm);
+            ck_assert_int_eq(ra, rm);
+            ck_assert_uint_eq(all.win, mine.win);
+            ck_assert_uint_eq(all.epoch, mine.epoch);
+            for (size_t t = 0; t < T; t++)
+                for (size_t r = 0; r < R; r++) {
+                    ck_assert_uint_eq(xr[t * R + r], x[t * B + r0 + r]);
+                    ck_assert_uint_eq(yr[t * R + r], y[t * B + r0 + r]);
+                }
+        }
+        size_t nw = crn_val_windows(c, B, T);
+        ck_assert_uint_gt(nw, 1);
+        for (size_t w = 0; w < nw; w++) {
+            crn_val_window(c, B, T, w, x, y);
+            crn_range_window_rows(c, c->n_train, c->n_tokens, B, r0, R, w * T, T, xr, yr);
+            for (size_t t = 0; t < T; t++)
+                for (size_t r = 0; r < R; r++) {
+                    ck_assert_uint_eq(xr[t * R + r], x[t * B + r0 + r]);
+                    ck_assert_uint_eq(yr[t * R + r], y[t * B + r0 + r]);
+                }
+        }
+    }
+    crn_corpus_destroy(c);
+    free(text);
+}
+END_TEST
+
 START_TEST(val_window_layout) {
     crn_corpus_opts o;
     crn_corpus_opts_default(&o);
@@ -1134,6 +1181,7 @@ int main(void) {
     tcase_add_test(tc, corpus_pieces_agree);
     tcase_add_test(tc, corpus_given_vocab_and_min_count);
     tcase_add_test(tc, corpus_wide_ids);
+    tcase_add_test(tc, batcher_rows_are_columns_of_all);
     tcase_add_test(tc, corpus_file_errors);
     tcase_add_test(tc, id_cache_reuse_stale_damaged);
     tcase_add_test(tc, shared_corpora_load);

@@ -63,6 +63,14 @@ START_TEST(broadcast_max_agree) {
     /* the last rank (and with 3+ ranks the ones after 1) differ: the lowest is named */
     ck_assert_int_eq(crn_dist_agree_u64(r >= (n > 2 ? 1 : n - 1) && r > 0 ? 2 : 1, &diff), 0);
     ck_assert_int_eq(diff, n == 1 ? -1 : (n > 2 ? 1 : n - 1));
+    /* crn_dist_lowest: none, every rank, the last rank only */
+    int low = 99;
+    ck_assert_int_eq(crn_dist_lowest(0, &low), 0);
+    ck_assert_int_eq(low, -1);
+    ck_assert_int_eq(crn_dist_lowest(1, &low), 0);
+    ck_assert_int_eq(low, 0);
+    ck_assert_int_eq(crn_dist_lowest(r == n - 1, &low), 0);
+    ck_assert_int_eq(low, n - 1);
 }
 END_TEST
 

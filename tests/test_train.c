@@ -714,6 +714,60 @@ START_TEST(auto_scan_counts_code_points) {
 }
 END_TEST
 
+/* crn_model_set_dropout_rows: a window of rows [1, 3) of 4 streams drops
+ * the units one window of all 4 drops (the same logits for those rows) and
+ * leaves the rng where the full window does; without it the masks differ. */
+START_TEST(dropout_rows_follow_all_streams) {
+    crn_model_config cfg = {.cell = CRN_CELL_LSTM, .act = CRN_ACT_TANH, .vocab = 9, .embed = 0, .hidden = 8,
+                            .layers = 3, .dropout = 0.5f};
+    crn_model *m = NULL;
+    ck_assert_int_eq(crn_model_create(&m, &cfg), 0);
+    crn_rng r0, r1, r2;
+    crn_rng_seed(&r0, 11);
+    crn_model_init(m, &r0);
+    enum { B = 4, T = 6, V = 9, R0 = 1, R = 2 };
+    ck_assert_int_eq(crn_model_reserve(m, B, T), 0);
+    crn_state *all = NULL, *part = NULL;
+    ck_assert_int_eq(crn_state_create(&all, m, B), 0);
+    ck_assert_int_eq(crn_state_create(&part, m, R), 0);
+    uint32_t x[B * T], y[B * T], xp[R * T], yp[R * T];
+    for (int i = 0; i < B * T; i++) {
+        x[i] = (uint32_t)(i * 7 + 3) % V;
+        y[i] = (uint32_t)(i * 5 + 1) % V;
+    }
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < R; r++) {
+            xp[t * R + r] = x[t * B + R0 + r];
+            yp[t * R + r] = y[t * B + R0 + r];
+        }
+    static float la[B * T * V];
+    crn_rng_seed(&r1, 99);
+    ck_assert_int_eq(crn_model_forward(m, all, x, y, B, T, &r1, NULL, NULL), 0);
+    memcpy(la, crn_model_logits(m), sizeof la);
+    for (int with_rows = 1; with_rows >= 0; with_rows--) {
+        crn_model_set_dropout_rows(m, with_rows ? B : 0, with_rows ? R0 : 0);
+        crn_state_reset(part);
+        crn_rng_seed(&r2, 99);
+        ck_assert_int_eq(crn_model_forward(m, part, xp, yp, R, T, &r2, NULL, NULL), 0);
+        const float *lp = crn_model_logits(m);
+        double worst = 0;
+        for (int t = 0; t < T; t++)
+            for (int r = 0; r < R; r++)
+                for (int v = 0; v < V; v++)
+                    worst = fmax(worst, fabs(lp[(t * R + r) * V + v] - la[(t * B + R0 + r) * V + v]));
+        if (with_rows) {
+            ck_assert_msg(worst < 1e-5, "rows' logits differ by %g", worst);
+            ck_assert(memcmp(&r1, &r2, sizeof r1) == 0); /* the rng advanced as for all streams */
+        } else {
+            ck_assert_msg(worst > 1e-3, "without the rows the masks should differ (%g)", worst);
+        }
+    }
+    crn_state_destroy(all);
+    crn_state_destroy(part);
+    crn_model_destroy(m);
+}
+END_TEST
+
 /* The resume rules (docs/training.md "Options on resume"): a refused
  * option names itself and leaves the saved options; one budget replaces all
  * three; the session options apply; the rest stays the run's. */
@@ -799,6 +853,7 @@ int main(void) {
     tcase_add_test(tb, auto_config_follows_the_budget);
     tcase_add_test(tb, auto_probe_measures_what_it_needs);
     tcase_add_test(tb, auto_scan_counts_code_points);
+    tcase_add_test(tb, dropout_rows_follow_all_streams);
     tcase_add_test(tb, resume_option_rules);
     suite_add_tcase(s, tb);
     TCase *tl = tcase_create("loop");
