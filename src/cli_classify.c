@@ -907,7 +907,7 @@ static int runner_open(runner *u, const char *path, size_t chunk, uint32_t B) {
     if (!u->d.ids || !u->d.off || !u->d.label || !u->idx || !u->x || !u->len || !u->probs)
         return crn_error_set(CRN_ENOMEM, "out of memory");
     if ((rc = crn_clf_inference_tables(u->ck->clf, 1))) return rc;
-    return crn_clf_reserve(u->ck->clf, B, T);
+    return crn_clf_reserve_predict(u->ck->clf, B, T);
 }
 
 static void runner_close(runner *u) {
