@@ -678,18 +678,24 @@ static void cell_step(const crn_clf *m, const struct dir_params *p, const real *
     const real *b_h = m->params + p->b_h;
     switch (m->cfg.base.cell) {
     case CRN_CELL_RNN:
-        CRN_FN(crn_gemm_packed)(n, GH, H, hp, H, pack, 1, g, GH);
+        CRN_FN(crn_gemm_packed_local)(n, GH, H, hp, H, pack, 1, g, GH);
         CRN_FN(crn_rnn_forward)(hp, g, NULL, b_h, NULL, NULL, m->cfg.base.act == CRN_ACT_RELU, n, 1, H);
         break;
     case CRN_CELL_LSTM:
-        CRN_FN(crn_gemm_packed)(n, GH, H, hp, H, pack, 1, g, GH);
+        CRN_FN(crn_gemm_packed_local)(n, GH, H, hp, H, pack, 1, g, GH);
         CRN_FN(crn_lstm_forward)(hp, cp, g, NULL, b_h, NULL, NULL, n, 1, H);
         break;
     case CRN_CELL_GRU:
-        CRN_FN(crn_gemm_packed)(n, GH, H, hp, H, pack, 0, hg, GH);
+        CRN_FN(crn_gemm_packed_local)(n, GH, H, hp, H, pack, 0, hg, GH);
         CRN_FN(crn_gru_forward)(hp, g, hg, NULL, b_h, NULL, NULL, n, 1, H);
         break;
     }
+}
+
+/* f (H) = the elementwise max of f and x, as pool_forward's (f kept unless
+ * x > f), branch-free so that it vectorises. */
+CRN_CLONES static void max_into(real *restrict f, const real *restrict x, int H) {
+    for (int k = 0; k < H; k++) f[k] = x[k] > f[k] ? x[k] : f[k];
 }
 
 /* After step t: the states h (n, H) of part q's running rows, of which
@@ -716,8 +722,7 @@ static void step_output(crn_clf *m, const struct infer_job *j, const struct part
         else if (pool == CRN_POOL_MEAN)
             for (int k = 0; k < H; k++) f[k] += x[k];
         else
-            for (int k = 0; k < H; k++)
-                if (x[k] > f[k]) f[k] = x[k];
+            max_into(f, x, H);
     }
 }
 
