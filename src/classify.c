@@ -1,6 +1,6 @@
-/* classify.c — the many-to-one network (classify.h): size table, arena,
+/* classify.c — the many-to-one network (classify.h): size table, arenas,
  * forward/backward through the stacked (optionally bidirectional) cells,
- * pooling and the sigmoid/softmax head. The recurrences are the cells of
+ * pooling and the sigmoid/softmax head, and the inference forward. The recurrences are the cells of
  * cell_*.c; products go through crn_gemm. Compiled as float and double. */
 #include "classify.h"
 

@@ -94,7 +94,7 @@ void CRN_FN(crn_clf_zero_grads)(crn_clf *m);
  * training arena (every activation backward needs) and the inference one. */
 int CRN_FN(crn_clf_reserve)(crn_clf *m, uint32_t B, uint32_t T);
 /* Size only the inference arena, what a forward without labels and rng
- * needs (allocates): O(B * (G*H + RING*H)) for one layer, no activations
+ * needs (allocates): O(B * (2G + 8) * H) for one layer, no activations
  * kept (plus B*T*(G*H + 4H) for the outputs between layers if L > 1). */
 int CRN_FN(crn_clf_reserve_predict)(crn_clf *m, uint32_t B, uint32_t T);
 
