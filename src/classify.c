@@ -1,6 +1,6 @@
-/* classify.c — the many-to-one network (classify.h): size table, arena,
+/* classify.c — the many-to-one network (classify.h): size table, arenas,
  * forward/backward through the stacked (optionally bidirectional) cells,
- * pooling and the sigmoid/softmax head. The recurrences are the cells of
+ * pooling and the sigmoid/softmax head, and the inference forward. The recurrences are the cells of
  * cell_*.c; products go through crn_gemm. Compiled as float and double. */
 #include "classify.h"
 
@@ -47,9 +47,23 @@ struct crn_clf {
     uint32_t *argmax;         // (B*F) time step of each max
     uint32_t *len;            // (B)
     real *table[2];           // (V, G*H) embed @ l0.w_x + l0.b_x per direction (inference), or NULL
+
+    /* the inference arena (crn_clf_reserve_predict): a forward without labels
+     * and rng keeps no activations, only each slot's last RING states */
+    uint32_t pBcap, pTcap;
+    real *pmem;
+    real *pring, *pcring;     // (B slots, RING, H) states h (and c: LSTM) of the current chain of steps
+    real *pg, *phg;           // (B, G*H) one step's gates (in: gx) and recurrent product (GRU)
+    real *pemb;               // (B, E) one step's embedding rows (layer 0 without a table)
+    real *pgx;                // (B*T, G*H) a layer's input projection, slot-major (L > 1)
+    real *pio[2];             // (B*T, 2H) layer outputs, slot-major (L > 1)
+    real *ppack;              // (L*2, psz) w_h packed per direction
+    size_t psz;
+    uint32_t *pord;           // (B) the rows by length, longest first
+    uint32_t *pcnt;           // (T+1) counting-sort scratch
     real fwd_loss_scale;
     uint32_t fwd_B, fwd_T;
-    int fwd_ok, fwd_dropped, training;
+    int fwd_ok, fwd_dropped;
 };
 
 static int gates_of(enum crn_cell c) { return c == CRN_CELL_LSTM ? 4 : c == CRN_CELL_GRU ? 3 : 1; }
@@ -233,9 +247,19 @@ static void free_arena(crn_clf *m) {
     m->ids[0] = m->ids[1] = m->perm = m->argmax = m->len = NULL;
 }
 
+static void free_predict(crn_clf *m) {
+    crn_free(m->pmem);
+    free(m->pord);
+    free(m->pcnt);
+    m->pmem = NULL;
+    m->pord = m->pcnt = NULL;
+    m->pBcap = m->pTcap = 0;
+}
+
 void CRN_FN(crn_clf_destroy)(crn_clf *m) {
     if (!m) return;
     free_arena(m);
+    free_predict(m);
     crn_free(m->table[0]);
     crn_free(m->table[1]);
     crn_free(m->params);
@@ -290,14 +314,17 @@ void CRN_FN(crn_clf_init)(crn_clf *m, crn_rng *rng) {
 
 /* ---- arena ---------------------------------------------------------------- */
 
-/* Carve (base NULL: count) the float arena for B x T. */
-static size_t carve(crn_clf *m, real *base, size_t B, size_t T) {
-    size_t off = 0;
+/* Take n elements (rounded up to 16: 64-byte aligned) at off of base (NULL: count only). */
 #define TAKE(ptr, n)                                                                                                   \
     do {                                                                                                               \
         (ptr) = base ? base + off : NULL;                                                                              \
         off += ((size_t)(n) + 15) & ~(size_t)15;                                                                       \
     } while (0)
+
+/* Carve (base NULL: count) the float arena of training for B x T (the
+ * pooled features, logits and probabilities are the inference arena's). */
+static size_t carve(crn_clf *m, real *base, size_t B, size_t T) {
+    size_t off = 0;
     const size_t H = (size_t)m->H, GH = (size_t)m->G * H, TB = T * B, BH = B * H;
     int lstm = m->cfg.base.cell == CRN_CELL_LSTM, gru = m->cfg.base.cell == CRN_CELL_GRU;
     size_t maxin = 2 * H > (size_t)m->E ? 2 * H : (size_t)m->E;
@@ -314,12 +341,9 @@ static size_t carve(crn_clf *m, real *base, size_t B, size_t T) {
         TAKE(m->out[l], TB * (size_t)m->D[l] * H);
     }
     const size_t BF = B * (size_t)m->F;
-    TAKE(m->feat, BF);
     TAKE(m->fmask, BF);
     TAKE(m->dfeat, BF);
-    TAKE(m->logits, B * (size_t)m->K);
     TAKE(m->dz, B * (size_t)m->K);
-    TAKE(m->probs, B * (size_t)m->C);
     TAKE(m->dA, TB * 2 * H);
     TAKE(m->dB, TB * 2 * H);
     TAKE(m->dh, TB * H);
@@ -329,12 +353,61 @@ static size_t carve(crn_clf *m, real *base, size_t B, size_t T) {
     TAKE(m->dtmp, TB * maxin);
     size_t pf = CRN_FN(crn_pack_size)(m->H, m->G * m->H), pb = CRN_FN(crn_pack_size)(m->G * m->H, m->H);
     TAKE(m->wp, pf > pb ? pf : pb);
-#undef TAKE
     return off;
 }
 
-int CRN_FN(crn_clf_reserve)(crn_clf *m, uint32_t B, uint32_t T) {
+enum { RING = 8 }; // states kept per slot in inference: a chain of steps wraps around every RING - 1 steps
+
+/* Carve (base NULL: count) the inference arena for B x T. */
+static size_t carve_predict(crn_clf *m, real *base, size_t B, size_t T) {
+    size_t off = 0;
+    const size_t H = (size_t)m->H, GH = (size_t)m->G * H;
+    TAKE(m->feat, B * (size_t)m->F);
+    TAKE(m->logits, B * (size_t)m->K);
+    TAKE(m->probs, B * (size_t)m->C);
+    TAKE(m->pring, B * RING * H);
+    m->pcring = m->phg = m->pemb = m->pgx = m->pio[0] = m->pio[1] = NULL;
+    if (m->cfg.base.cell == CRN_CELL_LSTM) TAKE(m->pcring, B * RING * H);
+    TAKE(m->pg, B * GH);
+    if (m->cfg.base.cell == CRN_CELL_GRU) TAKE(m->phg, B * GH);
+    if (m->E > 0) TAKE(m->pemb, B * (size_t)m->E);
+    if (m->L > 1) {
+        TAKE(m->pgx, B * T * GH);
+        TAKE(m->pio[0], B * T * 2 * H);
+        if (m->L > 2) TAKE(m->pio[1], B * T * 2 * H);
+    }
+    m->psz = CRN_FN(crn_pack_size)(m->H, m->G * m->H);
+    TAKE(m->ppack, m->psz * 2 * (size_t)m->L);
+    return off;
+}
+#undef TAKE
+
+int CRN_FN(crn_clf_reserve_predict)(crn_clf *m, uint32_t B, uint32_t T) {
     if (B == 0 || T == 0) return crn_error_set(CRN_EINVAL, "classifier reserve: B=%u, T=%u must be > 0", B, T);
+    if (B <= m->pBcap && T <= m->pTcap) return 0;
+    B = CRN_MAX(B, m->pBcap);
+    T = CRN_MAX(T, m->pTcap);
+    uint64_t width = (uint64_t)m->G * m->H + 2 * (uint64_t)m->H + 1;
+    if ((uint64_t)B * T > (uint64_t)INT_MAX / width || (uint64_t)B * (m->F + RING * (uint64_t)m->H) > INT_MAX)
+        return crn_error_set(CRN_ERANGE, "classifier reserve: window B=%u x T=%u too large", B, T);
+    free_predict(m);
+    size_t n = carve_predict(m, NULL, B, T);
+    m->pmem = crn_calloc(n, sizeof(real));
+    m->pord = calloc(B, sizeof(uint32_t));
+    m->pcnt = calloc((size_t)T + 1, sizeof(uint32_t));
+    if (!m->pmem || !m->pord || !m->pcnt) {
+        free_predict(m);
+        return crn_error_set(CRN_ENOMEM, "classifier reserve: cannot allocate %zu activations", n);
+    }
+    carve_predict(m, m->pmem, B, T);
+    m->pBcap = B;
+    m->pTcap = T;
+    return 0;
+}
+
+int CRN_FN(crn_clf_reserve)(crn_clf *m, uint32_t B, uint32_t T) {
+    int rc = CRN_FN(crn_clf_reserve_predict)(m, B, T);
+    if (rc) return rc;
     if (B <= m->Bcap && T <= m->Tcap) return 0;
     B = CRN_MAX(B, m->Bcap);
     T = CRN_MAX(T, m->Tcap);
@@ -400,9 +473,7 @@ static void dir_forward(crn_clf *m, int l, int d, int B, int T) {
     const real *P = m->params;
     const uint32_t *ids = m->ids[d];
     real *gx = c->gates;
-    if (l == 0 && m->table[d] && !m->training) { // inference: the precomputed rows, no product
-        for (int r = 0; r < TB; r++) memcpy(gx + (size_t)r * GH, m->table[d] + (size_t)ids[r] * GH, (size_t)GH * sizeof(real));
-    } else if (l == 0 && m->E == 0) {
+    if (l == 0 && m->E == 0) {
         for (int r = 0; r < TB; r++) memcpy(gx + (size_t)r * GH, P + p->b_x, (size_t)GH * sizeof(real));
         for (int r = 0; r < TB; r++) {
             real *g = gx + (size_t)r * GH;
@@ -498,7 +569,7 @@ static double head_forward(crn_clf *m, const uint32_t *y, const real *w, int B, 
     const real inv_b = (real)(1.0 / B);
     for (int b = 0; b < B; b++) {
         const real *z = m->logits + (size_t)b * K;
-        real *pr = m->probs + (size_t)b * C, *dz = m->dz + (size_t)b * K;
+        real *pr = m->probs + (size_t)b * C, *dz = y ? m->dz + (size_t)b * K : NULL; // dz: training arena only
         const real wb = w ? w[b] : 1;
         if (K == 1) {
             real p1 = crn_sigmoid(z[0]);
@@ -525,11 +596,210 @@ static double head_forward(crn_clf *m, const uint32_t *y, const real *w, int B, 
     return loss;
 }
 
+/* ---- inference -------------------------------------------------------------
+ * A forward without labels and rng keeps no activations. The rows of the
+ * window are sorted by length, longest first, and dealt out to the parts
+ * (threads) in turn: part p of P takes sorted rows p, p + P, p + 2P, ...,
+ * which it keeps in its own slots s .. s + np in that order, so at every step
+ * the rows still running (t < len) are a prefix of its slots: no padded step
+ * is computed. The backward direction's step t reads position len - 1 - t,
+ * so it runs the same prefixes. Each step is one product h_{t-1} (n, H) @
+ * w_h (packed once per window) and the cell's fused gates (the cells of
+ * cell_*.c with T = 1, as a generator's sampling step); gx is read from the
+ * inference table (layer 0) or from a whole-window product of the layer
+ * below's outputs (layers > 0). The states of a part form a chain of steps
+ * in its ring (the cell reads h_{t-1} at hs[0] and writes h_t right after
+ * it), moved back to the ring's start when it reaches the end. The top
+ * layer is pooled step by step into feat; lower layers' outputs are stored
+ * slot-major at natural positions for the next layer's product. Streams
+ * never mix, so the parts run on the threads with no synchronisation. */
+
+struct infer_job {
+    crn_clf *m;
+    const uint32_t *x, *len; // (T, B), (B)
+    int B, T;
+};
+
+struct part {
+    int p, nparts; // this part of nparts
+    int np, s;     // its rows and first slot
+};
+
+/* Original row of part q's local row i. */
+static inline uint32_t row_of(const crn_clf *m, const struct part *q, int i) {
+    return m->pord[q->p + (size_t)i * q->nparts];
+}
+
+/* gx (n, GH) of part q's n running rows at step t of direction d of layer l. */
+static void step_input(crn_clf *m, const struct infer_job *j, const struct part *q, int l, int d, int t, int n,
+                       real *g) {
+    const int GH = m->G * m->H, E = m->E;
+    const struct dir_params *p = &m->dp[2 * l + d];
+    const real *P = m->params;
+    for (int i = 0; i < n; i++) {
+        const uint32_t b = row_of(m, q, i);
+        const int pos = d ? (int)j->len[b] - 1 - t : t;
+        real *gi = g + (size_t)i * GH;
+        if (l > 0) {
+            memcpy(gi, m->pgx + ((size_t)(q->s + i) * j->T + pos) * GH, (size_t)GH * sizeof(real));
+            continue;
+        }
+        const uint32_t id = j->x[(size_t)pos * j->B + b];
+        if (m->table[d]) {
+            memcpy(gi, m->table[d] + (size_t)id * GH, (size_t)GH * sizeof(real));
+        } else if (E == 0) {
+            const real *w = P + p->w_x + (size_t)id * GH, *bx = P + p->b_x;
+            for (int k = 0; k < GH; k++) gi[k] = bx[k] + w[k];
+        } else {
+            memcpy(gi, P + p->b_x, (size_t)GH * sizeof(real));
+            memcpy(m->pemb + (size_t)(q->s + i) * E, P + m->embed_off + (size_t)id * E, (size_t)E * sizeof(real));
+        }
+    }
+    if (l == 0 && !m->table[d] && E > 0)
+        CRN_FN(crn_gemm_nn)(n, GH, E, m->pemb + (size_t)q->s * E, E, P + p->w_x, GH, 1, g, GH);
+}
+
+/* Layer l > 0, direction d: gx (np*T, GH) = the layer below's outputs of
+ * part q's slots @ w_x + b_x, one product (padded positions included). */
+static void layer_input(crn_clf *m, const struct infer_job *j, const struct part *q, int l, int d) {
+    const int GH = m->G * m->H, rows = q->np * j->T;
+    const struct dir_params *p = &m->dp[2 * l + d];
+    const real *P = m->params;
+    real *gx = m->pgx + (size_t)q->s * j->T * GH;
+    for (int r = 0; r < rows; r++) memcpy(gx + (size_t)r * GH, P + p->b_x, (size_t)GH * sizeof(real));
+    CRN_FN(crn_gemm)(0, 0, rows, GH, p->in, 1, m->pio[(l - 1) & 1] + (size_t)q->s * j->T * p->in, p->in, P + p->w_x,
+                     GH, 1, gx, GH);
+}
+
+/* One step of n rows: h_t (at hp + n*H) from h_{t-1} (hp), gates g holding gx. */
+static void cell_step(const crn_clf *m, const struct dir_params *p, const real *pack, real *hp, real *cp, real *g,
+                      real *hg, int n) {
+    const int H = m->H, GH = m->G * H;
+    const real *b_h = m->params + p->b_h;
+    switch (m->cfg.base.cell) {
+    case CRN_CELL_RNN:
+        CRN_FN(crn_gemm_packed_local)(n, GH, H, hp, H, pack, 1, g, GH);
+        CRN_FN(crn_rnn_forward)(hp, g, NULL, b_h, NULL, NULL, m->cfg.base.act == CRN_ACT_RELU, n, 1, H);
+        break;
+    case CRN_CELL_LSTM:
+        CRN_FN(crn_gemm_packed_local)(n, GH, H, hp, H, pack, 1, g, GH);
+        CRN_FN(crn_lstm_forward)(hp, cp, g, NULL, b_h, NULL, NULL, n, 1, H);
+        break;
+    case CRN_CELL_GRU:
+        CRN_FN(crn_gemm_packed_local)(n, GH, H, hp, H, pack, 0, hg, GH);
+        CRN_FN(crn_gru_forward)(hp, g, hg, NULL, b_h, NULL, NULL, n, 1, H);
+        break;
+    }
+}
+
+/* f (H) = the elementwise max of f and x, as pool_forward's (f kept unless
+ * x > f), branch-free so that it vectorises. */
+CRN_CLONES static void max_into(real *restrict f, const real *restrict x, int H) {
+    for (int k = 0; k < H; k++) f[k] = x[k] > f[k] ? x[k] : f[k];
+}
+
+/* After step t: the states h (n, H) of part q's running rows, of which
+ * [n1, n) have ended. The top layer pools them into feat (as pool_forward),
+ * a lower layer stores them for the next. */
+static void step_output(crn_clf *m, const struct infer_job *j, const struct part *q, int l, int d, int t, int n,
+                        int n1, const real *h) {
+    const int H = m->H, F = m->F;
+    if (l + 1 < m->L) {
+        const int DH = m->D[l] * H;
+        for (int i = 0; i < n; i++) {
+            const int pos = d ? (int)j->len[row_of(m, q, i)] - 1 - t : t;
+            memcpy(m->pio[l & 1] + ((size_t)(q->s + i) * j->T + pos) * DH + d * H, h + (size_t)i * H,
+                   (size_t)H * sizeof(real));
+        }
+        return;
+    }
+    const enum crn_pool pool = m->cfg.pool;
+    for (int i = pool == CRN_POOL_LAST ? n1 : 0; i < n; i++) {
+        real *f = m->feat + (size_t)row_of(m, q, i) * F + d * H;
+        const real *x = h + (size_t)i * H;
+        if (pool == CRN_POOL_LAST || t == 0)
+            memcpy(f, x, (size_t)H * sizeof(real));
+        else if (pool == CRN_POOL_MEAN)
+            for (int k = 0; k < H; k++) f[k] += x[k];
+        else
+            max_into(f, x, H);
+    }
+}
+
+/* Direction d of layer l over part q's rows. */
+static void dir_infer(crn_clf *m, const struct infer_job *j, const struct part *q, int l, int d) {
+    const int H = m->H, GH = m->G * H;
+    const struct dir_params *p = &m->dp[2 * l + d];
+    const size_t cap = (size_t)q->np * RING * H;
+    real *ring = m->pring + (size_t)q->s * RING * H;
+    real *cring = m->pcring ? m->pcring + (size_t)q->s * RING * H : NULL;
+    real *g = m->pg + (size_t)q->s * GH, *hg = m->phg ? m->phg + (size_t)q->s * GH : NULL;
+    const real *pack = m->ppack + (size_t)(2 * l + d) * m->psz;
+    if (l > 0) layer_input(m, j, q, l, d);
+    int n = q->np;
+    size_t o = 0, nH = (size_t)n * H;
+    memset(ring, 0, nH * sizeof(real));
+    if (cring) memset(cring, 0, nH * sizeof(real));
+    for (int t = 0; n > 0; t++) {
+        nH = (size_t)n * H;
+        if (o + 2 * nH > cap) { // the chain reached the ring's end: h_{t-1} back to its start
+            memmove(ring, ring + o, nH * sizeof(real));
+            if (cring) memmove(cring, cring + o, nH * sizeof(real));
+            o = 0;
+        }
+        step_input(m, j, q, l, d, t, n, g);
+        cell_step(m, p, pack, ring + o, cring ? cring + o : NULL, g, hg, n);
+        int n1 = n;
+        while (n1 > 0 && (int)j->len[row_of(m, q, n1 - 1)] <= t + 1) n1--;
+        step_output(m, j, q, l, d, t, n, n1, ring + o + nH);
+        o += nH;
+        n = n1;
+    }
+}
+
+static void infer_part(void *arg, int part, int nparts) {
+    const struct infer_job *j = arg;
+    crn_clf *m = j->m;
+    const int base = j->B / nparts, extra = j->B % nparts;
+    struct part q = {part, nparts, base + (part < extra), part * base + (part < extra ? part : extra)};
+    if (q.np == 0) return;
+    for (int l = 0; l < m->L; l++)
+        for (int d = 0; d < m->D[l]; d++) dir_infer(m, j, &q, l, d);
+    if (m->cfg.pool == CRN_POOL_MEAN)
+        for (int i = 0; i < q.np; i++) {
+            const uint32_t b = row_of(m, &q, i);
+            real *f = m->feat + (size_t)b * m->F;
+            for (int k = 0; k < m->F; k++) f[k] /= (real)j->len[b];
+        }
+}
+
+static void infer_forward(crn_clf *m, const uint32_t *x, const uint32_t *len, int B, int T) {
+    uint32_t *cnt = m->pcnt; // counting sort, longest first, stable
+    memset(cnt, 0, ((size_t)T + 1) * sizeof *cnt);
+    for (int b = 0; b < B; b++) cnt[len[b]]++;
+    for (uint32_t t = (uint32_t)T, at = 0; t >= 1; t--) {
+        uint32_t c = cnt[t];
+        cnt[t] = at;
+        at += c;
+    }
+    for (int b = 0; b < B; b++) m->pord[cnt[len[b]]++] = (uint32_t)b;
+    const int GH = m->G * m->H;
+    for (int l = 0; l < m->L; l++)
+        for (int d = 0; d < m->D[l]; d++)
+            CRN_FN(crn_pack)(m->ppack + (size_t)(2 * l + d) * m->psz, 0, m->H, GH, m->params + m->dp[2 * l + d].w_h, GH);
+    struct infer_job j = {m, x, len, B, T};
+    int parts = CRN_FN(crn_pool_threads)();
+    parts = parts < 1 ? 1 : parts > B ? B : parts;
+    CRN_FN(crn_parallel)(infer_part, &j, parts);
+    head_forward(m, NULL, NULL, B, NULL);
+}
+
 static int check_inputs(const crn_clf *m, const uint32_t *x, const uint32_t *len, const uint32_t *y, uint32_t B,
-                        uint32_t T) {
-    if (B == 0 || T == 0 || B > m->Bcap || T > m->Tcap)
+                        uint32_t T, int infer) {
+    const uint32_t Bcap = infer ? m->pBcap : m->Bcap, Tcap = infer ? m->pTcap : m->Tcap;
+    if (B == 0 || T == 0 || B > Bcap || T > Tcap)
         return crn_error_set(CRN_EINVAL, "classifier forward: window B=%u x T=%u beyond the reserved %u x %u", B, T,
-                             m->Bcap, m->Tcap);
+                             Bcap, Tcap);
     for (size_t i = 0; i < (size_t)B * T; i++)
         if (x[i] >= (uint32_t)m->V)
             return crn_error_set(CRN_EINVAL, "classifier forward: id %u at %zu out of range (vocab %d)", x[i], i, m->V);
@@ -546,8 +816,14 @@ static int check_inputs(const crn_clf *m, const uint32_t *x, const uint32_t *len
 int CRN_FN(crn_clf_forward)(crn_clf *m, const uint32_t *x, const uint32_t *len, const uint32_t *y, const real *w,
                             uint32_t B, uint32_t T, crn_rng *rng, double *loss_sum) {
     m->fwd_ok = 0;
-    int rc = check_inputs(m, x, len, y, B, T);
+    const int infer = y == NULL && rng == NULL;
+    int rc = check_inputs(m, x, len, y, B, T, infer);
     if (rc) return rc;
+    if (infer) {
+        infer_forward(m, x, len, (int)B, (int)T);
+        if (loss_sum) *loss_sum = 0;
+        return 0;
+    }
     const size_t TB = (size_t)B * T;
     memcpy(m->len, len, B * sizeof *len);
     memcpy(m->ids[0], x, TB * sizeof *x);
@@ -557,7 +833,6 @@ int CRN_FN(crn_clf_forward)(crn_clf *m, const uint32_t *x, const uint32_t *len, 
             m->perm[r] = (uint32_t)(t < len[b] ? (size_t)(len[b] - 1 - t) * B + b : r);
         }
     for (size_t r = 0; r < TB; r++) m->ids[1][r] = x[m->perm[r]];
-    m->training = y != NULL || rng != NULL;
     for (int l = 0; l < m->L; l++)
         for (int d = 0; d < m->D[l]; d++) dir_forward(m, l, d, (int)B, (int)T);
     pool_forward(m, (int)B);

@@ -90,13 +90,26 @@ const crn_tensor_info *CRN_FN(crn_clf_find_tensor)(const crn_clf *m, const char 
 void CRN_FN(crn_clf_init)(crn_clf *m, crn_rng *rng);
 void CRN_FN(crn_clf_zero_grads)(crn_clf *m);
 
-/* Size the activation arena for up to B lines x T steps (allocates). */
+/* Size the activation arenas for up to B lines x T steps (allocates): the
+ * training arena (every activation backward needs) and the inference one. */
 int CRN_FN(crn_clf_reserve)(crn_clf *m, uint32_t B, uint32_t T);
+/* Size only the inference arena, what a forward without labels and rng
+ * needs (allocates): O(B * (2G + 8) * H) for one layer, no activations
+ * kept (plus B*T*(G*H + 4H) for the outputs between layers if L > 1). */
+int CRN_FN(crn_clf_reserve_predict)(crn_clf *m, uint32_t B, uint32_t T);
 
 /* Forward over a padded window: x (T, B) ids, len (B) valid steps (1..T),
  * y (B) class indices or NULL (no loss), w (B) example weights or NULL.
  * rng != NULL: training mode (dropout). Writes the summed weighted loss in
- * nats to *loss_sum (may be NULL). Probabilities: crn_clf_probs.
+ * nats to *loss_sum (may be NULL; 0 without labels). Probabilities:
+ * crn_clf_probs.
+ * Without labels and rng (inference) it runs apart from the training path,
+ * in the inference arena (crn_clf_reserve_predict): rows sorted by length,
+ * no padded step computed, no activations kept, the top layer pooled step
+ * by step, the rows split across the threads (pool.h) with no
+ * synchronisation; the probabilities equal the training path's up to float
+ * rounding (summation order), whatever the batch and thread count. No
+ * backward follows it.
  * @return 0 or CRN_EINVAL (sizes, ids, lengths, labels out of range). */
 int CRN_FN(crn_clf_forward)(crn_clf *m, const uint32_t *x, const uint32_t *len, const uint32_t *y,
                             const real *w, uint32_t B, uint32_t T, crn_rng *rng, double *loss_sum);

@@ -304,7 +304,7 @@ int crn_clf_evaluate(crn_clf *m, const crn_clf_data *d, const uint32_t *subset, 
         uint32_t j = subset ? subset[i] : (uint32_t)i, l = (uint32_t)(d->off[j + 1] - d->off[j]);
         maxT = l > maxT ? l : maxT;
     }
-    int rc = crn_clf_reserve(m, B, maxT);
+    int rc = crn_clf_reserve_predict(m, B, maxT);
     if (rc) return rc;
     uint32_t *idx = malloc(n * sizeof *idx), *x = malloc((size_t)B * maxT * sizeof *x);
     uint32_t *len = malloc((size_t)B * sizeof *len), *y = malloc((size_t)B * sizeof *y);

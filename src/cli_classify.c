@@ -2,11 +2,14 @@
  * side of `charrnn repl`: labelled tables in (records.c), the network
  * (classify.c) and its loop (clf_train.c), the model file (checkpoint.c). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "classify.h"
@@ -907,7 +910,7 @@ static int runner_open(runner *u, const char *path, size_t chunk, uint32_t B) {
     if (!u->d.ids || !u->d.off || !u->d.label || !u->idx || !u->x || !u->len || !u->probs)
         return crn_error_set(CRN_ENOMEM, "out of memory");
     if ((rc = crn_clf_inference_tables(u->ck->clf, 1))) return rc;
-    return crn_clf_reserve(u->ck->clf, B, T);
+    return crn_clf_reserve_predict(u->ck->clf, B, T);
 }
 
 static void runner_close(runner *u) {
@@ -982,15 +985,79 @@ static int runner_flush(runner *u, FILE *out, int json) {
     return 0;
 }
 
+/* Input lines of a file descriptor, read in blocks. Before a read that
+ * could wait (no whole line buffered and no input ready), idle(ctx) runs:
+ * predict answers the lines it holds before it waits for more, so a pipe
+ * gets its answers as it goes (a file, always ready, fills whole chunks). */
+typedef struct lines {
+    int fd;
+    char *buf;
+    size_t cap, beg, end, scan; /* buffered [beg, end); no '\n' in [beg, scan) */
+    int eof;
+} lines;
+
+/* The next line (without its '\n') at *s, *n bytes, valid until the next
+ * call. @return 1, 0 at the end of the input, or a negative error. */
+static int lines_next(lines *r, const char *name, char **s, size_t *n, int (*idle)(void *), void *ctx) {
+    for (;;) {
+        char *nl = r->end > r->scan ? memchr(r->buf + r->scan, '\n', r->end - r->scan) : NULL;
+        if (nl || (r->eof && r->end > r->beg)) {
+            *s = r->buf + r->beg;
+            *n = nl ? (size_t)(nl - *s) : r->end - r->beg;
+            r->beg = r->scan = nl ? (size_t)(nl - r->buf) + 1 : r->end;
+            return 1;
+        }
+        if (r->eof) return 0;
+        r->scan = r->end;
+        if (r->beg > 0) { // keep the partial line only, at the start
+            memmove(r->buf, r->buf + r->beg, r->end - r->beg);
+            r->end -= r->beg;
+            r->scan -= r->beg;
+            r->beg = 0;
+        }
+        if (r->end == r->cap) {
+            size_t cap = r->cap ? 2 * r->cap : 1 << 16;
+            char *b = realloc(r->buf, cap);
+            if (!b) return crn_error_set(CRN_ENOMEM, "out of memory reading a line of %zu bytes", r->end);
+            r->buf = b;
+            r->cap = cap;
+        }
+        struct pollfd pf = {.fd = r->fd, .events = POLLIN};
+        if (idle && poll(&pf, 1, 0) == 0) {
+            int rc = idle(ctx);
+            if (rc) return rc;
+        }
+        ssize_t k = read(r->fd, r->buf + r->end, r->cap - r->end);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return crn_error_set(CRN_EIO, "%s: read error: %s", name, strerror(errno));
+        if (k == 0) r->eof = 1;
+        r->end += (size_t)(k > 0 ? k : 0);
+    }
+}
+
+typedef struct flush_ctx {
+    runner *u;
+    int json;
+} flush_ctx;
+
+static int flush_idle(void *p) {
+    flush_ctx *f = p;
+    return runner_flush(f->u, stdout, f->json);
+}
+
 static void predict_usage(FILE *f) {
     fprintf(f,
             "Usage: charrnn classify predict MODEL [FILE|-] [options]\n"
             "\n"
             "One text a line in (FILE or standard input), one line out per line in, in the\n"
-            "same order: LABEL<TAB>PROBABILITY (of that label). Lines are read and answered\n"
-            "in chunks (--chunk), each run in length-bucketed batches. An empty line is\n"
-            "classified as one unknown token; lines longer than the model's max length keep\n"
-            "their head and tail.\n"
+            "same order: LABEL<TAB>PROBABILITY (of that label). An empty line is classified\n"
+            "as one unknown token; lines longer than the model's max length keep their head\n"
+            "and tail.\n"
+            "Batching: lines are read in chunks (--chunk); each chunk is sorted by length,\n"
+            "run in batches of similar lengths (--batch) split across the threads, and\n"
+            "answered in input order. A chunk is answered when it is full, at the end of\n"
+            "the input, or as soon as the input pauses (a pipe or terminal waiting for more),\n"
+            "so a line's answer never waits for more than the lines of its own chunk.\n"
             "\n"
             "Options:\n"
             "      --json         one JSON object a line: {\"label\": L, \"probs\": {class: p, ...}}\n"
@@ -1022,31 +1089,33 @@ static int cmd_predict(int argc, char **argv) {
     if (optind >= argc) return cli_usage_error(CMD, "predict: missing MODEL");
     if (optind + 2 < argc) return cli_usage_error(CMD, "predict: unexpected argument '%s'", argv[optind + 2]);
     const char *path = optind + 1 < argc ? argv[optind + 1] : "-";
-    FILE *in = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!in) {
+    const int is_stdin = !strcmp(path, "-");
+    const char *name = is_stdin ? "(stdin)" : path;
+    lines in = {.fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY)};
+    if (in.fd < 0) {
         cli_error(CMD, "%s: cannot open: %s", path, strerror(errno));
         return CLI_EXIT_ERROR;
     }
     crn_set_threads((int)threads);
     runner u;
     int rc = runner_open(&u, argv[optind], (size_t)chunk, (uint32_t)(B < chunk ? B : chunk));
+    flush_ctx fc = {&u, json};
     char *line = NULL;
-    size_t lcap = 0, lineno = 0;
-    ssize_t n;
-    while (!rc && (n = getline(&line, &lcap, in)) >= 0) {
+    size_t n = 0, lineno = 0;
+    while (!rc && (rc = lines_next(&in, name, &line, &n, flush_idle, &fc)) == 1) {
+        rc = 0;
         lineno++;
-        if (n > 0 && line[n - 1] == '\n') n--;
         if (n > 0 && line[n - 1] == '\r') n--;
         crn_textpos bad;
-        if ((rc = crn_utf8_validate((const uint8_t *)line, (size_t)n, &bad))) {
-            rc = crn_error_prefix(rc, "%s:%zu:%zu", strcmp(path, "-") ? path : "(stdin)", lineno, bad.col);
+        if ((rc = crn_utf8_validate((const uint8_t *)line, n, &bad))) {
+            rc = crn_error_prefix(rc, "%s:%zu:%zu", name, lineno, bad.col);
             break;
         }
-        if (!(rc = runner_add(&u, (const uint8_t *)line, (size_t)n)) && u.d.n == u.cap) rc = runner_flush(&u, stdout, json);
+        if (!(rc = runner_add(&u, (const uint8_t *)line, n)) && u.d.n == u.cap) rc = runner_flush(&u, stdout, json);
     }
     if (!rc) rc = runner_flush(&u, stdout, json);
-    free(line);
-    if (in != stdin) fclose(in);
+    free(in.buf);
+    if (!is_stdin) close(in.fd);
     runner_close(&u);
     return rc ? cli_fail(CMD, rc) : CLI_EXIT_OK;
 }

@@ -36,6 +36,13 @@ void CRN_FN(crn_gemm_nn)(int M, int N, int K, const real *A, int lda, const real
  * floats, e.g. 4H = 512, maps a column panel onto two L1 sets). */
 void CRN_FN(crn_gemm_packed)(int M, int N, int K, const real *A, int lda, const real *Bp, real beta, real *C,
                              int ldc);
+/* The same product for a caller that splits the work itself (the
+ * classifier's inference path, one call per thread): with AVX-512F an
+ * AVX-512 kernel on the calling thread (one zmm a panel row, 8 rows x 3
+ * panels a register block, K in blocks of 128); else crn_gemm_packed
+ * (whose own split runs serially inside a crn_parallel part). */
+void CRN_FN(crn_gemm_packed_local)(int M, int N, int K, const real *A, int lda, const real *Bp, real beta, real *C,
+                                   int ldc);
 /* Elements of a packed op(B) (K, N): K * (N rounded up to 16). */
 size_t CRN_FN(crn_pack_size)(int K, int N);
 /* Bp = op(B) (K, N) packed; tb nonzero: B is stored (N, K), ldb its row stride. */

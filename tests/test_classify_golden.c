@@ -21,6 +21,8 @@
 
 #include "classify.h"
 #include "common.h"
+#include "kernels.h"
+#include "rng.h"
 
 #define TOL 2e-5
 
@@ -200,12 +202,90 @@ START_TEST(test_inference_tables) {
 }
 END_TEST
 
+/* The inference path (no labels) against PyTorch's probabilities too, on
+ * one thread and on two. */
+START_TEST(test_inference_golden) {
+    fixture f;
+    load(&f, CASES[_i]);
+    crn_clf *m = make_model(&f);
+    const blk *bx = find(&f, "ids", "x"), *bl = find(&f, "ids", "len"), *bp = find(&f, "probs", "-");
+    uint32_t x[256], len[32];
+    for (size_t i = 0; i < (size_t)f.T * f.B; i++) x[i] = (uint32_t)bx->v[i];
+    for (uint32_t b = 0; b < f.B; b++) len[b] = (uint32_t)bl->v[b];
+    for (int threads = 1; threads <= 2; threads++) {
+        crn_set_threads(threads);
+        ck_assert_int_eq(crn_clf_forward(m, x, len, NULL, NULL, f.B, f.T, NULL, NULL), 0);
+        ck_assert_double_le(normwise(crn_clf_probs(m), bp->v, (size_t)f.B * f.cfg.classes), TOL);
+    }
+    crn_set_threads(1);
+    crn_clf_destroy(m);
+    fixture_free(&f);
+}
+END_TEST
+
+/* Batching: a window of 61 lines of lengths 1..40 in a shuffled order gives,
+ * row for row, the probabilities of each line alone, on 1 and 2 threads
+ * (the inference rows are sorted and split across the threads inside). */
+START_TEST(test_inference_batching) {
+    enum { NB = 61, NT = 40, V = 23 };
+    crn_clf_config cfg = {.base = {.cell = (enum crn_cell)_i, .act = CRN_ACT_TANH, .vocab = V, .embed = 8,
+                                   .hidden = 24, .layers = _i == CRN_CELL_LSTM ? 2 : 1},
+                          .classes = _i == CRN_CELL_RNN ? 3 : 2, .pool = CRN_POOL_MAX, .bidir = CRN_BIDIR_ALL};
+    if (_i == CRN_CELL_RNN) cfg.pool = CRN_POOL_MEAN;
+    crn_clf *m = NULL;
+    ck_assert_int_eq(crn_clf_create(&m, &cfg), 0);
+    crn_rng rng;
+    crn_rng_seed(&rng, 7 + (uint64_t)_i);
+    crn_clf_init(m, &rng);
+    ck_assert_int_eq(crn_clf_reserve_predict(m, NB, NT), 0);
+    ck_assert_int_eq(crn_clf_inference_tables(m, 1), 0);
+    static uint32_t x[NT * NB], len[NB], one[NT];
+    for (int b = 0; b < NB; b++) len[b] = 1 + (uint32_t)crn_rng_below(&rng, NT);
+    len[5] = NT;
+    for (int i = 0; i < NT * NB; i++) x[i] = (uint32_t)crn_rng_below(&rng, V);
+    const uint32_t C = cfg.classes;
+    static float alone[NB * 3];
+    crn_set_threads(1);
+    for (int b = 0; b < NB; b++) {
+        for (uint32_t t = 0; t < len[b]; t++) one[t] = x[t * NB + b];
+        ck_assert_int_eq(crn_clf_forward(m, one, &len[b], NULL, NULL, 1, len[b], NULL, NULL), 0);
+        memcpy(alone + (size_t)b * C, crn_clf_probs(m), C * sizeof(float));
+    }
+    for (int threads = 1; threads <= 2; threads++) {
+        crn_set_threads(threads);
+        ck_assert_int_eq(crn_clf_forward(m, x, len, NULL, NULL, NB, NT, NULL, NULL), 0);
+        double worst = 0;
+        for (size_t k = 0; k < (size_t)NB * C; k++) worst = fmax(worst, fabs((double)crn_clf_probs(m)[k] - alone[k]));
+        ck_assert_double_le(worst, 1e-5);
+    }
+    /* and the rows are the caller's: swapping two lines swaps their answers */
+    for (uint32_t t = 0; t < NT; t++) {
+        uint32_t v = x[t * NB + 0];
+        x[t * NB + 0] = x[t * NB + 5];
+        x[t * NB + 5] = v;
+    }
+    uint32_t l0 = len[0];
+    len[0] = len[5];
+    len[5] = l0;
+    ck_assert_int_eq(crn_clf_forward(m, x, len, NULL, NULL, NB, NT, NULL, NULL), 0);
+    for (uint32_t k = 0; k < C; k++) {
+        ck_assert_double_le(fabs((double)crn_clf_probs(m)[k] - alone[5 * C + k]), 1e-5);
+        ck_assert_double_le(fabs((double)crn_clf_probs(m)[5 * C + k] - alone[k]), 1e-5);
+    }
+    ck_assert_double_gt(fabs((double)alone[0] - alone[5 * C]), 1e-4); // the two lines do differ
+    crn_set_threads(1);
+    crn_clf_destroy(m);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("classify_golden");
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, test_case, 0, (int)(sizeof CASES / sizeof *CASES));
     tcase_add_test(tc, test_perturbed_fails);
     tcase_add_loop_test(tc, test_inference_tables, 0, (int)(sizeof CASES / sizeof *CASES));
+    tcase_add_loop_test(tc, test_inference_golden, 0, (int)(sizeof CASES / sizeof *CASES));
+    tcase_add_loop_test(tc, test_inference_batching, CRN_CELL_RNN, CRN_CELL_GRU + 1);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -16,7 +16,11 @@
  * padded steps use is exactly zero.
  *
  * The checker can fail: a 1% perturbation of one analytic entry must be
- * reported above the bound. */
+ * reported above the bound.
+ *
+ * The inference path (a forward without labels) gives the training path's
+ * probabilities in every configuration (1..3 layers), batched and line by
+ * line. */
 #define CRN_DOUBLE 1
 #include <check.h>
 #include <math.h>
@@ -148,6 +152,71 @@ START_TEST(test_grad_sweep) {
 }
 END_TEST
 
+/* The inference path (a forward without labels and rng: rows sorted by
+ * length, no padded step, pooling step by step) gives the training path's
+ * probabilities, in every configuration, with and without the inference
+ * tables, for the whole window and for each line alone (and a changed
+ * parameter changes them: the comparison can fail). */
+#define INF_TOL 1e-12
+static double infer_gap(gc *g, int C) {
+    real ref[GB * 3], p[GB * 3];
+    double s = 0, worst = 0;
+    ck_assert_int_eq(clf_forward(g->m, g->x, g->len, g->y, NULL, GB, GT, NULL, &s), 0);
+    memcpy(ref, CRN_FN(crn_clf_probs)(g->m), sizeof(real) * GB * C);
+    ck_assert_int_eq(clf_forward(g->m, g->x, g->len, NULL, NULL, GB, GT, NULL, &s), 0);
+    memcpy(p, CRN_FN(crn_clf_probs)(g->m), sizeof(real) * GB * C);
+    for (int k = 0; k < GB * C; k++) worst = fmax(worst, fabs(p[k] - ref[k]));
+    for (int b = 0; b < GB; b++) { // each line alone, in a window of its own length
+        uint32_t x1[GT];
+        for (uint32_t t = 0; t < g->len[b]; t++) x1[t] = g->x[t * GB + b];
+        ck_assert_int_eq(clf_forward(g->m, x1, &g->len[b], NULL, NULL, 1, g->len[b], NULL, &s), 0);
+        const real *q = CRN_FN(crn_clf_probs)(g->m);
+        for (int k = 0; k < C; k++) worst = fmax(worst, fabs(q[k] - ref[b * C + k]));
+    }
+    return worst;
+}
+
+START_TEST(test_inference_path) {
+    static const enum crn_cell cells[] = {CRN_CELL_RNN, CRN_CELL_LSTM, CRN_CELL_GRU};
+    int ncases = 0;
+    for (int ci = 0; ci < 3; ci++)
+        for (uint32_t L = 1; L <= 3; L++)
+            for (int pool = 0; pool <= CRN_POOL_MAX; pool++)
+                for (int bi = 0; bi <= CRN_BIDIR_ALL; bi++)
+                    for (uint32_t E = 0; E <= 4; E += 4) {
+                        const uint32_t C = (uint32_t)(2 + (ci + pool + bi) % 2);
+                        gc g = {0};
+                        setup(&g, cells[ci], L, E, C, (enum crn_pool)pool, (enum crn_bidir)bi, 0);
+                        double gap = infer_gap(&g, (int)C);
+                        if (E) {
+                            ck_assert_int_eq(CRN_FN(crn_clf_inference_tables)(g.m, 1), 0);
+                            gap = fmax(gap, infer_gap(&g, (int)C));
+                        }
+                        if (gap > INF_TOL)
+                            fprintf(stderr, "cell %d L %u E %u pool %d bidir %d: inference differs by %.3g\n", ci, L,
+                                    E, pool, bi, gap);
+                        ck_assert_double_le(gap, INF_TOL);
+                        if (ci == 2 && L == 2 && bi == CRN_BIDIR_ALL) { // a changed weight of the reverse direction shows
+                            CRN_FN(crn_clf_inference_tables)(g.m, 0);
+                            clf_params(g.m)[clf_find(g.m, "l1r.w_h")->offset] += 0.5;
+                            double s = 0;
+                            real before[GB * 3];
+                            ck_assert_int_eq(clf_forward(g.m, g.x, g.len, g.y, NULL, GB, GT, NULL, &s), 0);
+                            memcpy(before, CRN_FN(crn_clf_probs)(g.m), sizeof(real) * GB * C);
+                            clf_params(g.m)[clf_find(g.m, "l1r.w_h")->offset] -= 0.5;
+                            double moved = 0;
+                            ck_assert_int_eq(clf_forward(g.m, g.x, g.len, NULL, NULL, GB, GT, NULL, &s), 0);
+                            for (uint32_t k = 0; k < GB * C; k++)
+                                moved = fmax(moved, fabs(before[k] - CRN_FN(crn_clf_probs)(g.m)[k]));
+                            ck_assert_double_gt(moved, 1e3 * INF_TOL);
+                        }
+                        ncases++;
+                        clf_destroy(g.m);
+                    }
+    fprintf(stderr, "classifier inference path: %d configurations agree within %.0e\n", ncases, INF_TOL);
+}
+END_TEST
+
 START_TEST(test_grad_dropout) {
     gc g = {0};
     setup(&g, CRN_CELL_LSTM, 2, 4, 3, CRN_POOL_MEAN, CRN_BIDIR_ALL, 0.3f);
@@ -204,6 +273,7 @@ int main(void) {
     tcase_add_test(tc, test_grad_dropout);
     tcase_add_test(tc, test_checker_can_fail);
     tcase_add_test(tc, test_padding_masked);
+    tcase_add_test(tc, test_inference_path);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -159,17 +159,22 @@ START_TEST(test_gemm_nn_matches_reference) {
 }
 END_TEST
 
-/* The packed product: op(B) packed from B stored (K, N) or transposed (N, K),
- * against the plain loops on the same shapes; the zero padding of the last
- * panel must not leak into C. */
+/* The packed products (crn_gemm_packed, and crn_gemm_packed_local: AVX-512
+ * where the CPU has it): op(B) packed from B stored (K, N) or transposed
+ * (N, K), against the plain loops on the same shapes; the zero padding of
+ * the last panel must not leak into C. */
+typedef void (*packed_fn)(int, int, int, const float *, int, const float *, float, float *, int);
 START_TEST(test_gemm_packed_matches_reference) {
-    static const int Ms[] = {1, 4, 6, 7, 50};
-    static const int Ns[] = {1, 9, 16, 17, 33, 100, 128};
-    static const int Ks[] = {1, 7, 256, 257, 520};
+    static const int Ms[] = {1, 4, 6, 7, 9, 50};
+    static const int Ns[] = {1, 9, 16, 17, 33, 100, 128, 384};
+    static const int Ks[] = {1, 7, 128, 129, 257, 520};
+    static const packed_fn fns[] = {crn_gemm_packed, crn_gemm_packed_local};
+    static const char *const names[] = {"gemm_packed", "gemm_packed_local"};
     crn_rng rng;
     crn_rng_seed(&rng, 78);
     int cases = 0;
-    for (int th = 1; th <= 2; th++) {
+    for (int th = 1; th <= 2; th++)
+    for (int fi = 0; fi < 2; fi++) {
         crn_set_threads(th);
         for (size_t a = 0; a < CRN_ARRAY_LEN(Ms); a++)
             for (size_t b = 0; b < CRN_ARRAY_LEN(Ns); b++)
@@ -188,7 +193,7 @@ START_TEST(test_gemm_packed_matches_reference) {
                         for (int beta = 0; beta <= 1; beta++) {
                             for (int i = 0; i < M * ldc; i++)
                                 C1[i] = C2[i] = beta ? (float)(2 * crn_rng_uniform(&rng) - 1) : NAN;
-                            crn_gemm_packed(M, N, K, A, lda, Bp, (float)beta, C1, ldc);
+                            fns[fi](M, N, K, A, lda, Bp, (float)beta, C1, ldc);
                             crn_gemm_ref(0, tb, M, N, K, 1, A, lda, Bm, ldb, (float)beta, C2, ldc);
                             int ok = 1;
                             double w = 0;
@@ -203,15 +208,15 @@ START_TEST(test_gemm_packed_matches_reference) {
                                         w = e > w ? e : w;
                                     }
                                 }
-                            ck_assert_msg(ok && w <= 1, "gemm_packed %dx%dx%d tb=%d beta=%d threads=%d: err/tol %g%s",
-                                          M, N, K, tb, beta, th, w, ok ? "" : ", padding or non-finite");
+                            ck_assert_msg(ok && w <= 1, "%s %dx%dx%d tb=%d beta=%d threads=%d: err/tol %g%s",
+                                          names[fi], M, N, K, tb, beta, th, w, ok ? "" : ", padding or non-finite");
                             cases++;
                         }
                         free(A), free(Bm), free(Bp), free(C1), free(C2);
                     }
     }
     crn_set_threads(1);
-    printf("gemm_packed: %d cases\n", cases);
+    printf("gemm_packed, gemm_packed_local: %d cases\n", cases);
 }
 END_TEST
 
