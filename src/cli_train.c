@@ -55,7 +55,8 @@ static void usage(FILE *f) {
         "      --hidden N            hidden units per layer (default 128)\n"
         "      --embed N             embedding width, 0 = one-hot input (default 0)\n"
         "      --dropout P           dropout between layers, [0, 1) (default 0)\n"
-        "      --layer-norm          layer normalisation in every cell (Ba et al. 2016; default off)\n"
+        "      --layer-norm          layer normalisation in every cell (Ba et al. 2016; the default)\n"
+        "      --no-layer-norm       plain cells, without layer normalisation\n"
         "      --init S              initialisation: pytorch | xavier | orthogonal (default: pytorch for\n"
         "                            lstm, uniform +-1/sqrt(hidden) for every weight and bias as PyTorch;\n"
         "                            orthogonal for rnn and gru, orthogonal recurrent gate blocks)\n"
@@ -134,7 +135,7 @@ static void usage(FILE *f) {
 
 enum {
     O_UNIT = 256, O_NORM, O_INVALID, O_MINCOUNT, O_KEEP, O_DROP, O_REPLACE, O_VALFRAC,
-    O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_DROPOUT, O_LN,
+    O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_DROPOUT, O_LN, O_NO_LN,
     O_BATCH, O_SEQ, O_OPTIM, O_LR, O_WD, O_MOMENTUM, O_CLIP, O_SCHED, O_DECAY, O_DECAY_AFTER, O_WARMUP,
     O_TIME, O_STEPS, O_EPOCHS, O_EVAL, O_PATIENCE, O_SAVE, O_NOOPT, O_RESUME, O_INIT, O_EXTEND,
     O_SEED, O_THREADS, O_LOG, O_SAMPLE, O_SAMPLE_LEN, O_INIT_SCHEME, O_FORGET, O_PRESET, O_END
@@ -157,6 +158,7 @@ static const struct option long_opts[] = {
     {"embed", required_argument, 0, O_EMBED},
     {"dropout", required_argument, 0, O_DROPOUT},
     {"layer-norm", no_argument, 0, O_LN},
+    {"no-layer-norm", no_argument, 0, O_NO_LN},
     {"batch", required_argument, 0, O_BATCH},
     {"seq", required_argument, 0, O_SEQ},
     {"optimizer", required_argument, 0, O_OPTIM},
@@ -296,6 +298,7 @@ static int parse_model_option(args *a, int c, const char *on) {
         o->model.dropout = (float)d;
         break;
     case O_LN: o->model.layer_norm = 1; break;
+    case O_NO_LN: o->model.layer_norm = 0; break;
     case O_INIT_SCHEME:
         if (crn_init_parse(optarg, &o->init.kind))
             return cli_usage_error(CMD, "--init: '%s' is not pytorch, xavier or orthogonal", optarg);
@@ -525,6 +528,7 @@ static int check_resume_conflicts(const args *a, const crn_train_opts *ck) {
     CONFLICT(O_EMBED, u->model.embed != ck->model.embed, "embed %u", ck->model.embed);
     CONFLICT(O_DROPOUT, u->model.dropout != ck->model.dropout, "dropout %g", (double)ck->model.dropout);
     CONFLICT(O_LN, u->model.layer_norm != ck->model.layer_norm, "layer norm %s", ck->model.layer_norm ? "on" : "off");
+    CONFLICT(O_NO_LN, u->model.layer_norm != ck->model.layer_norm, "layer norm %s", ck->model.layer_norm ? "on" : "off");
     CONFLICT(O_INIT_SCHEME, u->init.kind != ck->init.kind, "init %s", crn_init_name(ck->init.kind));
     CONFLICT(O_FORGET, !(u->init.forget_bias == ck->init.forget_bias), "forget bias %g", (double)ck->init.forget_bias);
     CONFLICT(O_PRESET, 1, "%s", "the model exists");
@@ -721,6 +725,8 @@ static int setup_fresh(session *S) {
     S->opts.keep = u->keep; S->opts.n_keep = u->n_keep; u->keep = NULL; u->n_keep = 0;
     S->opts.drop = u->drop; S->opts.n_drop = u->n_drop; u->drop = NULL; u->n_drop = 0;
     S->opts.replace = u->replace; S->opts.n_replace = u->n_replace; u->replace = NULL; u->n_replace = 0;
+    /* the last of --layer-norm / --no-layer-norm (before the automatic choice, which prices it) */
+    if (S->a.set[O_LN] || S->a.set[O_NO_LN]) S->opts.model.layer_norm = u->model.layer_norm;
     if (S->a.set[O_PRESET]) crn_preset_apply(&S->opts, S->a.preset);
     else if (wants_auto(&S->a)) {
         crn_auto_input in = {.val_frac = S->opts.val_frac,
@@ -739,11 +745,11 @@ static int setup_fresh(session *S) {
     if (S->a.set[O_HIDDEN]) S->opts.model.hidden = u->model.hidden;
     if (S->a.set[O_EMBED]) S->opts.model.embed = u->model.embed;
     if (S->a.set[O_DROPOUT]) S->opts.model.dropout = u->model.dropout;
-    if (S->a.set[O_LN]) S->opts.model.layer_norm = u->model.layer_norm;
     S->opts.init.kind = S->a.set[O_INIT_SCHEME] ? u->init.kind : crn_init_default_kind(S->opts.model.cell);
     if (S->a.set[O_FORGET]) S->opts.init.forget_bias = u->init.forget_bias;
     if (S->a.init_from) {
-        static const int shape[] = {O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_LN, O_UNIT, O_NORM, O_PRESET};
+        static const int shape[] = {O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_LN, O_NO_LN, O_UNIT, O_NORM,
+                                    O_PRESET};
         for (size_t i = 0; i < CRN_ARRAY_LEN(shape); i++)
             if (S->a.set[shape[i]])
                 return cli_usage_error(CMD, "--%s cannot be combined with --init-from (the model shape and "

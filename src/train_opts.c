@@ -72,6 +72,7 @@ static const opt_desc descs[] = {
     {"hidden", K_U32, OFF(model.hidden), 1, 16384, NULL},
     {"embed", K_U32, OFF(model.embed), 0, 16384, NULL},
     {"dropout", K_F32, OFF(model.dropout), 0, 0.99, NULL},
+    {"layer-norm", K_U32, OFF(model.layer_norm), 0, 1, NULL},
     {"init", K_ENUM, 0, 0, 0, p_init},
     {"forget-bias", K_F32, OFF(init.forget_bias), -100, 100, NULL},
     {"preset", K_ENUM, 0, 0, 0, p_preset},
@@ -209,6 +210,7 @@ void crn_train_opts_default(crn_train_opts *o) {
     o->model.hidden = 128;
     o->model.layers = 2;
     o->model.dropout = 0;
+    o->model.layer_norm = 1; /* docs/training.md, "Layer normalisation": better per step and per minute */
     crn_init_spec_default(&o->init);
     crn_optim_config_default(&o->optim, CRN_OPT_ADAM);
     o->clip = 5;
