@@ -240,6 +240,13 @@ typedef real crn_v16 __attribute__((vector_size(16 * sizeof(real))));
 #define CRN_V 16
 #define CRN_VLD(v, p) memcpy(&(v), (p), sizeof(crn_v16))
 #define CRN_VST(p, v) memcpy((p), &(v), sizeof(crn_v16))
+#define CRN_VADD(p, v) /* p[0..16) += v */ \
+    do { \
+        crn_v16 t_, u_ = (v); \
+        CRN_VLD(t_, p); \
+        t_ += u_; \
+        CRN_VST(p, t_); \
+    } while (0)
 
 CRN_INLINE real crn_v16_sum(const crn_v16 *a) {
     crn_v16 v = *a;
@@ -369,7 +376,7 @@ CRN_INLINE void crn_ln_row_backward(real *restrict dx, const real *restrict dy, 
         crn_v16 v1 = {0}, v2 = {0}, v3 = {0}, v4 = {0};
         int j = 0;
         for (; j + CRN_V <= H; j += CRN_V) { // the gradient sums and the four LN sums, one pass
-            crn_v16 a, b, xv, hv, g1, g2, t;
+            crn_v16 a, b, xv, hv, g1, g2;
             CRN_VLD(a, dxk + j);
             CRN_VLD(xv, xh + j);
             CRN_VLD(hv, hh + j);
@@ -377,20 +384,10 @@ CRN_INLINE void crn_ln_row_backward(real *restrict dx, const real *restrict dy, 
             CRN_VLD(g2, ghk + j);
             if (dy) CRN_VLD(b, d + j);
             else b = a;
-            CRN_VLD(t, adbx + j);
-            t += a;
-            CRN_VST(adbx + j, t);
-            CRN_VLD(t, adgx + j);
-            t += a * xv;
-            CRN_VST(adgx + j, t);
-            if (dy) {
-                CRN_VLD(t, adbh + j);
-                t += b;
-                CRN_VST(adbh + j, t);
-            }
-            CRN_VLD(t, adgh + j);
-            t += b * hv;
-            CRN_VST(adgh + j, t);
+            CRN_VADD(adbx + j, a);
+            CRN_VADD(adgx + j, a * xv);
+            if (dy) CRN_VADD(adbh + j, b);
+            CRN_VADD(adgh + j, b * hv);
             a *= g1;
             b *= g2;
             v1 += a;
