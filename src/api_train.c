@@ -1,6 +1,8 @@
 /* api_train.c — the public API's training: options by name (train_opts.c),
- * a fresh run through the trainer (train.c), progress reports translated
- * for the caller's callback, a per-trainer stop request. */
+ * a fresh or resumed run through the trainer (train.c; a resume merges the
+ * options set over the run's by crn_train_opts_resume, as `charrnn train
+ * --resume`), progress reports translated for the caller's callback, a
+ * per-trainer stop request. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +15,9 @@
 
 struct charrnn_train_options {
     crn_train_opts o;
+    uint64_t given;           /* CRN_TOPT_BIT of every option set */
     char *out_path;
+    char *resume_path;        /* "resume": continue this run */
 };
 
 struct charrnn_trainer {
@@ -35,61 +39,94 @@ void charrnn_train_options_destroy(charrnn_train_options *o) {
     if (!o) return;
     crn_train_opts_free(&o->o);
     free(o->out_path);
+    free(o->resume_path);
     free(o);
 }
 
 int charrnn_train_options_set(charrnn_train_options *o, const char *name, const char *value) {
     if (!o || !name || !value) return crn_error_set(CRN_EINVAL, "charrnn_train_options_set: NULL argument");
-    if (strcmp(name, "output")) return crn_train_opts_set(&o->o, name, value);
+    char **path = !strcmp(name, "output") ? &o->out_path : !strcmp(name, "resume") ? &o->resume_path : NULL;
+    if (!path) {
+        int err = crn_train_opts_set(&o->o, name, value);
+        if (err < 0) return err;
+        o->given |= CRN_TOPT_BIT(crn_train_opt_id(name));
+        return 0;
+    }
     char *copy = strdup(value);
     if (!copy) return crn_error_set(CRN_ENOMEM, "out of memory");
-    free(o->out_path);
-    o->out_path = copy;
+    free(*path);
+    *path = copy;
     return 0;
 }
 
-/* The checks `charrnn train` makes before it starts a fresh run. */
-static int check_fresh(const crn_train_opts *o, const char *out_path) {
-    if (!o->corpus_path) return crn_error_set(CRN_EINVAL, "training options: no corpus");
-    if (!out_path) return crn_error_set(CRN_EINVAL, "training options: no output");
-    if (o->model.cell != CRN_CELL_RNN && o->model.act != CRN_ACT_TANH)
-        return crn_error_set(CRN_EINVAL, "training options: activation applies to cell rnn only");
-    if (o->sched.kind == CRN_SCHED_COSINE && !o->max_steps && !o->max_epochs)
-        return crn_error_set(CRN_EINVAL, "training options: schedule cosine needs steps or epochs");
-    return 0;
+/* A fresh run from the options set over the defaults. */
+static int create_fresh(crn_trainer **out, const charrnn_train_options *o) {
+    if (!o->o.corpus_path) return crn_error_set(CRN_EINVAL, "training options: no corpus");
+    if (!o->out_path) return crn_error_set(CRN_EINVAL, "training options: no output");
+    crn_train_opts opts;
+    int err = crn_train_opts_copy(&opts, &o->o);
+    if (err < 0) return err;
+    if (!opts.time_limit && !opts.max_steps && !opts.max_epochs) opts.time_limit = DEFAULT_TIME;
+    if ((err = crn_train_opts_check(&opts)) < 0) {
+        crn_train_opts_free(&opts);
+        return err;
+    }
+    char *abs_corpus = realpath(opts.corpus_path, NULL); /* resumable from any directory */
+    if (abs_corpus) {
+        free(opts.corpus_path);
+        opts.corpus_path = abs_corpus;
+    }
+    crn_train_start start;
+    memset(&start, 0, sizeof start);
+    start.out_path = o->out_path;
+    err = crn_trainer_create(out, &opts, &start);
+    crn_train_opts_free(&opts);
+    return err;
+}
+
+/* Continue the run o->resume_path names: its options, with those set over
+ * them by the resume rules, written to its own files. */
+static int create_resumed(crn_trainer **out, const charrnn_train_options *o) {
+    crn_train_resumed run;
+    int err = crn_train_resumed_open(&run, o->resume_path, NULL, 0);
+    if (err < 0) return err;
+    if ((err = crn_train_opts_resume(&run.opts, &o->o, o->given, NULL)) < 0) goto done;
+    if ((err = crn_train_opts_check(&run.opts)) < 0) goto done;
+    if (!run.opts.corpus_path) {
+        err = crn_error_set(CRN_EINVAL, "%s does not record its corpus; set corpus", run.loaded_from);
+        goto done;
+    }
+    if (o->out_path && strcmp(o->out_path, run.base)) {
+        err = crn_error_set(CRN_EINVAL, "output %s: a resumed run continues in its own files (%s)", o->out_path,
+                            run.base);
+        goto done;
+    }
+    crn_train_start start;
+    memset(&start, 0, sizeof start);
+    start.out_path = run.base;
+    start.resume = run.ck;
+    start.resume_state = &run.state;
+    start.log_append = 1;
+    err = crn_trainer_create(out, &run.opts, &start);
+done:
+    crn_train_resumed_free(&run);
+    return err;
 }
 
 int charrnn_trainer_create(charrnn_trainer **out, const charrnn_train_options *o) {
     if (!out) return crn_error_set(CRN_EINVAL, "charrnn_trainer_create: out is NULL");
     *out = NULL;
     if (!o) return crn_error_set(CRN_EINVAL, "charrnn_trainer_create: options are NULL");
-    int err = check_fresh(&o->o, o->out_path);
-    if (err < 0) return err;
-    crn_train_opts opts;
-    if ((err = crn_train_opts_copy(&opts, &o->o)) < 0) return err;
-    if (!opts.time_limit && !opts.max_steps && !opts.max_epochs) opts.time_limit = DEFAULT_TIME;
-    char *abs_corpus = realpath(opts.corpus_path, NULL); /* resumable from any directory */
-    if (abs_corpus) {
-        free(opts.corpus_path);
-        opts.corpus_path = abs_corpus;
-    }
     charrnn_trainer *t = calloc(1, sizeof *t);
-    if (!t) {
-        err = crn_error_set(CRN_ENOMEM, "out of memory");
-        goto done;
-    }
-    crn_train_start start;
-    memset(&start, 0, sizeof start);
-    start.out_path = o->out_path;
-    if ((err = crn_trainer_create(&t->t, &opts, &start)) < 0) {
+    if (!t) return crn_error_set(CRN_ENOMEM, "out of memory");
+    int err = o->resume_path ? create_resumed(&t->t, o) : create_fresh(&t->t, o);
+    if (err < 0) {
         free(t);
-        goto done;
+        return err;
     }
     crn_trainer_set_stop_flag(t->t, &t->stop);
     *out = t;
-done:
-    crn_train_opts_free(&opts);
-    return err;
+    return 0;
 }
 
 void charrnn_trainer_destroy(charrnn_trainer *t) {

@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include "common.h"
+#include "model.h"
+#include "pool.h"
+#include "rng.h"
 #include "utf8.h"
 
 typedef struct preset {
@@ -16,15 +19,15 @@ typedef struct preset {
     float dropout;          /* with --preset; the automatic choice sets its own */
 } preset;
 
-/* Speed: this machine class trains the canonical configurations without
- * layer normalisation at about 150 GFLOPS counted as 3 x the forward FLOPs
- * per char (issue 12's measured throughputs: A 105k, B 105k, C 8.1k, D 37k
- * chars/s = 150, 145, 161, 146; uncalibrated since), so a preset's chars/s is
- * estimated as 150e9 / (3 x its forward FLOPs per char for the corpus's
- * vocabulary), capped at 120k (small products run below that rate), and
- * divided by layer normalisation's cost factor (below) when the run has it
- * (the default).
- * docs/training.md has the table. */
+/* Speed, when crn_auto_probe did not measure it (the automatic choice of
+ * `charrnn train` always probes): the reference machine trains the canonical
+ * configurations without layer normalisation at about 150 GFLOPS counted as
+ * 3 x the forward FLOPs per char (issue 12's measured throughputs: A 105k,
+ * B 105k, C 8.1k, D 37k chars/s = 150, 145, 161, 146; uncalibrated since),
+ * so a preset's chars/s is estimated as 150e9 / (3 x its forward FLOPs per
+ * char for the corpus's vocabulary), capped at 120k (small products run below
+ * that rate), and divided by layer normalisation's cost factor (below) when
+ * the run has it (the default). docs/training.md has the table. */
 #define AUTO_GFLOPS 150.0
 #define AUTO_MAX_CHARS_PER_S 120000.0
 /* Layer normalisation's cost: CPU time per training step with it over
@@ -104,7 +107,7 @@ double crn_preset_chars_per_s(enum crn_preset p, uint32_t V, int layer_norm) {
     return layer_norm ? cps / (1 + ln_cost[cfg.cell].extra * ln_cost[cfg.cell].h_ref / q->hidden) : cps;
 }
 
-int crn_auto_scan(const char *path, crn_auto_input *in) {
+int crn_auto_scan(const char *path, enum crn_unit unit, crn_auto_input *in) {
     FILE *f = fopen(path, "rb");
     if (!f) return crn_error_set(CRN_EIO, "%s: cannot open: %s", path, strerror(errno));
     uint8_t *seen = calloc(0x110000 / 8 + 1, 1);
@@ -127,9 +130,15 @@ int crn_auto_scan(const char *path, crn_auto_input *in) {
                 len = 1;
                 if (!bad_seen) distinct++;
                 bad_seen = 1;
-            } else if (!(seen[cp >> 3] & (1u << (cp & 7)))) {
-                seen[cp >> 3] |= (uint8_t)(1u << (cp & 7));
-                distinct++;
+            } else {
+                int32_t part[3] = {cp, 0, 0};
+                const int np = unit == CRN_UNIT_JAMO && crn_hangul_split(cp, part) > 0 ? crn_hangul_split(cp, part) : 1;
+                for (int j = 0; j < np; j++)
+                    if (!(seen[part[j] >> 3] & (1u << (part[j] & 7)))) {
+                        seen[part[j] >> 3] |= (uint8_t)(1u << (part[j] & 7));
+                        distinct++;
+                    }
+                chars += (uint64_t)np - 1;
             }
             chars++;
             i += (size_t)len;
@@ -153,22 +162,91 @@ static void fmt_count(char *b, size_t n, double v) {
     else snprintf(b, n, "%.0f", v);
 }
 
+/* Training characters of the text (the validation share left out). */
+static double train_chars_of(const crn_auto_input *in) { return (double)in->chars * (1.0 - in->val_frac); }
+
+/* chars/s of preset p: measured by the probe, else estimated. */
+static double speed_of(const crn_auto_input *in, enum crn_preset p, int ln) {
+    return in->cps[p] > 0 ? in->cps[p] : crn_preset_chars_per_s(p, in->vocab, ln);
+}
+
+/* Is the text long enough for preset p's parameters? */
+static int text_fits(const crn_auto_input *in, enum crn_preset p, int ln) {
+    return train_chars_of(in) >= AUTO_CHARS_PER_PARAM * (double)crn_preset_params(p, in->vocab, ln);
+}
+
+/* Does the budget afford enough training tokens per parameter of preset p? */
+static int budget_fits(const crn_auto_input *in, enum crn_preset p, int ln) {
+    const double tokens = speed_of(in, p, ln) * in->seconds * AUTO_TRAIN_SHARE;
+    return tokens >= AUTO_TOKENS_PER_PARAM * (double)crn_preset_params(p, in->vocab, ln);
+}
+
+/* Time one preset: one warm-up and two timed gradient steps on random ids.
+ * @return 0 or a negative error; *cps the chars/s of the timed steps. */
+static int probe_preset(enum crn_preset p, uint32_t V, uint32_t layer_norm, double *cps) {
+    const preset *q = &presets[p];
+    crn_model_config cfg = {.cell = CRN_CELL_LSTM, .act = CRN_ACT_TANH, .vocab = V, .embed = q->embed,
+                            .hidden = q->hidden, .layers = q->layers, .dropout = q->dropout,
+                            .layer_norm = layer_norm};
+    const uint32_t B = q->batch, T = q->seq;
+    crn_model *m = NULL;
+    crn_state *st = NULL;
+    uint32_t *x = malloc(sizeof *x * B * T), *y = malloc(sizeof *y * B * T);
+    crn_rng rng;
+    int rc = 0;
+    crn_rng_seed(&rng, 1);
+    if (!x || !y) {
+        rc = crn_error_set(CRN_ENOMEM, "out of memory probing the training speed");
+        goto out;
+    }
+    if ((rc = crn_model_create(&m, &cfg)) < 0 || (rc = crn_model_reserve(m, B, T)) < 0 ||
+        (rc = crn_state_create(&st, m, B)) < 0)
+        goto out;
+    crn_model_init(m, &rng);
+    for (size_t i = 0; i < (size_t)B * T; i++) {
+        x[i] = (uint32_t)crn_rng_below(&rng, V);
+        y[i] = (uint32_t)crn_rng_below(&rng, V);
+    }
+    double t0 = 0;
+    for (int s = 0; s < 3; s++) {
+        double loss, norm;
+        size_t count;
+        if (s == 1) t0 = crn_now();
+        if ((rc = crn_train_step_gradient(m, st, x, y, B, T, &rng, 5.0, &loss, &count, &norm)) < 0) goto out;
+    }
+    const double dt = crn_now() - t0;
+    *cps = dt > 0 ? 2.0 * B * T / dt : 0;
+out:
+    crn_state_destroy(st);
+    crn_model_destroy(m);
+    free(x);
+    free(y);
+    return rc;
+}
+
+int crn_auto_probe(crn_auto_input *in, int threads, uint32_t layer_norm) {
+    crn_set_threads(threads);
+    for (int p = CRN_PRESET_LARGE; p >= CRN_PRESET_TINY; p--) {
+        if (p > CRN_PRESET_TINY && !text_fits(in, (enum crn_preset)p, (int)layer_norm)) continue;
+        int rc = probe_preset((enum crn_preset)p, in->vocab, layer_norm, &in->cps[p]);
+        if (rc < 0) return rc;
+        if (budget_fits(in, (enum crn_preset)p, (int)layer_norm)) break;
+    }
+    return 0;
+}
+
 enum crn_preset crn_auto_config(crn_train_opts *o, const crn_auto_input *in, char *why, size_t cap) {
-    const double train_chars = (double)in->chars * (1.0 - in->val_frac);
+    const double train_chars = train_chars_of(in);
     const int ln = (int)o->model.layer_norm;
     enum crn_preset pick = CRN_PRESET_TINY;
-    for (int p = CRN_PRESET_LARGE; p > CRN_PRESET_TINY; p--) {
-        const double P = (double)crn_preset_params((enum crn_preset)p, in->vocab, ln);
-        const double tokens =
-            crn_preset_chars_per_s((enum crn_preset)p, in->vocab, ln) * in->seconds * AUTO_TRAIN_SHARE;
-        if (tokens >= AUTO_TOKENS_PER_PARAM * P && train_chars >= AUTO_CHARS_PER_PARAM * P) {
+    for (int p = CRN_PRESET_LARGE; p > CRN_PRESET_TINY; p--)
+        if (text_fits(in, (enum crn_preset)p, ln) && budget_fits(in, (enum crn_preset)p, ln)) {
             pick = (enum crn_preset)p;
             break;
         }
-    }
     crn_preset_apply(o, pick);
     const double P = (double)crn_preset_params(pick, in->vocab, ln);
-    const double cps = crn_preset_chars_per_s(pick, in->vocab, ln), tokens = cps * in->seconds * AUTO_TRAIN_SHARE;
+    const double cps = speed_of(in, pick, ln), tokens = cps * in->seconds * AUTO_TRAIN_SHARE;
     const double epochs = train_chars > 0 ? tokens / train_chars : 0;
     /* dropout against overfitting: the more passes over the text, the more */
     float dropout = 0;
@@ -190,11 +268,12 @@ enum crn_preset crn_auto_config(crn_train_opts *o, const crn_auto_input *in, cha
     fmt_count(ch, sizeof ch, train_chars);
     snprintf(why, cap,
              "auto configuration: preset %s (lstm %ux%u%s, embed %u, dropout %g, batch %u x seq %u, adam lr %g, %s): "
-             "~%s training chars (~%.0f steps) in %.0f s at ~%.0fk chars/s = %.1f per parameter (%s), "
-             "%.1f epochs of %s chars, vocabulary %u",
+             "~%s training tokens (~%.0f steps) in %.0f s at ~%.0fk tokens/s (%s) = %.1f per parameter (%s), "
+             "%.1f epochs of %s tokens, vocabulary %u",
              presets[pick].name, o->model.layers, o->model.hidden, ln ? " layer norm" : "", o->model.embed,
              (double)dropout, o->batch, o->seq, (double)o->optim.lr,
              o->sched.kind == CRN_SCHED_COSINE ? "cosine to 0 over the budget" : "constant rate: a short run",
-             tok, steps, in->seconds, cps / 1e3, tokens / P, par, epochs, ch, in->vocab);
+             tok, steps, in->seconds, cps / 1e3, in->cps[pick] > 0 ? "measured" : "estimated", tokens / P, par,
+             epochs, ch, in->vocab);
     return pick;
 }

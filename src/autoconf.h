@@ -3,10 +3,10 @@
  * given no model options (docs/training.md, "Configuration for the budget").
  *
  * The choice uses the corpus size and vocabulary, the time budget and the
- * training speed of the project's reference machine (2 cores, AMD EPYC Zen 3,
- * AVX2: ~150 GFLOPS on these models, from measured throughputs): the
- * estimated number of training tokens in the budget, against each preset's
- * parameter count and the corpus length. */
+ * training speed of this machine, measured by a short probe (crn_auto_probe;
+ * without it, estimated from the FLOPs at the reference machine's ~150
+ * GFLOPS): the number of training tokens in the budget, against each
+ * preset's parameter count and the corpus length. */
 #ifndef CRN_AUTOCONF_H
 #define CRN_AUTOCONF_H
 
@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "train.h"
+#include "utf8.h"
 
 enum crn_preset { CRN_PRESET_NONE = 0, CRN_PRESET_TINY, CRN_PRESET_SMALL, CRN_PRESET_MEDIUM, CRN_PRESET_LARGE };
 #define CRN_PRESET_COUNT 5
@@ -31,21 +32,35 @@ void crn_preset_apply(crn_train_opts *o, enum crn_preset p);
 uint64_t crn_preset_params(enum crn_preset p, uint32_t V, int layer_norm);
 /* Estimated training speed of preset p for a vocabulary of V tokens on the
  * reference machine, with or without layer normalisation, characters per
- * second (autoconf.c). */
+ * second (autoconf.c; used when no probe measured it). */
 double crn_preset_chars_per_s(enum crn_preset p, uint32_t V, int layer_norm);
 
 /* What the choice is made from. */
 typedef struct crn_auto_input {
-    uint64_t chars;     /* code points in the corpus */
-    uint32_t vocab;     /* distinct code points (+1 for <unk>) */
+    uint64_t chars;     /* tokens in the corpus (crn_auto_scan: code points, or jamo) */
+    uint32_t vocab;     /* distinct tokens (+1 for <unk>) */
     double seconds;     /* the time budget */
     double val_frac;    /* share of the text kept for validation */
+    /* Training speed per preset in chars/s as measured on this machine by
+     * crn_auto_probe (0 = not measured: crn_preset_chars_per_s's estimate). */
+    double cps[CRN_PRESET_COUNT];
 } crn_auto_input;
 
-/* Count the code points and distinct code points of a UTF-8 file (bytes that
- * are not valid UTF-8 count as one character each, with one shared id).
- * @return 0 or CRN_EIO / CRN_ENOMEM with a message naming the file. */
-int crn_auto_scan(const char *path, crn_auto_input *in);
+/* Measure the training speed of the presets the choice can reach, on this
+ * machine with the run's thread count and layer-norm setting: from the
+ * largest down, each preset the text is long enough for gets one warm-up and
+ * two timed gradient steps (forward, backward, clip) of its model and batch
+ * on random ids, into in->cps, until one fits the budget (the rest are not
+ * needed). About 2 s at most on 2 cores (large: ~0.3 s a step).
+ * Allocates; call before training. @return 0 or a negative error. */
+int crn_auto_probe(crn_auto_input *in, int threads, uint32_t layer_norm);
+
+/* Count the tokens and distinct tokens of a UTF-8 file in a unit: code
+ * points (codepoint, and grapheme, whose clusters are about one code point
+ * in composed text), or, for jamo, a Hangul syllable as its 2-3 conjoining
+ * jamo (bytes that are not valid UTF-8 count as one token each, with one
+ * shared id). @return 0 or CRN_EIO / CRN_ENOMEM with a message naming the file. */
+int crn_auto_scan(const char *path, enum crn_unit unit, crn_auto_input *in);
 
 /* Pick the preset, dropout, embedding, learning rate and schedule for in and
  * apply them to o (priced with o's layer-norm setting) (a decaying cosine schedule over the time budget). Writes

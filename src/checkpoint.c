@@ -195,26 +195,6 @@ static int expect_end(const cursor *c) {
     return 0;
 }
 
-/* Number of parameters a config implies (model.h's layout), computed with
- * overflow checks so an absurd config cannot wrap around. -1 on overflow. */
-static int expected_params(const crn_model_config *cfg, uint64_t *out) {
-    const uint64_t V = cfg->vocab, E = cfg->embed, H = cfg->hidden;
-    const uint64_t G = cfg->cell == CRN_CELL_LSTM ? 4 : cfg->cell == CRN_CELL_GRU ? 3 : 1;
-    const uint64_t GH = G * H; /* H <= 2^32, G <= 4: no overflow */
-    uint64_t n = V * E;        /* both < 2^32 */
-    for (uint32_t l = 0; l < cfg->layers; l++) {
-        uint64_t in = l == 0 ? (E ? E : V) : H;
-        uint64_t add = (in + H + 2) * GH; /* (in + H + 2) < 2^34, GH < 2^35: fits */
-        if (cfg->layer_norm) add += 2 * GH + (cfg->cell == CRN_CELL_LSTM ? 2 * H : 0); /* gains (and c's bias) */
-        if (add > UINT64_MAX - n) return -1;
-        n += add;
-    }
-    uint64_t out_layer = H * V + V;
-    if (out_layer > UINT64_MAX - n) return -1;
-    *out = n + out_layer;
-    return 0;
-}
-
 typedef struct sect_loc {
     int present;
     uint64_t hdr;  /* file offset of the section header */
@@ -385,7 +365,7 @@ static int load_config(cursor *c, crn_model_config *cfg, uint64_t *nparams, uint
         clf->base = *cfg;
         if (crn_clf_config_check(clf) != 0) return bad(c, CRN_EFORMAT, 0, "%s", crn_error_message());
     }
-    if ((clf ? crn_clf_expected_params(clf, &want) : expected_params(cfg, &want)) != 0 || *nparams != want)
+    if ((clf ? crn_clf_expected_params(clf, &want) : crn_model_layout(cfg, NULL, NULL, &want)) != 0 || *nparams != want)
         return bad(c, CRN_EFORMAT, 28, "parameter count %llu does not match the config (%llu)",
                    (unsigned long long)*nparams, (unsigned long long)want);
     /* The parameters must really be in the file before we allocate for them. */

@@ -266,7 +266,16 @@ static void repl_turn(crn_generator *g, const crn_sample_settings *s, const char
     interrupted = 0;
 }
 
-int cli_repl(int argc, char **argv) {
+/* What `charrnn repl` was given. */
+typedef struct repl_args {
+    crn_sample_settings s;
+    long long threads;
+    int exact;
+    const char *model;
+} repl_args;
+
+/* Parse argv into a (a->s initialised by the caller). @return -1 ok, else the exit status. */
+static int parse_args(repl_args *a, int argc, char **argv) {
     static const struct option opts[] = {
         CLI_SAMPLING_OPTIONS,
         {"threads", required_argument, NULL, OPT_THREADS},
@@ -275,12 +284,76 @@ int cli_repl(int argc, char **argv) {
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    crn_sample_settings s, backup;
-    crn_sample_settings_init(&s);
+    int have_seed = 0;
+    optind = 1;
+    opterr = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return CLI_EXIT_OK;
+        case CLI_OPT_LENGTH: case CLI_OPT_SEED: case CLI_OPT_TEMP: case CLI_OPT_TOPK: case CLI_OPT_TOPP:
+        case CLI_OPT_BEAM: case CLI_OPT_STOP: case CLI_OPT_KEEP_STOP: case CLI_OPT_MATCH: case CLI_OPT_STRICT:
+            if (cli_sampling_option(CMD, c, optarg, &a->s, &have_seed) < 0) return CLI_EXIT_USAGE;
+            break;
+        case OPT_KEEP: a->s.keep_state = 1; break;
+        case OPT_EXACT: a->exact = 1; break;
+        case OPT_THREADS:
+            if (cli_parse_long(CMD, "--threads", optarg, 1, 1024, &a->threads) < 0) return CLI_EXIT_USAGE;
+            break;
+        default: return cli_bad_option(CMD);
+        }
+    }
+    if (optind >= argc) return cli_usage_error(CMD, "missing MODEL");
+    if (optind + 1 < argc) return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind + 1]);
+    if (cli_sampling_finish(CMD, &a->s, have_seed) < 0) return CLI_EXIT_USAGE;
+    a->model = argv[optind];
+    return -1;
+}
+
+/* Read lines until the end of input or :quit: commands change the settings
+ * s (backup: a copy of them before each line), other lines are turns.
+ * @return the exit status. */
+static int repl_loop(reader *rd, crn_generator *g, crn_sample_settings *s, crn_sample_settings *backup) {
+    char msg[4096];
+    for (;;) {
+        const char *line, *text;
+        size_t n, tl;
+        int got = reader_next(rd, &line, &n);
+        if (got == 0) break;
+        if (got == 2) continue;
+        crn_sample_settings_free(backup);
+        if (crn_sample_settings_copy(backup, s) < 0) return cli_fail(CMD, CRN_ENOMEM);
+        int act = cli_repl_command(s, line, n, &text, &tl, msg, sizeof msg);
+        if (act == CLI_REPL_QUIT) break;
+        switch (act) {
+        case CLI_REPL_ERROR:
+            fprintf(stderr, "error: %s\n", msg);
+            break;
+        case CLI_REPL_OK:
+        case CLI_REPL_SEED: repl_apply(g, s, backup, act, msg); break;
+        case CLI_REPL_RESET:
+            crn_generator_reset(g);
+            printf("%s\n", msg);
+            break;
+        case CLI_REPL_SHOW:
+        case CLI_REPL_HELP:
+            printf("%s\n", msg);
+            break;
+        case CLI_REPL_TEXT: repl_turn(g, s, text, tl); break;
+        default: break;
+        }
+        fflush(stdout);
+    }
+    return CLI_EXIT_OK;
+}
+
+int cli_repl(int argc, char **argv) {
+    repl_args a = {.threads = 1};
+    crn_sample_settings backup, *s = &a.s;
+    crn_sample_settings_init(s);
     crn_sample_settings_init(&backup);
-    s.length = 200;
-    long long threads = 1;
-    int have_seed = 0, exact = 0, rc = CLI_EXIT_USAGE, err;
+    s->length = 200;
+    int rc, err;
     crn_checkpoint *ck = NULL;
     crn_generator *g = NULL;
     reader rd;
@@ -288,47 +361,15 @@ int cli_repl(int argc, char **argv) {
     struct sigaction sa, old_sa;
     int handler_set = 0;
 
-    optind = 1;
-    opterr = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            usage(stdout);
-            rc = CLI_EXIT_OK;
-            goto done;
-        case CLI_OPT_LENGTH: case CLI_OPT_SEED: case CLI_OPT_TEMP: case CLI_OPT_TOPK: case CLI_OPT_TOPP:
-        case CLI_OPT_BEAM: case CLI_OPT_STOP: case CLI_OPT_KEEP_STOP: case CLI_OPT_MATCH: case CLI_OPT_STRICT:
-            if (cli_sampling_option(CMD, c, optarg, &s, &have_seed) < 0) goto done;
-            break;
-        case OPT_KEEP: s.keep_state = 1; break;
-        case OPT_EXACT: exact = 1; break;
-        case OPT_THREADS:
-            if (cli_parse_long(CMD, "--threads", optarg, 1, 1024, &threads) < 0) goto done;
-            break;
-        default:
-            rc = cli_bad_option(CMD);
-            goto done;
-        }
-    }
-    if (optind >= argc) {
-        cli_usage_error(CMD, "missing MODEL");
-        goto done;
-    }
-    if (optind + 1 < argc) {
-        cli_usage_error(CMD, "unexpected argument '%s'", argv[optind + 1]);
-        goto done;
-    }
-    if (cli_sampling_finish(CMD, &s, have_seed) < 0) goto done;
-
-    if ((rc = cli_classify_repl(CMD, argv[optind], (int)threads)) >= 0) goto done;
+    if ((rc = parse_args(&a, argc, argv)) >= 0) goto done;
+    if ((rc = cli_classify_repl(CMD, a.model, (int)a.threads)) >= 0) goto done;
     rc = CLI_EXIT_USAGE;
-    crn_set_threads((int)threads);
-    if (cli_load_sampling_model(CMD, argv[optind], exact, &ck) != 0) {
+    crn_set_threads((int)a.threads);
+    if (cli_load_sampling_model(CMD, a.model, a.exact, &ck) != 0) {
         rc = CLI_EXIT_ERROR;
         goto done;
     }
-    if ((err = crn_generator_create(&g, ck->model, ck->vocab, &s)) < 0) {
+    if ((err = crn_generator_create(&g, ck->model, ck->vocab, s)) < 0) {
         rc = cli_fail(CMD, err);
         goto done;
     }
@@ -345,48 +386,14 @@ int cli_repl(int argc, char **argv) {
     reader_opened = 1;
     if (rd.tty)
         printf("charrnn repl: %s (vocabulary %u). Type a line to continue it; :help for commands, Ctrl-D to leave.\n",
-               argv[optind], ck->cfg.vocab);
-
-    rc = CLI_EXIT_OK;
-    char msg[4096];
-    for (;;) {
-        const char *line, *text;
-        size_t n, tl;
-        int got = reader_next(&rd, &line, &n);
-        if (got == 0) break;
-        if (got == 2) continue;
-        crn_sample_settings_free(&backup);
-        if (crn_sample_settings_copy(&backup, &s) < 0) {
-            rc = cli_fail(CMD, CRN_ENOMEM);
-            break;
-        }
-        int act = cli_repl_command(&s, line, n, &text, &tl, msg, sizeof msg);
-        if (act == CLI_REPL_QUIT) break;
-        switch (act) {
-        case CLI_REPL_ERROR:
-            fprintf(stderr, "error: %s\n", msg);
-            break;
-        case CLI_REPL_OK:
-        case CLI_REPL_SEED: repl_apply(g, &s, &backup, act, msg); break;
-        case CLI_REPL_RESET:
-            crn_generator_reset(g);
-            printf("%s\n", msg);
-            break;
-        case CLI_REPL_SHOW:
-        case CLI_REPL_HELP:
-            printf("%s\n", msg);
-            break;
-        case CLI_REPL_TEXT: repl_turn(g, &s, text, tl); break;
-        default: break;
-        }
-        fflush(stdout);
-    }
+               a.model, ck->cfg.vocab);
+    rc = repl_loop(&rd, g, s, &backup);
 done:
     if (reader_opened) reader_close(&rd);
     if (handler_set) sigaction(SIGINT, &old_sa, NULL);
     crn_generator_destroy(g);
     crn_checkpoint_destroy(ck);
-    crn_sample_settings_free(&s);
+    crn_sample_settings_free(s);
     crn_sample_settings_free(&backup);
     return rc;
 }

@@ -202,20 +202,12 @@ static const char *opt_name(int id) {
 /* Everything the user typed, before it is merged with defaults or a checkpoint. */
 typedef struct args {
     unsigned char set[O_END];
+    uint64_t given;             /* the same as bits CRN_TOPT_BIT(crn_train_opt_id(name)) */
     crn_train_opts o;           /* only fields whose option is set are meaningful */
     const char *out, *resume, *init_from, *corpus;
     int extend, quiet;
     enum crn_preset preset;
 } args;
-
-static int push_str(char ***a, size_t *n, const char *s) {
-    char **b = realloc(*a, (*n + 1) * sizeof *b);
-    if (!b) return -1;
-    *a = b;
-    if (!(b[*n] = strdup(s))) return -1;
-    (*n)++;
-    return 0;
-}
 
 static int parse_sched(const char *s, enum crn_schedule_kind *k) { return crn_schedule_parse(s, k); }
 
@@ -250,14 +242,14 @@ static int parse_data_option(args *a, int c, const char *on) {
         o->min_count = (uint64_t)v;
         break;
     case O_KEEP:
-        if (push_str(&o->keep, &o->n_keep, optarg)) return cli_fail(CMD, CRN_ENOMEM);
+        if (crn_train_opts_set(o, "keep", optarg) < 0) return cli_fail(CMD, CRN_ENOMEM);
         break;
     case O_DROP:
-        if (push_str(&o->drop, &o->n_drop, optarg)) return cli_fail(CMD, CRN_ENOMEM);
+        if (crn_train_opts_set(o, "drop", optarg) < 0) return cli_fail(CMD, CRN_ENOMEM);
         break;
     case O_REPLACE:
         if (!strchr(optarg, '=')) return cli_usage_error(CMD, "--replace: '%s' has no '=' (expected REGEX=TEXT)", optarg);
-        if (push_str(&o->replace, &o->n_replace, optarg)) return cli_fail(CMD, CRN_ENOMEM);
+        if (crn_train_opts_set(o, "replace", optarg) < 0) return cli_fail(CMD, CRN_ENOMEM);
         break;
     case O_VALFRAC:
         if (cli_parse_double(CMD, on, optarg, 0, 0.9, &d)) return CLI_EXIT_USAGE;
@@ -434,7 +426,11 @@ static int parse_args(args *a, int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:qh", long_opts, NULL)) != -1) {
         if (c == '?') return cli_bad_option(CMD);
-        if (c >= O_UNIT && c < O_END) a->set[c] = 1;
+        if (c >= O_UNIT && c < O_END) {
+            a->set[c] = 1;
+            int id = crn_train_opt_id(c == O_NO_LN ? "layer-norm" : opt_name(c)); /* its "0" */
+            if (id >= 0) a->given |= CRN_TOPT_BIT(id);
+        }
         char optbuf[48];
         snprintf(optbuf, sizeof optbuf, "--%s", c >= O_UNIT ? opt_name(c) : "output");
         const char *on = optbuf;
@@ -459,96 +455,6 @@ static int parse_args(args *a, int argc, char **argv) {
     return -1;
 }
 
-/* Optimizer settings: kind's defaults, then what was typed. */
-static void apply_optim(crn_train_opts *dst, const args *a) {
-    const crn_optim_config *u = &a->o.optim;
-    enum crn_optim_kind kind = a->set[O_OPTIM] ? u->kind : dst->optim.kind;
-    if (a->set[O_OPTIM] && kind != dst->optim.kind) crn_optim_config_default(&dst->optim, kind);
-    if (a->set[O_LR]) dst->optim.lr = u->lr;
-    if (a->set[O_WD]) dst->optim.weight_decay = u->weight_decay;
-    if (a->set[O_MOMENTUM]) dst->optim.momentum = u->momentum;
-}
-
-/* Options that may change between sessions of a run. */
-static void apply_common(crn_train_opts *dst, const args *a) {
-    const crn_train_opts *u = &a->o;
-    apply_optim(dst, a);
-    if (a->set[O_CLIP]) dst->clip = u->clip;
-    if (a->set[O_SCHED]) dst->sched.kind = u->sched.kind;
-    if (a->set[O_DECAY]) {
-        dst->sched.decay = u->sched.decay;
-        if (!a->set[O_SCHED]) dst->sched.kind = CRN_SCHED_STEP_DECAY;
-    }
-    if (a->set[O_DECAY_AFTER]) dst->sched.decay_after = u->sched.decay_after;
-    if (a->set[O_WARMUP]) dst->sched.warmup = u->sched.warmup;
-    if (a->set[O_TIME] || a->set[O_STEPS] || a->set[O_EPOCHS]) {
-        dst->time_limit = a->set[O_TIME] ? u->time_limit : 0;
-        dst->max_steps = a->set[O_STEPS] ? u->max_steps : 0;
-        dst->max_epochs = a->set[O_EPOCHS] ? u->max_epochs : 0;
-        if (dst->sched.kind == CRN_SCHED_COSINE || dst->sched.kind == CRN_SCHED_LINEAR)
-            dst->sched.total = 0; /* recomputed from the new budget */
-    }
-    if (a->set[O_EVAL]) dst->eval_every = u->eval_every;
-    if (a->set[O_PATIENCE]) dst->patience = u->patience;
-    if (a->set[O_SAVE]) {
-        dst->save_every_steps = u->save_every_steps;
-        dst->save_every_seconds = u->save_every_seconds;
-    }
-    if (a->set[O_NOOPT]) dst->no_optimizer_state = 1;
-    if (a->set[O_SEED]) dst->seed = u->seed;
-    if (a->set[O_THREADS]) dst->threads = u->threads;
-    if (a->set[O_LOG]) {
-        free(dst->log_path);
-        dst->log_path = u->log_path ? strdup(u->log_path) : NULL;
-    }
-    if (a->set[O_SAMPLE]) dst->sample_every = u->sample_every;
-    if (a->set[O_SAMPLE_LEN]) dst->sample_len = u->sample_len;
-}
-
-static int same_list(char **a, size_t na, char **b, size_t nb) {
-    if (na != nb) return 0;
-    for (size_t i = 0; i < na; i++)
-        if (strcmp(a[i], b[i])) return 0;
-    return 1;
-}
-
-/* On resume: refuse options that would make the checkpoint's state
- * meaningless. @return -1 ok, else the exit status. */
-static int check_resume_conflicts(const args *a, const crn_train_opts *ck) {
-    const crn_train_opts *u = &a->o;
-#define CONFLICT(id, cond, fmt, ...) \
-    if (a->set[id] && (cond)) \
-        return cli_usage_error(CMD, "--%s conflicts with the checkpoint (" fmt "); a resumed run keeps its " \
-                               "model, data and optimizer settings (start a new run, or use --init-from)", \
-                               opt_name(id), __VA_ARGS__)
-    CONFLICT(O_CELL, u->model.cell != ck->model.cell, "cell %s", crn_cell_name(ck->model.cell));
-    CONFLICT(O_ACT, u->model.act != ck->model.act, "activation %s", crn_act_name(ck->model.act));
-    CONFLICT(O_LAYERS, u->model.layers != ck->model.layers, "layers %u", ck->model.layers);
-    CONFLICT(O_HIDDEN, u->model.hidden != ck->model.hidden, "hidden %u", ck->model.hidden);
-    CONFLICT(O_EMBED, u->model.embed != ck->model.embed, "embed %u", ck->model.embed);
-    CONFLICT(O_DROPOUT, u->model.dropout != ck->model.dropout, "dropout %g", (double)ck->model.dropout);
-    CONFLICT(O_LN, u->model.layer_norm != ck->model.layer_norm, "layer norm %s", ck->model.layer_norm ? "on" : "off");
-    CONFLICT(O_NO_LN, u->model.layer_norm != ck->model.layer_norm, "layer norm %s", ck->model.layer_norm ? "on" : "off");
-    CONFLICT(O_INIT_SCHEME, u->init.kind != ck->init.kind, "init %s", crn_init_name(ck->init.kind));
-    CONFLICT(O_FORGET, !(u->init.forget_bias == ck->init.forget_bias), "forget bias %g", (double)ck->init.forget_bias);
-    CONFLICT(O_PRESET, 1, "%s", "the model exists");
-    CONFLICT(O_UNIT, u->unit != ck->unit, "unit %s", crn_unit_name(ck->unit));
-    CONFLICT(O_NORM, u->norm != ck->norm, "normalize %s", crn_norm_name(ck->norm));
-    CONFLICT(O_INVALID, u->invalid != ck->invalid, "invalid %s", crn_invalid_name(ck->invalid));
-    CONFLICT(O_MINCOUNT, u->min_count != ck->min_count, "min-count %llu", (unsigned long long)ck->min_count);
-    CONFLICT(O_VALFRAC, u->val_frac != ck->val_frac, "val-frac %g", ck->val_frac);
-    CONFLICT(O_BATCH, u->batch != ck->batch, "batch %u", ck->batch);
-    CONFLICT(O_SEQ, u->seq != ck->seq, "seq %u", ck->seq);
-    CONFLICT(O_OPTIM, u->optim.kind != ck->optim.kind, "optimizer %s", crn_optim_name(ck->optim.kind));
-    CONFLICT(O_KEEP, !same_list(u->keep, u->n_keep, ck->keep, ck->n_keep), "%zu --keep patterns", ck->n_keep);
-    CONFLICT(O_DROP, !same_list(u->drop, u->n_drop, ck->drop, ck->n_drop), "%zu --drop patterns", ck->n_drop);
-    CONFLICT(O_REPLACE, !same_list(u->replace, u->n_replace, ck->replace, ck->n_replace), "%zu --replace patterns",
-             ck->n_replace);
-#undef CONFLICT
-    if (a->init_from) return cli_usage_error(CMD, "--resume and --init-from cannot be combined");
-    return -1;
-}
-
 /* ---- signals: first SIGINT/SIGTERM/SIGHUP asks the loop to stop; SA_RESETHAND
  * restores the default action, so a second one aborts at once. ---- */
 static void on_signal(int sig) {
@@ -568,16 +474,6 @@ void cli_install_stop_signals(void) {
      * ignored (nohup): then training goes on as the user asked */
     struct sigaction old;
     if (sigaction(SIGHUP, NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaction(SIGHUP, &sa, NULL);
-}
-
-static int file_exists(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0;
-}
-
-static int ends_with(const char *s, const char *suf) {
-    size_t n = strlen(s), k = strlen(suf);
-    return n >= k && !strcmp(s + n - k, suf);
 }
 
 /* The directory of path must exist and be writable (the checkpoint is
@@ -651,12 +547,10 @@ static int copy_file(const char *dst, const char *src) {
 typedef struct session {
     args a;
     crn_train_opts opts;
-    crn_train_status rstate;       /* --resume: the run's state */
-    crn_checkpoint *ck;            /* --resume / --init-from: the loaded file */
+    crn_train_resumed run;         /* --resume: the run's files, options and state */
+    crn_checkpoint *ck;            /* --init-from: the loaded file */
     crn_trainer *tr;
     cli_progress *prog;
-    char *base, *resume_file;      /* --resume: MODEL and MODEL.resume */
-    const char *loaded_from;       /* the one of them resumed */
     crn_train_start start;
 } session;
 
@@ -664,41 +558,36 @@ typedef struct session {
  * @return -1 ok, else the exit status. */
 static int setup_resume(session *S) {
     int rc;
-    /* MODEL or MODEL.resume may be named; the run's files are MODEL(.resume) */
-    S->base = strdup(S->a.resume);
-    if (!S->base) return cli_fail(CMD, CRN_ENOMEM);
-    if (ends_with(S->base, CRN_RESUME_SUFFIX)) S->base[strlen(S->base) - strlen(CRN_RESUME_SUFFIX)] = 0;
-    S->resume_file = malloc(strlen(S->base) + sizeof CRN_RESUME_SUFFIX);
-    if (!S->resume_file) return cli_fail(CMD, CRN_ENOMEM);
-    sprintf(S->resume_file, "%s%s", S->base, CRN_RESUME_SUFFIX);
     char note[1024];
-    int from_resume = 0;
-    rc = crn_train_open_resume(&S->ck, &from_resume, S->base, S->resume_file, note, sizeof note);
+    crn_train_resumed *R = &S->run;
+    rc = crn_train_resumed_open(R, S->a.resume, note, sizeof note);
     if (note[0]) cli_error(CMD, "%s", note);
     if (rc < 0) return cli_fail(CMD, rc);
-    S->loaded_from = from_resume ? S->resume_file : S->base;
-    crn_train_opts_free(&S->opts);
-    if ((rc = crn_train_blob_decode(&S->opts, &S->rstate, S->ck->train_blob, S->ck->train_blob_len)) < 0) {
-        crn_error_prefix(rc, "%s", S->loaded_from);
-        return cli_fail(CMD, rc);
-    }
-    S->opts.model = S->ck->cfg;
-    int cf = check_resume_conflicts(&S->a, &S->opts);
-    if (cf >= 0) return cf;
-    apply_common(&S->opts, &S->a);
     if (S->a.corpus) {
-        free(S->opts.corpus_path);
-        if (!(S->opts.corpus_path = strdup(S->a.corpus))) return cli_fail(CMD, CRN_ENOMEM);
+        free(S->a.o.corpus_path);
+        if (!(S->a.o.corpus_path = strdup(S->a.corpus))) return cli_fail(CMD, CRN_ENOMEM);
+        S->a.given |= CRN_TOPT_BIT(CRN_TOPT_CORPUS);
     }
+    int refused = -1;
+    if ((rc = crn_train_opts_resume(&R->opts, &S->a.o, S->a.given, &refused)) < 0) {
+        if (refused < 0) return cli_fail(CMD, rc);
+        const int no = refused == CRN_TOPT_LAYER_NORM && !S->a.o.model.layer_norm; /* --no-layer-norm */
+        return cli_usage_error(CMD, "--%s%s (start a new run, or use --init-from)", no ? "no-" : "",
+                               crn_error_message());
+    }
+    if (S->a.init_from) return cli_usage_error(CMD, "--resume and --init-from cannot be combined");
+    crn_train_opts_free(&S->opts);
+    S->opts = R->opts; /* moved: the session's options from here on */
+    crn_train_opts_default(&R->opts);
     if (!S->opts.corpus_path)
-        return cli_usage_error(CMD, "%s does not record its corpus; give CORPUS", S->loaded_from);
-    S->start.resume = S->ck;
-    S->start.resume_state = &S->rstate;
+        return cli_usage_error(CMD, "%s does not record its corpus; give CORPUS", R->loaded_from);
+    S->start.resume = R->ck;
+    S->start.resume_state = &R->state;
     S->start.log_append = 1;
-    S->start.out_path = S->a.out ? S->a.out : S->base;
-    if (S->a.out && strcmp(S->a.out, S->base)) {
+    S->start.out_path = S->a.out ? S->a.out : R->base;
+    if (S->a.out && strcmp(S->a.out, R->base)) {
         /* a new home for the run: it starts with the run's best model */
-        if (file_exists(S->base) && (rc = copy_file(S->a.out, S->base)) < 0) return cli_fail(CMD, rc);
+        if (crn_file_exists(R->base) && (rc = copy_file(S->a.out, R->base)) < 0) return cli_fail(CMD, rc);
         S->start.log_append = S->a.set[O_LOG] ? 0 : 1;
     }
     return -1;
@@ -731,7 +620,11 @@ static int setup_fresh(session *S) {
     else if (wants_auto(&S->a)) {
         crn_auto_input in = {.val_frac = S->opts.val_frac,
                              .seconds = S->a.set[O_TIME] ? u->time_limit : DEFAULT_TIME};
-        if ((rc = crn_auto_scan(S->opts.corpus_path, &in)) < 0) return cli_fail(CMD, rc);
+        const enum crn_unit unit = S->a.set[O_UNIT] ? u->unit : S->opts.unit;
+        if ((rc = crn_auto_scan(S->opts.corpus_path, unit, &in)) < 0) return cli_fail(CMD, rc);
+        const uint32_t ln = S->opts.model.layer_norm; /* --layer-norm / --no-layer-norm applied above */
+        if ((rc = crn_auto_probe(&in, S->a.set[O_THREADS] ? u->threads : S->opts.threads, ln)) < 0)
+            return cli_fail(CMD, rc);
         char why[512];
         crn_auto_config(&S->opts, &in, why, sizeof why);
         if (!S->a.quiet) fprintf(stderr, "%s\n", why);
@@ -760,10 +653,8 @@ static int setup_fresh(session *S) {
         S->start.init_from = S->ck;
         S->start.extend_vocab = S->a.extend;
     }
-    apply_common(&S->opts, &S->a);
+    if ((rc = crn_train_opts_apply_session(&S->opts, &S->a.o, S->a.given)) < 0) return cli_fail(CMD, rc);
     if (!S->a.set[O_TIME] && !S->a.set[O_STEPS] && !S->a.set[O_EPOCHS]) S->opts.time_limit = DEFAULT_TIME;
-    if (S->opts.model.cell != CRN_CELL_RNN && S->a.set[O_ACT] && S->opts.model.act != CRN_ACT_TANH)
-        return cli_usage_error(CMD, "--activation applies to --cell rnn only");
     S->start.out_path = S->a.out;
     if (S->a.init_from && !strcmp(S->a.init_from, S->a.out))
         cli_error(CMD, "warning: -o is the --init-from model; it will be overwritten by the fine-tuned one");
@@ -772,10 +663,7 @@ static int setup_fresh(session *S) {
 
 /* Refuse what would fail later (or harm the corpus). @return -1 ok, else the exit status. */
 static int check_outputs(session *S) {
-    if ((S->opts.sched.kind == CRN_SCHED_COSINE || S->opts.sched.kind == CRN_SCHED_LINEAR) && !S->opts.max_steps &&
-        !S->opts.max_epochs && !S->opts.sched.total && !(S->opts.time_limit > 0))
-        return cli_usage_error(CMD, "--schedule %s needs a budget (--time, --steps or --epochs: the length of the "
-                               "decay)", crn_schedule_name(S->opts.sched.kind));
+    if (crn_train_opts_check(&S->opts) < 0) return cli_usage_error(CMD, "%s", crn_error_message());
     if (check_writable_dir(S->start.out_path) < 0) return CLI_EXIT_ERROR; /* fail now, not at the first save */
     if (check_not_corpus(S->start.out_path, "", S->opts.corpus_path) < 0 ||
         check_not_corpus(S->start.out_path, CRN_RESUME_SUFFIX, S->opts.corpus_path) < 0 ||
@@ -793,8 +681,8 @@ static void report_start(const session *S) {
         fprintf(stderr, "token ids: %s%s (%s)\n", S->start.out_path, CRN_IDS_SUFFIX,
                 crn_idcache_status_name(corp->id_cache_status));
     if (S->a.resume)
-        fprintf(stderr, "resuming %s at step %llu (epoch %llu)\n", S->loaded_from,
-                (unsigned long long)S->rstate.step, (unsigned long long)S->rstate.epoch);
+        fprintf(stderr, "resuming %s at step %llu (epoch %llu)\n", S->run.loaded_from,
+                (unsigned long long)S->run.state.step, (unsigned long long)S->run.state.epoch);
     if (S->a.init_from) {
         uint64_t nt = crn_trainer_new_tokens(S->tr);
         if (S->a.extend)
@@ -857,6 +745,8 @@ int cli_train(int argc, char **argv) {
     report_start(S);
     crn_checkpoint_destroy(S->ck);
     S->ck = NULL;
+    crn_checkpoint_destroy(S->run.ck);
+    S->run.ck = NULL;
 
     cli_install_stop_signals();
     rc = crn_trainer_run(S->tr, cli_progress_report, S->prog);
@@ -867,10 +757,8 @@ done:
     crn_trainer_destroy(S->tr);
     cli_progress_destroy(S->prog);
     crn_checkpoint_destroy(S->ck);
-    crn_train_status_free(&S->rstate);
+    crn_train_resumed_free(&S->run);
     crn_train_opts_free(&S->opts);
     crn_train_opts_free(&S->a.o);
-    free(S->base);
-    free(S->resume_file);
     return status;
 }

@@ -79,17 +79,6 @@ static void show_codepoints(FILE *f, const uint8_t *tok, size_t n) {
     }
 }
 
-static const char *group(char *buf, uint64_t v) {
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v), o = 0;
-    for (int i = 0; i < n; i++) {
-        if (i && (n - i) % 3 == 0) buf[o++] = ',';
-        buf[o++] = tmp[i];
-    }
-    buf[o] = 0;
-    return buf;
-}
-
 typedef struct ranked {
     uint32_t id;
     uint64_t freq;
@@ -155,25 +144,25 @@ static void print_json(const vocab_stats *v) {
 static void print_text(const vocab_stats *v) {
     char b[32];
     printf("file:               %s\n", v->path);
-    printf("bytes:              %s\n", group(b, v->c->n_bytes));
+    printf("bytes:              %s\n", crn_fmt_count(b, v->c->n_bytes));
     printf("BOM:                %s\n", v->c->had_bom ? "yes (UTF-8 byte order mark, dropped)" : "no");
     printf("unit:               %s\n", crn_unit_name(v->o->unit));
     printf("normalize:          %s\n", crn_norm_name(v->o->norm));
-    printf("characters:         %s (code points after cleaning)\n", group(b, v->c->n_chars));
-    printf("tokens:             %s\n", group(b, v->c->n_tokens));
-    printf("distinct tokens:    %s\n", group(b, v->distinct));
-    printf("invalid sequences:  %s (--invalid %s)\n", group(b, v->c->n_invalid), crn_invalid_name(v->o->invalid));
-    printf("lines dropped:      %s\n", group(b, v->c->n_lines_dropped));
+    printf("characters:         %s (code points after cleaning)\n", crn_fmt_count(b, v->c->n_chars));
+    printf("tokens:             %s\n", crn_fmt_count(b, v->c->n_tokens));
+    printf("distinct tokens:    %s\n", crn_fmt_count(b, v->distinct));
+    printf("invalid sequences:  %s (--invalid %s)\n", crn_fmt_count(b, v->c->n_invalid), crn_invalid_name(v->o->invalid));
+    printf("lines dropped:      %s\n", crn_fmt_count(b, v->c->n_lines_dropped));
     if (v->min_count > 1) {
-        printf("vocabulary:         %s ids with --min-count %lld (incl. <unk>); ", group(b, v->kept + 1), v->min_count);
-        printf("%s tokens would be <unk>\n", group(b, v->rare));
+        printf("vocabulary:         %s ids with --min-count %lld (incl. <unk>); ", crn_fmt_count(b, v->kept + 1), v->min_count);
+        printf("%s tokens would be <unk>\n", crn_fmt_count(b, v->rare));
     }
     if (v->show) {
         printf("\ntop %zu tokens:\n", v->show);
         for (size_t i = 0; i < v->show; i++) {
             size_t tl;
             const uint8_t *tok = crn_vocab_token(v->c->vocab, v->rk[i].id, &tl);
-            printf("%6zu  %12s  %6.2f%%  ", i + 1, group(b, v->rk[i].freq),
+            printf("%6zu  %12s  %6.2f%%  ", i + 1, crn_fmt_count(b, v->rk[i].freq),
                    v->c->n_tokens ? 100.0 * (double)v->rk[i].freq / (double)v->c->n_tokens : 0.0);
             show_token(stdout, tok, tl);
             printf("  (");
@@ -183,7 +172,17 @@ static void print_text(const vocab_stats *v) {
     }
 }
 
-int cli_vocab(int argc, char **argv) {
+/* What `charrnn vocab` was given (the lists are argc + 1 long). */
+typedef struct vocab_args {
+    crn_corpus_opts o;
+    long long min_count, top;
+    int json;
+    const char **keep, **drop, **repl;
+    const char *path;
+} vocab_args;
+
+/* Options and CORPUS into a (its lists allocated). @return -1 ok, else the exit status. */
+static int parse_args(vocab_args *a, int argc, char **argv) {
     static const struct option longopts[] = {
         {"unit", required_argument, NULL, OPT_UNIT},
         {"normalize", required_argument, NULL, OPT_NORM},
@@ -197,97 +196,91 @@ int cli_vocab(int argc, char **argv) {
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    crn_corpus_opts o;
-    crn_corpus_opts_default(&o);
-    o.val_frac = 0; /* statistics of the whole file */
-    long long min_count = 1, top = DEFAULT_TOP;
-    int json = 0;
-    /* the repeatable options: at most argc of each */
-    const char **keep = calloc((size_t)argc + 1, sizeof *keep);
-    const char **drop = calloc((size_t)argc + 1, sizeof *drop);
-    const char **repl = calloc((size_t)argc + 1, sizeof *repl);
-    crn_corpus *c = NULL;
-    ranked *rk = NULL;
-    int status = CLI_EXIT_USAGE;
-    char *argv0 = argv[0];
-    if (!keep || !drop || !repl) {
-        cli_error(CMD, "out of memory");
-        status = CLI_EXIT_ERROR;
-        goto out;
-    }
-    o.keep = keep;
-    o.drop = drop;
-    o.replace = repl;
-
+    crn_corpus_opts *o = &a->o;
     /* getopt names argv[0] in its messages: make that "charrnn vocab" */
+    char *argv0 = argv[0];
     argv[0] = (char *)"charrnn " CMD;
     optind = 1;
     opterr = 1;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        int bad = 0;
+    int ch, status = -1;
+    while (status < 0 && (ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'h':
             usage(stdout);
             status = CLI_EXIT_OK;
-            goto out;
+            break;
         case OPT_UNIT:
-            if (crn_unit_parse(optarg, &o.unit)) {
-                cli_usage_error(CMD, "--unit: '%s' is not one of codepoint, grapheme, jamo", optarg);
-                bad = 1;
-            }
+            if (crn_unit_parse(optarg, &o->unit))
+                status = cli_usage_error(CMD, "--unit: '%s' is not one of codepoint, grapheme, jamo", optarg);
             break;
         case OPT_NORM:
-            if (crn_norm_parse(optarg, &o.norm)) {
-                cli_usage_error(CMD, "--normalize: '%s' is not one of nfc, nfkc, none", optarg);
-                bad = 1;
-            }
+            if (crn_norm_parse(optarg, &o->norm))
+                status = cli_usage_error(CMD, "--normalize: '%s' is not one of nfc, nfkc, none", optarg);
             break;
         case OPT_INVALID:
-            if (crn_invalid_parse(optarg, &o.invalid)) {
-                cli_usage_error(CMD, "--invalid: '%s' is not one of error, replace, skip", optarg);
-                bad = 1;
-            }
+            if (crn_invalid_parse(optarg, &o->invalid))
+                status = cli_usage_error(CMD, "--invalid: '%s' is not one of error, replace, skip", optarg);
             break;
-        case OPT_MIN_COUNT: bad = cli_parse_long(CMD, "--min-count", optarg, 1, INT64_MAX, &min_count); break;
-        case OPT_TOP: bad = cli_parse_long(CMD, "--top", optarg, 0, 1000000000, &top); break;
-        case OPT_KEEP: keep[o.n_keep++] = optarg; break;
-        case OPT_DROP: drop[o.n_drop++] = optarg; break;
-        case OPT_REPLACE: repl[o.n_replace++] = optarg; break;
-        case OPT_JSON: json = 1; break;
-        default: status = cli_bad_option(CMD); goto out;
+        case OPT_MIN_COUNT:
+            if (cli_parse_long(CMD, "--min-count", optarg, 1, INT64_MAX, &a->min_count)) status = CLI_EXIT_USAGE;
+            break;
+        case OPT_TOP:
+            if (cli_parse_long(CMD, "--top", optarg, 0, 1000000000, &a->top)) status = CLI_EXIT_USAGE;
+            break;
+        case OPT_KEEP: a->keep[o->n_keep++] = optarg; break;
+        case OPT_DROP: a->drop[o->n_drop++] = optarg; break;
+        case OPT_REPLACE: a->repl[o->n_replace++] = optarg; break;
+        case OPT_JSON: a->json = 1; break;
+        default: status = cli_bad_option(CMD); break;
         }
-        if (bad) goto out;
     }
     argv[0] = argv0;
-    if (optind >= argc) {
-        status = cli_usage_error(CMD, "missing the CORPUS file");
+    if (status >= 0) return status;
+    if (optind >= argc) return cli_usage_error(CMD, "missing the CORPUS file");
+    if (optind + 1 < argc) return cli_usage_error(CMD, "unexpected argument '%s' (one CORPUS file)", argv[optind + 1]);
+    a->path = argv[optind];
+    return -1;
+}
+
+int cli_vocab(int argc, char **argv) {
+    vocab_args a = {.min_count = 1, .top = DEFAULT_TOP};
+    crn_corpus_opts_default(&a.o);
+    a.o.val_frac = 0; /* statistics of the whole file */
+    /* the repeatable options: at most argc of each */
+    a.keep = calloc((size_t)argc + 1, sizeof *a.keep);
+    a.drop = calloc((size_t)argc + 1, sizeof *a.drop);
+    a.repl = calloc((size_t)argc + 1, sizeof *a.repl);
+    crn_corpus *c = NULL;
+    ranked *rk = NULL;
+    int status;
+    if (!a.keep || !a.drop || !a.repl) {
+        cli_error(CMD, "out of memory");
+        status = CLI_EXIT_ERROR;
         goto out;
     }
-    if (optind + 1 < argc) {
-        status = cli_usage_error(CMD, "unexpected argument '%s' (one CORPUS file)", argv[optind + 1]);
-        goto out;
-    }
-    const char *path = argv[optind];
+    a.o.keep = a.keep;
+    a.o.drop = a.drop;
+    a.o.replace = a.repl;
+    if ((status = parse_args(&a, argc, argv)) >= 0) goto out;
 
     /* Built with min_count 1 so every distinct token is listed; what
      * --min-count would do is computed from the frequencies. */
-    int err = crn_corpus_load(&c, path, &o, NULL);
+    int err = crn_corpus_load(&c, a.path, &a.o, NULL);
     if (err) {
         status = cli_fail(CMD, err);
         goto out;
     }
     size_t distinct = crn_vocab_size(c->vocab) - 1;
     uint64_t kept = 0, rare = 0;
-    if (!(rk = rank_tokens(c->vocab, min_count, &kept, &rare))) {
+    if (!(rk = rank_tokens(c->vocab, a.min_count, &kept, &rare))) {
         cli_error(CMD, "out of memory");
         status = CLI_EXIT_ERROR;
         goto out;
     }
-    size_t show = (size_t)top < distinct ? (size_t)top : distinct;
+    size_t show = (size_t)a.top < distinct ? (size_t)a.top : distinct;
 
-    vocab_stats vs = {path, c, &o, distinct, show, min_count, kept, rare, rk};
-    if (json) print_json(&vs);
+    vocab_stats vs = {a.path, c, &a.o, distinct, show, a.min_count, kept, rare, rk};
+    if (a.json) print_json(&vs);
     else print_text(&vs);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         cli_error(CMD, "cannot write the output");
@@ -296,11 +289,10 @@ int cli_vocab(int argc, char **argv) {
     }
     status = CLI_EXIT_OK;
 out:
-    argv[0] = argv0;
     free(rk);
     crn_corpus_destroy(c);
-    free(keep);
-    free(drop);
-    free(repl);
+    free(a.keep);
+    free(a.drop);
+    free(a.repl);
     return status;
 }

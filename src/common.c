@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static _Thread_local char err_msg[1024];
@@ -145,4 +146,20 @@ uint32_t crn_crc32(uint32_t crc, const void *p, size_t n) {
     crc = ~crc;
     for (size_t i = 0; i < n; i++) crc = table[(crc ^ b[i]) & 0xff] ^ (crc >> 8);
     return ~crc;
+}
+
+const char *crn_fmt_count(char *buf, uint64_t v) {
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v), o = 0;
+    for (int i = 0; i < n; i++) {
+        if (i && (n - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = tmp[i];
+    }
+    buf[o] = 0;
+    return buf;
+}
+
+int crn_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
 }

@@ -75,6 +75,12 @@ static inline int crn_add_size(size_t a, size_t b, size_t *out) {
     return 0;
 }
 
+/* "1234567" -> "1,234,567" into buf (at least 32 bytes); returns buf. */
+const char *crn_fmt_count(char *buf, uint64_t v);
+
+/* Does path exist (stat succeeds)? */
+int crn_file_exists(const char *path);
+
 /* Monotonic wall clock in seconds. */
 double crn_now(void);
 

@@ -52,19 +52,6 @@ void crn_corpus_opts_default(crn_corpus_opts *o) {
     o->val_frac = 0.1;
 }
 
-/* "1234567" -> "1,234,567" into buf (>= 32 bytes). */
-static const char *fmt_count(char *buf, uint64_t v) {
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
-    int o = 0;
-    for (int i = 0; i < n; i++) {
-        if (i && (n - i) % 3 == 0) buf[o++] = ',';
-        buf[o++] = tmp[i];
-    }
-    buf[o] = 0;
-    return buf;
-}
-
 int crn_corpus_split_replace(const char *spec, char **re_out, char **text_out) {
     *re_out = *text_out = NULL;
     size_t n = strlen(spec);
@@ -557,7 +544,7 @@ static int encode_pass(crn_corpus *c, crn_idcache_writer *w, loader *L, const ui
     char b1[32];
     int err;
     if (!w && !(c->ids = malloc(c->n_tokens * (c->wide ? sizeof(uint32_t) : sizeof(uint16_t))))) {
-        err = crn_error_set(CRN_ENOMEM, "%s: out of memory for %s token ids", c->path, fmt_count(b1, c->n_tokens));
+        err = crn_error_set(CRN_ENOMEM, "%s: out of memory for %s token ids", c->path, crn_fmt_count(b1, c->n_tokens));
         goto done;
     }
     size_t at = 0;
@@ -587,6 +574,75 @@ done:
     return err;
 }
 
+/* The corpus's vocabulary: a copy of given, or a new one to count into. */
+static int start_vocab(crn_corpus *c, const loader *L, const crn_vocab *given) {
+    if (!given) return crn_vocab_create(&c->vocab, L->unit, L->norm);
+    uint8_t *ser;
+    size_t sn;
+    int err = crn_vocab_serialize(given, &ser, &sn);
+    if (err) return err;
+    err = crn_vocab_deserialize(&c->vocab, ser, sn);
+    free(ser);
+    return err;
+}
+
+/* Pass 1 over text[bom, n): prepare every piece, count its characters, and
+ * its tokens (into given's count in L, or the vocabulary being built);
+ * prepared text goes to cache while *caching and it fits (else caching
+ * stops). *line ends one past the last line. */
+static int count_pass(crn_corpus *c, loader *L, const uint8_t *text, size_t n, size_t bom, const uint8_t *map,
+                      const crn_vocab *given, obuf *cache, int *caching, size_t *line) {
+    uint8_t *piece = NULL;
+    int err = 0;
+    for (size_t pos = bom; pos < n;) {
+        if (line_too_long(text, n, pos)) {
+            err = crn_error_set(CRN_ERANGE, "%s:%zu: line longer than %u MiB (byte offset %zu); charrnn reads text "
+                                "line by line: add line breaks first (e.g. fold -w 10000)", c->path, *line,
+                                (unsigned)(CRN_CORPUS_MAX_LINE >> 20), pos);
+            goto done;
+        }
+        size_t end = piece_end(text, n, pos);
+        size_t pn;
+        if ((err = prepare(L, text, pos, end - pos, *line, 1, &piece, &pn))) goto done;
+        L->n_chars += count_codepoints(piece, pn);
+        if ((err = count_nfc_piece(L, piece, pn))) goto done;
+        if (given) {
+            /* tokens counted here; a vocabulary being built counts them itself */
+            crn_tokiter it;
+            crn_tokiter_init(&it, piece, pn, L->unit);
+            const uint8_t *tok;
+            size_t tl;
+            int rc;
+            while ((rc = crn_tokiter_next(&it, &tok, &tl)) == 1) L->n_tokens++;
+            if (rc < 0) {
+                err = crn_error_prefix(rc, "%s:%zu", c->path, *line);
+                goto done;
+            }
+        } else if ((err = crn_vocab_count(c->vocab, piece, pn))) {
+            err = crn_error_prefix(err, "%s", c->path);
+            goto done;
+        }
+        if (*caching) {
+            if (cache->n + pn > cache_bytes) {
+                *caching = 0;
+                free(cache->p);
+                *cache = (obuf){0};
+            } else if (obuf_put(cache, piece, pn)) {
+                err = crn_error_set(CRN_ENOMEM, "%s: out of memory", c->path);
+                goto done;
+            }
+        }
+        free(piece);
+        piece = NULL;
+        *line += count_lines(text + pos, end - pos);
+        release_pages(map, pos, end);
+        pos = end;
+    }
+done:
+    free(piece);
+    return err;
+}
+
 /* The whole pipeline over an input in memory (or mapped): map != NULL when
  * pages may be released after use. With want (the id cache's key), the ids
  * go to the file o->id_cache instead of memory, and prepared text is not
@@ -597,7 +653,6 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
     obuf cache = {0};
     int caching = cache_bytes > 0 && !want;
     crn_idcache_writer *w = NULL;
-    uint8_t *piece = NULL;
     char b1[32], b2[32];
     int err = loader_init(&L, c->path, o, given);
     if (err) goto done;
@@ -609,63 +664,11 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
         goto done;
     }
 
-    if (given) {
-        uint8_t *ser;
-        size_t sn;
-        if ((err = crn_vocab_serialize(given, &ser, &sn))) goto done;
-        err = crn_vocab_deserialize(&c->vocab, ser, sn);
-        free(ser);
-        if (err) goto done;
-    } else if ((err = crn_vocab_create(&c->vocab, L.unit, L.norm))) {
-        goto done;
-    }
+    if ((err = start_vocab(c, &L, given))) goto done;
 
     /* ---- pass 1: prepare, count -------------------------------------- */
     size_t line = 1;
-    for (size_t pos = bom; pos < n;) {
-        if (line_too_long(text, n, pos)) {
-            err = crn_error_set(CRN_ERANGE, "%s:%zu: line longer than %u MiB (byte offset %zu); charrnn reads text "
-                                "line by line: add line breaks first (e.g. fold -w 10000)", c->path, line,
-                                (unsigned)(CRN_CORPUS_MAX_LINE >> 20), pos);
-            goto done;
-        }
-        size_t end = piece_end(text, n, pos);
-        size_t pn;
-        if ((err = prepare(&L, text, pos, end - pos, line, 1, &piece, &pn))) goto done;
-        L.n_chars += count_codepoints(piece, pn);
-        if ((err = count_nfc_piece(&L, piece, pn))) goto done;
-        if (given) {
-            /* tokens counted here; a vocabulary being built counts them itself */
-            crn_tokiter it;
-            crn_tokiter_init(&it, piece, pn, L.unit);
-            const uint8_t *tok;
-            size_t tl;
-            int rc;
-            while ((rc = crn_tokiter_next(&it, &tok, &tl)) == 1) L.n_tokens++;
-            if (rc < 0) {
-                err = crn_error_prefix(rc, "%s:%zu", c->path, line);
-                goto done;
-            }
-        } else if ((err = crn_vocab_count(c->vocab, piece, pn))) {
-            err = crn_error_prefix(err, "%s", c->path);
-            goto done;
-        }
-        if (caching) {
-            if (cache.n + pn > cache_bytes) {
-                caching = 0;
-                free(cache.p);
-                cache = (obuf){0};
-            } else if (obuf_put(&cache, piece, pn)) {
-                err = crn_error_set(CRN_ENOMEM, "%s: out of memory", c->path);
-                goto done;
-            }
-        }
-        free(piece);
-        piece = NULL;
-        line += count_lines(text + pos, end - pos);
-        release_pages(map, pos, end);
-        pos = end;
-    }
+    if ((err = count_pass(c, &L, text, n, bom, map, given, &cache, &caching, &line))) goto done;
     c->n_chars = L.n_chars;
     c->n_nfc_chars = L.n_nfc_chars;
     c->n_invalid = L.n_invalid;
@@ -683,7 +686,7 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
     if (L.n_tokens == 0) {
         if (L.n_dropped)
             err = crn_error_set(CRN_EEMPTY, "%s: no text left after cleaning (%s of %s lines dropped)", c->path,
-                                fmt_count(b1, L.n_dropped), fmt_count(b2, line - 1 + (text[n - 1] != '\n')));
+                                crn_fmt_count(b1, L.n_dropped), crn_fmt_count(b2, line - 1 + (text[n - 1] != '\n')));
         else
             err = crn_error_set(CRN_EEMPTY, "%s: no text (nothing left after removing invalid bytes)", c->path);
         goto done;
@@ -720,7 +723,6 @@ static int load_text(crn_corpus *c, const uint8_t *text, size_t n, const uint8_t
     err = 0;
 done:
     crn_idcache_abort(w);
-    free(piece);
     free(cache.p);
     loader_free(&L);
     return err;
@@ -926,7 +928,7 @@ int crn_batcher_init(crn_batcher *bt, const crn_corpus *c, size_t B, size_t T) {
     if (c->n_train < bt_n + 1)
         return crn_error_set(c->n_train ? CRN_ERANGE : CRN_EEMPTY,
                              "%s: train split has %s tokens; batch %s x seq %s needs at least %s", c->path,
-                             fmt_count(b1, c->n_train), fmt_count(b2, B), fmt_count(b3, T), fmt_count(b4, bt_n + 1));
+                             crn_fmt_count(b1, c->n_train), crn_fmt_count(b2, B), crn_fmt_count(b3, T), crn_fmt_count(b4, bt_n + 1));
     bt->c = c;
     bt->B = B;
     bt->T = T;

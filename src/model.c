@@ -199,16 +199,71 @@ double crn_model_flops_per_token(const crn_model_config *cfg) {
 #endif
 
 /* ------------------------------------------------------------------ */
-/* size table                                                          */
+/* size table: the one source of the parameter layout (model.h)        */
 
-static void add_tensor(crn_model *m, const char *name, size_t rows, size_t cols, size_t *off) {
-    crn_tensor_info *t = &m->tensors[m->ntensors++];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->offset = *off;
-    t->rows = rows;
-    t->cols = cols;
-    *off += rows * cols; // sizes are bounded by crn_model_config_check: no overflow
+/* A walk over the layout: every tensor in the buffer's order, recorded in
+ * tab (NULL: only counted). */
+typedef struct layout_walk {
+    crn_tensor_info *tab;
+    int n;
+    size_t off;
+} layout_walk;
+
+/* The next tensor: "name" (layer < 0) or "l<layer>.name", (rows, cols). @return its offset. */
+static size_t put(layout_walk *w, const char *name, int layer, size_t rows, size_t cols) {
+    size_t at = w->off;
+    if (w->tab) {
+        crn_tensor_info *t = &w->tab[w->n];
+        if (layer < 0) snprintf(t->name, sizeof t->name, "%s", name);
+        else snprintf(t->name, sizeof t->name, "l%d.%s", layer, name);
+        t->offset = at;
+        t->rows = rows;
+        t->cols = cols;
+    }
+    w->n++;
+    w->off += rows * cols; // sizes are bounded by crn_model_config_check: no overflow
+    return at;
 }
+
+/* The layout of a checked config, as model.h lists it; the offsets also into
+ * lp (L entries) and off3 (embed, out_w, out_b) when given. */
+static void layout(const crn_model_config *cfg, layout_walk *w, struct layer_params *lp, size_t off3[3]) {
+    const size_t H = cfg->hidden, V = cfg->vocab, E = cfg->embed, GH = (size_t)gates_of(cfg->cell) * H;
+    struct layer_params scratch;
+    size_t o[3] = {0, 0, 0};
+    if (E > 0) o[0] = put(w, "embed", -1, V, E);
+    for (int l = 0; l < (int)cfg->layers; l++) {
+        struct layer_params *p = lp ? &lp[l] : &scratch;
+        p->in = (int)(l == 0 ? (E > 0 ? E : V) : H);
+        p->w_x = put(w, "w_x", l, (size_t)p->in, GH);
+        p->w_h = put(w, "w_h", l, H, GH);
+        p->b_x = put(w, "b_x", l, 1, GH);
+        p->b_h = put(w, "b_h", l, 1, GH);
+    }
+    o[1] = put(w, "out_w", -1, H, V);
+    o[2] = put(w, "out_b", -1, 1, V);
+    for (int l = 0; cfg->layer_norm && l < (int)cfg->layers; l++) {
+        struct layer_params *p = lp ? &lp[l] : &scratch;
+        p->ln_gx = put(w, "ln_gx", l, 1, GH);
+        p->ln_gh = put(w, "ln_gh", l, 1, GH);
+        if (cfg->cell != CRN_CELL_LSTM) continue;
+        p->ln_gc = put(w, "ln_gc", l, 1, H);
+        p->ln_bc = put(w, "ln_bc", l, 1, H);
+    }
+    if (off3) memcpy(off3, o, sizeof o);
+}
+
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+int crn_model_layout(const crn_model_config *cfg, crn_tensor_info *tab, int *ntensors, uint64_t *nparams) {
+    int rc = config_check(cfg);
+    if (rc) return rc;
+    layout_walk w = {tab, 0, 0};
+    layout(cfg, &w, NULL, NULL);
+    if (ntensors) *ntensors = w.n;
+    if (nparams) *nparams = (uint64_t)w.off;
+    return 0;
+}
+#endif
 
 int CRN_FN(crn_model_create)(crn_model **out, const crn_model_config *cfg) {
     *out = NULL;
@@ -222,60 +277,27 @@ int CRN_FN(crn_model_create)(crn_model **out, const crn_model_config *cfg) {
     m->V = (int)cfg->vocab;
     m->E = (int)cfg->embed;
     m->L = (int)cfg->layers;
-    m->tensors = calloc((size_t)8 * m->L + 3, sizeof *m->tensors);
+    layout_walk count = {NULL, 0, 0};
+    layout(cfg, &count, NULL, NULL);
+    m->tensors = calloc((size_t)count.n, sizeof *m->tensors);
     m->lp = calloc((size_t)m->L, sizeof *m->lp);
     m->ar.lc = calloc((size_t)m->L, sizeof *m->ar.lc);
     if (!m->tensors || !m->lp || !m->ar.lc) {
         rc = crn_error_set(CRN_ENOMEM, "model: out of memory");
         goto fail;
     }
-    size_t off = 0, GH = (size_t)m->G * m->H;
-    char name[32];
-    if (m->E > 0) {
-        m->embed_off = off;
-        add_tensor(m, "embed", (size_t)m->V, (size_t)m->E, &off);
-    }
-    for (int l = 0; l < m->L; l++) {
-        struct layer_params *p = &m->lp[l];
-        p->in = l == 0 ? (m->E > 0 ? m->E : m->V) : m->H;
-        snprintf(name, sizeof name, "l%d.w_x", l);
-        p->w_x = off;
-        add_tensor(m, name, (size_t)p->in, GH, &off);
-        snprintf(name, sizeof name, "l%d.w_h", l);
-        p->w_h = off;
-        add_tensor(m, name, (size_t)m->H, GH, &off);
-        snprintf(name, sizeof name, "l%d.b_x", l);
-        p->b_x = off;
-        add_tensor(m, name, 1, GH, &off);
-        snprintf(name, sizeof name, "l%d.b_h", l);
-        p->b_h = off;
-        add_tensor(m, name, 1, GH, &off);
-    }
-    m->out_w_off = off;
-    add_tensor(m, "out_w", (size_t)m->H, (size_t)m->V, &off);
-    m->out_b_off = off;
-    add_tensor(m, "out_b", 1, (size_t)m->V, &off);
-    for (int l = 0; cfg->layer_norm && l < m->L; l++) {
-        struct layer_params *p = &m->lp[l];
-        snprintf(name, sizeof name, "l%d.ln_gx", l);
-        p->ln_gx = off;
-        add_tensor(m, name, 1, GH, &off);
-        snprintf(name, sizeof name, "l%d.ln_gh", l);
-        p->ln_gh = off;
-        add_tensor(m, name, 1, GH, &off);
-        if (cfg->cell != CRN_CELL_LSTM) continue;
-        snprintf(name, sizeof name, "l%d.ln_gc", l);
-        p->ln_gc = off;
-        add_tensor(m, name, 1, (size_t)m->H, &off);
-        snprintf(name, sizeof name, "l%d.ln_bc", l);
-        p->ln_bc = off;
-        add_tensor(m, name, 1, (size_t)m->H, &off);
-    }
-    m->nparams = off;
-    m->params = crn_calloc(off, sizeof(real));
-    m->grads = crn_calloc(off, sizeof(real));
+    layout_walk w = {m->tensors, 0, 0};
+    size_t off3[3];
+    layout(cfg, &w, m->lp, off3);
+    m->ntensors = w.n;
+    m->embed_off = off3[0];
+    m->out_w_off = off3[1];
+    m->out_b_off = off3[2];
+    m->nparams = w.off;
+    m->params = crn_calloc(w.off, sizeof(real));
+    m->grads = crn_calloc(w.off, sizeof(real));
     if (!m->params || !m->grads) {
-        rc = crn_error_set(CRN_ENOMEM, "model: cannot allocate %zu parameters", off);
+        rc = crn_error_set(CRN_ENOMEM, "model: cannot allocate %zu parameters", w.off);
         goto fail;
     }
     *out = m;

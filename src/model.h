@@ -70,6 +70,13 @@ typedef struct crn_tensor_info {
     size_t rows, cols;  /* shape; vectors have rows = 1 */
 } crn_tensor_info;
 
+/* The parameter layout a config implies, the one source of it (the table
+ * above; crn_model_create carves its buffer by it, the checkpoint loader
+ * checks a file's count against it): the tensors in the buffer's order
+ * into tab (room for *ntensors entries; NULL: only count), their number and
+ * the parameter count. @return 0 or the error of crn_model_config_check. */
+int crn_model_layout(const crn_model_config *cfg, crn_tensor_info *tab, int *ntensors, uint64_t *nparams);
+
 /* In the double build the handle types are distinct (crn_model_f64). */
 #if defined(CRN_DOUBLE) && CRN_DOUBLE
 #define crn_model crn_model_f64

@@ -94,6 +94,51 @@ int crn_train_opts_copy(crn_train_opts *dst, const crn_train_opts *src);
  * CRN_EINVAL / CRN_ERANGE (bad value; o unchanged) or CRN_ENOMEM. */
 int crn_train_opts_set(crn_train_opts *o, const char *name, const char *value);
 
+/* The options by name, as bits of a mask of the ones a session gives
+ * (bit 1 << CRN_TOPT_x: option x was given). In the order of train_opts.c's table. */
+enum crn_train_opt {
+    CRN_TOPT_CORPUS, CRN_TOPT_UNIT, CRN_TOPT_NORMALIZE, CRN_TOPT_INVALID, CRN_TOPT_MIN_COUNT, CRN_TOPT_VAL_FRAC,
+    CRN_TOPT_KEEP, CRN_TOPT_DROP, CRN_TOPT_REPLACE, CRN_TOPT_CELL, CRN_TOPT_ACTIVATION, CRN_TOPT_LAYERS,
+    CRN_TOPT_HIDDEN, CRN_TOPT_EMBED, CRN_TOPT_DROPOUT, CRN_TOPT_LAYER_NORM, CRN_TOPT_INIT, CRN_TOPT_FORGET_BIAS,
+    CRN_TOPT_PRESET, CRN_TOPT_BATCH, CRN_TOPT_SEQ, CRN_TOPT_OPTIMIZER, CRN_TOPT_LR, CRN_TOPT_WEIGHT_DECAY,
+    CRN_TOPT_MOMENTUM, CRN_TOPT_CLIP, CRN_TOPT_SCHEDULE, CRN_TOPT_LR_DECAY, CRN_TOPT_LR_DECAY_AFTER,
+    CRN_TOPT_WARMUP, CRN_TOPT_TIME, CRN_TOPT_STEPS, CRN_TOPT_EPOCHS, CRN_TOPT_EVAL_EVERY, CRN_TOPT_PATIENCE,
+    CRN_TOPT_SAVE_EVERY, CRN_TOPT_NO_OPTIMIZER_STATE, CRN_TOPT_SEED, CRN_TOPT_THREADS, CRN_TOPT_LOG,
+    CRN_TOPT_SAMPLE_EVERY, CRN_TOPT_SAMPLE_LEN, CRN_TOPT_COUNT
+};
+#define CRN_TOPT_BIT(id) ((uint64_t)1 << (id))
+/* The id of the option named name ("hidden"), or -1; and back (NULL if none). */
+int crn_train_opt_id(const char *name);
+const char *crn_train_opt_name(int id);
+
+/* The options that may change between sessions of a run, from given into
+ * dst: those whose bit is in mask (only their fields of given are read).
+ * Rules (docs/training.md "Options on resume"): an optimizer kind that
+ * differs starts from its defaults (then lr, weight-decay, momentum as
+ * given); lr-decay without schedule selects the step schedule; giving any of
+ * time, steps, epochs replaces all three (a cosine/linear schedule's length
+ * is then recomputed). Used for fresh runs too (dst = the defaults).
+ * @return 0 or CRN_ENOMEM. */
+int crn_train_opts_apply_session(crn_train_opts *dst, const crn_train_opts *given, uint64_t mask);
+/* Options that cannot work together, refused before a run starts (a
+ * session's final options): an activation other than tanh with a cell other
+ * than rnn; a cosine or linear schedule without a budget to decay over.
+ * @return 0 or CRN_EINVAL naming them. */
+int crn_train_opts_check(const crn_train_opts *o);
+/* The options of a resumed session: saved (the run's, decoded from its
+ * checkpoint, model = the checkpoint's config) with the given ones (mask as
+ * above) applied by crn_train_opts_apply_session, corpus (a path) replaced
+ * if given. Refused: an option that would make the saved state meaningless
+ * (cell, activation, layers, hidden, embed, dropout, layer-norm, init,
+ * forget-bias, unit, normalize, invalid, min-count, val-frac, keep, drop,
+ * replace, batch, seq, optimizer, when given a value other than the saved
+ * one; preset always). saved is modified in place.
+ * @return 0, CRN_EINVAL ("hidden conflicts with the checkpoint (hidden 128);
+ *         a resumed run keeps its model, data and optimizer settings";
+ *         *refused = the option's id, else -1; saved is then unchanged) or
+ *         CRN_ENOMEM. */
+int crn_train_opts_resume(crn_train_opts *saved, const crn_train_opts *given, uint64_t mask, int *refused);
+
 enum crn_train_stop {
     CRN_TRAIN_STOP_NONE = 0, CRN_TRAIN_STOP_STEPS = 1, CRN_TRAIN_STOP_EPOCHS = 2, CRN_TRAIN_STOP_TIME = 3,
     CRN_TRAIN_STOP_PATIENCE = 4, CRN_TRAIN_STOP_SIGNAL = 5, CRN_TRAIN_STOP_NONFINITE = 6, CRN_TRAIN_STOP_ERROR = 7,
@@ -151,6 +196,22 @@ int crn_train_blob_decode(crn_train_opts *o, crn_train_status *s, const uint8_t 
  *         state (a model-only file). */
 int crn_train_open_resume(crn_checkpoint **out, int *from_resume, const char *base, const char *resume_path,
                           char *note, size_t cap);
+
+/* A run to continue, opened from MODEL or MODEL.resume (path): its files,
+ * the checkpoint resumed (crn_train_open_resume), its saved options
+ * (model = the checkpoint's config) and state. */
+typedef struct crn_train_resumed {
+    char *base, *resume_path;       /* MODEL, MODEL.resume (owned) */
+    const char *loaded_from;        /* base or resume_path: the file resumed */
+    crn_checkpoint *ck;             /* owned (NULL once handed over) */
+    crn_train_opts opts;            /* the run's options */
+    crn_train_status state;         /* the run's state */
+} crn_train_resumed;
+
+/* Open the run path names (MODEL or MODEL.resume); note as for
+ * crn_train_open_resume. @return 0 or a negative error (r is then freed). */
+int crn_train_resumed_open(crn_train_resumed *r, const char *path, char *note, size_t cap);
+void crn_train_resumed_free(crn_train_resumed *r); /* NULL ok; r zeroed */
 
 /* Ask a running loop to stop after the current step (async-signal-safe). */
 void crn_train_request_stop(void);

@@ -471,15 +471,10 @@ static uint64_t checkpoint_run_id(const crn_checkpoint *ck) {
     return id;
 }
 
-static int file_exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
 /* Does ck (loaded from resume_path) belong to another run than base? */
 static int other_run(const crn_checkpoint *ck, const char *base, const char *resume_path, char *note, size_t cap) {
     crn_checkpoint *best = NULL;
-    if (!file_exists(base) || crn_checkpoint_load(&best, base) < 0) return 0;
+    if (!crn_file_exists(base) || crn_checkpoint_load(&best, base) < 0) return 0;
     uint64_t a = checkpoint_run_id(ck), b = checkpoint_run_id(best);
     crn_checkpoint_destroy(best);
     if (!a || !b || a == b) return 0;
@@ -495,7 +490,7 @@ int crn_train_open_resume(crn_checkpoint **out, int *from_resume, const char *ba
     *from_resume = 0;
     if (cap) note[0] = 0;
     crn_checkpoint *ck = NULL;
-    if (file_exists(resume_path)) {
+    if (crn_file_exists(resume_path)) {
         if (crn_checkpoint_load(&ck, resume_path) < 0) {
             if (cap) snprintf(note, cap, "warning: %s; trying %s", crn_error_message(), base);
             ck = NULL;
@@ -518,4 +513,44 @@ int crn_train_open_resume(crn_checkpoint **out, int *from_resume, const char *ba
     }
     *out = ck;
     return 0;
+}
+
+void crn_train_resumed_free(crn_train_resumed *r) {
+    if (!r) return;
+    free(r->base);
+    free(r->resume_path);
+    crn_checkpoint_destroy(r->ck);
+    crn_train_opts_free(&r->opts);
+    crn_train_status_free(&r->state);
+    memset(r, 0, sizeof *r);
+}
+
+int crn_train_resumed_open(crn_train_resumed *r, const char *path, char *note, size_t cap) {
+    memset(r, 0, sizeof *r);
+    if (cap) note[0] = 0;
+    /* MODEL or MODEL.resume may be named; the run's files are MODEL(.resume) */
+    size_t n = strlen(path), k = strlen(CRN_RESUME_SUFFIX);
+    if (n > k && !strcmp(path + n - k, CRN_RESUME_SUFFIX)) n -= k;
+    r->base = malloc(n + 1);
+    r->resume_path = malloc(n + k + 1);
+    if (!r->base || !r->resume_path) {
+        crn_train_resumed_free(r);
+        return crn_error_set(CRN_ENOMEM, "out of memory");
+    }
+    memcpy(r->base, path, n);
+    r->base[n] = 0;
+    snprintf(r->resume_path, n + k + 1, "%s%s", r->base, CRN_RESUME_SUFFIX);
+    int from_resume = 0;
+    int err = crn_train_open_resume(&r->ck, &from_resume, r->base, r->resume_path, note, cap);
+    if (err < 0) goto fail;
+    r->loaded_from = from_resume ? r->resume_path : r->base;
+    if ((err = crn_train_blob_decode(&r->opts, &r->state, r->ck->train_blob, r->ck->train_blob_len)) < 0) {
+        crn_error_prefix(err, "%s", r->loaded_from);
+        goto fail;
+    }
+    r->opts.model = r->ck->cfg;
+    return 0;
+fail:
+    crn_train_resumed_free(r);
+    return err;
 }

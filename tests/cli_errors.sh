@@ -286,6 +286,8 @@ row E39s 2 "--no-layer-norm conflicts with the checkpoint \(layer norm on\)" \
     "$C" train --resume "$D/ln.ckpt" --no-layer-norm --steps 6 --quiet
 row E39i 2 "--layer-norm cannot be combined with --init-from" \
     "$C" train "$D/t.txt" -o "$D/ft.ckpt" --init-from "$M" --layer-norm --steps 1 --quiet
+row E39a 2 "activation relu applies to cell rnn only \(this run's cell is lstm\)" \
+    "$C" train "$D/t.txt" -o "$D/act.ckpt" --cell lstm --activation relu --steps 1 --quiet
 row E40 1 "missing.ckpt: cannot open model file: No such file or directory" "$C" info "$D/missing.ckpt"
 row E41 1 "adir: is a directory, not a model file" "$C" generate "$D/adir"
 mkfifo "$D/fifo.ckpt"

@@ -302,11 +302,6 @@ expect_grep "^auto configuration: preset tiny .*cosine to 0 over the budget\): .
 timeout 2 "$C" train "$D/text.txt" -o "$D/auto4.ckpt" --time 1h --threads 1 --eval-every 5 --no-layer-norm \
     2> "$D/auto4.err"
 expect_grep "^auto configuration: preset tiny \(lstm 1x128, embed 32," "$D/auto4.err" "--no-layer-norm keeps the automatic choice"
-python3 -c '
-import re, sys
-k = [float(re.search(r"at ~([0-9.]+)k chars/s", open(f).read()).group(1)) for f in sys.argv[1:]]
-sys.exit(0 if k[1] > k[0] else 1)' "$D/auto3.err" "$D/auto4.err" &&
-    pass "... and prices it: faster without layer norm" || fail "layer norm priced" "$(cat "$D/auto3.err" "$D/auto4.err")"
 "$C" train "$D/text.txt" -o "$D/auto2.ckpt" --time 1s --threads 1 --batch 4 --dropout 0.3 --schedule constant 2> "$D/auto2.err"
 expect_grep "^auto configuration" "$D/auto2.err" "options that leave the shape open keep the automatic choice"
 "$C" info "$D/auto2.ckpt" > "$D/auto2.info"

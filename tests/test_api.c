@@ -102,7 +102,7 @@ START_TEST(train_options_checked) {
     ck_assert_int_eq(charrnn_train_options_set(o, "hidden", "12x"), CHARRNN_EINVAL);
     ck_assert_int_eq(charrnn_train_options_set(o, "layers", "-1"), CHARRNN_EINVAL);
     ck_assert_int_eq(charrnn_train_options_set(o, "cell", "transformer"), CHARRNN_EINVAL);
-    ck_assert_int_eq(charrnn_train_options_set(o, "layer-norm", "2"), CHARRNN_ERANGE);
+    ck_assert_int_eq(charrnn_train_options_set(o, "layer-norm", "2"), CHARRNN_EINVAL); /* "0" or "1" */
     ck_assert_int_eq(charrnn_train_options_set(o, "layer-norm", "0"), 0); /* off (the default is 1) */
     ck_assert_int_eq(charrnn_train_options_set(o, "time", "0"), CHARRNN_EINVAL);
     ck_assert_int_eq(charrnn_train_options_set(o, "replace", "no equals sign"), CHARRNN_EINVAL);
@@ -113,6 +113,20 @@ START_TEST(train_options_checked) {
     charrnn_trainer *t = (charrnn_trainer *)o;
     ck_assert_int_eq(charrnn_trainer_create(&t, o), CHARRNN_EINVAL); /* no corpus */
     ck_assert_ptr_null(t);
+    charrnn_train_options_destroy(o);
+    /* the CLI's checks of a whole set of options (crn_train_opts_check) */
+    train_model();
+    o = tiny_options("5");
+    ck_assert_int_eq(charrnn_train_options_set(o, "activation", "relu"), 0); /* with the default lstm */
+    ck_assert_int_eq(charrnn_trainer_create(&t, o), CHARRNN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(charrnn_last_error(), "activation relu applies to cell rnn only"));
+    ck_assert_int_eq(charrnn_train_options_set(o, "cell", "rnn"), 0);
+    ck_assert_int_eq(charrnn_train_options_set(o, "schedule", "cosine"), 0); /* its length: the 5 steps */
+    char out[320];
+    snprintf(out, sizeof out, "%s/checked.crn", g_dir);
+    ck_assert_int_eq(charrnn_train_options_set(o, "output", out), 0);
+    ck_assert_msg(charrnn_trainer_create(&t, o) == 0, "%s", charrnn_last_error());
+    charrnn_trainer_destroy(t);
     charrnn_train_options_destroy(o);
 }
 END_TEST
@@ -137,6 +151,107 @@ START_TEST(train_stop_request) {
     ck_assert_uint_eq(st.step, 7);
     charrnn_trainer_destroy(t);
     charrnn_train_options_destroy(o);
+}
+END_TEST
+
+/* The payload of section type (model-format.md: 16-byte header, then
+ * type u32, flags u32, length u64, payload, crc u32) of file path, malloc'ed. */
+static unsigned char *section_of(const char *path, uint32_t type, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    unsigned char *out = NULL, h[16];
+    ck_assert_int_eq(fread(h, 1, 16, f), 16);
+    uint32_t count = h[12] | h[13] << 8 | h[14] << 16 | (uint32_t)h[15] << 24;
+    for (uint32_t i = 0; i < count && !out; i++) {
+        ck_assert_int_eq(fread(h, 1, 16, f), 16);
+        uint32_t t = h[0] | h[1] << 8 | h[2] << 16 | (uint32_t)h[3] << 24;
+        uint64_t n = 0;
+        for (int b = 7; b >= 0; b--) n = n << 8 | h[8 + b];
+        if (t == type) {
+            ck_assert_ptr_nonnull(out = malloc(n ? n : 1));
+            ck_assert_uint_eq(fread(out, 1, n, f), n);
+            *len = n;
+        } else {
+            ck_assert_int_eq(fseek(f, (long)n + 4, SEEK_CUR), 0);
+        }
+    }
+    fclose(f);
+    ck_assert_msg(out != NULL, "%s: no section %u", path, type);
+    return out;
+}
+
+/* The PARAMS (3) and OPTIM (4) sections of two files are the same bytes. */
+static void same_sections(const char *a, const char *b) {
+    for (uint32_t type = 3; type <= 4; type++) {
+        size_t na = 0, nb = 0;
+        unsigned char *pa = section_of(a, type, &na), *pb = section_of(b, type, &nb);
+        ck_assert_uint_eq(na, nb);
+        ck_assert_msg(memcmp(pa, pb, na) == 0, "section %u of %s and %s differ", type, a, b);
+        free(pa);
+        free(pb);
+    }
+}
+
+/* Stopped at 13 of 29 steps and resumed (the run's budget again) is, with
+ * one thread, bit-for-bit the run of 29 steps in one go; a resume may not
+ * change the model. */
+START_TEST(train_resume_exact) {
+    train_model();
+    char a[320], b[320], ar[330], br[330];
+    snprintf(a, sizeof a, "%s/a.crn", g_dir);
+    snprintf(b, sizeof b, "%s/b.crn", g_dir);
+    snprintf(ar, sizeof ar, "%s.resume", a);
+    snprintf(br, sizeof br, "%s.resume", b);
+    charrnn_train_options *o = tiny_options("29");
+    ck_assert_int_eq(charrnn_train_options_set(o, "output", a), 0);
+    ck_assert_int_eq(charrnn_train_options_set(o, "dropout", "0.2"), 0); /* the RNG stream resumes too */
+    charrnn_trainer *t = NULL;
+    ck_assert_int_eq(charrnn_trainer_create(&t, o), 0);
+    counts c = {.stop_at = 13};
+    ck_assert_int_eq(charrnn_trainer_run(t, on_progress, &c), CHARRNN_EINTR);
+    charrnn_trainer_destroy(t);
+    /* refused: a model option; the output elsewhere */
+    charrnn_train_options *r = NULL;
+    ck_assert_int_eq(charrnn_train_options_create(&r), 0);
+    ck_assert_int_eq(charrnn_train_options_set(r, "resume", a), 0);
+    ck_assert_int_eq(charrnn_train_options_set(r, "hidden", "16"), 0);
+    ck_assert_int_eq(charrnn_trainer_create(&t, r), CHARRNN_EINVAL);
+    ck_assert_ptr_null(t);
+    ck_assert_msg(strstr(charrnn_last_error(), "hidden conflicts with the checkpoint (hidden 32)"), "%s",
+                  charrnn_last_error());
+    charrnn_train_options_destroy(r);
+    ck_assert_int_eq(charrnn_train_options_create(&r), 0);
+    ck_assert_int_eq(charrnn_train_options_set(r, "resume", ar), 0); /* MODEL.resume names the run too */
+    ck_assert_int_eq(charrnn_train_options_set(r, "output", b), 0);
+    ck_assert_int_eq(charrnn_trainer_create(&t, r), CHARRNN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(charrnn_last_error(), "its own files"));
+    /* resumed: threads is not saved; the same hidden is no conflict */
+    ck_assert_int_eq(charrnn_train_options_set(r, "output", a), 0);
+    ck_assert_int_eq(charrnn_train_options_set(r, "threads", "1"), 0);
+    ck_assert_int_eq(charrnn_train_options_set(r, "hidden", "32"), 0);
+    ck_assert_msg(charrnn_trainer_create(&t, r) == 0, "%s", charrnn_last_error());
+    charrnn_train_status st;
+    ck_assert_int_eq(charrnn_trainer_get_status(t, &st), 0);
+    ck_assert_uint_eq(st.step, 13);
+    counts c2 = {0};
+    ck_assert_msg(charrnn_trainer_run(t, on_progress, &c2) == 0, "%s", charrnn_last_error());
+    ck_assert_int_eq(charrnn_trainer_get_status(t, &st), 0);
+    ck_assert_uint_eq(st.step, 29);
+    ck_assert_int_eq(c2.steps, 29 - 13);
+    charrnn_trainer_destroy(t);
+    charrnn_train_options_destroy(r);
+    /* in one go */
+    ck_assert_int_eq(charrnn_train_options_set(o, "output", b), 0);
+    ck_assert_int_eq(charrnn_trainer_create(&t, o), 0);
+    ck_assert_int_eq(charrnn_trainer_run(t, NULL, NULL), 0);
+    charrnn_train_status sb;
+    ck_assert_int_eq(charrnn_trainer_get_status(t, &sb), 0);
+    ck_assert_uint_eq(sb.step, 29);
+    ck_assert(st.last_train_bpc == sb.last_train_bpc);
+    charrnn_trainer_destroy(t);
+    charrnn_train_options_destroy(o);
+    same_sections(ar, br);
+    same_sections(a, b); /* the best models (validation at 20 and 29) */
 }
 END_TEST
 
@@ -334,6 +449,7 @@ int main(void) {
     tcase_add_test(tc, version_and_errors);
     tcase_add_test(tc, train_options_checked);
     tcase_add_test(tc, train_stop_request);
+    tcase_add_test(tc, train_resume_exact);
     tcase_add_test(tc, model_info);
     tcase_add_test(tc, generate_deterministic_reset_fork);
     tcase_add_test(tc, generate_settings);

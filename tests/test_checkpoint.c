@@ -467,6 +467,44 @@ static const char *section_of(const sect *s, int ns, size_t off) {
     return "?";
 }
 
+/* crn_model_layout is the layout the model is carved by (every cell, with
+ * and without embedding and layer norm), and its count is model.h's formula. */
+START_TEST(layout_is_the_models) {
+    for (int cell = CRN_CELL_RNN; cell <= CRN_CELL_GRU; cell++)
+        for (uint32_t embed = 0; embed <= 3; embed += 3)
+            for (uint32_t ln = 0; ln <= 1; ln++) {
+                crn_model_config cfg = {.cell = (enum crn_cell)cell, .vocab = 7, .embed = embed, .hidden = 5,
+                                        .layers = 2, .layer_norm = ln};
+                int nt = -1;
+                uint64_t np = 0;
+                ck_assert_int_eq(crn_model_layout(&cfg, NULL, &nt, &np), 0);
+                crn_tensor_info *tab = calloc((size_t)nt, sizeof *tab);
+                ck_assert_ptr_nonnull(tab);
+                ck_assert_int_eq(crn_model_layout(&cfg, tab, NULL, NULL), 0);
+                crn_model *m = NULL;
+                ck_assert_int_eq(crn_model_create(&m, &cfg), 0);
+                ck_assert_int_eq(nt, crn_model_num_tensors(m));
+                ck_assert_uint_eq(np, crn_model_num_params(m));
+                for (int k = 0; k < nt; k++) {
+                    const crn_tensor_info *t = crn_model_tensor(m, k);
+                    ck_assert_str_eq(tab[k].name, t->name);
+                    ck_assert_uint_eq(tab[k].offset, t->offset);
+                    ck_assert_uint_eq(tab[k].rows, t->rows);
+                    ck_assert_uint_eq(tab[k].cols, t->cols);
+                }
+                const uint64_t G = cell == CRN_CELL_LSTM ? 4 : cell == CRN_CELL_GRU ? 3 : 1, H = 5, V = 7;
+                uint64_t want = V * embed + ((embed ? embed : V) + H + 2) * G * H + (H + H + 2) * G * H + H * V + V;
+                if (ln) want += 2 * (2 * G * H + (cell == CRN_CELL_LSTM ? 2 * H : 0));
+                ck_assert_uint_eq(np, want);
+                ck_assert_int_eq(nt, 8 + (embed ? 3 : 2) + (ln ? (cell == CRN_CELL_LSTM ? 8 : 4) : 0));
+                crn_model_destroy(m);
+                free(tab);
+            }
+    crn_model_config bad = {.cell = CRN_CELL_LSTM, .vocab = 7, .hidden = 0, .layers = 1};
+    ck_assert_int_lt(crn_model_layout(&bad, NULL, NULL, NULL), 0);
+}
+END_TEST
+
 START_TEST(truncated_at_every_byte) {
     make_dir();
     char path[512], tpath[600], msg[1200];
@@ -980,6 +1018,7 @@ int main(void) {
     tcase_add_loop_test(tc, round_trip, 0, (int)CRN_ARRAY_LEN(CASES));
     tcase_add_test(tc, empty_train_blob_and_plain_sgd);
     tcase_add_test(tc, layout_matches_docs);
+    tcase_add_test(tc, layout_is_the_models);
     tcase_add_test(tc, truncated_at_every_byte);
     tcase_add_test(tc, flipped_byte_anywhere);
     tcase_add_test(tc, wrong_magic_and_version);

@@ -684,6 +684,27 @@ START_TEST(auto_config_follows_the_budget) {
 }
 END_TEST
 
+START_TEST(auto_probe_measures_what_it_needs) {
+    /* a text long enough for small but not medium, and a budget that any
+     * speed affords: the probe times large? no (the text is too short),
+     * medium? no, small: yes, and stops there */
+    crn_auto_input in = {.chars = 300000, .vocab = 66, .seconds = 1e7, .val_frac = 0.1};
+    ck_assert_int_eq(crn_auto_probe(&in, 1, 1), 0);
+    ck_assert(in.cps[CRN_PRESET_SMALL] > 0);
+    ck_assert(in.cps[CRN_PRESET_LARGE] == 0 && in.cps[CRN_PRESET_MEDIUM] == 0 && in.cps[CRN_PRESET_TINY] == 0);
+    crn_train_opts o;
+    crn_train_opts_default(&o);
+    char why[512];
+    ck_assert_int_eq(crn_auto_config(&o, &in, why, sizeof why), CRN_PRESET_SMALL);
+    ck_assert_msg(strstr(why, "(measured)") != NULL, "%s", why);
+    /* a budget no speed affords: every preset the text allows is timed, down to tiny */
+    crn_auto_input in2 = {.chars = 300000, .vocab = 66, .seconds = 1e-3, .val_frac = 0.1};
+    ck_assert_int_eq(crn_auto_probe(&in2, 1, 0), 0);
+    ck_assert(in2.cps[CRN_PRESET_SMALL] > 0 && in2.cps[CRN_PRESET_TINY] > 0 && in2.cps[CRN_PRESET_MEDIUM] == 0);
+    ck_assert_int_eq(crn_auto_config(&o, &in2, why, sizeof why), CRN_PRESET_TINY);
+}
+END_TEST
+
 START_TEST(auto_scan_counts_code_points) {
     char p[300];
     path_in(p, sizeof p, "scan.txt");
@@ -694,12 +715,90 @@ START_TEST(auto_scan_counts_code_points) {
     fputc(0xfe, f);
     fclose(f);
     crn_auto_input in = {0};
-    ck_assert_int_eq(crn_auto_scan(p, &in), 0);
+    ck_assert_int_eq(crn_auto_scan(p, CRN_UNIT_CODEPOINT, &in), 0);
     ck_assert_uint_eq(in.chars, 10);
     ck_assert_uint_eq(in.vocab, 7 + 1 + 1);
+    /* jamo: 하 = ㅎ ㅏ, 늘 = ㄴ ㅡ ㄹ: 5 + 6 + 2 tokens, 5 + 5 distinct + invalid + <unk> */
+    ck_assert_int_eq(crn_auto_scan(p, CRN_UNIT_JAMO, &in), 0);
+    ck_assert_uint_eq(in.chars, 13);
+    ck_assert_uint_eq(in.vocab, 10 + 1 + 1);
     path_in(p, sizeof p, "missing.txt");
-    ck_assert_int_eq(crn_auto_scan(p, &in), CRN_EIO);
+    ck_assert_int_eq(crn_auto_scan(p, CRN_UNIT_CODEPOINT, &in), CRN_EIO);
     ck_assert(strstr(crn_error_message(), "missing.txt") != NULL);
+}
+END_TEST
+
+/* The resume rules (docs/training.md "Options on resume"): a refused
+ * option names itself and leaves the saved options; one budget replaces all
+ * three; the session options apply; the rest stays the run's. */
+START_TEST(resume_option_rules) {
+    crn_train_opts saved, given;
+    crn_train_opts_default(&saved);
+    ck_assert_int_eq(crn_train_opts_set(&saved, "corpus", "/old/text.txt"), 0);
+    saved.max_steps = 100;
+    saved.max_epochs = 3;
+    saved.time_limit = 60;
+    saved.model.hidden = 64;
+    saved.optim.lr = 0.01f;
+    crn_train_opts_default(&given);
+    uint64_t mask = 0;
+    const char *set[][2] = {{"hidden", "32"}, {"steps", "500"}, {"lr", "0.5"}, {"corpus", "/new/text.txt"}};
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_int_eq(crn_train_opts_set(&given, set[i][0], set[i][1]), 0);
+        mask |= CRN_TOPT_BIT(crn_train_opt_id(set[i][0]));
+    }
+    int refused = 99;
+    ck_assert_int_eq(crn_train_opts_resume(&saved, &given, mask, &refused), CRN_EINVAL);
+    ck_assert_int_eq(refused, CRN_TOPT_HIDDEN);
+    ck_assert_str_eq(crn_train_opt_name(refused), "hidden");
+    ck_assert_msg(strstr(crn_error_message(), "hidden conflicts with the checkpoint (hidden 64)") != NULL, "%s",
+                  crn_error_message());
+    ck_assert_uint_eq(saved.max_steps, 100); /* unchanged */
+    ck_assert_str_eq(saved.corpus_path, "/old/text.txt");
+    /* the saved value itself is not a conflict */
+    ck_assert_int_eq(crn_train_opts_set(&given, "hidden", "64"), 0);
+    ck_assert_int_eq(crn_train_opts_resume(&saved, &given, mask, &refused), 0);
+    ck_assert_int_eq(refused, -1);
+    ck_assert_uint_eq(saved.max_steps, 500); /* steps given: epochs and time go */
+    ck_assert_uint_eq(saved.max_epochs, 0);
+    ck_assert(saved.time_limit == 0);
+    ck_assert(saved.optim.lr == 0.5f);
+    ck_assert_str_eq(saved.corpus_path, "/new/text.txt");
+    ck_assert_uint_eq(saved.batch, 50); /* not given: the run's */
+    /* time alone: per session, the totals go */
+    crn_train_opts_free(&given);
+    crn_train_opts_default(&given);
+    ck_assert_int_eq(crn_train_opts_set(&given, "time", "90s"), 0);
+    ck_assert_int_eq(crn_train_opts_set(&given, "lr-decay", "0.5"), 0);
+    mask = CRN_TOPT_BIT(CRN_TOPT_TIME) | CRN_TOPT_BIT(CRN_TOPT_LR_DECAY);
+    ck_assert_int_eq(crn_train_opts_resume(&saved, &given, mask, NULL), 0);
+    ck_assert(saved.time_limit == 90);
+    ck_assert_uint_eq(saved.max_steps, 0);
+    ck_assert_int_eq(saved.sched.kind, CRN_SCHED_STEP_DECAY);
+    ck_assert(saved.optim.lr == 0.5f); /* kept from the last session */
+    /* no budget given: the run's stay */
+    ck_assert_int_eq(crn_train_opts_resume(&saved, &given, CRN_TOPT_BIT(CRN_TOPT_SEED), NULL), 0);
+    ck_assert(saved.time_limit == 90);
+    /* refused whatever the value: preset; refused when different: optimizer, keep */
+    ck_assert_int_eq(crn_train_opts_resume(&saved, &given, CRN_TOPT_BIT(CRN_TOPT_PRESET), &refused), CRN_EINVAL);
+    ck_assert_int_eq(refused, CRN_TOPT_PRESET);
+    ck_assert_int_eq(crn_train_opts_set(&given, "optimizer", "sgd"), 0);
+    ck_assert_int_eq(crn_train_opts_resume(&saved, &given, CRN_TOPT_BIT(CRN_TOPT_OPTIMIZER), &refused), CRN_EINVAL);
+    ck_assert_int_eq(refused, CRN_TOPT_OPTIMIZER);
+    ck_assert_int_eq(crn_train_opts_set(&given, "keep", "^a"), 0);
+    ck_assert_int_eq(crn_train_opts_resume(&saved, &given, CRN_TOPT_BIT(CRN_TOPT_KEEP), &refused), CRN_EINVAL);
+    ck_assert_int_eq(refused, CRN_TOPT_KEEP);
+    ck_assert_uint_eq(saved.model.layer_norm, 1); /* the default */
+    ck_assert_int_eq(crn_train_opts_set(&given, "layer-norm", "0"), 0);
+    ck_assert_int_eq(crn_train_opts_resume(&saved, &given, CRN_TOPT_BIT(CRN_TOPT_LAYER_NORM), &refused),
+                     CRN_EINVAL);
+    ck_assert_int_eq(refused, CRN_TOPT_LAYER_NORM);
+    /* every option of the table has an id and back */
+    for (int id = 0; id < CRN_TOPT_COUNT; id++) ck_assert_int_eq(crn_train_opt_id(crn_train_opt_name(id)), id);
+    ck_assert_int_eq(crn_train_opt_id("output"), -1);
+    ck_assert_ptr_null(crn_train_opt_name(CRN_TOPT_COUNT));
+    crn_train_opts_free(&given);
+    crn_train_opts_free(&saved);
 }
 END_TEST
 
@@ -713,7 +812,9 @@ int main(void) {
     tcase_add_test(tb, opts_set_quality_options);
     tcase_add_test(tb, preset_params_match_model);
     tcase_add_test(tb, auto_config_follows_the_budget);
+    tcase_add_test(tb, auto_probe_measures_what_it_needs);
     tcase_add_test(tb, auto_scan_counts_code_points);
+    tcase_add_test(tb, resume_option_rules);
     suite_add_tcase(s, tb);
     TCase *tl = tcase_create("loop");
     tcase_set_timeout(tl, 120);

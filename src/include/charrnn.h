@@ -237,20 +237,35 @@ CHARRNN_API int charrnn_score(charrnn_model *m, const char *text, size_t len, ch
 
 /* ---- training ----------------------------------------------------------- */
 
-/* Options of a fresh training run, set by the names of `charrnn train`'s
- * long options (see `charrnn train --help` for meanings and defaults):
+/* Options of a training run, set by the names of `charrnn train`'s long
+ * options (see `charrnn train --help` for meanings and defaults):
  *   corpus (required, a file path), output (required, the model path),
  *   unit, normalize, invalid, min-count, val-frac, keep, drop, replace
  *   (the last three add a pattern each time), cell, activation, layers,
  *   hidden, embed, dropout, layer-norm ("1", the default, or "0": plain
- *   cells), init, forget-bias, preset (sets the shape,
- *   dropout, batch and seq; options set after it win), batch, seq,
- *   optimizer, lr, weight-decay,
+ *   cells), init, forget-bias, preset (sets the shape, dropout, batch and
+ *   seq; options set after it win), batch, seq, optimizer, lr, weight-decay,
  *   momentum, clip, schedule, lr-decay, lr-decay-after, warmup, time
- *   (seconds), steps, epochs, eval-every, patience, save-every (steps),
- *   no-optimizer-state ("1"), seed, threads, log (CSV path), sample-every,
- *   sample-len.
- * As the CLI: without time/steps/epochs a run stops after 10 minutes. */
+ *   (a duration: "90", "90s", "10m", "1.5h"), steps, epochs, eval-every,
+ *   patience, save-every (steps), no-optimizer-state ("1"), seed, threads,
+ *   log (CSV path), sample-every, sample-len.
+ * As the CLI: without time/steps/epochs a fresh run stops after 5 minutes.
+ *
+ * Resume: "resume" = MODEL (or MODEL.resume) continues that run exactly
+ * where it stopped, as `charrnn train --resume MODEL` (from MODEL.resume,
+ * or MODEL if that is missing, damaged or of another run). Its options come
+ * from the checkpoint; only the options set here change them, by the rules
+ * of docs/training.md "Options on resume": the model shape, data and
+ * cleaning, batch, seq and optimizer kind (cell, activation, layers, hidden,
+ * embed, dropout, layer-norm, init, forget-bias, unit, normalize, invalid,
+ * min-count, val-frac, keep, drop, replace, batch, seq, optimizer) cannot
+ * change (charrnn_trainer_create returns CHARRNN_EINVAL naming the option),
+ * nor preset; steps and epochs are totals for the run, time is this
+ * session's, and setting any of the three replaces all three (none set: the
+ * run's budget again). corpus is optional (default: the run's); output is
+ * optional and must be MODEL (the run continues in its own files). With
+ * threads 1, N steps and a resume to N+M give bit-for-bit the model and
+ * optimizer state of N+M steps in one go. */
 typedef struct charrnn_train_options charrnn_train_options;
 
 CHARRNN_API int charrnn_train_options_create(charrnn_train_options **out);
@@ -261,8 +276,12 @@ CHARRNN_API int charrnn_train_options_set(charrnn_train_options *o, const char *
 
 typedef struct charrnn_trainer charrnn_trainer;
 
-/* Load the corpus, build the vocabulary and a freshly initialised model.
- * The options are copied. Writes nothing yet. */
+/* Load the corpus, build the vocabulary and a freshly initialised model, or
+ * with "resume" set load the run to continue (its model, optimizer and
+ * training state). The options are copied. Writes nothing yet.
+ * @return 0, CHARRNN_EINVAL (missing corpus or output, options that
+ *         contradict each other or the resumed run), a load error of the
+ *         corpus or the resumed model, or CHARRNN_ENOMEM. */
 CHARRNN_API int charrnn_trainer_create(charrnn_trainer **out, const charrnn_train_options *o);
 CHARRNN_API void charrnn_trainer_destroy(charrnn_trainer *t); /* NULL is a no-op */
 
