@@ -20,14 +20,30 @@ typedef struct preset {
 } preset;
 
 /* Speed, when crn_auto_probe did not measure it (the automatic choice of
- * `charrnn train` always probes): the reference machine trains the canonical configurations at about
- * 150 GFLOPS counted as 3 x the forward FLOPs per char (issue 12's measured
- * throughputs: A 105k, B 105k, C 8.1k, D 37k chars/s = 150, 145, 161, 146),
+ * `charrnn train` always probes): the reference machine trains the canonical
+ * configurations without layer normalisation at about 150 GFLOPS counted as
+ * 3 x the forward FLOPs per char (issue 12's measured throughputs: A 105k,
+ * B 105k, C 8.1k, D 37k chars/s = 150, 145, 161, 146; uncalibrated since),
  * so a preset's chars/s is estimated as 150e9 / (3 x its forward FLOPs per
  * char for the corpus's vocabulary), capped at 120k (small products run below
- * that rate). docs/training.md has the table. */
+ * that rate), and divided by layer normalisation's cost factor (below) when
+ * the run has it (the default). docs/training.md has the table. */
 #define AUTO_GFLOPS 150.0
 #define AUTO_MAX_CHARS_PER_S 120000.0
+/* Layer normalisation's cost: CPU time per training step with it over
+ * without, minus 1, measured at --threads 1 on the configuration named
+ * (docs/training.md, "Layer normalisation", "Cost"): its elementwise work
+ * per token grows with H while the products' grows with H^2, so the extra
+ * share is scaled by H_ref / H for a preset of width H. */
+static const struct {
+    double extra; /* measured extra share of the step time */
+    double h_ref; /* at this hidden size */
+} ln_cost[] = {
+    [CRN_CELL_RNN] = {0.11, 256},  /* config B: rnn 2x256, embed 64, batch 32 x seq 64 */
+    [CRN_CELL_LSTM] = {0.17, 128}, /* config A: lstm 2x128, one-hot, batch 50 x seq 50 */
+    [CRN_CELL_GRU] = {0.07, 256},  /* config D: gru 2x256, embed 64, batch 32 x seq 64 */
+};
+
 static const preset presets[CRN_PRESET_COUNT] = {
     [CRN_PRESET_NONE] = {"none", 0, 0, 0, 0, 0, 0},
     [CRN_PRESET_TINY] = {"tiny", 1, 128, 32, 32, 64, 0.0f},
@@ -70,20 +86,21 @@ void crn_preset_apply(crn_train_opts *o, enum crn_preset p) {
     o->seq = q->seq;
 }
 
-uint64_t crn_preset_params(enum crn_preset p, uint32_t V) {
+uint64_t crn_preset_params(enum crn_preset p, uint32_t V, int layer_norm) {
     const preset *q = &presets[p];
     const crn_model_config cfg = {.cell = CRN_CELL_LSTM, .vocab = V, .embed = q->embed, .hidden = q->hidden,
-                                  .layers = q->layers};
+                                  .layers = q->layers, .layer_norm = layer_norm ? 1u : 0u};
     uint64_t n = 0;
     return crn_model_layout(&cfg, NULL, NULL, &n) < 0 ? 0 : n;
 }
 
-double crn_preset_chars_per_s(enum crn_preset p, uint32_t V) {
+double crn_preset_chars_per_s(enum crn_preset p, uint32_t V, int layer_norm) {
     const preset *q = &presets[p];
     crn_model_config cfg = {.cell = CRN_CELL_LSTM, .vocab = V, .embed = q->embed, .hidden = q->hidden,
                             .layers = q->layers};
-    const double cps = AUTO_GFLOPS * 1e9 / (3.0 * crn_model_flops_per_token(&cfg));
-    return cps < AUTO_MAX_CHARS_PER_S ? cps : AUTO_MAX_CHARS_PER_S;
+    double cps = AUTO_GFLOPS * 1e9 / (3.0 * crn_model_flops_per_token(&cfg));
+    if (cps > AUTO_MAX_CHARS_PER_S) cps = AUTO_MAX_CHARS_PER_S;
+    return layer_norm ? cps / (1 + ln_cost[cfg.cell].extra * ln_cost[cfg.cell].h_ref / q->hidden) : cps;
 }
 
 int crn_auto_scan(const char *path, enum crn_unit unit, crn_auto_input *in) {
@@ -145,19 +162,19 @@ static void fmt_count(char *b, size_t n, double v) {
 static double train_chars_of(const crn_auto_input *in) { return (double)in->chars * (1.0 - in->val_frac); }
 
 /* chars/s of preset p: measured by the probe, else estimated. */
-static double speed_of(const crn_auto_input *in, enum crn_preset p) {
-    return in->cps[p] > 0 ? in->cps[p] : crn_preset_chars_per_s(p, in->vocab);
+static double speed_of(const crn_auto_input *in, enum crn_preset p, int ln) {
+    return in->cps[p] > 0 ? in->cps[p] : crn_preset_chars_per_s(p, in->vocab, ln);
 }
 
 /* Is the text long enough for preset p's parameters? */
-static int text_fits(const crn_auto_input *in, enum crn_preset p) {
-    return train_chars_of(in) >= AUTO_CHARS_PER_PARAM * (double)crn_preset_params(p, in->vocab);
+static int text_fits(const crn_auto_input *in, enum crn_preset p, int ln) {
+    return train_chars_of(in) >= AUTO_CHARS_PER_PARAM * (double)crn_preset_params(p, in->vocab, ln);
 }
 
 /* Does the budget afford enough training tokens per parameter of preset p? */
-static int budget_fits(const crn_auto_input *in, enum crn_preset p) {
-    const double tokens = speed_of(in, p) * in->seconds * AUTO_TRAIN_SHARE;
-    return tokens >= AUTO_TOKENS_PER_PARAM * (double)crn_preset_params(p, in->vocab);
+static int budget_fits(const crn_auto_input *in, enum crn_preset p, int ln) {
+    const double tokens = speed_of(in, p, ln) * in->seconds * AUTO_TRAIN_SHARE;
+    return tokens >= AUTO_TOKENS_PER_PARAM * (double)crn_preset_params(p, in->vocab, ln);
 }
 
 /* Time one preset: one warm-up and two timed gradient steps on random ids.
@@ -206,25 +223,26 @@ out:
 int crn_auto_probe(crn_auto_input *in, int threads, uint32_t layer_norm) {
     crn_set_threads(threads);
     for (int p = CRN_PRESET_LARGE; p >= CRN_PRESET_TINY; p--) {
-        if (p > CRN_PRESET_TINY && !text_fits(in, (enum crn_preset)p)) continue;
+        if (p > CRN_PRESET_TINY && !text_fits(in, (enum crn_preset)p, (int)layer_norm)) continue;
         int rc = probe_preset((enum crn_preset)p, in->vocab, layer_norm, &in->cps[p]);
         if (rc < 0) return rc;
-        if (budget_fits(in, (enum crn_preset)p)) break;
+        if (budget_fits(in, (enum crn_preset)p, (int)layer_norm)) break;
     }
     return 0;
 }
 
 enum crn_preset crn_auto_config(crn_train_opts *o, const crn_auto_input *in, char *why, size_t cap) {
     const double train_chars = train_chars_of(in);
+    const int ln = (int)o->model.layer_norm;
     enum crn_preset pick = CRN_PRESET_TINY;
     for (int p = CRN_PRESET_LARGE; p > CRN_PRESET_TINY; p--)
-        if (text_fits(in, (enum crn_preset)p) && budget_fits(in, (enum crn_preset)p)) {
+        if (text_fits(in, (enum crn_preset)p, ln) && budget_fits(in, (enum crn_preset)p, ln)) {
             pick = (enum crn_preset)p;
             break;
         }
     crn_preset_apply(o, pick);
-    const double P = (double)crn_preset_params(pick, in->vocab);
-    const double cps = speed_of(in, pick), tokens = cps * in->seconds * AUTO_TRAIN_SHARE;
+    const double P = (double)crn_preset_params(pick, in->vocab, ln);
+    const double cps = speed_of(in, pick, ln), tokens = cps * in->seconds * AUTO_TRAIN_SHARE;
     const double epochs = train_chars > 0 ? tokens / train_chars : 0;
     /* dropout against overfitting: the more passes over the text, the more */
     float dropout = 0;
@@ -245,11 +263,11 @@ enum crn_preset crn_auto_config(crn_train_opts *o, const crn_auto_input *in, cha
     fmt_count(par, sizeof par, P);
     fmt_count(ch, sizeof ch, train_chars);
     snprintf(why, cap,
-             "auto configuration: preset %s (lstm %ux%u, embed %u, dropout %g, batch %u x seq %u, adam lr %g, %s): "
+             "auto configuration: preset %s (lstm %ux%u%s, embed %u, dropout %g, batch %u x seq %u, adam lr %g, %s): "
              "~%s training tokens (~%.0f steps) in %.0f s at ~%.0fk tokens/s (%s) = %.1f per parameter (%s), "
              "%.1f epochs of %s tokens, vocabulary %u",
-             presets[pick].name, o->model.layers, o->model.hidden, o->model.embed, (double)dropout, o->batch, o->seq,
-             (double)o->optim.lr,
+             presets[pick].name, o->model.layers, o->model.hidden, ln ? " layer norm" : "", o->model.embed,
+             (double)dropout, o->batch, o->seq, (double)o->optim.lr,
              o->sched.kind == CRN_SCHED_COSINE ? "cosine to 0 over the budget" : "constant rate: a short run",
              tok, steps, in->seconds, cps / 1e3, in->cps[pick] > 0 ? "measured" : "estimated", tokens / P, par,
              epochs, ch, in->vocab);

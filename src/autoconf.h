@@ -27,12 +27,13 @@ int crn_preset_parse(const char *s, enum crn_preset *out);
  * (p != CRN_PRESET_NONE). */
 void crn_preset_apply(crn_train_opts *o, enum crn_preset p);
 
-/* Parameters of a preset's model for a vocabulary of V tokens. */
-uint64_t crn_preset_params(enum crn_preset p, uint32_t V);
+/* Parameters of a preset's model for a vocabulary of V tokens (with layer
+ * normalisation's gains when layer_norm). */
+uint64_t crn_preset_params(enum crn_preset p, uint32_t V, int layer_norm);
 /* Estimated training speed of preset p for a vocabulary of V tokens on the
- * reference machine, characters per second (autoconf.c; used when no probe
- * measured it). */
-double crn_preset_chars_per_s(enum crn_preset p, uint32_t V);
+ * reference machine, with or without layer normalisation, characters per
+ * second (autoconf.c; used when no probe measured it). */
+double crn_preset_chars_per_s(enum crn_preset p, uint32_t V, int layer_norm);
 
 /* What the choice is made from. */
 typedef struct crn_auto_input {
@@ -62,7 +63,7 @@ int crn_auto_probe(crn_auto_input *in, int threads, uint32_t layer_norm);
 int crn_auto_scan(const char *path, enum crn_unit unit, crn_auto_input *in);
 
 /* Pick the preset, dropout, embedding, learning rate and schedule for in and
- * apply them to o (a decaying cosine schedule over the time budget). Writes
+ * apply them to o (priced with o's layer-norm setting) (a decaying cosine schedule over the time budget). Writes
  * one line saying what was chosen and why into why (cap bytes).
  * @return the preset chosen. */
 enum crn_preset crn_auto_config(crn_train_opts *o, const crn_auto_input *in, char *why, size_t cap);

@@ -205,6 +205,15 @@ static inline void crn_colsum_acc(real *db, const real *X, int N, int C) {
 #define CRN_INLINE static inline
 #endif
 
+/* Before a loop whose pointers do not overlap (restrict is lost when the
+ * many pointers of an inlined LN loop would need more run-time alias checks
+ * than GCC makes: the loop then stays scalar). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define CRN_IVDEP _Pragma("GCC ivdep")
+#else
+#define CRN_IVDEP
+#endif
+
 typedef struct crn_ln {
     const real *g_x, *b_x;     // (G*H) gain and bias of LN(x W_x)
     const real *g_h;           // (G*H) gain of LN(h W_h) (its bias is the cell's b_h)
@@ -221,79 +230,82 @@ typedef struct crn_ln {
 /* Per stream: sums for db_x, dg_x, db_h, dg_h (G*H each), dg_c, db_c (H). */
 #define CRN_LN_ACC(G, H) (4 * (size_t)(G) * (H) + 2 * (size_t)(H))
 
-/* Means and 1/sqrt(var + eps) of x and of y (n each), two passes (the
- * one-pass sum of squares loses digits in float when the spread is small
- * against the mean), summed in 16 lanes so the reductions vectorise (no
- * -ffast-math). */
-CRN_INLINE void crn_ln_stats2(const real *restrict x, const real *restrict y, int n, real *mx, real *rx, real *my,
-                              real *ry) {
-    enum { W = 16 };
-    real a1[W] = {0}, b1[W] = {0}, s1 = 0, t1 = 0;
+/* 16 lanes of real, a GCC vector: lowered to what the clone's target has
+ * (one zmm, two ymm, four xmm), so the LN loops below vectorise with their
+ * accumulators in registers whatever the target and without -ffast-math.
+ * Loads and stores go through memcpy (unaligned); lanes are summed in a
+ * fixed tree, so every clone adds in the same order. Never passed by value
+ * (that would change the ABI between clones: -Wpsabi). */
+typedef real crn_v16 __attribute__((vector_size(16 * sizeof(real))));
+#define CRN_V 16
+#define CRN_VLD(v, p) memcpy(&(v), (p), sizeof(crn_v16))
+#define CRN_VST(p, v) memcpy((p), &(v), sizeof(crn_v16))
+#define CRN_VADD(p, v) /* p[0..16) += v */ \
+    do { \
+        crn_v16 t_, u_ = (v); \
+        CRN_VLD(t_, p); \
+        t_ += u_; \
+        CRN_VST(p, t_); \
+    } while (0)
+
+CRN_INLINE real crn_v16_sum(const crn_v16 *a) {
+    crn_v16 v = *a;
+    v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+    v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    return v[0] + v[1];
+}
+
+/* Mean and 1/sqrt(var + eps) of x (n) in one pass: the sums of x - k and of
+ * (x - k)^2 with the shift k = x[0], var = E[(x-k)^2] - E[x-k]^2 in double.
+ * The shift keeps the digits the plain one-pass sum of squares loses when
+ * the spread is small against the mean: the cancellation is bounded by
+ * (mean - k)^2 / var <= n (k is one of the values), not by mean^2 / var. */
+CRN_INLINE void crn_ln_moments(const real *restrict x, int n, real *mean, real *rs) {
+    const real k = x[0];
+    crn_v16 s = {0}, q = {0};
     int j = 0;
-    for (; j + W <= n; j += W)
-        for (int k = 0; k < W; k++) {
-            a1[k] += x[j + k];
-            b1[k] += y[j + k];
-        }
+    for (; j + CRN_V <= n; j += CRN_V) {
+        crn_v16 d;
+        CRN_VLD(d, x + j);
+        d -= k;
+        s += d;
+        q += d * d;
+    }
+    real ts = 0, tq = 0;
     for (; j < n; j++) {
-        s1 += x[j];
-        t1 += y[j];
+        real d = x[j] - k;
+        ts += d;
+        tq += d * d;
     }
-    for (int k = 0; k < W; k++) {
-        s1 += a1[k];
-        t1 += b1[k];
-    }
-    const real m = s1 / (real)n, q = t1 / (real)n;
-    real a2[W] = {0}, b2[W] = {0}, s2 = 0, t2 = 0;
-    for (j = 0; j + W <= n; j += W)
-        for (int k = 0; k < W; k++) {
-            real d = x[j + k] - m, e = y[j + k] - q;
-            a2[k] += d * d;
-            b2[k] += e * e;
-        }
-    for (; j < n; j++) {
-        s2 += (x[j] - m) * (x[j] - m);
-        t2 += (y[j] - q) * (y[j] - q);
-    }
-    for (int k = 0; k < W; k++) {
-        s2 += a2[k];
-        t2 += b2[k];
-    }
-    *mx = m;
-    *my = q;
-    *rx = (real)(1.0 / sqrt((double)(s2 / (real)n) + CRN_LN_EPS));
-    *ry = (real)(1.0 / sqrt((double)(t2 / (real)n) + CRN_LN_EPS));
+    ts += crn_v16_sum(&s);
+    tq += crn_v16_sum(&q);
+    const double m = (double)ts / n, var = (double)tq / n - m * m;
+    *mean = (real)(k + m);
+    *rs = (real)(1.0 / sqrt((var > 0 ? var : 0) + CRN_LN_EPS));
 }
 
-/* the same for one vector (the LSTM cell state) */
-CRN_INLINE real crn_ln_stats(const real *restrict x, int n, real *mean) {
-    real r, m2, r2;
-    crn_ln_stats2(x, x, n, mean, &r, &m2, &r2);
-    return r;
-}
-
-/* sum of a * b (n) and of a * b * c, in 16 lanes */
+/* sum of a * b (n) and of a * b * c */
 CRN_INLINE void crn_ln_sums(const real *restrict a, const real *restrict b, const real *restrict c, int n, real *s1,
                             real *s2) {
-    enum { W = 16 };
-    real a1[W] = {0}, a2[W] = {0}, t1 = 0, t2 = 0;
+    crn_v16 v1 = {0}, v2 = {0};
     int j = 0;
-    for (; j + W <= n; j += W)
-        for (int k = 0; k < W; k++) {
-            real e = a[j + k] * b[j + k];
-            a1[k] += e;
-            a2[k] += e * c[j + k];
-        }
+    for (; j + CRN_V <= n; j += CRN_V) {
+        crn_v16 x, y, z;
+        CRN_VLD(x, a + j);
+        CRN_VLD(y, b + j);
+        CRN_VLD(z, c + j);
+        x *= y;
+        v1 += x;
+        v2 += x * z;
+    }
+    real t1 = 0, t2 = 0;
     for (; j < n; j++) {
         t1 += a[j] * b[j];
         t2 += a[j] * b[j] * c[j];
     }
-    for (int k = 0; k < W; k++) {
-        t1 += a1[k];
-        t2 += a2[k];
-    }
-    *s1 = t1;
-    *s2 = t2;
+    *s1 = t1 + crn_v16_sum(&v1);
+    *s2 = t2 + crn_v16_sum(&v2);
 }
 
 /* One stream at one step, both projections of G gate blocks:
@@ -307,7 +319,8 @@ CRN_INLINE void crn_ln_row_forward(real *restrict a, real *restrict hr, real *re
     for (int k = 0; k < G; k++) {
         const int o = k * H;
         real mx, mh, rx, rh;
-        crn_ln_stats2(a + o, hr + o, H, &mx, &rx, &mh, &rh);
+        crn_ln_moments(a + o, H, &mx, &rx);
+        crn_ln_moments(hr + o, H, &mh, &rh);
         xrs[k] = rx;
         hrs[k] = rh;
         if (hg)
@@ -346,12 +359,12 @@ CRN_INLINE void crn_ln_back(real *da, const real *dy, const real *restrict g, co
  *   acc (CRN_LN_ACC) += this row's share of db_x, dg_x, db_h (only when dy is
  *   given: else it is db_x's, crn_ln_reduce), dg_h.
  * Per gate block one pass for the four LN sums and the gradient sums, one
- * for the two results (the block is in L1 throughout). */
+ * for the two results (the block is in L1 throughout). When dy is NULL, dr
+ * may not alias dx (the results loop reads d = dx while it writes dr). */
 CRN_INLINE void crn_ln_row_backward(real *restrict dx, const real *restrict dy, real *restrict dr,
                                     real *restrict acc, const real *restrict xhat, const real *restrict xrs,
                                     const real *restrict hhat, const real *restrict hrs, const crn_ln *ln, int G,
                                     int H) {
-    enum { W = 16 };
     const int GH = G * H;
     const real *restrict gx = ln->g_x, *restrict gh = ln->g_h;
     for (int k = 0; k < G; k++) {
@@ -360,42 +373,45 @@ CRN_INLINE void crn_ln_row_backward(real *restrict dx, const real *restrict dy, 
         const real *restrict gxk = gx + o, *restrict ghk = gh + o;
         real *restrict adbx = acc + o, *restrict adgx = acc + GH + o, *restrict adbh = acc + 2 * GH + o;
         real *restrict adgh = acc + 3 * GH + o, *restrict dxk = dx + o, *restrict drk = dr + o;
-        for (int j = 0; j < H; j++) { // the gradient sums: a loop of its own, so the lanes below stay in registers
+        crn_v16 v1 = {0}, v2 = {0}, v3 = {0}, v4 = {0};
+        int j = 0;
+        for (; j + CRN_V <= H; j += CRN_V) { // the gradient sums and the four LN sums, one pass
+            crn_v16 a, b, xv, hv, g1, g2;
+            CRN_VLD(a, dxk + j);
+            CRN_VLD(xv, xh + j);
+            CRN_VLD(hv, hh + j);
+            CRN_VLD(g1, gxk + j);
+            CRN_VLD(g2, ghk + j);
+            if (dy) CRN_VLD(b, d + j);
+            else b = a;
+            CRN_VADD(adbx + j, a);
+            CRN_VADD(adgx + j, a * xv);
+            if (dy) CRN_VADD(adbh + j, b);
+            CRN_VADD(adgh + j, b * hv);
+            a *= g1;
+            b *= g2;
+            v1 += a;
+            v2 += a * xv;
+            v3 += b;
+            v4 += b * hv;
+        }
+        real s1 = 0, s2 = 0, s3 = 0, s4 = 0;
+        for (; j < H; j++) {
             adbx[j] += dxk[j];
             adgx[j] += dxk[j] * xh[j];
             if (dy) adbh[j] += d[j];
             adgh[j] += d[j] * hh[j];
-        }
-        real a1[W] = {0}, a2[W] = {0}, a3[W] = {0}, a4[W] = {0};
-        int j = 0;
-        for (; j + W <= H; j += W)
-            for (int q = 0; q < W; q++) {
-                const int i = j + q;
-                real ex = dxk[i] * gxk[i], eh = d[i] * ghk[i];
-                a1[q] += ex;
-                a2[q] += ex * xh[i];
-                a3[q] += eh;
-                a4[q] += eh * hh[i];
-            }
-        real s1 = 0, s2 = 0, s3 = 0, s4 = 0;
-        for (; j < H; j++) {
             real ex = dxk[j] * gxk[j], eh = d[j] * ghk[j];
             s1 += ex;
             s2 += ex * xh[j];
             s3 += eh;
             s4 += eh * hh[j];
         }
-        for (int q = 0; q < W; q++) {
-            s1 += a1[q];
-            s2 += a2[q];
-            s3 += a3[q];
-            s4 += a4[q];
-        }
         const real n = (real)H, rx = xrs[k], rh = hrs[k];
-        s1 /= n;
-        s2 /= n;
-        s3 /= n;
-        s4 /= n;
+        s1 = (s1 + crn_v16_sum(&v1)) / n;
+        s2 = (s2 + crn_v16_sum(&v2)) / n;
+        s3 = (s3 + crn_v16_sum(&v3)) / n;
+        s4 = (s4 + crn_v16_sum(&v4)) / n;
         for (j = 0; j < H; j++) {
             drk[j] = rh * (d[j] * ghk[j] - s3 - hh[j] * s4);
             dxk[j] = rx * (dxk[j] * gxk[j] - s1 - xh[j] * s2);

@@ -56,7 +56,8 @@ static inline void lstm_row_backward(real *restrict dg,        // (4H) out: d pr
 }
 
 /* The same with layer normalisation (cell.h): g holds x W_x, hr the
- * recurrent product; both are normalised here; h_t = o * tanh(LN(c_t)). */
+ * recurrent product; both are normalised here, in the gates' pass (the
+ * statistics first, crn_ln_moments); h_t = o * tanh(LN(c_t)). */
 CRN_INLINE void lstm_ln_row_forward(real *restrict g,         // (4H) in: x W_x; out: i f g o
                                     real *restrict hr,        // (4H) in: h_{t-1} @ w_h; out: normalised
                                     real *restrict xhat,      // (4H) out: normalised x W_x
@@ -69,13 +70,32 @@ CRN_INLINE void lstm_ln_row_forward(real *restrict g,         // (4H) in: x W_x;
                                     real *restrict h,         // (H) h_t
                                     const real *restrict b_h, // (4H)
                                     const crn_ln *ln, int H) {
+    const real *restrict gx = ln->g_x, *restrict bx = ln->b_x, *restrict gh = ln->g_h;
     const real *restrict gc = ln->g_c, *restrict bc = ln->b_c;
-    crn_ln_row_forward(g, hr, NULL, xhat, xrs, hrs, ln, 4, H);
+    real mx[4], mh[4];
+    for (int k = 0; k < 4; k++) {
+        crn_ln_moments(g + k * H, H, &mx[k], &xrs[k]);
+        crn_ln_moments(hr + k * H, H, &mh[k], &hrs[k]);
+    }
+    const real m0 = mx[0], m1 = mx[1], m2 = mx[2], m3 = mx[3], n0 = mh[0], n1 = mh[1], n2 = mh[2], n3 = mh[3];
+    const real r0 = xrs[0], r1 = xrs[1], r2 = xrs[2], r3 = xrs[3], q0 = hrs[0], q1 = hrs[1], q2 = hrs[2], q3 = hrs[3];
+    /* gate k's pre-activation: LN(x W_x) + LN(h W_h) + b_h, the normalised values saved */
+#define LN_PRE(k, m, r, n, q, out) \
+    do { \
+        const int u = (k) * H + j; \
+        const real xh = (g[u] - (m)) * (r), hh = (hr[u] - (n)) * (q); \
+        xhat[u] = xh; \
+        hr[u] = hh; \
+        out = gx[u] * xh + bx[u] + gh[u] * hh + b_h[u]; \
+    } while (0)
+    CRN_IVDEP
     for (int j = 0; j < H; j++) {
-        real i = crn_sigmoid(g[j] + b_h[j]);
-        real f = crn_sigmoid(g[H + j] + b_h[H + j]);
-        real gg = R_TANH(g[2 * H + j] + b_h[2 * H + j]);
-        real o = crn_sigmoid(g[3 * H + j] + b_h[3 * H + j]);
+        real p0, p1, p2, p3;
+        LN_PRE(0, m0, r0, n0, q0, p0);
+        LN_PRE(1, m1, r1, n1, q1, p1);
+        LN_PRE(2, m2, r2, n2, q2, p2);
+        LN_PRE(3, m3, r3, n3, q3, p3);
+        real i = crn_sigmoid(p0), f = crn_sigmoid(p1), gg = R_TANH(p2), o = crn_sigmoid(p3);
         real cn = f * cp[j] + i * gg;
         g[j] = i;
         g[H + j] = f;
@@ -83,7 +103,9 @@ CRN_INLINE void lstm_ln_row_forward(real *restrict g,         // (4H) in: x W_x;
         g[3 * H + j] = o;
         c[j] = cn;
     }
-    real mean, r = crn_ln_stats(c, H, &mean);
+#undef LN_PRE
+    real mean, r;
+    crn_ln_moments(c, H, &mean, &r);
     *crs = r;
     for (int j = 0; j < H; j++) {
         chat[j] = (c[j] - mean) * r;
@@ -92,7 +114,8 @@ CRN_INLINE void lstm_ln_row_forward(real *restrict g,         // (4H) in: x W_x;
 }
 
 /* Its backward: dg becomes d loss / d (x W_x), dr the gradient w.r.t. the
- * recurrent product; acc (CRN_LN_ACC(4, H)) += the LN gradient sums. */
+ * recurrent product; acc (CRN_LN_ACC(4, H)) += the LN gradient sums. The
+ * LN(c_t) backward is folded into the gates' pass (its two sums first). */
 CRN_INLINE void lstm_ln_row_backward(real *restrict dg,         // (4H) out: d (x W_x)
                                      real *restrict dr,         // (4H) out: d (h_{t-1} @ w_h)
                                      real *restrict acc,        // this stream's sums
@@ -108,8 +131,8 @@ CRN_INLINE void lstm_ln_row_backward(real *restrict dg,         // (4H) out: d (
                                      const real *restrict dh,   // (H) d h_t
                                      const crn_ln *ln, int H) {
     const real *restrict gc = ln->g_c, *restrict bc = ln->b_c;
-    real *restrict dy = dr + H, *restrict adgc = acc + 16 * H, *restrict adbc = acc + 17 * H;
-    for (int j = 0; j < H; j++) { // dy = d loss / d LN(c_t), in dr[H..2H) until dr is written
+    real *restrict dy = dr, *restrict adgc = acc + 16 * H, *restrict adbc = acc + 17 * H;
+    for (int j = 0; j < H; j++) { // dy = d loss / d LN(c_t), in dr[0..H) until dr is written
         real o = g[3 * H + j], th = R_TANH(gc[j] * chat[j] + bc[j]), dhj = dh[j];
         real d = dhj * o * (1 - th * th);
         dy[j] = d;
@@ -117,10 +140,13 @@ CRN_INLINE void lstm_ln_row_backward(real *restrict dg,         // (4H) out: d (
         adbc[j] += d;
         dg[3 * H + j] = dhj * th * o * (1 - o);
     }
-    crn_ln_back(dr, dy, gc, chat, crs, H); // d c_t through LN(c_t), into dr[0..H)
+    real s1, s2; // d c_t through LN(c_t): crs * (dy*g_c - mean(dy*g_c) - chat * mean(dy*g_c*chat))
+    crn_ln_sums(dy, gc, chat, H, &s1, &s2);
+    s1 /= (real)H;
+    s2 /= (real)H;
     for (int j = 0; j < H; j++) {
         real i = g[j], f = g[H + j], gg = g[2 * H + j];
-        real dcj = dc[j] + dr[j];
+        real dcj = dc[j] + crs * (dy[j] * gc[j] - s1 - chat[j] * s2);
         dg[j] = dcj * gg * i * (1 - i);
         dg[H + j] = dcj * cp[j] * f * (1 - f);
         dg[2 * H + j] = dcj * i * (1 - gg * gg);

@@ -2,9 +2,36 @@
  *   h_t = act(gx_t + h_{t-1} @ w_h + b_h),  act = tanh or relu.
  * Backward needs only hs: tanh' = 1 - h^2, relu' = [h > 0]. With layer
  * normalisation (cell.h) gx holds x W_x and both projections are normalised
- * here, row by row, before the activation; their gradients go through the LN
- * backward (crn_ln_row_backward). */
+ * here, row by row, in the activation's pass; their gradients go through the
+ * LN backward (crn_ln_row_backward). */
 #include "cell.h"
+
+/* One stream at one step with layer normalisation: h = act(LN(x W_x) +
+ * LN(h_{t-1} W_h) + b_h) in one pass after the statistics, the normalised
+ * values saved (xhat; hr in place). */
+CRN_INLINE void rnn_ln_row_forward(real *restrict h,         // (H) out: h_t
+                                   const real *restrict gx,  // (H) x W_x
+                                   real *restrict hr,        // (H) in: h_{t-1} @ w_h; out: normalised
+                                   real *restrict xhat,      // (H) out
+                                   real *restrict xrs,       // (1) 1/std of x W_x
+                                   real *restrict hrs,       // (1)
+                                   const real *restrict b_h, // (H)
+                                   const crn_ln *ln, int relu, int H) {
+    const real *restrict g1 = ln->g_x, *restrict bx = ln->b_x, *restrict g2 = ln->g_h;
+    real mx, mh, rx, rh;
+    crn_ln_moments(gx, H, &mx, &rx);
+    crn_ln_moments(hr, H, &mh, &rh);
+    *xrs = rx;
+    *hrs = rh;
+    CRN_IVDEP
+    for (int k = 0; k < H; k++) {
+        const real xh = (gx[k] - mx) * rx, hh = (hr[k] - mh) * rh;
+        xhat[k] = xh;
+        hr[k] = hh;
+        const real v = g1[k] * xh + bx[k] + g2[k] * hh + b_h[k];
+        h[k] = relu ? (v > 0 ? v : 0) : R_TANH(v);
+    }
+}
 
 struct rnn_job {
     real *hs, *dgx, *dh;
@@ -21,17 +48,21 @@ CRN_CLONES static void rnn_forward_rows(const struct rnn_job *j, int r0, int r1)
     for (int t = 0; t < j->T; t++) {
         const real *hp = j->hs + (size_t)t * BH + (size_t)r0 * H; // (n, H) h_{t-1}
         real *h = j->hs + (size_t)(t + 1) * BH + (size_t)r0 * H;  // (n, H) h_t
-        memcpy(h, j->gx + (size_t)t * BH + (size_t)r0 * H, (size_t)n * H * sizeof(real));
+        const real *gx = j->gx + (size_t)t * BH + (size_t)r0 * H; // (n, H)
         const crn_ln *ln = j->ln;
+        if (!ln) memcpy(h, gx, (size_t)n * H * sizeof(real));
         const size_t r = (size_t)t * B + r0;
         real *acc = ln ? ln->hhat + r * H : h; // (n, H) the recurrent product
         if (j->wp)
             CRN_FN(crn_gemm_packed)(n, H, H, hp, H, j->wp, !ln, acc, H);
         else if (j->w_h) // else the caller has added (with ln: written) h_{t-1} @ w_h
             CRN_FN(crn_gemm_nn)(n, H, H, hp, H, j->w_h, H, !ln, acc, H);
-        for (int b = 0; ln && b < n; b++)
-            crn_ln_row_forward(h + (size_t)b * H, acc + (size_t)b * H, NULL, ln->xhat + (r + b) * H, ln->xrs + r + b,
-                               ln->hrs + r + b, ln, 1, H);
+        if (ln) {
+            for (int b = 0; b < n; b++)
+                rnn_ln_row_forward(h + (size_t)b * H, gx + (size_t)b * H, acc + (size_t)b * H, ln->xhat + (r + b) * H,
+                                   ln->xrs + r + b, ln->hrs + r + b, b_h, ln, j->relu, H);
+            continue;
+        }
         for (int b = 0; b < n; b++) {
             real *hb = h + (size_t)b * H;
             if (j->relu)

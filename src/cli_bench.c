@@ -79,7 +79,7 @@ typedef struct bench_opts {
     double peak_gflops;   /* 0 = unknown: pct_of_peak is null */
     int json;
     int eval;             /* validation bits/char after training (as the peer without --no-eval) */
-    int layer_norm;       /* --layer-norm: the model with layer normalisation (not in the peer) */
+    int layer_norm;       /* layer normalisation (charrnn train's default; not in the peer); --no-layer-norm: 0 */
     long long eval_seq;
     int gemm_peak;
     long long gemm_n;
@@ -458,7 +458,7 @@ static void print_result(const bench_opts *o, const bench_config *bc, const benc
         printf("}\n");
     } else {
         printf("%s %s%s: train %.0f chars/s (%lld steps, %.1f s, %.1f GFLOPS", bc->name, label,
-               o->layer_norm ? ", layer norm" : "", r->tput, r->step, r->train_s, r->gflops);
+               o->layer_norm ? ", layer norm" : ", no layer norm", r->tput, r->step, r->train_s, r->gflops);
         if (o->peak_gflops > 0) printf(", %.1f %% of %.0f", 100 * r->gflops / o->peak_gflops, o->peak_gflops);
         printf(", bpc %.3f)", r->tail);
         if (o->eval) printf(", val bpc %.4f", r->val_bpc);
@@ -674,7 +674,8 @@ static void usage(FILE *f) {
             "  Custom shapes (override the configuration):\n"
             "      --cell rnn|lstm|gru  --layers N  --hidden N  --embed N (0 = one-hot)\n"
             "      --seq N  --batch N  --lr X (2e-3)  --clip X (5)  --seed N (123)\n"
-            "      --layer-norm      layer normalisation in the cells (charrnn train --layer-norm)\n"
+            "      --layer-norm      layer normalisation in the cells, as charrnn train (the default)\n"
+            "      --no-layer-norm   plain cells, as charrnn train --no-layer-norm (the peer's model)\n"
             "  -h, --help            show this help\n"
             "\n"
             "Throughput = batch*seq*(steps-warmup) / time after the warm-up steps (whole\n"
@@ -753,7 +754,7 @@ static int run_children(int argc, char **argv, const bench_config *list, size_t 
 enum {
     OPT_CONFIG = 256, OPT_CORPUS, OPT_SECONDS, OPT_STEPS, OPT_WARMUP, OPT_SAMPLE_LEN, OPT_TEMP, OPT_THREADS,
     OPT_PEAK, OPT_TAG, OPT_JSON, OPT_GEMM, OPT_GEMM_N, OPT_CELL, OPT_LAYERS, OPT_HIDDEN, OPT_EMBED, OPT_SEQ,
-    OPT_BATCH, OPT_LR, OPT_CLIP, OPT_SEED, OPT_EVAL, OPT_EVAL_SEQ, OPT_LN,
+    OPT_BATCH, OPT_LR, OPT_CLIP, OPT_SEED, OPT_EVAL, OPT_EVAL_SEQ, OPT_LN, OPT_NO_LN,
 };
 
 /* The configurations to run (--config, then the shape overrides) into list
@@ -829,13 +830,14 @@ int cli_bench(int argc, char **argv) {
         {"clip", required_argument, NULL, OPT_CLIP},
         {"seed", required_argument, NULL, OPT_SEED},
         {"layer-norm", no_argument, NULL, OPT_LN},
+        {"no-layer-norm", no_argument, NULL, OPT_NO_LN},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     bench_opts o = {
         .configs = NULL, .warmup = 5, .sample_len = 2000, .threads = 2, .seed = 123, .lr = 2e-3, .clip = 5,
         .temperature = 1, .eval_seq = 256, .gemm_n = 2048, .tag = "", .o_layers = -1, .o_hidden = -1, .o_embed = -1,
-        .o_seq = -1, .o_batch = -1,
+        .o_seq = -1, .o_batch = -1, .layer_norm = 1,
     };
     /* getopt_long permutes argv: keep the original order for child processes */
     char **orig = calloc((size_t)argc + 1, sizeof *orig);
@@ -854,6 +856,7 @@ int cli_bench(int argc, char **argv) {
         case 'h': usage(stdout); status = CLI_EXIT_OK; goto out;
         case OPT_CONFIG: o.configs = optarg; break;
         case OPT_LN: o.layer_norm = 1; break;
+        case OPT_NO_LN: o.layer_norm = 0; break;
         case OPT_CORPUS: o.corpus = optarg; break;
         case OPT_SECONDS: bad = cli_parse_duration(CMD, "--seconds", optarg, &o.seconds); o.steps = 0; break;
         case OPT_STEPS: bad = cli_parse_long(CMD, "--steps", optarg, 1, 1000000000, &o.steps); o.seconds = 0; break;

@@ -56,7 +56,8 @@ static void usage(FILE *f) {
         "      --hidden N            hidden units per layer (default 128)\n"
         "      --embed N             embedding width, 0 = one-hot input (default 0)\n"
         "      --dropout P           dropout between layers, [0, 1) (default 0)\n"
-        "      --layer-norm          layer normalisation in every cell (Ba et al. 2016; default off)\n"
+        "      --layer-norm          layer normalisation in every cell (Ba et al. 2016; the default)\n"
+        "      --no-layer-norm       plain cells, without layer normalisation\n"
         "      --init S              initialisation: pytorch | xavier | orthogonal (default: pytorch for\n"
         "                            lstm, uniform +-1/sqrt(hidden) for every weight and bias as PyTorch;\n"
         "                            orthogonal for rnn and gru, orthogonal recurrent gate blocks)\n"
@@ -140,7 +141,7 @@ static void usage(FILE *f) {
 
 enum {
     O_UNIT = 256, O_NORM, O_INVALID, O_MINCOUNT, O_KEEP, O_DROP, O_REPLACE, O_VALFRAC,
-    O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_DROPOUT, O_LN,
+    O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_DROPOUT, O_LN, O_NO_LN,
     O_BATCH, O_SEQ, O_OPTIM, O_LR, O_WD, O_MOMENTUM, O_CLIP, O_SCHED, O_DECAY, O_DECAY_AFTER, O_WARMUP,
     O_TIME, O_STEPS, O_EPOCHS, O_EVAL, O_PATIENCE, O_SAVE, O_NOOPT, O_RESUME, O_INIT, O_EXTEND,
     O_SEED, O_THREADS, O_LOG, O_SAMPLE, O_SAMPLE_LEN, O_INIT_SCHEME, O_FORGET, O_PRESET, O_END
@@ -163,6 +164,7 @@ static const struct option long_opts[] = {
     {"embed", required_argument, 0, O_EMBED},
     {"dropout", required_argument, 0, O_DROPOUT},
     {"layer-norm", no_argument, 0, O_LN},
+    {"no-layer-norm", no_argument, 0, O_NO_LN},
     {"batch", required_argument, 0, O_BATCH},
     {"seq", required_argument, 0, O_SEQ},
     {"optimizer", required_argument, 0, O_OPTIM},
@@ -294,6 +296,7 @@ static int parse_model_option(args *a, int c, const char *on) {
         o->model.dropout = (float)d;
         break;
     case O_LN: o->model.layer_norm = 1; break;
+    case O_NO_LN: o->model.layer_norm = 0; break;
     case O_INIT_SCHEME:
         if (crn_init_parse(optarg, &o->init.kind))
             return cli_usage_error(CMD, "--init: '%s' is not pytorch, xavier or orthogonal", optarg);
@@ -431,7 +434,7 @@ static int parse_args(args *a, int argc, char **argv) {
         if (c == '?') return cli_bad_option(CMD);
         if (c >= O_UNIT && c < O_END) {
             a->set[c] = 1;
-            int id = crn_train_opt_id(opt_name(c));
+            int id = crn_train_opt_id(c == O_NO_LN ? "layer-norm" : opt_name(c)); /* its "0" */
             if (id >= 0) a->given |= CRN_TOPT_BIT(id);
         }
         char optbuf[48];
@@ -590,7 +593,9 @@ static int setup_resume(session *S) {
     int refused = -1;
     if ((rc = crn_train_opts_resume(&R->opts, &S->a.o, S->a.given, &refused)) < 0) {
         if (refused < 0) return cli_fail(CMD, rc);
-        return cli_usage_error(CMD, "--%s (start a new run, or use --init-from)", crn_error_message());
+        const int no = refused == CRN_TOPT_LAYER_NORM && !S->a.o.model.layer_norm; /* --no-layer-norm */
+        return cli_usage_error(CMD, "--%s%s (start a new run, or use --init-from)", no ? "no-" : "",
+                               crn_error_message());
     }
     if (S->a.init_from) return cli_usage_error(CMD, "--resume and --init-from cannot be combined");
     crn_train_opts_free(&S->opts);
@@ -632,13 +637,15 @@ static int setup_fresh(session *S) {
     S->opts.keep = u->keep; S->opts.n_keep = u->n_keep; u->keep = NULL; u->n_keep = 0;
     S->opts.drop = u->drop; S->opts.n_drop = u->n_drop; u->drop = NULL; u->n_drop = 0;
     S->opts.replace = u->replace; S->opts.n_replace = u->n_replace; u->replace = NULL; u->n_replace = 0;
+    /* the last of --layer-norm / --no-layer-norm (before the automatic choice, which prices it) */
+    if (S->a.set[O_LN] || S->a.set[O_NO_LN]) S->opts.model.layer_norm = u->model.layer_norm;
     if (S->a.set[O_PRESET]) crn_preset_apply(&S->opts, S->a.preset);
     else if (wants_auto(&S->a)) {
         crn_auto_input in = {.val_frac = S->opts.val_frac,
                              .seconds = S->a.set[O_TIME] ? u->time_limit : DEFAULT_TIME};
         const enum crn_unit unit = S->a.set[O_UNIT] ? u->unit : S->opts.unit;
         if ((rc = crn_auto_scan(S->opts.corpus_path, unit, &in)) < 0) return cli_fail(CMD, rc);
-        const uint32_t ln = S->a.set[O_LN] ? u->model.layer_norm : S->opts.model.layer_norm;
+        const uint32_t ln = S->opts.model.layer_norm; /* --layer-norm / --no-layer-norm applied above */
         if ((rc = crn_auto_probe(&in, S->a.set[O_THREADS] ? u->threads : S->opts.threads, ln)) < 0)
             return cli_fail(CMD, rc);
         char why[512];
@@ -654,11 +661,11 @@ static int setup_fresh(session *S) {
     if (S->a.set[O_HIDDEN]) S->opts.model.hidden = u->model.hidden;
     if (S->a.set[O_EMBED]) S->opts.model.embed = u->model.embed;
     if (S->a.set[O_DROPOUT]) S->opts.model.dropout = u->model.dropout;
-    if (S->a.set[O_LN]) S->opts.model.layer_norm = u->model.layer_norm;
     S->opts.init.kind = S->a.set[O_INIT_SCHEME] ? u->init.kind : crn_init_default_kind(S->opts.model.cell);
     if (S->a.set[O_FORGET]) S->opts.init.forget_bias = u->init.forget_bias;
     if (S->a.init_from) {
-        static const int shape[] = {O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_LN, O_UNIT, O_NORM, O_PRESET};
+        static const int shape[] = {O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_LN, O_NO_LN, O_UNIT, O_NORM,
+                                    O_PRESET};
         for (size_t i = 0; i < CRN_ARRAY_LEN(shape); i++)
             if (S->a.set[shape[i]])
                 return cli_usage_error(CMD, "--%s cannot be combined with --init-from (the model shape and "

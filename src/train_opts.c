@@ -220,6 +220,7 @@ void crn_train_opts_default(crn_train_opts *o) {
     o->model.hidden = 128;
     o->model.layers = 2;
     o->model.dropout = 0;
+    o->model.layer_norm = 1; /* docs/training.md, "Layer normalisation": better per step and per minute */
     crn_init_spec_default(&o->init);
     crn_optim_config_default(&o->optim, CRN_OPT_ADAM);
     o->clip = 5;

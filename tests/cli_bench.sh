@@ -99,13 +99,21 @@ python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline()); sys.exi
 # ---- readable output ----------------------------------------------------------
 check "readable line" "$CHARRNN" bench --corpus "$SMALL" --hidden 8 --seq 4 --batch 2 --steps 6 --warmup 1 \
     --sample-len 20 --peak-gflops 100
-expect_grep '^custom lstm 2x8 one-hot, seq 4 x batch 2: train [0-9]+ chars/s \(6 steps, .* % of 100, .*sample [0-9]+ chars/s, peak RSS [0-9.]+ MB, foreign CPU' \
+expect_grep '^custom lstm 2x8 one-hot, seq 4 x batch 2, layer norm: train [0-9]+ chars/s \(6 steps, .* % of 100, .*sample [0-9]+ chars/s, peak RSS [0-9.]+ MB, foreign CPU' \
     "$T_TMP/out" "readable line has the numbers"
 
-check "--layer-norm" "$CHARRNN" bench --corpus "$SMALL" --cell gru --hidden 8 --seq 4 --batch 2 --steps 4 --warmup 1 \
-    --sample-len 20 --layer-norm
+check "--no-layer-norm" "$CHARRNN" bench --corpus "$SMALL" --cell gru --hidden 8 --seq 4 --batch 2 --steps 4 --warmup 1 \
+    --sample-len 20 --no-layer-norm --json
+[ "$(jget "$T_TMP/out" 0 config.layer_norm)" = 0 ] && pass "... its JSON says layer_norm 0" ||
+    fail "--no-layer-norm JSON" "$(cat "$T_TMP/out")"
+check "--no-layer-norm --layer-norm" "$CHARRNN" bench --corpus "$SMALL" --cell gru --hidden 8 --seq 4 --batch 2 \
+    --steps 4 --warmup 1 --sample-len 20 --no-layer-norm --layer-norm
 expect_grep '^custom gru 2x8 one-hot, seq 4 x batch 2, layer norm: train [0-9]+ chars/s' "$T_TMP/out" \
-    "the layer-norm run says so"
+    "the layer-norm run says so (the last option wins)"
+check "--no-layer-norm, readable" "$CHARRNN" bench --corpus "$SMALL" --cell gru --hidden 8 --seq 4 --batch 2 \
+    --steps 4 --warmup 1 --sample-len 20 --no-layer-norm
+expect_grep '^custom gru 2x8 one-hot, seq 4 x batch 2, no layer norm: train [0-9]+ chars/s' "$T_TMP/out" \
+    "the plain run says so"
 
 # ---- several canonical configurations, each in a child process --------------
 check "--config A,B" "$CHARRNN" bench --corpus "$SMALL" --config A,B --steps 3 --warmup 1 --sample-len 10 --json

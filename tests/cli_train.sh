@@ -155,7 +155,25 @@ check "layer-norm run" "$C" train "$D/text.txt" -o "$D/ln.ckpt" "${TINY[@]}" --c
 "$C" info "$D/ln.ckpt" > "$D/ln.txt"
 expect_grep "gru, 1 layers x 24 hidden, one-hot input, layer norm" "$D/ln.txt" "info shows layer norm"
 "$C" info --json "$D/a.ckpt" > "$D/a.json"
-[ "$(jget "$D/a.json" layer_norm)" = "False" ] && pass "info --json: layer_norm false" || fail "info --json no LN"
+[ "$(jget "$D/a.json" layer_norm)" = "True" ] && pass "info --json: layer_norm true by default" ||
+    fail "layer norm is the default" "$(cat "$D/a.json")"
+check "--no-layer-norm run" "$C" train "$D/text.txt" -o "$D/noln.ckpt" "${TINY[@]}" --layer-norm --no-layer-norm \
+    --steps 3
+"$C" info --json "$D/noln.ckpt" > "$D/noln.json"
+[ "$(jget "$D/noln.json" layer_norm)" = "False" ] && pass "info --json: layer_norm false (the last option wins)" ||
+    fail "info --json no LN" "$(cat "$D/noln.json")"
+"$C" info "$D/noln.ckpt" > "$D/noln.txt"
+if grep -q "layer norm" "$D/noln.txt"; then fail "info of a plain model names no layer norm" "$(cat "$D/noln.txt")"
+else pass "info of a plain model names no layer norm"; fi
+check "resume a plain run without the option" "$C" train --resume "$D/noln.ckpt" --steps 5 --threads 1 --quiet
+"$C" info --json "$D/noln.ckpt.resume" > "$D/noln2.json"
+[ "$(jget "$D/noln2.json" layer_norm)" = "False" ] && pass "the resumed plain run stays plain (the model's setting wins)" ||
+    fail "plain resume" "$(cat "$D/noln2.json")"
+expect_exit 2 "resume refuses --layer-norm on a plain model" "$C" train --resume "$D/noln.ckpt" --layer-norm --steps 6 \
+    --quiet
+expect_exit 2 "resume refuses --no-layer-norm on a layer-norm model" "$C" train --resume "$D/a.ckpt" --no-layer-norm \
+    --steps 60 --quiet
+expect_grep "--no-layer-norm conflicts with the checkpoint \(layer norm on\)" "$T_TMP/err" "the conflict names it"
 check "resume a layer-norm run without the option" "$C" train --resume "$D/ln.ckpt" --steps 9 --threads 1 --quiet
 check "resume with --layer-norm repeated" "$C" train --resume "$D/ln.ckpt" --layer-norm --steps 12 --threads 1 --quiet
 "$C" info --json "$D/ln.ckpt.resume" > "$D/ln2.json"
@@ -272,15 +290,26 @@ print(lr[0], lr[-1], len(lr))
 sys.exit(0 if len(lr) >= 4 and lr[0] > 1.5e-3 and lr[-1] < 1e-4 and lr == sorted(lr, reverse=True) else 1)' "$D/$sched.csv"
 done
 "$C" train "$D/text.txt" -o "$D/auto.ckpt" --time 2s --threads 1 --eval-every 50 2> "$D/auto.err"
-expect_grep "^auto configuration: preset tiny \(lstm 1x128, embed 32, dropout 0, batch 32 x seq 64, adam lr 0.002, constant rate: a short run\)" \
+expect_grep "^auto configuration: preset tiny \(lstm 1x128 layer norm, embed 32, dropout 0, batch 32 x seq 64, adam lr 0.002, constant rate: a short run\)" \
     "$D/auto.err" "a run without model options prints its automatic configuration"
 expect_grep "vocabulary [0-9]+$" "$D/auto.err" "... and why (the vocabulary, the budget)"
 "$C" info "$D/auto.ckpt" > "$D/auto.info"
 expect_grep "lstm, 1 layers x 128 hidden, embedding input \(32\)" "$D/auto.info" "the automatic model is trained"
 expect_grep "batch 32 x seq 64; adam lr 0.002, clip 5, constant schedule" "$D/auto.info" "... with its batch and schedule"
-timeout 2 "$C" train "$D/text.txt" -o "$D/auto3.ckpt" --time 1h --threads 1 --eval-every 5 2> "$D/auto3.err"
+# a run of an hour, stopped as soon as it has said its choice (the probe may take
+# seconds under a sanitizer on a loaded machine)
+until_auto_line() { # ERR-FILE ARGS...: run charrnn train ARGS until ERR-FILE has the line (at most 60 s)
+    local err=$1; shift
+    "$C" train "$@" 2> "$err" &
+    local pid=$! i=0
+    while [ $i -lt 600 ] && ! grep -q "^auto configuration" "$err" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+}
+until_auto_line "$D/auto3.err" "$D/text.txt" -o "$D/auto3.ckpt" --time 1h --threads 1 --eval-every 5
 expect_grep "^auto configuration: preset tiny .*cosine to 0 over the budget\): .*~[0-9]+ steps\) in 3600 s" "$D/auto3.err" \
     "a long budget gets the cosine schedule"
+until_auto_line "$D/auto4.err" "$D/text.txt" -o "$D/auto4.ckpt" --time 1h --threads 1 --eval-every 5 --no-layer-norm
+expect_grep "^auto configuration: preset tiny \(lstm 1x128, embed 32," "$D/auto4.err" "--no-layer-norm keeps the automatic choice"
 "$C" train "$D/text.txt" -o "$D/auto2.ckpt" --time 1s --threads 1 --batch 4 --dropout 0.3 --schedule constant 2> "$D/auto2.err"
 expect_grep "^auto configuration" "$D/auto2.err" "options that leave the shape open keep the automatic choice"
 "$C" info "$D/auto2.ckpt" > "$D/auto2.info"

@@ -102,6 +102,8 @@ START_TEST(train_options_checked) {
     ck_assert_int_eq(charrnn_train_options_set(o, "hidden", "12x"), CHARRNN_EINVAL);
     ck_assert_int_eq(charrnn_train_options_set(o, "layers", "-1"), CHARRNN_EINVAL);
     ck_assert_int_eq(charrnn_train_options_set(o, "cell", "transformer"), CHARRNN_EINVAL);
+    ck_assert_int_eq(charrnn_train_options_set(o, "layer-norm", "2"), CHARRNN_EINVAL); /* "0" or "1" */
+    ck_assert_int_eq(charrnn_train_options_set(o, "layer-norm", "0"), 0); /* off (the default is 1) */
     ck_assert_int_eq(charrnn_train_options_set(o, "time", "0"), CHARRNN_EINVAL);
     ck_assert_int_eq(charrnn_train_options_set(o, "replace", "no equals sign"), CHARRNN_EINVAL);
     ck_assert_int_eq(charrnn_train_options_set(o, "time", "1.5h"), 0);
@@ -274,9 +276,10 @@ START_TEST(model_info) {
     uint32_t distinct = 0;
     for (const char *p = TEXT_LINE; *p; p++) distinct += !seen[(unsigned char)*p]++;
     ck_assert_uint_eq(info.vocab_size, 1 + distinct);
-    /* one-hot LSTM: w_x (V, 4H), w_h (H, 4H), two biases (4H), out_w (H, V), out_b (V) */
+    /* one-hot LSTM: w_x (V, 4H), w_h (H, 4H), two biases (4H), out_w (H, V), out_b (V), and the layer
+     * normalisation of the default: gains g_x, g_h (4H), g_c and b_c (H) */
     size_t V = info.vocab_size, H = 32;
-    ck_assert_uint_eq(info.num_params, V * 4 * H + H * 4 * H + 8 * H + H * V + V);
+    ck_assert_uint_eq(info.num_params, V * 4 * H + H * 4 * H + 8 * H + H * V + V + 10 * H);
     ck_assert(info.has_optimizer_state && info.has_training_state);
     size_t len = 0;
     const char *tok = charrnn_model_token(m, 1, &len);

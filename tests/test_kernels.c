@@ -889,6 +889,110 @@ START_TEST(test_model_table_and_errors) {
 }
 END_TEST
 
+/* ---- layer normalisation's row kernels (cell.h) against plain loops ------
+ * The fast kernels take the statistics in one shifted pass with 16-lane
+ * vector sums and fuse the gradient sums into the LN sums' pass; the
+ * reference is the textbook form in double: two-pass mean and variance,
+ * one loop per quantity. Widths below, at and above the 16 lanes, with
+ * tails; values with a large mean against their spread (where an
+ * unshifted one-pass variance in float loses every digit). */
+static void ref_ln_moments(const float *x, int n, double *mean, double *rs) {
+    double m = 0, v = 0;
+    for (int j = 0; j < n; j++) m += x[j];
+    m /= n;
+    for (int j = 0; j < n; j++) v += (x[j] - m) * (x[j] - m);
+    *mean = m;
+    *rs = 1 / sqrt(v / n + CRN_LN_EPS);
+}
+
+static double rel_err(double got, double want) { return fabs(got - want) / (fabs(want) + 1e-6); }
+
+START_TEST(test_ln_kernels_match_reference) {
+    static const int widths[] = {1, 5, 16, 17, 40, 128, 131};
+    crn_rng rng;
+    crn_rng_seed(&rng, 77);
+    double worst_m = 0, worst_f = 0, worst_b = 0;
+    for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++)
+        for (int G = 1; G <= 4; G++)
+            for (int gru = 0; gru <= 1; gru++) {
+                const int H = widths[wi], GH = G * H;
+                const double shift = wi % 2 ? 1000.0 : 0.0, spread = wi % 2 ? 0.01 : 1.0;
+                float *buf = malloc(sizeof(float) * (size_t)(22 * GH + 8));
+                float *a = buf, *hr = a + GH, *hg = hr + GH, *xhat = hg + GH, *gx = xhat + GH, *bx = gx + GH;
+                float *gh = bx + GH, *dx = gh + GH, *dy = dx + GH, *dr = dy + GH, *acc = dr + GH; // acc: 4 GH
+                float *a0 = acc + 4 * GH, *hr0 = a0 + GH, *dx0 = hr0 + GH, *acc0 = dx0 + GH;     // acc0: 4 GH
+                float xrs[4], hrs[4];
+                for (int j = 0; j < GH; j++) {
+                    a0[j] = (float)(shift + spread * (2 * crn_rng_uniform(&rng) - 1));
+                    hr0[j] = (float)(-shift / 2 + 3 * spread * (2 * crn_rng_uniform(&rng) - 1));
+                    gx[j] = (float)(0.5 + crn_rng_uniform(&rng));
+                    bx[j] = (float)(crn_rng_uniform(&rng) - 0.5);
+                    gh[j] = (float)(0.5 + crn_rng_uniform(&rng));
+                    dx0[j] = (float)(2 * crn_rng_uniform(&rng) - 1);
+                    dy[j] = (float)(2 * crn_rng_uniform(&rng) - 1);
+                }
+                for (int j = 0; j < 4 * GH; j++) acc0[j] = (float)crn_rng_uniform(&rng);
+                crn_ln ln = {.g_x = gx, .b_x = bx, .g_h = gh};
+                memcpy(a, a0, sizeof(float) * GH);
+                memcpy(hr, hr0, sizeof(float) * GH);
+                crn_ln_row_forward(a, hr, gru ? hg : NULL, xhat, xrs, hrs, &ln, G, H);
+                for (int k = 0; k < G; k++) {
+                    const int o = k * H;
+                    double mx, rx, mh, rh;
+                    ref_ln_moments(a0 + o, H, &mx, &rx);
+                    ref_ln_moments(hr0 + o, H, &mh, &rh);
+                    float m1, r1;
+                    crn_ln_moments(a0 + o, H, &m1, &r1);
+                    /* the mean to its float rounding (plus 1e-5 of the spread), 1/std to 1e-4 */
+                    double em = fabs(m1 - mx) / (fabs(mx) * 1.2e-7 + 1e-5 / rx) * 1e-4;
+                    if (H > 1) worst_m = fmax(worst_m, fmax(em, rel_err(r1, rx)));
+                    if (H > 1) worst_m = fmax(worst_m, fmax(rel_err(xrs[k], rx), rel_err(hrs[k], rh)));
+                    /* the mean is kept in float (as before): a value's error is its and the mean's
+                     * rounding in units of the spread, 1 + |mean| * rs ulps */
+                    const double cond = 1 + fmax(fabs(mx) * rx, fabs(mh) * rh);
+                    for (int j = o; j < o + H; j++) {
+                        double xh = (a0[j] - mx) * rx, hh = (hr0[j] - mh) * rh;
+                        double want_a = gx[j] * xh + bx[j] + (gru ? 0 : gh[j] * hh);
+                        double e = fabs(xhat[j] - xh) + fabs(hr[j] - hh) + fabs(a[j] - want_a);
+                        if (gru) e += fabs(hg[j] - gh[j] * hh);
+                        worst_f = fmax(worst_f, e / cond);
+                    }
+                }
+                /* backward, from the forward's saved values (xhat, hr = hhat, xrs, hrs) */
+                memcpy(dx, dx0, sizeof(float) * GH);
+                memcpy(acc, acc0, sizeof(float) * 4 * GH);
+                crn_ln_row_backward(dx, gru ? dy : NULL, dr, acc, xhat, xrs, hr, hrs, &ln, G, H);
+                for (int k = 0; k < G; k++) {
+                    const int o = k * H;
+                    const float *d = gru ? dy : dx0;
+                    double s1 = 0, s2 = 0, s3 = 0, s4 = 0;
+                    for (int j = o; j < o + H; j++) s1 += (double)dx0[j] * gx[j];
+                    for (int j = o; j < o + H; j++) s2 += (double)dx0[j] * gx[j] * xhat[j];
+                    for (int j = o; j < o + H; j++) s3 += (double)d[j] * gh[j];
+                    for (int j = o; j < o + H; j++) s4 += (double)d[j] * gh[j] * hr[j];
+                    s1 /= H, s2 /= H, s3 /= H, s4 /= H;
+                    for (int j = o; j < o + H; j++) {
+                        double want_dx = xrs[k] * (dx0[j] * gx[j] - s1 - xhat[j] * s2);
+                        double want_dr = hrs[k] * (d[j] * gh[j] - s3 - hr[j] * s4);
+                        double want_bx = acc0[j] + dx0[j], want_gx = acc0[GH + j] + (double)dx0[j] * xhat[j];
+                        double want_bh = acc0[2 * GH + j] + (gru ? dy[j] : 0);
+                        double want_gh = acc0[3 * GH + j] + (double)d[j] * hr[j];
+                        double scale = xrs[k] + hrs[k];
+                        worst_b = fmax(worst_b, (fabs(dx[j] - want_dx) + fabs(dr[j] - want_dr)) / scale);
+                        worst_b = fmax(worst_b, fabs(acc[j] - want_bx) + fabs(acc[GH + j] - want_gx) +
+                                                    fabs(acc[2 * GH + j] - want_bh) + fabs(acc[3 * GH + j] - want_gh));
+                    }
+                }
+                free(buf);
+            }
+    printf("layer-norm kernels vs plain loops: moments %.2g, forward %.2g, backward %.2g\n", worst_m, worst_f,
+           worst_b);
+    ck_assert_msg(worst_m < 1e-4, "moments: %g", worst_m);
+    ck_assert_msg(worst_f < 1e-5, "forward: %g", worst_f);
+    ck_assert_msg(worst_b < 1e-4, "backward: %g", worst_b);
+}
+END_TEST
+
 int main(void) {
     crn_set_threads(1);
     Suite *s = suite_create("kernels");
@@ -910,6 +1014,7 @@ int main(void) {
     tcase_add_test(tc, test_f16_step_close_to_float);
     tcase_add_test(tc, test_model_table_and_errors);
     tcase_add_test(tc, test_init_schemes);
+    tcase_add_test(tc, test_ln_kernels_match_reference);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

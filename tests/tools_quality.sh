@@ -10,7 +10,7 @@ BUILD=$(dirname "$CHARRNN")
 
 if have_shared tinyshakespeare.txt; then
     check "tools/quality --no-peer, 6 steps" "$ROOT/tools/quality" --no-build --build-dir "$BUILD" --no-peer --no-time \
-        --configs A --steps 6 --seeds 1 --variant 'base=' --variant 'fb1=--forget-bias 1' \
+        --configs A --steps 6 --seeds 1 --variant 'base=' --variant 'fb1=--forget-bias 1 --no-layer-norm' \
         --json "$D/q.json" --markdown "$D/q.md"
     check "its JSON holds both variants with a validation figure" python3 -c '
 import json, sys
@@ -19,6 +19,8 @@ ok = sorted(x["side"] for x in r) == ["base", "fb1"] and all(0 < x["val_bpc"] < 
 ok = ok and "--forget-bias" in [y for x in r for y in x["cmd"]]
 sys.exit(0 if ok else 1)' "$D/q.json"
     expect_grep "^\| A \| [0-9.]+ \(6; n=1\) \| [0-9.]+ \(6; n=1\) \| — \|$" "$D/q.md" "its markdown table"
+    expect_grep "^\| config \| charrnn base \(layer norm\) \| charrnn fb1 \(no layer norm\) \|" "$D/q.md" \
+        "its columns say which cells each side ran (layer norm by default)"
     expect_exit 2 "a variant named peer is refused" "$ROOT/tools/quality" --no-build --variant 'peer=' --no-time
     PY=$(python3 -c 'import importlib.machinery, sys
 b = importlib.machinery.SourceFileLoader("b", sys.argv[1]).load_module(); print(b.torch_python())' "$ROOT/tools/bench")
@@ -29,7 +31,7 @@ b = importlib.machinery.SourceFileLoader("b", sys.argv[1]).load_module(); print(
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
 p = [x for x in r if x["side"] == "peer"]
-sys.exit(0 if len(p) == 1 and p[0]["steps"] == 4 and 0 < p[0]["val_bpc"] < 8 and p[0]["curve"] else 1)' "$D/p.json"
+sys.exit(0 if len(p) == 1 and [x["layer_norm"] for x in r if x["side"] == "charrnn"] == [True] and p[0]["steps"] == 4 and 0 < p[0]["val_bpc"] < 8 and p[0]["curve"] else 1)' "$D/p.json"
         python3 -c 'import sys; open(sys.argv[1], "w", encoding="utf-8").write("하늘은 파랗고 바다는 넓다. 우리는 노래한다.\n" * 200)' "$D/ko.txt"
         "$PY" "$ROOT/tools/peer_charrnn.py" --data "$D/ko.txt" --steps 3 --batch 4 --seq 8 --hidden 16 --layers 1 \
             --unit jamo --threads 1 > "$D/jamo.json" 2> "$D/jamo.err"

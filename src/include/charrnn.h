@@ -242,9 +242,9 @@ CHARRNN_API int charrnn_score(charrnn_model *m, const char *text, size_t len, ch
  *   corpus (required, a file path), output (required, the model path),
  *   unit, normalize, invalid, min-count, val-frac, keep, drop, replace
  *   (the last three add a pattern each time), cell, activation, layers,
- *   hidden, embed, dropout, layer-norm ("1"), init, forget-bias, preset
- *   (sets the shape, dropout, batch and seq; options set after it win),
- *   batch, seq, optimizer, lr, weight-decay,
+ *   hidden, embed, dropout, layer-norm ("1", the default, or "0": plain
+ *   cells), init, forget-bias, preset (sets the shape, dropout, batch and
+ *   seq; options set after it win), batch, seq, optimizer, lr, weight-decay,
  *   momentum, clip, schedule, lr-decay, lr-decay-after, warmup, time
  *   (a duration: "90", "90s", "10m", "1.5h"), steps, epochs, eval-every,
  *   patience, save-every (steps), no-optimizer-state ("1"), seed, threads,
