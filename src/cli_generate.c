@@ -227,8 +227,10 @@ static int run_samples(crn_generator *g, const crn_sample_settings *s, const uin
             fprintf(stderr, "charrnn generate: sample %lld: %zu tokens in %.3f s (%.0f tokens/s), stop: %s, mean log-prob %.4f\n",
                     i + 1, res.tokens, dt, dt > 0 ? (double)res.tokens / dt : 0.0, crn_gen_stop_name(res.reason),
                     res.mean_logprob);
-        else if (res.reason == CRN_GEN_STOP_NO_CONTINUATION)
+        else if (res.reason == CRN_GEN_STOP_NO_CONTINUATION && s->match)
             fprintf(stderr, "charrnn generate: sample %lld: no token can continue a match of '%s'\n", i + 1, s->match);
+        else if (res.reason == CRN_GEN_STOP_NO_CONTINUATION)
+            fprintf(stderr, "charrnn generate: sample %lld: stopped early: the jamo drawn do not compose into syllables\n", i + 1);
         if (ferror(stdout)) {
             rc = CLI_EXIT_ERROR;
             break;

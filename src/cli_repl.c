@@ -261,8 +261,10 @@ static void repl_turn(crn_generator *g, const crn_sample_settings *s, const char
     fflush(stdout);
     if (err < 0) fprintf(stderr, "error: %s\n", crn_error_message());
     else if (res.reason == CRN_GEN_STOP_INTERRUPTED) fprintf(stderr, "[interrupted]\n");
-    else if (res.reason == CRN_GEN_STOP_NO_CONTINUATION)
+    else if (res.reason == CRN_GEN_STOP_NO_CONTINUATION && s->match)
         fprintf(stderr, "[no token can continue a match of '%s']\n", s->match);
+    else if (res.reason == CRN_GEN_STOP_NO_CONTINUATION)
+        fprintf(stderr, "[stopped: the jamo drawn do not compose into syllables]\n");
     interrupted = 0;
 }
 

@@ -766,6 +766,9 @@ static void decide_carry(crn_generator *g, run *r, crn_decoder *d, uint32_t tok)
     r->carried = 0;
 }
 
+/* Do the settings cut the distribution (top-k or top-p)? */
+static int truncates(const crn_sample_settings *s) { return s->top_k > 0 || s->top_p < 1; }
+
 static int cancelled(const crn_generator *g, const run *r) { return r->cancelled || (g->cancel && *g->cancel); }
 
 static int run_sample(crn_generator *g, run *r, crn_gen_result *res) {
@@ -776,6 +779,12 @@ static int run_sample(crn_generator *g, run *r, crn_gen_result *res) {
     size_t ntok = 0;
     enum crn_gen_stop reason = CRN_GEN_STOP_NONE;
     pick p = {.c = g->cands};
+    crn_sample_settings wide = g->s; /* read only: the same draw without top-k/top-p */
+    wide.top_k = 0;
+    wide.top_p = 1;
+    /* a character costs at most 3 jamo tokens; a lone consonant that cannot
+     * be completed is dropped, so bound the tokens a run may spend */
+    const size_t max_tokens = 4 * (size_t)g->s.length + 64;
     while (reason == CRN_GEN_STOP_NONE) {
         if (cancelled(g, r)) {
             reason = CRN_GEN_STOP_INTERRUPTED;
@@ -798,11 +807,21 @@ static int run_sample(crn_generator *g, run *r, crn_gen_result *res) {
                 break;
             }
         }
+        if (ntok >= max_tokens) { /* tokens keep being spent without text (dropped jamo): give up */
+            reason = CRN_GEN_STOP_NO_CONTINUATION;
+            break;
+        }
         pick_prepare(&p, g->logits, V, &g->s);
         int composed = jamo; /* draw only what keeps the jamo composed (jamo_allowed) */
+        int widened = !truncates(&g->s);
         uint32_t tok = 0;
         for (int first = 1;; first = 0) {
             long i = pick_draw(&p, &g->rng);
+            if (i < 0 && composed && !widened) { /* nothing allowed in the top-k/top-p set: try them all */
+                widened = 1;
+                pick_prepare(&p, g->logits, V, &wide);
+                continue;
+            }
             if (i < 0 && composed) { /* nothing allowed can follow: drop a lone consonant, draw from all */
                 if (g->dec.nheld == 1) {
                     crn_decoder_init(&g->dec, g->v);

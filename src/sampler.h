@@ -113,7 +113,7 @@ enum crn_gen_stop {
     CRN_GEN_STOP_LENGTH,           /* `length` characters generated */
     CRN_GEN_STOP_REGEX,            /* a --stop regex matched */
     CRN_GEN_STOP_MATCH,            /* the --match regex is matched in full */
-    CRN_GEN_STOP_NO_CONTINUATION,  /* no token can continue the --match prefix */
+    CRN_GEN_STOP_NO_CONTINUATION,  /* no token can continue the --match prefix (or jamo that never compose) */
     CRN_GEN_STOP_INTERRUPTED,      /* the cancel flag was set, or the callback asked to stop */
 };
 /* "length", "stop", "match", "no_continuation", "interrupted" ("none"). */

@@ -627,6 +627,45 @@ START_TEST(test_length_counts_chars) {
 }
 END_TEST
 
+/* A jamo model whose top-k set holds only a leading consonant: the vowel that
+ * completes it is drawn from the whole distribution (not a lone consonant
+ * dropped and drawn again forever); with no vowel in the vocabulary at all,
+ * the run ends (no_continuation) after a bounded number of tokens. */
+START_TEST(test_jamo_top_k_composes) {
+    crn_vocab *v = make_vocab("\xEB\x82\x98 ", CRN_UNIT_JAMO); /* 나: ㄴ ㅏ, and a space */
+    uint32_t V = crn_vocab_size(v), L = id_of(v, "\xE1\x84\x82");
+    double prob[8] = {0};
+    for (uint32_t i = 1; i < V; i++) prob[i] = i == L ? 0.9 : 0.1 / (V - 2);
+    crn_model *m = make_const_model(V, prob);
+    crn_sample_settings s;
+    crn_sample_settings_init(&s);
+    s.length = 10;
+    s.top_k = 1;
+    static sink k;
+    crn_gen_result res;
+    ck_assert_int_eq(gen_text(m, v, &s, "", &k, &res), 0);
+    ck_assert_msg(res.reason == CRN_GEN_STOP_LENGTH, "reason %s after %zu tokens", crn_gen_stop_name(res.reason),
+                  res.tokens);
+    ck_assert_uint_eq(crn_utf8_count((const uint8_t *)k.buf, k.len), 10);
+    ck_assert_msg(k.len == 30 && !memcmp(k.buf, "\xEB\x82\x98", 3), "%.*s", (int)k.len, k.buf);
+    crn_model_destroy(m);
+    crn_vocab_destroy(v);
+
+    v = make_vocab("\xE1\x84\x82 a", CRN_UNIT_JAMO); /* a lone conjoining ㄴ: no vowel to complete it */
+    V = crn_vocab_size(v);
+    L = id_of(v, "\xE1\x84\x82");
+    for (uint32_t i = 1; i < V; i++) prob[i] = i == L ? 0.97 : 0.03 / (V - 2);
+    m = make_const_model(V, prob);
+    ck_assert_int_eq(gen_text(m, v, &s, "", &k, &res), 0);
+    ck_assert_msg(res.reason == CRN_GEN_STOP_NO_CONTINUATION, "reason %s after %zu tokens",
+                  crn_gen_stop_name(res.reason), res.tokens);
+    ck_assert_uint_le(res.tokens, 4 * 10 + 64);
+    crn_sample_settings_free(&s);
+    crn_model_destroy(m);
+    crn_vocab_destroy(v);
+}
+END_TEST
+
 /* A catastrophic-backtracking pattern fails with CRN_ELIMIT in bounded time. */
 START_TEST(test_pathological) {
     crn_vocab *v = make_vocab("ab", CRN_UNIT_CODEPOINT);
@@ -815,6 +854,7 @@ int main(void) {
     tcase_add_test(tc, test_units_utf8);
     tcase_add_test(tc, test_jamo_prompt_boundary);
     tcase_add_test(tc, test_length_counts_chars);
+    tcase_add_test(tc, test_jamo_top_k_composes);
     tcase_add_test(tc, test_pathological);
     tcase_add_test(tc, test_beam);
     tcase_add_test(tc, test_state_carry);

@@ -187,7 +187,7 @@ enum charrnn_stop_reason {
     CHARRNN_STOP_LENGTH = 1,          /* `length` tokens generated */
     CHARRNN_STOP_REGEX = 2,           /* a stop pattern matched */
     CHARRNN_STOP_MATCH = 3,           /* the match pattern is matched in full */
-    CHARRNN_STOP_NO_CONTINUATION = 4, /* no token can continue the match prefix */
+    CHARRNN_STOP_NO_CONTINUATION = 4, /* no token can continue the match prefix (or the jamo drawn never compose) */
     CHARRNN_STOP_INTERRUPTED = 5,     /* the callback asked to stop */
 };
 /* "length", "stop", "match", "no_continuation", "interrupted", "none". */

@@ -15,7 +15,7 @@ for f in "$dir"/*-*; do
     if [ ! -x "$exe" ]; then
         echo "FAIL $name: no fuzz target $target"; fail=$((fail + 1)); continue
     fi
-    if out=$("$exe" -runs=1 "$f" 2>&1); then
+    if out=$("$exe" -runs=1 -timeout=20 "$f" 2>&1); then
         echo "ok   $name"; pass=$((pass + 1))
     else
         echo "FAIL $name: $target still crashes on it:"; echo "$out" | grep -E 'ERROR|invariant|SUMMARY|#[0-9]+ ' | head -20
