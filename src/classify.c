@@ -16,13 +16,21 @@
 
 struct dir_params {
     size_t w_x, w_h, b_x, b_h;
+    size_t ln_gx, ln_gh, ln_gc, ln_bc; // layer norm gains (and LSTM c bias); unused without
     int in;
+};
+
+/* What a cell's layer normalisation saves for backward (crn_ln). */
+struct ln_cache {
+    real *xhat, *xrs, *hhat, *hrs; // (rows, G*H), (rows, G) each
+    real *chat, *crs;              // (rows, H), (rows) LSTM only
 };
 
 struct dir_cache {
     real *hs, *cs;   // (T+1, B, H); cs LSTM only
     real *gates, *hg; // (T*B, G*H); hg GRU only
     real *xin;       // (T*B, in) this direction's input rows (embedding gather or permuted copy); NULL: one-hot
+    struct ln_cache ln; // (T*B rows) layer norm only
 };
 
 struct crn_clf {
@@ -42,6 +50,7 @@ struct crn_clf {
     real **out;               // (L) layer outputs (T*B, D_l*H)
     real *feat, *fmask, *logits, *probs, *dz, *dfeat;
     real *dA, *dB, *dh, *dgx, *dhg, *dcs, *dtmp, *wp;
+    real *dhr, *lnacc;        // layer norm: (T*B, G*H) d (h_{t-1} @ w_h); (B, CRN_LN_ACC) per-stream sums
     uint32_t *ids[2];         // (T*B) natural and reversed ids
     uint32_t *perm;           // (T*B) the reversal of each stream's valid prefix
     uint32_t *argmax;         // (B*F) time step of each max
@@ -58,6 +67,7 @@ struct crn_clf {
     real *pgx;                // (B*T, G*H) a layer's input projection, slot-major (L > 1)
     real *pio[2];             // (B*T, 2H) layer outputs, slot-major (L > 1)
     real *ppack;              // (L*2, psz) w_h packed per direction
+    struct ln_cache pln;      // (B rows) layer norm: one step's saved values per slot (not read again)
     size_t psz;
     uint32_t *pord;           // (B) the rows by length, longest first
     uint32_t *pcnt;           // (T+1) counting-sort scratch
@@ -105,6 +115,7 @@ int crn_clf_expected_params(const crn_clf_config *cfg, uint64_t *out) {
     for (uint32_t l = 0; l < cfg->base.layers; l++) {
         uint64_t in = l == 0 ? (E ? E : V) : prev, D = (uint64_t)dirs_of(cfg, l);
         uint64_t add = D * (in + H + 2) * GH; // in < 2^35, GH < 2^17: fits
+        if (cfg->base.layer_norm) add += D * (2 * GH + (cfg->base.cell == CRN_CELL_LSTM ? 2 * H : 0));
         if (add > UINT64_MAX - n) return -1;
         n += add;
         prev = D * H;
@@ -182,6 +193,17 @@ static void build_table(crn_clf *m) {
     add_tensor(m, "head_w", (size_t)m->F, (size_t)m->K, &off);
     m->head_b_off = off;
     add_tensor(m, "head_b", 1, (size_t)m->K, &off);
+    for (int l = 0; m->cfg.base.layer_norm && l < m->L; l++) // model.h's LN tensors, after all the others
+        for (int d = 0; d < m->D[l]; d++) {
+            struct dir_params *p = &m->dp[2 * l + d];
+            static const char *const nm[4] = {"ln_gx", "ln_gh", "ln_gc", "ln_bc"};
+            size_t *at[4] = {&p->ln_gx, &p->ln_gh, &p->ln_gc, &p->ln_bc};
+            for (int k = 0; k < (m->G == 4 ? 4 : 2); k++) {
+                snprintf(name, sizeof name, "l%d%s.%s", l, d ? "r" : "", nm[k]);
+                *at[k] = off;
+                add_tensor(m, name, 1, k < 2 ? GH : (size_t)m->H, &off);
+            }
+        }
     m->nparams = off;
 }
 
@@ -192,7 +214,7 @@ static int basic_check(const crn_clf_config *c) {
     if ((unsigned)b->cell > CRN_CELL_GRU || b->vocab == 0 || b->hidden == 0 || b->hidden > 16384 || b->layers == 0 ||
         b->layers > 64 || b->embed > 16384 || b->vocab > (1u << 22) || c->classes < 2 ||
         c->classes > CRN_CLF_MAX_CLASSES || (unsigned)c->pool > CRN_POOL_MAX || (unsigned)c->bidir > CRN_BIDIR_ALL ||
-        !(b->dropout >= 0 && b->dropout < 1))
+        b->layer_norm > 1 || !(b->dropout >= 0 && b->dropout < 1))
         return crn_error_set(CRN_EINVAL, "classifier: invalid config");
     return 0;
 }
@@ -215,7 +237,7 @@ int CRN_FN(crn_clf_create)(crn_clf **out, const crn_clf_config *cfg) {
     m->dp = calloc((size_t)m->L * 2, sizeof *m->dp);
     m->dc = calloc((size_t)m->L * 2, sizeof *m->dc);
     m->out = calloc((size_t)m->L, sizeof *m->out);
-    m->tensors = calloc((size_t)8 * m->L + 3, sizeof *m->tensors);
+    m->tensors = calloc((size_t)16 * m->L + 3, sizeof *m->tensors);
     if (!m->D || !m->dp || !m->dc || !m->out || !m->tensors) {
         rc = crn_error_set(CRN_ENOMEM, "classifier: out of memory");
         goto fail;
@@ -310,6 +332,15 @@ void CRN_FN(crn_clf_init)(crn_clf *m, crn_rng *rng) {
                     m->params[m->dp[2 * l + d].b_x + m->H + j] = 1;
                     m->params[m->dp[2 * l + d].b_h + m->H + j] = 0;
                 }
+    for (int l = 0; m->cfg.base.layer_norm && l < m->L; l++) // LN gains 1, the LSTM's LN(c) bias 0
+        for (int d = 0; d < m->D[l]; d++) {
+            const struct dir_params *p = &m->dp[2 * l + d];
+            for (int j = 0; j < m->G * m->H; j++) m->params[p->ln_gx + j] = m->params[p->ln_gh + j] = 1;
+            for (int j = 0; m->G == 4 && j < m->H; j++) {
+                m->params[p->ln_gc + j] = 1;
+                m->params[p->ln_bc + j] = 0;
+            }
+        }
 }
 
 /* ---- arena ---------------------------------------------------------------- */
@@ -320,6 +351,24 @@ void CRN_FN(crn_clf_init)(crn_clf *m, crn_rng *rng) {
         (ptr) = base ? base + off : NULL;                                                                              \
         off += ((size_t)(n) + 15) & ~(size_t)15;                                                                       \
     } while (0)
+
+/* Carve (base NULL: count) at *at what layer normalisation saves for rows
+ * rows (nothing without it). */
+static void carve_ln(const crn_clf *m, struct ln_cache *c, real *base, size_t *at, size_t rows) {
+    size_t off = *at;
+    const size_t H = (size_t)m->H, G = (size_t)m->G;
+    memset(c, 0, sizeof *c);
+    if (!m->cfg.base.layer_norm) return;
+    TAKE(c->xhat, rows * G * H);
+    TAKE(c->xrs, rows * G);
+    TAKE(c->hhat, rows * G * H);
+    TAKE(c->hrs, rows * G);
+    if (G == 4) {
+        TAKE(c->chat, rows * H);
+        TAKE(c->crs, rows);
+    }
+    *at = off;
+}
 
 /* Carve (base NULL: count) the float arena of training for B x T (the
  * pooled features, logits and probabilities are the inference arena's). */
@@ -337,6 +386,7 @@ static size_t carve(crn_clf *m, real *base, size_t B, size_t T) {
             TAKE(c->gates, TB * GH);
             if (gru) TAKE(c->hg, TB * GH);
             if ((l > 0 && d == 1) || (l == 0 && m->E > 0)) TAKE(c->xin, TB * (size_t)m->dp[2 * l + d].in);
+            carve_ln(m, &c->ln, base, &off, TB);
         }
         TAKE(m->out[l], TB * (size_t)m->D[l] * H);
     }
@@ -351,6 +401,11 @@ static size_t carve(crn_clf *m, real *base, size_t B, size_t T) {
     if (gru) TAKE(m->dhg, TB * GH);
     if (lstm) TAKE(m->dcs, BH);
     TAKE(m->dtmp, TB * maxin);
+    m->dhr = m->lnacc = NULL;
+    if (m->cfg.base.layer_norm) {
+        TAKE(m->dhr, TB * GH);
+        TAKE(m->lnacc, B * CRN_LN_ACC(m->G, m->H));
+    }
     size_t pf = CRN_FN(crn_pack_size)(m->H, m->G * m->H), pb = CRN_FN(crn_pack_size)(m->G * m->H, m->H);
     TAKE(m->wp, pf > pb ? pf : pb);
     return off;
@@ -378,6 +433,7 @@ static size_t carve_predict(crn_clf *m, real *base, size_t B, size_t T) {
     }
     m->psz = CRN_FN(crn_pack_size)(m->H, m->G * m->H);
     TAKE(m->ppack, m->psz * 2 * (size_t)m->L);
+    carve_ln(m, &m->pln, base, &off, B);
     return off;
 }
 #undef TAKE
@@ -412,6 +468,7 @@ int CRN_FN(crn_clf_reserve)(crn_clf *m, uint32_t B, uint32_t T) {
     B = CRN_MAX(B, m->Bcap);
     T = CRN_MAX(T, m->Tcap);
     uint64_t width = (uint64_t)m->G * m->H * 2 + (uint64_t)m->E + (uint64_t)m->V + 1;
+    if (m->cfg.base.layer_norm) width += (uint64_t)m->G * m->H * 4 + (uint64_t)m->H + 2 * (uint64_t)m->G + 1;
     if ((uint64_t)B * (T + 1) > (uint64_t)INT_MAX / width || (uint64_t)B * m->F > INT_MAX)
         return crn_error_set(CRN_ERANGE, "classifier reserve: window B=%u x T=%u too large", B, T);
     free_arena(m);
@@ -436,6 +493,38 @@ int CRN_FN(crn_clf_reserve)(crn_clf *m, uint32_t B, uint32_t T) {
 
 /* ---- forward -------------------------------------------------------------- */
 
+/* Direction d of layer l's crn_ln (cell.h) over the saved values c,
+ * gradients into D (NULL: forward only); NULL without layer norm. */
+static const crn_ln *dir_ln(crn_ln *ln, const crn_clf *m, int l, int d, const struct ln_cache *c, real *D) {
+    if (!m->cfg.base.layer_norm) return NULL;
+    const struct dir_params *p = &m->dp[2 * l + d];
+    const real *P = m->params;
+    const int lstm = m->cfg.base.cell == CRN_CELL_LSTM;
+    *ln = (crn_ln){.g_x = P + p->ln_gx, .b_x = P + p->b_x, .g_h = P + p->ln_gh,
+                   .g_c = lstm ? P + p->ln_gc : NULL, .b_c = lstm ? P + p->ln_bc : NULL,
+                   .xhat = c->xhat, .xrs = c->xrs, .hhat = c->hhat, .hrs = c->hrs, .chat = c->chat, .crs = c->crs,
+                   .dhr = m->dhr, .acc = m->lnacc};
+    if (D) {
+        ln->dg_x = D + p->ln_gx;
+        ln->db_x = D + p->b_x;
+        ln->dg_h = D + p->ln_gh;
+        ln->dg_c = lstm ? D + p->ln_gc : NULL;
+        ln->db_c = lstm ? D + p->ln_bc : NULL;
+    }
+    return ln;
+}
+
+/* gx (N, GH) = b_x on every row, or 0 with layer norm (the cell adds b_x
+ * with the LN of x W_x). */
+static void bias_init(const crn_clf *m, const struct dir_params *p, real *gx, int N) {
+    const int GH = m->G * m->H;
+    if (m->cfg.base.layer_norm) {
+        memset(gx, 0, (size_t)N * GH * sizeof(real));
+        return;
+    }
+    for (int r = 0; r < N; r++) memcpy(gx + (size_t)r * GH, m->params + p->b_x, (size_t)GH * sizeof(real));
+}
+
 int CRN_FN(crn_clf_inference_tables)(crn_clf *m, int enable) {
     for (int d = 0; d < 2; d++) {
         crn_free(m->table[d]);
@@ -447,7 +536,7 @@ int CRN_FN(crn_clf_inference_tables)(crn_clf *m, int enable) {
         const struct dir_params *p = &m->dp[d];
         real *t = m->table[d] = crn_calloc((size_t)m->V * GH, sizeof(real));
         if (!t) return crn_error_set(CRN_ENOMEM, "classifier: cannot allocate the %d x %d input table", m->V, GH);
-        for (int v = 0; v < m->V; v++) memcpy(t + (size_t)v * GH, m->params + p->b_x, (size_t)GH * sizeof(real));
+        bias_init(m, p, t, m->V);
         CRN_FN(crn_gemm)(0, 0, m->V, GH, m->E, 1, m->params + m->embed_off, m->E, m->params + p->w_x, GH, 1, t, GH);
     }
     return 0;
@@ -473,15 +562,14 @@ static void dir_forward(crn_clf *m, int l, int d, int B, int T) {
     const real *P = m->params;
     const uint32_t *ids = m->ids[d];
     real *gx = c->gates;
+    bias_init(m, p, gx, TB);
     if (l == 0 && m->E == 0) {
-        for (int r = 0; r < TB; r++) memcpy(gx + (size_t)r * GH, P + p->b_x, (size_t)GH * sizeof(real));
         for (int r = 0; r < TB; r++) {
             real *g = gx + (size_t)r * GH;
             const real *w = P + p->w_x + (size_t)ids[r] * GH;
             for (int k = 0; k < GH; k++) g[k] += w[k];
         }
     } else {
-        for (int r = 0; r < TB; r++) memcpy(gx + (size_t)r * GH, P + p->b_x, (size_t)GH * sizeof(real));
         if (l == 0)
             for (int r = 0; r < TB; r++)
                 memcpy(c->xin + (size_t)r * m->E, P + m->embed_off + (size_t)ids[r] * m->E, (size_t)m->E * sizeof(real));
@@ -491,17 +579,19 @@ static void dir_forward(crn_clf *m, int l, int d, int B, int T) {
     }
     const size_t BH = (size_t)B * H;
     memset(c->hs, 0, BH * sizeof(real));
+    crn_ln lnb;
+    const crn_ln *ln = dir_ln(&lnb, m, l, d, &c->ln, NULL);
     switch (m->cfg.base.cell) {
     case CRN_CELL_RNN:
-        CRN_FN(crn_rnn_forward)(c->hs, gx, P + p->w_h, P + p->b_h, m->wp, NULL, m->cfg.base.act == CRN_ACT_RELU, B, T,
+        CRN_FN(crn_rnn_forward)(c->hs, gx, P + p->w_h, P + p->b_h, m->wp, ln, m->cfg.base.act == CRN_ACT_RELU, B, T,
                                 H);
         break;
     case CRN_CELL_LSTM:
         memset(c->cs, 0, BH * sizeof(real));
-        CRN_FN(crn_lstm_forward)(c->hs, c->cs, gx, P + p->w_h, P + p->b_h, m->wp, NULL, B, T, H);
+        CRN_FN(crn_lstm_forward)(c->hs, c->cs, gx, P + p->w_h, P + p->b_h, m->wp, ln, B, T, H);
         break;
     case CRN_CELL_GRU:
-        CRN_FN(crn_gru_forward)(c->hs, gx, c->hg, P + p->w_h, P + p->b_h, m->wp, NULL, B, T, H);
+        CRN_FN(crn_gru_forward)(c->hs, gx, c->hg, P + p->w_h, P + p->b_h, m->wp, ln, B, T, H);
         break;
     }
     real *o = m->out[l] + d * H;
@@ -649,9 +739,10 @@ static void step_input(crn_clf *m, const struct infer_job *j, const struct part 
             memcpy(gi, m->table[d] + (size_t)id * GH, (size_t)GH * sizeof(real));
         } else if (E == 0) {
             const real *w = P + p->w_x + (size_t)id * GH, *bx = P + p->b_x;
-            for (int k = 0; k < GH; k++) gi[k] = bx[k] + w[k];
+            if (m->cfg.base.layer_norm) memcpy(gi, w, (size_t)GH * sizeof(real));
+            else for (int k = 0; k < GH; k++) gi[k] = bx[k] + w[k];
         } else {
-            memcpy(gi, P + p->b_x, (size_t)GH * sizeof(real));
+            bias_init(m, p, gi, 1);
             memcpy(m->pemb + (size_t)(q->s + i) * E, P + m->embed_off + (size_t)id * E, (size_t)E * sizeof(real));
         }
     }
@@ -666,28 +757,37 @@ static void layer_input(crn_clf *m, const struct infer_job *j, const struct part
     const struct dir_params *p = &m->dp[2 * l + d];
     const real *P = m->params;
     real *gx = m->pgx + (size_t)q->s * j->T * GH;
-    for (int r = 0; r < rows; r++) memcpy(gx + (size_t)r * GH, P + p->b_x, (size_t)GH * sizeof(real));
+    bias_init(m, p, gx, rows);
     CRN_FN(crn_gemm)(0, 0, rows, GH, p->in, 1, m->pio[(l - 1) & 1] + (size_t)q->s * j->T * p->in, p->in, P + p->w_x,
                      GH, 1, gx, GH);
 }
 
-/* One step of n rows: h_t (at hp + n*H) from h_{t-1} (hp), gates g holding gx. */
-static void cell_step(const crn_clf *m, const struct dir_params *p, const real *pack, real *hp, real *cp, real *g,
-                      real *hg, int n) {
-    const int H = m->H, GH = m->G * H;
-    const real *b_h = m->params + p->b_h;
+/* One step of part q's n rows of direction d of layer l: h_t (at hp + n*H)
+ * from h_{t-1} (hp), gates g holding gx (x W_x without b_x with layer norm,
+ * whose saved values go to the part's slots of pln and are not read again). */
+static void cell_step(const crn_clf *m, const struct part *q, int l, int d, const real *pack, real *hp, real *cp,
+                      real *g, real *hg, int n) {
+    const int H = m->H, G = m->G, GH = G * H;
+    const real *b_h = m->params + m->dp[2 * l + d].b_h;
+    const size_t s = (size_t)q->s;
+    const struct ln_cache *pc = &m->pln;
+    const struct ln_cache c = {pc->xhat ? pc->xhat + s * GH : NULL, pc->xrs ? pc->xrs + s * G : NULL,
+                               pc->hhat ? pc->hhat + s * GH : NULL, pc->hrs ? pc->hrs + s * G : NULL,
+                               pc->chat ? pc->chat + s * H : NULL, pc->crs ? pc->crs + s : NULL};
+    crn_ln lnb;
+    const crn_ln *ln = dir_ln(&lnb, m, l, d, &c, NULL);
+    /* the recurrent product: added to the gates, or written apart (the GRU's hg, LN's hhat) */
+    real *rec = ln ? c.hhat : m->cfg.base.cell == CRN_CELL_GRU ? hg : g;
+    CRN_FN(crn_gemm_packed_local)(n, GH, H, hp, H, pack, rec == g, rec, GH);
     switch (m->cfg.base.cell) {
     case CRN_CELL_RNN:
-        CRN_FN(crn_gemm_packed_local)(n, GH, H, hp, H, pack, 1, g, GH);
-        CRN_FN(crn_rnn_forward)(hp, g, NULL, b_h, NULL, NULL, m->cfg.base.act == CRN_ACT_RELU, n, 1, H);
+        CRN_FN(crn_rnn_forward)(hp, g, NULL, b_h, NULL, ln, m->cfg.base.act == CRN_ACT_RELU, n, 1, H);
         break;
     case CRN_CELL_LSTM:
-        CRN_FN(crn_gemm_packed_local)(n, GH, H, hp, H, pack, 1, g, GH);
-        CRN_FN(crn_lstm_forward)(hp, cp, g, NULL, b_h, NULL, NULL, n, 1, H);
+        CRN_FN(crn_lstm_forward)(hp, cp, g, NULL, b_h, NULL, ln, n, 1, H);
         break;
     case CRN_CELL_GRU:
-        CRN_FN(crn_gemm_packed_local)(n, GH, H, hp, H, pack, 0, hg, GH);
-        CRN_FN(crn_gru_forward)(hp, g, hg, NULL, b_h, NULL, NULL, n, 1, H);
+        CRN_FN(crn_gru_forward)(hp, g, hg, NULL, b_h, NULL, ln, n, 1, H);
         break;
     }
 }
@@ -729,7 +829,6 @@ static void step_output(crn_clf *m, const struct infer_job *j, const struct part
 /* Direction d of layer l over part q's rows. */
 static void dir_infer(crn_clf *m, const struct infer_job *j, const struct part *q, int l, int d) {
     const int H = m->H, GH = m->G * H;
-    const struct dir_params *p = &m->dp[2 * l + d];
     const size_t cap = (size_t)q->np * RING * H;
     real *ring = m->pring + (size_t)q->s * RING * H;
     real *cring = m->pcring ? m->pcring + (size_t)q->s * RING * H : NULL;
@@ -748,7 +847,7 @@ static void dir_infer(crn_clf *m, const struct infer_job *j, const struct part *
             o = 0;
         }
         step_input(m, j, q, l, d, t, n, g);
-        cell_step(m, p, pack, ring + o, cring ? cring + o : NULL, g, hg, n);
+        cell_step(m, q, l, d, pack, ring + o, cring ? cring + o : NULL, g, hg, n);
         int n1 = n;
         while (n1 > 0 && (int)j->len[row_of(m, q, n1 - 1)] <= t + 1) n1--;
         step_output(m, j, q, l, d, t, n, n1, ring + o + nH);
@@ -897,21 +996,23 @@ static void dir_backward(crn_clf *m, int l, int d, const real *dout, real *dprev
         int src = d ? (int)m->perm[r] : r;
         memcpy(dh + (size_t)r * H, dout + (size_t)src * DH + d * H, (size_t)H * sizeof(real));
     }
+    crn_ln lnb;
+    const crn_ln *ln = dir_ln(&lnb, m, l, d, &c->ln, G);
     switch (m->cfg.base.cell) {
     case CRN_CELL_RNN:
-        CRN_FN(crn_rnn_backward)(dgx, G + p->w_h, G + p->b_h, dh, c->hs, P + p->w_h, m->wp, NULL,
+        CRN_FN(crn_rnn_backward)(dgx, G + p->w_h, G + p->b_h, dh, c->hs, P + p->w_h, m->wp, ln,
                                  m->cfg.base.act == CRN_ACT_RELU, B, T, H);
         break;
     case CRN_CELL_LSTM:
         CRN_FN(crn_lstm_backward)(dgx, G + p->w_h, G + p->b_h, dh, m->dcs, c->hs, c->cs, c->gates, P + p->w_h, m->wp,
-                                  NULL, B, T, H);
+                                  ln, B, T, H);
         break;
     case CRN_CELL_GRU:
         CRN_FN(crn_gru_backward)(dgx, m->dhg, G + p->w_h, G + p->b_h, dh, c->hs, c->gates, c->hg, P + p->w_h, m->wp,
-                                 NULL, B, T, H);
+                                 ln, B, T, H);
         break;
     }
-    crn_colsum_acc(G + p->b_x, dgx, TB, GH);
+    if (!ln) crn_colsum_acc(G + p->b_x, dgx, TB, GH); // (with ln the cell has summed it and dgx = d (x W_x))
     const uint32_t *ids = m->ids[d];
     if (l == 0 && m->E == 0) {
         for (int r = 0; r < TB; r++) {

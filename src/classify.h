@@ -32,8 +32,14 @@
  *     l.w_x (in_l, G*H), l.w_h (H, G*H), l.b_x (G*H), l.b_h (G*H)
  *     in_0 = E (or V, one-hot), in_l = D_{l-1}*H
  *   head_w (F, K), head_b (K)
+ *   only with cfg.base.layer_norm, for each layer l, direction d (after all
+ *   the above, as in model.h):
+ *     l.ln_gx (G*H), l.ln_gh (G*H), LSTM: l.ln_gc (H), l.ln_bc (H)
  * The forward-direction tensors have the names and layout of a generator's
  * (model.h), so a language model can initialise them (--init-from).
+ * Layer normalisation (cfg.base.layer_norm) is the cells' own (cell.h), in
+ * every layer and direction: gx is then x W_x without b_x (the cell adds
+ * b_x with the LN), in training and in the inference path alike.
  * Initialisation: model.h's (uniform(-1/sqrt(H), 1/sqrt(H)), embedding N(0,1),
  * LSTM forget bias 1), the head uniform(-1/sqrt(F), 1/sqrt(F)).
  *
@@ -55,7 +61,7 @@ enum crn_bidir { CRN_BIDIR_NONE = 0, CRN_BIDIR_LAST = 1, CRN_BIDIR_ALL = 2 };
 #define CRN_CLF_MAX_CLASSES 4096u
 
 typedef struct crn_clf_config {
-    crn_model_config base;  /* cell, act, vocab, embed, hidden, layers; dropout on the pooled features */
+    crn_model_config base;  /* cell, act, vocab, embed, hidden, layers, layer_norm; dropout on the pooled features */
     uint32_t classes;       /* C, 2..CRN_CLF_MAX_CLASSES */
     enum crn_pool pool;
     enum crn_bidir bidir;

@@ -4,6 +4,8 @@
  * For every combination of head (2 classes: sigmoid + BCE; 3 classes:
  * softmax + CE), pooling (last, mean, max), direction (none, last layer, all
  * layers), cell (rnn, lstm, gru), 1 or 2 layers and one-hot / embedding input,
+ * without and with layer normalisation in the cells (cell.h: its gains and
+ * the LSTM's LN(c) bias set around 1 and 0, not all equal),
  * a padded window of B = 3 lines of lengths 5, 2, 4 (T = 5, so two lines end
  * in padding) with per-line weights is run, and EVERY parameter's analytic
  * gradient is compared with the fourth-order central difference (e = 1e-4),
@@ -13,14 +15,15 @@
  *
  * Masking: the loss must not depend on the ids at padded steps (changing them
  * changes nothing, to the last bit), and the analytic gradient of rows only
- * padded steps use is exactly zero.
+ * padded steps use is exactly zero (plain LSTM, and every cell with layer
+ * norm).
  *
  * The checker can fail: a 1% perturbation of one analytic entry must be
  * reported above the bound.
  *
  * The inference path (a forward without labels) gives the training path's
- * probabilities in every configuration (1..3 layers), batched and line by
- * line. */
+ * probabilities in every configuration (1..3 layers, with and without
+ * layer norm), batched and line by line: the padding invariance. */
 #define CRN_DOUBLE 1
 #include <check.h>
 #include <math.h>
@@ -103,9 +106,9 @@ static double check_all(gc *g, double perturb, size_t *worst_i) {
 }
 
 static void setup(gc *g, enum crn_cell cell, uint32_t L, uint32_t E, uint32_t C, enum crn_pool pool,
-                  enum crn_bidir bidir, float dropout) {
+                     enum crn_bidir bidir, float dropout, int ln) {
     crn_clf_config cfg = {.base = {.cell = cell, .act = CRN_ACT_TANH, .vocab = GV, .embed = E, .hidden = GH,
-                                   .layers = L, .dropout = dropout},
+                                   .layers = L, .dropout = dropout, .layer_norm = (uint32_t)ln},
                           .classes = C, .pool = pool, .bidir = bidir};
     ck_assert_int_eq(clf_create(&g->m, &cfg), 0);
     ck_assert_int_eq(clf_reserve(g->m, GB, GT), 0);
@@ -115,6 +118,14 @@ static void setup(gc *g, enum crn_cell cell, uint32_t L, uint32_t E, uint32_t C,
     /* larger weights than the default init so gates are not all near-linear */
     real *p = clf_params(g->m);
     for (size_t i = 0; i < clf_nparams(g->m); i++) p[i] *= 1.5;
+    /* layer norm: gains around 1 and LN(c) biases around 0, not all equal */
+    for (int i = 0; i < CRN_FN(crn_clf_num_tensors)(g->m); i++) {
+        const crn_tensor_info *t = CRN_FN(crn_clf_tensor)(g->m, i);
+        if (!strstr(t->name, ".ln_")) continue;
+        const int bias = strstr(t->name, ".ln_bc") != NULL;
+        for (size_t j = 0; j < t->rows * t->cols; j++)
+            p[t->offset + j] = (real)((bias ? 0 : 1) + 0.6 * (crn_rng_uniform(&rng) - 0.5));
+    }
     const uint32_t lens[GB] = {5, 2, 4};
     for (int b = 0; b < GB; b++) {
         g->len[b] = lens[b];
@@ -125,7 +136,9 @@ static void setup(gc *g, enum crn_cell cell, uint32_t L, uint32_t E, uint32_t C,
     g->train = dropout > 0;
 }
 
-START_TEST(test_grad_sweep) {
+/* ln: the classifier with layer normalisation in its cells (the LN gains
+ * and the LSTM's LN(c) bias are parameters checked like all others). */
+static void grad_sweep(int ln) {
     static const enum crn_cell cells[] = {CRN_CELL_RNN, CRN_CELL_LSTM, CRN_CELL_GRU};
     double worst_all = 0;
     int ncases = 0;
@@ -137,19 +150,32 @@ START_TEST(test_grad_sweep) {
                         if (L == 1 && bi == CRN_BIDIR_ALL) continue; // same as last
                         uint32_t E = (ci + pool + bi) % 2 ? 4 : 0;
                         gc g = {0};
-                        setup(&g, cells[ci], L, E, C, (enum crn_pool)pool, (enum crn_bidir)bi, 0);
+                        setup(&g, cells[ci], L, E, C, (enum crn_pool)pool, (enum crn_bidir)bi, 0, ln);
+                        if (ln) ck_assert_ptr_nonnull(clf_find(g.m, L == 2 && bi ? "l1r.ln_gh" : "l0.ln_gx"));
                         size_t wi = 0;
                         double worst = check_all(&g, 0, &wi);
                         if (worst > GC_BOUND)
-                            fprintf(stderr, "cell %d L %u E %u C %u pool %d bidir %d: rel %.3g at %zu\n", ci, L, E, C,
-                                    pool, bi, worst, wi);
+                            fprintf(stderr, "ln %d cell %d L %u E %u C %u pool %d bidir %d: rel %.3g at %zu\n", ln, ci,
+                                    L, E, C, pool, bi, worst, wi);
                         ck_assert_double_le(worst, GC_BOUND);
+                        if (ln) { // the LN gains do get a gradient (a check of zeros alone would pass)
+                            const crn_tensor_info *t = clf_find(g.m, "l0.ln_gh");
+                            double sum = 0;
+                            for (size_t j = 0; j < t->cols; j++) sum += fabs(clf_grads(g.m)[t->offset + j]);
+                            ck_assert_double_gt(sum, 1e-6);
+                        }
                         worst_all = fmax(worst_all, worst);
                         ncases++;
                         clf_destroy(g.m);
                     }
-    fprintf(stderr, "classifier gradcheck: %d configurations, worst relative error %.3g\n", ncases, worst_all);
+    fprintf(stderr, "classifier gradcheck%s: %d configurations, worst relative error %.3g\n",
+            ln ? " (layer norm)" : "", ncases, worst_all);
 }
+
+START_TEST(test_grad_sweep) { grad_sweep(0); }
+END_TEST
+
+START_TEST(test_grad_sweep_ln) { grad_sweep(1); }
 END_TEST
 
 /* The inference path (a forward without labels and rng: rows sorted by
@@ -179,6 +205,7 @@ static double infer_gap(gc *g, int C) {
 START_TEST(test_inference_path) {
     static const enum crn_cell cells[] = {CRN_CELL_RNN, CRN_CELL_LSTM, CRN_CELL_GRU};
     int ncases = 0;
+    for (int ln = 0; ln <= 1; ln++)
     for (int ci = 0; ci < 3; ci++)
         for (uint32_t L = 1; L <= 3; L++)
             for (int pool = 0; pool <= CRN_POOL_MAX; pool++)
@@ -186,24 +213,25 @@ START_TEST(test_inference_path) {
                     for (uint32_t E = 0; E <= 4; E += 4) {
                         const uint32_t C = (uint32_t)(2 + (ci + pool + bi) % 2);
                         gc g = {0};
-                        setup(&g, cells[ci], L, E, C, (enum crn_pool)pool, (enum crn_bidir)bi, 0);
+                        setup(&g, cells[ci], L, E, C, (enum crn_pool)pool, (enum crn_bidir)bi, 0, ln);
                         double gap = infer_gap(&g, (int)C);
                         if (E) {
                             ck_assert_int_eq(CRN_FN(crn_clf_inference_tables)(g.m, 1), 0);
                             gap = fmax(gap, infer_gap(&g, (int)C));
                         }
                         if (gap > INF_TOL)
-                            fprintf(stderr, "cell %d L %u E %u pool %d bidir %d: inference differs by %.3g\n", ci, L,
-                                    E, pool, bi, gap);
+                            fprintf(stderr, "ln %d cell %d L %u E %u pool %d bidir %d: inference differs by %.3g\n",
+                                    ln, ci, L, E, pool, bi, gap);
                         ck_assert_double_le(gap, INF_TOL);
                         if (ci == 2 && L == 2 && bi == CRN_BIDIR_ALL) { // a changed weight of the reverse direction shows
+                            const char *w = ln ? "l1r.ln_gh" : "l1r.w_h";
                             CRN_FN(crn_clf_inference_tables)(g.m, 0);
-                            clf_params(g.m)[clf_find(g.m, "l1r.w_h")->offset] += 0.5;
+                            clf_params(g.m)[clf_find(g.m, w)->offset] += 0.5;
                             double s = 0;
                             real before[GB * 3];
                             ck_assert_int_eq(clf_forward(g.m, g.x, g.len, g.y, NULL, GB, GT, NULL, &s), 0);
                             memcpy(before, CRN_FN(crn_clf_probs)(g.m), sizeof(real) * GB * C);
-                            clf_params(g.m)[clf_find(g.m, "l1r.w_h")->offset] -= 0.5;
+                            clf_params(g.m)[clf_find(g.m, w)->offset] -= 0.5;
                             double moved = 0;
                             ck_assert_int_eq(clf_forward(g.m, g.x, g.len, NULL, NULL, GB, GT, NULL, &s), 0);
                             for (uint32_t k = 0; k < GB * C; k++)
@@ -218,29 +246,35 @@ START_TEST(test_inference_path) {
 END_TEST
 
 START_TEST(test_grad_dropout) {
-    gc g = {0};
-    setup(&g, CRN_CELL_LSTM, 2, 4, 3, CRN_POOL_MEAN, CRN_BIDIR_ALL, 0.3f);
-    size_t wi = 0;
-    ck_assert_double_le(check_all(&g, 0, &wi), GC_BOUND);
-    clf_destroy(g.m);
+    for (int ln = 0; ln <= 1; ln++) {
+        gc g = {0};
+        setup(&g, CRN_CELL_LSTM, 2, 4, 3, CRN_POOL_MEAN, CRN_BIDIR_ALL, 0.3f, ln);
+        size_t wi = 0;
+        ck_assert_double_le(check_all(&g, 0, &wi), GC_BOUND);
+        clf_destroy(g.m);
+    }
 }
 END_TEST
 
 START_TEST(test_checker_can_fail) {
-    gc g = {0};
-    setup(&g, CRN_CELL_GRU, 1, 0, 2, CRN_POOL_LAST, CRN_BIDIR_LAST, 0);
-    size_t wi = 0;
-    ck_assert_double_gt(check_all(&g, 0.01, &wi), GC_BOUND);
-    clf_destroy(g.m);
+    for (int ln = 0; ln <= 1; ln++) {
+        gc g = {0};
+        setup(&g, CRN_CELL_GRU, 1, 0, 2, CRN_POOL_LAST, CRN_BIDIR_LAST, 0, ln);
+        size_t wi = 0;
+        ck_assert_double_gt(check_all(&g, 0.01, &wi), GC_BOUND);
+        clf_destroy(g.m);
+    }
 }
 END_TEST
 
 /* Padded steps: their ids change nothing, and gradients of one-hot rows used
  * only at padded steps are exactly 0. */
 START_TEST(test_padding_masked) {
-    for (int pool = 0; pool <= CRN_POOL_MAX; pool++) {
+    static const enum crn_cell cells[] = {CRN_CELL_LSTM, CRN_CELL_RNN, CRN_CELL_GRU};
+    for (int k = 0; k < 4 * (CRN_POOL_MAX + 1); k++) { // plain LSTM, then layer norm with each cell
+        const int pool = k % (CRN_POOL_MAX + 1), ln = k > CRN_POOL_MAX, ci = ln ? k / (CRN_POOL_MAX + 1) - 1 : 0;
         gc g = {0};
-        setup(&g, CRN_CELL_LSTM, 2, 0, 2, (enum crn_pool)pool, CRN_BIDIR_ALL, 0);
+        setup(&g, cells[ci], 2, 0, 2, (enum crn_pool)pool, CRN_BIDIR_ALL, 0, ln);
         /* ids 0..5 at valid steps, id 6 only at padded steps */
         for (int t = 0; t < GT; t++)
             for (int b = 0; b < GB; b++) g.x[t * GB + b] = t < (int)g.len[b] ? (uint32_t)((t + b) % 6) : 6;
@@ -270,6 +304,7 @@ int main(void) {
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_grad_sweep);
+    tcase_add_test(tc, test_grad_sweep_ln);
     tcase_add_test(tc, test_grad_dropout);
     tcase_add_test(tc, test_checker_can_fail);
     tcase_add_test(tc, test_padding_masked);
