@@ -200,8 +200,11 @@ static void train_usage(FILE *f) {
             "                           default of the flag) or all layers (default: none)\n"
             "      --pool P             last | mean | max over the valid steps (default max)\n"
             "      --dropout F          dropout on the pooled features (default 0.3)\n"
+            "      --layer-norm         layer normalisation in every cell, as train (the default)\n"
+            "      --no-layer-norm      plain cells, without layer normalisation\n"
             "      --init-from LM       start embedding and recurrent layers from a character\n"
-            "                           generator (its vocabulary, unit, cell and sizes are used)\n"
+            "                           generator (its vocabulary, unit, cell, sizes and layer\n"
+            "                           norm are used, its layer-norm gains copied)\n"
             "Training:\n"
             "      --batch N            lines per step (default 64)\n"
             "      --optim O            adam | adamw | rmsprop | adagrad | sgd (default adam)\n"
@@ -228,7 +231,7 @@ static void train_usage(FILE *f) {
 enum {
     T_FORMAT = 300, T_TEXT, T_LABEL, T_CLASSES, T_BALANCE, T_VAL, T_MAXLEN, T_UNIT, T_NORM, T_MINCOUNT, T_CELL,
     T_HIDDEN, T_EMBED, T_LAYERS, T_BIDIR, T_POOL, T_DROPOUT, T_INIT, T_BATCH, T_OPTIM, T_LR, T_CONST, T_CLIP,
-    T_EPOCHS, T_STEPS, T_TIME, T_EVAL, T_PATIENCE, T_SEED, T_THREADS, T_LOG, T_JSON, T_RESUME, T_KEEP, T_DROP, T_REPLACE, T_END,
+    T_EPOCHS, T_STEPS, T_TIME, T_EVAL, T_PATIENCE, T_SEED, T_THREADS, T_LOG, T_JSON, T_RESUME, T_KEEP, T_DROP, T_REPLACE, T_LN, T_NO_LN, T_END,
 };
 
 typedef struct targs {
@@ -305,6 +308,8 @@ static int parse_train_opt(targs *a, int c, const char *arg) {
         a->cfg.base.dropout = (float)x;
         return 0;
     case T_INIT: a->init_from = arg; return 0;
+    case T_LN: a->cfg.base.layer_norm = 1; return 0;
+    case T_NO_LN: a->cfg.base.layer_norm = 0; return 0;
     case T_BATCH:
         if (cli_parse_long(CMD, "--batch", arg, 1, 65536, &v) < 0) return -1;
         a->to.batch = (uint32_t)v;
@@ -377,7 +382,8 @@ static int parse_train_args(targs *a, int argc, char **argv) {
         {"log", required_argument, 0, T_LOG}, {"output", required_argument, 0, 'o'},
         {"quiet", no_argument, 0, 'q'}, {"resume", required_argument, 0, T_RESUME},
         {"keep", required_argument, 0, T_KEEP}, {"drop", required_argument, 0, T_DROP},
-        {"replace", required_argument, 0, T_REPLACE},
+        {"replace", required_argument, 0, T_REPLACE}, {"layer-norm", no_argument, 0, T_LN},
+        {"no-layer-norm", no_argument, 0, T_NO_LN},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     memset(a, 0, sizeof *a);
@@ -387,7 +393,8 @@ static int parse_train_args(targs *a, int argc, char **argv) {
     a->min_count = 2;
     a->unit = CRN_UNIT_CODEPOINT;
     a->norm = CRN_NORM_NFC;
-    a->cfg.base = (crn_model_config){.cell = CRN_CELL_GRU, .embed = 64, .hidden = 192, .layers = 1, .dropout = 0.3f};
+    a->cfg.base = (crn_model_config){.cell = CRN_CELL_GRU, .embed = 64, .hidden = 192, .layers = 1, .dropout = 0.3f,
+                                     .layer_norm = 1};
     a->cfg.pool = CRN_POOL_MAX;
     crn_clf_train_opts_default(&a->to);
     optind = 1;
@@ -611,7 +618,7 @@ static int run_opts_of(crn_clf_run_opts *o, const targs *a) {
     return 0;
 }
 
-static int fresh_setup(tsess *s, targs *a) {
+static int fresh_setup(tsess *s, targs *a, int *usage) {
     int rc;
     if ((rc = crn_records_load(&s->r, a->data, &a->ro)) || (rc = discover_classes(&s->cls, s->r, a->classes))) return rc;
     if ((a->n_pat[0] || a->n_pat[1] || a->n_pat[2]) &&
@@ -620,6 +627,14 @@ static int fresh_setup(tsess *s, targs *a) {
     if (a->init_from) {
         if ((rc = crn_checkpoint_load_kind(&s->lm, a->init_from, CRN_CKPT_GENERATOR))) return rc;
         const crn_model_config *g = &s->lm->cfg;
+        if ((a->set[T_LN - T_FORMAT] || a->set[T_NO_LN - T_FORMAT]) && a->cfg.base.layer_norm != g->layer_norm) {
+            cli_usage_error(CMD, "--%slayer-norm conflicts with --init-from %s (a generator %s layer norm); the "
+                            "classifier takes its cells from the generator (drop the option)",
+                            a->cfg.base.layer_norm ? "" : "no-", a->init_from, g->layer_norm ? "with" : "without");
+            *usage = 1;
+            return CRN_EINVAL;
+        }
+        a->cfg.base.layer_norm = g->layer_norm;
         a->cfg.base.cell = g->cell;
         a->cfg.base.act = g->act;
         a->cfg.base.embed = g->embed;
@@ -668,6 +683,8 @@ static int check_conflicts(const targs *a, const crn_clf_run_opts *r, const crn_
     CONFLICT(T_BIDIR, "bidirectional", a->cfg.bidir != c->bidir, "%s", crn_bidir_name(c->bidir));
     CONFLICT(T_POOL, "pool", a->cfg.pool != c->pool, "%s", crn_pool_name(c->pool));
     CONFLICT(T_DROPOUT, "dropout", a->cfg.base.dropout != c->base.dropout, "%g", (double)c->base.dropout);
+    CONFLICT(T_LN, "layer-norm", a->cfg.base.layer_norm && !c->base.layer_norm, "%s", "no layer norm");
+    CONFLICT(T_NO_LN, "no-layer-norm", !a->cfg.base.layer_norm && c->base.layer_norm, "%s", "layer norm");
     CONFLICT(T_INIT, "init-from", 1, "%s", "its weights are already trained");
     CONFLICT(T_BATCH, "batch", a->to.batch != t->batch, "%u", t->batch);
     CONFLICT(T_OPTIM, "optim", a->to.optim.kind != t->optim.kind, "%s", crn_optim_name(t->optim.kind));
@@ -776,8 +793,9 @@ static void print_setup(const targs *a, const tsess *s, size_t n, size_t nval, c
     fprintf(stderr, "classify train: %zu lines (%zu train, %zu validation), %u classes, vocab %u (%s), %llu lines cut to %lld tokens\n",
             n, n - nval, nval, s->cls.n, a->cfg.base.vocab, crn_unit_name(crn_vocab_unit(s->v)),
             (unsigned long long)d->truncated, a->max_len);
-    fprintf(stderr, "model: %s embed %u hidden %u layers %u, %s direction, %s pooling, %zu parameters%s\n",
+    fprintf(stderr, "model: %s embed %u hidden %u layers %u%s, %s direction, %s pooling, %zu parameters%s\n",
             crn_cell_name(a->cfg.base.cell), a->cfg.base.embed, a->cfg.base.hidden, a->cfg.base.layers,
+            a->cfg.base.layer_norm ? ", layer norm" : "",
             a->cfg.bidir == CRN_BIDIR_NONE ? "forward" : a->cfg.bidir == CRN_BIDIR_LAST ? "bidirectional top layer" : "bidirectional",
             crn_pool_name(a->cfg.pool), crn_clf_num_params(s->m), s->lm ? " (initialised from a generator)" : "");
     if (s->lm) fprintf(stderr, "init-from %s: %d tensors copied\n", a->init_from, s->copied);
@@ -799,7 +817,7 @@ static int cmd_train(int argc, char **argv) {
     int rc, status = CLI_EXIT_ERROR, usage = 0;
     crn_set_threads((int)a.threads);
     if (a.resume) rc = resume_setup(&s, &a, &usage);
-    else rc = fresh_setup(&s, &a);
+    else rc = fresh_setup(&s, &a, &usage);
     if (usage) {
         status = CLI_EXIT_USAGE;
         goto done;
@@ -1289,10 +1307,11 @@ int cli_classify_info(const char *cmd, const char *path, int json) {
             cli_json_string(stdout, ck->class_names[k], strlen(ck->class_names[k]));
         }
         printf("], \"pooling\": \"%s\", \"direction\": \"%s\", \"max_len\": %u, \"cell\": \"%s\", \"layers\": %u, "
-               "\"hidden\": %u, \"embed\": %u, \"dropout\": %g, \"vocab_size\": %u, \"unit\": \"%s\", "
-               "\"normalize\": \"%s\", \"params\": %zu, \"params_crc32\": %u",
+               "\"hidden\": %u, \"embed\": %u, \"dropout\": %g, \"layer_norm\": %s, \"vocab_size\": %u, "
+               "\"unit\": \"%s\", \"normalize\": \"%s\", \"params\": %zu, \"params_crc32\": %u",
                crn_pool_name(c->pool), crn_bidir_name(c->bidir), ck->max_len, crn_cell_name(c->base.cell), c->base.layers,
-               c->base.hidden, c->base.embed, (double)c->base.dropout, c->base.vocab,
+               c->base.hidden, c->base.embed, (double)c->base.dropout, c->base.layer_norm ? "true" : "false",
+               c->base.vocab,
                crn_unit_name(crn_vocab_unit(ck->vocab)), crn_norm_name(crn_vocab_norm(ck->vocab)),
                crn_clf_num_params(ck->clf),
                crn_crc32(0, crn_clf_params(ck->clf), crn_clf_num_params(ck->clf) * sizeof(float)));
@@ -1303,8 +1322,9 @@ int cli_classify_info(const char *cmd, const char *path, int json) {
         for (uint32_t k = 0; k < C; k++) printf(" %s", ck->class_names[k]);
         printf(")\npooling     %s\ndirection   %s\nmax length  %u tokens\n", crn_pool_name(c->pool),
                crn_bidir_name(c->bidir), ck->max_len);
-        printf("model       %s, %u layer(s) x %u, embed %u, dropout %g\nvocabulary  %u (%s, %s)\nparameters  %zu\n",
+        printf("model       %s, %u layer(s) x %u, embed %u, dropout %g%s\nvocabulary  %u (%s, %s)\nparameters  %zu\n",
                crn_cell_name(c->base.cell), c->base.layers, c->base.hidden, c->base.embed, (double)c->base.dropout,
+               c->base.layer_norm ? ", layer norm" : "",
                c->base.vocab, crn_unit_name(crn_vocab_unit(ck->vocab)), crn_norm_name(crn_vocab_norm(ck->vocab)),
                crn_clf_num_params(ck->clf));
     }

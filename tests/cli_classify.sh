@@ -127,8 +127,54 @@ check "tiny generator" $C train "$D/t.txt" -o "$D/gen.ckpt" --cell gru --hidden 
     --threads 1 --quiet
 check "init-from a generator" $C classify train "$D/odd.tsv" -o "$D/init.ckpt" --init-from "$D/gen.ckpt" \
     --bidirectional --epochs 1 --threads 1
-expect_grep 'init-from .*gen\.ckpt: 8 tensors copied' "$T_TMP/err" "init-from copies the generator's layers (l0.*, l1.*)"
-expect_grep 'model: gru embed 0 hidden 8 layers 2' "$T_TMP/err" "init-from takes the generator's cell and sizes"
+expect_grep 'init-from .*gen\.ckpt: 12 tensors copied' "$T_TMP/err" \
+    "init-from copies the generator's layers and layer-norm gains (l0.*, l1.*: 8 + 4 ln_g*)"
+expect_grep 'model: gru embed 0 hidden 8 layers 2, layer norm,' "$T_TMP/err" "init-from takes the generator's cell, sizes and layer norm"
+check "info: a classifier from a layer-norm generator" $C info "$D/init.ckpt"
+expect_grep '^model +gru, 2 layer\(s\) x 8, embed 0, dropout 0\.3, layer norm$' "$T_TMP/out" "info shows layer norm"
+check "info --json: layer norm" $C info --json "$D/init.ckpt"
+expect_grep '"layer_norm": true' "$T_TMP/out" "info --json: \"layer_norm\": true"
+# the LN gains are the generator's, not the classifier's initial 1s (ln_g* of a trained generator moved off 1)
+check "a plain generator" $C train "$D/t.txt" -o "$D/gen0.ckpt" --cell lstm --hidden 8 --batch 4 --seq 8 --steps 3 \
+    --no-layer-norm --threads 1 --quiet
+check "init-from a plain generator" $C classify train "$D/odd.tsv" -o "$D/init0.ckpt" --init-from "$D/gen0.ckpt" \
+    --epochs 1 --threads 1
+expect_grep 'init-from .*gen0\.ckpt: 8 tensors copied' "$T_TMP/err" "init-from a plain generator: 8 tensors, no LN"
+expect_grep 'model: lstm embed 0 hidden 8 layers 2, forward' "$T_TMP/err" "init-from a plain generator: no layer norm"
+check "a layer-norm LSTM generator" $C train "$D/t.txt" -o "$D/gen1.ckpt" --cell lstm --hidden 8 --batch 4 --seq 8 \
+    --steps 3 --threads 1 --quiet
+check "init-from a layer-norm LSTM generator, both layers bidirectional" $C classify train "$D/odd.tsv" \
+    -o "$D/init1.ckpt" --init-from "$D/gen1.ckpt" --bidirectional=all --epochs 1 --threads 1
+# l0.* (4 + 4 ln), l1.w_h, l1.b_x, l1.b_h and l1's 4 ln tensors (l1.w_x is wider: 2H rows; the generator's are its first H)
+expect_grep 'init-from .*gen1\.ckpt: 16 tensors copied' "$T_TMP/err" "init-from an LSTM: its ln_gx, ln_gh, ln_gc, ln_bc too"
+check "predict with the bidirectional layer-norm LSTM" $C classify predict "$D/init1.ckpt" "$D/lines.txt" --json --threads 1
+cp "$T_TMP/out" "$D/ln_batched.json"
+check "predict it line by line" $C classify predict "$D/init1.ckpt" "$D/lines.txt" --json --chunk 1 --threads 2
+if cmp -s "$T_TMP/out" "$D/ln_batched.json" || python3 - "$T_TMP/out" "$D/ln_batched.json" <<'PY'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+assert len(a) == len(b) == 500
+assert max(abs(x["probs"][k] - y["probs"][k]) for x, y in zip(a, b) for k in x["probs"]) <= 1e-5
+PY
+then pass "layer norm: padding invariance of predict (alone vs sorted batches)"
+else fail "layer norm: padding invariance of predict (alone vs sorted batches)"; fi
+# the file: layer norm is the FEATURES section (bit 1); a plain classifier has none, the layout of files
+# written before layer norm existed (which load as plain classifiers)
+sections() { python3 - "$1" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+n, pos, types = struct.unpack_from("<I", b, 12)[0], 16, []
+for _ in range(n):  # section = type:u32 flags:u32 length:u64 payload crc:u32
+    types.append(str(struct.unpack_from("<I", b, pos)[0]))
+    pos += 16 + struct.unpack_from("<Q", b, pos + 8)[0] + 4
+assert pos == len(b)
+print(" ".join(types))
+PY
+}
+S1=$(sections "$D/init.ckpt"); S0=$(sections "$D/init0.ckpt")
+[[ " $S1 " == *" 7 "* && " $S0 " != *" 7 "* ]] && pass "FEATURES section with layer norm only (sections: $S1 / $S0)" ||
+    fail "FEATURES section with layer norm only" "$S1 / $S0"
 
 # ---- Ctrl-C: a last eval, the best model kept, exit 130 ------------------------
 $C classify train "$D/odd.tsv" -o "$D/int.ckpt" --time 60s --hidden 16 --embed 8 --balance --eval-every 1000000 \
@@ -263,6 +309,10 @@ row C18 2 "DATA '.*three\.csv' conflicts with the run being resumed" \
     $C classify train --resume "$D/ra.ckpt" "$D/three.csv"
 row C18 2 '--drop conflicts with the run being resumed \(1 --drop patterns\)' \
     $C classify train --resume "$D/sp.ckpt" --drop x
+row C18 2 '--no-layer-norm conflicts with the run being resumed \(layer norm\)' \
+    $C classify train --resume "$D/ra.ckpt" --no-layer-norm
+check "resume: --layer-norm as the run has it" $C classify train --resume "$D/ra.ckpt" --layer-norm --steps 81 \
+    --threads 1 --quiet
 row C19 1 'nope\.ckpt\.resume: cannot open model file' \
     $C classify train --resume "$D/nope.ckpt"
 cp "$D/odd.ckpt" "$D/norun.ckpt.resume"
@@ -272,6 +322,10 @@ row C21 1 "--keep: bad regex '\(' at offset 1: missing closing parenthesis" \
     $C classify train "$D/spam.tsv" -o "$D/x.ckpt" --keep '(' "${TR[@]}"
 row C22 1 'spam\.tsv: no rows left after --keep/--drop \(600 of 600 dropped\)' \
     $C classify train "$D/spam.tsv" -o "$D/x.ckpt" --keep zzz "${TR[@]}"
+row C23 2 '--no-layer-norm conflicts with --init-from .*gen\.ckpt \(a generator with layer norm\)' \
+    $C classify train "$D/odd.tsv" -o "$D/x.ckpt" --init-from "$D/gen.ckpt" --no-layer-norm "${TR[@]}"
+row C23 2 '--layer-norm conflicts with --init-from .*gen0\.ckpt \(a generator without layer norm\)' \
+    $C classify train "$D/odd.tsv" -o "$D/x.ckpt" --init-from "$D/gen0.ckpt" --layer-norm "${TR[@]}"
 [ ! -e "$D/x.ckpt" ] && pass "no model written by a failed train" || fail "no model written by a failed train"
 
 summary
