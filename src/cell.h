@@ -227,6 +227,28 @@ typedef struct crn_ln {
     real *dg_c, *db_c;         // (H) LSTM (+=)
 } crn_ln;
 
+/* What a forward saves for backward (crn_ln's xhat .. crs), as one record. */
+typedef struct crn_ln_saved {
+    real *xhat, *xrs, *hhat, *hrs, *chat, *crs;
+} crn_ln_saved;
+
+/* ln of one layer: the gains and LN biases at offsets gx, bx, gh and (LSTM)
+ * gc, bc of the parameter buffer P, their gradients at the same offsets of D
+ * (D NULL: forward only, the gradient pointers NULL), the saved values s and
+ * the backward scratch dhr, acc. */
+static inline void crn_ln_params(crn_ln *ln, const real *P, real *D, size_t gx, size_t bx, size_t gh, size_t gc,
+                                 size_t bc, int lstm, const crn_ln_saved *s, real *dhr, real *acc) {
+    *ln = (crn_ln){.g_x = P + gx, .b_x = P + bx, .g_h = P + gh, .g_c = lstm ? P + gc : NULL,
+                   .b_c = lstm ? P + bc : NULL, .xhat = s->xhat, .xrs = s->xrs, .hhat = s->hhat, .hrs = s->hrs,
+                   .chat = s->chat, .crs = s->crs, .dhr = dhr, .acc = acc};
+    if (!D) return;
+    ln->dg_x = D + gx;
+    ln->db_x = D + bx;
+    ln->dg_h = D + gh;
+    ln->dg_c = lstm ? D + gc : NULL;
+    ln->db_c = lstm ? D + bc : NULL;
+}
+
 /* Per stream: sums for db_x, dg_x, db_h, dg_h (G*H each), dg_c, db_c (H). */
 #define CRN_LN_ACC(G, H) (4 * (size_t)(G) * (H) + 2 * (size_t)(H))
 

@@ -20,17 +20,12 @@ struct dir_params {
     int in;
 };
 
-/* What a cell's layer normalisation saves for backward (crn_ln). */
-struct ln_cache {
-    real *xhat, *xrs, *hhat, *hrs; // (rows, G*H), (rows, G) each
-    real *chat, *crs;              // (rows, H), (rows) LSTM only
-};
 
 struct dir_cache {
     real *hs, *cs;   // (T+1, B, H); cs LSTM only
     real *gates, *hg; // (T*B, G*H); hg GRU only
     real *xin;       // (T*B, in) this direction's input rows (embedding gather or permuted copy); NULL: one-hot
-    struct ln_cache ln; // (T*B rows) layer norm only
+    crn_ln_saved ln; // layer norm only: xhat, hhat (T*B, G*H), xrs, hrs (T*B, G), LSTM chat (T*B, H), crs (T*B)
 };
 
 struct crn_clf {
@@ -67,7 +62,7 @@ struct crn_clf {
     real *pgx;                // (B*T, G*H) a layer's input projection, slot-major (L > 1)
     real *pio[2];             // (B*T, 2H) layer outputs, slot-major (L > 1)
     real *ppack;              // (L*2, psz) w_h packed per direction
-    struct ln_cache pln;      // (B rows) layer norm: one step's saved values per slot (not read again)
+    crn_ln_saved pln;         // (B rows) layer norm: one step's saved values per slot (not read again)
     size_t psz;
     uint32_t *pord;           // (B) the rows by length, longest first
     uint32_t *pcnt;           // (T+1) counting-sort scratch
@@ -354,7 +349,7 @@ void CRN_FN(crn_clf_init)(crn_clf *m, crn_rng *rng) {
 
 /* Carve (base NULL: count) at *at what layer normalisation saves for rows
  * rows (nothing without it). */
-static void carve_ln(const crn_clf *m, struct ln_cache *c, real *base, size_t *at, size_t rows) {
+static void carve_ln(const crn_clf *m, crn_ln_saved *c, real *base, size_t *at, size_t rows) {
     size_t off = *at;
     const size_t H = (size_t)m->H, G = (size_t)m->G;
     memset(c, 0, sizeof *c);
@@ -495,22 +490,11 @@ int CRN_FN(crn_clf_reserve)(crn_clf *m, uint32_t B, uint32_t T) {
 
 /* Direction d of layer l's crn_ln (cell.h) over the saved values c,
  * gradients into D (NULL: forward only); NULL without layer norm. */
-static const crn_ln *dir_ln(crn_ln *ln, const crn_clf *m, int l, int d, const struct ln_cache *c, real *D) {
+static const crn_ln *dir_ln(crn_ln *ln, const crn_clf *m, int l, int d, const crn_ln_saved *c, real *D) {
     if (!m->cfg.base.layer_norm) return NULL;
     const struct dir_params *p = &m->dp[2 * l + d];
-    const real *P = m->params;
-    const int lstm = m->cfg.base.cell == CRN_CELL_LSTM;
-    *ln = (crn_ln){.g_x = P + p->ln_gx, .b_x = P + p->b_x, .g_h = P + p->ln_gh,
-                   .g_c = lstm ? P + p->ln_gc : NULL, .b_c = lstm ? P + p->ln_bc : NULL,
-                   .xhat = c->xhat, .xrs = c->xrs, .hhat = c->hhat, .hrs = c->hrs, .chat = c->chat, .crs = c->crs,
-                   .dhr = m->dhr, .acc = m->lnacc};
-    if (D) {
-        ln->dg_x = D + p->ln_gx;
-        ln->db_x = D + p->b_x;
-        ln->dg_h = D + p->ln_gh;
-        ln->dg_c = lstm ? D + p->ln_gc : NULL;
-        ln->db_c = lstm ? D + p->ln_bc : NULL;
-    }
+    crn_ln_params(ln, m->params, D, p->ln_gx, p->b_x, p->ln_gh, p->ln_gc, p->ln_bc,
+                  m->cfg.base.cell == CRN_CELL_LSTM, c, m->dhr, m->lnacc); // dhr, lnacc: the training arena's
     return ln;
 }
 
@@ -770,8 +754,8 @@ static void cell_step(const crn_clf *m, const struct part *q, int l, int d, cons
     const int H = m->H, G = m->G, GH = G * H;
     const real *b_h = m->params + m->dp[2 * l + d].b_h;
     const size_t s = (size_t)q->s;
-    const struct ln_cache *pc = &m->pln;
-    const struct ln_cache c = {pc->xhat ? pc->xhat + s * GH : NULL, pc->xrs ? pc->xrs + s * G : NULL,
+    const crn_ln_saved *pc = &m->pln;
+    const crn_ln_saved c = {pc->xhat ? pc->xhat + s * GH : NULL, pc->xrs ? pc->xrs + s * G : NULL,
                                pc->hhat ? pc->hhat + s * GH : NULL, pc->hrs ? pc->hrs + s * G : NULL,
                                pc->chat ? pc->chat + s * H : NULL, pc->crs ? pc->crs + s : NULL};
     crn_ln lnb;

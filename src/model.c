@@ -345,19 +345,9 @@ static const crn_ln *layer_ln(crn_ln *ln, const crn_model *m, const struct arena
     if (!m->cfg.layer_norm) return NULL;
     const struct layer_params *p = &m->lp[l];
     const struct layer_cache *c = &ar->lc[l];
-    const real *P = m->params;
-    const int lstm = m->cfg.cell == CRN_CELL_LSTM;
-    *ln = (crn_ln){.g_x = P + p->ln_gx, .b_x = P + p->b_x, .g_h = P + p->ln_gh,
-                   .g_c = lstm ? P + p->ln_gc : NULL, .b_c = lstm ? P + p->ln_bc : NULL,
-                   .xhat = c->xhat, .xrs = c->xrs, .hhat = c->hhat, .hrs = c->hrs, .chat = c->chat, .crs = c->crs,
-                   .dhr = ar->dhr, .acc = ar->lnacc};
-    if (D) {
-        ln->dg_x = D + p->ln_gx;
-        ln->db_x = D + p->b_x;
-        ln->dg_h = D + p->ln_gh;
-        ln->dg_c = lstm ? D + p->ln_gc : NULL;
-        ln->db_c = lstm ? D + p->ln_bc : NULL;
-    }
+    const crn_ln_saved s = {c->xhat, c->xrs, c->hhat, c->hrs, c->chat, c->crs};
+    crn_ln_params(ln, m->params, D, p->ln_gx, p->b_x, p->ln_gh, p->ln_gc, p->ln_bc, m->cfg.cell == CRN_CELL_LSTM, &s,
+                  ar->dhr, ar->lnacc);
     return ln;
 }
 
