@@ -462,7 +462,8 @@ static void print_result(const bench_opts *o, const bench_config *bc, const benc
         if (o->peak_gflops > 0) printf(", %.1f %% of %.0f", 100 * r->gflops / o->peak_gflops, o->peak_gflops);
         printf(", bpc %.3f)", r->tail);
         if (o->eval) printf(", val bpc %.4f", r->val_bpc);
-        printf(", sample %.0f chars/s, peak RSS %.1f MB, foreign CPU ", r->sample_cps, r->rss_peak);
+        if (o->sample_len > 0) printf(", sample %.0f chars/s", r->sample_cps);
+        printf(", peak RSS %.1f MB, foreign CPU ", r->rss_peak);
         if (r->foreign >= 0)
             printf("%.4f%s\n", r->foreign, r->foreign > 0.02 ? " (contaminated: machine not idle)" : "");
         else printf("n/a\n");

@@ -696,6 +696,16 @@ static int check_outputs(session *S) {
     return -1;
 }
 
+/* A corpus of 256 MB or more takes a while to open (the id cache is built,
+ * or the corpus and the cache are read once to check their CRC-32s): say so
+ * before the wait, unless --quiet. */
+static void note_large_corpus(const session *S) {
+    struct stat st;
+    if (S->a.quiet || stat(S->opts.corpus_path, &st) != 0 || st.st_size < (off_t)256 << 20) return;
+    fprintf(stderr, "reading %s (%.1f GB): its token ids are encoded or checked first (about a minute per GB)\n",
+            S->opts.corpus_path, (double)st.st_size / 1e9);
+}
+
 /* What is being resumed or fine-tuned (unless --quiet). */
 static void report_start(const session *S) {
     if (S->a.quiet) return;
@@ -759,6 +769,7 @@ int cli_train(int argc, char **argv) {
     status = CLI_EXIT_ERROR;
     S->opts.threads = rank_threads(S->opts.threads);
     if ((rc = cli_progress_create(&S->prog, stderr, -1, S->a.quiet)) < 0) { status = cli_fail(CMD, rc); goto done; }
+    if (crn_dist_rank() == 0) note_large_corpus(S);
     /* trainer_create and trainer_run agree on their outcome across ranks */
     if ((rc = crn_trainer_create(&S->tr, &S->opts, &S->start)) < 0) { status = cli_fail(CMD, rc); goto done; }
     if (crn_dist_rank() == 0) report_start(S);

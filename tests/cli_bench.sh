@@ -102,6 +102,10 @@ check "readable line" "$CHARRNN" bench --corpus "$SMALL" --hidden 8 --seq 4 --ba
 expect_grep '^custom lstm 2x8 one-hot, seq 4 x batch 2, layer norm: train [0-9]+ chars/s \(6 steps, .* % of 100, .*sample [0-9]+ chars/s, peak RSS [0-9.]+ MB, foreign CPU' \
     "$T_TMP/out" "readable line has the numbers"
 
+check "--sample-len 0" "$CHARRNN" bench --corpus "$SMALL" --hidden 8 --seq 4 --batch 2 --steps 4 --warmup 1 --sample-len 0
+if grep -q 'chars/s (4 steps' "$T_TMP/out" && ! grep -qi 'nan\|sample' "$T_TMP/out"; then pass "... no sampling figure (not 'sample nan')"
+else fail "--sample-len 0 line" "$(cat "$T_TMP/out")"; fi
+
 check "--no-layer-norm" "$CHARRNN" bench --corpus "$SMALL" --cell gru --hidden 8 --seq 4 --batch 2 --steps 4 --warmup 1 \
     --sample-len 20 --no-layer-norm --json
 [ "$(jget "$T_TMP/out" 0 config.layer_norm)" = 0 ] && pass "... its JSON says layer_norm 0" ||
