@@ -779,10 +779,14 @@ void CRN_FN(crn_model_set_dropout_rows)(crn_model *m, uint32_t B_all, uint32_t r
 }
 
 /* The stacked layers and the output projection over T steps of B streams;
- * st carries the state in and out. logits (T*B, V). */
-static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const uint32_t *x, int B, int T,
+ * st carries the state in and out. logits (T*B, V). B_all: the streams of
+ * the whole window when these B are a rank's part of it (else B): the
+ * products' kernel is chosen by T * B_all, so a rank's rows are computed by
+ * the kernel one process computes them with (the two round differently). */
+static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const uint32_t *x, int B, int B_all, int T,
                          crn_rng *rng, real *logits) {
     const int H = m->H, GH = m->G * m->H, V = m->V, E = m->E, TB = T * B;
+    const int small = (long)T * B_all <= 64; // a step (sampling): the small-product kernel, no BLAS call overhead
     const size_t BH = (size_t)B * H;
     const real *P = m->params;
     const real *in = NULL; // (T*B, in_l) the current layer's input
@@ -810,7 +814,7 @@ static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const ui
             c->in = in;
             const int in_w = p->in;
             if (!lnorm) bias_rows(gx, P + p->b_x, NULL, NULL, TB, GH);
-            if (TB <= 64) // a step (sampling): the small-product kernel, no BLAS call overhead
+            if (small)
                 CRN_FN(crn_gemm_nn)(TB, GH, in_w, in, in_w, P + p->w_x, GH, !lnorm, gx, GH);
             else
                 CRN_FN(crn_gemm)(0, 0, TB, GH, in_w, 1, in, in_w, P + p->w_x, GH, !lnorm, gx, GH);
@@ -837,7 +841,7 @@ static void forward_core(crn_model *m, struct arena *ar, crn_state *st, const ui
     }
     // logits = H_top (T*B, H) @ out_w (H, V) + out_b
     bias_rows(logits, P + m->out_b_off, NULL, NULL, TB, V);
-    if (TB <= 64)
+    if (small)
         CRN_FN(crn_gemm_nn)(TB, V, H, in, H, P + m->out_w_off, V, 1, logits, V);
     else
         CRN_FN(crn_gemm)(0, 0, TB, V, H, 1, in, H, P + m->out_w_off, V, 1, logits, V);
@@ -865,7 +869,8 @@ int CRN_FN(crn_model_forward)(crn_model *m, crn_state *st, const uint32_t *x, co
     if (!rc && y) rc = check_ids(y, TB, m->cfg.vocab, 1, "target");
     if (rc) return rc;
     memcpy(m->ids, x, TB * sizeof *x);
-    forward_core(m, &m->ar, st, x, (int)B, (int)T, rng, m->ar.logits);
+    const uint32_t B_all = m->drop_all > B ? m->drop_all : B; // a rank's part: the kernels of the whole window
+    forward_core(m, &m->ar, st, x, (int)B, (int)B_all, (int)T, rng, m->ar.logits);
     double loss = 0;
     size_t cnt = 0;
     if (y) {
@@ -964,6 +969,6 @@ int CRN_FN(crn_model_step)(crn_model *m, crn_state *st, const uint32_t *tokens, 
         return 0;
     }
 #endif
-    forward_core(m, &st->ar, st, tokens, (int)st->B, 1, NULL, logits);
+    forward_core(m, &st->ar, st, tokens, (int)st->B, (int)st->B, 1, NULL, logits);
     return 0;
 }
