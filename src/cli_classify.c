@@ -618,6 +618,31 @@ static int run_opts_of(crn_clf_run_opts *o, const targs *a) {
     return 0;
 }
 
+/* A model option given with --init-from must agree with the generator,
+ * whose cells the classifier takes (C23): prints the usage error. */
+static int init_from_conflict(const targs *a, const crn_model_config *g) {
+    const crn_model_config *c = &a->cfg.base;
+    const char *tail = "the classifier takes its cells from the generator (drop the option)";
+    if ((a->set[T_LN - T_FORMAT] || a->set[T_NO_LN - T_FORMAT]) && c->layer_norm != g->layer_norm)
+        cli_usage_error(CMD, "--%slayer-norm conflicts with --init-from %s (a generator %s layer norm); %s",
+                        c->layer_norm ? "" : "no-", a->init_from, g->layer_norm ? "with" : "without", tail);
+    else if (a->set[T_CELL - T_FORMAT] && c->cell != g->cell)
+        cli_usage_error(CMD, "--cell %s conflicts with --init-from %s (a generator of %s cells); %s", crn_cell_name(c->cell),
+                        a->init_from, crn_cell_name(g->cell), tail);
+    else if (a->set[T_HIDDEN - T_FORMAT] && c->hidden != g->hidden)
+        cli_usage_error(CMD, "--hidden %u conflicts with --init-from %s (a generator with hidden %u); %s", c->hidden,
+                        a->init_from, g->hidden, tail);
+    else if (a->set[T_EMBED - T_FORMAT] && c->embed != g->embed)
+        cli_usage_error(CMD, "--embed %u conflicts with --init-from %s (a generator with embed %u); %s", c->embed,
+                        a->init_from, g->embed, tail);
+    else if (a->set[T_LAYERS - T_FORMAT] && c->layers != g->layers)
+        cli_usage_error(CMD, "--layers %u conflicts with --init-from %s (a generator with %u layers); %s", c->layers,
+                        a->init_from, g->layers, tail);
+    else
+        return 0;
+    return 1;
+}
+
 static int fresh_setup(tsess *s, targs *a, int *usage) {
     int rc;
     if ((rc = crn_records_load(&s->r, a->data, &a->ro)) || (rc = discover_classes(&s->cls, s->r, a->classes))) return rc;
@@ -627,10 +652,7 @@ static int fresh_setup(tsess *s, targs *a, int *usage) {
     if (a->init_from) {
         if ((rc = crn_checkpoint_load_kind(&s->lm, a->init_from, CRN_CKPT_GENERATOR))) return rc;
         const crn_model_config *g = &s->lm->cfg;
-        if ((a->set[T_LN - T_FORMAT] || a->set[T_NO_LN - T_FORMAT]) && a->cfg.base.layer_norm != g->layer_norm) {
-            cli_usage_error(CMD, "--%slayer-norm conflicts with --init-from %s (a generator %s layer norm); the "
-                            "classifier takes its cells from the generator (drop the option)",
-                            a->cfg.base.layer_norm ? "" : "no-", a->init_from, g->layer_norm ? "with" : "without");
+        if (init_from_conflict(a, g)) {
             *usage = 1;
             return CRN_EINVAL;
         }

@@ -326,6 +326,16 @@ row C23 2 '--no-layer-norm conflicts with --init-from .*gen\.ckpt \(a generator 
     $C classify train "$D/odd.tsv" -o "$D/x.ckpt" --init-from "$D/gen.ckpt" --no-layer-norm "${TR[@]}"
 row C23 2 '--layer-norm conflicts with --init-from .*gen0\.ckpt \(a generator without layer norm\)' \
     $C classify train "$D/odd.tsv" -o "$D/x.ckpt" --init-from "$D/gen0.ckpt" --layer-norm "${TR[@]}"
+row C23b 2 '--hidden 16 conflicts with --init-from .*gen\.ckpt \(a generator with hidden 8\)' \
+    $C classify train "$D/odd.tsv" -o "$D/x.ckpt" --init-from "$D/gen.ckpt" --hidden 16 --epochs 1 --threads 1 --quiet
+row C23b 2 '--cell lstm conflicts with --init-from .*gen\.ckpt \(a generator of gru cells\)' \
+    $C classify train "$D/odd.tsv" -o "$D/x.ckpt" --init-from "$D/gen.ckpt" --cell lstm --epochs 1 --threads 1 --quiet
+row C23b 2 '--layers 3 conflicts with --init-from .*gen\.ckpt \(a generator with 2 layers\)' \
+    $C classify train "$D/odd.tsv" -o "$D/x.ckpt" --init-from "$D/gen.ckpt" --layers 3 --epochs 1 --threads 1 --quiet
+row C23b 2 '--embed 4 conflicts with --init-from .*gen\.ckpt \(a generator with embed 0\)' \
+    $C classify train "$D/odd.tsv" -o "$D/x.ckpt" --init-from "$D/gen.ckpt" --embed 4 --epochs 1 --threads 1 --quiet
 [ ! -e "$D/x.ckpt" ] && pass "no model written by a failed train" || fail "no model written by a failed train"
+check "init-from with the generator's own sizes given" $C classify train "$D/odd.tsv" -o "$D/same.ckpt" \
+    --init-from "$D/gen.ckpt" --cell gru --hidden 8 --layers 2 --embed 0 --epochs 1 --threads 1 --quiet
 
 summary
