@@ -635,6 +635,7 @@ START_TEST(test_jamo_top_k_composes) {
     crn_vocab *v = make_vocab("\xEB\x82\x98 ", CRN_UNIT_JAMO); /* 나: ㄴ ㅏ, and a space */
     uint32_t V = crn_vocab_size(v), L = id_of(v, "\xE1\x84\x82");
     double prob[8] = {0};
+    ck_assert_uint_le(V, 8);
     for (uint32_t i = 1; i < V; i++) prob[i] = i == L ? 0.9 : 0.1 / (V - 2);
     crn_model *m = make_const_model(V, prob);
     crn_sample_settings s;
@@ -654,6 +655,7 @@ START_TEST(test_jamo_top_k_composes) {
     v = make_vocab("\xE1\x84\x82 a", CRN_UNIT_JAMO); /* a lone conjoining ㄴ: no vowel to complete it */
     V = crn_vocab_size(v);
     L = id_of(v, "\xE1\x84\x82");
+    ck_assert_uint_le(V, 8);
     for (uint32_t i = 1; i < V; i++) prob[i] = i == L ? 0.97 : 0.03 / (V - 2);
     m = make_const_model(V, prob);
     ck_assert_int_eq(gen_text(m, v, &s, "", &k, &res), 0);
