@@ -252,31 +252,31 @@ static inline void crn_ln_params(crn_ln *ln, const real *P, real *D, size_t gx, 
 /* Per stream: sums for db_x, dg_x, db_h, dg_h (G*H each), dg_c, db_c (H). */
 #define CRN_LN_ACC(G, H) (4 * (size_t)(G) * (H) + 2 * (size_t)(H))
 
-/* 16 lanes of real, a GCC vector: lowered to what the clone's target has
- * (one zmm, two ymm, four xmm), so the LN loops below vectorise with their
- * accumulators in registers whatever the target and without -ffast-math.
- * Loads and stores go through memcpy (unaligned); lanes are summed in a
- * fixed tree, so every clone adds in the same order. Never passed by value
- * (that would change the ABI between clones: -Wpsabi). */
-typedef real crn_v16 __attribute__((vector_size(16 * sizeof(real))));
-#define CRN_V 16
-#define CRN_VLD(v, p) memcpy(&(v), (p), sizeof(crn_v16))
-#define CRN_VST(p, v) memcpy((p), &(v), sizeof(crn_v16))
-#define CRN_VADD(p, v) /* p[0..16) += v */ \
-    do { \
-        crn_v16 t_, u_ = (v); \
-        CRN_VLD(t_, p); \
-        t_ += u_; \
-        CRN_VST(p, t_); \
-    } while (0)
-
-CRN_INLINE real crn_v16_sum(const crn_v16 *a) {
-    crn_v16 v = *a;
-    v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
-    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-    v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-    return v[0] + v[1];
+/* The mean and 1/std from the shifted sums ts, tq of n values k + d
+ * (crn_ln_moments). */
+CRN_INLINE void crn_ln_finish(real ts, real tq, real k, int n, real *mean, real *rs) {
+    const double m = (double)ts / n, var = (double)tq / n - m * m;
+    *mean = (real)(k + m);
+    *rs = (real)(1.0 / sqrt((var > 0 ? var : 0) + CRN_LN_EPS));
 }
+
+/* The vector loops, in 16 and 8 lanes (cell_lnv.h): _16 for the AVX-512
+ * clone, _8 for the others. */
+#define CRN_LNV_W 16
+#include "cell_lnv.h"
+#undef CRN_LNV_W
+#define CRN_LNV_W 8
+#include "cell_lnv.h"
+#undef CRN_LNV_W
+
+/* Whether the 16-lane forms run: the CPU has AVX-512, so the loader picked
+ * the cells' avx512f clones (GCC's target_clones resolver asks the same
+ * question). Else, and without the clones, the 8-lane forms. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+#define crn_lnv_wide() __builtin_cpu_supports("avx512f")
+#else
+#define crn_lnv_wide() 0
+#endif
 
 /* Mean and 1/sqrt(var + eps) of x (n) in one pass: the sums of x - k and of
  * (x - k)^2 with the shift k = x[0], var = E[(x-k)^2] - E[x-k]^2 in double.
@@ -284,50 +284,15 @@ CRN_INLINE real crn_v16_sum(const crn_v16 *a) {
  * the spread is small against the mean: the cancellation is bounded by
  * (mean - k)^2 / var <= n (k is one of the values), not by mean^2 / var. */
 CRN_INLINE void crn_ln_moments(const real *restrict x, int n, real *mean, real *rs) {
-    const real k = x[0];
-    crn_v16 s = {0}, q = {0};
-    int j = 0;
-    for (; j + CRN_V <= n; j += CRN_V) {
-        crn_v16 d;
-        CRN_VLD(d, x + j);
-        d -= k;
-        s += d;
-        q += d * d;
-    }
-    real ts = 0, tq = 0;
-    for (; j < n; j++) {
-        real d = x[j] - k;
-        ts += d;
-        tq += d * d;
-    }
-    ts += crn_v16_sum(&s);
-    tq += crn_v16_sum(&q);
-    const double m = (double)ts / n, var = (double)tq / n - m * m;
-    *mean = (real)(k + m);
-    *rs = (real)(1.0 / sqrt((var > 0 ? var : 0) + CRN_LN_EPS));
+    if (crn_lnv_wide()) crn_ln_moments_16(x, n, mean, rs);
+    else crn_ln_moments_8(x, n, mean, rs);
 }
 
 /* sum of a * b (n) and of a * b * c */
 CRN_INLINE void crn_ln_sums(const real *restrict a, const real *restrict b, const real *restrict c, int n, real *s1,
                             real *s2) {
-    crn_v16 v1 = {0}, v2 = {0};
-    int j = 0;
-    for (; j + CRN_V <= n; j += CRN_V) {
-        crn_v16 x, y, z;
-        CRN_VLD(x, a + j);
-        CRN_VLD(y, b + j);
-        CRN_VLD(z, c + j);
-        x *= y;
-        v1 += x;
-        v2 += x * z;
-    }
-    real t1 = 0, t2 = 0;
-    for (; j < n; j++) {
-        t1 += a[j] * b[j];
-        t2 += a[j] * b[j] * c[j];
-    }
-    *s1 = t1 + crn_v16_sum(&v1);
-    *s2 = t2 + crn_v16_sum(&v2);
+    if (crn_lnv_wide()) crn_ln_sums_16(a, b, c, n, s1, s2);
+    else crn_ln_sums_8(a, b, c, n, s1, s2);
 }
 
 /* One stream at one step, both projections of G gate blocks:
@@ -395,46 +360,14 @@ CRN_INLINE void crn_ln_row_backward(real *restrict dx, const real *restrict dy, 
         const real *restrict gxk = gx + o, *restrict ghk = gh + o;
         real *restrict adbx = acc + o, *restrict adgx = acc + GH + o, *restrict adbh = acc + 2 * GH + o;
         real *restrict adgh = acc + 3 * GH + o, *restrict dxk = dx + o, *restrict drk = dr + o;
-        crn_v16 v1 = {0}, v2 = {0}, v3 = {0}, v4 = {0};
-        int j = 0;
-        for (; j + CRN_V <= H; j += CRN_V) { // the gradient sums and the four LN sums, one pass
-            crn_v16 a, b, xv, hv, g1, g2;
-            CRN_VLD(a, dxk + j);
-            CRN_VLD(xv, xh + j);
-            CRN_VLD(hv, hh + j);
-            CRN_VLD(g1, gxk + j);
-            CRN_VLD(g2, ghk + j);
-            if (dy) CRN_VLD(b, d + j);
-            else b = a;
-            CRN_VADD(adbx + j, a);
-            CRN_VADD(adgx + j, a * xv);
-            if (dy) CRN_VADD(adbh + j, b);
-            CRN_VADD(adgh + j, b * hv);
-            a *= g1;
-            b *= g2;
-            v1 += a;
-            v2 += a * xv;
-            v3 += b;
-            v4 += b * hv;
-        }
-        real s1 = 0, s2 = 0, s3 = 0, s4 = 0;
-        for (; j < H; j++) {
-            adbx[j] += dxk[j];
-            adgx[j] += dxk[j] * xh[j];
-            if (dy) adbh[j] += d[j];
-            adgh[j] += d[j] * hh[j];
-            real ex = dxk[j] * gxk[j], eh = d[j] * ghk[j];
-            s1 += ex;
-            s2 += ex * xh[j];
-            s3 += eh;
-            s4 += eh * hh[j];
-        }
+        real sums[4];
+        if (crn_lnv_wide())
+            crn_ln_back_sums_16(sums, adbx, adgx, adbh, adgh, dxk, dy ? d : NULL, xh, hh, gxk, ghk, H);
+        else
+            crn_ln_back_sums_8(sums, adbx, adgx, adbh, adgh, dxk, dy ? d : NULL, xh, hh, gxk, ghk, H);
         const real n = (real)H, rx = xrs[k], rh = hrs[k];
-        s1 = (s1 + crn_v16_sum(&v1)) / n;
-        s2 = (s2 + crn_v16_sum(&v2)) / n;
-        s3 = (s3 + crn_v16_sum(&v3)) / n;
-        s4 = (s4 + crn_v16_sum(&v4)) / n;
-        for (j = 0; j < H; j++) {
+        const real s1 = sums[0] / n, s2 = sums[1] / n, s3 = sums[2] / n, s4 = sums[3] / n;
+        for (int j = 0; j < H; j++) {
             drk[j] = rh * (d[j] * ghk[j] - s3 - hh[j] * s4);
             dxk[j] = rx * (dxk[j] * gxk[j] - s1 - xh[j] * s2);
         }

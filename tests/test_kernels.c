@@ -993,6 +993,49 @@ START_TEST(test_ln_kernels_match_reference) {
 }
 END_TEST
 
+/* The two widths of the LN vector loops (cell_lnv.h: one 16-lane vector
+ * for the AVX-512 clone, two 8-lane halves for the others) add the same
+ * numbers in the same order: their results agree bit for bit, at widths
+ * below, at and above 16 lanes, with tails, with and without dy. */
+START_TEST(test_ln_widths_agree) {
+    static const int widths[] = {1, 5, 8, 16, 17, 24, 40, 128, 131};
+    crn_rng rng;
+    crn_rng_seed(&rng, 78);
+    int compared = 0;
+    for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++) {
+        const int H = widths[wi];
+        float *buf = malloc(sizeof(float) * (size_t)(15 * H));
+        float *x = buf, *y = x + H, *z = y + H, *dx = z + H, *dy = dx + H, *gx = dy + H, *gh = gx + H;
+        float *acc8 = gh + H, *acc16 = acc8 + 4 * H; // 4 H each
+        for (int j = 0; j < 7 * H; j++) buf[j] = (float)(0.25 + 2 * crn_rng_uniform(&rng) - 1);
+        float m8, r8, m16, r16, a8, b8, a16, b16;
+        crn_ln_moments_8(x, H, &m8, &r8);
+        crn_ln_moments_16(x, H, &m16, &r16);
+        crn_ln_sums_8(x, y, z, H, &a8, &b8);
+        crn_ln_sums_16(x, y, z, H, &a16, &b16);
+        ck_assert_msg(memcmp(&m8, &m16, sizeof m8) == 0 && memcmp(&r8, &r16, sizeof r8) == 0,
+                      "moments H=%d: %.9g %.9g against %.9g %.9g", H, m8, r8, m16, r16);
+        ck_assert_msg(memcmp(&a8, &a16, sizeof a8) == 0 && memcmp(&b8, &b16, sizeof b8) == 0,
+                      "sums H=%d: %.9g %.9g against %.9g %.9g", H, a8, b8, a16, b16);
+        for (int withdy = 0; withdy <= 1; withdy++) {
+            for (int j = 0; j < 4 * H; j++) acc8[j] = acc16[j] = (float)crn_rng_uniform(&rng);
+            float s8[4], s16[4];
+            const float *d = withdy ? dy : NULL;
+            crn_ln_back_sums_8(s8, acc8, acc8 + H, acc8 + 2 * H, acc8 + 3 * H, dx, d, x, y, gx, gh, H);
+            crn_ln_back_sums_16(s16, acc16, acc16 + H, acc16 + 2 * H, acc16 + 3 * H, dx, d, x, y, gx, gh, H);
+            ck_assert_msg(memcmp(s8, s16, sizeof s8) == 0, "back sums H=%d dy=%d: %.9g against %.9g", H, withdy,
+                          s8[0], s16[0]);
+            ck_assert_msg(memcmp(acc8, acc16, sizeof(float) * 4 * (size_t)H) == 0, "back acc H=%d dy=%d", H,
+                          withdy);
+            ck_assert(s8[1] != 0 && acc8[H] != 0); // there was something to sum
+            compared++;
+        }
+        free(buf);
+    }
+    ck_assert_int_eq(compared, 2 * (int)(sizeof widths / sizeof *widths));
+}
+END_TEST
+
 int main(void) {
     crn_set_threads(1);
     Suite *s = suite_create("kernels");
@@ -1015,6 +1058,7 @@ int main(void) {
     tcase_add_test(tc, test_model_table_and_errors);
     tcase_add_test(tc, test_init_schemes);
     tcase_add_test(tc, test_ln_kernels_match_reference);
+    tcase_add_test(tc, test_ln_widths_agree);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
