@@ -28,6 +28,13 @@ static int isa_cap = CRN_ISA_AVX512;
 
 void CRN_FN(crn_kernels_set_isa)(int max) { isa_cap = max; }
 
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+const char *crn_kernels_isa_name(int isa) {
+    static const char *const names[] = {"plain", "avx2", "avx512"};
+    return isa >= CRN_ISA_PLAIN && isa <= CRN_ISA_AVX512 ? names[isa] : "?";
+}
+#endif
+
 int CRN_FN(crn_kernels_isa)(void) {
 #if CRN_FAST_X86
     static int cpu = -1;

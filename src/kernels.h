@@ -20,6 +20,8 @@
 enum { CRN_ISA_PLAIN = 0, CRN_ISA_AVX2 = 1, CRN_ISA_AVX512 = 2 };
 void CRN_FN(crn_kernels_set_isa)(int max);
 int CRN_FN(crn_kernels_isa)(void);
+/* "plain", "avx2", "avx512" (the --isa names of charrnn bench); "?" else. */
+const char *crn_kernels_isa_name(int isa);
 
 /* C (M, N) = alpha * op(A) @ op(B) + beta * C, with op(A) (M, K), op(B) (K, N);
  * ta/tb nonzero means A/B are stored transposed. cblas semantics, row-major. */
