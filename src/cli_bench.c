@@ -80,6 +80,7 @@ typedef struct bench_opts {
     int json;
     int eval;             /* validation bits/char after training (as the peer without --no-eval) */
     int layer_norm;       /* layer normalisation (charrnn train's default; not in the peer); --no-layer-norm: 0 */
+    int isa;              /* the kernels' instruction set at most this (--isa); CRN_ISA_AVX512: the CPU's best */
     long long eval_seq;
     int gemm_peak;
     long long gemm_n;
@@ -428,6 +429,7 @@ static void print_result(const bench_opts *o, const bench_config *bc, const benc
         json_num("eval", o->eval, 0, &f2);
         json_num("eval_seq", (double)o->eval_seq, 0, &f2);
         json_num("layer_norm", o->layer_norm, 0, &f2);
+        json_str("isa", crn_kernels_isa_name(crn_kernels_isa()), &f2);
         printf("}");
         json_num("vocab", r->V, 0, &f);
         json_num("n_train", (double)r->n_train, 0, &f);
@@ -457,8 +459,9 @@ static void print_result(const bench_opts *o, const bench_config *bc, const benc
         json_opt("sample_foreign_cpu_frac", r->sample_foreign, 4, &f);
         printf("}\n");
     } else {
-        printf("%s %s%s: train %.0f chars/s (%lld steps, %.1f s, %.1f GFLOPS", bc->name, label,
-               o->layer_norm ? ", layer norm" : ", no layer norm", r->tput, r->step, r->train_s, r->gflops);
+        printf("%s %s%s, %s kernels: train %.0f chars/s (%lld steps, %.1f s, %.1f GFLOPS", bc->name, label,
+               o->layer_norm ? ", layer norm" : ", no layer norm", crn_kernels_isa_name(crn_kernels_isa()), r->tput,
+               r->step, r->train_s, r->gflops);
         if (o->peak_gflops > 0) printf(", %.1f %% of %.0f", 100 * r->gflops / o->peak_gflops, o->peak_gflops);
         printf(", bpc %.3f)", r->tail);
         if (o->eval) printf(", val bpc %.4f", r->val_bpc);
@@ -672,6 +675,8 @@ static void usage(FILE *f) {
             "      --eval            validation bits/char after training (off: throughput runs)\n"
             "      --eval-seq N      window of the validation pass (default 256; state is carried)\n"
             "      --gemm-peak       time cblas_sgemm 2048^3 (best of >= 2 s) and print GFLOPS\n"
+            "      --isa LEVEL       use our kernels' plain, avx2 or avx512 code at most (default:\n"
+            "                        the best this CPU has), to compare the levels\n"
             "  Custom shapes (override the configuration):\n"
             "      --cell rnn|lstm|gru  --layers N  --hidden N  --embed N (0 = one-hot)\n"
             "      --seq N  --batch N  --lr X (2e-3)  --clip X (5)  --seed N (123)\n"
@@ -755,7 +760,7 @@ static int run_children(int argc, char **argv, const bench_config *list, size_t 
 enum {
     OPT_CONFIG = 256, OPT_CORPUS, OPT_SECONDS, OPT_STEPS, OPT_WARMUP, OPT_SAMPLE_LEN, OPT_TEMP, OPT_THREADS,
     OPT_PEAK, OPT_TAG, OPT_JSON, OPT_GEMM, OPT_GEMM_N, OPT_CELL, OPT_LAYERS, OPT_HIDDEN, OPT_EMBED, OPT_SEQ,
-    OPT_BATCH, OPT_LR, OPT_CLIP, OPT_SEED, OPT_EVAL, OPT_EVAL_SEQ, OPT_LN, OPT_NO_LN,
+    OPT_BATCH, OPT_LR, OPT_CLIP, OPT_SEED, OPT_EVAL, OPT_EVAL_SEQ, OPT_LN, OPT_NO_LN, OPT_ISA,
 };
 
 /* The configurations to run (--config, then the shape overrides) into list
@@ -804,6 +809,16 @@ static int config_list(bench_opts *o, bench_config *list, size_t *out_n) {
     return -1;
 }
 
+static int parse_isa(const char *arg, int *isa) {
+    for (int l = CRN_ISA_PLAIN; l <= CRN_ISA_AVX512; l++)
+        if (strcmp(arg, crn_kernels_isa_name(l)) == 0) {
+            *isa = l;
+            return 0;
+        }
+    cli_usage_error(CMD, "--isa: '%s' is not plain, avx2 or avx512", arg);
+    return 1;
+}
+
 int cli_bench(int argc, char **argv) {
     static const struct option longopts[] = {
         {"config", required_argument, NULL, OPT_CONFIG},
@@ -832,13 +847,14 @@ int cli_bench(int argc, char **argv) {
         {"seed", required_argument, NULL, OPT_SEED},
         {"layer-norm", no_argument, NULL, OPT_LN},
         {"no-layer-norm", no_argument, NULL, OPT_NO_LN},
+        {"isa", required_argument, NULL, OPT_ISA},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     bench_opts o = {
         .configs = NULL, .warmup = 5, .sample_len = 2000, .threads = 2, .seed = 123, .lr = 2e-3, .clip = 5,
         .temperature = 1, .eval_seq = 256, .gemm_n = 2048, .tag = "", .o_layers = -1, .o_hidden = -1, .o_embed = -1,
-        .o_seq = -1, .o_batch = -1, .layer_norm = 1,
+        .o_seq = -1, .o_batch = -1, .layer_norm = 1, .isa = CRN_ISA_AVX512,
     };
     /* getopt_long permutes argv: keep the original order for child processes */
     char **orig = calloc((size_t)argc + 1, sizeof *orig);
@@ -858,6 +874,7 @@ int cli_bench(int argc, char **argv) {
         case OPT_CONFIG: o.configs = optarg; break;
         case OPT_LN: o.layer_norm = 1; break;
         case OPT_NO_LN: o.layer_norm = 0; break;
+        case OPT_ISA: bad = parse_isa(optarg, &o.isa); break;
         case OPT_CORPUS: o.corpus = optarg; break;
         case OPT_SECONDS: bad = cli_parse_duration(CMD, "--seconds", optarg, &o.seconds); o.steps = 0; break;
         case OPT_STEPS: bad = cli_parse_long(CMD, "--steps", optarg, 1, 1000000000, &o.steps); o.seconds = 0; break;
@@ -890,6 +907,7 @@ int cli_bench(int argc, char **argv) {
         goto out;
     }
     if (o.seconds <= 0 && o.steps <= 0) o.seconds = 10;
+    crn_kernels_set_isa(o.isa);
 
     if (o.gemm_peak) {
         status = gemm_peak(&o);

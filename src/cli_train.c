@@ -129,7 +129,7 @@ static void usage(FILE *f) {
         crn_dist_built()
             ? "  This build has Open MPI: mpirun -np N charrnn train ... trains data-parallel\n"
               "  on N ranks (--hostfile for several machines). --batch is the global batch\n"
-              "  (a multiple of N: each rank trains batch/N streams), so N ranks follow one\n"
+              "  (at least N: each rank trains about batch/N streams), so N ranks follow one\n"
               "  process; only rank 0 prints and writes files; --resume works with another N.\n"
               "  Without --threads each rank takes its machine's cores / the ranks on it.\n"
               "  SIGTERM or SIGUSR1 to mpirun stops every rank at one step; rank 0 saves.\n"

@@ -22,6 +22,33 @@
 #define CRN_FAST_X86 0
 #endif
 
+/* The instruction set the kernels use: the CPU's best, capped by
+ * crn_kernels_set_isa (the tests run every level against the plain loops). */
+static int isa_cap = CRN_ISA_AVX512;
+
+void CRN_FN(crn_kernels_set_isa)(int max) { isa_cap = max; }
+
+#if !(defined(CRN_DOUBLE) && CRN_DOUBLE)
+const char *crn_kernels_isa_name(int isa) {
+    static const char *const names[] = {"plain", "avx2", "avx512"};
+    return isa >= CRN_ISA_PLAIN && isa <= CRN_ISA_AVX512 ? names[isa] : "?";
+}
+#endif
+
+int CRN_FN(crn_kernels_isa)(void) {
+#if CRN_FAST_X86
+    static int cpu = -1;
+    if (cpu < 0)
+        cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+                  ? CRN_ISA_AVX512
+              : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? CRN_ISA_AVX2
+                                                                                : CRN_ISA_PLAIN;
+    return cpu < isa_cap ? cpu : isa_cap;
+#else
+    return CRN_ISA_PLAIN;
+#endif
+}
+
 #if defined(CRN_DOUBLE) && CRN_DOUBLE
 #define CRN_BLAS_GEMM cblas_dgemm
 #define CRN_BLAS_GEMV cblas_dgemv
@@ -317,9 +344,7 @@ static TGT void nn_range(int M, int K, const float *A, int lda, const float *B, 
 }
 
 static int have_avx2(void) {
-    static int v = -1;
-    if (v < 0) v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return v;
+    return CRN_FN(crn_kernels_isa)() >= CRN_ISA_AVX2;
 }
 
 struct nn_job {
@@ -336,6 +361,112 @@ static void nn_part(void *p, int part, int nparts) {
     if (c0 < c1) nn_range(j->M, j->K, j->A, j->lda, j->B, j->ldb, j->packed, j->acc, j->C, j->ldc, c0, c1);
 }
 #endif
+
+/* ------------------------------------------------------------------ */
+/* the packed product with AVX-512 (the per-step recurrence)           */
+
+#if CRN_FAST_X86
+#define TGT512 __attribute__((target("avx512f")))
+enum { KC512 = 128 }; // K block: three 16-column panels are 3 * KC512 * 64 bytes = 24 KB, in L1
+
+static int have_avx512(void) {
+    return CRN_FN(crn_kernels_isa)() >= CRN_ISA_AVX512;
+}
+
+/* One register block: mr (1..8) rows x np (1..3) panels of 16 columns (one
+ * zmm each) over kc steps; Bp the first panel at step 0 of the block, the
+ * panels K * 16 apart; the last panel's columns masked by mlast. acc: add
+ * to C (else overwrite). 24 accumulators + 3 B vectors + 1 broadcast fit
+ * the 32 zmm registers. */
+static AINL TGT512 void mk512(int mr, int np, __mmask16 mlast, int kc, const float *A, int lda, const float *Bp, int K,
+                              float *C, int ldc, int acc) {
+    __m512 c[8][3];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+#pragma GCC unroll 3
+        for (int p = 0; p < 3; p++) c[i][p] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m512 b[3];
+#pragma GCC unroll 3
+        for (int p = 0; p < 3; p++)
+            b[p] = p < np ? _mm512_loadu_ps(Bp + (size_t)p * 16 * K + (size_t)k * 16) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+            if (i < mr) {
+                const __m512 a = _mm512_set1_ps(A[(size_t)i * lda + k]);
+#pragma GCC unroll 3
+                for (int p = 0; p < 3; p++)
+                    if (p < np) c[i][p] = _mm512_fmadd_ps(a, b[p], c[i][p]);
+            }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        if (i < mr)
+#pragma GCC unroll 3
+            for (int p = 0; p < 3; p++)
+                if (p < np) {
+                    float *cp = C + (size_t)i * ldc + 16 * p;
+                    const __mmask16 m = p == np - 1 ? mlast : (__mmask16)0xffff;
+                    const __m512 v = acc ? _mm512_add_ps(c[i][p], _mm512_maskz_loadu_ps(m, cp)) : c[i][p];
+                    _mm512_mask_storeu_ps(cp, m, v);
+                }
+}
+
+#define MK512_NP(MR)                                                                                                   \
+    switch (np) {                                                                                                      \
+    case 3: mk512(MR, 3, mlast, kc, A, lda, Bp, K, C, ldc, acc); break;                                                \
+    case 2: mk512(MR, 2, mlast, kc, A, lda, Bp, K, C, ldc, acc); break;                                                \
+    default: mk512(MR, 1, mlast, kc, A, lda, Bp, K, C, ldc, acc); break;                                               \
+    }
+
+static TGT512 void block512(int mr, int np, __mmask16 mlast, int kc, const float *A, int lda, const float *Bp, int K,
+                            float *C, int ldc, int acc) {
+    switch (mr) {
+    case 8: MK512_NP(8) break;
+    case 7: MK512_NP(7) break;
+    case 6: MK512_NP(6) break;
+    case 5: MK512_NP(5) break;
+    case 4: MK512_NP(4) break;
+    case 3: MK512_NP(3) break;
+    case 2: MK512_NP(2) break;
+    default: MK512_NP(1) break;
+    }
+}
+#undef MK512_NP
+
+/* K blocks, groups of three panels, row blocks of near-equal height (at
+ * most 8): a panel group stays in L1 while every row block passes over it. */
+static TGT512 void packed512(int M, int N, int K, const float *A, int lda, const float *Bp, int acc0, float *C,
+                             int ldc) {
+    const int P = (N + 15) / 16, nb = (M + 7) / 8, base = M / nb, extra = M % nb;
+    const __mmask16 tail = N % 16 ? (__mmask16)((1u << (N % 16)) - 1) : (__mmask16)0xffff;
+    for (int k0 = 0; k0 < K; k0 += KC512) {
+        const int kc = K - k0 < KC512 ? K - k0 : KC512, acc = acc0 || k0 > 0;
+        for (int p0 = 0; p0 < P; p0 += 3) {
+            const int np = P - p0 < 3 ? P - p0 : 3;
+            const __mmask16 mlast = p0 + np == P ? tail : (__mmask16)0xffff;
+            const float *Bj = Bp + (size_t)p0 * 16 * K + (size_t)k0 * 16;
+            for (int b = 0, i = 0; b < nb; b++) {
+                const int mr = base + (b < extra);
+                block512(mr, np, mlast, kc, A + (size_t)i * lda + k0, lda, Bj, K, C + (size_t)i * ldc + 16 * p0, ldc,
+                         acc);
+                i += mr;
+            }
+        }
+    }
+}
+
+/* Panel groups [g0, g1) of three (packed512's register block) of one part. */
+static void packed512_part(void *p, int part, int nparts) {
+    const struct nn_job *j = p;
+    const int ng = (j->N + 47) / 48;
+    const int g0 = (int)((long)ng * part / nparts), g1 = (int)((long)ng * (part + 1) / nparts);
+    const int c0 = g0 * 48, c1 = g1 * 48 < j->N ? g1 * 48 : j->N;
+    if (c0 < c1)
+        packed512(j->M, c1 - c0, j->K, j->A, j->lda, j->B + (size_t)c0 * j->K, j->acc, j->C + c0, j->ldc);
+}
+#endif
+
 
 void CRN_FN(crn_gemm_nn)(int M, int N, int K, const real *A, int lda, const real *B, int ldb, real beta, real *C,
                          int ldc) {
@@ -441,6 +572,10 @@ void CRN_FN(crn_gemm_packed)(int M, int N, int K, const real *A, int lda, const 
     if ((beta == 0 || beta == 1) && have_avx2()) {
         struct nn_job j = {M, N, K, lda, 16, ldc, beta != 0, 1, A, Bp, C};
         double work = (double)M * N * K;
+        if (have_avx512()) { // parts of whole panel groups (packed512's register block is 3 panels)
+            CRN_FN(crn_parallel)(packed512_part, &j, work < 1e5 ? 1 : (N + 47) / 48);
+            return;
+        }
         CRN_FN(crn_parallel)(nn_part, &j, work < 1e5 ? 1 : (N + 15) / 16);
         return;
     }
@@ -585,103 +720,6 @@ void crn_gemv_f16(int N, int K, const float *a, const uint16_t *W, int ldw, floa
     }
 #endif
     crn_gemv_f16_ref(N, K, a, W, ldw, c);
-}
-#endif
-
-/* ------------------------------------------------------------------ */
-/* the packed product with AVX-512 (the inference path's recurrence)   */
-
-#if CRN_FAST_X86
-#define TGT512 __attribute__((target("avx512f")))
-enum { KC512 = 128 }; // K block: three 16-column panels are 3 * KC512 * 64 bytes = 24 KB, in L1
-
-static int have_avx512(void) {
-    static int v = -1;
-    if (v < 0) v = __builtin_cpu_supports("avx512f");
-    return v;
-}
-
-/* One register block: mr (1..8) rows x np (1..3) panels of 16 columns (one
- * zmm each) over kc steps; Bp the first panel at step 0 of the block, the
- * panels K * 16 apart; the last panel's columns masked by mlast. acc: add
- * to C (else overwrite). 24 accumulators + 3 B vectors + 1 broadcast fit
- * the 32 zmm registers. */
-static AINL TGT512 void mk512(int mr, int np, __mmask16 mlast, int kc, const float *A, int lda, const float *Bp, int K,
-                              float *C, int ldc, int acc) {
-    __m512 c[8][3];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++)
-#pragma GCC unroll 3
-        for (int p = 0; p < 3; p++) c[i][p] = _mm512_setzero_ps();
-    for (int k = 0; k < kc; k++) {
-        __m512 b[3];
-#pragma GCC unroll 3
-        for (int p = 0; p < 3; p++)
-            b[p] = p < np ? _mm512_loadu_ps(Bp + (size_t)p * 16 * K + (size_t)k * 16) : _mm512_setzero_ps();
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++)
-            if (i < mr) {
-                const __m512 a = _mm512_set1_ps(A[(size_t)i * lda + k]);
-#pragma GCC unroll 3
-                for (int p = 0; p < 3; p++)
-                    if (p < np) c[i][p] = _mm512_fmadd_ps(a, b[p], c[i][p]);
-            }
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++)
-        if (i < mr)
-#pragma GCC unroll 3
-            for (int p = 0; p < 3; p++)
-                if (p < np) {
-                    float *cp = C + (size_t)i * ldc + 16 * p;
-                    const __mmask16 m = p == np - 1 ? mlast : (__mmask16)0xffff;
-                    const __m512 v = acc ? _mm512_add_ps(c[i][p], _mm512_maskz_loadu_ps(m, cp)) : c[i][p];
-                    _mm512_mask_storeu_ps(cp, m, v);
-                }
-}
-
-#define MK512_NP(MR)                                                                                                   \
-    switch (np) {                                                                                                      \
-    case 3: mk512(MR, 3, mlast, kc, A, lda, Bp, K, C, ldc, acc); break;                                                \
-    case 2: mk512(MR, 2, mlast, kc, A, lda, Bp, K, C, ldc, acc); break;                                                \
-    default: mk512(MR, 1, mlast, kc, A, lda, Bp, K, C, ldc, acc); break;                                               \
-    }
-
-static TGT512 void block512(int mr, int np, __mmask16 mlast, int kc, const float *A, int lda, const float *Bp, int K,
-                            float *C, int ldc, int acc) {
-    switch (mr) {
-    case 8: MK512_NP(8) break;
-    case 7: MK512_NP(7) break;
-    case 6: MK512_NP(6) break;
-    case 5: MK512_NP(5) break;
-    case 4: MK512_NP(4) break;
-    case 3: MK512_NP(3) break;
-    case 2: MK512_NP(2) break;
-    default: MK512_NP(1) break;
-    }
-}
-#undef MK512_NP
-
-/* K blocks, groups of three panels, row blocks of near-equal height (at
- * most 8): a panel group stays in L1 while every row block passes over it. */
-static TGT512 void packed512(int M, int N, int K, const float *A, int lda, const float *Bp, int acc0, float *C,
-                             int ldc) {
-    const int P = (N + 15) / 16, nb = (M + 7) / 8, base = M / nb, extra = M % nb;
-    const __mmask16 tail = N % 16 ? (__mmask16)((1u << (N % 16)) - 1) : (__mmask16)0xffff;
-    for (int k0 = 0; k0 < K; k0 += KC512) {
-        const int kc = K - k0 < KC512 ? K - k0 : KC512, acc = acc0 || k0 > 0;
-        for (int p0 = 0; p0 < P; p0 += 3) {
-            const int np = P - p0 < 3 ? P - p0 : 3;
-            const __mmask16 mlast = p0 + np == P ? tail : (__mmask16)0xffff;
-            const float *Bj = Bp + (size_t)p0 * 16 * K + (size_t)k0 * 16;
-            for (int b = 0, i = 0; b < nb; b++) {
-                const int mr = base + (b < extra);
-                block512(mr, np, mlast, kc, A + (size_t)i * lda + k0, lda, Bj, K, C + (size_t)i * ldc + 16 * p0, ldc,
-                         acc);
-                i += mr;
-            }
-        }
-    }
 }
 #endif
 

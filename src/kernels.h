@@ -13,6 +13,16 @@
 #include "pool.h"
 #include "real.h"
 
+/* The instruction sets of the hand-written kernels (float build on x86-64;
+ * elsewhere always plain C). crn_kernels_isa: the CPU's best level, at most
+ * the cap set by crn_kernels_set_isa (default: no cap). The cap is for tests
+ * and benchmarks that compare the levels; set it before any work starts. */
+enum { CRN_ISA_PLAIN = 0, CRN_ISA_AVX2 = 1, CRN_ISA_AVX512 = 2 };
+void CRN_FN(crn_kernels_set_isa)(int max);
+int CRN_FN(crn_kernels_isa)(void);
+/* "plain", "avx2", "avx512" (the --isa names of charrnn bench); "?" else. */
+const char *crn_kernels_isa_name(int isa);
+
 /* C (M, N) = alpha * op(A) @ op(B) + beta * C, with op(A) (M, K), op(B) (K, N);
  * ta/tb nonzero means A/B are stored transposed. cblas semantics, row-major. */
 void CRN_FN(crn_gemm)(int ta, int tb, int M, int N, int K, real alpha, const real *A, int lda,

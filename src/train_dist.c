@@ -29,11 +29,13 @@ int crn_dist_agree_error(int rc) {
 }
 
 int crn_dist_rows(uint32_t B, int r, int n, uint32_t *row0, uint32_t *rows) {
-    if (n < 1 || B % (uint32_t)n)
-        return crn_error_set(CRN_EINVAL, "--batch %u does not split over %d MPI ranks: give a multiple of %d "
-                             "(the batch is global: each rank trains batch/ranks streams)", B, n, n);
-    *rows = B / (uint32_t)n;
-    *row0 = (uint32_t)r * *rows;
+    if (n < 1 || B < (uint32_t)n)
+        return crn_error_set(CRN_EINVAL, "--batch %u is smaller than the %d MPI ranks: give at least %d (the batch "
+                             "is global: each rank trains at least one of its streams)", B, n, n);
+    /* the first B % n ranks take one stream more */
+    const uint32_t base = B / (uint32_t)n, extra = B % (uint32_t)n, ur = (uint32_t)r;
+    *rows = base + (ur < extra);
+    *row0 = ur * base + (ur < extra ? ur : extra);
     return 0;
 }
 
@@ -110,8 +112,8 @@ int crn_dist_step_gradient(crn_model *m, crn_state *st, const uint32_t *x, const
     if (v[X_NONFINITE] > 0) return 0; /* every rank skips the update (loss stays NaN) */
     *loss = v[X_LOSS];
     /* backward took the mean over this rank's k targets: weight it by
-     * k / all, so the sum is the mean over all targets (1/N: exact for N a
-     * power of two) */
+     * k / all, so the sum is the mean over all targets (also when the ranks
+     * have different numbers of streams; 1/N: exact for N a power of two) */
     if (v[X_COUNT] > 0 && (double)k != v[X_COUNT]) {
         const float w = (float)((double)k / v[X_COUNT]);
         for (size_t i = 0; i < np; i++) g[i] *= w;

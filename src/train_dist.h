@@ -44,8 +44,9 @@ typedef struct crn_dist_step {
 /* Every rank's rc agreed: 0 if all are 0, else the error of the lowest
  * failing rank with its message prefixed "rank K: " (on every rank). */
 int crn_dist_agree_error(int rc);
-/* The rows of rank r of n in a global batch B: [*row0, *row0 + *rows).
- * @return 0 or CRN_EINVAL (B not a multiple of n; the message says so). */
+/* The rows of rank r of n in a global batch B: [*row0, *row0 + *rows),
+ * contiguous in rank order; the first B % n ranks have one row more.
+ * @return 0 or CRN_EINVAL (B < n: a rank would have none; the message says so). */
 int crn_dist_rows(uint32_t B, int r, int n, uint32_t *row0, uint32_t *rows);
 /* Rank 0's parameters and optimizer state (buffers and update count) to
  * every rank. opt may be NULL. */

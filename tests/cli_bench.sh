@@ -99,7 +99,7 @@ python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline()); sys.exi
 # ---- readable output ----------------------------------------------------------
 check "readable line" "$CHARRNN" bench --corpus "$SMALL" --hidden 8 --seq 4 --batch 2 --steps 6 --warmup 1 \
     --sample-len 20 --peak-gflops 100
-expect_grep '^custom lstm 2x8 one-hot, seq 4 x batch 2, layer norm: train [0-9]+ chars/s \(6 steps, .* % of 100, .*sample [0-9]+ chars/s, peak RSS [0-9.]+ MB, foreign CPU' \
+expect_grep '^custom lstm 2x8 one-hot, seq 4 x batch 2, layer norm, [a-z0-9]+ kernels: train [0-9]+ chars/s \(6 steps, .* % of 100, .*sample [0-9]+ chars/s, peak RSS [0-9.]+ MB, foreign CPU' \
     "$T_TMP/out" "readable line has the numbers"
 
 check "--sample-len 0" "$CHARRNN" bench --corpus "$SMALL" --hidden 8 --seq 4 --batch 2 --steps 4 --warmup 1 --sample-len 0
@@ -112,12 +112,28 @@ check "--no-layer-norm" "$CHARRNN" bench --corpus "$SMALL" --cell gru --hidden 8
     fail "--no-layer-norm JSON" "$(cat "$T_TMP/out")"
 check "--no-layer-norm --layer-norm" "$CHARRNN" bench --corpus "$SMALL" --cell gru --hidden 8 --seq 4 --batch 2 \
     --steps 4 --warmup 1 --sample-len 20 --no-layer-norm --layer-norm
-expect_grep '^custom gru 2x8 one-hot, seq 4 x batch 2, layer norm: train [0-9]+ chars/s' "$T_TMP/out" \
+expect_grep '^custom gru 2x8 one-hot, seq 4 x batch 2, layer norm, [a-z0-9]+ kernels: train [0-9]+ chars/s' "$T_TMP/out" \
     "the layer-norm run says so (the last option wins)"
 check "--no-layer-norm, readable" "$CHARRNN" bench --corpus "$SMALL" --cell gru --hidden 8 --seq 4 --batch 2 \
     --steps 4 --warmup 1 --sample-len 20 --no-layer-norm
-expect_grep '^custom gru 2x8 one-hot, seq 4 x batch 2, no layer norm: train [0-9]+ chars/s' "$T_TMP/out" \
+expect_grep '^custom gru 2x8 one-hot, seq 4 x batch 2, no layer norm, [a-z0-9]+ kernels: train [0-9]+ chars/s' "$T_TMP/out" \
     "the plain run says so"
+
+# ---- --isa: the kernels' instruction set, capped (the same run at each level) ----
+for isa in plain avx2; do
+    check "--isa $isa" "$CHARRNN" bench --corpus "$SMALL" --hidden 8 --seq 4 --batch 2 --steps 4 --warmup 1 \
+        --sample-len 10 --isa $isa --json
+    got=$(jget "$T_TMP/out" 0 config.isa)
+    # the CPU may lack AVX2: then the cap gives plain
+    case "$isa/$got" in plain/plain | avx2/avx2 | avx2/plain) pass "... JSON isa $got (asked $isa)" ;;
+    *) fail "--isa $isa JSON" "$(cat "$T_TMP/out")" ;; esac
+done
+check "--isa plain, readable" "$CHARRNN" bench --corpus "$SMALL" --hidden 8 --seq 4 --batch 2 --steps 4 --warmup 1 \
+    --sample-len 0 --isa plain
+expect_grep '^custom lstm 2x8 one-hot, seq 4 x batch 2, layer norm, plain kernels: train' "$T_TMP/out" \
+    "the line names the kernels' level"
+expect_exit 2 "--isa sse" "$CHARRNN" bench --isa sse
+expect_grep "'sse' is not plain, avx2 or avx512" "$T_TMP/err" "unknown --isa named"
 
 # ---- several canonical configurations, each in a child process --------------
 check "--config A,B" "$CHARRNN" bench --corpus "$SMALL" --config A,B --steps 3 --warmup 1 --sample-len 10 --json

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "common.h"
 #include "dist.h"
+#include "train_dist.h"
 
 START_TEST(rank_and_size) {
     ck_assert_int_eq(crn_dist_built(), CRN_HAVE_MPI);
@@ -74,6 +75,34 @@ START_TEST(broadcast_max_agree) {
 }
 END_TEST
 
+/* The global batch over n ranks: every row once, contiguous in rank order,
+ * the shares within one row of each other; fewer rows than ranks refused. */
+START_TEST(rows_split_the_batch) {
+    for (int n = 1; n <= 7; n++)
+        for (uint32_t B = 0; B <= 40; B++) {
+            uint32_t next = 0, lo = UINT32_MAX, hi = 0;
+            for (int r = 0; r < n; r++) {
+                uint32_t row0 = 99, rows = 99;
+                int rc = crn_dist_rows(B, r, n, &row0, &rows);
+                if (B < (uint32_t)n) {
+                    ck_assert_int_eq(rc, CRN_EINVAL);
+                    ck_assert_ptr_nonnull(strstr(crn_error_message(), "smaller than the"));
+                    continue;
+                }
+                ck_assert_int_eq(rc, 0);
+                ck_assert_uint_eq(row0, next);
+                ck_assert_uint_ge(rows, 1);
+                next = row0 + rows;
+                lo = rows < lo ? rows : lo, hi = rows > hi ? rows : hi;
+            }
+            if (B >= (uint32_t)n) {
+                ck_assert_uint_eq(next, B);
+                ck_assert_uint_le(hi - lo, 1);
+            }
+        }
+}
+END_TEST
+
 int main(int argc, char **argv) {
     if (crn_dist_init(&argc, &argv) < 0) {
         fprintf(stderr, "test_dist: %s\n", crn_error_message());
@@ -84,6 +113,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, rank_and_size);
     tcase_add_test(tc, sums_in_place);
     tcase_add_test(tc, broadcast_max_agree);
+    tcase_add_test(tc, rows_split_the_batch);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

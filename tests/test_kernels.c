@@ -159,10 +159,11 @@ START_TEST(test_gemm_nn_matches_reference) {
 }
 END_TEST
 
-/* The packed products (crn_gemm_packed, and crn_gemm_packed_local: AVX-512
- * where the CPU has it): op(B) packed from B stored (K, N) or transposed
- * (N, K), against the plain loops on the same shapes; the zero padding of
- * the last panel must not leak into C. */
+/* The packed products (crn_gemm_packed, and crn_gemm_packed_local) at every
+ * instruction-set level this CPU has (plain loops, AVX2, AVX-512: the level
+ * capped by crn_kernels_set_isa): op(B) packed from B stored (K, N) or
+ * transposed (N, K), against the plain loops on the same shapes; the zero
+ * padding of the last panel must not leak into C. */
 typedef void (*packed_fn)(int, int, int, const float *, int, const float *, float, float *, int);
 START_TEST(test_gemm_packed_matches_reference) {
     static const int Ms[] = {1, 4, 6, 7, 9, 50};
@@ -172,7 +173,11 @@ START_TEST(test_gemm_packed_matches_reference) {
     static const char *const names[] = {"gemm_packed", "gemm_packed_local"};
     crn_rng rng;
     crn_rng_seed(&rng, 78);
-    int cases = 0;
+    int cases = 0, levels = 0;
+    for (int isa = CRN_ISA_PLAIN; isa <= CRN_ISA_AVX512; isa++) {
+    crn_kernels_set_isa(isa);
+    if (crn_kernels_isa() != isa) continue; // the CPU lacks this level
+    levels++;
     for (int th = 1; th <= 2; th++)
     for (int fi = 0; fi < 2; fi++) {
         crn_set_threads(th);
@@ -208,15 +213,19 @@ START_TEST(test_gemm_packed_matches_reference) {
                                         w = e > w ? e : w;
                                     }
                                 }
-                            ck_assert_msg(ok && w <= 1, "%s %dx%dx%d tb=%d beta=%d threads=%d: err/tol %g%s",
-                                          names[fi], M, N, K, tb, beta, th, w, ok ? "" : ", padding or non-finite");
+                            ck_assert_msg(ok && w <= 1, "%s isa %d %dx%dx%d tb=%d beta=%d threads=%d: err/tol %g%s",
+                                          names[fi], isa, M, N, K, tb, beta, th, w,
+                                          ok ? "" : ", padding or non-finite");
                             cases++;
                         }
                         free(A), free(Bm), free(Bp), free(C1), free(C2);
                     }
     }
+    }
+    crn_kernels_set_isa(CRN_ISA_AVX512);
     crn_set_threads(1);
-    printf("gemm_packed, gemm_packed_local: %d cases\n", cases);
+    ck_assert_int_ge(levels, 1);
+    printf("gemm_packed, gemm_packed_local: %d cases over %d instruction-set levels\n", cases, levels);
 }
 END_TEST
 
