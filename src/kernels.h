@@ -1,8 +1,8 @@
 /* kernels.h — the numeric kernels every layer uses: one matrix-product entry
  * point (OpenBLAS cblas_sgemm / cblas_dgemm) with a plain-loop reference,
- * the small per-step products (AVX2), the fused softmax cross-entropy, and
- * the binary16 weight kernels of sampling. The worker threads they split
- * large products across are pool.h's.
+ * the small per-step products (AVX2, and AVX-512 for the packed one), the
+ * fused softmax cross-entropy, and the binary16 weight kernels of sampling.
+ * The worker threads they split large products across are pool.h's.
  * All matrices are row-major. Compiled as float and as double (real.h). */
 #ifndef CRN_KERNELS_H
 #define CRN_KERNELS_H
@@ -43,7 +43,10 @@ void CRN_FN(crn_gemm_nn)(int M, int N, int K, const real *A, int lda, const real
 /* The same product with op(B) pre-packed by crn_pack: panels of 16 columns,
  * each (K, 16) contiguous, zero-padded past N. Packing once per window
  * makes every per-step read of B contiguous (a row stride of a power of two
- * floats, e.g. 4H = 512, maps a column panel onto two L1 sets). */
+ * floats, e.g. 4H = 512, maps a column panel onto two L1 sets). With
+ * AVX-512F: register blocks of 8 rows x 3 panels, the parts of whole
+ * three-panel groups split across the worker threads; else the AVX2 kernel
+ * above; else plain loops. */
 void CRN_FN(crn_gemm_packed)(int M, int N, int K, const real *A, int lda, const real *Bp, real beta, real *C,
                              int ldc);
 /* The same product for a caller that splits the work itself (the
