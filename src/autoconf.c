@@ -3,6 +3,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,12 @@ static const preset presets[CRN_PRESET_COUNT] = {
 /* Fewest estimated steps for which the schedule is cosine to zero over the
  * budget (constant below). */
 #define AUTO_DECAY_MIN_STEPS 3000.0
+/* Dropout for the budget: none up to this many epochs, then 0.1 more for
+ * each doubling, up to DROPOUT_MAX (crn_dropout_for_epochs). */
+#define DROPOUT_FROM_EPOCHS 3.0
+#define DROPOUT_MAX 0.25
+/* Least time the speed probe of one model times its steps for. */
+#define PROBE_SECONDS 0.25
 /* Share of the budget spent in steps (the rest: evaluations, saves). */
 #define AUTO_TRAIN_SHARE 0.9
 
@@ -177,25 +184,21 @@ static int budget_fits(const crn_auto_input *in, enum crn_preset p, int ln) {
     return tokens >= AUTO_TOKENS_PER_PARAM * (double)crn_preset_params(p, in->vocab, ln);
 }
 
-/* Time one preset: one warm-up and two timed gradient steps on random ids.
- * @return 0 or a negative error; *cps the chars/s of the timed steps. */
-static int probe_preset(enum crn_preset p, uint32_t V, uint32_t layer_norm, double *cps) {
-    const preset *q = &presets[p];
-    crn_model_config cfg = {.cell = CRN_CELL_LSTM, .act = CRN_ACT_TANH, .vocab = V, .embed = q->embed,
-                            .hidden = q->hidden, .layers = q->layers, .dropout = q->dropout,
-                            .layer_norm = layer_norm};
-    const uint32_t B = q->batch, T = q->seq;
+int crn_probe_speed(const crn_model_config *cfg, uint32_t B, uint32_t T, int threads, double *cps) {
+    crn_set_threads(threads);
+    const uint32_t V = cfg->vocab;
     crn_model *m = NULL;
     crn_state *st = NULL;
     uint32_t *x = malloc(sizeof *x * B * T), *y = malloc(sizeof *y * B * T);
     crn_rng rng;
     int rc = 0;
+    *cps = 0;
     crn_rng_seed(&rng, 1);
     if (!x || !y) {
         rc = crn_error_set(CRN_ENOMEM, "out of memory probing the training speed");
         goto out;
     }
-    if ((rc = crn_model_create(&m, &cfg)) < 0 || (rc = crn_model_reserve(m, B, T)) < 0 ||
+    if ((rc = crn_model_create(&m, cfg)) < 0 || (rc = crn_model_reserve(m, B, T)) < 0 ||
         (rc = crn_state_create(&st, m, B)) < 0)
         goto out;
     crn_model_init(m, &rng);
@@ -203,15 +206,22 @@ static int probe_preset(enum crn_preset p, uint32_t V, uint32_t layer_norm, doub
         x[i] = (uint32_t)crn_rng_below(&rng, V);
         y[i] = (uint32_t)crn_rng_below(&rng, V);
     }
-    double t0 = 0;
-    for (int s = 0; s < 3; s++) {
+    /* two warm-up steps (first touches of the buffers), then timed ones
+     * until PROBE_SECONDS have passed (at least two) */
+    double t0 = 0, dt = 0;
+    int timed = 0;
+    for (int s = 0; s < 2 + timed + 1; s++) {
         double loss, norm;
         size_t count;
-        if (s == 1) t0 = crn_now();
+        if (s == 2) t0 = crn_now();
         if ((rc = crn_train_step_gradient(m, st, x, y, B, T, &rng, 5.0, &loss, &count, &norm)) < 0) goto out;
+        if (s >= 2) {
+            dt = crn_now() - t0;
+            timed = s - 1;
+            if (timed >= 2 && dt >= PROBE_SECONDS) break;
+        }
     }
-    const double dt = crn_now() - t0;
-    *cps = dt > 0 ? 2.0 * B * T / dt : 0;
+    *cps = dt > 0 ? (double)timed * B * T / dt : 0;
 out:
     crn_state_destroy(st);
     crn_model_destroy(m);
@@ -220,15 +230,67 @@ out:
     return rc;
 }
 
+/* Time one preset's model and batch (crn_probe_speed). */
+static int probe_preset(enum crn_preset p, uint32_t V, uint32_t layer_norm, int threads, double *cps) {
+    const preset *q = &presets[p];
+    crn_model_config cfg = {.cell = CRN_CELL_LSTM, .act = CRN_ACT_TANH, .vocab = V, .embed = q->embed,
+                            .hidden = q->hidden, .layers = q->layers, .dropout = q->dropout,
+                            .layer_norm = layer_norm};
+    return crn_probe_speed(&cfg, q->batch, q->seq, threads, cps);
+}
+
 int crn_auto_probe(crn_auto_input *in, int threads, uint32_t layer_norm) {
-    crn_set_threads(threads);
     for (int p = CRN_PRESET_LARGE; p >= CRN_PRESET_TINY; p--) {
         if (p > CRN_PRESET_TINY && !text_fits(in, (enum crn_preset)p, (int)layer_norm)) continue;
-        int rc = probe_preset((enum crn_preset)p, in->vocab, layer_norm, &in->cps[p]);
+        int rc = probe_preset((enum crn_preset)p, in->vocab, layer_norm, threads, &in->cps[p]);
         if (rc < 0) return rc;
         if (budget_fits(in, (enum crn_preset)p, (int)layer_norm)) break;
     }
     return 0;
+}
+
+/* Dropout against overfitting, from the passes over the text: the
+ * equal-time runs of docs/training.md ("Dropout for the budget") overfit
+ * without it after about 2.5 (config D), 6 (A) and 14 (B) epochs, while at
+ * 1,000 steps (2-2.5 epochs) dropout only slows learning. Smooth in the
+ * epochs, so a probe's few per cent of noise moves it little. */
+float crn_dropout_for_epochs(double epochs) {
+    if (!(epochs > DROPOUT_FROM_EPOCHS)) return 0.0f;
+    const double d = 0.1 * log2(epochs / DROPOUT_FROM_EPOCHS);
+    return (float)(round(100.0 * (d < DROPOUT_MAX ? d : DROPOUT_MAX)) / 100.0);
+}
+
+double crn_budget_epochs(const crn_train_opts *o, double train_chars, double cps) {
+    if (!(train_chars > 0)) return 0;
+    double e = -1;
+    if (o->max_epochs > 0) e = (double)o->max_epochs;
+    if (o->max_steps > 0) {
+        const double s = (double)o->max_steps * o->batch * o->seq / train_chars;
+        if (e < 0 || s < e) e = s;
+    }
+    if (o->time_limit > 0 && cps > 0) {
+        const double s = cps * o->time_limit * AUTO_TRAIN_SHARE / train_chars;
+        if (e < 0 || s < e) e = s;
+    }
+    return e < 0 ? 0 : e;
+}
+
+float crn_budget_dropout(crn_train_opts *o, const crn_auto_input *in, double cps, char *why, size_t cap) {
+    const double train_chars = train_chars_of(in), epochs = crn_budget_epochs(o, train_chars, cps);
+    const float d = o->model.layers > 1 ? crn_dropout_for_epochs(epochs) : 0.0f;
+    o->model.dropout = d;
+    if (cap) why[0] = 0;
+    if (d > 0 && cap) {
+        char ch[16];
+        fmt_count(ch, sizeof ch, train_chars);
+        int n = snprintf(why, cap, "dropout %g for the budget: %.1f epochs of %s tokens", (double)d, epochs, ch);
+        if (n > 0 && (size_t)n < cap && o->time_limit > 0 && cps > 0 &&
+            (!o->max_steps || cps * o->time_limit * AUTO_TRAIN_SHARE < (double)o->max_steps * o->batch * o->seq))
+            n += snprintf(why + n, cap - (size_t)n, " in %.0f s at ~%.0fk tokens/s (measured)", o->time_limit,
+                          cps / 1e3);
+        if (n > 0 && (size_t)n < cap) snprintf(why + n, cap - (size_t)n, "; --dropout 0 turns it off");
+    }
+    return d;
 }
 
 enum crn_preset crn_auto_config(crn_train_opts *o, const crn_auto_input *in, char *why, size_t cap) {
@@ -244,9 +306,7 @@ enum crn_preset crn_auto_config(crn_train_opts *o, const crn_auto_input *in, cha
     const double P = (double)crn_preset_params(pick, in->vocab, ln);
     const double cps = speed_of(in, pick, ln), tokens = cps * in->seconds * AUTO_TRAIN_SHARE;
     const double epochs = train_chars > 0 ? tokens / train_chars : 0;
-    /* dropout against overfitting: the more passes over the text, the more */
-    float dropout = 0;
-    if (pick >= CRN_PRESET_SMALL) dropout = epochs < 2 ? 0.0f : epochs < 4 ? 0.1f : epochs < 8 ? 0.2f : 0.25f;
+    const float dropout = pick >= CRN_PRESET_SMALL ? crn_dropout_for_epochs(epochs) : 0.0f;
     o->model.dropout = dropout;
     /* a short text: fewer streams, then shorter windows, so it holds >= 4 windows */
     while (o->batch > 1 && train_chars < 4.0 * o->batch * o->seq) o->batch /= 2;

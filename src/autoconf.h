@@ -62,6 +62,31 @@ int crn_auto_probe(crn_auto_input *in, int threads, uint32_t layer_norm);
  * shared id). @return 0 or CRN_EIO / CRN_ENOMEM with a message naming the file. */
 int crn_auto_scan(const char *path, enum crn_unit unit, crn_auto_input *in);
 
+/* Training speed of a model configuration at batch B x window T on this
+ * machine with `threads` threads (0: one a core): one warm-up and two timed
+ * gradient steps (forward, backward, clip) on random ids, as chars/s into
+ * *cps. Allocates. @return 0 or a negative error. */
+int crn_probe_speed(const crn_model_config *cfg, uint32_t B, uint32_t T, int threads, double *cps);
+
+/* Dropout against overfitting for a budget of `epochs` passes over the
+ * training text: 0 up to 3, then 0.1 x log2(epochs / 3) up to 0.25 (from
+ * 19 epochs on), rounded to 0.01 (docs/training.md, "Dropout for the
+ * budget"). */
+float crn_dropout_for_epochs(double epochs);
+
+/* Passes over train_chars training tokens that o's budget covers: the least
+ * of --epochs, --steps x batch x seq, and the time limit at cps chars/s
+ * (less the share evaluations take; ignored when cps is 0). 0 without one. */
+double crn_budget_epochs(const crn_train_opts *o, double train_chars, double cps);
+
+/* The dropout of a new run that names its model but not its dropout:
+ * crn_dropout_for_epochs of the epochs o's budget covers over in's
+ * training text (cps: the run's measured chars/s, 0 for a budget without
+ * time), 0 for one layer (dropout acts between layers). Sets
+ * o->model.dropout; when it is not 0, writes one line saying why into why
+ * (cap bytes; else ""). @return the dropout. */
+float crn_budget_dropout(crn_train_opts *o, const crn_auto_input *in, double cps, char *why, size_t cap);
+
 /* Pick the preset, dropout, embedding, learning rate and schedule for in and
  * apply them to o (priced with o's layer-norm setting) (a decaying cosine schedule over the time budget). Writes
  * one line saying what was chosen and why into why (cap bytes).

@@ -22,6 +22,9 @@
 
 #define CMD "train"
 #define DEFAULT_TIME 300.0 /* seconds, when no budget is given */
+/* A named model's corpus below this size is counted before the budget's
+ * dropout is chosen; a larger one only if the budget may cover 3 epochs. */
+#define SCAN_NOW_BYTES (64u << 20)
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -55,7 +58,9 @@ static void usage(FILE *f) {
         "      --layers N            stacked layers (default 2)\n"
         "      --hidden N            hidden units per layer (default 128)\n"
         "      --embed N             embedding width, 0 = one-hot input (default 0)\n"
-        "      --dropout P           dropout between layers, [0, 1) (default 0)\n"
+        "      --dropout P           dropout between layers, [0, 1) (default: from the epochs the budget\n"
+        "                            covers, timed by a short probe: 0 up to 3, then 0.1 x log2(epochs/3)\n"
+        "                            up to 0.25; said in one line when not 0)\n"
         "      --layer-norm          layer normalisation in every cell (Ba et al. 2016; the default)\n"
         "      --no-layer-norm       plain cells, without layer normalisation\n"
         "      --init S              initialisation: pytorch | xavier | orthogonal (default: pytorch for\n"
@@ -574,6 +579,8 @@ typedef struct session {
     crn_trainer *tr;
     cli_progress *prog;
     crn_train_start start;
+    crn_auto_input in;             /* the corpus's counts and speeds for the choices made for the budget */
+    uint64_t corpus_bytes;         /* its size (wants_budget_dropout) */
 } session;
 
 /* --resume: the run's files, its options and state, what the command line changes.
@@ -616,8 +623,16 @@ static int setup_resume(session *S) {
     return -1;
 }
 
-/* A new run (fresh or --init-from): the options typed over the defaults.
- * @return -1 ok, else the exit status. */
+/* A new run whose model is named but not its dropout gets the dropout its
+ * budget calls for (crn_budget_dropout). */
+static int wants_budget_dropout(const args *a) {
+    return !a->set[O_DROPOUT] && !a->set[O_PRESET] && !a->init_from && !a->resume && !wants_auto(a);
+}
+
+/* A new run (fresh or --init-from), first part: the corpus, the data and
+ * tokenizer options, the base model, and the corpus's counts when the
+ * automatic choice needs them. Every rank's outcome is agreed before
+ * choose_model (which has collective steps). @return -1 ok, else the exit status. */
 static int setup_fresh(session *S) {
     int rc;
     if (!S->a.corpus) return cli_usage_error(CMD, "missing CORPUS (the text file to train on)");
@@ -639,30 +654,6 @@ static int setup_fresh(session *S) {
     S->opts.replace = u->replace; S->opts.n_replace = u->n_replace; u->replace = NULL; u->n_replace = 0;
     /* the last of --layer-norm / --no-layer-norm (before the automatic choice, which prices it) */
     if (S->a.set[O_LN] || S->a.set[O_NO_LN]) S->opts.model.layer_norm = u->model.layer_norm;
-    if (S->a.set[O_PRESET]) crn_preset_apply(&S->opts, S->a.preset);
-    else if (wants_auto(&S->a)) {
-        crn_auto_input in = {.val_frac = S->opts.val_frac,
-                             .seconds = S->a.set[O_TIME] ? u->time_limit : DEFAULT_TIME};
-        const enum crn_unit unit = S->a.set[O_UNIT] ? u->unit : S->opts.unit;
-        if ((rc = crn_auto_scan(S->opts.corpus_path, unit, &in)) < 0) return cli_fail(CMD, rc);
-        const uint32_t ln = S->opts.model.layer_norm; /* --layer-norm / --no-layer-norm applied above */
-        if ((rc = crn_auto_probe(&in, S->a.set[O_THREADS] ? u->threads : S->opts.threads, ln)) < 0)
-            return cli_fail(CMD, rc);
-        char why[512];
-        crn_auto_config(&S->opts, &in, why, sizeof why);
-        if (!S->a.quiet) fprintf(stderr, "%s\n", why);
-    }
-    /* what was typed wins over the preset or the automatic choice */
-    if (S->a.set[O_BATCH]) S->opts.batch = u->batch;
-    if (S->a.set[O_SEQ]) S->opts.seq = u->seq;
-    if (S->a.set[O_CELL]) S->opts.model.cell = u->model.cell;
-    if (S->a.set[O_ACT]) S->opts.model.act = u->model.act;
-    if (S->a.set[O_LAYERS]) S->opts.model.layers = u->model.layers;
-    if (S->a.set[O_HIDDEN]) S->opts.model.hidden = u->model.hidden;
-    if (S->a.set[O_EMBED]) S->opts.model.embed = u->model.embed;
-    if (S->a.set[O_DROPOUT]) S->opts.model.dropout = u->model.dropout;
-    S->opts.init.kind = S->a.set[O_INIT_SCHEME] ? u->init.kind : crn_init_default_kind(S->opts.model.cell);
-    if (S->a.set[O_FORGET]) S->opts.init.forget_bias = u->init.forget_bias;
     if (S->a.init_from) {
         static const int shape[] = {O_CELL, O_ACT, O_LAYERS, O_HIDDEN, O_EMBED, O_LN, O_NO_LN, O_UNIT, O_NORM,
                                     O_PRESET};
@@ -676,8 +667,89 @@ static int setup_fresh(session *S) {
         S->start.init_from = S->ck;
         S->start.extend_vocab = S->a.extend;
     }
+    S->in.val_frac = S->opts.val_frac;
+    S->in.seconds = S->a.set[O_TIME] ? u->time_limit : DEFAULT_TIME;
+    /* counted now (its errors agreed before choose_model), unless large and
+     * a named model's; a corpus that cannot be read gets no dropout for the
+     * budget here, and the trainer says what is wrong with it */
+    struct stat st;
+    const int named = wants_budget_dropout(&S->a) && !stat(S->opts.corpus_path, &st) && S_ISREG(st.st_mode);
+    if (named) S->corpus_bytes = (uint64_t)st.st_size;
+    if ((wants_auto(&S->a) || (named && S->corpus_bytes < SCAN_NOW_BYTES)) &&
+        (rc = crn_auto_scan(S->opts.corpus_path, S->opts.unit, &S->in)) < 0)
+        return cli_fail(CMD, rc);
+    return -1;
+}
+
+/* The automatic choice: probe the presets, rank 0's speeds for every rank
+ * (so all choose alike), choose. @return -1 ok, else the exit status. */
+static int choose_auto(session *S) {
+    const crn_train_opts *u = &S->a.o;
+    const int threads = S->a.set[O_THREADS] ? u->threads : S->opts.threads;
+    int rc = crn_auto_probe(&S->in, rank_threads(threads), S->opts.model.layer_norm);
+    const int shared = crn_dist_bcast(S->in.cps, sizeof S->in.cps, 0); /* reached by every rank */
+    if (rc < 0 || (rc = shared) < 0) return cli_fail(CMD, rc);
+    for (int p = 0; p < CRN_PRESET_COUNT; p++) S->in.cps[p] *= crn_dist_size(); /* the ranks train at once */
+    char why[512];
+    crn_auto_config(&S->opts, &S->in, why, sizeof why);
+    if (!S->a.quiet) fprintf(stderr, "%s\n", why);
+    return -1;
+}
+
+/* Dropout for a named model's budget (wants_budget_dropout): the run's
+ * speed probed when the budget is time (rank 0's for every rank: one
+ * collective step, whatever each rank's corpus), the corpus counted now if
+ * setup_fresh left it (a large one) and the budget may cover 3 epochs or
+ * more: fewer need no dropout, and a text holds a token per 4 bytes or more.
+ * @return -1 ok, else the exit status. */
+static int choose_budget_dropout(session *S) {
+    crn_train_opts *o = &S->opts;
+    if (o->model.layers < 2) return -1;
+    const uint32_t ranks = (uint32_t)crn_dist_size(), rows = (o->batch + ranks - 1) / ranks;
+    double cps = 0;
+    int rc = 0;
+    if (o->time_limit > 0) {
+        crn_model_config cfg = o->model;
+        cfg.vocab = S->in.vocab ? S->in.vocab : 256; /* not counted yet: a typical vocabulary */
+        rc = crn_probe_speed(&cfg, rows, o->seq, rank_threads(o->threads), &cps);
+        const int shared = crn_dist_bcast(&cps, sizeof cps, 0); /* reached by every rank */
+        if (rc < 0 || (rc = shared) < 0) return cli_fail(CMD, rc);
+        cps *= ranks;
+    }
+    if (!S->in.chars) {
+        const double least = (double)S->corpus_bytes / 4 * (1.0 - S->in.val_frac);
+        if (crn_budget_epochs(o, least, cps) < 3) return -1;
+        if ((rc = crn_auto_scan(o->corpus_path, o->unit, &S->in)) < 0) return cli_fail(CMD, rc);
+    }
+    char why[256];
+    crn_budget_dropout(o, &S->in, cps, why, sizeof why);
+    if (why[0] && !S->a.quiet) fprintf(stderr, "%s\n", why);
+    return -1;
+}
+
+/* A new run, second part: the preset or the automatic choice, the model
+ * options typed over it, the session options, then the budget's dropout.
+ * Every rank calls it (collective probes). @return -1 ok, else the exit status. */
+static int choose_model(session *S) {
+    int status;
+    crn_train_opts *u = &S->a.o;
+    if (S->a.set[O_PRESET]) crn_preset_apply(&S->opts, S->a.preset);
+    else if (wants_auto(&S->a) && (status = choose_auto(S)) >= 0) return status;
+    /* what was typed wins over the preset or the automatic choice */
+    if (S->a.set[O_BATCH]) S->opts.batch = u->batch;
+    if (S->a.set[O_SEQ]) S->opts.seq = u->seq;
+    if (S->a.set[O_CELL]) S->opts.model.cell = u->model.cell;
+    if (S->a.set[O_ACT]) S->opts.model.act = u->model.act;
+    if (S->a.set[O_LAYERS]) S->opts.model.layers = u->model.layers;
+    if (S->a.set[O_HIDDEN]) S->opts.model.hidden = u->model.hidden;
+    if (S->a.set[O_EMBED]) S->opts.model.embed = u->model.embed;
+    if (S->a.set[O_DROPOUT]) S->opts.model.dropout = u->model.dropout;
+    S->opts.init.kind = S->a.set[O_INIT_SCHEME] ? u->init.kind : crn_init_default_kind(S->opts.model.cell);
+    if (S->a.set[O_FORGET]) S->opts.init.forget_bias = u->init.forget_bias;
+    int rc;
     if ((rc = crn_train_opts_apply_session(&S->opts, &S->a.o, S->a.given)) < 0) return cli_fail(CMD, rc);
     if (!S->a.set[O_TIME] && !S->a.set[O_STEPS] && !S->a.set[O_EPOCHS]) S->opts.time_limit = DEFAULT_TIME;
+    if (wants_budget_dropout(&S->a) && (status = choose_budget_dropout(S)) >= 0) return status;
     S->start.out_path = S->a.out;
     if (S->a.init_from && !strcmp(S->a.init_from, S->a.out))
         cli_error(CMD, "warning: -o is the --init-from model; it will be overwritten by the fine-tuned one");
@@ -764,8 +836,10 @@ int cli_train(int argc, char **argv) {
     cli_dist_quiet_others();
     status = parse_args(&S->a, argc, argv);
     if (status < 0) status = S->a.resume ? setup_resume(S) : setup_fresh(S);
-    if (status < 0) status = check_outputs(S);
     if ((status = cli_dist_agree(CMD, status)) >= 0) goto done; /* any rank's exit is every rank's */
+    if (!S->a.resume) status = choose_model(S);
+    if (status < 0) status = check_outputs(S);
+    if ((status = cli_dist_agree(CMD, status)) >= 0) goto done;
     status = CLI_EXIT_ERROR;
     S->opts.threads = rank_threads(S->opts.threads);
     if ((rc = cli_progress_create(&S->prog, stderr, -1, S->a.quiet)) < 0) { status = cli_fail(CMD, rc); goto done; }

@@ -194,6 +194,18 @@ expect_exit 2 "M02 a usage error on rank 1 only" "${MPI[@]}" -np 1 "$C" train "$
     "${TINY[@]}" : -np 1 "$C" train "$D/t.txt" -o "$D/e4.ckpt" "${TINY[@]}" --hidden 0
 one_message "^charrnn train: rank 1: --hidden: 0 is out of range" "M02 rank 1's usage error, once"
 
+# dropout for the budget of a named model: rank 0's measured speed for every rank (else
+# their options could differ), and a corpus missing on one rank still gives one message
+TWO=(--cell gru --layers 2 --hidden 8 --batch 6 --seq 8 --threads 1 --eval-every 1000)
+"${MPI[@]}" -np 2 "$C" train "$D/t.txt" -o "$D/bd.ckpt" "${TWO[@]}" --time 3s > /dev/null 2> "$T_TMP/err"
+rc=$?
+[ $rc -eq 0 ] && pass "2 ranks, a named model's time budget: the ranks choose one dropout" \
+    || fail "2 ranks, a named model's time budget: exit $rc" "$(head -c 600 "$T_TMP/err")"
+one_message "^dropout 0\.[0-9]+ for the budget: .* in 3 s at ~[0-9]+k tokens/s \(measured\)" "... said once (rank 0)"
+expect_exit 1 "M02 corpus missing on rank 1, a named model's time budget" "${MPI[@]}" -np 1 "$C" train "$D/t.txt" \
+    -o "$D/e6.ckpt" "${TWO[@]}" --time 3s : -np 1 "$C" train "$D/none.txt" -o "$D/e6.ckpt" "${TWO[@]}" --time 3s
+one_message "^charrnn train: rank 1: .*none.txt: no such file" "... names rank 1 and the file, once"
+
 expect_exit 1 "M07 other options on rank 1" "${MPI[@]}" -np 1 "$C" train "$D/t.txt" -o "$D/e5.ckpt" "${TINY[@]}" \
     : -np 1 "$C" train "$D/t.txt" -o "$D/e5.ckpt" "${TINY[@]}" --steps 4
 one_message "^charrnn train: rank 1: its training options differ from rank 0's" "M07 names rank 1, once"

@@ -323,4 +323,43 @@ check "--preset small --hidden 32" "$C" train "$D/text.txt" -o "$D/p.ckpt" --pre
 "$C" info "$D/p.ckpt" > "$D/p.info"
 expect_grep "lstm, 2 layers x 32 hidden, embedding input \(64\), dropout 0.1" "$D/p.info" "the preset, with the given option winning"
 
+# ---- dropout for the budget: a named model with no --dropout ----------------
+TWO=(--cell gru --layers 2 --hidden 16 --batch 8 --seq 16 --threads 1 --eval-every 1000)
+"$C" train "$D/text.txt" -o "$D/bd.ckpt" "${TWO[@]}" --steps 1200 2> "$D/bd.err"
+expect_grep "^dropout 0\.[0-9]+ for the budget: [0-9.]+ epochs of [0-9.]+k tokens; --dropout 0 turns it off$" "$D/bd.err" \
+    "a named model whose budget covers many epochs gets dropout, and says why"
+check "... the dropout is the rule's for the epochs, and the model has it" python3 -c '
+import json, math, re, sys
+m = re.search(r"^dropout ([0-9.]+) for the budget: ([0-9.]+) epochs", open(sys.argv[1]).read(), re.M)
+d, e = float(m.group(1)), float(m.group(2))
+want = round(100 * min(0.25, 0.1 * math.log2(e / 3))) / 100
+info = json.load(open(sys.argv[2]))
+print(d, e, want, info["dropout"])
+sys.exit(0 if e > 3 and abs(d - want) < 1e-9 and abs(info["dropout"] - d) < 1e-6 else 1)' "$D/bd.err" \
+    <("$C" info --json "$D/bd.ckpt")
+"$C" train "$D/text.txt" -o "$D/bd0.ckpt" "${TWO[@]}" --steps 1200 --dropout 0 2> "$D/bd0.err"
+if grep -q "for the budget" "$D/bd0.err"; then fail "--dropout 0 keeps dropout off" "$(cat "$D/bd0.err")"
+else pass "--dropout 0 keeps dropout off"; fi
+expect_no_dropout() { # NAME CKPT: the model has no dropout
+    if "$C" info "$2" | grep -q "dropout"; then fail "$1" "$("$C" info "$2")"; else pass "$1"; fi
+}
+expect_no_dropout "... and the model has none" "$D/bd0.ckpt"
+"$C" train "$D/text.txt" -o "$D/bd1.ckpt" "${TWO[@]}" --steps 60 2> "$D/bd1.err"
+if grep -q "for the budget" "$D/bd1.err"; then fail "a budget of under 3 epochs gets no dropout" "$(cat "$D/bd1.err")"
+else pass "a budget of under 3 epochs gets no dropout"; fi
+expect_no_dropout "... and the model has none" "$D/bd1.ckpt"
+"$C" train "$D/text.txt" -o "$D/bd2.ckpt" --cell gru --layers 1 --hidden 16 --batch 8 --seq 16 --threads 1 \
+    --steps 1200 --eval-every 1000 2> "$D/bd2.err"
+expect_no_dropout "one layer gets no dropout (it acts between layers)" "$D/bd2.ckpt"
+until_line() { # ERR-FILE PATTERN ARGS...: run charrnn train ARGS until ERR-FILE has PATTERN (at most 60 s)
+    local err=$1 pat=$2; shift 2
+    "$C" train "$@" 2> "$err" &
+    local pid=$! i=0
+    while [ $i -lt 600 ] && ! grep -q "$pat" "$err" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+}
+until_line "$D/bd3.err" "for the budget" "$D/text.txt" -o "$D/bd3.ckpt" "${TWO[@]}" --time 1h
+expect_grep "^dropout 0\.25 for the budget: [0-9.]+ epochs of [0-9.]+k tokens in 3600 s at ~[0-9]+k tokens/s \(measured\)" \
+    "$D/bd3.err" "a time budget is priced by the model's measured speed"
+
 summary

@@ -685,6 +685,43 @@ START_TEST(auto_config_follows_the_budget) {
 }
 END_TEST
 
+START_TEST(budget_dropout_follows_the_epochs) {
+    /* none up to 3 epochs, 0.1 more per doubling, capped at 0.25 */
+    ck_assert(crn_dropout_for_epochs(0) == 0.0f && crn_dropout_for_epochs(3) == 0.0f);
+    ck_assert(crn_dropout_for_epochs(-1) == 0.0f && crn_dropout_for_epochs(NAN) == 0.0f);
+    ck_assert_float_eq_tol(crn_dropout_for_epochs(6), 0.1f, 1e-6f);
+    ck_assert_float_eq_tol(crn_dropout_for_epochs(12), 0.2f, 1e-6f);
+    ck_assert_float_eq_tol(crn_dropout_for_epochs(1000), 0.25f, 1e-6f);
+    for (double e = 3; e < 40; e *= 1.1) ck_assert(crn_dropout_for_epochs(e) <= crn_dropout_for_epochs(e * 1.1));
+    /* the epochs of a budget: the least of --epochs, --steps and the time at the measured speed */
+    crn_train_opts o;
+    crn_train_opts_default(&o);
+    o.batch = 10, o.seq = 10, o.time_limit = 0, o.max_steps = 1000, o.max_epochs = 0;
+    ck_assert_double_eq_tol(crn_budget_epochs(&o, 10000, 0), 10.0, 1e-9);
+    o.max_epochs = 4;
+    ck_assert_double_eq_tol(crn_budget_epochs(&o, 10000, 0), 4.0, 1e-9);
+    o.max_epochs = 0, o.time_limit = 10;
+    ck_assert_double_eq_tol(crn_budget_epochs(&o, 10000, 5000), 10 * 5000 * 0.9 / 10000, 1e-9); /* time first */
+    ck_assert_double_eq_tol(crn_budget_epochs(&o, 10000, 0), 10.0, 1e-9);                       /* no speed: steps */
+    o.max_steps = 0;
+    ck_assert(crn_budget_epochs(&o, 10000, 0) == 0 && crn_budget_epochs(&o, 0, 5000) == 0);
+    /* applied to a named model: two layers get it, one does not; the line says why */
+    crn_auto_input in = {.chars = 1200000, .vocab = 66, .val_frac = 0.1}; /* 1.08M training tokens */
+    o.time_limit = 600, o.model.layers = 2;
+    char why[256];
+    const float d = crn_budget_dropout(&o, &in, 50000, why, sizeof why); /* 25 epochs */
+    ck_assert_float_eq_tol(d, 0.25f, 1e-6f);
+    ck_assert(o.model.dropout == d);
+    ck_assert_msg(strstr(why, "dropout 0.25 for the budget: 25.0 epochs of 1.1M tokens in 600 s at ~50k tokens/s") == why,
+                  "%s", why);
+    o.model.layers = 1;
+    ck_assert(crn_budget_dropout(&o, &in, 50000, why, sizeof why) == 0.0f && o.model.dropout == 0 && !why[0]);
+    o.model.layers = 2, o.time_limit = 60; /* 2.5 epochs: none */
+    ck_assert(crn_budget_dropout(&o, &in, 50000, why, sizeof why) == 0.0f && !why[0]);
+    crn_train_opts_free(&o);
+}
+END_TEST
+
 START_TEST(auto_probe_measures_what_it_needs) {
     /* a text long enough for small but not medium, and a budget that any
      * speed affords: the probe times large? no (the text is too short),
@@ -949,6 +986,7 @@ int main(void) {
     tcase_add_test(tb, opts_set_quality_options);
     tcase_add_test(tb, preset_params_match_model);
     tcase_add_test(tb, auto_config_follows_the_budget);
+    tcase_add_test(tb, budget_dropout_follows_the_epochs);
     tcase_add_test(tb, auto_probe_measures_what_it_needs);
     tcase_add_test(tb, auto_scan_counts_code_points);
     tcase_add_test(tb, dropout_rows_follow_all_streams);
