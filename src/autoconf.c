@@ -60,9 +60,12 @@ static const preset presets[CRN_PRESET_COUNT] = {
 /* Fewest estimated steps for which the schedule is cosine to zero over the
  * budget (constant below). */
 #define AUTO_DECAY_MIN_STEPS 3000.0
-/* Dropout for the budget: none up to this many epochs, then 0.1 more for
- * each doubling, up to DROPOUT_MAX (crn_dropout_for_epochs). */
+/* Dropout for the budget: none up to this many epochs, then
+ * DROPOUT_PER_DOUBLING more for each doubling, up to DROPOUT_MAX
+ * (crn_dropout_for_epochs; 0.2 at 7.8 epochs, as the automatic choice's
+ * measured 10-minute run had). */
 #define DROPOUT_FROM_EPOCHS 3.0
+#define DROPOUT_PER_DOUBLING 0.15
 #define DROPOUT_MAX 0.25
 /* Least time the speed probe of one model times its steps for. */
 #define PROBE_SECONDS 0.25
@@ -252,11 +255,13 @@ int crn_auto_probe(crn_auto_input *in, int threads, uint32_t layer_norm) {
 /* Dropout against overfitting, from the passes over the text: the
  * equal-time runs of docs/training.md ("Dropout for the budget") overfit
  * without it after about 2.5 (config D), 6 (A) and 14 (B) epochs, while at
- * 1,000 steps (2-2.5 epochs) dropout only slows learning. Smooth in the
+ * 1,000 steps (2-2.5 epochs) dropout only slows learning; a
+ * preset that the automatic choice sizes to the budget overfits after ~6
+ * (Korean, small: docs/training.md). Smooth in the
  * epochs, so a probe's few per cent of noise moves it little. */
 float crn_dropout_for_epochs(double epochs) {
     if (!(epochs > DROPOUT_FROM_EPOCHS)) return 0.0f;
-    const double d = 0.1 * log2(epochs / DROPOUT_FROM_EPOCHS);
+    const double d = DROPOUT_PER_DOUBLING * log2(epochs / DROPOUT_FROM_EPOCHS);
     return (float)(round(100.0 * (d < DROPOUT_MAX ? d : DROPOUT_MAX)) / 100.0);
 }
 

@@ -69,8 +69,8 @@ int crn_auto_scan(const char *path, enum crn_unit unit, crn_auto_input *in);
 int crn_probe_speed(const crn_model_config *cfg, uint32_t B, uint32_t T, int threads, double *cps);
 
 /* Dropout against overfitting for a budget of `epochs` passes over the
- * training text: 0 up to 3, then 0.1 x log2(epochs / 3) up to 0.25 (from
- * 19 epochs on), rounded to 0.01 (docs/training.md, "Dropout for the
+ * training text: 0 up to 3, then 0.15 x log2(epochs / 3) up to 0.25 (from
+ * 9.5 epochs on), rounded to 0.01 (docs/training.md, "Dropout for the
  * budget"). */
 float crn_dropout_for_epochs(double epochs);
 

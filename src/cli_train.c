@@ -59,7 +59,7 @@ static void usage(FILE *f) {
         "      --hidden N            hidden units per layer (default 128)\n"
         "      --embed N             embedding width, 0 = one-hot input (default 0)\n"
         "      --dropout P           dropout between layers, [0, 1) (default: from the epochs the budget\n"
-        "                            covers, timed by a short probe: 0 up to 3, then 0.1 x log2(epochs/3)\n"
+        "                            covers, timed by a short probe: 0 up to 3, then 0.15 x log2(epochs/3)\n"
         "                            up to 0.25; said in one line when not 0)\n"
         "      --layer-norm          layer normalisation in every cell (Ba et al. 2016; the default)\n"
         "      --no-layer-norm       plain cells, without layer normalisation\n"

@@ -332,7 +332,7 @@ check "... the dropout is the rule's for the epochs, and the model has it" pytho
 import json, math, re, sys
 m = re.search(r"^dropout ([0-9.]+) for the budget: ([0-9.]+) epochs", open(sys.argv[1]).read(), re.M)
 d, e = float(m.group(1)), float(m.group(2))
-want = round(100 * min(0.25, 0.1 * math.log2(e / 3))) / 100
+want = round(100 * min(0.25, 0.15 * math.log2(e / 3))) / 100
 info = json.load(open(sys.argv[2]))
 print(d, e, want, info["dropout"])
 sys.exit(0 if e > 3 and abs(d - want) < 1e-9 and abs(info["dropout"] - d) < 1e-6 else 1)' "$D/bd.err" \

@@ -686,11 +686,12 @@ START_TEST(auto_config_follows_the_budget) {
 END_TEST
 
 START_TEST(budget_dropout_follows_the_epochs) {
-    /* none up to 3 epochs, 0.1 more per doubling, capped at 0.25 */
+    /* none up to 3 epochs, 0.15 more per doubling, capped at 0.25 */
     ck_assert(crn_dropout_for_epochs(0) == 0.0f && crn_dropout_for_epochs(3) == 0.0f);
     ck_assert(crn_dropout_for_epochs(-1) == 0.0f && crn_dropout_for_epochs(NAN) == 0.0f);
-    ck_assert_float_eq_tol(crn_dropout_for_epochs(6), 0.1f, 1e-6f);
-    ck_assert_float_eq_tol(crn_dropout_for_epochs(12), 0.2f, 1e-6f);
+    ck_assert_float_eq_tol(crn_dropout_for_epochs(6), 0.15f, 1e-6f);
+    ck_assert_float_eq_tol(crn_dropout_for_epochs(4.5), 0.09f, 1e-6f); /* 0.0877, rounded */
+    ck_assert_float_eq_tol(crn_dropout_for_epochs(12), 0.25f, 1e-6f);
     ck_assert_float_eq_tol(crn_dropout_for_epochs(1000), 0.25f, 1e-6f);
     for (double e = 3; e < 40; e *= 1.1) ck_assert(crn_dropout_for_epochs(e) <= crn_dropout_for_epochs(e * 1.1));
     /* the epochs of a budget: the least of --epochs, --steps and the time at the measured speed */
