@@ -209,20 +209,19 @@ int crn_probe_speed(const crn_model_config *cfg, uint32_t B, uint32_t T, int thr
         x[i] = (uint32_t)crn_rng_below(&rng, V);
         y[i] = (uint32_t)crn_rng_below(&rng, V);
     }
-    /* two warm-up steps (first touches of the buffers), then timed ones
-     * until PROBE_SECONDS have passed (at least two) */
+    /* two warm-up steps (the buffers' first touches), then timed ones until
+     * at least two have run and PROBE_SECONDS have passed */
     double t0 = 0, dt = 0;
     int timed = 0;
-    for (int s = 0; s < 2 + timed + 1; s++) {
+    for (int s = 0;; s++) {
         double loss, norm;
         size_t count;
         if (s == 2) t0 = crn_now();
         if ((rc = crn_train_step_gradient(m, st, x, y, B, T, &rng, 5.0, &loss, &count, &norm)) < 0) goto out;
-        if (s >= 2) {
-            dt = crn_now() - t0;
-            timed = s - 1;
-            if (timed >= 2 && dt >= PROBE_SECONDS) break;
-        }
+        if (s < 2) continue;
+        timed = s - 1;
+        dt = crn_now() - t0;
+        if (timed >= 2 && dt >= PROBE_SECONDS) break;
     }
     *cps = dt > 0 ? (double)timed * B * T / dt : 0;
 out:

@@ -48,10 +48,10 @@ typedef struct crn_auto_input {
 
 /* Measure the training speed of the presets the choice can reach, on this
  * machine with the run's thread count and layer-norm setting: from the
- * largest down, each preset the text is long enough for gets one warm-up and
- * two timed gradient steps (forward, backward, clip) of its model and batch
- * on random ids, into in->cps, until one fits the budget (the rest are not
- * needed). About 2 s at most on 2 cores (large: ~0.3 s a step).
+ * largest down, each preset the text is long enough for is timed by
+ * crn_probe_speed with its model and batch, into in->cps, until one fits
+ * the budget (the rest are not needed). About 3 s at most on 2 cores
+ * (large: ~0.3 s a step).
  * Allocates; call before training. @return 0 or a negative error. */
 int crn_auto_probe(crn_auto_input *in, int threads, uint32_t layer_norm);
 
@@ -63,9 +63,10 @@ int crn_auto_probe(crn_auto_input *in, int threads, uint32_t layer_norm);
 int crn_auto_scan(const char *path, enum crn_unit unit, crn_auto_input *in);
 
 /* Training speed of a model configuration at batch B x window T on this
- * machine with `threads` threads (0: one a core): one warm-up and two timed
- * gradient steps (forward, backward, clip) on random ids, as chars/s into
- * *cps. Allocates. @return 0 or a negative error. */
+ * machine with `threads` threads (0: one a core): two warm-up gradient
+ * steps (forward, backward, clip) on random ids, then timed ones for at
+ * least 0.25 s (and two steps), as chars/s into *cps. Allocates.
+ * @return 0 or a negative error. */
 int crn_probe_speed(const crn_model_config *cfg, uint32_t B, uint32_t T, int threads, double *cps);
 
 /* Dropout against overfitting for a budget of `epochs` passes over the
