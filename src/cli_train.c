@@ -673,7 +673,9 @@ static int setup_fresh(session *S) {
      * a named model's; a corpus that cannot be read gets no dropout for the
      * budget here, and the trainer says what is wrong with it */
     struct stat st;
-    const int named = wants_budget_dropout(&S->a) && !stat(S->opts.corpus_path, &st) && S_ISREG(st.st_mode);
+    const uint32_t layers = S->a.set[O_LAYERS] ? u->model.layers : S->opts.model.layers; /* one: no dropout */
+    const int named = wants_budget_dropout(&S->a) && layers > 1 && !stat(S->opts.corpus_path, &st) &&
+                      S_ISREG(st.st_mode);
     if (named) S->corpus_bytes = (uint64_t)st.st_size;
     if ((wants_auto(&S->a) || (named && S->corpus_bytes < SCAN_NOW_BYTES)) &&
         (rc = crn_auto_scan(S->opts.corpus_path, S->opts.unit, &S->in)) < 0)
