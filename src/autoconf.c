@@ -60,11 +60,12 @@ static const preset presets[CRN_PRESET_COUNT] = {
 /* Fewest estimated steps for which the schedule is cosine to zero over the
  * budget (constant below). */
 #define AUTO_DECAY_MIN_STEPS 3000.0
-/* Dropout for the budget: none up to this many epochs, then
- * DROPOUT_PER_DOUBLING more for each doubling, up to DROPOUT_MAX
- * (crn_dropout_for_epochs; 0.2 at 7.8 epochs, as the automatic choice's
- * measured 10-minute run had). */
+/* Dropout for the budget: none up to this many epochs (the gated cells;
+ * the Elman cell's later, ..._RNN), then DROPOUT_PER_DOUBLING more for each
+ * doubling, up to DROPOUT_MAX (crn_dropout_for_epochs; 0.2 at 7.8 epochs,
+ * as the automatic choice's measured 10-minute run had). */
 #define DROPOUT_FROM_EPOCHS 3.0
+#define DROPOUT_FROM_EPOCHS_RNN 7.0
 #define DROPOUT_PER_DOUBLING 0.15
 #define DROPOUT_MAX 0.25
 /* Least time the speed probe of one model times its steps for. */
@@ -253,14 +254,17 @@ int crn_auto_probe(crn_auto_input *in, int threads, uint32_t layer_norm) {
 
 /* Dropout against overfitting, from the passes over the text: the
  * equal-time runs of docs/training.md ("Dropout for the budget") overfit
- * without it after about 2.5 (config D), 6 (A) and 14 (B) epochs, while at
- * 1,000 steps (2-2.5 epochs) dropout only slows learning; a
- * preset that the automatic choice sizes to the budget overfits after ~6
- * (Korean, small: docs/training.md). Smooth in the
- * epochs, so a probe's few per cent of noise moves it little. */
-float crn_dropout_for_epochs(double epochs) {
-    if (!(epochs > DROPOUT_FROM_EPOCHS)) return 0.0f;
-    const double d = DROPOUT_PER_DOUBLING * log2(epochs / DROPOUT_FROM_EPOCHS);
+ * without it after about 2.5 (config D, GRU), 6 (A, LSTM) and 14 (B, Elman
+ * RNN) epochs, while at 1,000 steps (2-2.5 epochs) dropout only slows
+ * learning; a preset that the automatic choice sizes to the budget overfits
+ * after ~6 (Korean, small: docs/training.md). The Elman cell starts later,
+ * in proportion (3 x 14 / 6): at 120 s (6-8 epochs) B did better without
+ * it. Smooth in the epochs, so a probe's few per cent of noise moves it
+ * little. */
+float crn_dropout_for_epochs(double epochs, enum crn_cell cell) {
+    const double from = cell == CRN_CELL_RNN ? DROPOUT_FROM_EPOCHS_RNN : DROPOUT_FROM_EPOCHS;
+    if (!(epochs > from)) return 0.0f;
+    const double d = DROPOUT_PER_DOUBLING * log2(epochs / from);
     return (float)(round(100.0 * (d < DROPOUT_MAX ? d : DROPOUT_MAX)) / 100.0);
 }
 
@@ -281,7 +285,7 @@ double crn_budget_epochs(const crn_train_opts *o, double train_chars, double cps
 
 float crn_budget_dropout(crn_train_opts *o, const crn_auto_input *in, double cps, char *why, size_t cap) {
     const double train_chars = train_chars_of(in), epochs = crn_budget_epochs(o, train_chars, cps);
-    const float d = o->model.layers > 1 ? crn_dropout_for_epochs(epochs) : 0.0f;
+    const float d = o->model.layers > 1 ? crn_dropout_for_epochs(epochs, o->model.cell) : 0.0f;
     o->model.dropout = d;
     if (cap) why[0] = 0;
     if (d > 0 && cap) {
@@ -310,7 +314,7 @@ enum crn_preset crn_auto_config(crn_train_opts *o, const crn_auto_input *in, cha
     const double P = (double)crn_preset_params(pick, in->vocab, ln);
     const double cps = speed_of(in, pick, ln), tokens = cps * in->seconds * AUTO_TRAIN_SHARE;
     const double epochs = train_chars > 0 ? tokens / train_chars : 0;
-    const float dropout = pick >= CRN_PRESET_SMALL ? crn_dropout_for_epochs(epochs) : 0.0f;
+    const float dropout = pick >= CRN_PRESET_SMALL ? crn_dropout_for_epochs(epochs, o->model.cell) : 0.0f;
     o->model.dropout = dropout;
     /* a short text: fewer streams, then shorter windows, so it holds >= 4 windows */
     while (o->batch > 1 && train_chars < 4.0 * o->batch * o->seq) o->batch /= 2;

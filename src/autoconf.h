@@ -70,10 +70,11 @@ int crn_auto_scan(const char *path, enum crn_unit unit, crn_auto_input *in);
 int crn_probe_speed(const crn_model_config *cfg, uint32_t B, uint32_t T, int threads, double *cps);
 
 /* Dropout against overfitting for a budget of `epochs` passes over the
- * training text: 0 up to 3, then 0.15 x log2(epochs / 3) up to 0.25 (from
- * 9.5 epochs on), rounded to 0.01 (docs/training.md, "Dropout for the
- * budget"). */
-float crn_dropout_for_epochs(double epochs);
+ * training text: 0 up to F, then 0.15 x log2(epochs / F) up to 0.25 (from
+ * 3.2 F epochs on), rounded to 0.01, with F = 3 for the gated cells and 7
+ * for the Elman RNN, which overfits later (docs/training.md, "Dropout for
+ * the budget"). */
+float crn_dropout_for_epochs(double epochs, enum crn_cell cell);
 
 /* Passes over train_chars training tokens that o's budget covers: the least
  * of --epochs, --steps x batch x seq, and the time limit at cps chars/s

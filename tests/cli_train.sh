@@ -351,6 +351,13 @@ expect_no_dropout "... and the model has none" "$D/bd1.ckpt"
 "$C" train "$D/text.txt" -o "$D/bd2.ckpt" --cell gru --layers 1 --hidden 16 --batch 8 --seq 16 --threads 1 \
     --steps 1200 --eval-every 1000 2> "$D/bd2.err"
 expect_no_dropout "one layer gets no dropout (it acts between layers)" "$D/bd2.ckpt"
+# ~5.7 epochs: past the gated cells' 3, short of the Elman RNN's 7
+"$C" train "$D/text.txt" -o "$D/bd4.ckpt" "${TWO[@]}" --steps 800 2> "$D/bd4.err"
+expect_grep "^dropout 0\.1[0-9] for the budget: [5-6]\.[0-9] epochs" "$D/bd4.err" "a GRU's budget of ~6 epochs gets dropout"
+"$C" train "$D/text.txt" -o "$D/bd5.ckpt" "${TWO[@]}" --cell rnn --steps 800 2> "$D/bd5.err"
+if grep -q "for the budget" "$D/bd5.err"; then fail "an Elman RNN's budget of ~6 epochs gets none" "$(cat "$D/bd5.err")"
+else pass "an Elman RNN's budget of ~6 epochs gets none (it overfits later)"; fi
+expect_no_dropout "... and the model has none" "$D/bd5.ckpt"
 until_line() { # ERR-FILE PATTERN ARGS...: run charrnn train ARGS until ERR-FILE has PATTERN (at most 60 s)
     local err=$1 pat=$2; shift 2
     "$C" train "$@" 2> "$err" &

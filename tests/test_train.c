@@ -686,14 +686,26 @@ START_TEST(auto_config_follows_the_budget) {
 END_TEST
 
 START_TEST(budget_dropout_follows_the_epochs) {
-    /* none up to 3 epochs, 0.15 more per doubling, capped at 0.25 */
-    ck_assert(crn_dropout_for_epochs(0) == 0.0f && crn_dropout_for_epochs(3) == 0.0f);
-    ck_assert(crn_dropout_for_epochs(-1) == 0.0f && crn_dropout_for_epochs(NAN) == 0.0f);
-    ck_assert_float_eq_tol(crn_dropout_for_epochs(6), 0.15f, 1e-6f);
-    ck_assert_float_eq_tol(crn_dropout_for_epochs(4.5), 0.09f, 1e-6f); /* 0.0877, rounded */
-    ck_assert_float_eq_tol(crn_dropout_for_epochs(12), 0.25f, 1e-6f);
-    ck_assert_float_eq_tol(crn_dropout_for_epochs(1000), 0.25f, 1e-6f);
-    for (double e = 3; e < 40; e *= 1.1) ck_assert(crn_dropout_for_epochs(e) <= crn_dropout_for_epochs(e * 1.1));
+    /* none up to 3 epochs (LSTM, GRU), 0.15 more per doubling, capped at 0.25 */
+    const enum crn_cell L = CRN_CELL_LSTM, R = CRN_CELL_RNN;
+    ck_assert(crn_dropout_for_epochs(0, L) == 0.0f && crn_dropout_for_epochs(3, L) == 0.0f);
+    ck_assert(crn_dropout_for_epochs(-1, L) == 0.0f && crn_dropout_for_epochs(NAN, L) == 0.0f);
+    ck_assert_float_eq_tol(crn_dropout_for_epochs(6, L), 0.15f, 1e-6f);
+    ck_assert_float_eq_tol(crn_dropout_for_epochs(6, CRN_CELL_GRU), 0.15f, 1e-6f);
+    ck_assert_float_eq_tol(crn_dropout_for_epochs(4.5, L), 0.09f, 1e-6f); /* 0.0877, rounded */
+    ck_assert_float_eq_tol(crn_dropout_for_epochs(12, L), 0.25f, 1e-6f);
+    ck_assert_float_eq_tol(crn_dropout_for_epochs(1000, L), 0.25f, 1e-6f);
+    /* the Elman RNN from 7 epochs: none at 6, 0.15 at 14, the cap from 22.2 */
+    ck_assert(crn_dropout_for_epochs(6, R) == 0.0f && crn_dropout_for_epochs(7, R) == 0.0f);
+    ck_assert(crn_dropout_for_epochs(NAN, R) == 0.0f);
+    ck_assert_float_eq_tol(crn_dropout_for_epochs(14, R), 0.15f, 1e-6f);
+    ck_assert_float_eq_tol(crn_dropout_for_epochs(21, R), 0.24f, 1e-6f); /* 0.2377, rounded */
+    ck_assert_float_eq_tol(crn_dropout_for_epochs(30, R), 0.25f, 1e-6f);
+    for (double e = 3; e < 40; e *= 1.1) {
+        ck_assert(crn_dropout_for_epochs(e, L) <= crn_dropout_for_epochs(e * 1.1, L));
+        ck_assert(crn_dropout_for_epochs(e, R) <= crn_dropout_for_epochs(e * 1.1, R));
+        ck_assert(crn_dropout_for_epochs(e, R) <= crn_dropout_for_epochs(e, L));
+    }
     /* the epochs of a budget: the least of --epochs, --steps and the time at the measured speed */
     crn_train_opts o;
     crn_train_opts_default(&o);
@@ -719,6 +731,10 @@ START_TEST(budget_dropout_follows_the_epochs) {
     ck_assert(crn_budget_dropout(&o, &in, 50000, why, sizeof why) == 0.0f && o.model.dropout == 0 && !why[0]);
     o.model.layers = 2, o.time_limit = 60; /* 2.5 epochs: none */
     ck_assert(crn_budget_dropout(&o, &in, 50000, why, sizeof why) == 0.0f && !why[0]);
+    o.time_limit = 144; /* 6 epochs: the LSTM's 0.15, none for the Elman RNN */
+    ck_assert_float_eq_tol(crn_budget_dropout(&o, &in, 50000, why, sizeof why), 0.15f, 1e-6f);
+    o.model.cell = CRN_CELL_RNN;
+    ck_assert(crn_budget_dropout(&o, &in, 50000, why, sizeof why) == 0.0f && o.model.dropout == 0 && !why[0]);
     crn_train_opts_free(&o);
 }
 END_TEST
