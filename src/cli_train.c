@@ -23,7 +23,8 @@
 #define CMD "train"
 #define DEFAULT_TIME 300.0 /* seconds, when no budget is given */
 /* A named model's corpus below this size is counted before the budget's
- * dropout is chosen; a larger one only if the budget may cover 3 epochs. */
+ * dropout is chosen; a larger one only if the budget may cover enough
+ * epochs for dropout. */
 #define SCAN_NOW_BYTES (64u << 20)
 
 static void usage(FILE *f) {
@@ -59,8 +60,8 @@ static void usage(FILE *f) {
         "      --hidden N            hidden units per layer (default 128)\n"
         "      --embed N             embedding width, 0 = one-hot input (default 0)\n"
         "      --dropout P           dropout between layers, [0, 1) (default: from the epochs the budget\n"
-        "                            covers, timed by a short probe: 0 up to 3, then 0.15 x log2(epochs/3)\n"
-        "                            up to 0.25; said in one line when not 0)\n"
+        "                            covers, timed by a short probe: 0 up to F, then 0.15 x log2(epochs/F)\n"
+        "                            up to 0.25, F = 3 (lstm, gru) or 7 (rnn); said in one line when not 0)\n"
         "      --layer-norm          layer normalisation in every cell (Ba et al. 2016; the default)\n"
         "      --no-layer-norm       plain cells, without layer normalisation\n"
         "      --init S              initialisation: pytorch | xavier | orthogonal (default: pytorch for\n"
@@ -701,8 +702,8 @@ static int choose_auto(session *S) {
 /* Dropout for a named model's budget (wants_budget_dropout): the run's
  * speed probed when the budget is time (rank 0's for every rank: one
  * collective step, whatever each rank's corpus), the corpus counted now if
- * setup_fresh left it (a large one) and the budget may cover 3 epochs or
- * more: fewer need no dropout, and a text holds a token per 4 bytes or more.
+ * setup_fresh left it (a large one) and the most epochs the budget may
+ * cover (a text holds a token per 4 bytes or more) call for dropout.
  * @return -1 ok, else the exit status. */
 static int choose_budget_dropout(session *S) {
     crn_train_opts *o = &S->opts;
@@ -720,7 +721,7 @@ static int choose_budget_dropout(session *S) {
     }
     if (!S->in.chars) {
         const double least = (double)S->corpus_bytes / 4 * (1.0 - S->in.val_frac);
-        if (crn_budget_epochs(o, least, cps) < 3) return -1;
+        if (crn_dropout_for_epochs(crn_budget_epochs(o, least, cps), o->model.cell) == 0) return -1;
         if ((rc = crn_auto_scan(o->corpus_path, o->unit, &S->in)) < 0) return cli_fail(CMD, rc);
     }
     char why[256];
