@@ -249,8 +249,11 @@ static inline void crn_ln_params(crn_ln *ln, const real *P, real *D, size_t gx, 
     ln->db_c = lstm ? D + bc : NULL;
 }
 
-/* Per stream: sums for db_x, dg_x, db_h, dg_h (G*H each), dg_c, db_c (H). */
-#define CRN_LN_ACC(G, H) (4 * (size_t)(G) * (H) + 2 * (size_t)(H))
+/* Per stream: sums for db_x, dg_x, db_h, dg_h (G*H each), dg_c, db_c (H),
+ * then (from CRN_LN_SCRATCH on) a row's scratch of G*H + H (the LSTM's
+ * gate gradients and d loss / d LN(c_t)). */
+#define CRN_LN_SCRATCH(G, H) (4 * (size_t)(G) * (H) + 2 * (size_t)(H))
+#define CRN_LN_ACC(G, H) (CRN_LN_SCRATCH(G, H) + (size_t)(G) * (H) + (size_t)(H))
 
 /* The mean and 1/std from the shifted sums ts, tq of n values k + d
  * (crn_ln_moments). */
@@ -340,26 +343,28 @@ CRN_INLINE void crn_ln_back(real *da, const real *dy, const real *restrict g, co
 }
 
 /* Its backward, one stream at one step:
- *   dx (G*H) in: d loss / d LN(x W_x) part; out: d loss / d (x W_x)
+ *   dx (G*H) in: d loss / d LN(x W_x) part
  *   dy (G*H) d loss / d the recurrent LN output (GRU's d hg); NULL: the same as dx
  *   dr (G*H) out: d loss / d (h_{t-1} @ w_h)
+ *   xo (G*H) out: d loss / d (x W_x); may be dx
  *   acc (CRN_LN_ACC) += this row's share of db_x, dg_x, db_h (only when dy is
  *   given: else it is db_x's, crn_ln_reduce), dg_h.
  * Per gate block one pass for the four LN sums and the gradient sums, one
- * for the two results (the block is in L1 throughout). When dy is NULL, dr
- * may not alias dx (the results loop reads d = dx while it writes dr). */
-CRN_INLINE void crn_ln_row_backward(real *restrict dx, const real *restrict dy, real *restrict dr,
-                                    real *restrict acc, const real *restrict xhat, const real *restrict xrs,
-                                    const real *restrict hhat, const real *restrict hrs, const crn_ln *ln, int G,
-                                    int H) {
+ * for the two results (the block is in L1 throughout). The results pass
+ * writes each element after its last read, so xo may also be xhat and dr
+ * hhat (in place); when dy is NULL, dr may not alias dx (the pass reads
+ * d = dx while it writes dr). */
+CRN_INLINE void crn_ln_row_backward(const real *dx, const real *restrict dy, real *dr, real *xo,
+                                    real *restrict acc, const real *xhat, const real *restrict xrs,
+                                    const real *hhat, const real *restrict hrs, const crn_ln *ln, int G, int H) {
     const int GH = G * H;
     const real *restrict gx = ln->g_x, *restrict gh = ln->g_h;
     for (int k = 0; k < G; k++) {
         const int o = k * H;
-        const real *restrict d = (dy ? dy : dx) + o, *restrict xh = xhat + o, *restrict hh = hhat + o;
+        const real *d = (dy ? dy : dx) + o, *xh = xhat + o, *hh = hhat + o, *dxk = dx + o;
         const real *restrict gxk = gx + o, *restrict ghk = gh + o;
         real *restrict adbx = acc + o, *restrict adgx = acc + GH + o, *restrict adbh = acc + 2 * GH + o;
-        real *restrict adgh = acc + 3 * GH + o, *restrict dxk = dx + o, *restrict drk = dr + o;
+        real *restrict adgh = acc + 3 * GH + o, *drk = dr + o, *xok = xo + o;
         real sums[4];
         if (crn_lnv_wide())
             crn_ln_back_sums_16(sums, adbx, adgx, adbh, adgh, dxk, dy ? d : NULL, xh, hh, gxk, ghk, H);
@@ -367,9 +372,11 @@ CRN_INLINE void crn_ln_row_backward(real *restrict dx, const real *restrict dy, 
             crn_ln_back_sums_8(sums, adbx, adgx, adbh, adgh, dxk, dy ? d : NULL, xh, hh, gxk, ghk, H);
         const real n = (real)H, rx = xrs[k], rh = hrs[k];
         const real s1 = sums[0] / n, s2 = sums[1] / n, s3 = sums[2] / n, s4 = sums[3] / n;
+        CRN_IVDEP
         for (int j = 0; j < H; j++) {
-            drk[j] = rh * (d[j] * ghk[j] - s3 - hh[j] * s4);
-            dxk[j] = rx * (dxk[j] * gxk[j] - s1 - xh[j] * s2);
+            const real a = d[j], b = dxk[j], x = xh[j], y = hh[j];
+            drk[j] = rh * (a * ghk[j] - s3 - y * s4);
+            xok[j] = rx * (b * gxk[j] - s1 - x * s2);
         }
     }
 }
@@ -419,6 +426,7 @@ void CRN_FN(crn_rnn_backward)(real *dgx,        // (T*B, H) out: d loss / d pre-
 void CRN_FN(crn_lstm_forward)(real *hs,         // (T+1, B, H) in: hs[0]; out: hs[1..T]
                               real *cs,         // (T+1, B, H) in: cs[0]; out: cs[1..T]
                               real *gates,      // (T*B, 4H) in: gx incl. b_x; out: i, f, g, o activated
+                                                // (with ln: in x W_x, out normalised; see cell_lstm.c)
                               const real *w_h,  // (H, 4H)
                               const real *b_h,  // (4H)
                               real *wp,         // scratch for packed w_h, or NULL
@@ -431,8 +439,9 @@ void CRN_FN(crn_lstm_backward)(real *dgx,         // (T*B, 4H) out: d loss / d g
                                real *dc,          // (B, H) scratch: the carried d loss / d c
                                const real *hs,    // (T+1, B, H)
                                const real *cs,    // (T+1, B, H)
-                               const real *gates, // (T*B, 4H) activated
+                               const real *gates, // (T*B, 4H) activated; with ln the normalised x W_x
                                const real *w_h,   // (H, 4H)
+                               const real *b_h,   // (4H)
                                real *wp,          // scratch: w_h^T packed
                                const crn_ln *ln,  // layer normalisation (as in forward), or NULL
                                int B, int T, int H);

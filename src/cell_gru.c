@@ -120,7 +120,7 @@ CRN_CLONES static void gru_backward_rows(const struct gru_job *j, int r0, int r1
         const size_t r = (size_t)t * B + r0;
         for (int b = 0; ln && b < n; b++)
             crn_ln_row_backward(dx + (size_t)b * G, dr + (size_t)b * G, ln->dhr + (r + b) * G,
-                                ln->acc + (size_t)(r0 + b) * CRN_LN_ACC(3, H), ln->xhat + (r + b) * G,
+                                dx + (size_t)b * G, ln->acc + (size_t)(r0 + b) * CRN_LN_ACC(3, H), ln->xhat + (r + b) * G,
                                 ln->xrs + (r + b) * 3, ln->hhat + (r + b) * G, ln->hrs + (r + b) * 3, ln, 3, H);
         if (dprev) // dh_{t-1} += dhg_t (n, 3H) @ w_h^T (3H, H) (with ln: d (h_{t-1} @ w_h))
             CRN_FN(crn_gemm_packed)(n, H, G, ln ? ln->dhr + r * G : dr, G, j->wp, 1, dprev, H);

@@ -105,7 +105,7 @@ CRN_CLONES static void rnn_backward_rows(const struct rnn_job *j, int r0, int r1
         const crn_ln *ln = j->ln;
         const size_t r = (size_t)t * B + r0;
         for (int b = 0; ln && b < n; b++)
-            crn_ln_row_backward(dp + (size_t)b * H, NULL, ln->dhr + (r + b) * H,
+            crn_ln_row_backward(dp + (size_t)b * H, NULL, ln->dhr + (r + b) * H, dp + (size_t)b * H,
                                 ln->acc + (size_t)(r0 + b) * CRN_LN_ACC(1, H), ln->xhat + (r + b) * H,
                                 ln->xrs + r + b, ln->hhat + (r + b) * H, ln->hrs + r + b, ln, 1, H);
         if (t > 0) // dh_{t-1} += dpre_t @ w_h^T (with ln: d (h_{t-1} @ w_h))

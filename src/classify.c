@@ -354,7 +354,7 @@ static void carve_ln(const crn_clf *m, crn_ln_saved *c, real *base, size_t *at, 
     const size_t H = (size_t)m->H, G = (size_t)m->G;
     memset(c, 0, sizeof *c);
     if (!m->cfg.base.layer_norm) return;
-    TAKE(c->xhat, rows * G * H);
+    if (G != 4) TAKE(c->xhat, rows * G * H); // (the LSTM normalises x W_x in its gates buffer)
     TAKE(c->xrs, rows * G);
     TAKE(c->hhat, rows * G * H);
     TAKE(c->hrs, rows * G);
@@ -988,7 +988,7 @@ static void dir_backward(crn_clf *m, int l, int d, const real *dout, real *dprev
                                  m->cfg.base.act == CRN_ACT_RELU, B, T, H);
         break;
     case CRN_CELL_LSTM:
-        CRN_FN(crn_lstm_backward)(dgx, G + p->w_h, G + p->b_h, dh, m->dcs, c->hs, c->cs, c->gates, P + p->w_h, m->wp,
+        CRN_FN(crn_lstm_backward)(dgx, G + p->w_h, G + p->b_h, dh, m->dcs, c->hs, c->cs, c->gates, P + p->w_h, P + p->b_h, m->wp,
                                   ln, B, T, H);
         break;
     case CRN_CELL_GRU:

@@ -346,8 +346,9 @@ static const crn_ln *layer_ln(crn_ln *ln, const crn_model *m, const struct arena
     const struct layer_params *p = &m->lp[l];
     const struct layer_cache *c = &ar->lc[l];
     const crn_ln_saved s = {c->xhat, c->xrs, c->hhat, c->hrs, c->chat, c->crs};
-    crn_ln_params(ln, m->params, D, p->ln_gx, p->b_x, p->ln_gh, p->ln_gc, p->ln_bc, m->cfg.cell == CRN_CELL_LSTM, &s,
-                  ar->dhr, ar->lnacc);
+    const int lstm = m->cfg.cell == CRN_CELL_LSTM; // its backward writes d (h_{t-1} @ w_h) over hhat
+    crn_ln_params(ln, m->params, D, p->ln_gx, p->b_x, p->ln_gh, p->ln_gc, p->ln_bc, lstm, &s,
+                  lstm ? c->hhat : ar->dhr, ar->lnacc);
     return ln;
 }
 
@@ -569,7 +570,7 @@ static size_t carve(const crn_model *m, struct arena *ar, real *base, size_t B, 
             TAKE(c->xin, TBH);
         }
         if (m->cfg.layer_norm) {
-            TAKE(c->xhat, TBGH);
+            if (!lstm) TAKE(c->xhat, TBGH); // (the LSTM normalises x W_x in gates)
             TAKE(c->xrs, TB * m->G);
             TAKE(c->hhat, TBGH);
             TAKE(c->hrs, TB * m->G);
@@ -590,7 +591,7 @@ static size_t carve(const crn_model *m, struct arena *ar, real *base, size_t B, 
         if (gru) TAKE(ar->dhg, TBGH);
         if (lstm) TAKE(ar->dc, BH);
         if (E) TAKE(ar->dxe, TB * E);
-        if (m->cfg.layer_norm) TAKE(ar->dhr, TBGH);
+        if (m->cfg.layer_norm && !lstm) TAKE(ar->dhr, TBGH); // (the LSTM's is in place over hhat)
         if (m->cfg.layer_norm) TAKE(ar->lnacc, B * CRN_LN_ACC(m->G, H));
     }
     if (flags & ARENA_BACKWARD) { // training windows: pack w_h per window
@@ -893,6 +894,7 @@ const real *CRN_FN(crn_model_logits)(const crn_model *m) { return m->ar.logits; 
 
 int CRN_FN(crn_model_backward)(crn_model *m) {
     if (!m->fwd_ok) return crn_error_set(CRN_EINVAL, "model backward: no forward with targets to differentiate");
+    m->fwd_ok = 0; // the saved values are consumed (model.h)
     struct arena *ar = &m->ar;
     const int B = (int)m->fwd_B, T = (int)m->fwd_T, TB = T * B;
     const int H = m->H, GH = m->G * m->H, V = m->V, E = m->E;
@@ -910,9 +912,10 @@ int CRN_FN(crn_model_backward)(crn_model *m) {
     for (int l = m->L - 1; l >= 0; l--) {
         const struct layer_cache *c = &ar->lc[l];
         const struct layer_params *p = &m->lp[l];
-        real *dgx = ar->dgx; // (T*B, GH)
         crn_ln lnb;
         const crn_ln *ln = layer_ln(&lnb, m, ar, l, D);
+        // (T*B, GH); the LSTM with layer norm writes it over its saved x side, in place
+        real *dgx = ln && m->cfg.cell == CRN_CELL_LSTM ? c->gates : ar->dgx;
         switch (m->cfg.cell) {
         case CRN_CELL_RNN:
             CRN_FN(crn_rnn_backward)(dgx, D + p->w_h, D + p->b_h, dh, c->hs, P + p->w_h, ar->wp, ln,
@@ -920,7 +923,7 @@ int CRN_FN(crn_model_backward)(crn_model *m) {
             break;
         case CRN_CELL_LSTM:
             CRN_FN(crn_lstm_backward)(dgx, D + p->w_h, D + p->b_h, dh, ar->dc, c->hs, c->cs, c->gates,
-                                      P + p->w_h, ar->wp, ln, B, T, H);
+                                      P + p->w_h, P + p->b_h, ar->wp, ln, B, T, H);
             break;
         case CRN_CELL_GRU:
             CRN_FN(crn_gru_backward)(dgx, ar->dhg, D + p->w_h, D + p->b_h, dh, c->hs, c->gates, c->hg, P + p->w_h,

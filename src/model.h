@@ -171,7 +171,10 @@ void CRN_FN(crn_model_set_dropout_rows)(crn_model *m, uint32_t B_all, uint32_t r
 const real *CRN_FN(crn_model_logits)(const crn_model *m);
 /* Backward through the last forward's window (BPTT, no gradient into the
  * carried-in state: truncated). The loss differentiated is the mean over the
- * counted targets. Gradients are accumulated (+=) into crn_model_grads(). */
+ * counted targets. Gradients are accumulated (+=) into crn_model_grads().
+ * It consumes the forward (the LSTM with layer norm writes its gradients
+ * over the saved values, in place): a second backward needs a new forward,
+ * else CRN_EINVAL. */
 int CRN_FN(crn_model_backward)(crn_model *m);
 void CRN_FN(crn_model_zero_grads)(crn_model *m);
 

@@ -970,7 +970,19 @@ START_TEST(test_ln_kernels_match_reference) {
                 /* backward, from the forward's saved values (xhat, hr = hhat, xrs, hrs) */
                 memcpy(dx, dx0, sizeof(float) * GH);
                 memcpy(acc, acc0, sizeof(float) * 4 * GH);
-                crn_ln_row_backward(dx, gru ? dy : NULL, dr, acc, xhat, xrs, hr, hrs, &ln, G, H);
+                crn_ln_row_backward(dx, gru ? dy : NULL, dr, dx, acc, xhat, xrs, hr, hrs, &ln, G, H);
+                /* in place (the LSTM's form): the results over xhat and hhat, bit for bit the same */
+                float *ip = malloc(sizeof(float) * (size_t)(7 * GH)), *ix = ip, *ih = ix + GH, *id = ih + GH;
+                float *iacc = id + GH;
+                memcpy(ix, xhat, sizeof(float) * GH);
+                memcpy(ih, hr, sizeof(float) * GH);
+                memcpy(id, dx0, sizeof(float) * GH);
+                memcpy(iacc, acc0, sizeof(float) * 4 * GH);
+                crn_ln_row_backward(id, gru ? dy : NULL, ih, ix, iacc, ix, xrs, ih, hrs, &ln, G, H);
+                ck_assert_msg(!memcmp(ix, dx, sizeof(float) * GH) && !memcmp(ih, dr, sizeof(float) * GH) &&
+                                  !memcmp(iacc, acc, sizeof(float) * 4 * GH),
+                              "in-place LN backward differs (G=%d H=%d gru=%d)", G, H, gru);
+                free(ip);
                 for (int k = 0; k < G; k++) {
                     const int o = k * H;
                     const float *d = gru ? dy : dx0;
