@@ -291,6 +291,13 @@ CRN_INLINE void crn_ln_moments(const real *restrict x, int n, real *mean, real *
     else crn_ln_moments_8(x, n, mean, rs);
 }
 
+/* crn_ln_moments of each of the G blocks x + k*n, k < G, the same figures
+ * (interleaved loops: independent accumulator chains). */
+CRN_INLINE void crn_ln_moments_g(const real *restrict x, int G, int n, real *mean, real *rs) {
+    if (crn_lnv_wide()) crn_ln_moments_g_16(x, G, n, mean, rs);
+    else crn_ln_moments_g_8(x, G, n, mean, rs);
+}
+
 /* sum of a * b (n) and of a * b * c */
 CRN_INLINE void crn_ln_sums(const real *restrict a, const real *restrict b, const real *restrict c, int n, real *s1,
                             real *s2) {
@@ -306,13 +313,12 @@ CRN_INLINE void crn_ln_sums(const real *restrict a, const real *restrict b, cons
 CRN_INLINE void crn_ln_row_forward(real *restrict a, real *restrict hr, real *restrict hg, real *restrict xhat,
                                    real *restrict xrs, real *restrict hrs, const crn_ln *ln, int G, int H) {
     const real *restrict gx = ln->g_x, *restrict bx = ln->b_x, *restrict gh = ln->g_h;
+    real mxs[4], mhs[4]; // G <= 4
+    crn_ln_moments_g(a, G, H, mxs, xrs);
+    crn_ln_moments_g(hr, G, H, mhs, hrs);
     for (int k = 0; k < G; k++) {
         const int o = k * H;
-        real mx, mh, rx, rh;
-        crn_ln_moments(a + o, H, &mx, &rx);
-        crn_ln_moments(hr + o, H, &mh, &rh);
-        xrs[k] = rx;
-        hrs[k] = rh;
+        const real mx = mxs[k], mh = mhs[k], rx = xrs[k], rh = hrs[k];
         if (hg)
             for (int j = o; j < o + H; j++) {
                 real xh = (a[j] - mx) * rx, hh = (hr[j] - mh) * rh;

@@ -67,6 +67,42 @@ CRN_INLINE void CRN_LNV(crn_ln_moments)(const real *restrict x, int n, real *mea
     crn_ln_finish(ts, tq, k, n, mean, rs);
 }
 
+/* crn_ln_moments_g (cell.h): the blocks' loops interleaved, BG blocks at a
+ * time (their accumulators fill half the vector registers), each block's
+ * sums in crn_ln_moments' order. */
+#define CRN_LNV_BG (CRN_LNV_W == 16 ? 4 : 2)
+CRN_INLINE void CRN_LNV(crn_ln_moments_g)(const real *restrict x, int G, int n, real *mean, real *rs) {
+    for (int b0 = 0; b0 < G; b0 += CRN_LNV_BG) {
+        const int nb = G - b0 < CRN_LNV_BG ? G - b0 : CRN_LNV_BG;
+        const real *restrict xb = x + (size_t)b0 * n;
+        real k[CRN_LNV_BG];
+        CRN_LNV_T s[CRN_LNV_BG][CRN_LNV_NV] = {{{0}}}, q[CRN_LNV_BG][CRN_LNV_NV] = {{{0}}};
+        for (int b = 0; b < nb; b++) k[b] = xb[(size_t)b * n];
+        int j = 0;
+        for (; j + 16 <= n; j += 16)
+            for (int b = 0; b < nb; b++)
+                for (int h = 0; h < CRN_LNV_NV; h++) {
+                    CRN_LNV_T d;
+                    CRN_LNV_LD(d, xb + (size_t)b * n + j + CRN_LNV_W * h);
+                    d -= k[b];
+                    s[b][h] += d;
+                    q[b][h] += d * d;
+                }
+        for (int b = 0; b < nb; b++) {
+            real ts = 0, tq = 0;
+            for (int i = j; i < n; i++) {
+                real d = xb[(size_t)b * n + i] - k[b];
+                ts += d;
+                tq += d * d;
+            }
+            ts += CRN_LNV(crn_lnv_sum)(s[b]);
+            tq += CRN_LNV(crn_lnv_sum)(q[b]);
+            crn_ln_finish(ts, tq, k[b], n, &mean[b0 + b], &rs[b0 + b]);
+        }
+    }
+}
+#undef CRN_LNV_BG
+
 /* crn_ln_sums (cell.h): sum of a * b (n) and of a * b * c */
 CRN_INLINE void CRN_LNV(crn_ln_sums)(const real *restrict a, const real *restrict b, const real *restrict c, int n,
                                      real *s1, real *s2) {

@@ -76,10 +76,8 @@ CRN_INLINE void lstm_ln_row_forward(real *restrict g,         // (4H) in: x W_x;
     const real *restrict gx = ln->g_x, *restrict bx = ln->b_x, *restrict gh = ln->g_h;
     const real *restrict gc = ln->g_c, *restrict bc = ln->b_c;
     real mx[4], mh[4];
-    for (int k = 0; k < 4; k++) {
-        crn_ln_moments(g + k * H, H, &mx[k], &xrs[k]);
-        crn_ln_moments(hr + k * H, H, &mh[k], &hrs[k]);
-    }
+    crn_ln_moments_g(g, 4, H, mx, xrs);
+    crn_ln_moments_g(hr, 4, H, mh, hrs);
     const real m0 = mx[0], m1 = mx[1], m2 = mx[2], m3 = mx[3], n0 = mh[0], n1 = mh[1], n2 = mh[2], n3 = mh[3];
     const real r0 = xrs[0], r1 = xrs[1], r2 = xrs[2], r3 = xrs[3], q0 = hrs[0], q1 = hrs[1], q2 = hrs[2], q3 = hrs[3];
     /* gate k's pre-activation: LN(x W_x) + LN(h W_h) + b_h, the normalised values saved in place */
