@@ -1038,6 +1038,20 @@ START_TEST(test_ln_widths_agree) {
                       "moments H=%d: %.9g %.9g against %.9g %.9g", H, m8, r8, m16, r16);
         ck_assert_msg(memcmp(&a8, &a16, sizeof a8) == 0 && memcmp(&b8, &b16, sizeof b8) == 0,
                       "sums H=%d: %.9g %.9g against %.9g %.9g", H, a8, b8, a16, b16);
+        /* G blocks at once (x .. gh as blocks): both widths, and each block as crn_ln_moments has it */
+        for (int G = 1; G <= 4; G++) {
+            float gm8[4], gr8[4], gm16[4], gr16[4];
+            crn_ln_moments_g_8(x, G, H, gm8, gr8);
+            crn_ln_moments_g_16(x, G, H, gm16, gr16);
+            for (int k = 0; k < G; k++) {
+                float m1, r1;
+                crn_ln_moments_16(x + (size_t)k * H, H, &m1, &r1);
+                ck_assert_msg(!memcmp(&gm8[k], &m1, sizeof m1) && !memcmp(&gr8[k], &r1, sizeof r1) &&
+                                  !memcmp(&gm16[k], &m1, sizeof m1) && !memcmp(&gr16[k], &r1, sizeof r1),
+                              "moments of %d blocks, block %d, H=%d: %.9g %.9g / %.9g %.9g against %.9g %.9g", G, k,
+                              H, gm8[k], gr8[k], gm16[k], gr16[k], m1, r1);
+            }
+        }
         for (int withdy = 0; withdy <= 1; withdy++) {
             for (int j = 0; j < 4 * H; j++) acc8[j] = acc16[j] = (float)crn_rng_uniform(&rng);
             float s8[4], s16[4];
