@@ -368,5 +368,16 @@ until_line() { # ERR-FILE PATTERN ARGS...: run charrnn train ARGS until ERR-FILE
 until_line "$D/bd3.err" "for the budget" "$D/text.txt" -o "$D/bd3.ckpt" "${TWO[@]}" --time 1h
 expect_grep "^dropout 0\.25 for the budget: [0-9.]+ epochs of [0-9.]+k tokens in 3600 s at ~[0-9]+k tokens/s \(measured\)" \
     "$D/bd3.err" "a time budget is priced by the model's measured speed"
+# a corpus of 64 MB or more is counted only when the most epochs its budget may
+# cover call for dropout (a text holds a token per 4 bytes or more)
+{ yes "the quick brown fox jumps over the lazy dog, again and again." || true; } | head -c 70000000 > "$D/big.txt"
+until_line "$D/bd6.err" "for the budget" "$D/big.txt" -o "$D/bd6.ckpt" "${TWO[@]}" --epochs 6
+expect_grep "^dropout 0\.15 for the budget: 6\.0 epochs of 63\.0M tokens; --dropout 0 turns it off$" "$D/bd6.err" \
+    "a large corpus whose budget calls for dropout is counted (63.0M tokens: its 90 % for training)"
+"$C" train "$D/big.txt" -o "$D/bd7.ckpt" "${TWO[@]}" --epochs 2 --steps 2 --val-frac 0.001 2> "$D/bd7.err"
+if grep -q "for the budget" "$D/bd7.err"; then fail "a large corpus with a budget under 3 epochs gets no dropout" "$(cat "$D/bd7.err")"
+else pass "a large corpus with a budget under 3 epochs gets no dropout"; fi
+expect_no_dropout "... and the model has none" "$D/bd7.ckpt"
+rm -f "$D/big.txt" "$D"/bd7.ckpt*
 
 summary
