@@ -57,7 +57,7 @@ static inline void lstm_row_backward(real *restrict dg,        // (4H) out: d pr
 
 /* The same with layer normalisation (cell.h): g holds x W_x, hr the
  * recurrent product; both are normalised in place, in the gates' pass (the
- * statistics first, crn_ln_moments); h_t = o * tanh(LN(c_t)). The gate
+ * statistics first, crn_ln_moments_g); h_t = o * tanh(LN(c_t)). The gate
  * activations are not saved: backward recomputes them from the two
  * normalised projections (one (T*B, 4H) buffer fewer to write and read back;
  * the saved window of config A is several times the L2 cache). o waits in
