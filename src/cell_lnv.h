@@ -43,33 +43,11 @@ CRN_INLINE real CRN_LNV(crn_lnv_sum)(const CRN_LNV_T *a) {
     return v[0] + v[1];
 }
 
-/* crn_ln_moments (cell.h): the shifted sums of x - k and (x - k)^2 */
-CRN_INLINE void CRN_LNV(crn_ln_moments)(const real *restrict x, int n, real *mean, real *rs) {
-    const real k = x[0];
-    CRN_LNV_T s[CRN_LNV_NV] = {{0}}, q[CRN_LNV_NV] = {{0}};
-    int j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (int h = 0; h < CRN_LNV_NV; h++) {
-            CRN_LNV_T d;
-            CRN_LNV_LD(d, x + j + CRN_LNV_W * h);
-            d -= k;
-            s[h] += d;
-            q[h] += d * d;
-        }
-    real ts = 0, tq = 0;
-    for (; j < n; j++) {
-        real d = x[j] - k;
-        ts += d;
-        tq += d * d;
-    }
-    ts += CRN_LNV(crn_lnv_sum)(s);
-    tq += CRN_LNV(crn_lnv_sum)(q);
-    crn_ln_finish(ts, tq, k, n, mean, rs);
-}
-
 /* crn_ln_moments_g (cell.h): the blocks' loops interleaved, BG blocks at a
- * time (their accumulators fill half the vector registers), each block's
- * sums in crn_ln_moments' order. */
+ * time (their accumulators fill half the vector registers); each block is
+ * summed alone (lane i adds its elements 16m + i, the tail adds in order,
+ * then the lanes in crn_lnv_sum's tree), so G blocks give the figures of G
+ * one-block calls. */
 #define CRN_LNV_BG (CRN_LNV_W == 16 ? 4 : 2)
 CRN_INLINE void CRN_LNV(crn_ln_moments_g)(const real *restrict x, int G, int n, real *mean, real *rs) {
     for (int b0 = 0; b0 < G; b0 += CRN_LNV_BG) {
@@ -102,6 +80,12 @@ CRN_INLINE void CRN_LNV(crn_ln_moments_g)(const real *restrict x, int G, int n, 
     }
 }
 #undef CRN_LNV_BG
+
+/* crn_ln_moments (cell.h): the shifted sums of x - k and (x - k)^2, as one
+ * block of crn_ln_moments_g */
+CRN_INLINE void CRN_LNV(crn_ln_moments)(const real *restrict x, int n, real *mean, real *rs) {
+    CRN_LNV(crn_ln_moments_g)(x, 1, n, mean, rs);
+}
 
 /* crn_ln_sums (cell.h): sum of a * b (n) and of a * b * c */
 CRN_INLINE void CRN_LNV(crn_ln_sums)(const real *restrict a, const real *restrict b, const real *restrict c, int n,

@@ -988,8 +988,8 @@ static void dir_backward(crn_clf *m, int l, int d, const real *dout, real *dprev
                                  m->cfg.base.act == CRN_ACT_RELU, B, T, H);
         break;
     case CRN_CELL_LSTM:
-        CRN_FN(crn_lstm_backward)(dgx, G + p->w_h, G + p->b_h, dh, m->dcs, c->hs, c->cs, c->gates, P + p->w_h, P + p->b_h, m->wp,
-                                  ln, B, T, H);
+        CRN_FN(crn_lstm_backward)(dgx, G + p->w_h, G + p->b_h, dh, m->dcs, c->hs, c->cs, c->gates, P + p->w_h,
+                                  P + p->b_h, m->wp, ln, B, T, H);
         break;
     case CRN_CELL_GRU:
         CRN_FN(crn_gru_backward)(dgx, m->dhg, G + p->w_h, G + p->b_h, dh, c->hs, c->gates, c->hg, P + p->w_h, m->wp,
